@@ -1,0 +1,43 @@
+# rnn-course: `make test` and `make demo` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# nbgrader runs `alembic` (and jupyter) by name: the venv's bin/ goes first on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export MPLBACKEND := Agg
+# One BLAS thread per process: grading runs many kernels side by side.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: test demo bench release lint setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml tools/install-system-deps.sh
+	@bash tools/install-system-deps.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e ".[test,dev]"
+	@$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (rnn-course)" >/dev/null
+	@touch $(STAMP)
+	@echo "set-up done: $(VENV) ready"
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+demo: $(STAMP)
+	$(PY) -m autograder demo
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+release: $(STAMP)
+	$(PY) -m autograder release
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rnn_course autograder tests bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache submitted autograded feedback gradebook.db grades.csv

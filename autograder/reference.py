@@ -1,0 +1,419 @@
+"""Reference solutions: the contract shared by hidden tests, experiments and benchmarks.
+
+Grader-side only: this module is never installed for students and never
+imported inside a student's kernel.
+
+Dimension letters
+-----------------
+N  batch size            T  sequence length (time steps)
+D  input dimension       H  hidden dimension
+
+Conventions: row-major, batch first, float64.  ``x`` (N, T, D), ``h0`` (N, H),
+``Wx`` (D, H), ``Wh`` (H, H), ``b`` (H,).  The LSTM stacks its four gates along
+the last axis in the order **i, f, o, g**: ``Wx`` (D, 4H), ``Wh`` (H, 4H),
+``b`` (4H,); its initial cell state is zero.
+
+How the layer functions are organised (why they are fast):
+
+* the input projection ``x @ Wx + b`` of every time step is one matrix
+  product over all N*T rows, done before the recurrence;
+* only the recurrence itself (``h_{t-1} @ Wh`` and the nonlinearity) runs once
+  per step, on contiguous time-major buffers, writing into preallocated arrays;
+* the weight gradients are one matrix product each over all steps, after the
+  backward recurrence has produced every step's pre-activation gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "sigmoid",
+    "rnn_step_forward",
+    "rnn_step_backward",
+    "rnn_forward",
+    "rnn_backward",
+    "clip_by_value",
+    "clip_by_global_norm",
+    "lstm_gates",
+    "lstm_step_forward",
+    "lstm_step_backward",
+    "lstm_forward",
+    "lstm_backward",
+]
+
+
+# --------------------------------------------------------------------------- #
+# Nonlinearities
+# --------------------------------------------------------------------------- #
+def sigmoid(a, out=None):
+    """Numerically stable logistic sigmoid, elementwise.
+
+    Uses ``e = exp(-|a|)`` so that no exponential overflows: for a >= 0 the
+    result is ``1 / (1 + e)``, for a < 0 it is ``e / (1 + e)``.  Accurate to a
+    relative 1e-16 everywhere and warning-free for |a| > 700.
+
+    Inputs:
+    - a: array of any shape.
+    - out: optional array of the same shape to write into (may be ``a``).
+
+    Returns:
+    - array of the same shape as ``a``, values in [0, 1].
+    """
+    a = np.asarray(a, dtype=np.float64)
+    e = np.exp(-np.abs(a))
+    pos = a >= 0
+    if out is None:
+        out = np.empty_like(a)
+    np.divide(1.0, 1.0 + e, out=out)
+    # for negative entries sigmoid(a) = e / (1 + e) = e * sigmoid(|a|)
+    np.multiply(out, e, out=out, where=~pos)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Vanilla RNN
+# --------------------------------------------------------------------------- #
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    """One time step of a vanilla (tanh) RNN.
+
+    ``next_h = tanh(x @ Wx + prev_h @ Wh + b)``
+
+    Inputs:
+    - x: input at this step, of shape (N, D)
+    - prev_h: hidden state of the previous step, of shape (N, H)
+    - Wx: input-to-hidden weights, of shape (D, H)
+    - Wh: hidden-to-hidden weights, of shape (H, H)
+    - b: bias, of shape (H,)
+
+    Returns a tuple of:
+    - next_h: next hidden state, of shape (N, H)
+    - cache: tuple ``(x, prev_h, Wx, Wh, next_h)`` for the backward pass
+    """
+    next_h = x @ Wx
+    next_h += prev_h @ Wh
+    next_h += b
+    np.tanh(next_h, out=next_h)
+    return next_h, (x, prev_h, Wx, Wh, next_h)
+
+
+def rnn_step_backward(dnext_h, cache):
+    """Backward pass of one vanilla RNN step.
+
+    Inputs:
+    - dnext_h: gradient of the loss with respect to next_h, of shape (N, H)
+    - cache: the cache returned by ``rnn_step_forward``
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, of shape (N, D)
+    - dprev_h: gradient with respect to prev_h, of shape (N, H)
+    - dWx: gradient with respect to Wx, of shape (D, H)
+    - dWh: gradient with respect to Wh, of shape (H, H)
+    - db: gradient with respect to b, of shape (H,)
+    """
+    x, prev_h, Wx, Wh, next_h = cache
+    da = dnext_h * (1.0 - next_h * next_h)  # tanh'(a) = 1 - tanh(a)^2
+    return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+def rnn_forward(x, h0, Wx, Wh, b):
+    """Vanilla RNN over a whole sequence.
+
+    Inputs:
+    - x: input sequence, of shape (N, T, D)
+    - h0: initial hidden state, of shape (N, H)
+    - Wx: input-to-hidden weights, of shape (D, H)
+    - Wh: hidden-to-hidden weights, of shape (H, H)
+    - b: bias, of shape (H,)
+
+    Returns a tuple of:
+    - h: hidden states of every step, of shape (N, T, H)
+    - cache: values needed by ``rnn_backward``
+    """
+    N, T, D = x.shape
+    H = h0.shape[1]
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, N, D)
+    hs = np.empty((T + 1, N, H))  # hs[0] = h0, hs[t + 1] = h at step t
+    hs[0] = h0
+    # the input projection of all steps: one (T*N, D) x (D, H) product
+    np.matmul(xt.reshape(T * N, D), Wx, out=hs[1:].reshape(T * N, H))
+    hs[1:] += b
+    for t in range(T):
+        a = hs[t + 1]
+        a += hs[t] @ Wh
+        np.tanh(a, out=a)
+    h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
+    return h, (xt, hs, Wx, Wh)
+
+
+def rnn_backward(dh, cache, truncate=None):
+    """Backpropagation through time for a vanilla RNN.
+
+    ``dh[:, t]`` is the gradient of the loss with respect to the hidden state
+    of step t coming from above (the loss at step t); the gradient carried back
+    from step t + 1 through the recurrence is added to it here.
+
+    With ``truncate=k`` the gradient of the loss at step t flows back through
+    at most k recurrent steps (cells t, t-1, ..., t-k+1): in
+    ``dE_t/dW = sum_s dE_t/dh_t * dh_t/dh_s * d+h_s/dW`` only the last k terms
+    are kept.  ``truncate=None`` (or k >= T) is full BPTT.
+
+    Inputs:
+    - dh: upstream gradients of all hidden states, of shape (N, T, H)
+    - cache: the cache returned by ``rnn_forward``
+    - truncate: None or a positive int k
+
+    Returns a tuple of:
+    - dx: gradient of the inputs, of shape (N, T, D)
+    - dh0: gradient of the initial hidden state, of shape (N, H)
+    - dWx: gradient of the input-to-hidden weights, of shape (D, H)
+    - dWh: gradient of the hidden-to-hidden weights, of shape (H, H)
+    - db: gradient of the bias, of shape (H,)
+    """
+    xt, hs, Wx, Wh = cache
+    T, N, D = xt.shape
+    H = hs.shape[2]
+    if truncate is not None:
+        if isinstance(truncate, bool) or int(truncate) != truncate or truncate < 1:
+            raise ValueError(f"truncate must be None or a positive int, got {truncate!r}")
+        truncate = int(truncate)
+    dht = dh.transpose(1, 0, 2)  # time-major view (T, N, H)
+    da = np.empty((T, N, H))  # gradient of each step's pre-activation
+    WhT = Wh.T
+    if truncate is None or truncate >= T:
+        carry = np.zeros((N, H))  # gradient reaching h_t from steps > t
+        for t in range(T - 1, -1, -1):
+            h = hs[t + 1]
+            g = da[t]
+            np.add(dht[t], carry, out=g)
+            g *= 1.0 - h * h
+            carry = g @ WhT
+        dh0 = carry
+    else:
+        # carry[j]: gradient that the loss at step t + j sends to h_t after
+        # passing through j cells; it may still pass through k - j cells.
+        k = truncate
+        carry = np.zeros((k, N, H))
+        for t in range(T - 1, -1, -1):
+            carry[0] = dht[t]
+            h = hs[t + 1]
+            carry *= 1.0 - h * h  # now per-origin pre-activation gradients
+            np.sum(carry, axis=0, out=da[t])
+            if t > 0:
+                # ages 0..k-2 go on to step t-1; age k-1 has used its k cells
+                carry[1:] = (carry[:-1].reshape((k - 1) * N, H) @ WhT).reshape(k - 1, N, H)
+        dh0 = da[0] @ WhT  # every term that reached cell 0 may reach h0
+    da2 = da.reshape(T * N, H)
+    dx = (da2 @ Wx.T).reshape(T, N, D).transpose(1, 0, 2)
+    dWx = xt.reshape(T * N, D).T @ da2
+    dWh = hs[:-1].reshape(T * N, H).T @ da2
+    db = da2.sum(axis=0)
+    return np.ascontiguousarray(dx), dh0, dWx, dWh, db
+
+
+# --------------------------------------------------------------------------- #
+# Gradient clipping
+# --------------------------------------------------------------------------- #
+def clip_by_value(grads, clip_value):
+    """Clip every entry of every gradient to [-clip_value, clip_value].
+
+    Inputs:
+    - grads: dict name -> ndarray (any shapes)
+    - clip_value: positive float
+
+    Returns:
+    - a new dict with the same keys and clipped copies; ``grads`` is untouched.
+    """
+    if not clip_value > 0:
+        raise ValueError(f"clip_value must be positive, got {clip_value!r}")
+    return {k: np.clip(v, -clip_value, clip_value) for k, v in grads.items()}
+
+
+def clip_by_global_norm(grads, max_norm):
+    """Rescale all gradients together so that their global L2 norm is at most max_norm.
+
+    The global norm is the square root of the sum of squares of every entry of
+    every array.  When it exceeds ``max_norm`` every array is multiplied by
+    ``max_norm / total_norm`` (direction preserved); otherwise copies are
+    returned unchanged.
+
+    Inputs:
+    - grads: dict name -> ndarray (any shapes)
+    - max_norm: positive float
+
+    Returns a tuple of:
+    - clipped: a new dict with the same keys; ``grads`` is untouched
+    - total_norm: the global norm before clipping (float)
+    """
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm!r}")
+    total_norm = float(np.sqrt(sum(float(np.vdot(v, v)) for v in grads.values())))
+    scale = max_norm / total_norm if total_norm > max_norm else 1.0
+    return {k: v * scale for k, v in grads.items()}, total_norm
+
+
+# --------------------------------------------------------------------------- #
+# LSTM
+# --------------------------------------------------------------------------- #
+def lstm_gates(a):
+    """Split LSTM pre-activations into gate activations, order i, f, o, g.
+
+    Inputs:
+    - a: pre-activations, of shape (N, 4H)
+
+    Returns a tuple of:
+    - i: input gate sigmoid(a[:, 0:H]), of shape (N, H)
+    - f: forget gate sigmoid(a[:, H:2H]), of shape (N, H)
+    - o: output gate sigmoid(a[:, 2H:3H]), of shape (N, H)
+    - g: candidate tanh(a[:, 3H:4H]), of shape (N, H)
+    """
+    H = a.shape[1] // 4
+    s = sigmoid(a[:, : 3 * H])
+    return s[:, :H], s[:, H : 2 * H], s[:, 2 * H :], np.tanh(a[:, 3 * H :])
+
+
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    """One time step of an LSTM.
+
+    ``a = x @ Wx + prev_h @ Wh + b``; ``i, f, o, g = lstm_gates(a)``;
+    ``next_c = f * prev_c + i * g``; ``next_h = o * tanh(next_c)``.
+
+    Inputs:
+    - x: input at this step, of shape (N, D)
+    - prev_h: previous hidden state, of shape (N, H)
+    - prev_c: previous cell state, of shape (N, H)
+    - Wx: input-to-hidden weights, of shape (D, 4H)
+    - Wh: hidden-to-hidden weights, of shape (H, 4H)
+    - b: biases, of shape (4H,)
+
+    Returns a tuple of:
+    - next_h: next hidden state, of shape (N, H)
+    - next_c: next cell state, of shape (N, H)
+    - cache: values needed by ``lstm_step_backward``
+    """
+    a = x @ Wx
+    a += prev_h @ Wh
+    a += b
+    i, f, o, g = lstm_gates(a)
+    next_c = f * prev_c + i * g
+    tc = np.tanh(next_c)
+    next_h = o * tc
+    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tc)
+
+
+def _lstm_cell_backward(dnext_h, dc, prev_c, i, f, o, g, tc, da):
+    """Gradient of one LSTM cell's pre-activations, written into ``da`` (N, 4H).
+
+    ``dc`` is the gradient arriving at the cell state from the next step; the
+    returned value is the gradient passed on to the previous cell state.
+    """
+    H = i.shape[1]
+    dc = dc + dnext_h * o * (1.0 - tc * tc)
+    np.multiply(dc * g, i * (1.0 - i), out=da[:, :H])  # input gate
+    np.multiply(dc * prev_c, f * (1.0 - f), out=da[:, H : 2 * H])  # forget gate
+    np.multiply(dnext_h * tc, o * (1.0 - o), out=da[:, 2 * H : 3 * H])  # output gate
+    np.multiply(dc * i, 1.0 - g * g, out=da[:, 3 * H :])  # candidate
+    return dc * f
+
+
+def lstm_step_backward(dnext_h, dnext_c, cache):
+    """Backward pass of one LSTM step.
+
+    Inputs:
+    - dnext_h: gradient with respect to next_h, of shape (N, H)
+    - dnext_c: gradient with respect to next_c, of shape (N, H)
+    - cache: the cache returned by ``lstm_step_forward``
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, of shape (N, D)
+    - dprev_h: gradient with respect to prev_h, of shape (N, H)
+    - dprev_c: gradient with respect to prev_c, of shape (N, H)
+    - dWx: gradient with respect to Wx, of shape (D, 4H)
+    - dWh: gradient with respect to Wh, of shape (H, 4H)
+    - db: gradient with respect to b, of shape (4H,)
+    """
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tc = cache
+    da = np.empty((x.shape[0], 4 * i.shape[1]))
+    dprev_c = _lstm_cell_backward(dnext_h, dnext_c, prev_c, i, f, o, g, tc, da)
+    return da @ Wx.T, da @ Wh.T, dprev_c, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+def lstm_forward(x, h0, Wx, Wh, b):
+    """LSTM over a whole sequence; the initial cell state is zero.
+
+    Inputs:
+    - x: input sequence, of shape (N, T, D)
+    - h0: initial hidden state, of shape (N, H)
+    - Wx: input-to-hidden weights, of shape (D, 4H)
+    - Wh: hidden-to-hidden weights, of shape (H, 4H)
+    - b: biases, of shape (4H,)
+
+    Returns a tuple of:
+    - h: hidden states of every step, of shape (N, T, H)
+    - cache: values needed by ``lstm_backward``
+    """
+    N, T, D = x.shape
+    H = h0.shape[1]
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, N, D)
+    # gates[t] holds step t's pre-activations, then (in place) its activations
+    gates = (xt.reshape(T * N, D) @ Wx).reshape(T, N, 4 * H)
+    gates += b
+    hs = np.empty((T + 1, N, H))
+    cs = np.empty((T + 1, N, H))
+    tcs = np.empty((T, N, H))
+    hs[0] = h0
+    cs[0] = 0.0
+    for t in range(T):
+        a = gates[t]
+        a += hs[t] @ Wh
+        sigmoid(a[:, : 3 * H], out=a[:, : 3 * H])
+        np.tanh(a[:, 3 * H :], out=a[:, 3 * H :])
+        i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        c = cs[t + 1]
+        np.multiply(f, cs[t], out=c)
+        c += i * g
+        np.tanh(c, out=tcs[t])
+        np.multiply(o, tcs[t], out=hs[t + 1])
+    h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
+    return h, (xt, hs, cs, tcs, gates, Wx, Wh)
+
+
+def lstm_backward(dh, cache):
+    """Backpropagation through time for an LSTM.
+
+    ``dh[:, t]`` is the upstream gradient of the hidden state at step t; the
+    gradients carried back through h and through the cell state c are added.
+
+    Inputs:
+    - dh: upstream gradients of all hidden states, of shape (N, T, H)
+    - cache: the cache returned by ``lstm_forward``
+
+    Returns a tuple of:
+    - dx: gradient of the inputs, of shape (N, T, D)
+    - dh0: gradient of the initial hidden state, of shape (N, H)
+    - dWx: gradient of the input-to-hidden weights, of shape (D, 4H)
+    - dWh: gradient of the hidden-to-hidden weights, of shape (H, 4H)
+    - db: gradient of the biases, of shape (4H,)
+    """
+    xt, hs, cs, tcs, gates, Wx, Wh = cache
+    T, N, D = xt.shape
+    H = hs.shape[2]
+    dht = dh.transpose(1, 0, 2)
+    da = np.empty((T, N, 4 * H))
+    WhT = Wh.T
+    dnext_h = np.zeros((N, H))
+    dc = np.zeros((N, H))
+    for t in range(T - 1, -1, -1):
+        a = gates[t]
+        dhtot = dht[t] + dnext_h
+        dc = _lstm_cell_backward(
+            dhtot, dc, cs[t], a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :],
+            tcs[t], da[t],
+        )
+        dnext_h = da[t] @ WhT
+    da2 = da.reshape(T * N, 4 * H)
+    dx = (da2 @ Wx.T).reshape(T, N, D).transpose(1, 0, 2)
+    dWx = xt.reshape(T * N, D).T @ da2
+    dWh = hs[:-1].reshape(T * N, H).T @ da2
+    db = da2.sum(axis=0)
+    return np.ascontiguousarray(dx), dnext_h, dWx, dWh, db

@@ -1,0 +1,33 @@
+"""nbgrader configuration of the rnn-course course directory (the repository root).
+
+Every `nbgrader ...` and `python -m autograder ...` command run from here reads
+this file.  Environment variables let a grading service move the gradebook and
+the exchange without editing it (see README, "Grading service").
+"""
+import os
+
+c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
+
+_here = os.path.dirname(os.path.abspath(__file__))
+
+# --- course -----------------------------------------------------------------
+c.CourseDirectory.course_id = os.environ.get("RNN_COURSE_ID", "rnn-course")
+c.CourseDirectory.root = os.environ.get("RNN_COURSE_ROOT", _here)
+# The four assignments, in course order (read by `python -m autograder`).
+c.RnnCourse.assignments = ["rnn_cell", "bptt", "clipping", "lstm"]
+
+# Gradebook: SQLite next to the course by default; a shared service sets
+# RNN_COURSE_DB_URL=postgresql://... (any SQLAlchemy URL nbgrader supports).
+c.CourseDirectory.db_url = os.environ.get(
+    "RNN_COURSE_DB_URL", "sqlite:///" + os.path.join(_here, "gradebook.db")
+)
+
+# --- execution --------------------------------------------------------------
+# Seconds a single cell may run before it is interrupted (instructor notebooks
+# run in well under 30 s in total).
+c.ExecutePreprocessor.timeout = 60
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# --- exchange (JupyterHub) ----------------------------------------------------
+# The folder shared by instructors and students for release/fetch/submit/collect.
+c.Exchange.root = os.environ.get("RNN_COURSE_EXCHANGE", "/srv/nbgrader/exchange")
