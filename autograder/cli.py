@@ -1,0 +1,47 @@
+"""Command line of the grader: ``python -m autograder {release,grade,demo}``.
+
+Each subcommand lives in its own module with ``add_arguments(parser)`` and
+``run(args) -> int``.  Errors a person can fix (a missing folder, a wrong
+assignment name, no sandbox) end with one line on stderr and exit status 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "release": ("autograder.release", "build release/ from source/ and check it leaks nothing"),
+    "grade": ("autograder.grade", "grade every submission of an assignment"),
+    "demo": ("autograder.demo", "build, hand out and grade a sample class"),
+}
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: what was recorded so far is kept; run again to resume",
+              file=sys.stderr)
+        return 130

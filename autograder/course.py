@@ -1,0 +1,45 @@
+"""The course directory: its nbgrader configuration and where things live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traitlets.config.loader import PyFileConfigLoader
+
+from autograder.cli import UsageError
+
+DEFAULT_ASSIGNMENTS = ("rnn_cell", "bptt", "clipping", "lstm")
+
+
+class Course:
+    """An nbgrader course directory (the repository root by default)."""
+
+    def __init__(self, root: str | Path = "."):
+        self.root = Path(root).resolve()
+        config_file = self.root / "nbgrader_config.py"
+        if not config_file.is_file():
+            raise UsageError(f"{self.root} is not a course directory (no nbgrader_config.py)")
+        loader = PyFileConfigLoader("nbgrader_config.py", path=str(self.root))
+        try:
+            self.config = loader.load_config()
+        except Exception as exc:  # a syntax error in the instructor's config
+            raise UsageError(f"cannot read {config_file}: {exc}") from None
+        section = self.config.get("RnnCourse", {})
+        self.assignments = list(section.get("assignments", DEFAULT_ASSIGNMENTS))
+        coursedir = self.config.get("CourseDirectory", {})
+        self.course_id = coursedir.get("course_id", "rnn-course")
+        self.db_url = coursedir.get("db_url", f"sqlite:///{self.root / 'gradebook.db'}")
+
+    def source_notebook(self, assignment: str) -> Path:
+        return self.root / "source" / assignment / f"{assignment}.ipynb"
+
+    def release_notebook(self, assignment: str) -> Path:
+        return self.root / "release" / assignment / f"{assignment}.ipynb"
+
+    def submitted_dir(self, student: str, assignment: str) -> Path:
+        return self.root / "submitted" / student / assignment
+
+    def check_assignment(self, assignment: str) -> None:
+        if assignment not in self.assignments:
+            raise UsageError(f"unknown assignment {assignment!r}; this course has "
+                             f"{', '.join(self.assignments)}")

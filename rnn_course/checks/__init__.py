@@ -1,0 +1,134 @@
+"""Visible checks: the graded test cells that students can read and run.
+
+A visible check is three small pure functions:
+
+* ``make_inputs(rng)`` builds its inputs from a fixed seed (so the grader can
+  rebuild exactly the same inputs in its own process);
+* ``run(inputs, *functions)`` calls the student's functions and returns a dict
+  of plain arrays; this is the only part that runs the student's code;
+* ``verdict(inputs, outputs)`` returns ``None`` when the behaviour is right,
+  else a message that names the likely bug.
+
+In a notebook a check is simply called with the student's functions::
+
+    checks.rnn_step_forward_shapes(rnn_step_forward)
+
+Interactively this runs ``run`` then ``verdict`` and raises ``AssertionError``
+with the message.  While grading only ``run`` happens in the kernel; the outputs
+go to the grader (``rnn_course.grading.submit``), which calls ``verdict``
+itself.  A check's ``id`` is the ``grade_id`` of the cell that calls it.
+
+One module per assignment defines its checks; :func:`registry` collects them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from rnn_course import grading
+
+ASSIGNMENT_MODULES = ("rnn_cell", "bptt", "clipping", "lstm")
+VISIBLE_SEED = 20261121  # visible checks use fixed inputs: students may rerun them
+
+
+@dataclass(frozen=True)
+class Check:
+    """One visible check; its ``id`` is the grade_id of the cell that calls it."""
+
+    id: str
+    make_inputs: Callable[[np.random.Generator], dict]
+    run: Callable[..., dict]
+    verdict: Callable[[dict, dict], "str | None"]
+    doc: str = ""
+    seed: int = VISIBLE_SEED
+
+    def inputs(self) -> dict:
+        """The check's inputs, rebuilt from its fixed seed (fresh copies every call)."""
+        return self.make_inputs(np.random.default_rng(self.seed))
+
+    def judge(self, outputs: dict) -> "str | None":
+        """Judge plain-array outputs against freshly rebuilt inputs: None or a message."""
+        try:
+            return self.verdict(self.inputs(), outputs)
+        except KeyError as exc:
+            return f"missing output {exc}"
+
+    def __call__(self, *functions):
+        """Run the check on the student's functions (see the module docstring)."""
+        outputs = grading.as_plain_arrays(self.run(self.inputs(), *functions))
+        if grading.grading_dir() is not None:
+            grading.submit(self.id, **outputs)
+            return
+        message = self.verdict(self.inputs(), outputs)
+        if message:
+            raise AssertionError(f"{self.id}: {message}")
+        print(f"{self.id}: passed" + (f" ({self.doc})" if self.doc else ""))
+
+
+def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED):
+    """Decorator form: ``@check(id, make_inputs)`` on ``run``, then ``@<run>.verdict``.
+
+    Returns a builder whose ``.verdict`` decorator yields the finished
+    :class:`Check`, so each check reads top to bottom: inputs, run, verdict.
+    """
+
+    def wrap(run):
+        class _Builder:
+            def verdict(self, fn) -> Check:
+                return Check(id=id, make_inputs=make_inputs, run=run, verdict=fn, doc=doc,
+                             seed=seed)
+
+        return _Builder()
+
+    return wrap
+
+
+def registry() -> dict[str, Check]:
+    """Every visible check of every assignment, by id (ids are unique course-wide)."""
+    found: dict[str, Check] = {}
+    for name in ASSIGNMENT_MODULES:
+        try:
+            module = importlib.import_module(f"rnn_course.checks.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"rnn_course.checks.{name}":
+                continue
+            raise
+        for value in vars(module).values():
+            if isinstance(value, Check):
+                if value.id in found and found[value.id] is not value:
+                    raise RuntimeError(f"duplicate visible check id {value.id!r}")
+                found[value.id] = value
+    return found
+
+
+# --------------------------------------------------------------------------- #
+# Small helpers for verdicts: shapes first, then values, then gradients.
+# --------------------------------------------------------------------------- #
+def shape_problem(name: str, arr: np.ndarray, expected: tuple) -> "str | None":
+    """A message when ``arr`` is not of shape ``expected``, else None."""
+    if arr.shape != tuple(expected):
+        return f"{name} has shape {arr.shape}, expected {tuple(expected)}"
+    return None
+
+
+def value_problem(name: str, got: np.ndarray, want: np.ndarray, hint: str = "",
+                  rtol: float = 1e-7, atol: float = 1e-9) -> "str | None":
+    """A message when ``got`` differs from ``want`` (shape, finiteness, then values)."""
+    problem = shape_problem(name, got, want.shape)
+    if problem:
+        return problem
+    if not np.all(np.isfinite(got)):
+        return f"{name} contains NaN or inf"
+    if not np.allclose(got, want, rtol=rtol, atol=atol):
+        err = float(np.max(np.abs(got - want)))
+        return f"{name} is wrong (max abs error {err:.3g})" + (f": {hint}" if hint else "")
+    return None
+
+
+def rel_error(x: np.ndarray, y: np.ndarray) -> float:
+    """Normwise relative error ||x - y|| / max(||x|| + ||y||, 1e-300)."""
+    return float(np.linalg.norm(x - y) / max(np.linalg.norm(x) + np.linalg.norm(y), 1e-300))

@@ -1,0 +1,118 @@
+"""Sliders over a plot, that fall back to a static plot when nobody can move them.
+
+Every widget of the course is made with :func:`slider_plot`: a drawing
+function of keyword parameters plus one control per parameter.  In Jupyter
+with a front end the figure redraws as the sliders move.  Without one
+(headless execution, autograding, plain Python, ipywidgets missing, or
+``RNN_COURSE_STATIC_WIDGETS=1``) the function is drawn once at the default
+values (or at each of a few given values) and nothing waits for input.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+STATIC_ENV = "RNN_COURSE_STATIC_WIDGETS"
+
+
+@dataclass(frozen=True)
+class Slider:
+    """A numeric control: ``Slider(default, low, high, step)``; ``log=True`` for a log scale."""
+
+    default: float
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A drop-down control over a few options; the first is the default."""
+
+    options: Sequence
+    description: str = ""
+
+    @property
+    def default(self):
+        return self.options[0]
+
+
+def interactive_available() -> bool:
+    """True when running in an IPython kernel with ipywidgets and no static override."""
+    if os.environ.get(STATIC_ENV, "") not in ("", "0"):
+        return False
+    if os.environ.get("RNN_COURSE_GRADING_DIR"):
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _to_widget(name: str, control):
+    import ipywidgets as w
+
+    label = control.description or name
+    if isinstance(control, Choice):
+        return w.Dropdown(options=list(control.options), value=control.default,
+                          description=label)
+    if control.log:
+        return w.FloatLogSlider(value=control.default, min=_log10(control.low),
+                                max=_log10(control.high), step=control.step or 0.05,
+                                description=label, continuous_update=False)
+    if all(float(v).is_integer() for v in (control.default, control.low, control.high)) and (
+        control.step is None or float(control.step).is_integer()
+    ):
+        return w.IntSlider(value=int(control.default), min=int(control.low),
+                           max=int(control.high), step=int(control.step or 1),
+                           description=label, continuous_update=False)
+    return w.FloatSlider(value=control.default, min=control.low, max=control.high,
+                         step=control.step or (control.high - control.low) / 100,
+                         description=label, continuous_update=False)
+
+
+def _log10(x: float) -> float:
+    import math
+
+    return math.log10(x)
+
+
+def slider_plot(draw: Callable[..., None], static_values: Sequence[dict] | None = None,
+                **controls):
+    """Show ``draw(**params)`` under one slider per parameter, or draw it statically.
+
+    Inputs:
+    - draw: function of keyword parameters that draws on the current matplotlib
+      figure (it may call ``plt.figure``; :func:`slider_plot` shows it).
+    - static_values: optional list of parameter dicts drawn in turn when there
+      is no front end (for instance one value below and one above a threshold);
+      parameters left out take their defaults.  By default, the defaults alone.
+    - controls: name -> :class:`Slider` or :class:`Choice`.
+
+    Returns the ipywidgets ``interactive`` object, or None in static mode.
+    """
+    import matplotlib.pyplot as plt
+
+    defaults = {name: c.default for name, c in controls.items()}
+    if interactive_available():
+        import ipywidgets as w
+        from IPython.display import display
+
+        def redraw(**params):
+            draw(**params)
+            plt.show()
+
+        widget = w.interactive(redraw, **{n: _to_widget(n, c) for n, c in controls.items()})
+        display(widget)
+        return widget
+    for values in static_values or [{}]:
+        draw(**{**defaults, **values})
+        plt.show()
+    return None
