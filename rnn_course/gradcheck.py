@@ -1,0 +1,443 @@
+"""Numerical gradient checking for the layers of the course.
+
+Three tools, from the smallest to the one you will use most:
+
+* ``eval_numerical_gradient(f, x, df)`` -- centred finite differences of a
+  function of one array;
+* ``rel_error(x, y)`` / ``rel_error_norm(x, y)`` -- how far apart two gradients are;
+* ``check_layer_gradients(forward, backward, inputs)`` -- checks every gradient
+  of a layer at once and prints a small table::
+
+      report = check_layer_gradients(
+          rnn_step_forward, rnn_step_backward,
+          dict(x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, b=b))
+      print(report)
+      assert report.ok(1e-7), report
+
+How accurate should a correct gradient be?  With the step ``h = 1e-5`` the
+centred difference has a truncation error of order ``h**2 = 1e-10`` and a
+rounding error of order ``1e-16 / h = 1e-11`` (relative to the size of the
+function).  A correct float64 backward pass therefore shows relative errors
+around 1e-9 or below; anything above 1e-7 is a bug, not noise.
+
+This module contains no solutions: it only compares what your backward pass
+returns with what the forward pass implies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "eval_numerical_gradient",
+    "rel_error",
+    "rel_error_norm",
+    "check_layer_gradients",
+    "GradientCheck",
+    "GradientReport",
+]
+
+# Below this, |x| + |y| is treated as zero in the elementwise error (CS231n's value).
+_ELEMENT_FLOOR = 1e-8
+
+
+def _as_float_array(f_value, what):
+    """The value of ``f`` as a fresh float64 array, with a helpful error for tuples."""
+    if isinstance(f_value, tuple):
+        raise TypeError(
+            f"{what} returned a tuple of {len(f_value)} items; the function to "
+            "differentiate must return one array or number. If it is a forward pass "
+            "returning (out, cache), wrap it: lambda v: forward(v, ...)[0]"
+        )
+    # copy=True: f may return (a view of) its argument or an internal buffer
+    # that the next evaluation overwrites.
+    return np.array(f_value, dtype=np.float64, copy=True)
+
+
+def eval_numerical_gradient(f, x, df=None, h=1e-5):
+    """Centred finite-difference gradient of a function of one array.
+
+    For every entry ``x[idx]`` it builds two perturbed *copies* of ``x``,
+    ``x_plus`` (entry + h) and ``x_minus`` (entry - h), and calls ``f(x_plus)``
+    and ``f(x_minus)``.  The caller's ``x`` is never modified, so ``f`` must
+    compute its value from its argument: a function that ignores its argument
+    and reads a captured array instead gets a gradient of zero.
+
+    Inputs:
+    - f: function taking an array of the shape of ``x`` and returning either a
+      number (then ``df`` is None) or an array of any shape (then ``df`` is required)
+    - x: the point at which to differentiate, array-like of any shape
+      (converted to float64; not modified)
+    - df: None if ``f`` returns a number; otherwise the upstream gradient, an
+      array of the same shape as ``f(x)``
+    - h: the finite-difference step, a positive float
+
+    Returns:
+    - grad: array of the same shape as ``x`` (float64).  If ``f`` returns a
+      number, ``grad = df/dx``; if it returns an array, ``grad`` is the gradient
+      of ``sum(f(x) * df)`` with respect to ``x``.
+    """
+    if not h > 0:
+        raise ValueError(f"h must be a positive step, got {h!r}")
+    x = np.array(x, dtype=np.float64, copy=True)  # our own copy: the caller's array is safe
+    if df is not None:
+        df = np.asarray(df, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        x_plus = x.copy()
+        x_plus[idx] += h
+        x_minus = x.copy()
+        x_minus[idx] -= h
+        f_plus = _as_float_array(f(x_plus), "f")
+        f_minus = _as_float_array(f(x_minus), "f")
+        if df is None:
+            if f_plus.ndim != 0:
+                raise ValueError(
+                    f"f returned an array of shape {f_plus.shape}; pass df, the upstream "
+                    "gradient of the same shape (or make f return a number)"
+                )
+            diff = float(f_plus - f_minus)
+        else:
+            if f_plus.shape != df.shape:
+                raise ValueError(
+                    f"df has shape {df.shape} but f returned shape {f_plus.shape}; "
+                    "they must be equal"
+                )
+            # subtract first, then weight: keeps the rounding error of the
+            # difference independent of the size of sum(f * df)
+            diff = float(np.sum((f_plus - f_minus) * df))
+        grad[idx] = diff / (2.0 * h)
+    return grad
+
+
+def _pair(x, y):
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape:
+        # broadcasting would hide a gradient of the wrong shape, e.g. (1, H) vs (H,)
+        raise ValueError(f"cannot compare arrays of shapes {x.shape} and {y.shape}")
+    return x, y
+
+
+def rel_error(x, y):
+    """Maximum elementwise relative error (the CS231n definition).
+
+    ``max(|x - y| / max(1e-8, |x| + |y|))`` over all entries: 0 for equal
+    arrays, at most 1, NaN if either contains NaN.  It is strict: an entry
+    whose true value is about zero, computed as 1e-12 by one method and 0 by
+    the other, already scores 1e-4.  Use ``rel_error_norm`` to judge a whole
+    gradient.
+
+    Inputs:
+    - x, y: arrays (or numbers) of the same shape
+
+    Returns:
+    - float, the largest relative error of any entry (0.0 for empty arrays)
+    """
+    x, y = _pair(x, y)
+    if x.size == 0:
+        return 0.0
+    return float(np.max(np.abs(x - y) / np.maximum(_ELEMENT_FLOOR, np.abs(x) + np.abs(y))))
+
+
+def rel_error_norm(x, y):
+    """Normwise relative error ``||x - y|| / (||x|| + ||y||)`` (Frobenius norms).
+
+    Why a second measure: the finite-difference estimate of every entry has an
+    absolute error of about 1e-11 times the size of the function, so entries
+    whose true gradient is tiny (a saturated tanh, a nearly closed gate) have
+    large *elementwise* relative errors although the gradient is right.  The
+    normwise error measures the error against the size of the whole gradient,
+    so it stays around 1e-10 for a correct backward pass and is well above 1e-7
+    for a wrong one.  It is 0 when both arrays are zero, at most 1, NaN if
+    either contains NaN.
+
+    Inputs:
+    - x, y: arrays (or numbers) of the same shape
+
+    Returns:
+    - float, the normwise relative error
+    """
+    x, y = _pair(x, y)
+    denom = np.linalg.norm(x) + np.linalg.norm(y)
+    if denom == 0.0:
+        return 0.0
+    return float(np.linalg.norm(x - y) / denom)
+
+
+# --------------------------------------------------------------------------- #
+# Checking a whole layer
+# --------------------------------------------------------------------------- #
+def _fmt_index(idx):
+    return "[" + ", ".join(str(int(i)) for i in idx) + "]"
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """The comparison of one gradient (one row of a ``GradientReport``).
+
+    Attributes:
+    - name: name of the gradient, "d" + the input's name (e.g. "dWh")
+    - analytic: what the backward pass returned (float64 array, or None if it
+      returned None)
+    - numeric: the finite-difference gradient, of the input's shape
+    - rel_error: normwise relative error (``rel_error_norm``); inf if the
+      analytic gradient is missing or has the wrong shape
+    - max_rel_error: largest elementwise relative error (``rel_error``)
+    - worst_index: index of the entry with the largest absolute difference,
+      or None if there is nothing to compare
+    - note: why the row failed without a comparison ("" if it did not)
+    """
+
+    name: str
+    analytic: np.ndarray | None
+    numeric: np.ndarray
+    rel_error: float
+    max_rel_error: float
+    worst_index: tuple | None
+    note: str = ""
+
+    def ok(self, tol):
+        """True if the normwise relative error is at most ``tol`` (NaN fails)."""
+        return bool(self.rel_error <= tol)
+
+    def worst_entry(self):
+        """One line on the worst entry.
+
+        E.g. "dWh[2, 3]: analytic 0.12, numeric 0.31, rel error 4.4e-01", or the
+        note if there was nothing to compare.
+        """
+        if self.worst_index is None:
+            return f"{self.name}: {self.note}"
+        a = float(self.analytic[self.worst_index])
+        n = float(self.numeric[self.worst_index])
+        r = rel_error(a, n)
+        return (
+            f"{self.name}{_fmt_index(self.worst_index)}: analytic {a:.6g}, "
+            f"numeric {n:.6g}, rel error {r:.1e}"
+        )
+
+
+class GradientReport:
+    """The result of ``check_layer_gradients``: one ``GradientCheck`` per input.
+
+    ``print(report)`` shows a table; ``report.ok(tol)`` says whether every
+    gradient is within ``tol`` (normwise relative error) and no input was
+    modified in place; ``report["dWh"]`` (or ``report["Wh"]``) is one row;
+    ``report.worst`` is the row with the largest error.
+    """
+
+    def __init__(self, checks, tol=1e-7, notes=()):
+        self.checks = tuple(checks)
+        self.tol = tol
+        self.notes = tuple(notes)
+
+    def __getitem__(self, name):
+        for c in self.checks:
+            if c.name in (name, "d" + name):
+                return c
+        raise KeyError(f"no gradient named {name!r}; have {[c.name for c in self.checks]}")
+
+    def __iter__(self):
+        return iter(self.checks)
+
+    def __len__(self):
+        return len(self.checks)
+
+    @property
+    def errors(self):
+        """dict gradient name -> normwise relative error."""
+        return {c.name: c.rel_error for c in self.checks}
+
+    @property
+    def worst(self):
+        """The row with the largest normwise relative error (NaN counts as largest)."""
+        return max(self.checks, key=lambda c: np.inf if np.isnan(c.rel_error) else c.rel_error)
+
+    def failed(self, tol=None):
+        """Names of the gradients whose error is above ``tol`` (default: ``self.tol``)."""
+        tol = self.tol if tol is None else tol
+        return [c.name for c in self.checks if not c.ok(tol)]
+
+    def ok(self, tol=None):
+        """True if every gradient is within ``tol`` and no argument was modified in place.
+
+        Inputs:
+        - tol: largest acceptable normwise relative error (default: ``self.tol``)
+        """
+        return not self.failed(tol) and not self.notes
+
+    def assert_ok(self, tol=None):
+        """Raise AssertionError showing the table unless ``self.ok(tol)``."""
+        if not self.ok(tol):
+            raise AssertionError("gradient check failed\n" + str(self))
+
+    def __str__(self):
+        rows = [("gradient", "shape", "rel error", "max elem", "status")]
+        for c in self.checks:
+            rows.append((
+                c.name,
+                str(tuple(c.numeric.shape)),
+                f"{c.rel_error:.1e}",
+                f"{c.max_rel_error:.1e}",
+                "ok" if c.ok(self.tol) else "FAIL",
+            ))
+        widths = [max(len(r[j]) for r in rows) for j in range(5)]
+        lines = ["  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip()
+                 for r in rows]
+        if self.checks and self.worst.worst_index is not None:
+            lines.append("worst: " + self.worst.worst_entry())
+        for c in self.checks:
+            if c.note:
+                lines.append(f"{c.name}: {c.note}")
+        lines.extend("warning: " + n for n in self.notes)
+        bad = self.failed()
+        if bad:
+            lines.append(f"FAILED (rel error > {self.tol:.0e}): {', '.join(bad)}")
+        elif not self.notes:
+            lines.append(f"all {len(self.checks)} gradients within {self.tol:.0e}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _copy_args(inputs):
+    # fresh copies for every call, so a forward pass that writes into an
+    # argument can neither corrupt the next evaluation nor the caller's data
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in inputs.items()}
+
+
+def _split_forward(result):
+    if not isinstance(result, tuple) or len(result) < 2:
+        raise ValueError(
+            "forward must return a tuple (output, ..., cache) whose last item is the "
+            f"cache, got {type(result).__name__}"
+        )
+    return result[:-1]
+
+
+def _compare(name, analytic, numeric):
+    if analytic is None:
+        return GradientCheck(name, None, numeric, np.inf, np.inf, None,
+                             "backward returned None (not implemented yet?)")
+    analytic = np.array(analytic, dtype=np.float64, copy=True)
+    if analytic.shape != numeric.shape:
+        return GradientCheck(name, analytic, numeric, np.inf, np.inf, None,
+                             f"has shape {analytic.shape}, expected {numeric.shape}")
+    diff = np.abs(analytic - numeric)
+    # largest absolute difference: the entry that matters most for the gradient,
+    # unlike the largest relative one, which is often a harmless near-zero entry
+    # a NaN entry counts as the worst
+    worst = None
+    if diff.size:
+        flat = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
+        worst = tuple(int(i) for i in np.unravel_index(flat, diff.shape))
+    return GradientCheck(name, analytic, numeric, rel_error_norm(analytic, numeric),
+                         rel_error(analytic, numeric), worst)
+
+
+def check_layer_gradients(forward, backward, inputs, upstream=None, argnames=None,
+                          h=1e-5, seed=0, tol=1e-7):
+    """Check every gradient of a layer against centred finite differences.
+
+    The layer is a pair of functions following the course contract:
+    ``forward(**inputs)`` returns ``(out_1, ..., out_K, cache)`` and
+    ``backward(dout_1, ..., dout_K, cache)`` returns one gradient per input, in
+    the order ``argnames``.  The scalar being differentiated is
+    ``L = sum_k sum(out_k * dout_k)``.
+
+    Examples::
+
+        check_layer_gradients(rnn_step_forward, rnn_step_backward,
+                              dict(x=x, prev_h=h, Wx=Wx, Wh=Wh, b=b))
+        # two outputs, two upstream gradients
+        check_layer_gradients(lstm_step_forward, lstm_step_backward,
+                              dict(x=x, prev_h=h, prev_c=c, Wx=Wx, Wh=Wh, b=b))
+        # extra arguments of backward: bind them first
+        check_layer_gradients(rnn_forward, lambda dh, cache: rnn_backward(dh, cache),
+                              dict(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b))
+
+    Inputs:
+    - forward: function called as ``forward(**inputs)``
+    - backward: function called as ``backward(*upstream, cache)``
+    - inputs: dict argument name -> value.  The arguments named in ``argnames``
+      are arrays (converted to float64); any other value is passed unchanged.
+      Nothing in it is modified.
+    - upstream: the upstream gradients: None (random normal arrays of the
+      outputs' shapes, from ``seed``), one array if forward has one output, or a
+      tuple/list with one array per output
+    - argnames: the input names, in the order in which ``backward`` returns their
+      gradients (default: the keys of ``inputs``, in order); an entry None skips
+      that returned value
+    - h: finite-difference step
+    - seed: seed of the random upstream gradients
+    - tol: default tolerance of ``report.ok()`` and of the table's ok/FAIL column
+
+    Returns:
+    - report: a ``GradientReport`` with one row per checked input
+    """
+    if argnames is None:
+        argnames = list(inputs)
+    argnames = list(argnames)
+    unknown = [a for a in argnames if a is not None and a not in inputs]
+    if unknown:
+        raise ValueError(f"argnames {unknown} are not keys of inputs {list(inputs)}")
+    args = dict(inputs)
+    for a in argnames:
+        if a is not None:
+            args[a] = np.array(inputs[a], dtype=np.float64, copy=True)
+
+    # analytic pass, on copies so that in-place writes can be detected
+    fwd_args = _copy_args(args)
+    result = forward(**fwd_args)
+    outs = [np.asarray(o) for o in _split_forward(result)]
+    cache = result[-1]
+    notes = [f"forward modified its argument {k!r} in place" for k, v in args.items()
+             if isinstance(v, np.ndarray) and not np.array_equal(v, fwd_args[k], equal_nan=True)]
+
+    if upstream is None:
+        rng = np.random.default_rng(seed)
+        douts = [rng.standard_normal(o.shape) for o in outs]
+    else:
+        douts = list(upstream) if isinstance(upstream, (tuple, list)) else [upstream]
+        douts = [np.array(d, dtype=np.float64, copy=True) for d in douts]
+        if len(douts) != len(outs):
+            raise ValueError(f"forward returned {len(outs)} output(s) but {len(douts)} "
+                             "upstream gradient(s) were given")
+        for k, (d, o) in enumerate(zip(douts, outs, strict=True)):
+            if d.shape != o.shape:
+                raise ValueError(f"upstream gradient #{k} has shape {d.shape}, "
+                                 f"output #{k} has shape {o.shape}")
+    bwd_douts = [d.copy() for d in douts]
+    grads = backward(*bwd_douts, cache)
+    if not isinstance(grads, (tuple, list)):
+        grads = (grads,)
+    if len(grads) != len(argnames):
+        raise ValueError(f"backward returned {len(grads)} gradient(s) but argnames lists "
+                         f"{len(argnames)}: {argnames}")
+    for k, (d, d0) in enumerate(zip(bwd_douts, douts, strict=True)):
+        if not np.array_equal(d, d0, equal_nan=True):
+            label = "dout" if len(douts) == 1 else f"dout #{k}"
+            notes.append(f"backward modified its upstream gradient {label} in place")
+
+    # numeric pass: one output vector and one upstream vector, so that the
+    # finite difference of all outputs is a single call
+    dflat = np.concatenate([d.ravel() for d in douts])
+
+    def outputs_of(name):
+        def f(v):
+            call_args = _copy_args(args)
+            call_args[name] = v
+            outs_v = _split_forward(forward(**call_args))
+            return np.concatenate([np.asarray(o, dtype=np.float64).ravel() for o in outs_v])
+        return f
+
+    checks = []
+    for name, g in zip(argnames, grads, strict=True):
+        if name is None:
+            continue
+        numeric = eval_numerical_gradient(outputs_of(name), args[name], df=dflat, h=h)
+        checks.append(_compare("d" + name, g, numeric))
+    return GradientReport(checks, tol=tol, notes=notes)
