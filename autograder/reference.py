@@ -25,6 +25,8 @@ How the layer functions are organised (why they are fast):
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 __all__ = [
@@ -61,7 +63,8 @@ def sigmoid(a, out=None):
     - array of the same shape as ``a``, values in [0, 1].
     """
     a = np.asarray(a, dtype=np.float64)
-    e = np.exp(-np.abs(a))
+    with np.errstate(under="ignore"):  # exp(-800) = 0 is the right answer, not an error
+        e = np.exp(-np.abs(a))
     pos = a >= 0
     if out is None:
         out = np.empty_like(a)
@@ -132,7 +135,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     """
     N, T, D = x.shape
     H = h0.shape[1]
-    xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, N, D)
+    xt = x.transpose(1, 0, 2).copy()  # time-major (T, N, D); a copy even when N or T is 1
     hs = np.empty((T + 1, N, H))  # hs[0] = h0, hs[t + 1] = h at step t
     hs[0] = h0
     # the input projection of all steps: one (T*N, D) x (D, H) product
@@ -142,7 +145,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
         a = hs[t + 1]
         a += hs[t] @ Wh
         np.tanh(a, out=a)
-    h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
+    h = hs[1:].transpose(1, 0, 2).copy()  # never a view of the cache
     return h, (xt, hs, Wx, Wh)
 
 
@@ -174,7 +177,7 @@ def rnn_backward(dh, cache, truncate=None):
     T, N, D = xt.shape
     H = hs.shape[2]
     if truncate is not None:
-        if isinstance(truncate, bool) or int(truncate) != truncate or truncate < 1:
+        if isinstance(truncate, bool) or not isinstance(truncate, numbers.Integral) or truncate < 1:
             raise ValueError(f"truncate must be None or a positive int, got {truncate!r}")
         truncate = int(truncate)
     dht = dh.transpose(1, 0, 2)  # time-major view (T, N, H)
@@ -248,6 +251,12 @@ def clip_by_global_norm(grads, max_norm):
     if not max_norm > 0:
         raise ValueError(f"max_norm must be positive, got {max_norm!r}")
     total_norm = float(np.sqrt(sum(float(np.vdot(v, v)) for v in grads.values())))
+    if np.isinf(total_norm):
+        # the squares overflowed (entries beyond ~1e154): rescale by the largest entry first
+        big = max(float(np.max(np.abs(v))) for v in grads.values() if np.size(v))
+        if np.isfinite(big):
+            total_norm = big * float(np.sqrt(sum(float(np.vdot(v / big, v / big))
+                                                 for v in grads.values())))
     scale = max_norm / total_norm if total_norm > max_norm else 1.0
     return {k: v * scale for k, v in grads.items()}, total_norm
 
@@ -354,7 +363,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     """
     N, T, D = x.shape
     H = h0.shape[1]
-    xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, N, D)
+    xt = x.transpose(1, 0, 2).copy()  # (T, N, D), never a view of the caller's x
     # gates[t] holds step t's pre-activations, then (in place) its activations
     gates = (xt.reshape(T * N, D) @ Wx).reshape(T, N, 4 * H)
     gates += b
@@ -374,7 +383,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
         c += i * g
         np.tanh(c, out=tcs[t])
         np.multiply(o, tcs[t], out=hs[t + 1])
-    h = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
+    h = hs[1:].transpose(1, 0, 2).copy()  # never a view of the cache
     return h, (xt, hs, cs, tcs, gates, Wx, Wh)
 
 
