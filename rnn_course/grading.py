@@ -82,7 +82,7 @@ def as_plain_arrays(outputs: dict) -> dict[str, np.ndarray]:
                 f"output {name!r} must be a numeric array, got dtype {arr.dtype} "
                 f"(from {type(value).__name__})"
             )
-        plain[name] = np.ascontiguousarray(arr)
+        plain[name] = np.array(arr, order="C", copy=True)  # keeps 0-d arrays 0-d
     return plain
 
 

@@ -1,0 +1,870 @@
+"""Visible checks of the ``lstm`` assignment.
+
+Dimension letters: N batch size, T time steps, D input size, H hidden size.
+The LSTM's pre-activations ``a`` (N, 4H) hold the gate blocks in the order
+**i, f, o, g**: ``a[:, 0:H]`` input gate, ``a[:, H:2H]`` forget gate,
+``a[:, 2H:3H]`` output gate, ``a[:, 3H:4H]`` candidate; the initial cell
+state of a sequence is zero.
+
+How the checks isolate one bug at a time:
+
+* **gates**: only one block of ``a`` is nonzero, so the gate that moves names
+  the block the student read;
+* **cell update**: ``Wx = Wh = 0`` makes the pre-activation equal to ``b``, so
+  the gates are known numbers; shutting one gate (a pre-activation of -50,
+  sigmoid ~ 2e-22) leaves one term of the cell update alone;
+* **gradients**: centred finite differences.  The student's forward pass runs
+  at every perturbed point in ``run`` (kernel side); the numeric gradient is
+  formed in ``verdict`` from the returned outputs (grader side).
+
+Closed forms in verdicts use ``sigmoid(z) = (1 + tanh(z / 2)) / 2``, which is
+exact and never overflows.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from rnn_course.checks import check, rel_error, shape_problem
+
+GATES = ("i", "f", "o", "g")
+GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "o": "output gate o",
+              "g": "candidate g"}
+FD_STEP = 1e-5  # centred differences: truncation ~1e-10, rounding ~1e-11
+GRAD_TOL = 1e-6  # a correct float64 backward pass gives ~1e-9 (normwise relative error)
+SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
+def _blocks(a, H):
+    """The four gate blocks of a (.., 4H) array, as a dict i, f, o, g."""
+    return {name: a[..., k * H:(k + 1) * H] for k, name in enumerate(GATES)}
+
+
+def _slice_text(k):
+    lo = "0" if k == 0 else ("H" if k == 1 else f"{k}H")
+    hi = "H" if k == 0 else f"{k + 1}H"
+    return f"a[:, {lo}:{hi}]"
+
+
+def _close(got, want, rtol=1e-7, atol=1e-9):
+    return got.shape == want.shape and bool(np.allclose(got, want, rtol=rtol, atol=atol))
+
+
+def _unpack(result, n, what, names):
+    """Check that a student's function returned an n-tuple (a clear TypeError otherwise)."""
+    if not (isinstance(result, tuple) and len(result) == n):
+        got = type(result).__name__ + (f" of length {len(result)}"
+                                       if isinstance(result, (tuple, list)) else "")
+        raise TypeError(f"{what} must return a tuple ({names}), got {got}")
+    return result
+
+
+def _copies(inputs, names):
+    return {k: np.array(inputs[k], dtype=np.float64, copy=True) for k in names}
+
+
+# --------------------------------------------------------------------------- #
+# Finite differences: forward evaluations in run, differences in verdict
+# --------------------------------------------------------------------------- #
+def _perturbed_outputs(call, args, names):
+    """Kernel side: ``call(args)`` (one flat vector) at ``args[name] +- FD_STEP`` per entry.
+
+    Returns ``{"plus_<name>": (P, M), "minus_<name>": (P, M)}`` for every name,
+    P the number of entries of ``args[name]`` and M the length of the vector.
+    """
+    out = {}
+    for name in names:
+        rows = {1: [], -1: []}
+        for j in range(args[name].size):
+            for sign in (1, -1):
+                moved = {k: np.array(v, copy=True) for k, v in args.items()}
+                moved[name].flat[j] += sign * FD_STEP
+                rows[sign].append(np.asarray(call(moved), dtype=np.float64).ravel())
+        out[f"plus_{name}"] = np.array(rows[1])
+        out[f"minus_{name}"] = np.array(rows[-1])
+    return out
+
+
+def _numeric_gradient(outputs, name, upstream, shape):
+    """Grader side: the centred difference of ``sum(outputs * upstream)`` w.r.t. ``name``.
+
+    Returns None when the returned evaluations do not have the expected shape.
+    """
+    plus, minus = outputs[f"plus_{name}"], outputs[f"minus_{name}"]
+    size = int(np.prod(shape))
+    if plus.shape != (size, upstream.size) or minus.shape != plus.shape:
+        return None
+    return ((plus - minus) @ upstream / (2.0 * FD_STEP)).reshape(shape)
+
+
+def _gradient_problems(inputs, outputs, names, upstream, hints):
+    """Compare analytic ``d<name>`` outputs with finite differences; messages for the wrong ones."""
+    problems = []
+    for name in names:
+        numeric = _numeric_gradient(outputs, name, upstream, inputs[name].shape)
+        if numeric is None:
+            return ["the forward pass returned outputs of unexpected shapes "
+                    "(see the shapes checks first)"]
+        analytic = outputs[f"d{name}"]
+        problem = shape_problem(f"d{name}", analytic, numeric.shape)
+        if problem:
+            problems.append(problem)
+            continue
+        if not np.all(np.isfinite(analytic)):
+            problems.append(f"d{name} contains NaN or inf")
+            continue
+        err = rel_error(analytic, numeric)
+        if err > GRAD_TOL:
+            problems.append(f"d{name} is wrong (relative error {err:.1e}, a correct one is "
+                            f"below {GRAD_TOL:.0e}): {hints[name]}")
+    return problems
+
+
+# --------------------------------------------------------------------------- #
+# Inputs
+# --------------------------------------------------------------------------- #
+def _gate_inputs(rng):
+    """N=3, H=2: moderate pre-activations (|a| < 3), so every gate is far from saturation."""
+    return {"a": rng.uniform(-3.0, 3.0, size=(3, 8)), "H": 2}
+
+
+def _stable_inputs(rng):
+    """Huge pre-activations, where exp(-a) or exp(a) overflows float64 (exp(710) = inf)."""
+    row = np.array([800.0, -800.0, 710.0, -710.0, 0.0, 30.0, -30.0, 1.5])
+    return {"a": np.stack([row, -row[::-1]]), "H": 2}
+
+
+# gate pre-activations used when Wx = Wh = 0 (then a = b): two hidden units per gate
+_BIAS = {"i": [0.4, -0.8], "f": [1.2, -0.3], "o": [0.7, -1.1], "g": [0.9, -0.6]}
+
+
+def _bias(**shut):
+    """b (4H,) with H = 2 from _BIAS; gates named in ``shut`` get the pre-activation SHUT."""
+    return np.concatenate([np.full(2, SHUT) if shut.get(k) else np.array(_BIAS[k])
+                           for k in GATES])
+
+
+def _step_inputs(rng):
+    """N=2, D=3, H=2, random weights of scale 0.5 and random upstream gradients."""
+    N, D, H = 2, 3, 2
+    return {
+        "x": rng.standard_normal((N, D)),
+        "prev_h": rng.standard_normal((N, H)),
+        "prev_c": rng.standard_normal((N, H)),
+        "Wx": 0.5 * rng.standard_normal((D, 4 * H)),
+        "Wh": 0.5 * rng.standard_normal((H, 4 * H)),
+        "b": 0.5 * rng.standard_normal(4 * H),
+        "dnext_h": rng.standard_normal((N, H)),
+        "dnext_c": rng.standard_normal((N, H)),
+    }
+
+
+def _bias_only_inputs(rng):
+    """Like _step_inputs but Wx = Wh = 0, so the pre-activation is exactly b."""
+    inputs = _step_inputs(rng)
+    inputs["Wx"] = np.zeros_like(inputs["Wx"])
+    inputs["Wh"] = np.zeros_like(inputs["Wh"])
+    inputs["b"] = _bias()
+    return inputs
+
+
+def _seq_inputs(rng, N=2, T=4, D=3, H=2):
+    return {
+        "x": rng.standard_normal((N, T, D)),
+        "h0": rng.standard_normal((N, H)),
+        "Wx": 0.5 * rng.standard_normal((D, 4 * H)),
+        "Wh": 0.5 * rng.standard_normal((H, 4 * H)),
+        "b": 0.5 * rng.standard_normal(4 * H),
+        "dh": rng.standard_normal((N, T, H)),
+    }
+
+
+def _one_step_inputs(rng):
+    return _seq_inputs(rng, T=1)
+
+
+def _constant_gate_inputs(rng):
+    """T=5 with Wx = Wh = 0: every step has the same gates, so c_t has a closed form."""
+    inputs = _seq_inputs(rng, T=5)
+    inputs["Wx"] = np.zeros_like(inputs["Wx"])
+    inputs["Wh"] = np.zeros_like(inputs["Wh"])
+    inputs["b"] = _bias()
+    return inputs
+
+
+def _backward_inputs(rng):
+    return _seq_inputs(rng, N=2, T=3, D=2, H=2)
+
+
+def _cell_path_inputs(rng):
+    """Wh = 0 and a loss on the last step only: earlier steps reach it only through c."""
+    inputs = _seq_inputs(rng, N=2, T=3, D=2, H=2)
+    inputs["Wh"] = np.zeros_like(inputs["Wh"])
+    inputs["dh"][:, :-1] = 0.0
+    return inputs
+
+
+STEP_ARGS = ("x", "prev_h", "prev_c", "Wx", "Wh", "b")
+SEQ_ARGS = ("x", "h0", "Wx", "Wh", "b")
+
+
+# --------------------------------------------------------------------------- #
+# lstm_gates
+# --------------------------------------------------------------------------- #
+def _gates(lstm_gates, a):
+    i, f, o, g = _unpack(lstm_gates(np.array(a, copy=True)), 4, "lstm_gates", "i, f, o, g")
+    return [np.asarray(v, dtype=np.float64) for v in (i, f, o, g)]
+
+
+@check("lstm_gates_shapes", _gate_inputs, doc="i, f, o, g each of shape (N, H)")
+def lstm_gates_shapes(inputs, lstm_gates):
+    return dict(zip(GATES, _gates(lstm_gates, inputs["a"]), strict=True))
+
+
+@lstm_gates_shapes.verdict
+def lstm_gates_shapes(inputs, outputs):
+    N, H = inputs["a"].shape[0], inputs["H"]
+    for name in GATES:
+        problem = shape_problem(name, outputs[name], (N, H))
+        if problem:
+            return (f"{problem}: a has shape (N, 4H) = {inputs['a'].shape}, so each gate is "
+                    f"one block of H = {H} columns")
+    return None
+
+
+def _stacked_gates(lstm_gates, a):
+    """The four gates as one (4, N, H) array (a clear ValueError if their shapes differ)."""
+    gates = _gates(lstm_gates, a)
+    shapes = {g.shape for g in gates}
+    if len(shapes) != 1:
+        shown = ", ".join(f"{n} {g.shape}" for n, g in zip(GATES, gates, strict=True))
+        raise ValueError(f"lstm_gates returned gates of different shapes ({shown}); "
+                         "each must be (N, H): see lstm_gates_shapes")
+    return np.stack(gates)
+
+
+@check("lstm_gates_order", _gate_inputs,
+       doc="block k of a drives gate k, in the order i, f, o, g")
+def lstm_gates_order(inputs, lstm_gates):
+    N, H = inputs["a"].shape[0], inputs["H"]
+    out = {"base": _stacked_gates(lstm_gates, np.zeros((N, 4 * H)))}
+    for k, name in enumerate(GATES):
+        a = np.zeros((N, 4 * H))
+        a[:, k * H:(k + 1) * H] = 2.0  # only this block is nonzero
+        out[f"only_{name}"] = _stacked_gates(lstm_gates, a)
+    return out
+
+
+@lstm_gates_order.verdict
+def lstm_gates_order(inputs, outputs):
+    N, H = inputs["a"].shape[0], inputs["H"]
+    base = outputs["base"]
+    if base.shape != (4, N, H):
+        return f"the gates have shapes {base.shape[1:]}, expected (N, H) = {(N, H)}"
+    for k, name in enumerate(GATES):
+        got = outputs[f"only_{name}"]
+        moved = [GATES[j] for j in range(4) if not np.allclose(got[j], base[j], atol=1e-12)]
+        if moved == [name]:
+            continue
+        where = (f"when only the {GATE_NAMES[name]} block {_slice_text(k)} is nonzero")
+        if not moved:
+            return (f"{where}, none of your gates changes: is that block read at all? "
+                    "The order is i, f, o, g: i = a[:, 0:H], f = a[:, H:2H], "
+                    "o = a[:, 2H:3H], g = a[:, 3H:4H]")
+        shown = ", ".join(moved)
+        return (f"{where}, your {shown} changed instead of just {name}: the gate order is "
+                "i, f, o, g (i = a[:, 0:H], f = a[:, H:2H], o = a[:, 2H:3H], g = a[:, 3H:4H])")
+    return None
+
+
+@check("lstm_gates_values", _gate_inputs,
+       doc="i, f, o are sigmoids and g is a tanh of their blocks")
+def lstm_gates_values(inputs, lstm_gates):
+    return dict(zip(GATES, _gates(lstm_gates, inputs["a"]), strict=True))
+
+
+@lstm_gates_values.verdict
+def lstm_gates_values(inputs, outputs):
+    H = inputs["H"]
+    blocks = _blocks(inputs["a"], H)
+    for name in GATES:
+        got, z = outputs[name], blocks[name]
+        problem = shape_problem(name, got, z.shape)
+        if problem:
+            return problem
+        want, other = (np.tanh(z), _sigmoid(z)) if name == "g" else (_sigmoid(z), np.tanh(z))
+        if _close(got, want):
+            continue
+        if _close(got, other):
+            if name == "g":
+                return ("g is a sigmoid of its block; the candidate g is a tanh, so that "
+                        "the cell can be written with values in (-1, 1), negative ones too")
+            return (f"{name} is a tanh of its block; {GATE_NAMES[name]} is a sigmoid, "
+                    "a number in (0, 1) saying how much passes")
+        func = "tanh" if name == "g" else "sigmoid"
+        k = GATES.index(name)
+        return (f"{name} is wrong (max abs error {float(np.max(np.abs(got - want))):.3g}): "
+                f"expected {func}({_slice_text(k)})")
+    return None
+
+
+@check("lstm_gates_stable", _stable_inputs,
+       doc="no overflow warning, NaN or inf for pre-activations of +-800")
+def lstm_gates_stable(inputs, lstm_gates):
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn", under="ignore"):
+        warnings.simplefilter("always")
+        gates = _gates(lstm_gates, inputs["a"])
+    out = dict(zip(GATES, gates, strict=True))
+    out["n_warnings"] = np.array(sum(issubclass(w.category, RuntimeWarning) for w in caught))
+    return out
+
+
+@lstm_gates_stable.verdict
+def lstm_gates_stable(inputs, outputs):
+    H = inputs["H"]
+    blocks = _blocks(inputs["a"], H)
+    for name in GATES:
+        got = outputs[name]
+        problem = shape_problem(name, got, blocks[name].shape)
+        if problem:
+            return problem
+        if not np.all(np.isfinite(got)):
+            return (f"{name} contains NaN or inf for pre-activations of +-800: "
+                    "exp(800) overflows to inf, and inf / inf is NaN")
+        want = np.tanh(blocks[name]) if name == "g" else _sigmoid(blocks[name])
+        if not np.allclose(got, want, rtol=1e-9, atol=1e-15):
+            return (f"{name} is wrong for large pre-activations (max abs error "
+                    f"{float(np.max(np.abs(got - want))):.3g}): sigmoid(800) = 1 and "
+                    "sigmoid(-800) = 0")
+    n_warnings = int(np.ravel(outputs["n_warnings"])[0])
+    if n_warnings:
+        return (f"computing the gates raised {n_warnings} overflow "
+                "warning(s): np.exp(-a) overflows for a = -800. Only ever take exp of a "
+                "number <= 0: with e = exp(-|a|), sigmoid(a) = 1 / (1 + e) for a >= 0 "
+                "and e / (1 + e) for a < 0")
+    return None
+
+
+# --------------------------------------------------------------------------- #
+# lstm_step_forward
+# --------------------------------------------------------------------------- #
+def _step(lstm_step_forward, args):
+    next_h, next_c, _ = _unpack(lstm_step_forward(**_copies(args, STEP_ARGS)), 3,
+                                "lstm_step_forward", "next_h, next_c, cache")
+    return np.asarray(next_h, dtype=np.float64), np.asarray(next_c, dtype=np.float64)
+
+
+def _closed_form_step(x, prev_h, prev_c, Wx, Wh, b):
+    """One LSTM step written out with the closed-form sigmoid (verdicts only)."""
+    H = prev_h.shape[1]
+    z = _blocks(x @ Wx + prev_h @ Wh + b, H)
+    c = _sigmoid(z["f"]) * prev_c + _sigmoid(z["i"]) * np.tanh(z["g"])
+    return _sigmoid(z["o"]) * np.tanh(c), c
+
+
+@check("lstm_step_forward_shapes", _step_inputs,
+       doc="returns next_h and next_c of shape (N, H), and a cache")
+def lstm_step_forward_shapes(inputs, lstm_step_forward):
+    next_h, next_c = _step(lstm_step_forward, inputs)
+    return {"next_h": next_h, "next_c": next_c}
+
+
+@lstm_step_forward_shapes.verdict
+def lstm_step_forward_shapes(inputs, outputs):
+    shape = inputs["prev_h"].shape
+    return (shape_problem("next_h", outputs["next_h"], shape)
+            or shape_problem("next_c", outputs["next_c"], shape))
+
+
+_TERMS = ("x", "prev_h", "b")
+
+
+@check("lstm_step_forward_preactivation", _step_inputs,
+       doc="a = x @ Wx + prev_h @ Wh + b, one term at a time (prev_c = 0)")
+def lstm_step_forward_preactivation(inputs, lstm_step_forward):
+    out = {}
+    for term in _TERMS:
+        args = _copies(inputs, STEP_ARGS)
+        args["prev_c"][:] = 0.0
+        for other in _TERMS:
+            if other != term:
+                args[other][:] = 0.0
+        out[f"{term}_next_h"], out[f"{term}_next_c"] = _step(lstm_step_forward, args)
+    return out
+
+
+@lstm_step_forward_preactivation.verdict
+def lstm_step_forward_preactivation(inputs, outputs):
+    wrong = []
+    for term in _TERMS:
+        args = {k: np.array(inputs[k], copy=True) for k in STEP_ARGS}
+        args["prev_c"][:] = 0.0
+        for other in _TERMS:
+            if other != term:
+                args[other][:] = 0.0
+        want_h, want_c = _closed_form_step(**args)
+        if not (_close(outputs[f"{term}_next_h"], want_h)
+                and _close(outputs[f"{term}_next_c"], want_c)):
+            wrong.append(term)
+    if not wrong:
+        return None
+    if len(wrong) == len(_TERMS):
+        return ("next_h / next_c are wrong whichever term of the pre-activation is "
+                "nonzero, so the bug is probably after it: make lstm_gates_* and "
+                "lstm_step_forward_cell_state pass first")
+    term = wrong[0]
+    weight = {"x": "x @ Wx", "prev_h": "prev_h @ Wh", "b": "+ b (broadcast over the batch)"}
+    others = " = ".join(t for t in _TERMS if t != term)
+    return (f"with only {term} nonzero ({others} = 0, prev_c = 0) next_h / next_c are "
+            f"wrong: check the {weight[term]} term of a = x @ Wx + prev_h @ Wh + b, "
+            "shape (N, 4H)")
+
+
+_SCENARIOS = {"shut_i": {"i": True}, "shut_f": {"f": True}, "open": {}}
+
+
+def _bias_only_args(inputs, **shut):
+    args = _copies(inputs, STEP_ARGS)
+    args["Wx"][:] = 0.0
+    args["Wh"][:] = 0.0
+    args["b"] = _bias(**shut)
+    return args
+
+
+@check("lstm_step_forward_cell_state", _bias_only_inputs,
+       doc="next_c = f * prev_c + i * g, one term at a time")
+def lstm_step_forward_cell_state(inputs, lstm_step_forward):
+    out = {}
+    for label, shut in _SCENARIOS.items():
+        _, out[f"{label}_next_c"] = _step(lstm_step_forward, _bias_only_args(inputs, **shut))
+    return out
+
+
+@lstm_step_forward_cell_state.verdict
+def lstm_step_forward_cell_state(inputs, outputs):
+    prev_c, prev_h = inputs["prev_c"], inputs["prev_h"]
+    for label, shut in _SCENARIOS.items():
+        z = _blocks(_bias(**shut), 2)
+        i, f, g = _sigmoid(z["i"]), _sigmoid(z["f"]), np.tanh(z["g"])
+        keep, write = f * prev_c, np.broadcast_to(i * g, prev_c.shape)
+        got = outputs[f"{label}_next_c"]
+        problem = shape_problem("next_c", got, prev_c.shape)
+        if problem:
+            return problem
+        if _close(got, keep + write):
+            continue
+        if label == "shut_i":
+            where = ("with the input gate shut (i = 0, Wx = Wh = 0) next_c must be "
+                     "f * prev_c, what the forget gate keeps of the old cell state")
+            if _close(got, f * prev_h):
+                return where + ": yours multiplies prev_h instead of prev_c"
+            if _close(got, write):
+                return where + ": yours ignores prev_c (the forget gate must act on it)"
+            if _close(got, prev_c):
+                return where + ": yours passes prev_c through without the forget gate"
+            if _close(got, (1.0 - f) * prev_c):
+                return where + ": yours keeps (1 - f) * prev_c; f itself is the fraction kept"
+            return where + (": yours is something else (is f the second block, a[:, H:2H]? "
+                            "make the lstm_gates checks pass first)")
+        if label == "shut_f":
+            where = ("with the forget gate shut (f = 0, Wx = Wh = 0) next_c must be "
+                     "i * g, the new content written to the cell")
+            if _close(got, write + prev_c):
+                return where + ": yours still adds prev_c, not gated by f"
+            return where + ": yours is not (check which gates multiply: i with g)"
+        return ("with both gates open next_c must be f * prev_c + i * g: each term alone "
+                "is right but their combination is not (add them)")
+    return None
+
+
+@check("lstm_step_forward_hidden_state", _bias_only_inputs,
+       doc="next_h = o * tanh(next_c)")
+def lstm_step_forward_hidden_state(inputs, lstm_step_forward):
+    next_h, next_c = _step(lstm_step_forward, _bias_only_args(inputs))
+    return {"next_h": next_h, "next_c": next_c}
+
+
+@lstm_step_forward_hidden_state.verdict
+def lstm_step_forward_hidden_state(inputs, outputs):
+    shape = inputs["prev_h"].shape
+    problem = (shape_problem("next_h", outputs["next_h"], shape)
+               or shape_problem("next_c", outputs["next_c"], shape))
+    if problem:
+        return problem
+    z = _blocks(_bias(), 2)
+    o, c, got = _sigmoid(z["o"]), outputs["next_c"], outputs["next_h"]
+    if _close(got, o * np.tanh(c)):
+        return None
+    where = "next_h must be o * tanh(next_c) (o the third block, applied to your next_c)"
+    if _close(got, o * c):
+        return where + ": yours is o * next_c, without the tanh"
+    if _close(got, np.tanh(o * c)):
+        return where + ": yours applies tanh after multiplying by o"
+    for name in ("i", "f"):
+        if _close(got, _sigmoid(z[name]) * np.tanh(c)):
+            return where + f": yours uses the {GATE_NAMES[name]} instead of o"
+    if _close(got, o * np.tanh(inputs["prev_c"])):
+        return where + ": yours uses prev_c instead of next_c"
+    return where + ": yours is something else"
+
+
+# --------------------------------------------------------------------------- #
+# lstm_step_backward
+# --------------------------------------------------------------------------- #
+_STEP_BACK_NAMES = "dx, dprev_h, dprev_c, dWx, dWh, db"
+
+
+def _step_backward(fwd, bwd, args, dnext_h, dnext_c):
+    _, _, cache = _unpack(fwd(**_copies(args, STEP_ARGS)), 3, "lstm_step_forward",
+                          "next_h, next_c, cache")
+    grads = _unpack(bwd(np.array(dnext_h, copy=True), np.array(dnext_c, copy=True), cache),
+                    6, "lstm_step_backward", _STEP_BACK_NAMES)
+    return {"d" + k: np.asarray(v, dtype=np.float64)
+            for k, v in zip(STEP_ARGS, grads, strict=True)}
+
+
+def _step_outputs(fwd):
+    def call(args):
+        next_h, next_c = _step(fwd, args)
+        return np.concatenate([next_h.ravel(), next_c.ravel()])
+    return call
+
+
+@check("lstm_step_backward_shapes", _step_inputs,
+       doc="six gradients with the shapes of x, prev_h, prev_c, Wx, Wh, b")
+def lstm_step_backward_shapes(inputs, lstm_step_forward, lstm_step_backward):
+    return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                          inputs["dnext_h"], inputs["dnext_c"])
+
+
+@lstm_step_backward_shapes.verdict
+def lstm_step_backward_shapes(inputs, outputs):
+    for name in STEP_ARGS:
+        problem = shape_problem("d" + name, outputs["d" + name], inputs[name].shape)
+        if problem:
+            return problem + f" (the shape of {name})"
+    return None
+
+
+@check("lstm_step_backward_dprev_c", _bias_only_inputs,
+       doc="dprev_c = (dnext_c + dnext_h * o * (1 - tanh(next_c)**2)) * f, one path at a time")
+def lstm_step_backward_dprev_c(inputs, lstm_step_forward, lstm_step_backward):
+    args = _bias_only_args(inputs)
+    zeros = np.zeros_like(inputs["dnext_h"])
+    via_c = _step_backward(lstm_step_forward, lstm_step_backward, args, zeros,
+                           inputs["dnext_c"])
+    via_h = _step_backward(lstm_step_forward, lstm_step_backward, args, inputs["dnext_h"],
+                           zeros)
+    return {"via_c": via_c["dprev_c"], "via_h": via_h["dprev_c"]}
+
+
+@lstm_step_backward_dprev_c.verdict
+def lstm_step_backward_dprev_c(inputs, outputs):
+    z = _blocks(_bias(), 2)
+    i, f, o, g = (_sigmoid(z["i"]), _sigmoid(z["f"]), _sigmoid(z["o"]), np.tanh(z["g"]))
+    c = f * inputs["prev_c"] + i * g
+    dnext_c, dnext_h = inputs["dnext_c"], inputs["dnext_h"]
+    got = outputs["via_c"]
+    problem = shape_problem("dprev_c", got, dnext_c.shape)
+    if problem:
+        return problem
+    if not _close(got, dnext_c * f):
+        where = ("with dnext_h = 0 the loss sees prev_c only through next_c = f * prev_c + "
+                 "i * g, so dprev_c = dnext_c * f (the additive path)")
+        if _close(got, dnext_c):
+            return where + ": yours forgets the factor f"
+        return where + ": yours is not"
+    got = outputs["via_h"]
+    dc = dnext_h * o * (1.0 - np.tanh(c) ** 2)
+    if not _close(got, dc * f):
+        where = ("with dnext_c = 0 the gradient reaches next_c through next_h = o * "
+                 "tanh(next_c), i.e. dnext_h * o * (1 - tanh(next_c)**2), and then prev_c "
+                 "through the factor f")
+        if np.allclose(got, 0.0, atol=1e-12):
+            return where + ": yours is zero, the path through next_h is missing"
+        if _close(got, dnext_h * o * f):
+            return where + ": yours misses the tanh derivative 1 - tanh(next_c)**2"
+        if _close(got, dnext_h * (1.0 - np.tanh(c) ** 2) * f):
+            return where + ": yours misses the factor o"
+        if _close(got, dc):
+            return where + ": yours misses the factor f"
+        return where + ": yours is not"
+    return None
+
+
+_STEP_HINTS = {
+    "x": "dx = da @ Wx.T, da (N, 4H) the gradient of the pre-activation",
+    "prev_h": "dprev_h = da @ Wh.T",
+    "prev_c": "see lstm_step_backward_dprev_c",
+    "Wx": "dWx = x.T @ da",
+    "Wh": "dWh = prev_h.T @ da",
+    "b": "db sums da over the batch (see lstm_step_backward_gate_blocks)",
+}
+
+
+@check("lstm_step_backward_gate_blocks", _step_inputs,
+       doc="db, block by block (i, f, o, g), against finite differences")
+def lstm_step_backward_gate_blocks(inputs, lstm_step_forward, lstm_step_backward):
+    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                         inputs["dnext_h"], inputs["dnext_c"])
+    out = {"db": out["db"]}
+    out.update(_perturbed_outputs(_step_outputs(lstm_step_forward),
+                                  _copies(inputs, STEP_ARGS), ["b"]))
+    return out
+
+
+_BLOCK_HINTS = {
+    "i": "the input gate's gradient is (gradient of next_c) * g * i * (1 - i)",
+    "f": "the forget gate's gradient is (gradient of next_c) * prev_c * f * (1 - f)",
+    "o": "the output gate's gradient is dnext_h * tanh(next_c) * o * (1 - o)",
+    "g": "the candidate's gradient is (gradient of next_c) * i * (1 - g**2)",
+}
+
+
+@lstm_step_backward_gate_blocks.verdict
+def lstm_step_backward_gate_blocks(inputs, outputs):
+    H = inputs["prev_h"].shape[1]
+    upstream = np.concatenate([inputs["dnext_h"].ravel(), inputs["dnext_c"].ravel()])
+    numeric = _numeric_gradient(outputs, "b", upstream, inputs["b"].shape)
+    if numeric is None:
+        return "the forward pass returned outputs of unexpected shapes (see the shapes checks)"
+    db = outputs["db"]
+    problem = shape_problem("db", db, numeric.shape)
+    if problem:
+        return problem
+    wrong = [name for name, got, want in zip(GATES, _blocks(db, H).values(),
+                                             _blocks(numeric, H).values(), strict=True)
+             if rel_error(got, want) > GRAD_TOL]
+    if not wrong:
+        return None
+    k = GATES.index(wrong[0])
+    if wrong == ["i", "f", "g"]:
+        return ("the i, f and g blocks of db are wrong but o is right: they all share the "
+                "gradient of next_c, dnext_c + dnext_h * o * (1 - tanh(next_c)**2); "
+                "check that total first")
+    others = f" (also wrong: {', '.join(wrong[1:])})" if len(wrong) > 1 else ""
+    return (f"the {GATE_NAMES[wrong[0]]} block of db, db[{_slice_text(k)[5:-1]}], "
+            f"disagrees with finite differences{others}: {_BLOCK_HINTS[wrong[0]]}")
+
+
+@check("lstm_step_backward_gradcheck", _step_inputs,
+       doc="all six gradients against centred finite differences")
+def lstm_step_backward_gradcheck(inputs, lstm_step_forward, lstm_step_backward):
+    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                         inputs["dnext_h"], inputs["dnext_c"])
+    out.update(_perturbed_outputs(_step_outputs(lstm_step_forward),
+                                  _copies(inputs, STEP_ARGS), STEP_ARGS))
+    return out
+
+
+@lstm_step_backward_gradcheck.verdict
+def lstm_step_backward_gradcheck(inputs, outputs):
+    upstream = np.concatenate([inputs["dnext_h"].ravel(), inputs["dnext_c"].ravel()])
+    problems = _gradient_problems(inputs, outputs, STEP_ARGS, upstream, _STEP_HINTS)
+    return "; ".join(problems) if problems else None
+
+
+# --------------------------------------------------------------------------- #
+# lstm_forward
+# --------------------------------------------------------------------------- #
+def _sequence(lstm_forward, args):
+    h, _ = _unpack(lstm_forward(**_copies(args, SEQ_ARGS)), 2, "lstm_forward", "h, cache")
+    return np.asarray(h, dtype=np.float64)
+
+
+@check("lstm_forward_shapes", _seq_inputs, doc="h of shape (N, T, H)")
+def lstm_forward_shapes(inputs, lstm_forward):
+    return {"h": _sequence(lstm_forward, inputs)}
+
+
+@lstm_forward_shapes.verdict
+def lstm_forward_shapes(inputs, outputs):
+    N, T, _ = inputs["x"].shape
+    return shape_problem("h", outputs["h"], (N, T, inputs["h0"].shape[1]))
+
+
+@check("lstm_forward_c0_zero", _one_step_inputs,
+       doc="with T = 1, h[:, 0] is one step from h0 and c0 = 0")
+def lstm_forward_c0_zero(inputs, lstm_forward):
+    return {"h": _sequence(lstm_forward, inputs)}
+
+
+@lstm_forward_c0_zero.verdict
+def lstm_forward_c0_zero(inputs, outputs):
+    x, h0 = inputs["x"][:, 0], inputs["h0"]
+    weights = (inputs["Wx"], inputs["Wh"], inputs["b"])
+    got = outputs["h"]
+    problem = shape_problem("h", got, (h0.shape[0], 1, h0.shape[1]))
+    if problem:
+        return problem
+    want, _ = _closed_form_step(x, h0, np.zeros_like(h0), *weights)
+    if _close(got[:, 0], want):
+        return None
+    where = "with T = 1, h[:, 0] must be one LSTM step from h0 with c0 = 0"
+    if _close(got[:, 0], _closed_form_step(x, h0, h0, *weights)[0]):
+        return where + ": yours starts the cell state from h0; start it at np.zeros((N, H))"
+    if _close(got[:, 0], _closed_form_step(x, h0, np.ones_like(h0), *weights)[0]):
+        return where + ": yours starts the cell state at ones; start it at zeros"
+    if _close(got[:, 0], _closed_form_step(x, np.zeros_like(h0), np.zeros_like(h0),
+                                           *weights)[0]):
+        return where + ": yours ignores h0 (the first step's prev_h is h0)"
+    return where + " (if lstm_step_forward passes its checks, check what you feed it)"
+
+
+@check("lstm_forward_carries_cell", _constant_gate_inputs,
+       doc="constant gates: c_t = f * c_(t-1) + i * g accumulates from c0 = 0")
+def lstm_forward_carries_cell(inputs, lstm_forward):
+    return {"h": _sequence(lstm_forward, inputs)}
+
+
+@lstm_forward_carries_cell.verdict
+def lstm_forward_carries_cell(inputs, outputs):
+    N, T, _ = inputs["x"].shape
+    got = outputs["h"]
+    problem = shape_problem("h", got, (N, T, 2))
+    if problem:
+        return problem
+    z = _blocks(inputs["b"], 2)
+    i, f, o, g = (_sigmoid(z["i"]), _sigmoid(z["f"]), _sigmoid(z["o"]), np.tanh(z["g"]))
+    # c_t = i g (1 + f + ... + f^t), a geometric sum, the same for every sequence
+    t = np.arange(1, T + 1)[:, None]
+    want = np.broadcast_to(o * np.tanh(i * g * (1.0 - f ** t) / (1.0 - f)), (N, T, 2))
+    if _close(got, want):
+        return None
+    where = ("with Wx = Wh = 0 every step has the same gates, so the cell state must "
+             "grow as c_t = f * c_(t-1) + i * g from c0 = 0")
+    if _close(got, np.broadcast_to(got[:, :1], got.shape)):
+        return where + (": your h is the same at every step, as if the cell state were "
+                        "reset: pass next_c of step t on as prev_c of step t + 1")
+    if _close(got[:, 0], want[:, 0]):
+        return where + ": your first step is right, later ones are not (is next_c passed on?)"
+    return where + ": yours differs from the first step on"
+
+
+@check("lstm_forward_matches_steps", _seq_inputs,
+       doc="h equals T calls of your lstm_step_forward, from h0 and c0 = 0")
+def lstm_forward_matches_steps(inputs, lstm_forward, lstm_step_forward):
+    h = _sequence(lstm_forward, inputs)
+    args = _copies(inputs, SEQ_ARGS)
+    prev_h, prev_c = args["h0"], np.zeros_like(args["h0"])
+    steps = []
+    for t in range(args["x"].shape[1]):
+        step_args = {"x": args["x"][:, t], "prev_h": prev_h, "prev_c": prev_c,
+                     "Wx": args["Wx"], "Wh": args["Wh"], "b": args["b"]}
+        prev_h, prev_c = _step(lstm_step_forward, step_args)
+        steps.append(prev_h)
+    return {"h": h, "h_steps": np.stack(steps, axis=1)}
+
+
+@lstm_forward_matches_steps.verdict
+def lstm_forward_matches_steps(inputs, outputs):
+    got, want = outputs["h"], outputs["h_steps"]
+    problem = shape_problem("h", got, want.shape)
+    if problem:
+        return problem
+    for t in range(want.shape[1]):
+        if not _close(got[:, t], want[:, t]):
+            return (f"h[:, {t}] differs from what {t + 1} call(s) of your lstm_step_forward "
+                    "give, starting from h0 and c0 = 0: at step t feed x[:, t] and the h "
+                    "and c of step t - 1, and store next_h in h[:, t]")
+    return None
+
+
+# --------------------------------------------------------------------------- #
+# lstm_backward
+# --------------------------------------------------------------------------- #
+def _seq_backward(fwd, bwd, args):
+    _, cache = _unpack(fwd(**_copies(args, SEQ_ARGS)), 2, "lstm_forward", "h, cache")
+    grads = _unpack(bwd(np.array(args["dh"], copy=True), cache), 5, "lstm_backward",
+                    "dx, dh0, dWx, dWh, db")
+    return {"d" + k: np.asarray(v, dtype=np.float64)
+            for k, v in zip(SEQ_ARGS, grads, strict=True)}
+
+
+def _seq_outputs(fwd):
+    def call(args):
+        return _sequence(fwd, args).ravel()
+    return call
+
+
+@check("lstm_backward_shapes", _backward_inputs,
+       doc="five gradients with the shapes of x, h0, Wx, Wh, b")
+def lstm_backward_shapes(inputs, lstm_forward, lstm_backward):
+    return _seq_backward(lstm_forward, lstm_backward, inputs)
+
+
+@lstm_backward_shapes.verdict
+def lstm_backward_shapes(inputs, outputs):
+    for name in SEQ_ARGS:
+        problem = shape_problem("d" + name, outputs["d" + name], inputs[name].shape)
+        if problem:
+            return problem + f" (the shape of {name})"
+    return None
+
+
+@check("lstm_backward_through_cell", _cell_path_inputs,
+       doc="with Wh = 0 the gradient reaches earlier steps through the cell state alone")
+def lstm_backward_through_cell(inputs, lstm_forward, lstm_backward):
+    out = _seq_backward(lstm_forward, lstm_backward, inputs)
+    out = {"dx": out["dx"]}
+    out.update(_perturbed_outputs(_seq_outputs(lstm_forward), _copies(inputs, SEQ_ARGS),
+                                  ["x"]))
+    return out
+
+
+@lstm_backward_through_cell.verdict
+def lstm_backward_through_cell(inputs, outputs):
+    numeric = _numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
+    if numeric is None:
+        return "lstm_forward returned h of an unexpected shape (see lstm_forward_shapes)"
+    got = outputs["dx"]
+    problem = shape_problem("dx", got, numeric.shape)
+    if problem:
+        return problem
+    if rel_error(got[:, -1], numeric[:, -1]) > GRAD_TOL:
+        return ("dx[:, -1], the last step's input gradient, is wrong although only the "
+                "last step has a loss here: check the step backward and that dh[:, t] "
+                "goes to step t")
+    if rel_error(got, numeric) <= GRAD_TOL:
+        return None
+    where = ("dx at earlier steps is wrong. Here Wh = 0 and only the last step has a "
+             "loss, so the gradient can reach earlier steps only along the cell state")
+    if np.allclose(got[:, :-1], 0.0, atol=1e-12):
+        return where + (": yours is zero there. Carry dprev_c of step t back as dnext_c "
+                        "of step t - 1 (starting from zeros at the last step)")
+    return where + ": pass dprev_c of step t back as dnext_c of step t - 1"
+
+
+_SEQ_HINTS = {
+    "x": "dx[:, t] is the step backward's dx at step t",
+    "h0": "dh0 is the dprev_h that step 0 sends back",
+    "Wx": "dWx is the sum of every step's dWx",
+    "Wh": "dWh is the sum of every step's dWh",
+    "b": "db is the sum of every step's db",
+}
+
+
+@check("lstm_backward_gradcheck", _backward_inputs,
+       doc="all five gradients against centred finite differences, with a loss at every step")
+def lstm_backward_gradcheck(inputs, lstm_forward, lstm_backward):
+    out = _seq_backward(lstm_forward, lstm_backward, inputs)
+    out.update(_perturbed_outputs(_seq_outputs(lstm_forward), _copies(inputs, SEQ_ARGS),
+                                  SEQ_ARGS))
+    return out
+
+
+@lstm_backward_gradcheck.verdict
+def lstm_backward_gradcheck(inputs, outputs):
+    problems = _gradient_problems(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS)
+    if not problems:
+        return None
+    if len(problems) >= 4:
+        problems.append("when almost everything is off, check that the h gradient carried "
+                        "back from step t + 1 is added to dh[:, t] before the step backward")
+    return "; ".join(problems)
