@@ -106,10 +106,9 @@ def leaks(course: Course, assignment: str) -> list[str]:
         for line in protected_lines(nbformat.read(course.source_notebook(other), as_version=4)):
             if line in release_lines:
                 problems.append(f"{rel_path}: leaks protected line of {other} {line!r}")
-            if other == assignment:
-                for path, lines in package_lines.items():
-                    if line in lines:
-                        problems.append(f"{path}: contains protected line of {other} {line!r}")
+            for path, lines in package_lines.items():
+                if line in lines:
+                    problems.append(f"{path}: contains protected line of {other} {line!r}")
     return problems
 
 

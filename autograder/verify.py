@@ -112,11 +112,18 @@ def load_result(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
         raise ValueError(f"unreadable result ({type(exc).__name__})") from None
 
 
-def _kernel_error(cell) -> str:
-    """A short description of the error the kernel reported for a cell, if any."""
+def _kernel_error(cell, with_message: bool) -> str:
+    """A short description of the error the kernel reported for a cell, if any.
+
+    A visible check's own message (say "must return a tuple (next_h, cache)")
+    is worth keeping; for a hidden check only the exception's name is kept, as
+    its message might echo a hidden input.
+    """
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
-            return str(out.get("ename", "Error"))[:80]
+            name = str(out.get("ename", "Error"))[:80]
+            value = " ".join(str(out.get("evalue", "")).split())[:200]
+            return f"{name}: {value}" if with_message and value else name
     return ""
 
 
@@ -166,8 +173,8 @@ class VerifyChecks(NbGraderPreprocessor):
     def _judge(self, cell, check_id, kind, hidden_specs, visible_checks, assignment, student):
         path = Path(self.grading_dir) / "results" / f"{check_id}.npz"
         if not self.grading_dir or not path.is_file():
-            err = _kernel_error(cell)
-            return f"no result ({err} raised)" if err else "no result was produced"
+            err = _kernel_error(cell, with_message=kind == "visible")
+            return f"no result ({err})" if err else "no result was produced"
         try:
             outputs = load_result(path, self.max_result_bytes)
         except ValueError as exc:

@@ -96,7 +96,8 @@ def slider_plot(draw: Callable[..., None], static_values: Sequence[dict] | None 
       parameters left out take their defaults.  By default, the defaults alone.
     - controls: name -> :class:`Slider` or :class:`Choice`.
 
-    Returns the ipywidgets ``interactive`` object, or None in static mode.
+    Returns None: the widget is already displayed, and returning it would make
+    a cell that ends with this call display it a second time.
     """
     import matplotlib.pyplot as plt
 
@@ -111,7 +112,7 @@ def slider_plot(draw: Callable[..., None], static_values: Sequence[dict] | None 
 
         widget = w.interactive(redraw, **{n: _to_widget(n, c) for n, c in controls.items()})
         display(widget)
-        return widget
+        return None
     for values in static_values or [{}]:
         draw(**{**defaults, **values})
         plt.show()
