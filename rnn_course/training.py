@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from rnn_course.validation import Dims, check_array, check_shapes
+
 __all__ = [
     "xavier_uniform",
     "orthogonal",
@@ -339,15 +341,27 @@ def global_norm(grads):
 # --------------------------------------------------------------------------- #
 # Forward and backward through the whole model
 # --------------------------------------------------------------------------- #
-def _check_params(params):
+def _check_params(params, task=None):
+    """Keys and shapes of the parameters, consistent with each other and with the task."""
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict name -> array, got {type(params).__name__}")
     missing = [k for k in PARAM_KEYS if k not in params]
     if missing:
         raise ValueError(f"params is missing {missing}; expected keys {list(PARAM_KEYS)}")
+    dims = Dims()
+    if task is not None:
+        dims.update(D=task.input_size, V=task.output_size)
+        dims.sources.update(D="task.input_size", V="task.output_size")
+    # G is the width of the recurrent layer's pre-activations: H for an RNN, 4H for an LSTM
+    check_shapes(dims, Wx=(params["Wx"], ("D", "G")), Wh=(params["Wh"], ("H", "G")),
+                 b=(params["b"], ("G",)), Wy=(params["Wy"], ("H", "V")),
+                 by=(params["by"], ("V",)))
 
 
-def _check_shape(what, arr, shape):
-    if np.shape(arr) != shape:
-        raise ValueError(f"{what} has shape {np.shape(arr)}, expected {shape}")
+def _check_shape(what, arr, shape, letters=None):
+    """Check an array returned by the student's function against the shape it must have."""
+    dims = Dims(zip(letters, shape, strict=True)) if letters else None
+    check_array(what, arr, letters if letters else shape, dtype=np.floating, dims=dims)
 
 
 def _run_forward(forward, params, x):
@@ -362,7 +376,7 @@ def _run_forward(forward, params, x):
     if not (isinstance(result, tuple) and len(result) == 2):
         raise ValueError("forward(x, h0, Wx, Wh, b) must return a tuple (h, cache)")
     h, cache = result
-    _check_shape("h returned by forward", h, (N, T, H))
+    _check_shape("h returned by forward", h, (N, T, H), ("N", "T", "H"))
     outputs = h[:, -1] @ params["Wy"] + params["by"]
     return outputs, h, cache
 
@@ -378,7 +392,7 @@ def _run_backward(backward, params, h, cache, doutputs):
     _, _, dWx, dWh, db = result
     grads = {"Wx": dWx, "Wh": dWh, "b": db, "Wy": last.T @ doutputs, "by": doutputs.sum(axis=0)}
     for k in RECURRENT_KEYS:
-        _check_shape(f"d{k} returned by backward", grads[k], params[k].shape)
+        _check_shape(f"d{k} returned by backward (the shape of {k})", grads[k], params[k].shape)
     return grads
 
 
@@ -432,6 +446,7 @@ def evaluate(forward, params, task, n=1000, seed=0):
     - dict with ``loss`` (float), ``accuracy`` (float in [0, 1]) and
       ``chance`` (the task's chance accuracy)
     """
+    _check_params(params, task)
     x, y = task.batch(n, seed=np.random.SeedSequence([seed, 1]))
     outputs = predict(forward, params, x)
     loss, _ = _loss_and_grad(task, outputs, y)
@@ -516,7 +531,7 @@ def train(forward, backward, params, task, *, steps=500, batch_size=32, optimize
     Returns:
     - a :class:`History` (per-step loss and gradient norm, held-out accuracy)
     """
-    _check_params(params)
+    _check_params(params, task)
     steps = _positive_int("steps", steps)
     batch_size = _positive_int("batch_size", batch_size)
     eval_size = _positive_int("eval_size", eval_size)
