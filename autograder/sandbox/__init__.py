@@ -1,0 +1,55 @@
+"""Sandbox for student kernels: bubblewrap isolation, resource limits, output caps.
+
+Public API (see each module for details):
+
+- :func:`sandbox_available` -> ``(ok, reason)``: can kernels be sandboxed here?
+  (:func:`unavailable_reason` -> ``None`` or the reason, for the same check.)
+- :class:`Limits`: every limit of one notebook run (memory, CPU, processes,
+  file size, /tmp size, cell timeout, wall clock, output caps).
+- :class:`SandboxedKernelManager`: jupyter_client kernel manager that starts
+  ipykernel inside bubblewrap (usable as nbclient/nbgrader
+  ``kernel_manager_class`` or ``NotebookClient(nb, km=...)``).
+- :func:`execute_notebook` -> ``(nb, flags)``: run a notebook with nbgrader's
+  ``Execute`` in the sandbox; flags come from :data:`FLAGS`.
+- :class:`SandboxExecute` / :class:`OutputLimitMixin`: the preprocessor and
+  the output cap it adds to nbclient.
+"""
+
+from .bwrap import SANDBOX_HOME, SandboxError, sandbox_available, unavailable_reason
+from .execute import (
+    CPU_LIMIT,
+    FLAGS,
+    KERNEL_DIED,
+    MEMORY_LIMIT,
+    OUTPUT_TRUNCATED,
+    PROCESS_LIMIT,
+    STOPPED_ENAME,
+    TIMEOUT,
+    TRUNCATION_NOTICE,
+    OutputLimitMixin,
+    SandboxExecute,
+    execute_notebook,
+)
+from .kernel import SandboxedKernelManager
+from .limits import Limits
+
+__all__ = [
+    "CPU_LIMIT",
+    "FLAGS",
+    "KERNEL_DIED",
+    "MEMORY_LIMIT",
+    "OUTPUT_TRUNCATED",
+    "PROCESS_LIMIT",
+    "SANDBOX_HOME",
+    "STOPPED_ENAME",
+    "TIMEOUT",
+    "TRUNCATION_NOTICE",
+    "Limits",
+    "OutputLimitMixin",
+    "SandboxError",
+    "SandboxExecute",
+    "SandboxedKernelManager",
+    "execute_notebook",
+    "sandbox_available",
+    "unavailable_reason",
+]

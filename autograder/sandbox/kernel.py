@@ -1,0 +1,622 @@
+"""A jupyter_client kernel manager that starts ipykernel inside bubblewrap.
+
+Use it wherever a ``KernelManager`` class is accepted, e.g.
+``NotebookClient(nb, km=SandboxedKernelManager(scratch_dir=...))`` or the
+``kernel_manager_class`` trait of nbclient / nbgrader's ``Execute``.  Every
+setting is a configurable trait (``c.SandboxedKernelManager.memory_bytes``...).
+
+The kernel talks to the grader over zmq **ipc** sockets in a per-kernel
+runtime folder that is bound into the sandbox at the same path; the sandbox
+has no network at all.  The kernel spec is built here, not looked up: the
+notebook's metadata cannot choose another kernel or interpreter.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import typing as t
+
+import zmq
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Bool, CaselessStrEnum, Dict, Int, List, Unicode, default
+
+from .bwrap import (
+    ETC_FILES,
+    SANDBOX_HOME,
+    SANDBOX_LIB,
+    SANDBOX_VENV,
+    Mount,
+    SandboxError,
+    SandboxPlan,
+    build_command,
+)
+from .fontcache import matplotlib_font_list
+from .limits import Limits, make_preexec, rlimits_for
+
+_DEFAULTS = Limits()
+# Bytes of the kernel's stderr kept for diagnostics (bwrap errors, tracebacks).
+LOG_TAIL_BYTES = 4096
+
+
+def _chown_tree(path: str, uid: int, gid: int) -> None:
+    """Give ``path`` and everything below it to ``uid:gid``, never following links.
+
+    A submission may contain symlinks (to /etc/shadow, say): following one
+    would hand a host file to the kernel's user.
+    """
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for root, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def _package_location(name: str) -> tuple[str, bool]:
+    """Host path of importable ``name`` and whether it is a package folder."""
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise SandboxError(f"student package {name!r} is not importable by the grader")
+    if spec.submodule_search_locations:
+        return os.path.realpath(list(spec.submodule_search_locations)[0]), True
+    if not spec.origin:
+        raise SandboxError(f"student package {name!r} has no file to bind")
+    return os.path.realpath(spec.origin), False
+
+
+def _traversable_by(path: str, uid: int, gid: int) -> bool:
+    """Whether ``uid:gid`` may walk down to ``path`` (search permission on each folder)."""
+    current = "/"
+    for part in [""] + os.path.realpath(path).strip("/").split("/"):
+        current = os.path.join(current, part)
+        st = os.stat(current)
+        if st.st_uid == uid:
+            bit = 0o100
+        elif st.st_gid == gid:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+_STALE = re.compile(r"rnn-sbx-(\d+)-")
+_swept: set[str] = set()
+
+
+def _sweep_stale_runtime(runtime_base: str) -> None:
+    """Remove runtime folders left by graders of this user that died (once per process).
+
+    A grader killed with SIGKILL takes its sandbox along (--die-with-parent)
+    but cannot delete its folder.  Folders are named after the grader's pid;
+    one whose pid is alive (or reused) is left alone.
+    """
+    if runtime_base in _swept:
+        return
+    _swept.add(runtime_base)
+    try:
+        names = os.listdir(runtime_base)
+    except OSError:
+        return
+    for name in names:
+        match = _STALE.match(name)
+        if not match or int(match.group(1)) == os.getpid():
+            continue
+        path = os.path.join(runtime_base, name)
+        try:
+            st = os.lstat(path)
+            os.kill(int(match.group(1)), 0)
+            continue  # its grader is alive
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue  # alive but not ours, or not a folder we can inspect
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _within(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """Starts an ipykernel in a bubblewrap sandbox with resource limits."""
+
+    # --- what the kernel sees -------------------------------------------------
+    scratch_dir = Unicode(
+        "",
+        help="Host folder holding the scratch copy of ONE submission; the only "
+        "persistent writable place of the kernel, bound at `sandbox_home`.  Empty: "
+        "use the `cwd` given to start_kernel (nbclient passes the notebook's folder). "
+        "When the grader is root it is chowned (recursively, links not followed) to "
+        "`kernel_uid`, so pass a copy the caller owns.",
+    ).tag(config=True)
+    sandbox_home = Unicode(
+        SANDBOX_HOME, help="Path of the scratch folder inside the sandbox: cwd and HOME."
+    ).tag(config=True)
+    student_packages = List(
+        Unicode(),
+        ["rnn_course"],
+        help="Importable packages the student's code may use beyond the Python "
+        f"environment; each is bound read-only under {SANDBOX_LIB} (on PYTHONPATH). "
+        "Editable installs point into the course folder, which the sandbox does not show.",
+    ).tag(config=True)
+    hidden_packages = List(
+        Unicode(),
+        ["autograder"],
+        help="Packages that must stay invisible to the kernel.  If one is installed "
+        "inside the Python environment (not editable), an empty read-only folder "
+        "hides it; if it lives elsewhere (editable), it is simply not bound.",
+    ).tag(config=True)
+    extra_ro_binds = Dict(
+        value_trait=Unicode(),
+        key_trait=Unicode(),
+        help="Extra read-only binds, {sandbox_path: host_path}, e.g. a data folder.",
+    ).tag(config=True)
+    etc_files = List(
+        Unicode(), list(ETC_FILES), help="Files of /etc bound read-only if they exist."
+    ).tag(config=True)
+    extra_env = Dict(
+        value_trait=Unicode(),
+        key_trait=Unicode(),
+        help="Environment variables added to the kernel's minimal environment "
+        "(e.g. RNN_COURSE_GRADING_DIR).  Nothing else of the grader's environment "
+        "reaches the kernel.",
+    ).tag(config=True)
+
+    # --- who runs it ------------------------------------------------------------
+    kernel_uid = Int(
+        65534,
+        help="uid of the kernel when the grader runs as root (default: nobody).  "
+        "RLIMIT_NPROC is shared by all tasks of a uid: give concurrent graders "
+        "distinct uids to keep one student's fork bomb from starving another's kernel. "
+        "Ignored when the grader is not root (the kernel then runs as the grader's uid, "
+        "isolated by an unprivileged user namespace).",
+    ).tag(config=True)
+    kernel_gid = Int(65534, help="gid of the kernel when the grader runs as root.").tag(
+        config=True
+    )
+
+    # --- limits (see autograder.sandbox.limits.Limits) ------------------------------
+    memory_bytes = Int(
+        _DEFAULTS.memory_bytes, help="Address-space limit of each kernel process (RLIMIT_AS)."
+    ).tag(config=True)
+    cpu_seconds = Int(
+        _DEFAULTS.cpu_seconds,
+        help="CPU seconds per kernel process (RLIMIT_CPU): SIGXCPU, then SIGKILL.",
+    ).tag(config=True)
+    max_processes = Int(
+        _DEFAULTS.max_processes,
+        help="Processes/threads the kernel may add to those its uid already runs (RLIMIT_NPROC).",
+    ).tag(config=True)
+    file_bytes = Int(
+        _DEFAULTS.file_bytes, help="Largest file the kernel may write (RLIMIT_FSIZE)."
+    ).tag(config=True)
+    open_files = Int(
+        _DEFAULTS.open_files, help="Open file descriptors per process (RLIMIT_NOFILE)."
+    ).tag(config=True)
+    tmp_bytes = Int(
+        _DEFAULTS.tmp_bytes, help="Size of the kernel's private /tmp (a tmpfs, so memory)."
+    ).tag(config=True)
+
+    # --- plumbing -----------------------------------------------------------------------
+    bwrap_path = Unicode("bwrap", help="The bubblewrap executable.").tag(config=True)
+    setpriv_path = Unicode(
+        "setpriv", help="util-linux setpriv, used to drop root privileges."
+    ).tag(config=True)
+    runtime_base = Unicode(
+        help="Host folder under which each kernel gets a private runtime folder "
+        "(connection file, ipc sockets).  Keep it short: unix socket paths are "
+        "limited to 107 bytes.  Default: the system temporary folder."
+    ).tag(config=True)
+    transport = CaselessStrEnum(
+        ["ipc"],
+        default_value="ipc",
+        help="Always zmq ipc: the sandbox has no network, so tcp cannot work.",
+    ).tag(config=True)
+    max_message_bytes = Int(
+        256 * 1024**2,
+        help="Largest message the grader accepts from the kernel (zmq MAXMSGSIZE on "
+        "the client's sockets).  Bigger messages are not read: zmq drops the connection, "
+        "and execution then stops with a timeout.  Bounds the grader's transient memory "
+        "(a decoded message costs about three times its size).",
+    ).tag(config=True)
+    share_font_list = Bool(
+        True,
+        help="Give every kernel a read-only copy of matplotlib's font list, built once per "
+        "grader process in a sandbox, instead of each kernel rebuilding it (~0.4 s).",
+    ).tag(config=True)
+    autorestart = Bool(False, help="Never restart a sandboxed kernel that died.").tag(
+        config=True
+    )
+
+    @default("runtime_base")
+    def _runtime_base_default(self) -> str:
+        return tempfile.gettempdir()
+
+    def __init__(self, **kwargs: t.Any) -> None:
+        super().__init__(**kwargs)
+        self._base_dir: str | None = None
+        self._run_dir: str | None = None
+        self._log: t.IO[bytes] | None = None
+        self._proc: subprocess.Popen | None = None
+        self._spec: KernelSpec | None = None
+        self._scratch = ""
+        self._data_fds: list[tuple[int, str]] = []
+        #: Process group of the sandbox (the launcher starts a new session);
+        #: killing it ends the sandbox.  Set once the kernel is launched.
+        self.sandbox_pgid: int | None = None
+
+    # --- limits as one object ---------------------------------------------------------
+    def apply_limits(self, limits: Limits) -> None:
+        """Set the kernel-side traits from a :class:`Limits`."""
+        for name in (
+            "memory_bytes",
+            "cpu_seconds",
+            "max_processes",
+            "file_bytes",
+            "open_files",
+            "tmp_bytes",
+        ):
+            setattr(self, name, getattr(limits, name))
+
+    def limits(self) -> Limits:
+        """The kernel-side limits in force, as a :class:`Limits`."""
+        return Limits(
+            memory_bytes=self.memory_bytes,
+            cpu_seconds=self.cpu_seconds,
+            max_processes=self.max_processes,
+            file_bytes=self.file_bytes,
+            open_files=self.open_files,
+            tmp_bytes=self.tmp_bytes,
+        )
+
+    # --- the Python environment ---------------------------------------------------------
+    def _python_mounts(self) -> tuple[list[Mount], str, str]:
+        """Binds of the interpreter, its path and ipykernel_launcher's path, in the sandbox."""
+        # The grader's own environment: it has ipykernel, numpy and the course's
+        # pinned dependencies, and the kernel must match what the grader checked.
+        prefix = os.path.realpath(sys.prefix)
+        mounts = [Mount(prefix, SANDBOX_VENV)]
+        base = os.path.realpath(sys.base_prefix)
+        real_exe = os.path.realpath(sys.executable)
+        if base != prefix and not _within(base, "/usr"):
+            # A venv's python is a symlink to the base interpreter: bind that
+            # prefix at its own path (and only it, not e.g. all of /root).
+            mounts.append(Mount(base, base))
+        if not any(_within(real_exe, m.src) for m in mounts) and not _within(real_exe, "/usr"):
+            exe_dir = os.path.dirname(real_exe)
+            mounts.append(Mount(exe_dir, exe_dir))
+        exe = sys.executable
+        if not _within(exe, sys.prefix):
+            raise SandboxError(f"cannot place the interpreter {exe} inside the sandbox")
+        python = SANDBOX_VENV + exe[len(sys.prefix.rstrip("/")) :]
+        launcher_spec = importlib.util.find_spec("ipykernel_launcher")
+        if launcher_spec is None or not launcher_spec.origin:
+            raise SandboxError("ipykernel is not installed in the grader's environment")
+        launcher = os.path.realpath(launcher_spec.origin)
+        if not _within(launcher, prefix):
+            raise SandboxError("ipykernel must be installed in the Python environment")
+        return mounts, python, SANDBOX_VENV + launcher[len(prefix) :]
+
+    @property
+    def kernel_spec(self) -> KernelSpec:  # type: ignore[override]
+        """A fixed ipykernel spec; the notebook's kernelspec name is ignored."""
+        if self._spec is None:
+            _, python, launcher = self._python_mounts()
+            self._spec = KernelSpec(
+                # The launcher by path, not `-m`: with -m, sys.path[0] would be
+                # the scratch folder and a student's `ipykernel_launcher.py`
+                # would replace the kernel.  ipykernel adds the cwd back later.
+                argv=[python, launcher, "-f", "{connection_file}"],
+                display_name="Python 3 (sandboxed)",
+                language="python",
+                # Signals cannot cross into the sandbox's new session; ipykernel
+                # handles interrupt_request on the control channel.
+                interrupt_mode="message",
+                metadata={},
+            )
+        return self._spec
+
+    @property
+    def ipykernel(self) -> bool:
+        """Always an ipykernel (nbclient then passes the in-memory history option)."""
+        return True
+
+    # --- building the sandbox ---------------------------------------------------------------
+    def _kernel_ids(self) -> tuple[int, int]:
+        if os.geteuid() == 0:
+            return self.kernel_uid, self.kernel_gid
+        return os.geteuid(), os.getegid()
+
+    def _env(self) -> dict[str, str]:
+        env = {
+            "HOME": self.sandbox_home,
+            "PATH": f"{SANDBOX_VENV}/bin:/usr/local/bin:/usr/bin:/bin",
+            "PYTHONPATH": SANDBOX_LIB,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            # A submission may carry ~/.local: its site-packages stays out.
+            "PYTHONNOUSERSITE": "1",
+            "MPLBACKEND": "Agg",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            # glibc reserves 64 MiB of address space per malloc arena and
+            # thread; with RLIMIT_AS that would eat the student's memory.
+            "MALLOC_ARENA_MAX": "2",
+            "LANG": "C.UTF-8",
+            # Per-run state in the private /tmp, not in the scratch folder, and
+            # no IPython/Jupyter start-up files from the submission.
+            "IPYTHONDIR": "/tmp/ipython",
+            "MPLCONFIGDIR": "/tmp/matplotlib",
+            "XDG_CACHE_HOME": "/tmp/cache",
+            "JUPYTER_CONFIG_DIR": "/tmp/jupyter/config",
+            "JUPYTER_DATA_DIR": "/tmp/jupyter/data",
+            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter/runtime",
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        }
+        env.update(self.extra_env)
+        return env
+
+    def _plan(self, scratch: str) -> SandboxPlan:
+        assert self._run_dir is not None and self._base_dir is not None
+        mounts, _, _ = self._python_mounts()
+        venv = os.path.realpath(sys.prefix)
+        masked = []
+        for name in self.hidden_packages:
+            spec = importlib.util.find_spec(name)
+            locations = list(spec.submodule_search_locations or []) if spec else []
+            for location in locations:
+                location = os.path.realpath(location)
+                if _within(location, venv):
+                    masked.append(SANDBOX_VENV + location[len(venv) :])
+        for name in self.student_packages:
+            if name in self.hidden_packages:
+                raise SandboxError(f"{name!r} is both a student and a hidden package")
+            src, is_dir = _package_location(name)
+            mounts.append(Mount(src, f"{SANDBOX_LIB}/{name}" + ("" if is_dir else ".py")))
+        for dest, src in sorted(self.extra_ro_binds.items()):
+            if not os.path.isabs(dest) or os.path.normpath(dest) == "/":
+                raise SandboxError(f"extra_ro_binds: {dest!r} is not an absolute sandbox path")
+            mounts.append(Mount(os.path.realpath(src), os.path.normpath(dest)))
+        for mount in mounts:
+            # A scratch folder holding (say) the Python environment would make
+            # it writable through the scratch bind: a caller's mistake, refused.
+            if _within(mount.src, scratch):
+                raise SandboxError(f"scratch folder {scratch} contains {mount.src}")
+        mounts.append(Mount(scratch, self.sandbox_home, writable=True))
+        mounts.append(Mount(self._run_dir, self._run_dir, writable=True))
+        return self._make_plan(mounts, self._base_dir, masked=masked)
+
+    def _make_plan(self, mounts: list[Mount], base_dir: str, **extra: t.Any) -> SandboxPlan:
+        root = os.geteuid() == 0
+        return SandboxPlan(
+            mounts=mounts,
+            env=self._env(),
+            cwd=self.sandbox_home,
+            tmp_bytes=self.tmp_bytes,
+            drop_to=self._kernel_ids() if root else None,
+            stage_dir=os.path.join(base_dir, "stage") if root else None,
+            etc_files=tuple(self.etc_files),
+            data_files=list(self._data_fds),
+            **extra,
+        )
+
+    def _new_base_dir(self) -> str:
+        """A private host folder for one sandbox: ``run/`` (kernel's) and ``stage/``."""
+        uid, gid = self._kernel_ids()
+        if not _traversable_by(self.runtime_base, uid, gid):
+            # The unprivileged bubblewrap resolves the staged paths as that uid.
+            raise SandboxError(
+                f"runtime_base {self.runtime_base} is not reachable by uid {uid}: "
+                "choose a folder every parent of which others may search"
+            )
+        _sweep_stale_runtime(self.runtime_base)
+        # realpath: the ipc socket paths must read the same inside and out.
+        prefix = f"rnn-sbx-{os.getpid()}-"
+        base = os.path.realpath(tempfile.mkdtemp(prefix=prefix, dir=self.runtime_base))
+        os.chmod(base, 0o755)
+        run = os.path.join(base, "run")
+        os.mkdir(run, 0o700)
+        os.mkdir(os.path.join(base, "stage"), 0o755)
+        if os.geteuid() == 0:
+            os.chown(run, uid, gid)
+        return base
+
+    def run_python(self, code: str, timeout: float = 120) -> tuple[int, bytes]:
+        """Run ``code`` with the sandboxed interpreter in a throw-away sandbox.
+
+        For trusted set-up code only (it gets the kernel's view and limits,
+        an empty scratch folder and no ipc folder).  Returns ``(status, stdout)``.
+        """
+        uid, _ = self._kernel_ids()
+        base = self._new_base_dir()
+        try:
+            mounts, python, _ = self._python_mounts()
+            mounts.append(Mount(os.path.join(base, "run"), self.sandbox_home, writable=True))
+            argv = build_command(
+                self._make_plan(mounts, base),
+                [python, "-c", code],
+                bwrap=self.bwrap_path,
+                setpriv=self.setpriv_path,
+            )
+            proc = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                cwd=base,
+                timeout=timeout,
+                preexec_fn=make_preexec(rlimits_for(self.limits(), uid)),
+            )
+            return proc.returncode, proc.stdout
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+    def _font_list_fds(self) -> list[tuple[int, str]]:
+        """A memfd holding matplotlib's font list, bound into the kernel's MPLCONFIGDIR."""
+        if not self.share_font_list:
+            return []
+        key = f"{os.path.realpath(sys.prefix)}:{self._kernel_ids()[0]}"
+        built = matplotlib_font_list(key, self.run_python)
+        if built is None:
+            return []
+        name, body = built
+        fd = os.memfd_create("rnn-sbx-fontlist")
+        os.write(fd, body)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return [(fd, f"{self._env()['MPLCONFIGDIR']}/{name}")]
+
+    def _close_data_fds(self) -> None:
+        for fd, _ in self._data_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._data_fds = []
+
+    def _prepare_runtime(self, scratch: str) -> None:
+        """Create the runtime folder and hand it, and the scratch copy, to the kernel's uid."""
+        uid, gid = self._kernel_ids()
+        self._base_dir = self._new_base_dir()
+        self._run_dir = os.path.join(self._base_dir, "run")
+        self._plan(scratch)  # refuses a bad scratch folder before anything is chowned
+        if os.geteuid() == 0:
+            _chown_tree(scratch, uid, gid)
+        self.connection_file = os.path.join(self._run_dir, "kernel.json")
+        self.ip = os.path.join(self._run_dir, "kernel-ipc")
+        self._log = tempfile.TemporaryFile(prefix="rnn-sbx-log-")
+        self._close_data_fds()
+        self._data_fds = self._font_list_fds()
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        """The ipykernel command line, wrapped in bubblewrap."""
+        inner = super().format_kernel_cmd(extra_arguments)
+        return build_command(
+            self._plan(self._scratch), inner, bwrap=self.bwrap_path, setpriv=self.setpriv_path
+        )
+
+    async def _async_pre_start_kernel(  # type: ignore[override]
+        self, **kw: t.Any
+    ) -> tuple[list[str], dict[str, t.Any]]:
+        scratch = self.scratch_dir or kw.get("cwd") or ""
+        if not scratch or not os.path.isdir(scratch):
+            raise SandboxError(f"scratch folder {scratch!r} does not exist")
+        self._scratch = os.path.realpath(scratch)
+        if self._scratch == "/":
+            raise SandboxError("the scratch folder cannot be /")
+        try:
+            self._prepare_runtime(self._scratch)
+            kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
+        except BaseException:
+            self._discard_runtime()
+            raise
+        uid, gid = self._kernel_ids()
+        if os.geteuid() == 0:
+            # Written 0600 by root: the kernel must be able to read it.
+            os.chown(self.connection_file, uid, gid)
+        assert self._log is not None
+        kw.update(
+            # bubblewrap clears the environment anyway; this keeps the grader's
+            # (database URLs, tokens) out of even the launcher processes.
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            cwd=self._run_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            preexec_fn=make_preexec(rlimits_for(self.limits(), uid)),
+            pass_fds=tuple(fd for fd, _ in self._data_fds),
+        )
+        return kernel_cmd, kw
+
+    pre_start_kernel = _async_pre_start_kernel  # type: ignore[assignment]
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: t.Any) -> None:
+        try:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+        except BaseException:
+            self._discard_runtime()
+            raise
+        finally:
+            self._close_data_fds()  # bubblewrap has its copies (or never will)
+        assert self.provisioner is not None
+        self._proc = getattr(self.provisioner, "process", None)
+        self.sandbox_pgid = getattr(self.provisioner, "pgid", None)
+
+    _launch_kernel = _async_launch_kernel  # type: ignore[assignment]
+
+    def client(self, **kwargs: t.Any) -> t.Any:
+        """A kernel client whose sockets refuse messages over ``max_message_bytes``."""
+        kc = super().client(**kwargs)
+        # The client creates (and later destroys) its own context; sockets made
+        # from it inherit this default.  Set before any channel connects.
+        kc.context.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        return kc
+
+    # --- outcome ------------------------------------------------------------------------------
+    @property
+    def exit_status(self) -> int | None:
+        """Exit status of the sandbox (None while it runs).
+
+        bubblewrap passes on its command's status: 128+N when the kernel was
+        killed by signal N (137: SIGKILL, 152: SIGXCPU); a negative value means
+        the sandbox itself was killed, e.g. by the grader.
+        """
+        return None if self._proc is None else self._proc.poll()
+
+    def log_tail(self, limit: int = LOG_TAIL_BYTES) -> str:
+        """The last bytes the sandbox wrote to stdout/stderr (bwrap errors, crashes)."""
+        if self._log is None or self._log.closed:
+            return ""
+        try:
+            self._log.flush()
+            size = self._log.seek(0, os.SEEK_END)
+            self._log.seek(max(0, size - limit))
+            return self._log.read(limit).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def kill_sandbox(self) -> None:
+        """SIGKILL the sandbox's process group now (safe from any thread)."""
+        if self.sandbox_pgid is not None and self.exit_status is None:
+            try:
+                os.killpg(self.sandbox_pgid, signal.SIGKILL)
+            except OSError:
+                pass  # already gone
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if restart:
+            return
+        # Nothing of the sandbox may outlive its kernel manager.
+        self.kill_sandbox()
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.log.warning("sandbox process %s did not exit", self._proc.pid)
+        self._discard_runtime()
+
+    def _discard_runtime(self) -> None:
+        """Delete this kernel's runtime folder (connection key, sockets)."""
+        self._close_data_fds()
+        if self._base_dir is not None:
+            shutil.rmtree(self._base_dir, ignore_errors=True)
+            self._base_dir = None
+
+    cleanup_resources = _async_cleanup_resources  # type: ignore[assignment]
+
+    def close_log(self) -> None:
+        """Release the diagnostics log (after :meth:`log_tail` is no longer needed)."""
+        if self._log is not None:
+            self._log.close()

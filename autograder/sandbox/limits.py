@@ -1,0 +1,135 @@
+"""Resource limits of one sandboxed notebook run, and how they reach the kernel.
+
+The kernel-side limits are POSIX rlimits set in the launching child just before
+it execs bubblewrap, so bubblewrap, the kernel and everything the student's code
+forks inherit them and none of them can raise them again.  The grader-side
+limits (timeouts, output caps) live in the same dataclass so that a caller
+configures a whole run with one object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+from collections.abc import Callable
+
+MiB = 1024**2
+GiB = 1024**3
+
+# Seconds between the soft CPU limit (SIGXCPU, which we report as cpu_limit)
+# and the hard one (SIGKILL), for code that catches or ignores SIGXCPU.
+CPU_HARD_GRACE_SECONDS = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Every limit a single notebook execution runs under.
+
+    Kernel side (enforced by the operating system inside the sandbox):
+
+    - ``memory_bytes``: address space of each process (RLIMIT_AS); allocations
+      beyond it fail with ``MemoryError`` instead of exhausting the host.
+    - ``cpu_seconds``: CPU time of each process (RLIMIT_CPU); SIGXCPU, then
+      SIGKILL two seconds later.
+    - ``max_processes``: how many more processes/threads the kernel's user may
+      create (RLIMIT_NPROC, counted on top of what that uid already runs).
+    - ``file_bytes``: largest file the kernel may write (RLIMIT_FSIZE).
+    - ``open_files``: open file descriptors per process (RLIMIT_NOFILE).
+    - ``tmp_bytes``: size of the private ``/tmp`` (a tmpfs, i.e. memory).
+
+    Grader side (enforced by the notebook client):
+
+    - ``cell_timeout``: seconds a cell may run before it is interrupted.
+    - ``wall_seconds``: seconds the whole notebook may take, kernel start
+      included; then the sandbox's process group is killed.
+    - ``cell_output_bytes`` / ``notebook_output_bytes``: output kept per cell
+      and per notebook; the rest is dropped while it arrives.
+    """
+
+    memory_bytes: int = 2 * GiB
+    cpu_seconds: int = 600
+    max_processes: int = 64
+    file_bytes: int = 64 * MiB
+    open_files: int = 256
+    tmp_bytes: int = 256 * MiB
+    cell_timeout: int = 60
+    wall_seconds: int = 900
+    cell_output_bytes: int = 1_000_000
+    notebook_output_bytes: int = 5_000_000
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Limits.{field.name} must be a positive int, got {value!r}")
+
+
+def count_tasks(uid: int) -> int:
+    """Number of tasks (processes and threads) that ``uid`` runs on this host now.
+
+    RLIMIT_NPROC is checked against *all* tasks of the real uid, not only the
+    sandbox's, so the limit we set is this count plus the sandbox's allowance.
+    """
+    total = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as fh:
+                status = fh.read()
+        except OSError:
+            continue  # the process ended while we looked
+        owner = threads = None
+        for line in status.splitlines():
+            if line.startswith("Uid:"):
+                owner = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+        if owner == uid:
+            total += threads or 1
+    return total
+
+
+def _clamp(value: int, which: int) -> int:
+    """``value`` lowered to the current hard limit, which only root may raise."""
+    hard = resource.getrlimit(which)[1]
+    if hard != resource.RLIM_INFINITY and os.geteuid() != 0:
+        return min(value, hard)
+    return value
+
+
+def rlimits_for(limits: Limits, uid: int) -> dict[int, tuple[int, int]]:
+    """The (soft, hard) rlimits for a kernel that will run as ``uid``."""
+    nproc = _clamp(count_tasks(uid) + limits.max_processes, resource.RLIMIT_NPROC)
+    cpu = limits.cpu_seconds
+    return {
+        resource.RLIMIT_AS: (limits.memory_bytes, limits.memory_bytes),
+        resource.RLIMIT_CPU: (cpu, cpu + CPU_HARD_GRACE_SECONDS),
+        resource.RLIMIT_NPROC: (nproc, nproc),
+        resource.RLIMIT_FSIZE: (limits.file_bytes, limits.file_bytes),
+        resource.RLIMIT_NOFILE: (limits.open_files, limits.open_files),
+        # A core dump of a 2 GiB kernel would land in the scratch folder.
+        resource.RLIMIT_CORE: (0, 0),
+    }
+
+
+def make_preexec(rlimits: dict[int, tuple[int, int]]) -> Callable[[], None]:
+    """A ``preexec_fn`` for ``subprocess.Popen`` that applies ``rlimits``.
+
+    It runs in the forked child before exec, so it only calls the already
+    imported ``resource.setrlimit`` on precomputed values: no imports, no
+    allocation-heavy work, nothing that could wait on a lock held by another
+    thread of the grader at fork time.
+    """
+    items = [(which, (min(soft, hard), hard)) for which, (soft, hard) in rlimits.items()]
+
+    def _apply() -> None:
+        for which, pair in items:
+            resource.setrlimit(which, pair)
+
+    return _apply

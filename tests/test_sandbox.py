@@ -1,0 +1,631 @@
+"""The sandbox around student kernels: isolation, limits, outcome flags.
+
+Every test runs real notebooks in real bubblewrap sandboxes (about a second
+each).  When the suite runs as root, kernels run as uid 65534; the non-root
+grader path is exercised by running a grader script as 65534 in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+from traitlets.config import Config
+
+from autograder.sandbox import (
+    CPU_LIMIT,
+    KERNEL_DIED,
+    MEMORY_LIMIT,
+    OUTPUT_TRUNCATED,
+    PROCESS_LIMIT,
+    SANDBOX_HOME,
+    STOPPED_ENAME,
+    TIMEOUT,
+    TRUNCATION_NOTICE,
+    Limits,
+    SandboxError,
+    execute_notebook,
+    sandbox_available,
+)
+from autograder.sandbox.bwrap import SANDBOX_LIB, SANDBOX_VENV, Mount, SandboxPlan, build_command
+from autograder.sandbox.execute import payload_size, shrink_error
+from autograder.sandbox.kernel import _sweep_stale_runtime
+
+COURSE_ROOT = Path(__file__).resolve().parents[1]
+IS_ROOT = os.geteuid() == 0
+KERNEL_UID = 65534 if IS_ROOT else os.geteuid()
+
+
+# --------------------------------------------------------------------------- helpers
+def run(scratch: Path, *sources: str, limits: Limits | None = None, **kwargs):
+    """Execute a notebook made of ``sources`` with ``scratch`` as its folder."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    nb = new_notebook(cells=[new_code_cell(src) for src in sources])
+    started = time.monotonic()
+    nb, flags = execute_notebook(nb, str(scratch), limits or Limits(), **kwargs)
+    return nb, flags, time.monotonic() - started
+
+
+def stdout(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def enames(cell) -> list[str]:
+    return [o.ename for o in cell.outputs if o.output_type == "error"]
+
+
+def report(cell) -> dict:
+    """The JSON a probe cell printed on its last stdout line."""
+    return json.loads(stdout(cell).strip().splitlines()[-1])
+
+
+def host_processes_with(marker: str) -> list[str]:
+    """Command lines of host processes that contain ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if marker.encode() in cmdline:
+                found.append(cmdline.decode(errors="replace"))
+    return found
+
+
+# --------------------------------------------------------------------------- no kernel
+def test_sandbox_is_available_here():
+    ok, reason = sandbox_available()
+    assert ok, reason
+    assert "\n" not in reason
+
+
+def test_command_line_has_every_isolation_option():
+    plan = SandboxPlan(
+        mounts=[Mount("/srv/scratch", SANDBOX_HOME, writable=True)],
+        env={"HOME": SANDBOX_HOME},
+        cwd=SANDBOX_HOME,
+        tmp_bytes=1234,
+    )
+    argv = build_command(plan, ["python", "-c", "pass"])
+    for option in (
+        "--unshare-user",
+        "--disable-userns",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ):
+        assert option in argv
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"
+    before_command = argv[: argv.index("--")]
+    assert before_command[-4:-2] == ["--remount-ro", "/"], "freeze the root after the last mount"
+    assert ["--remount-ro", "/dev"] == argv[argv.index("/dev") + 1 : argv.index("/dev") + 3]
+    assert argv[argv.index("--size") + 1 : argv.index("--size") + 2] == ["1234"]
+    assert "/etc" not in argv, "only chosen /etc files are bound, not /etc"
+
+    root_plan = SandboxPlan(
+        mounts=plan.mounts,
+        env={},
+        cwd=SANDBOX_HOME,
+        tmp_bytes=1,
+        drop_to=(65534, 65534),
+        stage_dir="/run/x/stage",
+    )
+    argv = build_command(root_plan, ["true"])
+    assert argv[:2] == ["unshare", "--mount"]
+    setpriv = argv[argv.index("setpriv") :]
+    assert "--reuid=65534" in setpriv and "--no-new-privs" in setpriv
+    assert "--bounding-set=-all" in setpriv
+    # the inner (unprivileged) sandbox binds the staged copy, never the host path
+    inner = setpriv[setpriv.index("bwrap") :]
+    assert "/srv/scratch" not in inner and "/run/x/stage/0" in inner
+    assert "/srv/scratch" in argv[: argv.index("setpriv")], "staged as root, before the drop"
+
+
+def test_output_accounting_helpers():
+    assert payload_size({"text": "x" * 1000}) >= 1000
+    nested: list = []
+    for _ in range(100_000):  # deeper than the recursion limit
+        nested = [nested]
+    assert payload_size(nested) > 0
+    assert payload_size({"data": "y" * 10**6}, limit=100) > 100
+    content = {"ename": "E" * 1000, "evalue": "v" * 10**6, "traceback": ["t" * 100] * 10**4}
+    shrink_error(content, 2000)
+    assert len(content["evalue"]) < 2100
+    assert sum(len(line) for line in content["traceback"]) < 4000
+    assert len(content["ename"]) < 300
+
+
+# --------------------------------------------------------------------------- isolation
+def test_runs_a_notebook_and_keeps_outputs_and_errors(tmp_path):
+    nb, flags, _ = run(tmp_path / "s", "print(6 * 7)", "1 / 0", "x = 3\nx + 1")
+    assert flags == []
+    assert stdout(nb.cells[0]) == "42\n"
+    assert enames(nb.cells[1]) == ["ZeroDivisionError"]
+    assert nb.cells[2].outputs[0]["data"]["text/plain"] == "4"
+    assert [c.execution_count for c in nb.cells] == [1, 2, 3]
+
+
+def test_only_the_scratch_folder_is_writable(tmp_path):
+    scratch = tmp_path / "scratch"
+    marker = f"rnn-sbx-test-{uuid.uuid4().hex}"
+    targets = {
+        "scratch": "mine.txt",
+        "tmp": f"/tmp/{marker}",
+        "course_root": str(COURSE_ROOT / marker),
+        "etc": f"/etc/{marker}",
+        "root": f"/{marker}",
+        "python": f"{SANDBOX_VENV}/{marker}",
+        "usr": f"/usr/{marker}",
+        "home_dir": f"/home/{marker}",
+        "dev": f"/dev/{marker}",
+        "dev_shm": f"/dev/shm/{marker}",
+        "dev_null": "/dev/null",
+    }
+    probe = textwrap.dedent(
+        f"""
+        import json, os
+        def can_write(path):
+            try:
+                with open(path, "w") as fh:
+                    fh.write("x")
+                return True
+            except OSError:
+                return False
+        result = {{name: can_write(path) for name, path in {targets!r}.items()}}
+        result["cwd"] = os.getcwd()
+        result["home"] = os.environ.get("HOME")
+        result["uid"] = os.getuid()
+        print(json.dumps(result))
+        """
+    )
+    nb, flags, _ = run(scratch, probe)
+    assert flags == []
+    got = report(nb.cells[0])
+    assert got["cwd"] == SANDBOX_HOME and got["home"] == SANDBOX_HOME
+    assert got["scratch"] and got["tmp"] and got["dev_null"], got
+    for name in ("course_root", "etc", "root", "python", "usr", "home_dir", "dev", "dev_shm"):
+        assert got[name] is False, f"{name} is writable inside the sandbox"
+    # the scratch write is the only one that reached the host
+    assert (scratch / "mine.txt").read_text() == "x"
+    assert (scratch / "mine.txt").stat().st_uid == KERNEL_UID
+    assert not Path(f"/tmp/{marker}").exists(), "/tmp is not private"
+    assert not (COURSE_ROOT / marker).exists()
+    assert got["uid"] == KERNEL_UID
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the uid switch happens only when the grader is root")
+def test_kernel_runs_as_nobody_when_grader_is_root(tmp_path):
+    nb, flags, _ = run(
+        tmp_path / "s",
+        "import os; print(os.getuid(), os.getgid(), os.getgroups())",
+        "print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])",
+    )
+    assert flags == []
+    assert stdout(nb.cells[0]).split()[:2] == ["65534", "65534"]
+    assert int(stdout(nb.cells[1]), 16) == 0, "the kernel has capabilities"
+
+
+def test_cannot_see_course_gradebook_or_other_students(tmp_path, monkeypatch):
+    other = tmp_path / "other_student" / "rnn_cell"
+    other.mkdir(parents=True)
+    (other / "rnn_cell.ipynb").write_text("the other student's answers")
+    gradebook = tmp_path / "gradebook.db"
+    gradebook.write_text("grades")
+    monkeypatch.setenv("RNN_COURSE_DB_URL", "postgresql://grader:s3cret@db/grades")
+    hidden = [
+        str(other / "rnn_cell.ipynb"),
+        str(other),
+        str(gradebook),
+        str(COURSE_ROOT),
+        str(COURSE_ROOT / "source"),
+        str(COURSE_ROOT / "autograder" / "reference.py"),
+        str(COURSE_ROOT / "nbgrader_config.py"),
+        "/root/.bash_history",
+    ]
+    probe = textwrap.dedent(
+        f"""
+        import json, os
+        seen = [p for p in {hidden!r} if os.path.exists(p)]
+        print(json.dumps({{
+            "seen": seen,
+            "root": sorted(os.listdir("/")),
+            "env": sorted(os.environ),
+            "db": os.environ.get("RNN_COURSE_DB_URL"),
+            "extra": os.environ.get("RNN_COURSE_GRADING_DIR"),
+        }}))
+        """
+    )
+    nb, flags, _ = run(
+        tmp_path / "scratch", probe, extra_env={"RNN_COURSE_GRADING_DIR": f"{SANDBOX_HOME}/g"}
+    )
+    assert flags == []
+    got = report(nb.cells[0])
+    assert got["seen"] == []
+    assert "work" not in got["root"]
+    assert got["db"] is None, "the grader's environment leaked into the kernel"
+    assert got["extra"] == f"{SANDBOX_HOME}/g"
+
+
+def test_rnn_course_and_numpy_import_but_autograder_does_not(tmp_path):
+    nb, flags, _ = run(
+        tmp_path / "s",
+        "import rnn_course, numpy\nprint(rnn_course.__file__)\nprint(numpy.ones(3).sum())",
+        "import autograder",
+        "from autograder import reference",
+        "import sys\nprint([p for p in sys.path if 'work' in p])",
+        "import glob, matplotlib.pyplot\n[font_list] = glob.glob('/tmp/matplotlib/fontlist-*')\n"
+        "open(font_list, 'a')",
+    )
+    assert flags == []
+    out = stdout(nb.cells[0]).split()
+    assert out[0].startswith(SANDBOX_LIB + "/rnn_course/") and out[1] == "3.0"
+    assert enames(nb.cells[1]) == ["ModuleNotFoundError"]
+    assert enames(nb.cells[2]) == ["ModuleNotFoundError"]
+    assert stdout(nb.cells[3]).strip() == "[]"
+    # matplotlib found the shared font list (no rebuild) and may not change it
+    assert enames(nb.cells[4]) == ["OSError"]
+    assert "building the font cache" not in json.dumps(nb.cells[4].outputs)
+
+
+def test_hidden_package_installed_in_the_environment_is_masked(tmp_path):
+    # autograder is an editable install here (so simply not bound); a regular
+    # install would sit in site-packages: tqdm stands in for that case.
+    import tqdm
+
+    inside = SANDBOX_VENV + str(Path(tqdm.__file__).parent)[len(sys.prefix) :]
+    cfg = Config()
+    cfg.SandboxedKernelManager.hidden_packages = ["autograder", "tqdm"]
+    nb, flags, _ = run(
+        tmp_path / "s",
+        f"import os\nprint(os.listdir({inside!r}))",
+        "import tqdm\ntqdm.tqdm",
+        f"open({inside!r} + '/x.py', 'w')",
+        config=cfg,
+    )
+    assert stdout(nb.cells[0]) == "[]\n"
+    assert enames(nb.cells[1]) == ["AttributeError"], "the hidden package's code was importable"
+    assert enames(nb.cells[2]) == ["OSError"]
+
+
+def test_submission_files_cannot_take_over_kernel_start(tmp_path):
+    scratch = tmp_path / "s"
+    startup = scratch / ".ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-hijack.py").write_text("print('HIJACKED')\n")
+    (scratch / "ipykernel_launcher.py").write_text("raise SystemExit(3)\n")
+    (scratch / "helper.py").write_text("VALUE = 11\n")
+    nb, flags, _ = run(scratch, "import helper\nprint(helper.VALUE)")
+    assert flags == []
+    assert stdout(nb.cells[0]) == "11\n", "the student's own modules must stay importable"
+    assert "HIJACKED" not in json.dumps(nb)
+
+
+def test_host_loopback_is_unreachable(tmp_path):
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    accepted: list = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept())
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    probe = textwrap.dedent(
+        f"""
+        import json, socket
+        try:
+            socket.create_connection(("127.0.0.1", {port}), timeout=3)
+            outcome = "connected"
+        except OSError as exc:
+            outcome = type(exc).__name__
+        print(json.dumps({{"outcome": outcome,
+                          "interfaces": [n for _, n in socket.if_nameindex()]}}))
+        """
+    )
+    try:
+        nb, flags, _ = run(tmp_path / "s", probe)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+    got = report(nb.cells[0])
+    assert got["outcome"] != "connected"
+    assert got["interfaces"] == ["lo"]
+    assert accepted == [], "the sandbox reached a listener on the host's loopback"
+
+
+def test_nothing_outlives_the_notebook(tmp_path):
+    marker = f"{time.time() % 1000:.6f}"
+    # the runtime folder must be reachable by the kernel's uid: not under tmp_path
+    runtime = Path(tempfile.mkdtemp(prefix="rnn-sbx-test-rt-"))
+    runtime.chmod(0o755)
+    cfg = Config()
+    cfg.SandboxedKernelManager.runtime_base = str(runtime)
+    nb, flags, _ = run(
+        tmp_path / "s",
+        "import subprocess\n"
+        f"p = subprocess.Popen(['sleep', '300{marker}'], start_new_session=True)\n"
+        "print(p.pid)",
+        config=cfg,
+    )
+    assert flags == [] and stdout(nb.cells[0]).strip().isdigit()
+    deadline = time.monotonic() + 5
+    while host_processes_with(f"sleep 300{marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert host_processes_with(f"sleep 300{marker}") == []
+    assert list(runtime.iterdir()) == [], "the runtime folder (sockets, key) was left behind"
+    runtime.rmdir()
+
+
+@pytest.mark.slow
+def test_sandbox_dies_with_the_grader(tmp_path):
+    marker = f"{time.time() % 1000:.6f}"
+    runtime = Path(tempfile.mkdtemp(prefix="rnn-sbx-test-rt-"))
+    runtime.chmod(0o755)
+    script = textwrap.dedent(
+        f"""
+        from nbformat.v4 import new_code_cell, new_notebook
+        from traitlets.config import Config
+        from autograder.sandbox import execute_notebook
+        cfg = Config()
+        cfg.SandboxedKernelManager.runtime_base = {str(runtime)!r}
+        cell = (
+            "import subprocess, time\\n"
+            "subprocess.Popen(['sleep', '400{marker}'], start_new_session=True)\\n"
+            "while True:\\n    time.sleep(1)"
+        )
+        execute_notebook(new_notebook(cells=[new_code_cell(cell)]), {str(tmp_path)!r}, config=cfg)
+        """
+    )
+    grader = subprocess.Popen([sys.executable, "-c", script], cwd=str(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while not host_processes_with(f"sleep 400{marker}"):
+            assert time.monotonic() < deadline and grader.poll() is None, "kernel never started"
+            time.sleep(0.2)
+    finally:
+        grader.kill()  # SIGKILL: no clean-up code of the grader runs
+        grader.wait()
+    deadline = time.monotonic() + 10
+    while host_processes_with(f"sleep 400{marker}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert host_processes_with(f"sleep 400{marker}") == [], "the sandbox outlived its grader"
+    # the dead grader could not delete its runtime folder: the next grader does
+    (leftover,) = runtime.iterdir()
+    _sweep_stale_runtime(str(runtime))
+    assert not leftover.exists()
+    runtime.rmdir()
+
+
+# --------------------------------------------------------------------------- limits and flags
+def test_memory_bomb_sets_memory_limit_and_kernel_survives(tmp_path):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    nb, flags, _ = run(
+        tmp_path / "s",
+        "import numpy as np\nbig = np.ones(8 * 10**9 // 8)",
+        "data = bytearray(8 * 10**9)",
+        "print('alive')",
+    )
+    assert MEMORY_LIMIT in flags
+    assert "MemoryError" in enames(nb.cells[0])[0]
+    assert enames(nb.cells[1]) == ["MemoryError"]
+    assert stdout(nb.cells[2]) == "alive\n"
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 500
+
+
+def test_fork_bomb_sets_process_limit(tmp_path):
+    bomb = textwrap.dedent(
+        """
+        import os, time
+        children = 0
+        for _ in range(300):  # bounded: each child sleeps 3 s, then exits
+            if os.fork() == 0:
+                time.sleep(3)
+                os._exit(0)
+            children += 1
+        """
+    )
+    limits = Limits(max_processes=32)
+    nb, flags, elapsed = run(tmp_path / "s", bomb, "print('alive')", limits=limits)
+    assert PROCESS_LIMIT in flags
+    assert enames(nb.cells[0]) == ["BlockingIOError"]
+    assert elapsed < 30
+
+
+def test_a_broken_sandbox_raises_instead_of_grading(tmp_path):
+    cfg = Config()
+    cfg.SandboxedKernelManager.bwrap_path = "/nonexistent/bwrap"
+    with pytest.raises(SandboxError):
+        run(tmp_path / "s", "print(1)", config=cfg)
+
+
+@pytest.mark.slow
+def test_infinite_loop_is_interrupted_at_the_cell_timeout(tmp_path):
+    nb, flags, elapsed = run(
+        tmp_path / "s", "while True:\n    pass", "print('next')", limits=Limits(cell_timeout=2)
+    )
+    assert TIMEOUT in flags
+    assert enames(nb.cells[0]), "the timed-out cell must show an error"
+    assert stdout(nb.cells[1]) == "next\n", "execution goes on after an interrupted cell"
+    assert elapsed < 2 + 10
+
+
+@pytest.mark.slow
+def test_loop_that_ignores_interrupts_is_stopped(tmp_path):
+    nb, flags, elapsed = run(
+        tmp_path / "s",
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+        "print('never')",
+        limits=Limits(cell_timeout=2, wall_seconds=60),
+    )
+    assert TIMEOUT in flags
+    assert elapsed < 2 + 4 + 10  # cell timeout + nbclient's iopub wait + start/stop
+    assert enames(nb.cells[1]) == [STOPPED_ENAME], "a cell that never ran must not pass"
+
+
+@pytest.mark.slow
+def test_wall_clock_limit_kills_the_notebook(tmp_path):
+    nb, flags, elapsed = run(
+        tmp_path / "s",
+        "import time",
+        "for _ in range(600):\n    time.sleep(0.1)",
+        "print('never')",
+        limits=Limits(cell_timeout=120, wall_seconds=4),
+    )
+    assert flags == [TIMEOUT]
+    assert elapsed < 4 + 6
+    assert enames(nb.cells[0]) == []
+    assert enames(nb.cells[1]) == [STOPPED_ENAME] and enames(nb.cells[2]) == [STOPPED_ENAME]
+
+
+def test_killed_kernel_sets_kernel_died_and_stops(tmp_path):
+    # It also writes what a broken sandbox would print to the real stderr: a
+    # student must not pass for an infrastructure failure (which raises).
+    suicide = textwrap.dedent(
+        """
+        import os, sys
+        fd = getattr(sys.stderr, "_original_stdstream_copy", None) or 2
+        os.write(fd, b"bwrap: Can't mount proc\\nsetpriv: failed\\n")
+        os.kill(os.getpid(), 9)
+        """
+    )
+    nb, flags, elapsed = run(tmp_path / "s", "print('before')", suicide, "print('never')")
+    assert flags == [KERNEL_DIED]
+    assert stdout(nb.cells[0]) == "before\n"
+    assert enames(nb.cells[1]) == [STOPPED_ENAME]
+    assert enames(nb.cells[2]) == [STOPPED_ENAME] and nb.cells[2].execution_count is None
+    assert elapsed < 20
+
+
+@pytest.mark.slow
+def test_cpu_time_limit_sets_cpu_limit(tmp_path):
+    nb, flags, elapsed = run(
+        tmp_path / "s",
+        "while True:\n    pass",
+        limits=Limits(cpu_seconds=2, cell_timeout=60),
+    )
+    assert flags == [CPU_LIMIT]
+    assert elapsed < 20
+
+
+@pytest.mark.slow
+def test_huge_print_is_truncated_while_it_arrives(tmp_path):
+    nb, flags, _ = run(
+        tmp_path / "s",
+        "print('x' * 100_000_000)",
+        "for i in range(50_000):\n    print('y' * 100)",
+        "print('after')",
+    )
+    assert flags == [OUTPUT_TRUNCATED]
+    stored = len(nbformat.writes(nb))
+    assert stored < 3_000_000, f"{stored} bytes of output kept"
+    assert TRUNCATION_NOTICE in stdout(nb.cells[0])
+    assert TRUNCATION_NOTICE in stdout(nb.cells[1])
+    assert stdout(nb.cells[2]) == "after\n"
+
+
+@pytest.mark.slow
+def test_message_over_the_size_cap_is_never_read(tmp_path):
+    cfg = Config()
+    cfg.SandboxedKernelManager.max_message_bytes = 2_000_000
+    nb, flags, elapsed = run(tmp_path / "s", "print('z' * 10_000_000)", "1", config=cfg)
+    assert OUTPUT_TRUNCATED in flags and TIMEOUT in flags
+    assert "z" * 1000 not in json.dumps(nb)
+    assert elapsed < 30
+
+
+# --------------------------------------------------------------------------- non-root grader
+def _as_nobody(argv: list[str]) -> list[str]:
+    """Run ``argv`` as uid 65534, with the interpreter reachable for it.
+
+    The base Python may live under a folder 65534 cannot traverse (here
+    /root/.pyenv): a root-run bubblewrap shows only that prefix, as a stand-in
+    for a grader account with its own readable Python.
+    """
+    base = os.path.realpath(sys.base_prefix)
+    blocked, path = None, "/"
+    for part in base.strip("/").split("/"):
+        path = os.path.join(path, part)
+        if not os.stat(path).st_mode & 0o001:
+            blocked = path
+            break
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    if blocked is None:
+        return drop + argv
+    outer = ["bwrap", "--dev-bind", "/", "/", "--perms", "0755", "--tmpfs", blocked]
+    inner = blocked
+    for part in base[len(blocked) :].strip("/").split("/")[:-1]:
+        inner = os.path.join(inner, part)
+        outer += ["--perms", "0755", "--dir", inner]
+    return outer + ["--ro-bind", base, base, "--"] + drop + argv
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not IS_ROOT, reason="as non-root the whole file already runs that path")
+def test_grader_running_as_non_root_user(tmp_path):
+    work = Path(tempfile.mkdtemp(prefix="rnn-sbx-nonroot-"))
+    try:
+        os.chown(work, 65534, 65534)
+        script = textwrap.dedent(
+            """
+            import json, os, sys
+            from nbformat.v4 import new_code_cell, new_notebook
+            from autograder.sandbox import execute_notebook, sandbox_available
+            ok, why = sandbox_available()
+            scratch = os.path.join(sys.argv[1], "scratch")
+            os.mkdir(scratch)
+            nb = new_notebook(cells=[new_code_cell(s) for s in (
+                "import os; print(os.getuid())",
+                "open('made.txt', 'w').write('x')",
+                "import autograder",
+            )])
+            nb, flags = execute_notebook(nb, scratch)
+            print(json.dumps({"ok": ok, "why": why, "grader": os.getuid(), "flags": flags,
+                              "uid": nb.cells[0].outputs[0]["text"].strip(),
+                              "error": nb.cells[2].outputs[0]["ename"]}))
+            """
+        )
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
+        proc = subprocess.run(
+            _as_nobody([sys.executable, "-c", script, str(work)]),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=str(work),
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert got["ok"], got["why"]
+        assert got["grader"] == 65534 and got["uid"] == "65534"
+        assert got["flags"] == []
+        assert got["error"] == "ModuleNotFoundError"
+        assert (work / "scratch" / "made.txt").stat().st_uid == 65534
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
