@@ -31,3 +31,6 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 # --- exchange (JupyterHub) ----------------------------------------------------
 # The folder shared by instructors and students for release/fetch/submit/collect.
 c.Exchange.root = os.environ.get("RNN_COURSE_EXCHANGE", "/srv/nbgrader/exchange")
+# `nbgrader collect` that keeps symbolic links as links (the precheck flags them)
+# and skips a submission owned by someone other than the student it names.
+c.ExchangeFactory.collect = "autograder.exchange.SafeExchangeCollect"

@@ -1,0 +1,87 @@
+"""``python -m autograder demo``: what ``make demo`` shows a newcomer, end to end.
+
+Runs the demo as a subprocess on this repository (its class goes to a
+temporary folder) and checks the grades it recorded, from the ``grades.csv``
+it exported: for every assignment the perfect submission gets full marks, the
+untouched release 0, the partial one something strictly in between, the broken
+file 0 with ``invalid_notebook``, and the cheater (the partial submission plus
+an attack cell) no more than the partial one.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.course import Course
+from autograder.release import nbgrader_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "class"
+    env = nbgrader_env()
+    env["RNN_COURSE_DB_URL"] = "sqlite:////nonexistent/must-not-be-used.db"  # the demo drops it
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "demo", "--course-dir", str(REPO), "--out", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    rows = {}
+    if (out / "grades.csv").exists():
+        with open(out / "grades.csv", newline="") as fh:
+            for row in csv.DictReader(fh):
+                rows[(row["assignment"], row["student_id"])] = row
+    return proc, out, rows
+
+
+def test_demo_exits_cleanly_and_explains_itself(demo):
+    proc, out, _ = demo
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout
+    for words in ("perfect", "partial", "untouched", "broken", "cheater", "grades.csv",
+                  "feedback", "loopback listener on 127.0.0.1: 0",
+                  "every grade is the expected one"):
+        assert words in text
+    assert (out / ".rnn-course-demo").is_file()
+
+
+@pytest.mark.parametrize("assignment", Course(REPO).assignments)
+def test_demo_grades(demo, assignment):
+    _, _, rows = demo
+
+    def grade(student):
+        row = rows[(assignment, student)]
+        return float(row["score"]), float(row["max_score"]), row["flags"].split(";")
+
+    perfect, top, _ = grade("perfect")
+    partial, _, partial_flags = grade("partial")
+    untouched, _, _ = grade("untouched")
+    broken, _, broken_flags = grade("broken")
+    cheater, _, _ = grade("cheater")
+    assert top > 0 and perfect == top
+    assert untouched == 0
+    assert 0 < partial < top
+    assert broken == 0 and "invalid_notebook" in broken_flags
+    assert cheater <= partial
+
+
+def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "demo", "--course-dir", str(REPO),
+         "--out", str(precious)],
+        cwd=REPO, env=nbgrader_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "not made by the demo" in proc.stderr
+    assert (precious / "thesis.tex").read_text() == "do not delete"
