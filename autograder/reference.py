@@ -63,15 +63,27 @@ def sigmoid(a, out=None):
     - array of the same shape as ``a``, values in [0, 1].
     """
     a = np.asarray(a, dtype=np.float64)
-    with np.errstate(under="ignore"):  # exp(-800) = 0 is the right answer, not an error
-        e = np.exp(-np.abs(a))
-    pos = a >= 0
     if out is None:
         out = np.empty_like(a)
-    np.divide(1.0, 1.0 + e, out=out)
-    # for negative entries sigmoid(a) = e / (1 + e) = e * sigmoid(|a|)
-    np.multiply(out, e, out=out, where=~pos)
+    with np.errstate(under="ignore"):  # exp(-800) = 0 is the right answer, not an error
+        _sigmoid_into(a, out, np.empty_like(a), np.empty_like(a))
     return out
+
+
+def _sigmoid_into(a, out, e, s):
+    """``out[...] = sigmoid(a)`` with the scratch arrays ``e`` and ``s`` (all one shape).
+
+    ``out`` may be ``a``; ``e`` and ``s`` must not overlap either.  Six
+    passes, no masks, no allocation: ``e = exp(-|a|)``, the numerator ``s`` is
+    1 where a >= 0 and e where a < 0 (``max(sign(a), e)``, as 0 < e <= 1), and
+    ``out = s / (1 + e)``.  The caller handles floating-point underflow.
+    """
+    np.copysign(a, -1.0, out=e)  # -|a|
+    np.exp(e, out=e)
+    np.copysign(1.0, a, out=s)  # +1 where a >= +0, -1 where a < 0 (or a is -0.0, where e = 1)
+    np.maximum(s, e, out=s)  # 1 or e, as 0 < e <= 1 (NaN propagates)
+    np.add(e, 1.0, out=e)
+    np.divide(s, e, out=out)
 
 
 # --------------------------------------------------------------------------- #
@@ -141,9 +153,11 @@ def rnn_forward(x, h0, Wx, Wh, b):
     # the input projection of all steps: one (T*N, D) x (D, H) product
     np.matmul(xt.reshape(T * N, D), Wx, out=hs[1:].reshape(T * N, H))
     hs[1:] += b
+    hw = np.empty((N, H))  # h_{t-1} @ Wh, reused every step
     for t in range(T):
         a = hs[t + 1]
-        a += hs[t] @ Wh
+        np.matmul(hs[t], Wh, out=hw)
+        np.add(a, hw, out=a)
         np.tanh(a, out=a)
     h = hs[1:].transpose(1, 0, 2).copy()  # never a view of the cache
     return h, (xt, hs, Wx, Wh)
@@ -182,15 +196,18 @@ def rnn_backward(dh, cache, truncate=None):
         truncate = int(truncate)
     dht = dh.transpose(1, 0, 2)  # time-major view (T, N, H)
     da = np.empty((T, N, H))  # gradient of each step's pre-activation
-    WhT = Wh.T
+    WhT = np.ascontiguousarray(Wh.T)  # (H, H) row-major: the fast layout for g @ WhT
     if truncate is None or truncate >= T:
         carry = np.zeros((N, H))  # gradient reaching h_t from steps > t
+        tmp = np.empty((N, H))
         for t in range(T - 1, -1, -1):
             h = hs[t + 1]
             g = da[t]
             np.add(dht[t], carry, out=g)
-            g *= 1.0 - h * h
-            carry = g @ WhT
+            np.multiply(g, h, out=tmp)  # g * (1 - h^2) = g - (g * h) * h
+            np.multiply(tmp, h, out=tmp)
+            np.subtract(g, tmp, out=g)
+            np.matmul(g, WhT, out=carry)
         dh0 = carry
     else:
         # carry[j]: gradient that the loss at step t + j sends to h_t after
@@ -207,11 +224,12 @@ def rnn_backward(dh, cache, truncate=None):
                 carry[1:] = (carry[:-1].reshape((k - 1) * N, H) @ WhT).reshape(k - 1, N, H)
         dh0 = da[0] @ WhT  # every term that reached cell 0 may reach h0
     da2 = da.reshape(T * N, H)
-    dx = (da2 @ Wx.T).reshape(T, N, D).transpose(1, 0, 2)
+    # dx straight into (N, T, D): one (T, H) x (H, D) product per sequence, no transpose copy
+    dx = np.matmul(da.transpose(1, 0, 2), np.ascontiguousarray(Wx.T))
     dWx = xt.reshape(T * N, D).T @ da2
     dWh = hs[:-1].reshape(T * N, H).T @ da2
     db = da2.sum(axis=0)
-    return np.ascontiguousarray(dx), dh0, dWx, dWh, db
+    return dx, dh0, dWx, dWh, db
 
 
 # --------------------------------------------------------------------------- #
@@ -372,17 +390,24 @@ def lstm_forward(x, h0, Wx, Wh, b):
     tcs = np.empty((T, N, H))
     hs[0] = h0
     cs[0] = 0.0
-    for t in range(T):
-        a = gates[t]
-        a += hs[t] @ Wh
-        sigmoid(a[:, : 3 * H], out=a[:, : 3 * H])
-        np.tanh(a[:, 3 * H :], out=a[:, 3 * H :])
-        i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        c = cs[t + 1]
-        np.multiply(f, cs[t], out=c)
-        c += i * g
-        np.tanh(c, out=tcs[t])
-        np.multiply(o, tcs[t], out=hs[t + 1])
+    hw = np.empty((N, 4 * H))  # h_{t-1} @ Wh, then scratch
+    e, s = hw[:, : 3 * H], np.empty((N, 3 * H))  # sigmoid scratch
+    ig = np.empty((N, H))
+    with np.errstate(under="ignore"):
+        for t in range(T):
+            a = gates[t]
+            np.matmul(hs[t], Wh, out=hw)
+            np.add(a, hw, out=a)
+            sig = a[:, : 3 * H]
+            _sigmoid_into(sig, sig, e, s)
+            np.tanh(a[:, 3 * H :], out=a[:, 3 * H :])
+            i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+            c = cs[t + 1]
+            np.multiply(f, cs[t], out=c)
+            np.multiply(i, g, out=ig)
+            np.add(c, ig, out=c)
+            np.tanh(c, out=tcs[t])
+            np.multiply(o, tcs[t], out=hs[t + 1])
     h = hs[1:].transpose(1, 0, 2).copy()  # never a view of the cache
     return h, (xt, hs, cs, tcs, gates, Wx, Wh)
 
@@ -409,20 +434,45 @@ def lstm_backward(dh, cache):
     H = hs.shape[2]
     dht = dh.transpose(1, 0, 2)
     da = np.empty((T, N, 4 * H))
-    WhT = Wh.T
+    WhT = np.ascontiguousarray(Wh.T)  # (4H, H) row-major: the fast layout for da[t] @ WhT
     dnext_h = np.zeros((N, H))
-    dc = np.zeros((N, H))
+    dc = np.zeros((N, H))  # gradient reaching c_t from steps > t
+    dhh = np.empty((N, H))
+    tmp = np.empty((N, H))
     for t in range(T - 1, -1, -1):
         a = gates[t]
-        dhtot = dht[t] + dnext_h
-        dc = _lstm_cell_backward(
-            dhtot, dc, cs[t], a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :],
-            tcs[t], da[t],
-        )
-        dnext_h = da[t] @ WhT
+        i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        tc = tcs[t]
+        d = da[t]
+        d_i, d_f, d_o, d_g = d[:, :H], d[:, H : 2 * H], d[:, 2 * H : 3 * H], d[:, 3 * H :]
+        np.add(dht[t], dnext_h, out=dhh)  # total gradient of h_t
+        # dc += dh * o * (1 - tanh(c)^2)
+        np.multiply(tc, tc, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        np.multiply(tmp, o, out=tmp)
+        np.multiply(tmp, dhh, out=tmp)
+        np.add(dc, tmp, out=dc)
+        # sigmoid'(a) = s * (1 - s) for the gates i, f, o at once
+        s3 = a[:, : 3 * H]
+        d3 = d[:, : 3 * H]
+        np.subtract(1.0, s3, out=d3)
+        np.multiply(d3, s3, out=d3)
+        np.multiply(d_i, g, out=d_i)  # dc * g * i (1 - i)
+        np.multiply(d_f, cs[t], out=d_f)  # dc * prev_c * f (1 - f)
+        np.multiply(d_o, tc, out=d_o)  # dh * tanh(c) * o (1 - o)
+        np.multiply(d_o, dhh, out=d_o)
+        np.multiply(g, g, out=d_g)  # dc * i * (1 - g^2)
+        np.subtract(1.0, d_g, out=d_g)
+        np.multiply(d_g, i, out=d_g)
+        d_if = d.reshape(N, 4, H)[:, :2]  # gates i and f: both times dc
+        np.multiply(d_if, dc[:, None, :], out=d_if)
+        np.multiply(d_g, dc, out=d_g)
+        np.multiply(dc, f, out=dc)  # on to c_{t-1}
+        np.matmul(d, WhT, out=dnext_h)
     da2 = da.reshape(T * N, 4 * H)
-    dx = (da2 @ Wx.T).reshape(T, N, D).transpose(1, 0, 2)
+    # dx straight into (N, T, D): one (T, 4H) x (4H, D) product per sequence, no transpose copy
+    dx = np.matmul(da.transpose(1, 0, 2), np.ascontiguousarray(Wx.T))
     dWx = xt.reshape(T * N, D).T @ da2
     dWh = hs[:-1].reshape(T * N, H).T @ da2
     db = da2.sum(axis=0)
-    return np.ascontiguousarray(dx), dnext_h, dWx, dWh, db
+    return dx, dnext_h, dWx, dWh, db

@@ -149,9 +149,6 @@ def test_release_fetch_submit_collect_grade(round_trip):
     assert score == max_score, hub["graded"].stdout
 
 
-@pytest.mark.xfail(strict=True, reason="defect: the pipeline's feedback/<student>/<assignment>/ "
-                   "lacks timestamp.txt and submission_secret.txt, which nbgrader "
-                   "release_feedback reads")
 def test_feedback_goes_back_through_the_exchange(round_trip):
     hub = round_trip
     course, home = hub["course"], hub["home"]

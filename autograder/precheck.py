@@ -1,0 +1,434 @@
+"""Precheck: look at a submission folder before nbgrader (or any student code) does.
+
+:meth:`Precheck.check` reads ``submitted/<student>/<assignment>/`` and returns a
+:class:`Submission`: the notebooks to grade (parsed, validated, with their
+nbgrader metadata made safe for nbgrader's sanitize preprocessors), the other
+files to put in the student's scratch folder, and a list of *flags*.  It never
+raises for anything a student can put in the folder: every problem becomes a
+flag with a one-line reason, and grading goes on with what is usable.
+
+Flags are short snake_case strings shared by every stage of the pipeline
+(:data:`FLAGS`).  The precheck raises these:
+
+``invalid_notebook``     not JSON, not a notebook, fails ``nbformat.validate``,
+                         or not a regular file (graded as missing: 0 points)
+``missing_notebook``     an expected notebook is absent (0 points)
+``renamed_notebook``     the only other notebook was graded in its place
+``duplicate_grade_id``   two cells share an nbgrader id: the first keeps it
+``unknown_grade_id``     a cell claims an id the instructor's notebook lacks:
+                         its nbgrader metadata is dropped (it runs as a plain cell)
+``tampered_cells_restored``  nbgrader metadata that does not validate was
+                         dropped (the worker restores the instructor's cell)
+``shadowing_module``     a file or folder named like an importable module
+                         (``numpy.py``, ``sitecustomize.py``, ``matplotlib/``...):
+                         not copied to the scratch folder
+``too_large``            a file, the whole submission, or the number of
+                         files is over the limit: the file is not used
+``unsafe_file``          a symlink, fifo or device: never read, not copied
+
+Why duplicates are resolved here: nbgrader's ``DeduplicateIds`` keeps the
+*last* cell of a duplicated id and leaves ``{}`` as the metadata of the others,
+which ``CheckCellMetadata`` then rejects (``SchemaTooOldError``), aborting the
+whole submission.  The precheck keeps the *first* occurrence (the instructor's
+position in the notebook) and removes the nbgrader metadata of the copies, so
+``DeduplicateIds`` later finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import pkgutil
+import stat
+import sys
+import sysconfig
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from traitlets import Integer, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+# The flag vocabulary shared by precheck, sandbox, worker and coordinator.
+FLAGS = (
+    "invalid_notebook", "missing_notebook", "renamed_notebook", "duplicate_grade_id",
+    "unknown_grade_id", "shadowing_module", "too_large", "unsafe_file", "timeout",
+    "memory_limit", "process_limit", "cpu_limit", "output_truncated", "kernel_died",
+    "tampered_cells_restored", "late", "grader_error",
+)
+
+# Module names that a file in the kernel's working directory must never shadow,
+# whatever else is installed (the working directory comes first on sys.path).
+ALWAYS_SHADOWED = frozenset({
+    "numpy", "rnn_course", "autograder", "matplotlib", "sitecustomize", "usercustomize",
+    "IPython", "ipykernel", "ipywidgets", "nbgrader", "scipy", "pandas", "test",
+})
+TIMESTAMP_FILE = "timestamp.txt"
+DEFAULT_IGNORE = (".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback")
+
+
+@dataclass
+class Submission:
+    """What the precheck found in one submission folder (plain, picklable data)."""
+
+    student: str
+    assignment: str
+    path: Path
+    notebooks: dict[str, str | None] = field(default_factory=dict)
+    """Expected notebook name -> notebook JSON to grade (None: missing or unusable)."""
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Other files for the scratch folder: relative POSIX path -> content."""
+    flags: list[tuple[str, str]] = field(default_factory=list)
+    """(flag, one-line reason), in the order found."""
+    timestamp: str | None = None
+    """Contents of ``timestamp.txt`` (None when absent or empty)."""
+    digest: str = ""
+    """sha256 over the folder's names and contents: changes when anything is resubmitted."""
+
+    def flag(self, name: str, reason: str) -> None:
+        if name not in FLAGS:
+            raise ValueError(f"unknown flag {name!r}")
+        reason = " ".join(str(reason).split())[:300]
+        if (name, reason) not in self.flags:
+            self.flags.append((name, reason))
+
+    @property
+    def flag_names(self) -> list[str]:
+        return sorted({name for name, _ in self.flags})
+
+
+@functools.lru_cache(maxsize=1)
+def shadowed_module_names() -> frozenset[str]:
+    """Top-level names importable here: stdlib, site-packages, editable installs."""
+    names = set(ALWAYS_SHADOWED) | set(sys.stdlib_module_names) | set(sys.builtin_module_names)
+    paths = {sysconfig.get_paths()[key] for key in ("purelib", "platlib", "stdlib", "platstdlib")}
+    for info in pkgutil.iter_modules([p for p in paths if os.path.isdir(p)]):
+        names.add(info.name)
+    for path in paths:
+        try:
+            entries = os.listdir(path)
+        except OSError:
+            continue
+        for entry in entries:  # namespace packages have no __init__: iter_modules skips them
+            if entry.isidentifier() and os.path.isdir(os.path.join(path, entry)):
+                names.add(entry)
+    try:
+        names |= set(importlib.metadata.packages_distributions())
+    except Exception:  # a broken distribution's metadata must not stop grading
+        pass
+    return frozenset(names)
+
+
+def module_name_of(filename: str) -> str | None:
+    """The top-level module a file or folder of this name would provide, if any.
+
+    ``numpy.py`` -> numpy, ``numpy/`` -> numpy, ``numpy.cpython-311-x86_64-linux-gnu.so``
+    -> numpy, ``numpy.pth`` -> numpy (harmless in a cwd, but never wanted).
+    """
+    base = filename.split(".", 1)[0] if "." in filename else filename
+    return base if base.isidentifier() else None
+
+
+def _metadata_validator():
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    return _cached_validator(MetadataValidator)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_validator(cls):
+    return cls()  # reads its JSON schema from disk: once per process
+
+
+def parse_notebook(data: bytes) -> tuple[nbformat.NotebookNode | None, str]:
+    """Parse and validate notebook bytes: (nb, "") or (None, one-line reason); never raises."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    if not text.strip():
+        return None, "empty file"
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return None, f"not valid JSON ({str(exc).splitlines()[0][:80]})"
+    if not isinstance(raw, dict):
+        return None, f"not a notebook (a JSON {type(raw).__name__})"
+    version = raw.get("nbformat")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return None, "not a notebook (no nbformat version)"
+    if version not in (3, 4):  # Jupyter writes 4; nbformat still converts 3
+        return None, f"unsupported nbformat version {version}"
+    if version == 4 and not isinstance(raw.get("cells"), list):
+        return None, "not a notebook (no list of cells)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(text, as_version=4, capture_validation_error={})
+            nbformat.validate(nb)
+    except Exception as exc:  # NBFormatError, ValidationError, KeyError, TypeError...
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"not a valid notebook: {message[:120]}"
+    return nb, ""
+
+
+class Precheck(LoggingConfigurable):
+    """Checks a submission folder (configurable from ``nbgrader_config.py`` as ``c.Precheck``)."""
+
+    max_file_bytes = Integer(
+        20 * 1024 * 1024, help="Largest file (notebook or other) that is used, in bytes."
+    ).tag(config=True)
+    max_submission_bytes = Integer(
+        100 * 1024 * 1024, help="Largest total size of the files used from one submission."
+    ).tag(config=True)
+    max_files = Integer(
+        1000, help="Most files read from one submission folder (the rest are not used)."
+    ).tag(config=True)
+    extra_shadowed_names = List(
+        Unicode(), help="More module names that a submitted file must not shadow."
+    ).tag(config=True)
+    ignore = List(
+        Unicode(), list(DEFAULT_IGNORE),
+        help="File name globs skipped everywhere (nbgrader's CourseDirectory.ignore).",
+    ).tag(config=True)
+
+    # ------------------------------------------------------------------ #
+    def check(self, folder, student: str, assignment: str,
+              expected: dict[str, set[str]]) -> Submission:
+        """Check ``folder`` against the expected notebooks (name -> known grade ids).
+
+        Never raises for the folder's contents; an unexpected error in the
+        precheck itself becomes a ``grader_error`` flag.
+        """
+        sub = Submission(student=student, assignment=assignment, path=Path(folder))
+        try:
+            self._check(sub, expected)
+        except Exception as exc:  # the precheck must never abort a batch
+            self.log.exception("precheck of %s failed", folder)
+            sub.flag("grader_error", f"precheck failed: {type(exc).__name__}: {exc}")
+        return sub
+
+    def _check(self, sub: Submission, expected: dict[str, set[str]]) -> None:
+        entries, notebooks_found = self._scan(sub)
+        total = 0
+        digest = hashlib.sha256()
+        shadowed = shadowed_module_names() | set(self.extra_shadowed_names)
+        regular: dict[str, bytes] = {}
+        wanted = expected_files(expected)
+        # notebooks first: when the submission is over its size limit, they are what counts
+        order = sorted(entries, key=lambda e: (e[0] not in wanted,
+                                              not e[0].lower().endswith(".ipynb"), e[0]))
+        for rel, kind, size in order:
+            digest.update(f"{rel}\0{kind}\0{size}\0".encode("utf-8", "surrogateescape"))
+            if kind != "file":
+                if kind != "dir":
+                    sub.flag("unsafe_file", f"{rel} is a {kind}: not used")
+                continue
+            if size > self.max_file_bytes:
+                sub.flag("too_large", f"{rel} is {size} bytes (limit {self.max_file_bytes})")
+                continue
+            if total + size > self.max_submission_bytes:
+                sub.flag("too_large", f"submission over {self.max_submission_bytes} bytes: "
+                                      f"{rel} not used")
+                continue
+            data = self._read(sub.path / rel)
+            if data is None:
+                sub.flag("unsafe_file", f"{rel} could not be read as a regular file")
+                continue
+            if len(data) > self.max_file_bytes:  # grew since the scan
+                sub.flag("too_large", f"{rel} is over {self.max_file_bytes} bytes")
+                continue
+            total += len(data)
+            digest.update(hashlib.sha256(data).digest())
+            regular[rel] = data
+        sub.digest = digest.hexdigest()
+
+        stamp = regular.pop(TIMESTAMP_FILE, None)
+        if stamp is not None:
+            text = stamp.decode("utf-8", "replace").strip()
+            sub.timestamp = text or None
+
+        # which file is which expected notebook
+        top_notebooks = [rel for rel in notebooks_found if "/" not in rel]
+        chosen: dict[str, str | None] = {}
+        used: set[str] = set()
+        for name in expected:
+            exact = f"{name}.ipynb"
+            if exact in regular:
+                chosen[name] = exact
+                used.add(exact)
+        for name in expected:
+            if name in chosen:
+                continue
+            exact = f"{name}.ipynb"
+            if exact in notebooks_found:  # there, but too large or unreadable: flagged already
+                chosen[name] = None
+                continue
+            pool = [r for r in top_notebooks if r not in used and r not in expected_files(expected)]
+            if not pool:  # an uploaded folder: look one level down
+                pool = [r for r in notebooks_found if r not in used
+                        and r not in expected_files(expected)]
+            pool = [r for r in pool if r in regular]
+            if pool:
+                pick = self._best_candidate(pool, regular, expected[name])
+                chosen[name] = pick
+                used.add(pick)
+                sub.flag("renamed_notebook", f"graded {pick} as {exact}")
+            else:
+                chosen[name] = None
+                kind = dict((r, k) for r, k, _ in entries).get(exact)
+                if kind is not None and kind != "file":
+                    sub.flag("invalid_notebook", f"{exact} is a {kind}, not a notebook file")
+                else:
+                    sub.flag("missing_notebook", f"{exact} was not submitted")
+
+        for name, rel in chosen.items():
+            if rel is None:
+                sub.notebooks[name] = None
+                continue
+            nb, problem = parse_notebook(regular[rel])
+            if nb is None:
+                sub.flag("invalid_notebook", f"{rel}: {problem}")
+                sub.notebooks[name] = None
+                continue
+            self._sanitize_metadata(sub, rel, nb, expected[name])
+            sub.notebooks[name] = nbformat.writes(nb)
+
+        # other files: never notebooks (nbgrader does not copy them either)
+        for rel, data in regular.items():
+            if rel.endswith(".ipynb"):
+                continue
+            top = rel.split("/", 1)[0]
+            module = module_name_of(top)
+            if module is not None and module in shadowed:
+                what = "folder" if "/" in rel else "file"
+                sub.flag("shadowing_module",
+                         f"{top}{'/' if what == 'folder' else ''} would shadow module "
+                         f"{module!r}: not copied")
+                continue
+            sub.files[rel] = data
+
+    # ------------------------------------------------------------------ #
+    def _scan(self, sub: Submission):
+        """(relative path, kind, size) of every entry, without following links; notebooks."""
+        entries = []
+        notebooks = []
+        root = sub.path
+        count = 0
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            try:
+                names = sorted(os.listdir(root / rel_dir if rel_dir else root))
+            except OSError as exc:
+                sub.flag("unsafe_file", f"{rel_dir or '.'} cannot be listed ({exc.strerror})")
+                continue
+            for name in names:
+                if any(fnmatch.fnmatch(name, pat) for pat in self.ignore):
+                    continue
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                try:
+                    st = os.lstat(root / rel)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    kind = "dir"
+                elif stat.S_ISREG(st.st_mode):
+                    kind = "file"
+                elif stat.S_ISLNK(st.st_mode):
+                    kind = "symlink"
+                else:
+                    kind = "special file"
+                count += 1
+                if count > self.max_files:
+                    sub.flag("too_large", f"more than {self.max_files} files: the rest not used")
+                    return entries, notebooks
+                entries.append((rel, kind, st.st_size if kind == "file" else 0))
+                if kind == "dir":
+                    if rel.count("/") < 8:  # deeper is not a course submission
+                        stack.append(rel)
+                elif name.lower().endswith(".ipynb") and kind == "file":
+                    notebooks.append(rel)
+        entries.sort()
+        return entries, sorted(notebooks, key=lambda r: (r.count("/"), r))
+
+    def _read(self, path: Path) -> bytes | None:
+        """Read a regular file (at most the size limit + 1 bytes), never through a link.
+
+        ``O_NOFOLLOW`` and the ``fstat`` check keep a symlink or fifo swapped
+        in since the scan from being read (a fifo would block forever).
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            with os.fdopen(fd, "rb") as fh:
+                fd = None
+                return fh.read(self.max_file_bytes + 1)
+        except OSError:
+            return None
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    @staticmethod
+    def _best_candidate(pool: list[str], regular: dict[str, bytes], known: set[str]) -> str:
+        """The candidate notebook sharing most grade ids with the expected one."""
+        def overlap(rel):
+            try:
+                cells = json.loads(regular[rel].decode("utf-8-sig")).get("cells", [])
+                ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                       for c in cells if isinstance(c, dict)}
+            except Exception:
+                ids = set()
+            return len(ids & known)
+
+        return max(pool, key=lambda rel: (overlap(rel), -pool.index(rel)))
+
+    def _sanitize_metadata(self, sub: Submission, rel: str, nb, known: set[str]) -> None:
+        """Make nbgrader metadata safe for nbgrader's sanitize preprocessors (module doc)."""
+        validator = _metadata_validator()
+        seen: set[str] = set()
+        for index, cell in enumerate(nb.cells):
+            if "nbgrader" not in cell.get("metadata", {}):
+                continue
+            meta = cell.metadata.nbgrader
+            gid = meta.get("grade_id") if isinstance(meta, dict) else None
+            label = f"{rel} cell {index}" + (f" ({gid})" if isinstance(gid, str) else "")
+            try:
+                validator.upgrade_cell_metadata(cell)
+                validator.validate_cell(cell)
+            except Exception as exc:
+                del cell.metadata["nbgrader"]
+                sub.flag("tampered_cells_restored",
+                         f"{label}: invalid nbgrader metadata dropped "
+                         f"({str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__})")
+                continue
+            meta = cell.metadata.nbgrader
+            if not (meta.get("grade") or meta.get("solution") or meta.get("locked")
+                    or meta.get("task")):
+                continue
+            gid = meta.get("grade_id")
+            if gid not in known:
+                del cell.metadata["nbgrader"]
+                sub.flag("unknown_grade_id", f"{label}: id not in the assignment, runs as "
+                                             "a plain cell")
+            elif gid in seen:
+                del cell.metadata["nbgrader"]
+                sub.flag("duplicate_grade_id", f"{label}: repeats id {gid!r}, the first "
+                                               "occurrence is graded")
+            else:
+                seen.add(gid)
+
+
+def expected_files(expected) -> set[str]:
+    """The exact file names of the expected notebooks."""
+    return {f"{name}.ipynb" for name in expected}

@@ -1,0 +1,21 @@
+"""nbgrader preprocessors of the grading pipeline, one per module (nbgrader's layout).
+
+- :class:`RestoreCells`: nbgrader's ``OverwriteCells`` that also restores a
+  cell's nbgrader kind, re-adds missing graded cells without crashing, and
+  records every change (the ``tampered_cells_restored`` flag).
+- :class:`TimedExecute`: nbgrader's ``Execute`` that measures kernel start-up
+  and can add environment variables to an unsandboxed kernel.
+- :class:`TrackedLimitOutput`: nbgrader's ``LimitOutput`` that records whether
+  it cut anything (the ``output_truncated`` flag).
+- :class:`FeedbackHiddenTests`: nbgrader's ``ClearHiddenTests`` for feedback
+  copies: never raises on a student's markers, and also strips what a hidden
+  test's outputs could reveal.
+"""
+
+from .feedback_hidden_tests import FeedbackHiddenTests
+from .limit_output import TrackedLimitOutput
+from .restore_cells import RestoreCells
+from .timed_execute import TimedExecute, TimingMixin
+
+__all__ = ["FeedbackHiddenTests", "RestoreCells", "TimedExecute", "TimingMixin",
+           "TrackedLimitOutput"]

@@ -1,0 +1,307 @@
+"""Notebook and course builders shared by the grading-pipeline tests.
+
+Small cell-builder helpers in the style of nbgrader's own test suite
+(``nbgrader/tests/__init__.py``), plus:
+
+* :func:`make_course`: a temporary course directory (this repository's
+  ``nbgrader_config.py`` plus one source notebook), released with
+  ``nbgrader generate_assignment`` so that its gradebook holds the assignment;
+* :func:`submit`: a student's submission folder (notebook, timestamp, files);
+* :func:`student_notebook`: the release notebook with the stubs filled in;
+* :func:`install_fixture_checks`: two test-only checks (one visible, one
+  hidden) registered in the grader's registries of this process, and
+  :func:`dask_setup` doing the same on a dask worker (use this file as a
+  worker ``preload``).
+
+The fixture assignment is called ``rnn_cell`` (an assignment the course
+config knows) but holds a tiny notebook that runs in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import numpy as np
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+REPO = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "rnn_cell"
+SCHEMA_VERSION = 3
+HIDDEN_ID = "fixture_add_hidden"
+VISIBLE_ID = "fixture_add_visible"
+
+
+# --------------------------------------------------------------------------- #
+# cell builders
+# --------------------------------------------------------------------------- #
+def _meta(grade_id, *, grade=False, solution=False, locked=False, points=0.0, task=False):
+    return {
+        "grade": grade, "grade_id": grade_id, "locked": locked, "points": float(points),
+        "schema_version": SCHEMA_VERSION, "solution": solution, "task": task,
+    }
+
+
+def markdown(source: str):
+    """A plain markdown cell."""
+    return new_markdown_cell(source)
+
+
+def code(source: str):
+    """A plain code cell."""
+    return new_code_cell(source)
+
+
+def locked_cell(source: str, grade_id: str):
+    """A read-only provided code cell."""
+    cell = new_code_cell(source)
+    cell.metadata.nbgrader = _meta(grade_id, locked=True)
+    return cell
+
+
+def solution_cell(source: str, grade_id: str):
+    """An autograded answer cell (code with ``### BEGIN/END SOLUTION``)."""
+    cell = new_code_cell(source)
+    cell.metadata.nbgrader = _meta(grade_id, solution=True)
+    return cell
+
+
+def grade_cell(source: str, grade_id: str, points: float):
+    """An autograder test cell worth ``points``."""
+    cell = new_code_cell(source)
+    cell.metadata.nbgrader = _meta(grade_id, grade=True, locked=True, points=points)
+    return cell
+
+
+def notebook(cells) -> nbformat.NotebookNode:
+    """A v4 notebook with the course's python3 kernelspec."""
+    nb = new_notebook(cells=list(cells))
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+# --------------------------------------------------------------------------- #
+# the fixture assignment
+# --------------------------------------------------------------------------- #
+ADD_SOLUTION = "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION"
+HIDDEN_SOURCE = (
+    '"""add is right on inputs the grader draws."""\n'
+    "assert add(2, 2) == 4\n"
+    "### BEGIN HIDDEN TESTS\n"
+    f'_in = grading.inputs("{HIDDEN_ID}")\n'
+    f'grading.submit("{HIDDEN_ID}", s=add(_in["a"], _in["b"]))\n'
+    "### END HIDDEN TESTS"
+)
+VISIBLE_SOURCE = (
+    '"""add works on arrays."""\n'
+    f'grading.submit("{VISIBLE_ID}", s=add(np.arange(3.0), np.ones(3)))'
+)
+
+
+def fixture_source(extra_cells=()) -> nbformat.NotebookNode:
+    """The instructor notebook of the fixture assignment (4 points).
+
+    ``add_plain`` (1 point) is an ordinary nbgrader test cell (judged from
+    its outputs); the two others are checks judged by the grader.
+    """
+    return notebook([
+        markdown("# Fixture assignment\nImplement `add`."),
+        locked_cell("import numpy as np\nfrom rnn_course import grading", "setup"),
+        solution_cell(ADD_SOLUTION, "add_impl"),
+        grade_cell('"""add adds."""\nassert add(1, 2) == 3', "add_plain", 1),
+        grade_cell(VISIBLE_SOURCE, VISIBLE_ID, 1),
+        grade_cell(HIDDEN_SOURCE, HIDDEN_ID, 2),
+        *extra_cells,
+    ])
+
+
+def plain_source() -> nbformat.NotebookNode:
+    """A fixture notebook with only ordinary nbgrader test cells (no registered checks).
+
+    For runs in a fresh process (the CLI as a subprocess), where the
+    fixture checks are not registered.
+    """
+    return notebook([
+        markdown("# Plain fixture"),
+        solution_cell(ADD_SOLUTION, "add_impl"),
+        grade_cell('"""add adds."""\nassert add(1, 2) == 3', "add_plain", 1),
+        grade_cell('"""add adds negatives."""\nassert add(-1, -2) == -3', "add_neg", 2),
+    ])
+
+
+def make_course(root: Path, source_nb=None, *, assignment: str = ASSIGNMENT,
+                config_extra: str = "c.Execute.timeout = 10\n") -> Path:
+    """A released course directory at ``root`` with one assignment.
+
+    Copies this repository's ``nbgrader_config.py`` (plus ``config_extra``),
+    writes ``source/<assignment>/<assignment>.ipynb`` and runs
+    ``nbgrader generate_assignment`` so that the gradebook knows the
+    assignment's cells.
+    """
+    from autograder.release import nbgrader_env
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    config = (REPO / "nbgrader_config.py").read_text() + "\n" + config_extra
+    (root / "nbgrader_config.py").write_text(config)
+    src = root / "source" / assignment
+    src.mkdir(parents=True, exist_ok=True)
+    nbformat.write(source_nb if source_nb is not None else fixture_source(),
+                   src / f"{assignment}.ipynb")
+    env = nbgrader_env()
+    # a course directory of its own: environment overrides of the real course must not leak in
+    for var in ("RNN_COURSE_ROOT", "RNN_COURSE_DB_URL"):
+        env.pop(var, None)
+    env["RNN_COURSE_SECRET"] = "test-secret"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
+         "--log-level=ERROR"],
+        cwd=root, env=env, capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"generate_assignment failed:\n{proc.stdout}\n{proc.stderr}")
+    return root
+
+
+def release_notebook(course: Path, assignment: str = ASSIGNMENT) -> nbformat.NotebookNode:
+    return nbformat.read(Path(course) / "release" / assignment / f"{assignment}.ipynb",
+                         as_version=4)
+
+
+def student_notebook(course: Path, answers: dict[str, str] | None = None,
+                     assignment: str = ASSIGNMENT) -> nbformat.NotebookNode:
+    """The release notebook with solution cells replaced by ``answers`` (grade_id -> source).
+
+    By default ``add_impl`` gets the correct solution.
+    """
+    answers = {"add_impl": "def add(a, b):\n    return a + b"} if answers is None else answers
+    nb = release_notebook(course, assignment)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in answers:
+            cell.source = answers[gid]
+    return nb
+
+
+def submit(course: Path, student: str, nb=None, *, assignment: str = ASSIGNMENT,
+           name: str | None = None, raw: bytes | None = None,
+           timestamp: str | None = "2026-01-10 12:00:00.000000 UTC",
+           files: dict[str, bytes] | None = None) -> Path:
+    """Write ``submitted/<student>/<assignment>/``: a notebook (or ``raw`` bytes), files."""
+    folder = Path(course) / "submitted" / student / assignment
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    target = folder / (name or f"{assignment}.ipynb")
+    if raw is not None:
+        target.write_bytes(raw)
+    elif nb is not None:
+        nbformat.write(nb, target)
+    if timestamp is not None:
+        (folder / "timestamp.txt").write_text(timestamp)
+    for rel, data in (files or {}).items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return folder
+
+
+def gradebook_scores(course: Path, assignment: str = ASSIGNMENT) -> dict:
+    """student -> {"score", "penalty", "cells": {grade_id: auto_score}} from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    from autograder.course import Course
+
+    c = Course(course)
+    out = {}
+    with Gradebook(c.db_url, c.course_id) as gb:
+        for sub in gb.assignment_submissions(assignment):
+            cells = {}
+            for nb in sub.notebooks:
+                for grade in nb.grades:
+                    cells[grade.cell.name] = grade.auto_score
+            out[sub.student.id] = {"score": sub.score, "penalty": sub.late_submission_penalty,
+                                   "cells": cells}
+    return out
+
+
+def flags_of(course: Path, student: str, assignment: str = ASSIGNMENT) -> list[str]:
+    """The flags recorded for a submission (from its sidecar file)."""
+    path = Path(course) / "autograded" / student / assignment / "rnn_course_flags.json"
+    return json.loads(path.read_text())["flags"]
+
+
+# --------------------------------------------------------------------------- #
+# test-only checks
+# --------------------------------------------------------------------------- #
+def _fixture_module():
+    from autograder.hidden import HiddenSpec
+    from rnn_course.checks import Check
+
+    mod = types.ModuleType("rnn_course_fixture_checks")
+    mod.hidden = HiddenSpec(
+        id=HIDDEN_ID,
+        make_inputs=lambda rng: {"a": rng.normal(size=4), "b": rng.normal(size=4)},
+        expected=lambda ref, inp: {"s": inp["a"] + inp["b"]},
+        doc="add on hidden inputs",
+    )
+
+    def verdict(inputs, outputs):
+        s = np.asarray(outputs["s"])
+        if s.shape != (3,) or not np.allclose(s, np.arange(3.0) + 1):
+            return "add(np.arange(3.0), np.ones(3)) is wrong"
+        return None
+
+    mod.visible = Check(id=VISIBLE_ID, make_inputs=lambda rng: {}, run=lambda inputs, f: {},
+                        verdict=verdict)
+    return mod
+
+
+def install_fixture_checks() -> None:
+    """Register the fixture checks in this process's hidden and visible registries.
+
+    Worker processes forked after this call inherit them; dask workers get
+    them through :func:`dask_setup` (``preload`` this file).
+    """
+    import autograder.hidden as hidden
+    import rnn_course.checks as visible
+
+    if "autograder.hidden.fixture" in sys.modules:
+        return
+    mod = _fixture_module()
+    sys.modules["autograder.hidden.fixture"] = mod
+    sys.modules["rnn_course.checks.fixture"] = mod
+    hidden.ASSIGNMENT_MODULES = tuple(hidden.ASSIGNMENT_MODULES) + ("fixture",)
+    visible.ASSIGNMENT_MODULES = tuple(visible.ASSIGNMENT_MODULES) + ("fixture",)
+
+
+def uninstall_fixture_checks() -> None:
+    """Undo :func:`install_fixture_checks` (other tests see the course's checks only)."""
+    import autograder.hidden as hidden
+    import rnn_course.checks as visible
+
+    for mod in (hidden, visible):
+        mod.ASSIGNMENT_MODULES = tuple(m for m in mod.ASSIGNMENT_MODULES if m != "fixture")
+    sys.modules.pop("autograder.hidden.fixture", None)
+    sys.modules.pop("rnn_course.checks.fixture", None)
+
+
+def set_duedate(course: Path, duedate: str, assignment: str = ASSIGNMENT) -> None:
+    """Give ``assignment`` a due date in the course's gradebook (as ``nbgrader db`` would)."""
+    from nbgrader.api import Gradebook
+
+    from autograder.course import Course
+
+    c = Course(course)
+    with Gradebook(c.db_url, c.course_id) as gb:
+        gb.update_or_create_assignment(assignment, duedate=duedate)
+
+
+def dask_setup(worker=None) -> None:
+    """dask ``preload`` hook: register the fixture checks on a worker."""
+    install_fixture_checks()

@@ -1,0 +1,294 @@
+"""Precheck: every kind of bad submission folder becomes a flag, never an exception."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.nbgraderformat.common import SchemaTooOldError
+from nbgrader.preprocessors import CheckCellMetadata, DeduplicateIds
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nbfixtures as fx  # noqa: E402
+
+from autograder.precheck import FLAGS, Precheck, parse_notebook  # noqa: E402
+
+A = "rnn_cell"
+KNOWN = {"setup", "add_impl", "add_plain", fx.VISIBLE_ID, fx.HIDDEN_ID}
+EXPECTED = {A: KNOWN}
+
+
+def good_nb():
+    return fx.fixture_source()
+
+
+def folder_with(tmp_path: Path, files: dict[str, bytes | str | None]) -> Path:
+    """A submission folder: relative path -> content (None: a directory)."""
+    root = tmp_path / "submitted" / "s1" / A
+    root.mkdir(parents=True)
+    for rel, data in files.items():
+        path = root / rel
+        if data is None:
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return root
+
+
+def check(folder: Path, **traits):
+    return Precheck(**traits).check(folder, "s1", A, EXPECTED)
+
+
+def nb_bytes(nb) -> bytes:
+    return nbformat.writes(nb).encode()
+
+
+def test_clean_submission_has_no_flags(tmp_path):
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb()),
+                                       "timestamp.txt": "2026-01-10 12:00:00 UTC",
+                                       "helper.py": "X = 1\n", "data/x.csv": "1,2\n"}))
+    assert sub.flags == []
+    assert sub.notebooks[A] is not None
+    assert set(sub.files) == {"helper.py", "data/x.csv"}  # timestamp and notebooks excluded
+    assert sub.timestamp == "2026-01-10 12:00:00 UTC"
+    assert len(sub.digest) == 64
+
+
+GARBAGE = {
+    "empty file": b"",
+    "whitespace": b"  \n",
+    "binary": bytes(range(256)) * 10,
+    "JSON list": b"[1, 2, 3]",
+    "JSON string": b'"notebook"',
+    "missing cells key": json.dumps({"metadata": {}, "nbformat": 4,
+                                     "nbformat_minor": 5}).encode(),
+    "cells not a list": json.dumps({"cells": {}, "metadata": {}, "nbformat": 4,
+                                    "nbformat_minor": 5}).encode(),
+    "wrong nbformat": json.dumps({"cells": [], "metadata": {}, "nbformat": 99,
+                                  "nbformat_minor": 0}).encode(),
+    "nbformat missing": json.dumps({"cells": [], "metadata": {}}).encode(),
+    "truncated JSON": nb_bytes(fx.fixture_source())[:200],
+    "cell without source": json.dumps({"cells": [{"cell_type": "code", "metadata": {}}],
+                                       "metadata": {}, "nbformat": 4,
+                                       "nbformat_minor": 4}).encode(),
+    "deep nesting": b"[" * 100000 + b"]" * 100000,
+    "latin-1 text": "{\"cells\": \"\xe9\"}".encode("latin-1"),
+}
+
+
+@pytest.mark.parametrize("what", list(GARBAGE))
+def test_garbage_notebook_is_flagged_not_raised(tmp_path, what):
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": GARBAGE[what]}))
+    assert sub.flag_names == ["invalid_notebook"], sub.flags
+    assert sub.notebooks[A] is None
+    assert all(len(reason.splitlines()) == 1 for _, reason in sub.flags)
+
+
+@pytest.mark.parametrize("what", list(GARBAGE))
+def test_parse_notebook_never_raises(what):
+    nb, problem = parse_notebook(GARBAGE[what])
+    assert nb is None and problem
+
+
+def test_directory_named_like_the_notebook(tmp_path):
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": None, f"{A}.ipynb/inner.txt": "x"}))
+    assert "invalid_notebook" in sub.flag_names
+    assert sub.notebooks[A] is None
+
+
+def test_missing_notebook(tmp_path):
+    sub = check(folder_with(tmp_path, {"timestamp.txt": "2026-01-10 12:00:00 UTC"}))
+    assert sub.flag_names == ["missing_notebook"]
+    assert sub.notebooks[A] is None
+
+
+def test_empty_folder(tmp_path):
+    sub = check(folder_with(tmp_path, {}))
+    assert sub.flag_names == ["missing_notebook"]
+
+
+def test_single_other_notebook_is_renamed(tmp_path):
+    sub = check(folder_with(tmp_path, {"My copy of rnn_cell.ipynb": nb_bytes(good_nb())}))
+    assert sub.flag_names == ["renamed_notebook"]
+    assert "My copy of rnn_cell.ipynb" in sub.flags[0][1]
+    assert sub.notebooks[A] is not None
+
+
+def test_renamed_picks_the_notebook_with_the_assignments_cells(tmp_path):
+    other = fx.notebook([fx.code("print('scratch')")])
+    sub = check(folder_with(tmp_path, {"a_scratch.ipynb": nb_bytes(other),
+                                       "b_answers.ipynb": nb_bytes(good_nb())}))
+    assert sub.flag_names == ["renamed_notebook"]
+    assert "b_answers.ipynb" in sub.flags[0][1]
+
+
+def test_notebook_in_an_uploaded_folder(tmp_path):
+    sub = check(folder_with(tmp_path, {f"upload/{A}.ipynb": nb_bytes(good_nb())}))
+    assert sub.flag_names == ["renamed_notebook"]
+    assert sub.notebooks[A] is not None
+
+
+def _grade_ids(nb_json: str) -> list:
+    nb = nbformat.reads(nb_json, as_version=4)
+    return [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+
+
+def test_duplicate_grade_id_keeps_the_first_and_cannot_abort_nbgrader(tmp_path):
+    nb = good_nb()
+    copy = fx.grade_cell("assert True  # my copy", "add_plain", 1)
+    nb.cells.append(copy)
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(nb)}))
+    assert sub.flag_names == ["duplicate_grade_id"]
+    ids = _grade_ids(sub.notebooks[A])
+    assert ids.count("add_plain") == 1
+    assert ids.index("add_plain") < len(ids) - 1  # the first (instructor's) one kept
+    # what nbgrader's sanitize steps do with it no longer raises
+    clean = nbformat.reads(sub.notebooks[A], as_version=4)
+    clean, _ = DeduplicateIds().preprocess(clean, {})
+    CheckCellMetadata().preprocess(clean, {})
+
+
+def test_nbgraders_own_deduplication_would_abort(tmp_path):
+    """Why the precheck resolves duplicates itself (see autograder.precheck)."""
+    nb = good_nb()
+    nb.cells.append(fx.grade_cell("assert True", "add_plain", 1))
+    nb, _ = DeduplicateIds().preprocess(nb, {})
+    with pytest.raises(SchemaTooOldError):
+        CheckCellMetadata().preprocess(nb, {})
+
+
+def test_unknown_grade_id_becomes_a_plain_cell(tmp_path):
+    nb = good_nb()
+    nb.cells.append(fx.grade_cell("print('free points')", "bonus_cell", 100))
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(nb)}))
+    assert sub.flag_names == ["unknown_grade_id"]
+    assert "bonus_cell" not in _grade_ids(sub.notebooks[A])
+    CheckCellMetadata().preprocess(nbformat.reads(sub.notebooks[A], as_version=4), {})
+
+
+def test_corrupt_nbgrader_metadata_is_dropped(tmp_path):
+    nb = good_nb()
+    del nb.cells[3].metadata.nbgrader["points"]  # a grade cell without points
+    nb.cells[2].metadata.nbgrader["schema_version"] = "three"
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(nb)}))
+    assert sub.flag_names == ["tampered_cells_restored"]
+    assert len(sub.flags) == 2
+    CheckCellMetadata().preprocess(nbformat.reads(sub.notebooks[A], as_version=4), {})
+
+
+@pytest.mark.parametrize("name", ["numpy.py", "rnn_course.py", "sitecustomize.py",
+                                  "usercustomize.py", "json.py", "dask.py", "nbgrader.py",
+                                  "autograder.py", "numpy.cpython-311-x86_64-linux-gnu.so"])
+def test_shadowing_file_is_flagged_and_not_copied(tmp_path, name):
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb()), name: "x = 1\n",
+                                       "helper.py": "y = 2\n"}))
+    assert sub.flag_names == ["shadowing_module"]
+    assert name not in sub.files and "helper.py" in sub.files
+
+
+@pytest.mark.parametrize("folder", ["matplotlib", "numpy", "IPython"])
+def test_shadowing_folder_is_flagged_and_not_copied(tmp_path, folder):
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb()),
+                                       f"{folder}/__init__.py": "x = 1\n",
+                                       f"{folder}/pyplot.py": "x = 1\n"}))
+    assert sub.flag_names == ["shadowing_module"]
+    assert not any(rel.startswith(folder) for rel in sub.files)
+
+
+def test_file_over_the_size_limit(tmp_path):
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb()),
+                                       "big.bin": b"x" * 5000}), max_file_bytes=4000)
+    assert sub.flag_names == ["too_large"]
+    assert "big.bin" not in sub.files
+
+
+def test_notebook_over_the_size_limit(tmp_path):
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb())}), max_file_bytes=100)
+    assert "too_large" in sub.flag_names
+    assert sub.notebooks[A] is None
+
+
+def test_too_large_notebook_is_not_replaced_by_another(tmp_path):
+    other = fx.notebook([fx.code("print('scratch')")])
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb()),
+                                       "scratch.ipynb": nb_bytes(other)}), max_file_bytes=1000)
+    assert sub.flag_names == ["too_large"]
+    assert sub.notebooks[A] is None
+
+
+def test_submission_over_the_total_limit(tmp_path):
+    files = {f"{A}.ipynb": nb_bytes(good_nb())}
+    files.update({f"f{i}.txt": b"y" * 3000 for i in range(5)})
+    size = len(files[f"{A}.ipynb"])
+    sub = check(folder_with(tmp_path, files), max_submission_bytes=size + 7000)
+    assert sub.flag_names == ["too_large"]
+    assert sub.notebooks[A] is not None and len(sub.files) == 2
+
+
+def test_too_many_files(tmp_path):
+    files = {f"{A}.ipynb": nb_bytes(good_nb())}
+    files.update({f"many/f{i:03d}.txt": b"z" for i in range(30)})
+    sub = check(folder_with(tmp_path, files), max_files=10)
+    assert "too_large" in sub.flag_names
+
+
+def test_symlinks_and_fifos_are_never_read(tmp_path):
+    folder = folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb())})
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the grader's secret")
+    os.symlink(secret, folder / "notes.txt")
+    os.symlink("/etc", folder / "etc")
+    os.mkfifo(folder / "pipe")
+    sub = check(folder)
+    assert sub.flag_names == ["unsafe_file"]
+    assert sub.files == {}
+    assert not any(b"secret" in data for data in sub.files.values())
+
+
+def test_notebook_symlink_is_not_followed(tmp_path):
+    target = tmp_path / "elsewhere.ipynb"
+    target.write_bytes(nb_bytes(good_nb()))
+    folder = folder_with(tmp_path, {})
+    os.symlink(target, folder / f"{A}.ipynb")
+    sub = check(folder)
+    assert "invalid_notebook" in sub.flag_names and "unsafe_file" in sub.flag_names
+    assert sub.notebooks[A] is None
+
+
+def test_digest_changes_with_any_file(tmp_path):
+    folder = folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb()), "a.txt": "1",
+                                    "timestamp.txt": "2026-01-10 12:00:00 UTC"})
+    first = check(folder).digest
+    assert check(folder).digest == first
+    (folder / "a.txt").write_text("2")
+    second = check(folder).digest
+    (folder / "timestamp.txt").write_text("2026-01-11 12:00:00 UTC")
+    third = check(folder).digest
+    assert len({first, second, third}) == 3
+
+
+def test_ignored_names_are_skipped(tmp_path):
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb()),
+                                       ".ipynb_checkpoints/x-checkpoint.ipynb": "{}",
+                                       "__pycache__/m.cpython-311.pyc": b"\0"}))
+    assert sub.flags == [] and sub.files == {}
+
+
+def test_unreadable_folder_is_a_flag(tmp_path):
+    sub = Precheck().check(tmp_path / "does-not-exist", "s1", A, EXPECTED)
+    assert sub.flag_names  # listed problems, no exception
+    assert set(sub.flag_names) <= set(FLAGS)
+
+
+def test_flags_vocabulary():
+    assert len(FLAGS) == len(set(FLAGS))
+    for name in ("invalid_notebook", "missing_notebook", "renamed_notebook",
+                 "duplicate_grade_id", "unknown_grade_id", "shadowing_module", "too_large",
+                 "timeout", "memory_limit", "process_limit", "cpu_limit", "output_truncated",
+                 "kernel_died", "tampered_cells_restored", "late", "grader_error"):
+        assert name in FLAGS
