@@ -88,22 +88,32 @@ def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED):
     return wrap
 
 
-def registry() -> dict[str, Check]:
-    """Every visible check of every assignment, by id (ids are unique course-wide)."""
-    found: dict[str, Check] = {}
-    for name in ASSIGNMENT_MODULES:
+def collect(package: str, modules, kind: type) -> dict:
+    """Instances of ``kind`` defined in ``package.<module>`` for each module, by ``.id``.
+
+    A module that does not exist is skipped (an assignment may have no checks
+    yet); two different objects with one id are an error.  Shared with the
+    grader's registry of hidden checks.
+    """
+    found: dict = {}
+    for name in modules:
         try:
-            module = importlib.import_module(f"rnn_course.checks.{name}")
+            module = importlib.import_module(f"{package}.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"rnn_course.checks.{name}":
+            if exc.name == f"{package}.{name}":
                 continue
             raise
         for value in vars(module).values():
-            if isinstance(value, Check):
+            if isinstance(value, kind):
                 if value.id in found and found[value.id] is not value:
-                    raise RuntimeError(f"duplicate visible check id {value.id!r}")
+                    raise RuntimeError(f"duplicate {kind.__name__} id {value.id!r}")
                 found[value.id] = value
     return found
+
+
+def registry() -> dict[str, Check]:
+    """Every visible check of every assignment, by id (ids are unique course-wide)."""
+    return collect("rnn_course.checks", ASSIGNMENT_MODULES, Check)
 
 
 # --------------------------------------------------------------------------- #
