@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 from nbformat.v4 import new_output
+from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.utils import is_grade
 from traitlets import Bytes, Integer, Unicode
 
 from autograder import hidden
-from nbgrader.preprocessors import NbGraderPreprocessor
-from nbgrader.utils import is_grade
 from rnn_course import checks as visible
 
 SECRET_ENV = "RNN_COURSE_SECRET"
