@@ -1,10 +1,11 @@
 """Smoke tests of the benchmarks (bench/): they run, print a table and write JSON.
 
 A benchmark is a script that prints a table, so nothing here checks a time.
-The fast tests run ``bench.numerics`` for real on tiny sizes and feed the
-other three benchmarks' renderers canned rows; the ``slow`` ones run
-``bench.grading``, ``bench.notebooks`` and ``bench.scale`` in their
-``--quick`` mode end to end (they execute notebooks in the sandbox).
+The fast tests (about a second) run ``bench.numerics`` for real on tiny sizes
+and feed the other three benchmarks' renderers canned rows; the ``slow`` ones
+run ``bench.grading``, ``bench.notebooks`` and ``bench.scale`` in their
+``--quick`` mode end to end (they build a course with nbgrader and execute
+notebooks in the sandbox: a minute or two).
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def test_renderers_on_canned_rows(tmp_path):
               "cluster_start_s": None, "all_full_marks": True}
              for e, w in (("local, 1 worker", 1), ("local, 2 workers", 2))]
     proj = scale.projection(srows)
-    assert proj["coordinator_bound_per_min"] == pytest.approx(600.0)
-    assert proj["cores"][16]["minutes"] == pytest.approx((2.0 + 1000 * 4.0 / 16) / 60)
+    assert proj["coordinator_bound_per_min"] == pytest.approx([600.0, 600.0])
+    assert proj["base"] == "local, 2 workers"
+    assert proj["cores"][16]["minutes"] == pytest.approx([(2.0 + 1000 * 4.0 / 16) / 60] * 2)
     assert "Projection to 1000 students" in scale.render(srows, "rnn_cell", proj)
 
 
@@ -88,10 +90,13 @@ def test_renderers_on_canned_rows(tmp_path):
 # --------------------------------------------------------------------------- #
 needs_sandbox = pytest.mark.skipif(shutil.which("bwrap") is None,
                                    reason="bubblewrap (the grading sandbox) is not installed")
+# one xdist worker for the three: they share the course template it builds once
+same_worker = pytest.mark.xdist_group("bench-grading")
 
 
 @pytest.mark.slow
 @needs_sandbox
+@same_worker
 def test_grading_quick(tmp_path):
     data = grading.run(quick=True, out_dir=tmp_path)
     assert _load(tmp_path / "grading.json")["rows"][0]["K"] == 1
@@ -103,6 +108,7 @@ def test_grading_quick(tmp_path):
 
 @pytest.mark.slow
 @needs_sandbox
+@same_worker
 def test_notebooks_quick(tmp_path):
     data = notebooks.run(quick=True, out_dir=tmp_path)
     assert _load(tmp_path / "notebooks.json")["benchmark"] == "notebooks"
@@ -116,10 +122,12 @@ def test_notebooks_quick(tmp_path):
 
 @pytest.mark.slow
 @needs_sandbox
+@same_worker
 def test_scale_quick(tmp_path):
     data = scale.run(quick=True, out_dir=tmp_path)
     assert _load(tmp_path / "scale.json")["K"] == scale.QUICK["k"]
     assert [r["executor"] for r in data["rows"]] == [
-        "local, 1 worker", "local, 2 workers", "dask LocalCluster, 2 procs"]
+        "local, 1 worker", "local, 2 workers", "dask LocalCluster, 2 procs",
+        "dask, same cluster (warm)"]
     assert all(r["all_full_marks"] and not r["errors"] for r in data["rows"])
     assert set(data["projection"]["cores"]) == set(scale.CLUSTER_CORES)

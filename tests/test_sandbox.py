@@ -629,3 +629,24 @@ def test_grader_running_as_non_root_user(tmp_path):
         assert (work / "scratch" / "made.txt").stat().st_uid == 65534
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_sweep_kills_what_a_dead_grader_left_running(tmp_path):
+    """A sandbox that outlived its grader (pid gone) is killed when its folder is swept."""
+    import subprocess
+    import sys
+
+    from autograder.sandbox import kernel as kernel_mod
+
+    dead_pid = 4_000_000  # above pid_max's default: no such process
+    stale = tmp_path / f"rnn-sbx-{dead_pid}-abc"
+    (stale / "run").mkdir(parents=True)
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                               str(stale / "run" / "kernel.json")])
+    try:
+        kernel_mod._swept.discard(str(tmp_path))
+        kernel_mod._sweep_stale_runtime(str(tmp_path))
+        assert orphan.wait(timeout=10) == -9
+        assert not stale.exists()
+    finally:
+        orphan.kill()

@@ -120,7 +120,27 @@ def _sweep_stale_runtime(runtime_base: str) -> None:
         except OSError:
             continue  # alive but not ours, or not a folder we can inspect
         if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+            _kill_processes_naming(path)
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _kill_processes_naming(path: str) -> None:
+    """SIGKILL every process whose command line names ``path`` (a dead grader's sandboxes).
+
+    --die-with-parent normally takes a sandbox down with its grader; this is
+    the second line of defence for a sandbox that outlived it (seen once in a
+    test run: an orphaned, sleeping kernel under pid 1).
+    """
+    needle = path.encode() + b"/"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if needle in fh.read():
+                    os.kill(int(entry), signal.SIGKILL)
+        except OSError:
+            continue
 
 
 def _within(path: str, prefix: str) -> bool:

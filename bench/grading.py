@@ -1,0 +1,294 @@
+"""Grading benchmark: ``python -m autograder grade`` against stock nbgrader.
+
+    python -m bench.grading [--quick] [--assignment rnn_cell] [--ks 6,12,24] [--workers 2]
+
+A class of K solution submissions (the release notebook with every solution
+cell filled in from the source, :func:`autograder.demo.fill_solutions`) is
+written into two identical temporary course directories, made from the
+repository's ``source/`` with :func:`autograder.demo.make_course_dir`.  Then,
+in the same run:
+
+- **autograder**: ``grade_assignment(dir, assignment, workers=W)``, what
+  ``python -m autograder grade ASSIGNMENT --workers W`` runs, in a fresh Python
+  process (interpreter start and imports included), sandboxed: precheck,
+  bubblewrap sandbox + kernel start, execution, verification outside the
+  kernel, gradebook, feedback HTML, grades.csv;
+- **stock**: ``nbgrader autograde ASSIGNMENT``, ``nbgrader generate_feedback
+  ASSIGNMENT`` and ``nbgrader export``, one after the other, unsandboxed (the
+  hidden cells judge in the kernel, with no RNN_COURSE_GRADING_DIR set, via
+  the importable ``autograder`` package).
+
+Reported: wall seconds of each side (per command for stock, per stage for the
+autograder from ``GradeReport.stage_seconds``: seconds summed over the
+submissions, so with W workers they add up to about W times the wall time),
+seconds per submission, the speed-up, and whether both sides gave every
+student the same score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import (
+    ROOT,
+    clean_env,
+    course_template,
+    loadavg,
+    machine,
+    solution_notebook,
+    table,
+    verdict,
+    write_json,
+)
+
+FULL = dict(ks=(6, 12, 24), workers=2)
+QUICK = dict(ks=(1,), workers=1)
+TARGET_SPEEDUP = 1.5  # at K=12 on 2 cores, sandbox included
+TARGET_K = 12
+FLAT_SLACK = 1.15  # "flat": the largest class costs at most 15% more per submission
+STAGE_NAMES = ("precheck", "sandbox_start", "execute", "verify", "gradebook", "feedback")
+STAGE_LABELS = {"precheck": "precheck", "sandbox_start": "sandbox+kernel start",
+                "execute": "execution", "verify": "verification",
+                "gradebook": "gradebook write", "feedback": "feedback"}
+
+
+# --------------------------------------------------------------------------- #
+# the class
+# --------------------------------------------------------------------------- #
+def make_class(template: Path, dest: Path, assignment: str, k: int, nb=None) -> list[str]:
+    """Copy ``template`` to ``dest`` and hand in ``k`` solution submissions; returns the ids."""
+    from autograder.demo import write_submission
+
+    shutil.copytree(template, dest)
+    nb = nb if nb is not None else solution_notebook(dest, assignment)
+    students = [f"s{i:03d}" for i in range(1, k + 1)]
+    for s in students:
+        write_submission(dest, s, assignment, nb)
+    return students
+
+
+# --------------------------------------------------------------------------- #
+# the two graders
+# --------------------------------------------------------------------------- #
+def run_autograder(course_dir: Path, assignment: str, workers=None, scheduler=None,
+                   log=None) -> dict:
+    """``grade_assignment`` in a fresh process; returns wall seconds, stages and scores."""
+    out = course_dir / ".bench-grade.json"
+    cmd = [sys.executable, "-m", "bench.grading", "--child-grade", str(course_dir), assignment,
+           "--out", str(out)]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    if scheduler:
+        cmd += ["--scheduler", scheduler]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if log:
+        Path(log).write_text(proc.stdout + proc.stderr)
+    if proc.returncode not in (0, 1) or not out.exists():
+        raise RuntimeError(f"autograder grading failed ({proc.returncode}):\n"
+                           + (proc.stdout + proc.stderr)[-3000:])
+    data = json.loads(out.read_text())
+    data["wall"] = wall
+    return data
+
+
+def _child_grade(course_dir, assignment, workers, scheduler, out):
+    t0 = time.perf_counter()
+    from autograder.grade import grade_assignment
+
+    report = grade_assignment(course_dir, assignment, workers=workers, scheduler=scheduler,
+                              progress=False)
+    data = {
+        "seconds": report.seconds,
+        "in_process": time.perf_counter() - t0,
+        "stage_seconds": dict(report.stage_seconds),
+        "workers": report.workers,
+        "scores": {r.student: [r.score, r.max_score] for r in report.results},
+        "flags": {r.student: r.flags for r in report.results if r.flags},
+        "errors": [r.student for r in report.errors],
+    }
+    Path(out).write_text(json.dumps(data))
+    return 1 if report.errors else 0
+
+
+def run_stock(course_dir: Path, assignment: str, log=None) -> dict:
+    """Stock nbgrader: autograde, generate_feedback, export; returns seconds and scores."""
+    env = clean_env()
+    nbgrader = str(Path(sys.executable).parent / "nbgrader")
+    steps = {}
+    logs = []
+    t_all = time.perf_counter()
+    for name, args in (("autograde", ["autograde", assignment]),
+                       ("generate_feedback", ["generate_feedback", assignment]),
+                       ("export", ["export"])):
+        t0 = time.perf_counter()
+        proc = subprocess.run([nbgrader, *args], cwd=course_dir, env=env, capture_output=True,
+                              text=True)
+        steps[name] = time.perf_counter() - t0
+        logs.append(f"$ nbgrader {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+        if proc.returncode != 0:
+            raise RuntimeError(f"nbgrader {name} failed ({proc.returncode}):\n"
+                               + (proc.stdout + proc.stderr)[-3000:])
+    wall = time.perf_counter() - t_all
+    if log:
+        Path(log).write_text("\n".join(logs))
+    scores = {}
+    with open(course_dir / "grades.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["assignment"] == assignment:
+                scores[row["student_id"]] = [float(row["score"]), float(row["max_score"])]
+    return {"wall": wall, "steps": steps, "scores": scores}
+
+
+# --------------------------------------------------------------------------- #
+# the benchmark
+# --------------------------------------------------------------------------- #
+def run(quick=False, assignment="rnn_cell", ks=None, workers=None, out_dir=None, keep=False):
+    P = QUICK if quick else FULL
+    ks = tuple(ks or P["ks"])
+    workers = workers or P["workers"]
+    t_start = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    rows = []
+    try:
+        template = course_template([assignment])
+        nb = solution_notebook(template, assignment)
+        for k in ks:
+            a_dir, b_dir = work / f"autograder-K{k}", work / f"stock-K{k}"
+            make_class(template, a_dir, assignment, k, nb)
+            make_class(template, b_dir, assignment, k, nb)
+            la = loadavg()
+            ours = run_autograder(a_dir, assignment, workers, log=work / f"autograder-K{k}.log")
+            stock = run_stock(b_dir, assignment, log=work / f"stock-K{k}.log")
+            same = ours["scores"] == stock["scores"]
+            row = {"K": k, "workers": workers, "loadavg": la,
+                   "ours_s": ours["wall"], "ours_per_sub": ours["wall"] / k,
+                   "ours_report_s": ours["seconds"],
+                   "stock_s": stock["wall"], "stock_per_sub": stock["wall"] / k,
+                   "speedup": stock["wall"] / ours["wall"], "same_scores": same,
+                   "ours_scores": ours["scores"], "stock_scores": stock["scores"],
+                   "ours_flags": ours["flags"], "ours_errors": ours["errors"],
+                   "stock_steps": stock["steps"], "stages": ours["stage_seconds"],
+                   "workers_text": ours["workers"]}
+            for st in STAGE_NAMES:
+                row[f"st_{st}"] = ours["stage_seconds"].get(st, 0.0)
+            for st, v in stock["steps"].items():
+                row[f"stock_{st}"] = v
+            rows.append(row)
+            print(f"  K={k}: autograder {ours['wall']:.1f}s, stock nbgrader {stock['wall']:.1f}s",
+                  flush=True)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    text = render(rows, assignment, workers, quick)
+    print(text, flush=True)
+    data = {"benchmark": "grading", "quick": quick, "assignment": assignment, "workers": workers,
+            "machine": machine(), "rows": rows, "targets": targets(rows), "table": text,
+            "seconds": time.perf_counter() - t_start}
+    if keep:
+        data["workdir"] = str(work)
+    write_json("grading", data, out_dir)
+    return data
+
+
+def targets(rows):
+    out = []
+    at = [r for r in rows if r["K"] == TARGET_K]
+    if at:
+        r = at[0]
+        out.append({"target": f"K={TARGET_K}: autograder >= {TARGET_SPEEDUP:g}x faster than "
+                              "stock nbgrader (sandbox included)",
+                    "value": r["speedup"], "met": r["speedup"] >= TARGET_SPEEDUP})
+    if len(rows) > 1:
+        small, big = min(rows, key=lambda r: r["K"]), max(rows, key=lambda r: r["K"])
+        ratio = big["ours_per_sub"] / small["ours_per_sub"]
+        out.append({"target": f"autograder cost per submission flat as K grows (s/sub at "
+                              f"K={big['K']} <= {FLAT_SLACK:g} x s/sub at K={small['K']})",
+                    "value": ratio, "met": ratio <= FLAT_SLACK})
+    out.append({"target": "both give every student the same score",
+                "value": all(r["same_scores"] for r in rows),
+                "met": all(r["same_scores"] for r in rows)})
+    return out
+
+
+def linear_fit(xs, ys):
+    """(intercept, slope) of the least-squares line through the points."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
+    return my - slope * mx, slope
+
+
+def _scores_line(scores):
+    vals = sorted({f"{s:g}/{m:g}" for s, m in scores.values()})
+    return ", ".join(f"{v} x{sum(1 for s, m in scores.values() if f'{s:g}/{m:g}' == v)}"
+                     for v in vals) or "-"
+
+
+def render(rows, assignment, workers, quick=False):
+    cols = [("K", "K", "d"), ("autograder s", "ours_s", ".1f"), ("s/sub", "ours_per_sub", ".2f"),
+            ("stock s", "stock_s", ".1f"), ("s/sub", "stock_per_sub", ".2f"),
+            ("speed-up", "speedup", ".2f"), ("same scores", "same_scores", ""),
+            ("load", "loadavg", ".1f")]
+    stage_cols = [("K", "K", "d")] + [(STAGE_LABELS[s], f"st_{s}", ".1f") for s in STAGE_NAMES]
+    stage_cols += [("| nbgrader autograde", "stock_autograde", ".1f"),
+                   ("generate_feedback", "stock_generate_feedback", ".1f"),
+                   ("export", "stock_export", ".1f")]
+    note = [f"{assignment}: K solution submissions, two identical course copies; autograder = "
+            f"grade_assignment(workers={workers}) in a fresh process (= python -m autograder "
+            f"grade {assignment} --workers {workers}), sandboxed;",
+            "stock = nbgrader autograde + generate_feedback + export, sequential, unsandboxed. "
+            "Wall seconds; load = 1-min load average before the pair.",
+            "Scores (autograder | stock):"]
+    for r in rows:
+        note.append(f"  K={r['K']}: {_scores_line(r['ours_scores'])} | "
+                    f"{_scores_line(r['stock_scores'])}"
+                    + ("" if not r["ours_flags"] else f"  flags: {r['ours_flags']}"))
+    if len(rows) > 1:
+        for side, key in (("autograder", "ours_s"), ("stock", "stock_s")):
+            fixed, marginal = linear_fit([r["K"] for r in rows], [r[key] for r in rows])
+            note.append(f"Least-squares fit, {side}: wall = {fixed:.1f} s + K x {marginal:.2f} s")
+    note += ["", "Targets:"]
+    for t in targets(rows):
+        v = t["value"]
+        val = (f"{v:.2f}x" if "faster" in t["target"] else
+               f"{v:.2f}" if isinstance(v, float) else str(v))
+        note.append(f"  {t['target']}: {val} -> {verdict(t['met'])}")
+    main = table(f"Grading: autograder vs stock nbgrader ({assignment})", cols, rows)
+    stages = table("Per-stage seconds (autograder: summed over submissions; stock: per command)",
+                   stage_cols, rows)
+    return main + "\n" + stages + "\n" + "\n".join(note) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench.grading", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="K=1, one worker (smoke test)")
+    p.add_argument("--assignment", default="rnn_cell")
+    p.add_argument("--ks", default=None, help="class sizes, comma-separated (6,12,24)")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--keep", action="store_true", help="keep the temporary course folders")
+    p.add_argument("--out-dir", default=None)
+    p.add_argument("--child-grade", nargs=2, metavar=("COURSE_DIR", "ASSIGNMENT"),
+                   help=argparse.SUPPRESS)
+    p.add_argument("--scheduler", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child_grade:
+        return _child_grade(*args.child_grade, args.workers, args.scheduler, args.out)
+    ks = tuple(int(k) for k in args.ks.split(",")) if args.ks else None
+    run(args.quick, args.assignment, ks, args.workers, args.out_dir, args.keep)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
