@@ -212,14 +212,31 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
 
     workers_text = "none needed"
     bar = _progress_bar(len(found), progress)
+    jobs_by_student = {}
+
+    def remembered(stream):
+        for student, job in stream:
+            jobs_by_student[student] = job
+            yield student, job
+
     try:
-        stream = jobs()
+        stream = remembered(jobs())
         first = next(stream, None)
         if first is not None:
             runner = _Runner(workers, scheduler, course.config)
+            retry = []
             for student, result in runner.run(itertools.chain([first], stream), bar):
+                if result.status == "error":
+                    retry.append(student)  # maybe transient (a neighbour's fork bomb)
+                    continue
                 results[student] = _record(result, prechecked.pop(student), **record_ctx)
             workers_text = runner.description
+            if retry:
+                # once more, alone, after the batch: what failed again is recorded as is
+                again = _Runner(1, scheduler, course.config)
+                for student, result in again.run(
+                        ((s, jobs_by_student[s]) for s in retry), _NoBar()):
+                    results[student] = _record(result, prechecked.pop(student), **record_ctx)
     finally:
         bar.close()
 
@@ -237,6 +254,16 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
         gradebook=_safe_url(course.db_url),
         workers=workers_text,
     )
+
+
+class _NoBar:
+    """A progress bar that shows nothing (retries were already counted once)."""
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, *args, **kwargs):
+        pass
 
 
 def _require_sandbox() -> None:

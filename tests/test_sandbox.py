@@ -644,6 +644,12 @@ def test_sweep_kills_what_a_dead_grader_left_running(tmp_path):
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
                                str(stale / "run" / "kernel.json")])
     try:
+        # the sweep finds sandboxes by their command line: wait until the orphan shows it
+        deadline = time.monotonic() + 10
+        cmdline = Path(f"/proc/{orphan.pid}/cmdline")
+        while str(stale).encode() not in cmdline.read_bytes():
+            assert time.monotonic() < deadline, cmdline.read_bytes()
+            time.sleep(0.05)
         kernel_mod._swept.discard(str(tmp_path))
         kernel_mod._sweep_stale_runtime(str(tmp_path))
         assert orphan.wait(timeout=10) == -9
