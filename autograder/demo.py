@@ -212,13 +212,19 @@ def write_submission(course_root: Path, student: str, assignment: str, nb=None,
 # A loopback listener that records whoever connects
 # --------------------------------------------------------------------------- #
 class LoopbackListener:
-    """A TCP server on 127.0.0.1 that counts connections (student code must never reach it)."""
+    """A server on 127.0.0.1 that counts what reaches it (student code must never reach it).
 
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    TCP by default (``connections`` counts accepted connections); with
+    ``udp=True`` it counts datagrams instead, in the same attribute.
+    """
+
+    def __init__(self, udp: bool = False):
+        self.udp = udp
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        if not udp:
+            self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
@@ -228,11 +234,14 @@ class LoopbackListener:
     def _serve(self):
         while not self._stop.is_set():
             try:
-                conn, _ = self.sock.accept()
+                if self.udp:
+                    self.sock.recv(65536)
+                else:
+                    conn, _ = self.sock.accept()
+                    conn.close()
             except (TimeoutError, OSError):
                 continue
             self.connections += 1
-            conn.close()
 
     def __enter__(self):
         self._thread.start()
