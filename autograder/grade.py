@@ -136,12 +136,23 @@ def _num(x: float) -> str:
 # --------------------------------------------------------------------------- #
 # the API
 # --------------------------------------------------------------------------- #
+def _require_oracles() -> None:
+    """Refuse to grade (rather than fail every gradient check) without the stored oracles."""
+    from autograder import oracles
+
+    absent = oracles.missing()
+    if absent:
+        raise UsageError(f"the visible checks' oracle values are missing ({', '.join(absent)}); "
+                         "rebuild them with `python -m autograder release`")
+
+
 def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, students=None,
                      force=False, unsafe_no_sandbox=False, progress=True) -> GradeReport:
     """Grade ``assignment``'s submissions in ``course_dir`` (see the module docstring).
 
     Raises :class:`~autograder.cli.UsageError` for problems a person must fix
-    (unknown assignment or student, no ``submitted/`` folder, no sandbox).
+    (unknown assignment or student, no ``submitted/`` folder, no sandbox, no
+    stored oracle values).
     """
     started = time.monotonic()
     course = Course(course_dir)
@@ -150,6 +161,7 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
         raise UsageError("--workers must be at least 1")
     if not unsafe_no_sandbox:
         _require_sandbox()
+    _require_oracles()
 
     coursedir = CourseDirectory(config=course.config)
     coursedir.root = str(course.root)

@@ -4,7 +4,8 @@ nbgrader's ``generate_assignment`` does the work (stubs, hidden-test removal,
 checksums, locked cells); this command runs it for each assignment and then
 refuses to finish (exit status 1) if any release notebook, or any module of
 the student-facing ``rnn_course`` package, still contains a line of a solution
-or of a hidden test, or a marker of one.
+or of a hidden test, or a marker of one.  It also rebuilds the visible checks'
+stored oracle values (:mod:`autograder.oracles`) from the reference.
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ def run(args) -> int:
     for a in wanted:
         if not course.source_notebook(a).exists():
             raise UsageError(f"{course.source_notebook(a)} does not exist")
+    from autograder import oracles
+
+    changed = oracles.write_all()
+    print(f"oracle values of {len(oracles.with_oracle())} visible checks: "
+          + (f"rewrote {', '.join(changed)}" if changed else "up to date"))
+    for a in wanted:
         generate(course.root, a)
         print(f"released {a} -> {course.release_notebook(a).relative_to(course.root)}")
     problems = all_leaks(course, wanted)

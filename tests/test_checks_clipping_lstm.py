@@ -407,9 +407,9 @@ LSTM_BUGS = [
      "candidate g block"),
     ("lstm_step_backward_gate_blocks", Impl(lstm_step_backward=back_missing_h_path),
      "i, f and g blocks"),
-    ("lstm_step_backward_gradcheck", Impl(lstm_step_backward=back_dx_transposed), "dx is wrong"),
+    ("lstm_step_backward_gradcheck", Impl(lstm_step_backward=back_dx_transposed), "dx disagrees"),
     ("lstm_step_backward_gradcheck", Impl(lstm_step_backward=back_missing_h_path),
-     "dprev_c is wrong"),
+     "dprev_c disagrees"),
     ("lstm_forward_c0_zero", Impl(lstm_forward=forward_c0_is_h0), "from h0"),
     ("lstm_forward_carries_cell", Impl(lstm_forward=forward_resets_c), "reset"),
     ("lstm_forward_matches_steps", Impl(lstm_forward=forward_always_h0), "h[:, 1] differs"),
@@ -418,10 +418,10 @@ LSTM_BUGS = [
      "Carry dprev_c"),
     ("lstm_backward_gradcheck",
      Impl(lstm_forward=_step_forward_cache, lstm_backward=_backward_with(carry_h=False)),
-     "dh0 is wrong"),
+     "dh0 disagrees"),
     ("lstm_backward_gradcheck",
      Impl(lstm_forward=_step_forward_cache, lstm_backward=_backward_with(sum_weights=False)),
-     "dWx is wrong"),
+     "dWx disagrees"),
 ]
 
 
@@ -631,3 +631,25 @@ def test_grading_mode_hidden_cells(assignment, grade_id, grading_dir):
     result.unlink()
     exec(source.split("### BEGIN HIDDEN TESTS")[1], _namespace(wrong, assignment))
     assert spec.judge(regenerated, load_result(result, 1 << 26)) is not None
+
+
+@pytest.mark.parametrize("check_id", sorted(c for c in ALL_CHECKS if ALL_CHECKS[c].oracle))
+def test_submitted_oracle_values_are_ignored(check_id):
+    """Forged finite-difference tables (zeros everywhere) never pass: the stored oracle
+    values replace whatever the kernel submitted under their names."""
+    check = ALL_CHECKS[check_id]
+    honest = grading.as_plain_arrays(check.run(check.inputs(),
+                                               *functions_for(check_id, reference)))
+    forged = {k: np.zeros_like(v) for k, v in {**honest, **check.oracle_values()}.items()}
+    assert check.judge(honest) is None
+    assert check.judge(forged) is not None
+
+
+def test_lstm_backward_of_a_wrong_forward_fails_and_says_so():
+    """A backward pass consistent with a wrong forward is judged against a correct one."""
+    def doubled_bias(x, prev_h, prev_c, Wx, Wh, b):  # wrong, with a cache its backward uses
+        return reference.lstm_step_forward(x, prev_h, prev_c, Wx, Wh, 2.0 * b)
+
+    message = verdict_of(ALL_CHECKS["lstm_step_backward_gradcheck"], doubled_bias,
+                         reference.lstm_step_backward)
+    assert message is not None and "correct forward pass" in message

@@ -99,6 +99,7 @@ def test_visible_check_is_deterministic_and_pure(check_id):
     for k in inputs:
         np.testing.assert_array_equal(inputs[k], again[k])
     outputs = grading.as_plain_arrays(check.run(check.inputs(), *_correct_args(check_id)))
+    outputs.update(check.oracle_values())
     kept = {k: v.copy() for k, v in outputs.items()}
     fresh = check.inputs()
     assert check.verdict(fresh, outputs) is None
@@ -232,8 +233,10 @@ def test_step_backward_checks_name_the_bug(check_id, bug, words, interactive_mod
     assert words in str(e.value)
 
 
-def test_step_backward_checks_pass_own_consistent_pair(interactive_mode):
-    """Gradients are judged against the student's own forward (finite differences)."""
+def test_step_backward_checks_judge_against_a_correct_forward(interactive_mode):
+    """A backward that only agrees with its own wrong forward fails: the finite
+    differences come from the stored oracle (a correct forward), never from the
+    student's kernel, so forging them is pointless."""
     def fwd_scaled(x, prev_h, Wx, Wh, b):  # a different (wrong) forward ...
         return R.rnn_step_forward(x, prev_h, Wx, Wh, 2.0 * b)
 
@@ -241,9 +244,20 @@ def test_step_backward_checks_pass_own_consistent_pair(interactive_mode):
         dx, dprev_h, dWx, dWh, db = R.rnn_step_backward(dnext_h, cache)
         return dx, dprev_h, dWx, dWh, 2.0 * db
 
-    ALL_CHECKS["rnn_step_backward_bias"](fwd_scaled, bwd_scaled)
-    with pytest.raises(AssertionError):
-        ALL_CHECKS["rnn_step_backward_bias"](R.rnn_step_forward, bwd_scaled)
+    with pytest.raises(AssertionError, match="correct forward"):
+        ALL_CHECKS["rnn_step_backward_bias"](fwd_scaled, bwd_scaled)
+    ALL_CHECKS["rnn_step_backward_bias"](R.rnn_step_forward, R.rnn_step_backward)
+
+
+@pytest.mark.parametrize("check_id", sorted(c for c in ALL_CHECKS if ALL_CHECKS[c].oracle))
+def test_submitted_oracle_values_are_ignored(check_id):
+    """Zeros everywhere, including forged finite-difference tables, never pass a check
+    with an oracle: the stored values replace whatever was submitted under their names."""
+    check = ALL_CHECKS[check_id]
+    honest = grading.as_plain_arrays(check.run(check.inputs(), *_correct_args(check_id)))
+    forged = {k: np.zeros_like(v) for k, v in {**honest, **check.oracle_values()}.items()}
+    assert check.judge(honest) is None
+    assert check.judge(forged) is not None
 
 
 # --------------------------------------------------------------------------- #

@@ -320,7 +320,7 @@ _report["showtraceback"] = "no error is ever shown"
 
 
 def b_forge_results(ctx, s):
-    """After every test ran, forge the visible checks' results until the local verdict passes."""
+    """After every test ran, replace each failed visible result with self-consistent zeros."""
     nb = with_cell(ctx, '''
 import glob
 import numpy as np
@@ -336,10 +336,16 @@ for _path in sorted(glob.glob(_os.path.join(_folder, "*.npz"))):
         _out = {k: _data[k].copy() for k in _data.files}
     if _checks[_id].judge(_out) is None:
         continue
-    _zeros = {k: np.zeros_like(v) for k, v in _out.items()}
-    if _checks[_id].judge(_zeros) is None:
-        np.savez(_path, **_zeros)
-        _forged.append(_id)
+    # zero gradients with zero "finite differences" agree with each other: submit
+    # them, tables included (the stored oracle's names), whatever the local verdict
+    _tables = {}
+    try:
+        _tables = _checks[_id].oracle_values()
+    except Exception:
+        pass
+    _zeros = {k: np.zeros_like(v) for k, v in {**_out, **_tables}.items()}
+    np.savez(_path, **_zeros)
+    _forged.append(_id)
 _report["forged"] = _forged
 ''', where="end")
     write(ctx, s, nb)
@@ -921,13 +927,9 @@ class Student:
     zero: bool = False  # the submission must get 0
     control: str = ""  # honest control whose grade this one must equal exactly
     report: bool = False  # its HOSTILE-REPORT must show no SUCCEEDED attempt
-    xfail: str = ""  # a known defect, reported to the lead (strict: fails once fixed)
 
 
 F = frozenset
-# Known defects (reported to the lead); strict: these tests fail once the defect is fixed.
-SELF_JUDGED = ("defect: the visible gradient checks (rnn_step_backward_*) judge finite "
-               "differences the kernel itself reports, so kernel code can make them agree")
 CLASS = [
     Student("honest_correct", "none (every solution right)", b_honest_correct),
     Student("honest_wrong", "none (rnn_step_forward ignores b)", b_honest_wrong),
@@ -951,10 +953,10 @@ CLASS = [
     Student("t1_custom_exc", "set_custom_exc silences every exception", b_custom_exc, 1),
     Student("t1_showtraceback", "showtraceback patched: no error output ever",
             b_showtraceback, 1),
-    Student("t1_forge_results", "last cell forges visible results the local verdict accepts",
-            b_forge_results, 1, xfail=SELF_JUDGED),
+    Student("t1_forge_results", "last cell forges failed results: zero gradients and tables",
+            b_forge_results, 1),
     Student("t1_patch_check_internals", "patch the gradient checks' kernel-side run",
-            b_patch_check_internals, 1, xfail=SELF_JUDGED),
+            b_patch_check_internals, 1),
     Student("t1_shadow_numpy", "ships numpy.py and sitecustomize.py", b_shadow_numpy, 1,
             flags=F({"shadowing_module"})),
     Student("t1_shadow_rnn_course", "ships rnn_course/ and autograder/ packages",
@@ -1257,11 +1259,10 @@ def test_controls_grade_as_when_graded_alone(graded, control):
 
 
 def _params(keep):
-    """pytest params of the students ``keep`` selects, a known defect marked strict xfail."""
+    """pytest params of the students ``keep`` selects."""
     for s in CLASS:
         if keep(s):
-            marks = [pytest.mark.xfail(strict=True, reason=s.xfail)] if s.xfail else []
-            yield pytest.param(s.id, marks=marks, id=s.id)
+            yield pytest.param(s.id, id=s.id)
 
 
 @pytest.mark.parametrize("student", list(_params(lambda s: s.control)))

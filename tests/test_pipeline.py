@@ -362,7 +362,8 @@ def test_killed_run_resumes_without_losing_or_duplicating(template, tmp_path, fi
 
 
 @pytest.mark.parametrize("case", ["unknown assignment", "no course", "no submissions",
-                                  "unknown student", "no sandbox", "bad workers"])
+                                  "unknown student", "no sandbox", "bad workers",
+                                  "no oracles"])
 def test_usage_errors_are_one_line_exit_2(template, tmp_path, capsys, monkeypatch, case):
     course = copy_course(template, tmp_path / "course")
     argv = ["grade", A, "--course-dir", str(course)]
@@ -382,6 +383,11 @@ def test_usage_errors_are_one_line_exit_2(template, tmp_path, capsys, monkeypatc
     elif case == "bad workers":
         fx.submit(course, "ann", fx.student_notebook(course))
         argv += ["--workers", "0", "--unsafe-no-sandbox"]
+    elif case == "no oracles":
+        from rnn_course import checks
+
+        fx.submit(course, "ann", fx.student_notebook(course))
+        monkeypatch.setattr(checks, "ORACLE_DIR", tmp_path / "no_oracles")
     if case not in ("no sandbox", "bad workers"):
         argv.append("--unsafe-no-sandbox")
     assert cli.main(argv) == 2
@@ -391,6 +397,8 @@ def test_usage_errors_are_one_line_exit_2(template, tmp_path, capsys, monkeypatc
     if case == "no sandbox":
         assert err == ("error: no sandbox: bwrap is not installed; install bubblewrap "
                        "(make setup) or pass --unsafe-no-sandbox")
+    if case == "no oracles":
+        assert "python -m autograder release" in err
     assert not (course / "autograded").exists()
 
 

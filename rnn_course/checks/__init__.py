@@ -9,6 +9,17 @@ A visible check is three small pure functions:
 * ``verdict(inputs, outputs)`` returns ``None`` when the behaviour is right,
   else a message that names the likely bug.
 
+A check whose oracle needs the *correct* behaviour of another function (the
+finite differences of a forward pass, a sequence built from steps) also has
+``oracle(inputs, *functions)``, which calls only that other function.  It never
+runs with the student's functions: ``python -m autograder release`` runs it
+once with ``autograder.reference`` and stores the plain arrays it returns in
+``rnn_course/checks/oracles/<id>.npz``; :meth:`Check.judge` merges them over
+the outputs of ``run``.  So the verdict is the same in a student's notebook and
+in the grader, and it never rests on numbers the student's kernel computed
+about itself: a kernel that forges its "finite differences" to agree with a
+wrong gradient gains nothing.
+
 In a notebook a check is simply called with the student's functions::
 
     checks.rnn_step_forward_shapes(rnn_step_forward)
@@ -23,8 +34,10 @@ One module per assignment defines its checks; :func:`registry` collects them.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -34,6 +47,23 @@ from rnn_course.gradcheck import rel_error_norm
 
 ASSIGNMENT_MODULES = ("rnn_cell", "bptt", "clipping", "lstm")
 VISIBLE_SEED = 20261121  # visible checks use fixed inputs: students may rerun them
+ORACLE_DIR = Path(__file__).parent / "oracles"
+
+
+class OracleMissing(RuntimeError):
+    """A check's stored oracle values are missing (``python -m autograder release``)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _stored_oracle(check_id: str) -> tuple:
+    path = ORACLE_DIR / f"{check_id}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return tuple((k, np.array(data[k])) for k in data.files)
+    except OSError:
+        raise OracleMissing(
+            f"{check_id}: the stored oracle values {path.name} are missing; "
+            "rebuild them with `python -m autograder release`") from None
 
 
 @dataclass(frozen=True)
@@ -46,15 +76,26 @@ class Check:
     verdict: Callable[[dict, dict], "str | None"]
     doc: str = ""
     seed: int = VISIBLE_SEED
+    oracle: "Callable[..., dict] | None" = None
 
     def inputs(self) -> dict:
         """The check's inputs, rebuilt from its fixed seed (fresh copies every call)."""
         return self.make_inputs(np.random.default_rng(self.seed))
 
+    def oracle_values(self) -> dict:
+        """The stored outputs of ``oracle`` (fresh copies), or {} for a check without one."""
+        if self.oracle is None:
+            return {}
+        return {k: v.copy() for k, v in _stored_oracle(self.id)}
+
     def judge(self, outputs: dict) -> "str | None":
-        """Judge plain-array outputs against freshly rebuilt inputs: None or a message."""
+        """Judge plain-array outputs against freshly rebuilt inputs: None or a message.
+
+        The stored oracle values replace any output of the same name, so that
+        only ``run``'s own results come from the code being judged.
+        """
         try:
-            return self.verdict(self.inputs(), outputs)
+            return self.verdict(self.inputs(), {**outputs, **self.oracle_values()})
         except KeyError as exc:
             return f"missing output {exc}"
 
@@ -64,24 +105,25 @@ class Check:
         if grading.grading_dir() is not None:
             grading.submit(self.id, **outputs)
             return
-        message = self.verdict(self.inputs(), outputs)
+        message = self.judge(outputs)
         if message:
             raise AssertionError(f"{self.id}: {message}")
         print(f"{self.id}: passed" + (f" ({self.doc})" if self.doc else ""))
 
 
-def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED):
+def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED, oracle=None):
     """Decorator form: ``@check(id, make_inputs)`` on ``run``, then ``@<run>.verdict``.
 
     Returns a builder whose ``.verdict`` decorator yields the finished
     :class:`Check`, so each check reads top to bottom: inputs, run, verdict.
+    ``oracle`` (see the module docstring) takes the same arguments as ``run``.
     """
 
     def wrap(run):
         class _Builder:
             def verdict(self, fn) -> Check:
                 return Check(id=id, make_inputs=make_inputs, run=run, verdict=fn, doc=doc,
-                             seed=seed)
+                             seed=seed, oracle=oracle)
 
         return _Builder()
 

@@ -3,17 +3,20 @@
 Dimension letters: N batch size, T sequence length, D input dimension,
 H hidden dimension.
 
-``rnn_backward`` is judged against centred finite differences of the
-notebook's (provided) ``rnn_forward``.  The loss is ``L = sum_t <dh[:, t], h_t>``.
+``rnn_backward`` is judged against centred finite differences of a correct
+``rnn_forward`` (the notebook provides one).  The loss is
+``L = sum_t <dh[:, t], h_t>``.  The forward evaluations come from each check's
+``oracle``, run once on ``autograder.reference`` when the course is released
+(see :mod:`rnn_course.checks`); the student's kernel only computes gradients.
 
-* Full BPTT: ``run`` evaluates the forward pass at every perturbation of every
-  input entry; ``verdict`` forms the numeric gradient of L.
+* Full BPTT: the oracle evaluates the forward pass at every perturbation of
+  every input entry; ``verdict`` forms the numeric gradient of L.
 * Truncated BPTT with ``truncate=k``: the gradient of the loss at step t
   flows back through the k cells t, t-1, ..., t-k+1 only.  That is exactly
   the gradient of ``<dh[:, t], h_t>`` when the forward pass of loss t starts
   at cell ``max(0, t-k+1)`` from a *constant* state (the unperturbed
   ``h[:, t-k]``, or ``h0`` itself when the window reaches the start).  So
-  ``run`` evaluates, for every loss t, that windowed forward pass at every
+  the oracle evaluates, for every loss t, that windowed forward pass at every
   perturbation, and ``verdict`` differentiates numerically.  Windows of
   other lengths, and fixed blocks, name the usual off-by-one and blocking
   bugs.
@@ -90,11 +93,8 @@ def window_states(forward, args: dict, h_base: np.ndarray, starts) -> np.ndarray
     return out
 
 
-def _run_backward(inp, rnn_backward, rnn_forward, truncates: dict, schemes: dict):
-    """Gradients for each ``truncate`` (label -> k) and finite-difference tables per scheme.
-
-    ``schemes`` maps a label to ``(kind, k)`` (see :func:`window_starts`).
-    """
+def _run_backward(inp, rnn_backward, rnn_forward, truncates: dict):
+    """The student's gradients for each ``truncate`` (label -> k), on the notebook's forward."""
     out = {}
     for label, k in truncates.items():
         args = copies(inp, SEQ_ARGS)
@@ -104,18 +104,29 @@ def _run_backward(inp, rnn_backward, rnn_forward, truncates: dict, schemes: dict
         grads = unpack(result, SEQ_GRADS, "rnn_backward")
         out.update({f"{label}_{g}": v for g, v in zip(SEQ_GRADS, grads, strict=True)})
         out[f"{label}_modified"] = np.array([int(not np.array_equal(dh, inp["dh"]))])
-    args = copies(inp, SEQ_ARGS)
-    h_base, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), ("h", "cache"), "rnn_forward")
-    h_base = np.asarray(h_base, dtype=np.float64)
-    T = args["x"].shape[1]
-    for label, (kind, k) in schemes.items():
-        starts = window_starts(kind, k, T)
-
-        def f(starts=starts, **a):
-            return window_states(rnn_forward, a, h_base, starts)
-
-        out.update(perturbed_outputs(f, args, SEQ_ARGS, prefix=f"{label}_"))
     return out
+
+
+def _tables(schemes: dict):
+    """An ``oracle``: finite-difference tables of a correct forward, per scheme.
+
+    ``schemes`` maps a label to ``(kind, k)`` (see :func:`window_starts`).
+    """
+    def oracle(inp, rnn_backward, rnn_forward):
+        args = copies(inp, SEQ_ARGS)
+        h_base, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), ("h", "cache"), "rnn_forward")
+        h_base = np.asarray(h_base, dtype=np.float64)
+        T = args["x"].shape[1]
+        out = {}
+        for label, (kind, k) in schemes.items():
+            starts = window_starts(kind, k, T)
+
+            def f(starts=starts, **a):
+                return window_states(rnn_forward, a, h_base, starts)
+
+            out.update(perturbed_outputs(f, args, SEQ_ARGS, prefix=f"{label}_"))
+        return out
+    return oracle
 
 
 # --------------------------------------------------------------------------- #
@@ -174,7 +185,7 @@ LOCAL_HINTS = {
 @check("rnn_backward_shapes", lambda rng: _seq_inputs(rng, 2, 3, 3, 4),
        doc="five gradients of the right shapes; dh is not modified")
 def rnn_backward_shapes(inp, rnn_backward, rnn_forward):
-    return _run_backward(inp, rnn_backward, rnn_forward, {"f": None}, {})
+    return _run_backward(inp, rnn_backward, rnn_forward, {"f": None})
 
 
 @rnn_backward_shapes.verdict
@@ -194,10 +205,10 @@ def rnn_backward_shapes(inp, out):
 
 
 @check("rnn_backward_single_step", lambda rng: _seq_inputs(rng, 3, 1, 3, 4),
-       doc="with T = 1 (nothing to carry) all five gradients match finite differences")
+       doc="with T = 1 (nothing to carry) all five gradients match finite differences",
+       oracle=_tables({"full": ("window", None)}))
 def rnn_backward_single_step(inp, rnn_backward, rnn_forward):
-    return _run_backward(inp, rnn_backward, rnn_forward, {"f": None},
-                         {"full": ("window", None)})
+    return _run_backward(inp, rnn_backward, rnn_forward, {"f": None})
 
 
 @rnn_backward_single_step.verdict
@@ -219,10 +230,10 @@ def _bptt_inputs(rng):
 
 
 @check("rnn_backward_dx_dh0", _bptt_inputs,
-       doc="full BPTT: dx and dh0 match finite differences over T = 5 steps")
+       doc="full BPTT: dx and dh0 match finite differences over T = 5 steps",
+       oracle=_tables({"full": ("window", None), "w1": ("window", 1)}))
 def rnn_backward_dx_dh0(inp, rnn_backward, rnn_forward):
-    return _run_backward(inp, rnn_backward, rnn_forward, {"f": None},
-                         {"full": ("window", None), "w1": ("window", 1)})
+    return _run_backward(inp, rnn_backward, rnn_forward, {"f": None})
 
 
 @rnn_backward_dx_dh0.verdict
@@ -252,10 +263,10 @@ def rnn_backward_dx_dh0(inp, out):
 
 
 @check("rnn_backward_weights", _bptt_inputs,
-       doc="full BPTT: dWx, dWh and db match finite differences over T = 5 steps")
+       doc="full BPTT: dWx, dWh and db match finite differences over T = 5 steps",
+       oracle=_tables({"full": ("window", None), "w1": ("window", 1)}))
 def rnn_backward_weights(inp, rnn_backward, rnn_forward):
-    return _run_backward(inp, rnn_backward, rnn_forward, {"f": None},
-                         {"full": ("window", None), "w1": ("window", 1)})
+    return _run_backward(inp, rnn_backward, rnn_forward, {"f": None})
 
 
 @rnn_backward_weights.verdict
@@ -279,11 +290,11 @@ def rnn_backward_weights(inp, out):
 
 
 @check("rnn_backward_truncate_one", _bptt_inputs,
-       doc="truncate=1: the loss at step t reaches cell t only")
+       doc="truncate=1: the loss at step t reaches cell t only",
+       oracle=_tables({"w1": ("window", 1), "w2": ("window", 2),
+                       "full": ("window", None)}))
 def rnn_backward_truncate_one(inp, rnn_backward, rnn_forward):
-    return _run_backward(inp, rnn_backward, rnn_forward, {"k": 1},
-                         {"w1": ("window", 1), "w2": ("window", 2),
-                          "full": ("window", None)})
+    return _run_backward(inp, rnn_backward, rnn_forward, {"k": 1})
 
 
 @rnn_backward_truncate_one.verdict
@@ -310,14 +321,12 @@ TRUNC_T, TRUNC_K = 6, 3
 
 @check("rnn_backward_truncate_k", lambda rng: _seq_inputs(rng, 2, TRUNC_T, 2, 3),
        doc=f"truncate={TRUNC_K} over T = {TRUNC_T}: each loss flows back through "
-           f"{TRUNC_K} cells")
+           f"{TRUNC_K} cells",
+       oracle=_tables({"wk": ("window", TRUNC_K), "wless": ("window", TRUNC_K - 1),
+                       "wmore": ("window", TRUNC_K + 1), "full": ("window", None),
+                       "bstart": ("blocks_start", TRUNC_K), "bend": ("blocks_end", TRUNC_K)}))
 def rnn_backward_truncate_k(inp, rnn_backward, rnn_forward):
-    k = TRUNC_K
-    return _run_backward(
-        inp, rnn_backward, rnn_forward, {"k": k},
-        {"wk": ("window", k), "wless": ("window", k - 1), "wmore": ("window", k + 1),
-         "full": ("window", None), "bstart": ("blocks_start", k),
-         "bend": ("blocks_end", k)})
+    return _run_backward(inp, rnn_backward, rnn_forward, {"k": TRUNC_K})
 
 
 @rnn_backward_truncate_k.verdict
@@ -351,11 +360,11 @@ def rnn_backward_truncate_k(inp, out):
 
 
 @check("rnn_backward_truncate_long", _bptt_inputs,
-       doc="truncate >= T is full BPTT")
+       doc="truncate >= T is full BPTT",
+       oracle=_tables({"full": ("window", None)}))
 def rnn_backward_truncate_long(inp, rnn_backward, rnn_forward):
     T = inp["x"].shape[1]
-    return _run_backward(inp, rnn_backward, rnn_forward, {"kT": T, "kmore": T + 2},
-                         {"full": ("window", None)})
+    return _run_backward(inp, rnn_backward, rnn_forward, {"kT": T, "kmore": T + 2})
 
 
 @rnn_backward_truncate_long.verdict
@@ -472,15 +481,13 @@ def _values_inputs(rng):
                 b=0.2 * rng.standard_normal(H), dlast=rng.standard_normal((N, H)))
 
 
-@check("gradient_norms_values", _values_inputs,
-       doc="for a tanh RNN, norms[d] matches finite differences of h_{T-1} w.r.t. h_{T-1-d}")
-def gradient_norms_values(inp, gradient_norms_through_time, rnn_forward):
+def _state_tables(inp, gradient_norms_through_time, rnn_forward):
+    """An ``oracle``: finite-difference tables of h_{T-1} w.r.t. each earlier state."""
     args = copies(inp, SEQ_ARGS)
     h, _ = unpack(rnn_forward(**args), ("h", "cache"), "rnn_forward")
     h = np.asarray(h, dtype=np.float64)
     T = h.shape[1]
-    norms = gradient_norms_through_time(1.0 - h ** 2, args["Wh"], inp["dlast"].copy())
-    out = {"norms": norms}
+    out = {}
     states = [args["h0"]] + [h[:, t] for t in range(T)]  # states[j]: j steps in
     for d in range(T + 1):
         j = T - d
@@ -494,6 +501,16 @@ def gradient_norms_values(inp, gradient_norms_through_time, rnn_forward):
         out.update(perturbed_outputs(last_state, {"state": states[j]}, ("state",),
                                      prefix=f"d{d}_"))
     return out
+
+
+@check("gradient_norms_values", _values_inputs,
+       doc="for a tanh RNN, norms[d] matches finite differences of h_{T-1} w.r.t. h_{T-1-d}",
+       oracle=_state_tables)
+def gradient_norms_values(inp, gradient_norms_through_time, rnn_forward):
+    args = copies(inp, SEQ_ARGS)
+    h, _ = unpack(rnn_forward(**args), ("h", "cache"), "rnn_forward")
+    h = np.asarray(h, dtype=np.float64)
+    return {"norms": gradient_norms_through_time(1.0 - h ** 2, args["Wh"], inp["dlast"].copy())}
 
 
 @gradient_norms_values.verdict

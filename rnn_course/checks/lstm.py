@@ -13,9 +13,11 @@ How the checks isolate one bug at a time:
 * **cell update**: ``Wx = Wh = 0`` makes the pre-activation equal to ``b``, so
   the gates are known numbers; shutting one gate (a pre-activation of -50,
   sigmoid ~ 2e-22) leaves one term of the cell update alone;
-* **gradients**: centred finite differences.  The student's forward pass runs
-  at every perturbed point in ``run`` (kernel side); the numeric gradient is
-  formed in ``verdict`` from the returned outputs (grader side).
+* **gradients**: centred finite differences of a correct forward pass.  The
+  check's ``oracle`` evaluates it at every perturbed point; it runs once, on
+  ``autograder.reference``, when the course is released, and ``verdict``
+  forms the numeric gradient from the stored values (see
+  :mod:`rnn_course.checks`).  The student's kernel only computes gradients.
 
 Closed forms in verdicts use ``sigmoid(z) = (1 + tanh(z / 2)) / 2``, which is
 exact and never overflows.
@@ -70,10 +72,10 @@ def _copies(inputs, names):
 
 
 # --------------------------------------------------------------------------- #
-# Finite differences: forward evaluations in run, differences in verdict
+# Finite differences: forward evaluations in an oracle, differences in verdict
 # --------------------------------------------------------------------------- #
 def _perturbed_outputs(call, args, names):
-    """Kernel side: ``call(args)`` (one flat vector) at ``args[name] +- FD_STEP`` per entry.
+    """Oracle side: ``call(args)`` (one flat vector) at ``args[name] +- FD_STEP`` per entry.
 
     Returns ``{"plus_<name>": (P, M), "minus_<name>": (P, M)}`` for every name,
     P the number of entries of ``args[name]`` and M the length of the vector.
@@ -92,7 +94,7 @@ def _perturbed_outputs(call, args, names):
 
 
 def _numeric_gradient(outputs, name, upstream, shape):
-    """Grader side: the centred difference of ``sum(outputs * upstream)`` w.r.t. ``name``.
+    """Verdict side: the centred difference of ``sum(outputs * upstream)`` w.r.t. ``name``.
 
     Returns None when the returned evaluations do not have the expected shape.
     """
@@ -121,8 +123,9 @@ def _gradient_problems(inputs, outputs, names, upstream, hints):
             continue
         err = rel_error(analytic, numeric)
         if err > GRAD_TOL:
-            problems.append(f"d{name} is wrong (relative error {err:.1e}, a correct one is "
-                            f"below {GRAD_TOL:.0e}): {hints[name]}")
+            problems.append(f"d{name} disagrees with finite differences of a correct forward "
+                            f"pass (relative error {err:.1e}, a correct one is below "
+                            f"{GRAD_TOL:.0e}): {hints[name]}")
     return problems
 
 
@@ -608,15 +611,21 @@ _STEP_HINTS = {
 }
 
 
+def _step_tables(*names):
+    """An ``oracle``: a correct step's outputs at every perturbation of ``names``."""
+    def oracle(inputs, lstm_step_forward, lstm_step_backward=None):
+        return _perturbed_outputs(_step_outputs(lstm_step_forward),
+                                  _copies(inputs, STEP_ARGS), names)
+    return oracle
+
+
 @check("lstm_step_backward_gate_blocks", _step_inputs,
-       doc="db, block by block (i, f, o, g), against finite differences")
+       doc="db, block by block (i, f, o, g), against finite differences",
+       oracle=_step_tables("b"))
 def lstm_step_backward_gate_blocks(inputs, lstm_step_forward, lstm_step_backward):
     out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
                          inputs["dnext_h"], inputs["dnext_c"])
-    out = {"db": out["db"]}
-    out.update(_perturbed_outputs(_step_outputs(lstm_step_forward),
-                                  _copies(inputs, STEP_ARGS), ["b"]))
-    return out
+    return {"db": out["db"]}
 
 
 _BLOCK_HINTS = {
@@ -650,17 +659,16 @@ def lstm_step_backward_gate_blocks(inputs, outputs):
                 "check that total first")
     others = f" (also wrong: {', '.join(wrong[1:])})" if len(wrong) > 1 else ""
     return (f"the {GATE_NAMES[wrong[0]]} block of db, db[{_slice_text(k)[5:-1]}], "
-            f"disagrees with finite differences{others}: {_BLOCK_HINTS[wrong[0]]}")
+            f"disagrees with finite differences of a correct forward pass{others}: "
+            f"{_BLOCK_HINTS[wrong[0]]}")
 
 
 @check("lstm_step_backward_gradcheck", _step_inputs,
-       doc="all six gradients against centred finite differences")
+       doc="all six gradients against centred finite differences",
+       oracle=_step_tables(*STEP_ARGS))
 def lstm_step_backward_gradcheck(inputs, lstm_step_forward, lstm_step_backward):
-    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                         inputs["dnext_h"], inputs["dnext_c"])
-    out.update(_perturbed_outputs(_step_outputs(lstm_step_forward),
-                                  _copies(inputs, STEP_ARGS), STEP_ARGS))
-    return out
+    return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                          inputs["dnext_h"], inputs["dnext_c"])
 
 
 @lstm_step_backward_gradcheck.verdict
@@ -747,8 +755,14 @@ def lstm_forward_carries_cell(inputs, outputs):
     return where + ": yours differs from the first step on"
 
 
+def _reference_h(inputs, lstm_forward, lstm_step_forward=None):
+    """An ``oracle``: the states of a correct lstm_forward on the check's inputs."""
+    return {"h_ref": _sequence(lstm_forward, inputs)}
+
+
 @check("lstm_forward_matches_steps", _seq_inputs,
-       doc="h equals T calls of your lstm_step_forward, from h0 and c0 = 0")
+       doc="h equals T calls of lstm_step_forward, from h0 and c0 = 0",
+       oracle=_reference_h)
 def lstm_forward_matches_steps(inputs, lstm_forward, lstm_step_forward):
     h = _sequence(lstm_forward, inputs)
     args = _copies(inputs, SEQ_ARGS)
@@ -764,16 +778,24 @@ def lstm_forward_matches_steps(inputs, lstm_forward, lstm_step_forward):
 
 @lstm_forward_matches_steps.verdict
 def lstm_forward_matches_steps(inputs, outputs):
-    got, want = outputs["h"], outputs["h_steps"]
+    """Right when h matches a correct forward pass; ``h_steps`` (your lstm_step_forward
+    chained from h0) only chooses the message."""
+    got, want, steps = outputs["h"], outputs["h_ref"], outputs["h_steps"]
     problem = shape_problem("h", got, want.shape)
     if problem:
         return problem
-    for t in range(want.shape[1]):
-        if not _close(got[:, t], want[:, t]):
-            return (f"h[:, {t}] differs from what {t + 1} call(s) of your lstm_step_forward "
-                    "give, starting from h0 and c0 = 0: at step t feed x[:, t] and the h "
-                    "and c of step t - 1, and store next_h in h[:, t]")
-    return None
+    if not np.all(np.isfinite(got)):
+        return "h contains NaN or inf"
+    if _close(got, want):
+        return None
+    t = next(t for t in range(want.shape[1]) if not _close(got[:, t], want[:, t]))
+    if steps.shape == got.shape and _close(got[:, :t + 1], steps[:, :t + 1]):
+        return (f"h[:, {t}] is wrong, although it equals what {t + 1} call(s) of your "
+                "lstm_step_forward give: lstm_step_forward is wrong for these inputs; fix "
+                "it first (see its checks)")
+    return (f"h[:, {t}] differs from what {t + 1} call(s) of lstm_step_forward give, "
+            "starting from h0 and c0 = 0: at step t feed x[:, t] and the h and c of step "
+            "t - 1, and store next_h in h[:, t]")
 
 
 # --------------------------------------------------------------------------- #
@@ -808,14 +830,18 @@ def lstm_backward_shapes(inputs, outputs):
     return None
 
 
+def _seq_tables(*names):
+    """An ``oracle``: a correct lstm_forward's h at every perturbation of ``names``."""
+    def oracle(inputs, lstm_forward, lstm_backward=None):
+        return _perturbed_outputs(_seq_outputs(lstm_forward), _copies(inputs, SEQ_ARGS), names)
+    return oracle
+
+
 @check("lstm_backward_through_cell", _cell_path_inputs,
-       doc="with Wh = 0 the gradient reaches earlier steps through the cell state alone")
+       doc="with Wh = 0 the gradient reaches earlier steps through the cell state alone",
+       oracle=_seq_tables("x"))
 def lstm_backward_through_cell(inputs, lstm_forward, lstm_backward):
-    out = _seq_backward(lstm_forward, lstm_backward, inputs)
-    out = {"dx": out["dx"]}
-    out.update(_perturbed_outputs(_seq_outputs(lstm_forward), _copies(inputs, SEQ_ARGS),
-                                  ["x"]))
-    return out
+    return {"dx": _seq_backward(lstm_forward, lstm_backward, inputs)["dx"]}
 
 
 @lstm_backward_through_cell.verdict
@@ -851,12 +877,10 @@ _SEQ_HINTS = {
 
 
 @check("lstm_backward_gradcheck", _backward_inputs,
-       doc="all five gradients against centred finite differences, with a loss at every step")
+       doc="all five gradients against centred finite differences, with a loss at every step",
+       oracle=_seq_tables(*SEQ_ARGS))
 def lstm_backward_gradcheck(inputs, lstm_forward, lstm_backward):
-    out = _seq_backward(lstm_forward, lstm_backward, inputs)
-    out.update(_perturbed_outputs(_seq_outputs(lstm_forward), _copies(inputs, SEQ_ARGS),
-                                  SEQ_ARGS))
-    return out
+    return _seq_backward(lstm_forward, lstm_backward, inputs)
 
 
 @lstm_backward_gradcheck.verdict

@@ -9,10 +9,13 @@ contain the solution:
 * **closed forms** on inputs chosen so that the answer can be written down by
   hand: zero weights give ``tanh(b)``; a one-hot row ``s * e_i`` of x picks
   ``s`` times row i of Wx; a permutation matrix Wh shuffles the units;
-* **centred finite differences** of the student's own forward pass: ``run``
-  (in the kernel) evaluates the forward at every ``+step`` / ``-step``
-  perturbation of every input entry, and ``verdict`` (in the grader, or in
-  the kernel interactively) turns those values into a numeric gradient;
+* **centred finite differences** of a correct forward pass: the check's
+  ``oracle`` evaluates the forward at every ``+step`` / ``-step``
+  perturbation of every input entry; it runs once, on
+  ``autograder.reference``, when the course is released, and the stored
+  values are merged in before ``verdict`` turns them into a numeric gradient
+  (see :mod:`rnn_course.checks`).  The student's kernel only computes the
+  analytic gradients, so nothing it reports about itself decides the verdict;
 * **properties**: the gradients that are right where tanh is almost linear
   but wrong elsewhere point at the tanh derivative; gradients that are right
   only for a symmetric Wh point at a missing transpose.
@@ -141,8 +144,8 @@ def gradient_problem(name: str, got: np.ndarray, want: np.ndarray,
         return f"{name} contains NaN or inf"
     err = rel_error(np.asarray(got, dtype=np.float64), want)
     if err > tol:
-        return (f"{name} disagrees with the finite-difference gradient of your forward pass "
-                f"(relative error {err:.1e}, should be below {tol:.0e})")
+        return (f"{name} disagrees with the finite-difference gradient of a correct forward "
+                f"pass (relative error {err:.1e}, should be below {tol:.0e})")
     return None
 
 
@@ -352,8 +355,8 @@ def _case(inp, tag):
     return {k[2:]: v for k, v in inp.items() if k.startswith(f"{tag}_")}
 
 
-def _run_step_backward(inp, rnn_step_forward, rnn_step_backward, names):
-    """Analytic gradients of every case, plus forward values for finite differences of ``names``."""
+def _run_step_backward(inp, rnn_step_forward, rnn_step_backward):
+    """Analytic gradients of every case (and whether dnext_h was modified)."""
     out = {}
     for tag in ("a", "l", "s"):
         case = _case(inp, tag)
@@ -364,12 +367,21 @@ def _run_step_backward(inp, rnn_step_forward, rnn_step_backward, names):
         out.update({f"{tag}_{g}": v for g, v in zip(STEP_GRADS, grads, strict=True)})
         out[f"{tag}_modified"] = np.array(
             [int(not np.array_equal(dnext_h, case["dnext_h"]))], dtype=np.int64)
+    return out
 
+
+def _step_tables(*names):
+    """An ``oracle``: forward values of every case for finite differences of ``names``."""
+    def oracle(inp, rnn_step_forward, rnn_step_backward=None):
         def forward(**kw):
             return unpack(rnn_step_forward(**kw), ("next_h", "cache"), "rnn_step_forward")[0]
 
-        out.update(perturbed_outputs(forward, copies(case, STEP_ARGS), names, prefix=f"{tag}_"))
-    return out
+        out = {}
+        for tag in ("a", "l", "s"):
+            out.update(perturbed_outputs(forward, copies(_case(inp, tag), STEP_ARGS), names,
+                                         prefix=f"{tag}_"))
+        return out
+    return oracle
 
 
 def _step_numeric(inp, out, tag, name):
@@ -410,7 +422,7 @@ def _step_gradient_verdict(inp, out, name, grad, extra=None, hint=""):
 @check("rnn_step_backward_shapes", _backward_cases,
        doc="five gradients, each of the shape of what it differentiates")
 def rnn_step_backward_shapes(inp, rnn_step_forward, rnn_step_backward):
-    return _run_step_backward(inp, rnn_step_forward, rnn_step_backward, names=())
+    return _run_step_backward(inp, rnn_step_forward, rnn_step_backward)
 
 
 @rnn_step_backward_shapes.verdict
@@ -434,9 +446,10 @@ def rnn_step_backward_shapes(inp, out):
 
 
 @check("rnn_step_backward_bias", _backward_cases,
-       doc="db matches finite differences (the bias term alone)")
+       doc="db matches finite differences (the bias term alone)",
+       oracle=_step_tables("b"))
 def rnn_step_backward_bias(inp, rnn_step_forward, rnn_step_backward):
-    return _run_step_backward(inp, rnn_step_forward, rnn_step_backward, names=("b",))
+    return _run_step_backward(inp, rnn_step_forward, rnn_step_backward)
 
 
 @rnn_step_backward_bias.verdict
@@ -453,9 +466,10 @@ def rnn_step_backward_bias(inp, out):
 
 
 @check("rnn_step_backward_input", _backward_cases,
-       doc="dx and dWx match finite differences (the input term)")
+       doc="dx and dWx match finite differences (the input term)",
+       oracle=_step_tables("x", "Wx"))
 def rnn_step_backward_input(inp, rnn_step_forward, rnn_step_backward):
-    return _run_step_backward(inp, rnn_step_forward, rnn_step_backward, names=("x", "Wx"))
+    return _run_step_backward(inp, rnn_step_forward, rnn_step_backward)
 
 
 @rnn_step_backward_input.verdict
@@ -468,9 +482,10 @@ def rnn_step_backward_input(inp, out):
 
 
 @check("rnn_step_backward_recurrent", _backward_cases,
-       doc="dprev_h and dWh match finite differences (the recurrent term)")
+       doc="dprev_h and dWh match finite differences (the recurrent term)",
+       oracle=_step_tables("prev_h", "Wh"))
 def rnn_step_backward_recurrent(inp, rnn_step_forward, rnn_step_backward):
-    return _run_step_backward(inp, rnn_step_forward, rnn_step_backward, names=("prev_h", "Wh"))
+    return _run_step_backward(inp, rnn_step_forward, rnn_step_backward)
 
 
 @rnn_step_backward_recurrent.verdict
@@ -620,8 +635,15 @@ def _seq_values(rng):
     return _seq_dense(rng, N=3, T=4, D=2, H=3)
 
 
+def _reference_h(inp, rnn_forward, rnn_step_forward=None):
+    """An ``oracle``: the states of a correct rnn_forward on the check's inputs."""
+    h, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), ("h", "cache"), "rnn_forward")
+    return {"h_ref": h}
+
+
 @check("rnn_forward_values", _seq_values,
-       doc="every step of rnn_forward agrees with your rnn_step_forward")
+       doc="every step of rnn_forward is one rnn_step_forward from the previous state",
+       oracle=_reference_h)
 def rnn_forward_values(inp, rnn_forward, rnn_step_forward):
     out = _run_forward(inp, rnn_forward)
     h = np.asarray(out["h"], dtype=np.float64)
@@ -642,18 +664,23 @@ def rnn_forward_values(inp, rnn_forward, rnn_step_forward):
 
 @rnn_forward_values.verdict
 def rnn_forward_values(inp, out):
+    """Right when h matches a correct forward pass; ``steps`` (your rnn_step_forward applied
+    to your own h) only chooses the message."""
     N, T, _ = inp["x"].shape
     H = inp["h0"].shape[1]
-    got, steps = out["h"], out["steps"]
+    got, want, steps = out["h"], out["h_ref"], out["steps"]
     problem = shape_problem("h", got, (N, T, H))
     if problem:
         return problem
-    if steps.shape != (N, T, H):
-        return "rnn_step_forward returned next_h of the wrong shape: fix it first"
-    for t in range(got.shape[1]):
-        if not _close(got[:, t], steps[:, t]):
-            source = "h0" if t == 0 else f"h[:, {t - 1}]"
-            return (f"h[:, {t}] differs from rnn_step_forward(x[:, {t}], {source}, Wx, Wh, b): "
-                    "step t takes x[:, t] and the previous state, with the same weights at "
-                    "every step")
-    return None
+    if not np.all(np.isfinite(got)):
+        return "h contains NaN or inf"
+    if _close(got, want):
+        return None
+    t = next(t for t in range(T) if not _close(got[:, t], want[:, t]))
+    if steps.shape == got.shape and _close(got[:, t], steps[:, t]):
+        return (f"h[:, {t}] is wrong, although it agrees with your rnn_step_forward: "
+                "rnn_step_forward is wrong for these inputs; fix it first (see its checks)")
+    source = "h0" if t == 0 else f"h[:, {t - 1}]"
+    return (f"h[:, {t}] differs from rnn_step_forward(x[:, {t}], {source}, Wx, Wh, b): "
+            "step t takes x[:, t] and the previous state, with the same weights at "
+            "every step")
