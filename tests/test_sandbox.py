@@ -40,6 +40,7 @@ from autograder.sandbox import (
     SandboxError,
     execute_notebook,
     sandbox_available,
+    uids,
 )
 from autograder.sandbox.bwrap import SANDBOX_LIB, SANDBOX_VENV, Mount, SandboxPlan, build_command
 from autograder.sandbox.execute import payload_size, shrink_error
@@ -47,7 +48,9 @@ from autograder.sandbox.kernel import _sweep_stale_runtime
 
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
-KERNEL_UID = 65534 if IS_ROOT else os.geteuid()
+POOL = uids.pool_accounts()  # rnn-sbx-NN, created by `make setup` when root
+# the uids a kernel may run as: a leased pool account (or nobody, when none is free)
+KERNEL_UIDS = ({u for u, _ in POOL} | {65534}) if IS_ROOT else {os.geteuid()}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -206,22 +209,66 @@ def test_only_the_scratch_folder_is_writable(tmp_path):
         assert got[name] is False, f"{name} is writable inside the sandbox"
     # the scratch write is the only one that reached the host
     assert (scratch / "mine.txt").read_text() == "x"
-    assert (scratch / "mine.txt").stat().st_uid == KERNEL_UID
+    assert (scratch / "mine.txt").stat().st_uid in KERNEL_UIDS
     assert not Path(f"/tmp/{marker}").exists(), "/tmp is not private"
     assert not (COURSE_ROOT / marker).exists()
-    assert got["uid"] == KERNEL_UID
+    assert got["uid"] in KERNEL_UIDS
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="the uid switch happens only when the grader is root")
-def test_kernel_runs_as_nobody_when_grader_is_root(tmp_path):
+def test_kernel_runs_as_a_pool_account_when_grader_is_root(tmp_path):
+    assert POOL, "make setup creates the rnn-sbx-NN accounts when run as root"
     nb, flags, _ = run(
         tmp_path / "s",
         "import os; print(os.getuid(), os.getgid(), os.getgroups())",
         "print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])",
     )
     assert flags == []
-    assert stdout(nb.cells[0]).split()[:2] == ["65534", "65534"]
+    uid, gid = (int(v) for v in stdout(nb.cells[0]).split()[:2])
+    assert (uid, gid) in POOL or (uid, gid) == (65534, 65534)
+    assert uid != 0
     assert int(stdout(nb.cells[1]), 16) == 0, "the kernel has capabilities"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the uid switch happens only when the grader is root")
+def test_concurrent_kernels_get_distinct_uids(tmp_path):
+    """RLIMIT_NPROC counts per uid: kernels running at the same time must not share one."""
+    import concurrent.futures
+
+    probe = "import os, time; time.sleep(3); print(os.getuid())"
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(run, tmp_path / f"s{k}", probe) for k in range(3)]
+        results = [f.result() for f in futures]
+    seen = [int(stdout(nb.cells[0])) for nb, flags, _ in results]
+    assert all(flags == [] for _, flags, _ in results)
+    assert len(set(seen)) == 3, seen
+    assert set(seen) <= {u for u, _ in POOL}
+
+
+def test_uid_leases_are_exclusive_and_released(tmp_path):
+    """Unit test of the lease itself, with made-up accounts and a private lock folder."""
+    accounts = [(5001, 6001), (5002, 6002)]
+    lock_dir = str(tmp_path / "locks")
+    a = uids.lease(accounts, (65534, 65534), lock_dir, start=0)
+    b = uids.lease(accounts, (65534, 65534), lock_dir, start=0)
+    assert {(a.uid, a.gid), (b.uid, b.gid)} == set(accounts)
+    assert not a.shared and not b.shared
+    c = uids.lease(accounts, (65534, 65534), lock_dir, start=0)
+    assert (c.uid, c.shared) == (65534, True), "all leased: the shared fallback"
+    a.release()
+    d = uids.lease(accounts, (65534, 65534), lock_dir, start=0)
+    assert (d.uid, d.gid) == accounts[0]
+    b.release()
+    d.release()
+    assert uids.lease([], (65534, 65534), lock_dir).shared
+
+
+def test_uid_lock_folder_others_could_tamper_with_is_refused(tmp_path):
+    lock_dir = tmp_path / "locks"
+    lock_dir.mkdir(mode=0o777)
+    lock_dir.chmod(0o777)
+    with pytest.raises(PermissionError, match="mode 0700"):
+        uids.lease([(5001, 6001)], (65534, 65534), str(lock_dir))
 
 
 def test_cannot_see_course_gradebook_or_other_students(tmp_path, monkeypatch):

@@ -1,20 +1,59 @@
 #!/usr/bin/env bash
-# System packages the grader needs: bubblewrap (the sandbox around student kernels).
-# Installed with apt-get when we are root; otherwise a one-line message says what to do.
+# What the grader needs from the system, set up when we are root; otherwise a
+# one-line message says what to ask for.
+#  1. bubblewrap (the sandbox around student kernels), with apt-get;
+#  2. the accounts rnn-sbx-00 .. rnn-sbx-15: a root grader runs each kernel as
+#     one of them, leased for the kernel's lifetime, so that RLIMIT_NPROC (counted
+#     per uid) is not shared between students (autograder/sandbox/uids.py).
 set -u
-if command -v bwrap >/dev/null 2>&1; then
-    exit 0
-fi
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing bubblewrap (sandbox for student kernels) with apt-get ..."
-    if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/tmp/rnn-course-apt.log 2>&1; then
-        exit 0
+POOL_SIZE=${RNN_SBX_ACCOUNTS:-16}
+
+install_bwrap() {
+    if command -v bwrap >/dev/null 2>&1; then
+        return 0
     fi
-    echo "warning: apt-get could not install bubblewrap (log: /tmp/rnn-course-apt.log)." >&2
-else
-    echo "warning: bubblewrap (bwrap) is not installed and this user cannot install it;" \
-         "ask an administrator for 'apt-get install bubblewrap'." >&2
-fi
-echo "warning: grading will refuse to run student code until bwrap is available" \
-     "(or until you pass --unsafe-no-sandbox)." >&2
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing bubblewrap (sandbox for student kernels) with apt-get ..."
+        if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/tmp/rnn-course-apt.log 2>&1; then
+            return 0
+        fi
+        echo "warning: apt-get could not install bubblewrap (log: /tmp/rnn-course-apt.log)." >&2
+    else
+        echo "warning: bubblewrap (bwrap) is not installed and this user cannot install it;" \
+             "ask an administrator for 'apt-get install bubblewrap'." >&2
+    fi
+    echo "warning: grading will refuse to run student code until bwrap is available" \
+         "(or until you pass --unsafe-no-sandbox)." >&2
+}
+
+create_accounts() {
+    # Only a root grader switches uids; a non-root grader's kernels run as itself.
+    [ "$(id -u)" = "0" ] || return 0
+    if ! command -v useradd >/dev/null 2>&1; then
+        echo "warning: useradd is missing: kernels will share uid nobody (see docs/security.md)." >&2
+        return 0
+    fi
+    local nologin=/usr/sbin/nologin
+    [ -x "$nologin" ] || nologin=/bin/false
+    local i name made=0
+    for i in $(seq 0 $((POOL_SIZE - 1))); do
+        name=$(printf 'rnn-sbx-%02d' "$i")
+        if ! getent passwd "$name" >/dev/null; then
+            if useradd --system --user-group --no-create-home --home-dir /nonexistent \
+                    --shell "$nologin" --comment "rnn-course sandboxed kernel" "$name" 2>>/tmp/rnn-course-useradd.log; then
+                made=$((made + 1))
+            else
+                echo "warning: could not create account $name (log: /tmp/rnn-course-useradd.log);" \
+                     "kernels fall back to sharing uid nobody." >&2
+                return 0
+            fi
+        fi
+    done
+    if [ "$made" -gt 0 ]; then
+        echo "created $made sandbox account(s) rnn-sbx-NN (one uid per running kernel)"
+    fi
+}
+
+install_bwrap
+create_accounts
 exit 0

@@ -29,6 +29,7 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, CaselessStrEnum, Dict, Int, List, Unicode, default
 
+from . import uids
 from .bwrap import (
     ETC_FILES,
     SANDBOX_HOME,
@@ -41,6 +42,7 @@ from .bwrap import (
 )
 from .fontcache import matplotlib_font_list
 from .limits import Limits, make_preexec, rlimits_for
+from .uids import LOCK_DIR, POOL_PREFIX
 
 _DEFAULTS = Limits()
 # Bytes of the kernel's stderr kept for diagnostics (bwrap errors, tracebacks).
@@ -193,13 +195,23 @@ class SandboxedKernelManager(AsyncKernelManager):
     ).tag(config=True)
 
     # --- who runs it ------------------------------------------------------------
+    kernel_uid_pool = Unicode(
+        POOL_PREFIX,
+        help="When the grader is root, each kernel leases for its lifetime a uid of its "
+        "own among the system accounts whose names start with this prefix (`make setup` "
+        "creates rnn-sbx-00 .. rnn-sbx-15): RLIMIT_NPROC counts per uid, so one "
+        "student's fork bomb cannot starve another's kernel.  Empty, no such account, "
+        "or all leased: the kernel runs as `kernel_uid` (shared).",
+    ).tag(config=True)
+    uid_lock_dir = Unicode(
+        LOCK_DIR, help="Root-owned folder of the uid leases' lock files (see kernel_uid_pool)."
+    ).tag(config=True)
     kernel_uid = Int(
         65534,
-        help="uid of the kernel when the grader runs as root (default: nobody).  "
-        "RLIMIT_NPROC is shared by all tasks of a uid: give concurrent graders "
-        "distinct uids to keep one student's fork bomb from starving another's kernel. "
-        "Ignored when the grader is not root (the kernel then runs as the grader's uid, "
-        "isolated by an unprivileged user namespace).",
+        help="uid of the kernel when the grader runs as root and no pool account is free "
+        "(default: nobody, shared by such kernels).  Ignored when the grader is not root "
+        "(the kernel then runs as the grader's uid, isolated by an unprivileged user "
+        "namespace).",
     ).tag(config=True)
     kernel_gid = Int(65534, help="gid of the kernel when the grader runs as root.").tag(
         config=True
@@ -271,6 +283,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._spec: KernelSpec | None = None
         self._scratch = ""
         self._data_fds: list[tuple[int, str]] = []
+        self._lease: uids.Lease | None = None
         #: Process group of the sandbox (the launcher starts a new session);
         #: killing it ends the sandbox.  Set once the kernel is launched.
         self.sandbox_pgid: int | None = None
@@ -354,8 +367,27 @@ class SandboxedKernelManager(AsyncKernelManager):
     # --- building the sandbox ---------------------------------------------------------------
     def _kernel_ids(self) -> tuple[int, int]:
         if os.geteuid() == 0:
+            if self._lease is not None:
+                return self._lease.uid, self._lease.gid
             return self.kernel_uid, self.kernel_gid
         return os.geteuid(), os.getegid()
+
+    def _lease_uid(self) -> None:
+        """Take a uid of the pool for this kernel (root only; see ``kernel_uid_pool``)."""
+        self._release_uid()
+        if os.geteuid() == 0:
+            self._lease = uids.lease(uids.pool_accounts(self.kernel_uid_pool),
+                                     (self.kernel_uid, self.kernel_gid), self.uid_lock_dir)
+
+    def _release_uid(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+    @property
+    def kernel_ids(self) -> tuple[int, int]:
+        """``(uid, gid)`` the kernel runs as (meaningful once it started)."""
+        return self._kernel_ids()
 
     def _env(self) -> dict[str, str]:
         env = {
@@ -487,7 +519,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         """A memfd holding matplotlib's font list, bound into the kernel's MPLCONFIGDIR."""
         if not self.share_font_list:
             return []
-        key = f"{os.path.realpath(sys.prefix)}:{self._kernel_ids()[0]}"
+        key = os.path.realpath(sys.prefix)  # the list holds paths, the same for every uid
         built = matplotlib_font_list(key, self.run_python)
         if built is None:
             return []
@@ -507,6 +539,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def _prepare_runtime(self, scratch: str) -> None:
         """Create the runtime folder and hand it, and the scratch copy, to the kernel's uid."""
+        self._lease_uid()
         uid, gid = self._kernel_ids()
         self._base_dir = self._new_base_dir()
         self._run_dir = os.path.join(self._base_dir, "run")
@@ -628,8 +661,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._discard_runtime()
 
     def _discard_runtime(self) -> None:
-        """Delete this kernel's runtime folder (connection key, sockets)."""
+        """Delete this kernel's runtime folder (connection key, sockets); give its uid back."""
         self._close_data_fds()
+        self._release_uid()
         if self._base_dir is not None:
             shutil.rmtree(self._base_dir, ignore_errors=True)
             self._base_dir = None
