@@ -79,7 +79,7 @@ def make_class(template: Path, dest: Path, assignment: str, k: int, nb=None) -> 
 # the two graders
 # --------------------------------------------------------------------------- #
 def run_autograder(course_dir: Path, assignment: str, workers=None, scheduler=None,
-                   log=None) -> dict:
+                   log=None, unsafe_no_sandbox=False) -> dict:
     """``grade_assignment`` in a fresh process; returns wall seconds, stages and scores."""
     out = course_dir / ".bench-grade.json"
     cmd = [sys.executable, "-m", "bench.grading", "--child-grade", str(course_dir), assignment,
@@ -88,6 +88,8 @@ def run_autograder(course_dir: Path, assignment: str, workers=None, scheduler=No
         cmd += ["--workers", str(workers)]
     if scheduler:
         cmd += ["--scheduler", scheduler]
+    if unsafe_no_sandbox:
+        cmd += ["--unsafe-no-sandbox"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -101,12 +103,12 @@ def run_autograder(course_dir: Path, assignment: str, workers=None, scheduler=No
     return data
 
 
-def _child_grade(course_dir, assignment, workers, scheduler, out):
+def _child_grade(course_dir, assignment, workers, scheduler, out, unsafe_no_sandbox=False):
     t0 = time.perf_counter()
     from autograder.grade import grade_assignment
 
     report = grade_assignment(course_dir, assignment, workers=workers, scheduler=scheduler,
-                              progress=False)
+                              progress=False, force=True, unsafe_no_sandbox=unsafe_no_sandbox)
     data = {
         "seconds": report.seconds,
         "in_process": time.perf_counter() - t0,
@@ -282,9 +284,11 @@ def main(argv=None):
                    help=argparse.SUPPRESS)
     p.add_argument("--scheduler", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--unsafe-no-sandbox", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child_grade:
-        return _child_grade(*args.child_grade, args.workers, args.scheduler, args.out)
+        return _child_grade(*args.child_grade, args.workers, args.scheduler, args.out,
+                            args.unsafe_no_sandbox)
     ks = tuple(int(k) for k in args.ks.split(",")) if args.ks else None
     run(args.quick, args.assignment, ks, args.workers, args.out_dir, args.keep)
     return 0

@@ -131,3 +131,16 @@ def test_scale_quick(tmp_path):
         "dask, same cluster (warm)"]
     assert all(r["all_full_marks"] and not r["errors"] for r in data["rows"])
     assert set(data["projection"]["cores"]) == set(scale.CLUSTER_CORES)
+
+
+@pytest.mark.slow
+@needs_sandbox
+@same_worker
+def test_sandbox_overhead_quick(tmp_path):
+    from bench import sandbox
+
+    data = sandbox.run(quick=True, out_dir=tmp_path)
+    assert _load(tmp_path / "sandbox.json")["ratio"] == data["ratio"]
+    assert [r["mode"] for r in data["rows"]] == ["sandboxed", "no sandbox"]
+    assert data["same_scores"] and not any(r["errors"] for r in data["rows"])
+    assert data["ratio"] > 0 and "ratio" in data["table"]
