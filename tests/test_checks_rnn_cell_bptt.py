@@ -244,7 +244,7 @@ def test_step_backward_checks_judge_against_a_correct_forward(interactive_mode):
         dx, dprev_h, dWx, dWh, db = R.rnn_step_backward(dnext_h, cache)
         return dx, dprev_h, dWx, dWh, 2.0 * db
 
-    with pytest.raises(AssertionError, match="correct forward"):
+    with pytest.raises(AssertionError, match="fix rnn_step_forward first"):
         ALL_CHECKS["rnn_step_backward_bias"](fwd_scaled, bwd_scaled)
     ALL_CHECKS["rnn_step_backward_bias"](R.rnn_step_forward, R.rnn_step_backward)
 
@@ -623,3 +623,17 @@ def test_verify_checks_end_to_end(grading_mode):
     outputs = {c.metadata.nbgrader["grade_id"]: c.outputs[0] for c in nb.cells}
     assert outputs["rnn_forward_hidden"].output_type == "stream"
     assert outputs["rnn_backward_truncate_k"].output_type == "error"
+
+
+def test_a_forged_forward_value_changes_the_message_never_the_verdict():
+    """The student's next_h (reported by the kernel) only picks the message: claiming the
+    forward is right does not make a wrong gradient pass, claiming it is wrong does not
+    fail a right one."""
+    check = ALL_CHECKS["rnn_step_backward_bias"]
+    honest = grading.as_plain_arrays(check.run(check.inputs(), *_correct_args(check.id)))
+    lying = {**honest, **{k: v + 1.0 for k, v in honest.items() if k.endswith("_next_h")}}
+    assert check.judge(lying) is None
+    wrong = {**honest, **{k: 2.0 * v for k, v in honest.items() if k.endswith("_db")}}
+    assert check.judge(wrong) is not None
+    assert "fix rnn_step_forward first" in check.judge(
+        {**wrong, **{k: v + 1.0 for k, v in honest.items() if k.endswith("_next_h")}})

@@ -614,9 +614,23 @@ _STEP_HINTS = {
 def _step_tables(*names):
     """An ``oracle``: a correct step's outputs at every perturbation of ``names``."""
     def oracle(inputs, lstm_step_forward, lstm_step_backward=None):
-        return _perturbed_outputs(_step_outputs(lstm_step_forward),
-                                  _copies(inputs, STEP_ARGS), names)
+        call = _step_outputs(lstm_step_forward)
+        out = _perturbed_outputs(call, _copies(inputs, STEP_ARGS), names)
+        out["forward_ref"] = call(_copies(inputs, STEP_ARGS))
+        return out
     return oracle
+
+
+def _wrong_forward(outputs, function):
+    """A message when the student's forward outputs (``forward``, reported by ``run``)
+    differ from a correct forward's (``forward_ref``, stored): the backward pass used
+    that forward's cache.  Only chooses a message; the verdict never rests on it."""
+    got = np.asarray(outputs.get("forward", np.zeros(0)), dtype=np.float64)
+    if _close(got, outputs["forward_ref"]):
+        return None
+    return (f"your {function} gives wrong outputs for these inputs, and your backward pass "
+            f"works from its cache: fix {function} first (see its checks), then run this "
+            "check again")
 
 
 @check("lstm_step_backward_gate_blocks", _step_inputs,
@@ -625,7 +639,7 @@ def _step_tables(*names):
 def lstm_step_backward_gate_blocks(inputs, lstm_step_forward, lstm_step_backward):
     out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
                          inputs["dnext_h"], inputs["dnext_c"])
-    return {"db": out["db"]}
+    return {"db": out["db"], "forward": _step_outputs(lstm_step_forward)(inputs)}
 
 
 _BLOCK_HINTS = {
@@ -652,6 +666,9 @@ def lstm_step_backward_gate_blocks(inputs, outputs):
              if rel_error(got, want) > GRAD_TOL]
     if not wrong:
         return None
+    forward = _wrong_forward(outputs, "lstm_step_forward")
+    if forward:
+        return forward
     k = GATES.index(wrong[0])
     if wrong == ["i", "f", "g"]:
         return ("the i, f and g blocks of db are wrong but o is right: they all share the "
@@ -667,15 +684,19 @@ def lstm_step_backward_gate_blocks(inputs, outputs):
        doc="all six gradients against centred finite differences",
        oracle=_step_tables(*STEP_ARGS))
 def lstm_step_backward_gradcheck(inputs, lstm_step_forward, lstm_step_backward):
-    return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                          inputs["dnext_h"], inputs["dnext_c"])
+    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                         inputs["dnext_h"], inputs["dnext_c"])
+    out["forward"] = _step_outputs(lstm_step_forward)(inputs)
+    return out
 
 
 @lstm_step_backward_gradcheck.verdict
 def lstm_step_backward_gradcheck(inputs, outputs):
     upstream = np.concatenate([inputs["dnext_h"].ravel(), inputs["dnext_c"].ravel()])
     problems = _gradient_problems(inputs, outputs, STEP_ARGS, upstream, _STEP_HINTS)
-    return "; ".join(problems) if problems else None
+    if not problems:
+        return None
+    return _wrong_forward(outputs, "lstm_step_forward") or "; ".join(problems)
 
 
 # --------------------------------------------------------------------------- #
@@ -833,7 +854,10 @@ def lstm_backward_shapes(inputs, outputs):
 def _seq_tables(*names):
     """An ``oracle``: a correct lstm_forward's h at every perturbation of ``names``."""
     def oracle(inputs, lstm_forward, lstm_backward=None):
-        return _perturbed_outputs(_seq_outputs(lstm_forward), _copies(inputs, SEQ_ARGS), names)
+        call = _seq_outputs(lstm_forward)
+        out = _perturbed_outputs(call, _copies(inputs, SEQ_ARGS), names)
+        out["forward_ref"] = call(_copies(inputs, SEQ_ARGS))
+        return out
     return oracle
 
 
@@ -841,7 +865,8 @@ def _seq_tables(*names):
        doc="with Wh = 0 the gradient reaches earlier steps through the cell state alone",
        oracle=_seq_tables("x"))
 def lstm_backward_through_cell(inputs, lstm_forward, lstm_backward):
-    return {"dx": _seq_backward(lstm_forward, lstm_backward, inputs)["dx"]}
+    return {"dx": _seq_backward(lstm_forward, lstm_backward, inputs)["dx"],
+            "forward": _seq_outputs(lstm_forward)(inputs)}
 
 
 @lstm_backward_through_cell.verdict
@@ -853,6 +878,8 @@ def lstm_backward_through_cell(inputs, outputs):
     problem = shape_problem("dx", got, numeric.shape)
     if problem:
         return problem
+    if rel_error(got, numeric) > GRAD_TOL and _wrong_forward(outputs, "lstm_forward"):
+        return _wrong_forward(outputs, "lstm_forward")
     if rel_error(got[:, -1], numeric[:, -1]) > GRAD_TOL:
         return ("dx[:, -1], the last step's input gradient, is wrong although only the "
                 "last step has a loss here: check the step backward and that dh[:, t] "
@@ -880,7 +907,9 @@ _SEQ_HINTS = {
        doc="all five gradients against centred finite differences, with a loss at every step",
        oracle=_seq_tables(*SEQ_ARGS))
 def lstm_backward_gradcheck(inputs, lstm_forward, lstm_backward):
-    return _seq_backward(lstm_forward, lstm_backward, inputs)
+    out = _seq_backward(lstm_forward, lstm_backward, inputs)
+    out["forward"] = _seq_outputs(lstm_forward)(inputs)
+    return out
 
 
 @lstm_backward_gradcheck.verdict
@@ -888,6 +917,9 @@ def lstm_backward_gradcheck(inputs, outputs):
     problems = _gradient_problems(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS)
     if not problems:
         return None
+    forward = _wrong_forward(outputs, "lstm_forward")
+    if forward:
+        return forward
     if len(problems) >= 4:
         problems.append("when almost everything is off, check that the h gradient carried "
                         "back from step t + 1 is added to dh[:, t] before the step backward")

@@ -361,7 +361,9 @@ def _run_step_backward(inp, rnn_step_forward, rnn_step_backward):
     for tag in ("a", "l", "s"):
         case = _case(inp, tag)
         args = copies(case, STEP_ARGS)
-        _, cache = unpack(rnn_step_forward(**args), ("next_h", "cache"), "rnn_step_forward")
+        next_h, cache = unpack(rnn_step_forward(**args), ("next_h", "cache"),
+                               "rnn_step_forward")
+        out[f"{tag}_next_h"] = next_h  # only chooses a message (see _forward_problem)
         dnext_h = np.array(case["dnext_h"], copy=True)
         grads = unpack(rnn_step_backward(dnext_h, cache), STEP_GRADS, "rnn_step_backward")
         out.update({f"{tag}_{g}": v for g, v in zip(STEP_GRADS, grads, strict=True)})
@@ -378,10 +380,24 @@ def _step_tables(*names):
 
         out = {}
         for tag in ("a", "l", "s"):
-            out.update(perturbed_outputs(forward, copies(_case(inp, tag), STEP_ARGS), names,
-                                         prefix=f"{tag}_"))
+            args = copies(_case(inp, tag), STEP_ARGS)
+            out[f"{tag}_next_h_ref"] = forward(**copies(args, STEP_ARGS))
+            out.update(perturbed_outputs(forward, args, names, prefix=f"{tag}_"))
         return out
     return oracle
+
+
+def _forward_problem(out) -> "str | None":
+    """A message when the student's forward pass, whose cache the backward pass used,
+    gave a wrong next_h in some case (the verdict itself never rests on this)."""
+    for tag in ("a", "l", "s"):
+        got = np.asarray(out.get(f"{tag}_next_h", np.zeros(0)))
+        want = out[f"{tag}_next_h_ref"]
+        if not _close(got, want):
+            return ("your rnn_step_forward returns a wrong next_h for these inputs, and your "
+                    "backward pass works from its cache: fix rnn_step_forward first (see its "
+                    "checks), then run this check again")
+    return None
 
 
 def _step_numeric(inp, out, tag, name):
@@ -405,6 +421,9 @@ def _step_gradient_verdict(inp, out, name, grad, extra=None, hint=""):
         return problem + f": a gradient has the shape of what it differentiates ({name})"
     if gradient_matches(got["a"], want["a"]) and gradient_matches(got["s"], want["s"]):
         return None
+    forward = _forward_problem(out)
+    if forward:
+        return forward
     if extra is not None:
         message = extra(got, want)
         if message:
