@@ -611,14 +611,19 @@ _STEP_HINTS = {
 }
 
 
-def _step_tables(*names):
-    """An ``oracle``: a correct step's outputs at every perturbation of ``names``."""
-    def oracle(inputs, lstm_step_forward, lstm_step_backward=None):
-        call = _step_outputs(lstm_step_forward)
-        out = _perturbed_outputs(call, _copies(inputs, STEP_ARGS), names)
-        out["forward_ref"] = call(_copies(inputs, STEP_ARGS))
+def _fd_oracle(outputs_of, arg_names, names):
+    """An ``oracle`` for a (forward, backward) check: the correct forward's outputs,
+    ``outputs_of(forward)(args)``, at every perturbation of ``names`` and unperturbed."""
+    def oracle(inputs, forward, backward=None):
+        call = outputs_of(forward)
+        out = _perturbed_outputs(call, _copies(inputs, arg_names), names)
+        out["forward_ref"] = call(_copies(inputs, arg_names))
         return out
     return oracle
+
+
+def _step_tables(*names):
+    return _fd_oracle(_step_outputs, STEP_ARGS, names)
 
 
 def _wrong_forward(outputs, function):
@@ -852,13 +857,7 @@ def lstm_backward_shapes(inputs, outputs):
 
 
 def _seq_tables(*names):
-    """An ``oracle``: a correct lstm_forward's h at every perturbation of ``names``."""
-    def oracle(inputs, lstm_forward, lstm_backward=None):
-        call = _seq_outputs(lstm_forward)
-        out = _perturbed_outputs(call, _copies(inputs, SEQ_ARGS), names)
-        out["forward_ref"] = call(_copies(inputs, SEQ_ARGS))
-        return out
-    return oracle
+    return _fd_oracle(_seq_outputs, SEQ_ARGS, names)
 
 
 @check("lstm_backward_through_cell", _cell_path_inputs,
