@@ -384,11 +384,6 @@ class SandboxedKernelManager(AsyncKernelManager):
             self._lease.release()
             self._lease = None
 
-    @property
-    def kernel_ids(self) -> tuple[int, int]:
-        """``(uid, gid)`` the kernel runs as (meaningful once it started)."""
-        return self._kernel_ids()
-
     def _env(self) -> dict[str, str]:
         env = {
             "HOME": self.sandbox_home,

@@ -182,5 +182,21 @@ def value_problem(name: str, got: np.ndarray, want: np.ndarray, hint: str = "",
     return None
 
 
+def wrong_forward(function: str, got, want) -> "str | None":
+    """A message when a forward pass's outputs ``got`` (reported by the kernel) differ
+    from a correct forward's ``want`` (stored by an oracle), else None.
+
+    A backward pass works from the cache of the student's own forward pass, so a
+    gradient check that fails may be the forward's fault.  This only chooses the
+    message: the verdict never rests on numbers the kernel reports about itself.
+    """
+    got = np.asarray(got, dtype=np.float64)
+    if got.shape == np.shape(want) and np.allclose(got, want, rtol=1e-7, atol=1e-9):
+        return None
+    return (f"your {function} gives wrong outputs for these inputs, and your backward pass "
+            f"works from its cache: fix {function} first (see its checks), then run this "
+            "check again")
+
+
 # verdicts compare gradients normwise (one source of truth: rnn_course.gradcheck)
 rel_error = rel_error_norm

@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from rnn_course.checks import check, rel_error, shape_problem
+from rnn_course.checks import check, rel_error, shape_problem, wrong_forward
 
 GATES = ("i", "f", "o", "g")
 GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "o": "output gate o",
@@ -627,15 +627,9 @@ def _step_tables(*names):
 
 
 def _wrong_forward(outputs, function):
-    """A message when the student's forward outputs (``forward``, reported by ``run``)
-    differ from a correct forward's (``forward_ref``, stored): the backward pass used
-    that forward's cache.  Only chooses a message; the verdict never rests on it."""
-    got = np.asarray(outputs.get("forward", np.zeros(0)), dtype=np.float64)
-    if _close(got, outputs["forward_ref"]):
-        return None
-    return (f"your {function} gives wrong outputs for these inputs, and your backward pass "
-            f"works from its cache: fix {function} first (see its checks), then run this "
-            "check again")
+    """:func:`~rnn_course.checks.wrong_forward` on ``forward`` (from ``run``) and
+    ``forward_ref`` (stored by the oracle)."""
+    return wrong_forward(function, outputs.get("forward", np.zeros(0)), outputs["forward_ref"])
 
 
 @check("lstm_step_backward_gate_blocks", _step_inputs,
@@ -877,8 +871,10 @@ def lstm_backward_through_cell(inputs, outputs):
     problem = shape_problem("dx", got, numeric.shape)
     if problem:
         return problem
-    if rel_error(got, numeric) > GRAD_TOL and _wrong_forward(outputs, "lstm_forward"):
-        return _wrong_forward(outputs, "lstm_forward")
+    if rel_error(got, numeric) > GRAD_TOL:
+        forward = _wrong_forward(outputs, "lstm_forward")
+        if forward:
+            return forward
     if rel_error(got[:, -1], numeric[:, -1]) > GRAD_TOL:
         return ("dx[:, -1], the last step's input gradient, is wrong although only the "
                 "last step has a loss here: check the step backward and that dh[:, t] "

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import check, rel_error, shape_problem, value_problem
+from rnn_course.checks import check, rel_error, shape_problem, value_problem, wrong_forward
 
 FD_STEP = 1e-5  # centred-difference step: truncation ~1e-10, rounding ~1e-11
 GRAD_TOL = 1e-7  # normwise relative error above this is a bug, not noise
@@ -388,15 +388,12 @@ def _step_tables(*names):
 
 
 def _forward_problem(out) -> "str | None":
-    """A message when the student's forward pass, whose cache the backward pass used,
-    gave a wrong next_h in some case (the verdict itself never rests on this)."""
+    """:func:`~rnn_course.checks.wrong_forward` for the first case whose next_h is wrong."""
     for tag in ("a", "l", "s"):
-        got = np.asarray(out.get(f"{tag}_next_h", np.zeros(0)))
-        want = out[f"{tag}_next_h_ref"]
-        if not _close(got, want):
-            return ("your rnn_step_forward returns a wrong next_h for these inputs, and your "
-                    "backward pass works from its cache: fix rnn_step_forward first (see its "
-                    "checks), then run this check again")
+        problem = wrong_forward("rnn_step_forward", out.get(f"{tag}_next_h", np.zeros(0)),
+                                out[f"{tag}_next_h_ref"])
+        if problem:
+            return problem
     return None
 
 
