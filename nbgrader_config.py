@@ -33,12 +33,12 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.Exchange.root = os.environ.get("RNN_COURSE_EXCHANGE", "/srv/nbgrader/exchange")
 # `nbgrader collect` that keeps symbolic links as links (the precheck flags them)
 # and skips a submission owned by someone other than the student it names.
-c.ExchangeFactory.collect = "autograder.exchange.SafeExchangeCollect"
+c.ExchangeFactory.collect = "autograder.pipeline.exchange.SafeExchangeCollect"
 
 # Even nbgrader's own `generate_feedback` (say, from the formgrader after manual
 # grading) keeps hidden tests' code and inputs out of what students get back.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "autograder.preprocessors.FeedbackHiddenTests",
+    "autograder.pipeline.preprocessors.FeedbackHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

@@ -12,15 +12,14 @@ import argparse
 import importlib
 import sys
 
+from autograder.errors import UsageError
+
 SUBCOMMANDS = {
-    "release": ("autograder.release", "build release/ from source/ and check it leaks nothing"),
-    "grade": ("autograder.grade", "grade every submission of an assignment"),
-    "demo": ("autograder.demo", "build, hand out and grade a sample class"),
+    "release": ("autograder.commands.release",
+                "build release/ from source/ and check it leaks nothing"),
+    "grade": ("autograder.commands.grade", "grade every submission of an assignment"),
+    "demo": ("autograder.commands.demo", "build, hand out and grade a sample class"),
 }
-
-
-class UsageError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

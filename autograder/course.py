@@ -6,7 +6,7 @@ from pathlib import Path
 
 from traitlets.config.loader import PyFileConfigLoader
 
-from autograder.cli import UsageError
+from autograder.errors import UsageError
 
 DEFAULT_ASSIGNMENTS = ("rnn_cell", "bptt", "clipping", "lstm")
 

@@ -203,7 +203,7 @@ def clean_env(extra=None):
 def course_template(assignments):
     """A self-contained course directory with ``assignments`` released in it (config,
     source/, release/, a gradebook that knows their cells), made from the repository's
-    ``nbgrader_config.py`` and ``source/`` by :func:`autograder.release.generate`
+    ``nbgrader_config.py`` and ``source/`` by :func:`autograder.commands.release.generate`
     (nbgrader's generate_assignment), as the demo does; the repository's own
     ``release/`` is left alone.
 
@@ -215,7 +215,7 @@ def course_template(assignments):
     import shutil
     import tempfile
 
-    from autograder import release
+    from autograder.commands import release
 
     wanted = tuple(assignments)
     for have, path in _TEMPLATES.items():
@@ -243,7 +243,7 @@ def solution_notebook(course_dir, assignment, count=None):
     filled in from the source: what a student who solved everything hands in."""
     import nbformat
 
-    from autograder.demo import fill_solutions
+    from autograder.commands.demo import fill_solutions
 
     course_dir = Path(course_dir)
     src = nbformat.read(course_dir / "source" / assignment / f"{assignment}.ipynb", as_version=4)

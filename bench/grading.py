@@ -3,9 +3,9 @@
     python -m bench.grading [--quick] [--assignment rnn_cell] [--ks 6,12,24] [--workers 2]
 
 A class of K solution submissions (the release notebook with every solution
-cell filled in from the source, :func:`autograder.demo.fill_solutions`) is
+cell filled in from the source, :func:`autograder.commands.demo.fill_solutions`) is
 written into two identical temporary course directories, made from the
-repository's ``source/`` with :func:`autograder.demo.make_course_dir`.  Then,
+repository's ``source/`` with :func:`autograder.commands.demo.make_course_dir`.  Then,
 in the same run:
 
 - **autograder**: ``grade_assignment(dir, assignment, workers=W)``, what
@@ -65,7 +65,7 @@ STAGE_LABELS = {"precheck": "precheck", "sandbox_start": "sandbox+kernel start",
 # --------------------------------------------------------------------------- #
 def make_class(template: Path, dest: Path, assignment: str, k: int, nb=None) -> list[str]:
     """Copy ``template`` to ``dest`` and hand in ``k`` solution submissions; returns the ids."""
-    from autograder.demo import write_submission
+    from autograder.commands.demo import write_submission
 
     shutil.copytree(template, dest)
     nb = nb if nb is not None else solution_notebook(dest, assignment)
@@ -105,7 +105,7 @@ def run_autograder(course_dir: Path, assignment: str, workers=None, scheduler=No
 
 def _child_grade(course_dir, assignment, workers, scheduler, out, unsafe_no_sandbox=False):
     t0 = time.perf_counter()
-    from autograder.grade import grade_assignment
+    from autograder.pipeline.coordinator import grade_assignment
 
     report = grade_assignment(course_dir, assignment, workers=workers, scheduler=scheduler,
                               progress=False, force=True, unsafe_no_sandbox=unsafe_no_sandbox)

@@ -137,7 +137,7 @@ def run_notebook(assignment) -> dict:
 def grade_one(template: Path, workdir: Path, assignment: str) -> dict:
     import nbformat
 
-    from autograder.demo import write_submission
+    from autograder.commands.demo import write_submission
     from bench.grading import run_autograder
 
     course = workdir / f"grade-{assignment}"

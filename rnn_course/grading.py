@@ -137,7 +137,7 @@ def submit(check_id: str, **outputs) -> None:
 def _instructor_spec(check_id: str):
     """The grader-side spec of a hidden check (instructor environment only)."""
     try:
-        from autograder.hidden import get_spec
+        from autograder.protocol.hidden import get_spec
     except ImportError:
         raise RuntimeError(
             f"{check_id} is a hidden check: it runs only when the notebook is graded"

@@ -143,7 +143,7 @@ def make_course(root: Path, source_nb=None, *, assignment: str = ASSIGNMENT,
     ``nbgrader generate_assignment`` so that the gradebook knows the
     assignment's cells.
     """
-    from autograder.release import nbgrader_env
+    from autograder.commands.release import nbgrader_env
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -240,7 +240,7 @@ def flags_of(course: Path, student: str, assignment: str = ASSIGNMENT) -> list[s
 # test-only checks
 # --------------------------------------------------------------------------- #
 def _fixture_module():
-    from autograder.hidden import HiddenSpec
+    from autograder.protocol.hidden import HiddenSpec
     from rnn_course.checks import Check
 
     mod = types.ModuleType("rnn_course_fixture_checks")
@@ -268,13 +268,13 @@ def install_fixture_checks() -> None:
     Worker processes forked after this call inherit them; dask workers get
     them through :func:`dask_setup` (``preload`` this file).
     """
-    import autograder.hidden as hidden
+    import autograder.protocol.hidden as hidden
     import rnn_course.checks as visible
 
-    if "autograder.hidden.fixture" in sys.modules:
+    if "autograder.protocol.hidden.fixture" in sys.modules:
         return
     mod = _fixture_module()
-    sys.modules["autograder.hidden.fixture"] = mod
+    sys.modules["autograder.protocol.hidden.fixture"] = mod
     sys.modules["rnn_course.checks.fixture"] = mod
     hidden.ASSIGNMENT_MODULES = tuple(hidden.ASSIGNMENT_MODULES) + ("fixture",)
     visible.ASSIGNMENT_MODULES = tuple(visible.ASSIGNMENT_MODULES) + ("fixture",)
@@ -282,12 +282,12 @@ def install_fixture_checks() -> None:
 
 def uninstall_fixture_checks() -> None:
     """Undo :func:`install_fixture_checks` (other tests see the course's checks only)."""
-    import autograder.hidden as hidden
+    import autograder.protocol.hidden as hidden
     import rnn_course.checks as visible
 
     for mod in (hidden, visible):
         mod.ASSIGNMENT_MODULES = tuple(m for m in mod.ASSIGNMENT_MODULES if m != "fixture")
-    sys.modules.pop("autograder.hidden.fixture", None)
+    sys.modules.pop("autograder.protocol.hidden.fixture", None)
     sys.modules.pop("rnn_course.checks.fixture", None)
 
 

@@ -16,9 +16,11 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder import hidden, reference
-from autograder.release import protected_lines
-from autograder.verify import load_result
+from autograder import reference
+from autograder.commands.release import protected_lines
+from autograder.pipeline.verify import load_result
+from autograder.protocol import hidden
+from autograder.protocol.secrets import seed_for
 from rnn_course import grading
 from rnn_course.checks import Check
 from rnn_course.checks import clipping as clip_checks
@@ -609,7 +611,7 @@ def test_grading_mode_visible_checks_only_write_results(grading_dir, capsys):
 @pytest.mark.parametrize("assignment, grade_id", HIDDEN_CELLS)
 def test_grading_mode_hidden_cells(assignment, grade_id, grading_dir):
     spec = SPECS[grade_id]
-    seed = hidden.seed_for(b"test-secret", assignment, "student", grade_id)
+    seed = seed_for(b"test-secret", assignment, "student", grade_id)
     np.savez(grading_dir / "inputs" / f"{grade_id}.npz", **spec.draw(np.random.default_rng(seed)))
     source = _hidden_cells(assignment)[grade_id]
     result = grading_dir / "results" / f"{grade_id}.npz"

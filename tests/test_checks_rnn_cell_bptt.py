@@ -6,7 +6,7 @@
 * every hidden spec's judge accepts the reference's outputs and rejects a
   perturbed or missing one; nothing mutates its inputs;
 * interactive mode raises ``AssertionError``; grading mode only writes results,
-  which :class:`autograder.verify.VerifyChecks` then judges in its own process.
+  which :class:`autograder.pipeline.verify.VerifyChecks` then judges in its own process.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 from nbfixtures import grade_cell, notebook
 
-from autograder import hidden, reference, verify
-from autograder.hidden import bptt as hidden_bptt
-from autograder.hidden import rnn_cell as hidden_rnn_cell
-from autograder.hidden.bptt import reference_gradient_norms
+from autograder import reference
+from autograder.pipeline import verify
+from autograder.protocol import hidden
+from autograder.protocol.hidden import bptt as hidden_bptt
+from autograder.protocol.hidden import rnn_cell as hidden_rnn_cell
+from autograder.protocol.hidden.bptt import reference_gradient_norms
 from rnn_course import checks, grading
 from rnn_course.checks import bptt as checks_bptt
 from rnn_course.checks import rnn_cell as checks_rnn_cell

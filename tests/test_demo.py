@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder.commands.release import nbgrader_env
 from autograder.course import Course
-from autograder.release import nbgrader_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.demo import fill_solutions
-from autograder.release import nbgrader_env
+from autograder.commands.demo import fill_solutions
+from autograder.commands.release import nbgrader_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("exchange")]
 

@@ -49,8 +49,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from autograder.demo import LoopbackListener, fill_solutions
-from autograder.release import nbgrader_env
+from autograder.commands.demo import LoopbackListener, fill_solutions
+from autograder.commands.release import nbgrader_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hostile")]
 
@@ -417,7 +417,7 @@ _sys.modules["rnn_course.checks.rnn_cell"] = _fake_checks
 rnn_course.checks.rnn_cell = _fake_checks
 checks = _fake_checks
 grading = _fake
-for _name in ("autograder", "autograder.verify", "autograder.hidden", "nbgrader"):
+for _name in ("autograder", "autograder.pipeline.verify", "autograder.protocol.hidden", "nbgrader"):
     _sys.modules[_name] = types.ModuleType(_name)
 _report["planted"] = "rnn_course.grading, rnn_course.checks.rnn_cell, autograder, nbgrader"
 '''))
@@ -1165,7 +1165,7 @@ class Outcome:
 
 
 def _grade(course, workers):
-    from autograder.grade import grade_assignment
+    from autograder.pipeline.coordinator import grade_assignment
 
     return grade_assignment(course, A, workers=workers, progress=False)
 

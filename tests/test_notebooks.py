@@ -7,7 +7,7 @@
 3. ``release/`` is exactly what ``nbgrader generate_assignment`` rebuilds from
    ``source/`` in a temporary copy of the course;
 4. no line of a solution or of a hidden test appears in ``release/`` or in
-   ``rnn_course/`` (``autograder.release.all_leaks`` and an independent check);
+   ``rnn_course/`` (``autograder.commands.release.all_leaks`` and an independent check);
 5. every source notebook executes headless with its widgets, within 30 s and
    500 MB, and every grade cell passes;
 6. every grade cell is a registered visible check or hidden spec, every
@@ -33,7 +33,7 @@ ASSIGNMENTS = ["rnn_cell", "bptt", "clipping", "lstm"]
 PRESENT = [a for a in ASSIGNMENTS if (REPO / "source" / a / f"{a}.ipynb").is_file()]
 MAX_SECONDS = 30.0
 MAX_RSS_MB = 500.0
-MIN_LEAK_CHARS = 16  # the same threshold as autograder.release
+MIN_LEAK_CHARS = 16  # the same threshold as autograder.commands.release
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 NBGRADER_KEYS = {"grade", "grade_id", "locked", "schema_version", "solution", "task"}
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -231,8 +231,8 @@ def test_release_matches_a_rebuild(tmp_path):
 # 4. no solution or hidden-test line leaks
 # --------------------------------------------------------------------------- #
 def test_release_command_finds_no_leaks():
+    from autograder.commands.release import all_leaks
     from autograder.course import Course
-    from autograder.release import all_leaks
 
     assert all_leaks(Course(REPO), PRESENT) == []
 
@@ -251,7 +251,7 @@ def _protected(a: str) -> set[str]:
 
 
 def test_no_protected_line_anywhere_students_can_read():
-    """Independent of autograder.release: every source's secrets against every release
+    """Independent of autograder.commands.release: every source's secrets against every release
     notebook and every file of the student-facing package (not only its own)."""
     readable = {}
     for a in PRESENT:
@@ -347,7 +347,7 @@ def test_source_notebook_executes_within_budget(assignment, monkeypatch):
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("assignment", PRESENT)
 def test_grade_cells_are_registered_checks(assignment):
-    from autograder import hidden
+    from autograder.protocol import hidden
     from rnn_course import checks
 
     visible, specs = checks.registry(), hidden.registry()
@@ -368,7 +368,7 @@ def test_grade_cells_are_registered_checks(assignment):
 
 @pytest.mark.parametrize("assignment", PRESENT)
 def test_every_graded_function_has_a_hidden_check(assignment):
-    from autograder import hidden
+    from autograder.protocol import hidden
 
     specs = hidden.registry()
     nb = read(source_path(assignment))
@@ -387,12 +387,12 @@ def test_no_registered_check_is_orphaned(assignment):
     """Every check defined for the assignment is called by a grade cell of its notebook."""
     import importlib
 
-    from autograder.hidden import HiddenSpec
+    from autograder.protocol.hidden import HiddenSpec
     from rnn_course.checks import Check
 
     ids = {nbgrader_meta(c)["grade_id"] for c in grade_cells(read(source_path(assignment)))}
     for module_name, kind in ((f"rnn_course.checks.{assignment}", Check),
-                              (f"autograder.hidden.{assignment}", HiddenSpec)):
+                              (f"autograder.protocol.hidden.{assignment}", HiddenSpec)):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError:

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from autograder import oracles
+from autograder.protocol import oracles
 from rnn_course import checks
 
 

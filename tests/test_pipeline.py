@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbfixtures as fx  # noqa: E402
 
 from autograder import cli  # noqa: E402
-from autograder.grade import grade_assignment, submission_secret  # noqa: E402
-from autograder.release import nbgrader_env  # noqa: E402
+from autograder.commands.release import nbgrader_env  # noqa: E402
+from autograder.pipeline.coordinator import grade_assignment  # noqa: E402
+from autograder.protocol.secrets import submission_secret  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
 
@@ -196,7 +197,7 @@ def test_one_two_workers_and_a_dask_cluster_agree(template, tmp_path, fixture_ch
     for leak in ("grading.inputs(", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", '_in["a"]',
                  "grading.submit(\"" + fx.HIDDEN_ID, "my inputs: ["):
         assert leak not in html, leak
-    from autograder.hidden import seed_for
+    from autograder.protocol.secrets import seed_for
 
     seed = seed_for(submission_secret(SECRET.encode(), A, "hidden_fail"), A, "hidden_fail",
                     fx.HIDDEN_ID)
@@ -412,7 +413,7 @@ def _raise_for_crash(original):
 
 def _kill_for_crash(job):
     """A worker function whose process dies on student 'crash' (as if OOM-killed)."""
-    from autograder import worker
+    from autograder.pipeline import worker
 
     if job.student == "crash":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -422,7 +423,7 @@ def _kill_for_crash(job):
 @pytest.mark.parametrize("how", ["exception", "killed worker"])
 def test_a_grader_crash_is_recorded_and_exits_1(template, tmp_path, monkeypatch,
                                                  capsys, fixture_checks, how):
-    from autograder import worker
+    from autograder.pipeline import worker
 
     course = copy_course(template, tmp_path / "course")
     for s in ("ann", "crash", "cid"):

@@ -15,7 +15,7 @@ from nbgrader.preprocessors import CheckCellMetadata, DeduplicateIds
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbfixtures as fx  # noqa: E402
 
-from autograder.precheck import FLAGS, Precheck, parse_notebook  # noqa: E402
+from autograder.pipeline.precheck import FLAGS, Precheck, parse_notebook  # noqa: E402
 
 A = "rnn_cell"
 KNOWN = {"setup", "add_impl", "add_plain", fx.VISIBLE_ID, fx.HIDDEN_ID}
@@ -154,7 +154,7 @@ def test_duplicate_grade_id_keeps_the_first_and_cannot_abort_nbgrader(tmp_path):
 
 
 def test_nbgraders_own_deduplication_would_abort(tmp_path):
-    """Why the precheck resolves duplicates itself (see autograder.precheck)."""
+    """Why the precheck resolves duplicates itself (see autograder.pipeline.precheck)."""
     nb = good_nb()
     nb.cells.append(fx.grade_cell("assert True", "add_plain", 1))
     nb, _ = DeduplicateIds().preprocess(nb, {})

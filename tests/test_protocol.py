@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from autograder import hidden, reference, verify
+from autograder import reference
+from autograder.pipeline import verify
+from autograder.protocol import hidden, secrets
 from rnn_course import checks, grading
 
 SECRET = b"test-secret"
@@ -123,10 +125,10 @@ def test_interactive_hidden_check_uses_grader_spec(interactive_mode, registries,
 
 
 def test_seed_is_deterministic_and_secret_dependent():
-    a = hidden.seed_for(b"k1", "a", "s", "c")
-    assert a == hidden.seed_for(b"k1", "a", "s", "c")
-    assert a != hidden.seed_for(b"k2", "a", "s", "c")
-    assert a != hidden.seed_for(b"k1", "a", "s2", "c")
+    a = secrets.seed_for(b"k1", "a", "s", "c")
+    assert a == secrets.seed_for(b"k1", "a", "s", "c")
+    assert a != secrets.seed_for(b"k2", "a", "s", "c")
+    assert a != secrets.seed_for(b"k1", "a", "s2", "c")
 
 
 def test_hidden_judge_messages_do_not_reveal_values():
@@ -220,9 +222,9 @@ def test_load_result_refuses_unsafe_files(tmp_path, payload):
 
 
 def test_course_secret_file_is_private_and_stable(tmp_path, monkeypatch):
-    monkeypatch.delenv(verify.SECRET_ENV, raising=False)
-    first = verify.course_secret(tmp_path)
-    assert first == verify.course_secret(tmp_path)
-    assert (tmp_path / verify.SECRET_FILE).stat().st_mode & 0o077 == 0
-    monkeypatch.setenv(verify.SECRET_ENV, "from-env")
-    assert verify.course_secret(tmp_path) == b"from-env"
+    monkeypatch.delenv(secrets.SECRET_ENV, raising=False)
+    first = secrets.course_secret(tmp_path)
+    assert first == secrets.course_secret(tmp_path)
+    assert (tmp_path / secrets.SECRET_FILE).stat().st_mode & 0o077 == 0
+    monkeypatch.setenv(secrets.SECRET_ENV, "from-env")
+    assert secrets.course_secret(tmp_path) == b"from-env"

@@ -10,7 +10,7 @@ claims to come from is only warned about.
 :class:`SafeExchangeCollect` keeps links as links (the precheck then flags
 them ``unsafe_file`` and never follows them) and skips a submission whose
 owner is not the student it names.  nbgrader_config.py installs it with
-``c.ExchangeFactory.collect = "autograder.exchange.SafeExchangeCollect"``.
+``c.ExchangeFactory.collect = "autograder.pipeline.exchange.SafeExchangeCollect"``.
 """
 
 from __future__ import annotations

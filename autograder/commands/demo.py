@@ -2,7 +2,7 @@
 
 What ``make demo`` runs.  In one go it shows a newcomer the whole grading flow:
 
-1. builds ``release/`` from ``source/`` with ``autograder.release`` (and proves
+1. builds ``release/`` from ``source/`` with ``autograder.commands.release`` (and proves
    that no solution or hidden test leaked);
 2. makes a self-contained course directory ``DIR`` (default ``demo-out/``
    under the course root, recreated on every run, git-ignored) with its own
@@ -11,7 +11,7 @@ What ``make demo`` runs.  In one go it shows a newcomer the whole grading flow:
    a perfect submission, a partial one, an untouched release, a file that is
    not a notebook and a cheating attempt;
 4. grades the four assignments with the real pipeline
-   (:func:`autograder.grade.grade_assignment`, sandboxed, in parallel workers)
+   (:func:`autograder.pipeline.coordinator.grade_assignment`, sandboxed, in parallel workers)
    and prints, per assignment, the table of scores and flags, the grades CSV
    and the feedback folder, then what the cheater's attempts met inside the
    sandbox and whether every grade is the one expected.
@@ -34,9 +34,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell
 
-from autograder import release
-from autograder.cli import UsageError
+from autograder.commands import release
 from autograder.course import Course
+from autograder.errors import UsageError
 
 STUDENTS = {
     "perfect": "every solution cell filled in from the instructor's solution",
@@ -273,7 +273,7 @@ def prepare_out_dir(course: Course, out: Path) -> None:
 
 
 def build_release(course: Course, out: Path, assignments: list[str]) -> None:
-    """A self-contained course directory in ``out``, its release built by ``autograder.release``.
+    """A self-contained course directory in ``out``, its release built by ``release``.
 
     ``out`` gets the course's ``nbgrader_config.py`` and ``source/``; nbgrader's
     ``generate_assignment`` then builds ``out/release/`` and records each
@@ -353,7 +353,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from autograder.grade import grade_assignment  # the pipeline (imports dask lazily)
+    from autograder.pipeline.coordinator import (
+        grade_assignment,  # the pipeline (imports dask lazily)
+    )
 
     started = time.monotonic()
     course = Course(args.course_dir)
@@ -376,7 +378,7 @@ def run(args) -> int:
     prepare_out_dir(course, out)
     print(f"1. made a self-contained course directory in {out}")
     build_release(course, out, assignments)
-    print(f"2. built its release/ for {', '.join(assignments)} (autograder.release): "
+    print(f"2. built its release/ for {', '.join(assignments)} (autograder.commands.release): "
           "no solution or hidden test leaked")
     print("3. five students hand in each assignment:")
     for student, what in STUDENTS.items():

@@ -3,7 +3,7 @@
 :class:`FlagsCsvExportPlugin` is an nbgrader export plugin, so it also works
 from nbgrader's own command line, run in the course directory::
 
-    nbgrader export --exporter=autograder.export.FlagsCsvExportPlugin
+    nbgrader export --exporter=autograder.pipeline.export.FlagsCsvExportPlugin
 
 It lets nbgrader's ``CsvExportPlugin`` write the file, then appends to each
 row the submission's flags (``;``-separated: nbgrader's CSV is not quoted),
@@ -20,7 +20,7 @@ from nbgrader.api import Gradebook
 from nbgrader.plugins import CsvExportPlugin
 from traitlets import Unicode
 
-from autograder.gradebook import read_sidecar
+from autograder.pipeline.gradebook import read_sidecar
 
 
 class FlagsCsvExportPlugin(CsvExportPlugin):

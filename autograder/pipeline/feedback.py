@@ -4,7 +4,7 @@
 notebook (``GetGrades``, ``CSSHTMLHeaderPreprocessor``, the ``feedback``
 HTMLExporter template of nbgrader's formgrader), with two differences:
 
-* :class:`~autograder.preprocessors.FeedbackHiddenTests` runs first, so the
+* :class:`~autograder.pipeline.preprocessors.FeedbackHiddenTests` runs first, so the
   student sees which hidden checks failed (the grader's one-line verdict in
   the cell's output) but neither the hidden tests' code nor their inputs;
 * a "Grader notes" cell at the top lists the submission's flags with their
@@ -32,7 +32,7 @@ from nbformat.v4 import new_output as nbformat_output
 from nbgrader.preprocessors import GetGrades
 from traitlets.config import Config
 
-from autograder.preprocessors import FeedbackHiddenTests
+from autograder.pipeline.preprocessors import FeedbackHiddenTests
 
 FEEDBACK_PREPROCESSORS = (FeedbackHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor)
 

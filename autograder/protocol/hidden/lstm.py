@@ -12,7 +12,7 @@ Dimension letters: N batch size, T time steps, D input size, H hidden size.
 
 from __future__ import annotations
 
-from autograder.hidden import HiddenSpec
+from autograder.protocol.hidden import HiddenSpec
 
 GATES = ("i", "f", "o", "g")
 STEP_GRADS = ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")

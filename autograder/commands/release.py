@@ -5,7 +5,7 @@ checksums, locked cells); this command runs it for each assignment and then
 refuses to finish (exit status 1) if any release notebook, or any module of
 the student-facing ``rnn_course`` package, still contains a line of a solution
 or of a hidden test, or a marker of one.  It also rebuilds the visible checks'
-stored oracle values (:mod:`autograder.oracles`) from the reference.
+stored oracle values (:mod:`autograder.protocol.oracles`) from the reference.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.cli import UsageError
 from autograder.course import Course
+from autograder.errors import UsageError
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -131,7 +131,7 @@ def run(args) -> int:
     for a in wanted:
         if not course.source_notebook(a).exists():
             raise UsageError(f"{course.source_notebook(a)} does not exist")
-    from autograder import oracles
+    from autograder.protocol import oracles
 
     changed = oracles.write_all()
     print(f"oracle values of {len(oracles.with_oracle())} visible checks: "

@@ -42,8 +42,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
-from autograder.cli import UsageError
-from autograder.feedback import write_feedback
+from autograder.errors import UsageError
+from autograder.pipeline.feedback import write_feedback
 
 SIDECAR = "rnn_course_flags.json"
 SIDECAR_VERSION = 1
@@ -181,8 +181,8 @@ class CourseGradebook:
                source_files: dict[str, bytes] | None = None) -> Recorded:
         """Record one worker result (see the module docstring); returns the recorded score.
 
-        ``result`` is a :class:`~autograder.worker.GradeResult`, ``submission``
-        the precheck's :class:`~autograder.precheck.Submission`.
+        ``result`` is a :class:`~autograder.pipeline.worker.GradeResult`, ``submission``
+        the precheck's :class:`~autograder.pipeline.precheck.Submission`.
         """
         with warnings.catch_warnings():
             # nbgrader's gradebook API trips SQLAlchemy's autoflush warnings: noise

@@ -11,7 +11,7 @@ Grading a submission has three steps around the student's kernel:
    and before ``SaveAutoGrades``, decides every graded cell whose
    ``grade_id`` names a check: it rebuilds the inputs itself (from the seed or
    the visible check's fixed seed), loads the submitted arrays without
-   unpickling anything, judges them with :mod:`autograder.hidden` or
+   unpickling anything, judges them with :mod:`autograder.protocol.hidden` or
    :mod:`rnn_course.checks`, and rewrites the cell's outputs to one verdict:
    a stdout line when it passed, an error output when it failed.  nbgrader's
    ``SaveAutoGrades`` then scores the cell from those outputs as usual.
@@ -24,7 +24,6 @@ hands back do.
 from __future__ import annotations
 
 import os
-import secrets
 import zipfile
 from pathlib import Path
 
@@ -34,31 +33,11 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade
 from traitlets import Bytes, Integer, Unicode
 
-from autograder import hidden
+from autograder.protocol import hidden
+from autograder.protocol.secrets import seed_for
 from rnn_course import checks as visible
 
-SECRET_ENV = "RNN_COURSE_SECRET"
-SECRET_FILE = ".grader_secret"
 PASSED_TEXT = "passed (verified by the grader)\n"
-
-
-def course_secret(course_dir: str | os.PathLike) -> bytes:
-    """The grader's secret that seeds hidden inputs.
-
-    ``$RNN_COURSE_SECRET`` if set (a grading service keeps it in its
-    environment), else ``<course_dir>/.grader_secret``, created on first use
-    with mode 0600 and git-ignored.  Students never see it: the sandbox shows
-    no part of the course directory.
-    """
-    value = os.environ.get(SECRET_ENV)
-    if value:
-        return value.encode()
-    path = Path(course_dir) / SECRET_FILE
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
 
 
 def graded_check_ids(nb) -> list[str]:
@@ -87,7 +66,7 @@ def prepare_grading_dir(nb, grading_dir: str | os.PathLike, secret: bytes,
         spec = specs.get(check_id)
         if spec is None:
             continue
-        rng = np.random.default_rng(hidden.seed_for(secret, assignment, student, check_id))
+        rng = np.random.default_rng(seed_for(secret, assignment, student, check_id))
         np.savez(grading_dir / "inputs" / f"{check_id}.npz", **spec.draw(rng))
         prepared.append(check_id)
     return prepared
@@ -182,7 +161,7 @@ class VerifyChecks(NbGraderPreprocessor):
         try:
             if kind == "hidden":
                 spec = hidden_specs[check_id]
-                seed = hidden.seed_for(self.secret, assignment, student, check_id)
+                seed = seed_for(self.secret, assignment, student, check_id)
                 inputs = spec.draw(np.random.default_rng(seed))
                 return spec.judge(inputs, outputs)
             return visible_checks[check_id].judge(outputs)

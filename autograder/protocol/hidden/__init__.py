@@ -19,8 +19,6 @@ One module per assignment defines its specs; :func:`registry` collects them.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Callable
 
@@ -74,7 +72,7 @@ class HiddenSpec:
 
 def registry() -> dict[str, HiddenSpec]:
     """Every hidden check of every assignment, by id (ids are unique course-wide)."""
-    return collect("autograder.hidden", ASSIGNMENT_MODULES, HiddenSpec)
+    return collect("autograder.protocol.hidden", ASSIGNMENT_MODULES, HiddenSpec)
 
 
 def get_spec(check_id: str) -> HiddenSpec:
@@ -83,14 +81,3 @@ def get_spec(check_id: str) -> HiddenSpec:
     if check_id not in specs:
         raise KeyError(f"no hidden check named {check_id!r}")
     return specs[check_id]
-
-
-def seed_for(secret: bytes, *parts: str) -> int:
-    """A 64-bit seed from the grader's secret and e.g. (assignment, student, check id).
-
-    Deterministic, so that regrading reproduces a grade exactly, and
-    unpredictable without the secret, so that a student cannot precompute the
-    answers to their own hidden inputs.
-    """
-    msg = "\x1f".join(parts).encode()
-    return int.from_bytes(hmac.new(secret, msg, hashlib.sha256).digest()[:8], "little")

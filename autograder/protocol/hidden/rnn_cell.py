@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.hidden import HiddenSpec
+from autograder.protocol.hidden import HiddenSpec
 
 STEP_GRADS = ("dx", "dprev_h", "dWx", "dWh", "db")
 

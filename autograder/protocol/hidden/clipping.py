@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.hidden import HiddenSpec
+from autograder.protocol.hidden import HiddenSpec
 
 KEYS = ("Wx", "Wh", "b")
 

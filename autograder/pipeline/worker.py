@@ -64,11 +64,11 @@ from nbgrader.utils import is_grade
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
-from autograder import feedback as feedback_mod
-from autograder.gradebook import memory_dir
-from autograder.preprocessors import RestoreCells, TimedExecute, TrackedLimitOutput
-from autograder.preprocessors.timed_execute import TimingMixin, last_kernel_start_seconds
-from autograder.verify import VerifyChecks, prepare_grading_dir
+from autograder.pipeline import feedback as feedback_mod
+from autograder.pipeline.gradebook import memory_dir
+from autograder.pipeline.preprocessors import RestoreCells, TimedExecute, TrackedLimitOutput
+from autograder.pipeline.preprocessors.timed_execute import TimingMixin, last_kernel_start_seconds
+from autograder.pipeline.verify import VerifyChecks, prepare_grading_dir
 
 GRADING_SUBDIR = ".grading"
 STATIC_WIDGETS_ENV = "RNN_COURSE_STATIC_WIDGETS"
@@ -171,7 +171,7 @@ def grade_submission(job: GradeJob) -> GradeResult:
 
 def warm_up(config: Config | None = None) -> None:
     """Import and build what every job needs, once (call before forking workers)."""
-    from autograder import hidden
+    from autograder.protocol import hidden
     from rnn_course import checks
 
     hidden.registry()

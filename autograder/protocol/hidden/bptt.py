@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.hidden import HiddenSpec
-from autograder.hidden.rnn_cell import draw_sizes, draw_weights
+from autograder.protocol.hidden import HiddenSpec
+from autograder.protocol.hidden.rnn_cell import draw_sizes, draw_weights
 
 SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
 

@@ -1,0 +1,1 @@
+"""The grader's commands (``python -m autograder COMMAND``): thin layers over the pipeline."""

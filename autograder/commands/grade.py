@@ -1,0 +1,57 @@
+"""``python -m autograder grade ASSIGNMENT``: grade every submission of an assignment.
+
+::
+
+    python -m autograder grade ASSIGNMENT [--workers N] [--scheduler ADDR]
+        [--course-dir DIR] [--student ID ...] [--force] [--unsafe-no-sandbox]
+
+The work is :func:`autograder.pipeline.coordinator.grade_assignment`; this
+module only reads the command line and prints the report.  Exit status: 0 when
+the pipeline did its job (even if students failed), 1 when a submission could
+not be graded (``grader_error``), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from autograder.pipeline.coordinator import grade_assignment
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment to grade")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="submissions graded at once (default: the number of cores)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDR",
+                        help="grade on this dask.distributed cluster (e.g. tcp://host:8786)")
+    parser.add_argument("--course-dir", default=".", help="the nbgrader course directory")
+    parser.add_argument("--student", nargs="+", action="extend", default=None, metavar="ID",
+                        help="grade only these students")
+    parser.add_argument("--force", action="store_true",
+                        help="regrade submissions that are already recorded")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="run student code without the sandbox (trusted code only!)")
+
+
+def run(args) -> int:
+    report = grade_assignment(
+        args.course_dir, args.assignment, workers=args.workers, scheduler=args.scheduler,
+        students=args.student, force=args.force, unsafe_no_sandbox=args.unsafe_no_sandbox,
+        progress=True,
+    )
+    if args.unsafe_no_sandbox:
+        print("warning: student code ran WITHOUT the sandbox (--unsafe-no-sandbox)",
+              file=sys.stderr)
+    print(report.table())
+    print(report.stages())
+    print(f"workers:    {report.workers}")
+    print(f"gradebook:  {report.gradebook}")
+    print(f"autograded: {report.autograded_dir}")
+    print(f"feedback:   {report.feedback_dir}")
+    print(f"grades:     {report.csv_path}")
+    if report.errors:
+        print(f"error: {len(report.errors)} submission(s) could not be graded (grader_error): "
+              f"{', '.join(r.student for r in report.errors)}; run again to retry them",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,226 @@
+"""The coordinator of a grading run: ``grade_assignment`` (``python -m autograder grade``).
+
+::
+
+    python -m autograder grade ASSIGNMENT [--workers N] [--scheduler ADDR]
+        [--course-dir DIR] [--student ID ...] [--force] [--unsafe-no-sandbox]
+
+The coordinator (this process) prechecks every ``submitted/<student>/<assignment>/``
+(:mod:`autograder.pipeline.precheck`), hands one self-contained job per submission to
+workers (:mod:`autograder.pipeline.worker`) on a ``concurrent.futures`` executor (a
+local process pool, or a ``dask.distributed`` cluster with ``--scheduler``),
+and records each result as it arrives, as the gradebook's only writer
+(:mod:`autograder.pipeline.gradebook`).  Feedback HTML comes back with each result;
+``grades.csv`` is exported at the end (:mod:`autograder.pipeline.export`).
+
+Re-running is idempotent: what is recorded is skipped (``--force`` regrades),
+a resubmitted folder is graded again, an interrupted run resumes where it
+stopped.  Every submitted student ends up recorded, with flags saying what
+went wrong.  Exit status: 0 when the pipeline did its job (even if students
+failed), 1 when a submission could not be graded (``grader_error``), 2 for
+usage errors.
+
+Flags (short snake_case strings, :data:`autograder.pipeline.precheck.FLAGS`) say what
+went wrong for a student; they are stored per submission in
+``autograded/<student>/<assignment>/rnn_course_flags.json`` with one-line
+reasons (:mod:`autograder.pipeline.gradebook`), shown in the feedback's "Grader notes"
+and in the ``flags`` column of ``grades.csv``.
+
+Configuration, in ``nbgrader_config.py``: nbgrader's own sections apply as in
+``nbgrader autograde`` (``c.Execute.timeout``, ``c.LimitOutput``,
+``c.IgnorePattern``, ``c.OverwriteCells``, ``c.LateSubmissionPlugin``,
+``c.Autograde.exclude_overwriting``, ``c.CourseDirectory.ignore``...), plus
+``c.Precheck.*`` (size limits, :class:`~autograder.pipeline.precheck.Precheck`) and the
+sandbox's limits as ``c.Limits.<field>`` (any field of
+``autograder.sandbox.Limits``) or ``c.SandboxedKernelManager.<limit>``.
+
+Python API (used by ``autograder.commands.demo`` and the tests)::
+
+    report = grade_assignment(course_dir, "rnn_cell", workers=2)
+    print(report.table())
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+
+from nbgrader.coursedir import CourseDirectory
+
+from autograder.course import Course
+from autograder.errors import UsageError
+from autograder.pipeline.gradebook import CourseGradebook, read_sidecar
+from autograder.pipeline.jobs import JobMaker
+from autograder.pipeline.precheck import Precheck, Submission
+from autograder.pipeline.record import record
+from autograder.pipeline.report import GradeReport, StudentResult
+from autograder.pipeline.runner import STAGES, NoBar, Runner, crashed, progress_bar
+
+SANDBOX_HINT = "install bubblewrap (make setup) or pass --unsafe-no-sandbox"
+
+
+def _require_oracles() -> None:
+    """Refuse to grade (rather than fail every gradient check) without the stored oracles."""
+    from autograder.protocol import oracles
+
+    absent = oracles.missing()
+    if absent:
+        raise UsageError(f"the visible checks' oracle values are missing ({', '.join(absent)}); "
+                         "rebuild them with `python -m autograder release`")
+
+
+def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, students=None,
+                     force=False, unsafe_no_sandbox=False, progress=True) -> GradeReport:
+    """Grade ``assignment``'s submissions in ``course_dir`` (see the module docstring).
+
+    Raises :class:`~autograder.cli.UsageError` for problems a person must fix
+    (unknown assignment or student, no ``submitted/`` folder, no sandbox, no
+    stored oracle values).
+    """
+    started = time.monotonic()
+    course = Course(course_dir)
+    course.check_assignment(assignment)
+    if workers is not None and workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if not unsafe_no_sandbox:
+        _require_sandbox()
+    _require_oracles()
+
+    coursedir = CourseDirectory(config=course.config)
+    coursedir.root = str(course.root)
+    submitted_root = Path(coursedir.format_path(coursedir.submitted_directory, ".", "."))
+    if not submitted_root.is_dir():
+        raise UsageError(f"no submissions folder: {submitted_root} does not exist")
+    found = _submitted_students(coursedir, assignment)
+    if students:
+        wanted = list(dict.fromkeys(students))
+        missing = [s for s in wanted if s not in found]
+        if missing:
+            raise UsageError(f"no submission of {assignment} for student(s) "
+                             f"{', '.join(missing)} in {submitted_root}")
+        found = {s: found[s] for s in wanted}
+
+    book = CourseGradebook(course.db_url, course.course_id, course.config)
+    structure = book.structure(assignment)
+    autograded_root = Path(coursedir.format_path(coursedir.autograded_directory, ".", "."))
+    feedback_root = Path(coursedir.format_path(coursedir.feedback_directory, ".", "."))
+    csv_path = course.root / "grades.csv"
+    stage = dict.fromkeys(STAGES, 0.0)
+    results: dict[str, StudentResult] = {}
+
+    # Precheck and job building are lazy: the runner pulls the next job when a
+    # worker has room, so prechecking overlaps with grading.
+    checker = Precheck(config=course.config)
+    if "ignore" in course.config.get("CourseDirectory", {}):
+        checker.ignore = list(coursedir.ignore)
+    recorded = book.recorded_submissions(assignment) if found else {}
+    maker = JobMaker(course, coursedir, book, assignment, unsafe_no_sandbox)
+    record_ctx = dict(book=book, coursedir=coursedir, assignment=assignment, stage=stage,
+                      maker=maker)
+    prechecked: dict[str, Submission] = {}
+
+    def jobs():
+        from autograder.pipeline.worker import GradeResult
+
+        for student, folder in sorted(found.items()):
+            t0 = time.monotonic()
+            sub = checker.check(folder, student, assignment, structure)
+            stage["precheck"] += time.monotonic() - t0
+            dest = Path(coursedir.format_path(coursedir.autograded_directory, student,
+                                              assignment))
+            side = read_sidecar(dest)
+            if (not force and side is not None and side.get("status") == "graded"
+                    and side.get("digest") == sub.digest and student in recorded):
+                score, max_score = book.current_score(assignment, student)
+                results[student] = StudentResult(student, score, max_score,
+                                                 list(side.get("flags", [])), "skipped")
+                bar.update(1)
+                continue
+            job = maker.job(sub)
+            if "grader_error" in sub.flag_names:  # the precheck itself failed
+                results[student] = record(crashed(GradeResult, job, "precheck failed"),
+                                           sub, **record_ctx)
+                bar.update(1)
+                continue
+            prechecked[student] = sub
+            yield student, job
+
+    workers_text = "none needed"
+    bar = progress_bar(len(found), progress)
+    jobs_by_student = {}
+
+    def remembered(stream):
+        for student, job in stream:
+            jobs_by_student[student] = job
+            yield student, job
+
+    try:
+        stream = remembered(jobs())
+        first = next(stream, None)
+        if first is not None:
+            runner = Runner(workers, scheduler, course.config)
+            retry = []
+            for student, result in runner.run(itertools.chain([first], stream), bar):
+                if result.status == "error":
+                    retry.append(student)  # maybe transient (a neighbour's fork bomb)
+                    continue
+                results[student] = record(result, prechecked.pop(student), **record_ctx)
+            workers_text = runner.description
+            if retry:
+                # once more, alone, after the batch: what failed again is recorded as is
+                again = Runner(1, scheduler, course.config)
+                for student, result in again.run(
+                        ((s, jobs_by_student[s]) for s in retry), NoBar()):
+                    results[student] = record(result, prechecked.pop(student), **record_ctx)
+    finally:
+        bar.close()
+
+    from autograder.pipeline.export import export_grades
+
+    export_grades(course.db_url, course.course_id, csv_path, autograded_root, course.config)
+    return GradeReport(
+        assignment=assignment,
+        results=[results[s] for s in sorted(results)],
+        csv_path=csv_path,
+        feedback_dir=feedback_root,
+        autograded_dir=autograded_root,
+        seconds=time.monotonic() - started,
+        stage_seconds=stage,
+        gradebook=_safe_url(course.db_url),
+        workers=workers_text,
+    )
+
+
+def _require_sandbox() -> None:
+    try:
+        from autograder.sandbox import sandbox_available
+    except ImportError as exc:
+        raise UsageError(f"no sandbox: {exc}; {SANDBOX_HINT}") from None
+    ok, reason = sandbox_available()
+    if not ok:
+        raise UsageError(f"no sandbox: {reason}; {SANDBOX_HINT}")
+
+
+def _submitted_students(coursedir: CourseDirectory, assignment: str) -> dict[str, Path]:
+    """student -> submission folder, for every student with a folder for ``assignment``."""
+    root = Path(coursedir.format_path(coursedir.submitted_directory, ".", "."))
+    found = {}
+    for entry in sorted(os.listdir(root)):
+        if entry.startswith("."):
+            continue
+        folder = Path(coursedir.format_path(coursedir.submitted_directory, entry, assignment))
+        if folder.is_dir() and not folder.is_symlink():
+            found[entry] = folder
+    return found
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url

@@ -1,0 +1,117 @@
+"""Building one self-contained :class:`~autograder.pipeline.worker.GradeJob` per submission.
+
+What every job of an assignment shares (the gradebook's structure snapshot,
+the instructor's source files, the sandbox's limits and the cell timeout) is
+read once, on the first job.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+from nbgrader.coursedir import CourseDirectory
+
+from autograder.course import Course
+from autograder.errors import UsageError
+from autograder.pipeline.precheck import Submission
+from autograder.protocol.secrets import course_secret, submission_secret
+
+
+def _source_files(course: Course, coursedir: CourseDirectory, assignment: str) -> dict:
+    """The assignment's non-notebook source files, as nbgrader's autograde copies them."""
+    root = Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
+    exclude = set(course.config.get("Autograde", {}).get("exclude_overwriting", {})
+                  .get(assignment, []))
+    ignore = list(coursedir.ignore) + ["*.ipynb"]
+    files = {}
+    if not root.is_dir():
+        return files
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in ignore)]
+        for name in filenames:
+            if any(fnmatch.fnmatch(name, p) for p in ignore):
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if rel in exclude or not path.is_file():
+                continue
+            files[rel] = path.read_bytes()
+    return files
+
+
+KERNEL_LIMITS = ("memory_bytes", "cpu_seconds", "max_processes", "file_bytes", "open_files",
+                 "tmp_bytes")
+
+
+def _limits_and_timeout(course: Course):
+    """The sandbox's ``Limits`` and the cell timeout, from ``nbgrader_config.py``.
+
+    ``c.SandboxedKernelManager.<limit>`` (the sandbox's own traits) and
+    ``c.Limits.<field>`` (any field of ``autograder.sandbox.Limits``, the
+    latter wins) set the limits; the cell timeout is ``c.Limits.cell_timeout``
+    if given, else nbgrader's ``c.Execute.timeout`` / ``c.ExecutePreprocessor.timeout``.
+    """
+    try:
+        from autograder.sandbox import Limits
+    except ImportError:
+        return None, None
+    values = {k: v for k, v in course.config.get("SandboxedKernelManager", {}).items()
+              if k in KERNEL_LIMITS}
+    values.update(course.config.get("Limits", {}))
+    try:
+        limits = Limits(**values)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"bad sandbox limits in nbgrader_config.py: {exc}") from None
+    if "cell_timeout" in values:
+        return limits, None
+    for name in ("Execute", "ExecutePreprocessor"):
+        if "timeout" in course.config.get(name, {}):
+            return limits, int(course.config[name]["timeout"])
+    return limits, None
+
+
+class JobMaker:
+    """Builds one :class:`~autograder.pipeline.worker.GradeJob` per submission.
+
+    What every job shares (the structure snapshot, source files, limits) is
+    read once, on the first job.
+    """
+
+    def __init__(self, course, coursedir, book, assignment, unsafe):
+        self.course, self.coursedir, self.book = course, coursedir, book
+        self.assignment, self.unsafe = assignment, unsafe
+        self._shared = None
+
+    @property
+    def source_files(self) -> dict[str, bytes]:
+        return self.shared()["source_files"]
+
+    def shared(self) -> dict:
+        if self._shared is None:
+            limits, timeout = _limits_and_timeout(self.course)
+            self._shared = dict(
+                structure_db=self.book.snapshot(self.assignment),
+                secret=course_secret(self.course.root),
+                source_files=_source_files(self.course, self.coursedir, self.assignment),
+                extensions=self.book.extensions(self.assignment),
+                limits=limits, timeout=timeout,
+            )
+        return self._shared
+
+    def job(self, sub: Submission):
+        from autograder.pipeline.worker import GradeJob
+
+        shared = self.shared()
+        return GradeJob(
+            student=sub.student, assignment=self.assignment, course_id=self.course.course_id,
+            notebooks=sub.notebooks, files=sub.files, source_files=shared["source_files"],
+            structure_db=shared["structure_db"],
+            seed_secret=submission_secret(shared["secret"], self.assignment, sub.student),
+            config=self.course.config, flags=list(sub.flags), timestamp=sub.timestamp,
+            extension_seconds=shared["extensions"].get(sub.student), sandbox=not self.unsafe,
+            limits=shared["limits"], timeout=shared["timeout"],
+        )
+
+

@@ -1,0 +1,202 @@
+"""Running grading jobs on an executor: a local process pool or a dask cluster.
+
+Results come back as they finish; a hung or dead worker is detected by a
+watchdog and its jobs are retried alone, so that only the job that kills its
+worker ends with ``grader_error``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from autograder.errors import UsageError
+
+STAGES = ("precheck", "sandbox_start", "execute", "verify", "gradebook", "feedback")
+WATCHDOG_SECONDS = 5.0  # how often the coordinator looks for hung jobs
+
+
+class NoBar:
+    """A progress bar that shows nothing (retries were already counted once)."""
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, *args, **kwargs):
+        pass
+
+
+class Runner:
+    """Runs jobs on a local process pool or a dask cluster and yields results as they finish.
+
+    At most ``capacity`` jobs are in flight, so that an interrupted run loses
+    only those.  A local worker process that dies (``BrokenProcessPool``) takes
+    every job in flight with it: each of them is retried alone, in a fresh
+    pool, so that only the job that kills its worker ends with ``grader_error``.
+    """
+
+    def __init__(self, workers, scheduler, config):
+        self.workers = workers
+        self.scheduler = scheduler
+        self.config = config
+        self.client = None
+        self.executor = None
+        self.capacity = 1
+        self.description = ""
+        self._warm = False
+
+    def _start(self):
+        if self.scheduler:
+            try:
+                from distributed import Client
+
+                self.client = Client(self.scheduler, timeout="20s")
+            except Exception as exc:
+                raise UsageError(f"cannot connect to the dask scheduler {self.scheduler}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
+            self.executor = self.client.get_executor(pure=False)
+            threads = sum(self.client.nthreads().values()) or 1
+            self.capacity = self.workers or 2 * threads
+            self.description = f"dask cluster {self.scheduler} ({threads} thread(s))"
+        else:
+            self._new_pool()
+            self.description = f"{self.capacity - 1} local worker process(es)"
+
+    def _new_pool(self):
+        import multiprocessing
+
+        from autograder.pipeline import worker
+
+        n = self.workers or len(os.sched_getaffinity(0)) or 1
+        # one job queued beyond the workers: a worker never waits while the
+        # coordinator records a result
+        self.capacity = n + 1
+        # fork: workers start with everything imported and the feedback
+        # exporter built (warm_up), so no job pays for imports or templates
+        if not self._warm:
+            worker.warm_up(self.config)
+            self._warm = True
+        self.executor = ProcessPoolExecutor(max_workers=n,
+                                            mp_context=multiprocessing.get_context("fork"))
+
+    def close(self, wait: bool = False):
+        """Stop the executor: after a complete run, wait for the workers to exit."""
+        if self.client is not None:
+            self.executor.shutdown(wait=wait)  # without waiting, dask cancels what is left
+            self.client.close()
+            self.client = None
+        elif self.executor is not None:
+            self.executor.shutdown(wait=wait, cancel_futures=not wait)
+        self.executor = None
+
+    def run(self, jobs, bar):
+        """Yield ``(student, GradeResult)`` for every ``(student, job)`` of the iterable ``jobs``.
+
+        Results come in completion order; ``jobs`` is pulled only when a
+        worker has room.  ``bar`` (tqdm) advances once per result.  A job
+        still running after :func:`_deadline` seconds (the sandbox's own wall
+        clock failed) counts as a dead worker: a local pool is killed and its
+        jobs retried as above; on dask the job ends with ``grader_error``.
+        """
+        from autograder.pipeline.worker import GradeResult, grade_submission
+
+        pending = iter(jobs)
+        exhausted = False
+        suspects: deque = deque()
+        in_flight: dict = {}  # future -> (student, job, alone, deadline)
+
+        def submit(student, job, alone):
+            fut = self.executor.submit(grade_submission, job)
+            in_flight[fut] = (student, job, alone, time.monotonic() + _deadline(job))
+
+        self._start()
+        try:
+            while not exhausted or suspects or in_flight:
+                if suspects:  # a suspect runs alone, once the others are done
+                    if not in_flight:
+                        submit(*suspects.popleft(), True)
+                else:
+                    while not exhausted and len(in_flight) < self.capacity:
+                        item = next(pending, None)
+                        if item is None:
+                            exhausted = True
+                            break
+                        submit(*item, False)
+                if not in_flight:
+                    continue
+                done, _ = wait(list(in_flight), timeout=WATCHDOG_SECONDS,
+                               return_when=FIRST_COMPLETED)
+                broken = False
+                for fut in done:
+                    student, job, alone, _ = in_flight.pop(fut)
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if not alone:
+                            suspects.append((student, job))
+                            continue
+                        result = crashed(GradeResult, job, "the worker process died")
+                    except Exception as exc:  # dask KilledWorker, pickling errors...
+                        result = crashed(GradeResult, job,
+                                          f"{type(exc).__name__}: {str(exc)[:200]}")
+                    yield self._done(bar, student, result)
+                now = time.monotonic()
+                overdue = [f for f, entry in in_flight.items() if entry[3] < now]
+                if overdue and self.scheduler:
+                    for fut in overdue:
+                        fut.cancel()
+                        student, job, _, _ = in_flight.pop(fut)
+                        yield self._done(bar, student, crashed(
+                            GradeResult, job, "the worker did not finish in time"))
+                elif overdue and not broken:
+                    self._kill_pool()  # its futures now fail with BrokenProcessPool
+                if broken and not self.scheduler:
+                    for student, job, _alone, _ in in_flight.values():
+                        suspects.append((student, job))  # they die with the pool too
+                    in_flight.clear()
+                    self.executor.shutdown(wait=False, cancel_futures=True)
+                    self._new_pool()
+            self.close(wait=True)
+        finally:
+            self.close()
+
+    @staticmethod
+    def _done(bar, student, result):
+        bar.set_postfix_str(student, refresh=False)
+        bar.update(1)
+        return student, result
+
+    def _kill_pool(self) -> None:
+        for proc in list(getattr(self.executor, "_processes", {}).values()):
+            try:
+                proc.kill()
+            except Exception:  # already gone
+                pass
+
+
+def _deadline(job) -> float:
+    """Seconds after which a job is presumed hung: twice the sandbox's wall clock, and more."""
+    wall = getattr(job.limits, "wall_seconds", 900) if job.limits is not None else 900
+    notebooks = max(1, sum(nb is not None for nb in job.notebooks.values()))
+    return 2 * wall * notebooks + 120
+
+
+def crashed(cls, job, reason: str):
+    result = cls(student=job.student, assignment=job.assignment, status="error",
+                 flags=list(job.flags))
+    result.flag("grader_error", reason)
+    return result
+
+
+def progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    # no monitor thread: worker processes are forked from this one
+    tqdm.monitor_interval = 0
+    return tqdm(total=total, desc="grading", unit="submission", file=sys.stderr,
+                disable=not enabled, dynamic_ncols=True, leave=False)
