@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from rnn_course.contract import LSTM_GATES
 from rnn_course.validation import Dims, check_array, check_shapes
 
 __all__ = [
@@ -156,7 +157,8 @@ def init_lstm(input_size, hidden_size, output_size, seed=0, forget_bias=1.0):
     Wx = np.concatenate([xavier_uniform(D, H, rng) for _ in range(4)], axis=1)
     Wh = np.concatenate([orthogonal(H, rng) for _ in range(4)], axis=1)
     b = np.zeros(4 * H)
-    b[H : 2 * H] = forget_bias  # gate order i, f, o, g: the f block is the second
+    f = LSTM_GATES.index("f")  # the forget gate's block (gate order i, f, o, g)
+    b[f * H : (f + 1) * H] = forget_bias
     params = {"Wx": Wx, "Wh": Wh, "b": b}
     params.update(_head(H, V, rng))
     return params

@@ -19,6 +19,14 @@ import numpy as np
 import pytest
 
 from autograder import reference as R
+from rnn_course import contract
+from rnn_course.contract import (
+    LSTM_GATES,
+    LSTM_STEP_ARGS,
+    SEQ_ARGS,
+    SEQ_GRADS,
+    STEP_ARGS,
+)
 
 # --------------------------------------------------------------------------- #
 # Tolerances
@@ -144,15 +152,14 @@ def test_fd_oracle_on_a_known_gradient():
 def test_rnn_step_backward_matches_finite_differences(N, T, D, H):
     rng = seeded("rnn_step", N, T, D, H)
     args = rnn_args(rng, N, T, D, H, step=True)
-    assert_gradients(R.rnn_step_forward, R.rnn_step_backward, args,
-                     ["x", "prev_h", "Wx", "Wh", "b"], rng)
+    assert_gradients(R.rnn_step_forward, R.rnn_step_backward, args, STEP_ARGS, rng)
 
 
 @pytest.mark.parametrize("N,T,D,H", SHAPES)
 def test_rnn_backward_matches_finite_differences(N, T, D, H):
     rng = seeded("rnn", N, T, D, H)
     args = rnn_args(rng, N, T, D, H)
-    assert_gradients(R.rnn_forward, R.rnn_backward, args, ["x", "h0", "Wx", "Wh", "b"], rng)
+    assert_gradients(R.rnn_forward, R.rnn_backward, args, SEQ_ARGS, rng)
 
 
 @pytest.mark.parametrize("N,T,D,H", SHAPES)
@@ -161,15 +168,14 @@ def test_lstm_step_backward_matches_finite_differences(N, T, D, H):
     args = rnn_args(rng, N, T, D, H, gates=4, step=True)
     args = dict(x=args["x"], prev_h=args["prev_h"], prev_c=rng.standard_normal((N, H)),
                 Wx=args["Wx"], Wh=args["Wh"], b=args["b"])
-    assert_gradients(R.lstm_step_forward, R.lstm_step_backward, args,
-                     ["x", "prev_h", "prev_c", "Wx", "Wh", "b"], rng)
+    assert_gradients(R.lstm_step_forward, R.lstm_step_backward, args, LSTM_STEP_ARGS, rng)
 
 
 @pytest.mark.parametrize("N,T,D,H", SHAPES)
 def test_lstm_backward_matches_finite_differences(N, T, D, H):
     rng = seeded("lstm", N, T, D, H)
     args = rnn_args(rng, N, T, D, H, gates=4)
-    assert_gradients(R.lstm_forward, R.lstm_backward, args, ["x", "h0", "Wx", "Wh", "b"], rng)
+    assert_gradients(R.lstm_forward, R.lstm_backward, args, SEQ_ARGS, rng)
 
 
 def test_sigmoid_derivative_matches_finite_differences():
@@ -212,7 +218,7 @@ def test_rnn_step_each_term_alone(term):
     for other in {"x", "prev_h", "b"} - {term}:
         args[other] = np.zeros_like(args[other])
     next_h, _ = R.rnn_step_forward(**args)
-    x, h, Wx, Wh, b = (args[k] for k in ("x", "prev_h", "Wx", "Wh", "b"))
+    x, h, Wx, Wh, b = (args[k] for k in STEP_ARGS)
     expected = [[math.tanh(sum(x[n, d] * Wx[d, j] for d in range(D))
                            + sum(h[n, k] * Wh[k, j] for k in range(H)) + b[j])
                  for j in range(H)] for n in range(N)]
@@ -276,7 +282,16 @@ def test_lstm_step_closed_form_with_constant_gates():
             assert next_h[n, j] == pytest.approx(sig(bo[j]) * math.tanh(c), abs=FWD_ATOL)
 
 
-GATES = ["i", "f", "o", "g"]
+GATES = LSTM_GATES
+
+
+def test_reference_functions_follow_the_contract():
+    """Every contract function exists in the reference with exactly the contract's arguments."""
+    import inspect
+
+    for name, (args, _) in contract.CONTRACT.items():
+        assert callable(getattr(R, name, None)), name
+        assert tuple(inspect.signature(getattr(R, name)).parameters) == args, name
 
 
 @pytest.mark.parametrize("k,gate", list(enumerate(GATES)))
@@ -379,7 +394,7 @@ def test_truncated_bptt_matches_naive(N, T, D, H, k):
     _, cache = R.rnn_forward(**args)
     got = R.rnn_backward(dh, cache, truncate=k)
     want = naive_rnn_backward(dh, **args, k=k)
-    for name, g, w in zip(["dx", "dh0", "dWx", "dWh", "db"], got, want, strict=True):
+    for name, g, w in zip(SEQ_GRADS, got, want, strict=True):
         assert_close(g, w, f"{name}, truncate={k}")
 
 
@@ -389,7 +404,7 @@ def test_naive_bptt_oracle_is_the_true_gradient():
     args = rnn_args(rng, 2, 4, 3, 3)
     dh = rng.standard_normal((2, 4, 3))
     want = naive_rnn_backward(dh, **args)
-    for name, g in zip(["x", "h0", "Wx", "Wh", "b"], want, strict=True):
+    for name, g in zip(SEQ_ARGS, want, strict=True):
         assert normwise_error(g, fd_grad(R.rnn_forward, args, name, [dh])) < GRAD_RTOL, name
 
 
@@ -457,7 +472,7 @@ def test_rnn_layer_equals_step_loop(N, T, D, H):
     for t in reversed(range(T)):
         dx[:, t], dprev, gWx, gWh, gb = R.rnn_step_backward(dh[:, t] + dprev, caches[t])
         dWx, dWh, db = dWx + gWx, dWh + gWh, db + gb
-    for name, g, w in zip(["dx", "dh0", "dWx", "dWh", "db"], grads_layer,
+    for name, g, w in zip(SEQ_GRADS, grads_layer,
                           [dx, dprev, dWx, dWh, db], strict=True):
         assert_close(g, w, name)
 
@@ -484,7 +499,7 @@ def test_lstm_layer_equals_step_loop(N, T, D, H):
         dx[:, t], dprev_h, dprev_c, gWx, gWh, gb = R.lstm_step_backward(
             dh[:, t] + dprev_h, dprev_c, caches[t])
         dWx, dWh, db = dWx + gWx, dWh + gWh, db + gb
-    for name, g, w in zip(["dx", "dh0", "dWx", "dWh", "db"], grads_layer,
+    for name, g, w in zip(SEQ_GRADS, grads_layer,
                           [dx, dprev_h, dWx, dWh, db], strict=True):
         assert_close(g, w, name)
 
