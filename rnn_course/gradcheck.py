@@ -1,4 +1,4 @@
-"""Numerical gradient checking for the layers of the course.
+"""Numerical gradient checking, and the course's one tolerance policy.
 
 Three tools, from the smallest to the one you will use most:
 
@@ -20,6 +20,15 @@ rounding error of order ``1e-16 / h = 1e-11`` (relative to the size of the
 function).  A correct float64 backward pass therefore shows relative errors
 around 1e-9 or below; anything above 1e-7 is a bug, not noise.
 
+The course's checks (:mod:`rnn_course.checks`) use the same finite
+differences, split in two halves so that the grader never relies on numbers a
+student's kernel computed: :func:`perturbed_outputs` evaluates a correct
+forward pass at every perturbed point (once, when the course is released),
+:func:`numeric_gradient` turns those values into a gradient, and
+:func:`gradient_matches` / :func:`gradient_problem` judge an analytic gradient
+against it.  The step and every tolerance of the course are defined here,
+once (see "Tolerances" below).
+
 This module contains no solutions: it only compares what your backward pass
 returns with what the forward pass implies.
 """
@@ -39,6 +48,29 @@ __all__ = [
     "GradientReport",
 ]
 
+# --------------------------------------------------------------------------- #
+# Tolerances: the course's one policy (checks, hidden comparisons, this module)
+# --------------------------------------------------------------------------- #
+FD_STEP = 1e-5
+"""Centred-difference step: truncation error ~1e-10, rounding error ~1e-11."""
+GRAD_TOL = 1e-7
+"""Largest normwise relative error (``rel_error_norm``) of a correct gradient."""
+GATED_GRAD_TOL = 1e-6
+"""The same for the gated cells (LSTM): their finite differences go through products
+of sigmoids and tanh and come out about ten times less accurate (a correct float64
+backward pass still scores ~1e-9)."""
+LINEAR_TOL = 1e-5
+"""Gradient tolerance of a diagnosis only ("right where tanh is almost linear")."""
+VALUE_RTOL, VALUE_ATOL = 1e-7, 1e-9
+"""Values a check computes in closed form vs a function's outputs (``np.allclose``)."""
+EXACT_RTOL = 1e-9
+"""Closed forms of a few operations (a product of scalars, a sigmoid of one number)."""
+FD_VALUE_RTOL, FD_VALUE_ATOL = 1e-6, 1e-8
+"""Values computed from finite differences (norms of numeric gradients), entrywise; the
+absolute part is relative to the scale of the values."""
+HIDDEN_RTOL, HIDDEN_ATOL = 1e-6, 1e-8
+"""A hidden check's outputs vs the reference's on the same inputs (``np.allclose``)."""
+
 # Below this, |x| + |y| is treated as zero in the elementwise error (CS231n's value).
 _ELEMENT_FLOOR = 1e-8
 
@@ -56,7 +88,76 @@ def _as_float_array(f_value, what):
     return np.array(f_value, dtype=np.float64, copy=True)
 
 
-def eval_numerical_gradient(f, x, df=None, h=1e-5):
+# --------------------------------------------------------------------------- #
+# Finite differences, in two halves: evaluations, then the gradient
+# --------------------------------------------------------------------------- #
+def perturbed_outputs(f, args: dict, names, step: float = FD_STEP, prefix: str = "") -> dict:
+    """Values of ``f(**args')`` for every centred perturbation of the named arguments.
+
+    For each name and each entry ``idx`` of ``args[name]`` (in C order), ``f``
+    is called on fresh float64 copies of ``args`` with that one entry moved by
+    ``+step`` and by ``-step``.  :func:`numeric_gradient` turns the values into
+    a gradient.
+
+    Inputs:
+    - f: function of keyword arrays returning one array (of any shape S)
+    - args: dict name -> array
+    - names: the arguments to perturb
+    - step: the finite-difference step
+    - prefix: prepended to the keys of the result
+
+    Returns:
+    - dict with, for each name, ``<prefix>plus_<name>`` and
+      ``<prefix>minus_<name>``, arrays of shape (size of args[name],) + S
+    """
+    out = {}
+    for name in names:
+        plus, minus = [], []
+        for idx in np.ndindex(np.shape(args[name])):
+            for sign, store in ((1.0, plus), (-1.0, minus)):
+                moved = {k: np.array(v, dtype=np.float64, copy=True) for k, v in args.items()}
+                moved[name][idx] += sign * step
+                store.append(_as_float_array(f(**moved), "f"))
+        out[f"{prefix}plus_{name}"] = np.array(plus)
+        out[f"{prefix}minus_{name}"] = np.array(minus)
+    return out
+
+
+class OutputShapeError(ValueError):
+    """The values in a finite-difference table do not match the upstream gradient."""
+
+
+def numeric_gradient(tables: dict, name: str, dout, shape, step: float = FD_STEP,
+                     prefix: str = "") -> np.ndarray:
+    """Centred-difference gradient of ``sum(f * dout)`` with respect to argument ``name``.
+
+    Inputs:
+    - tables: holds the tables of :func:`perturbed_outputs`
+    - name: the argument
+    - dout: upstream gradient, of the shape of one value of f
+    - shape: the shape of the argument
+    - step: the step used by :func:`perturbed_outputs`
+
+    Returns:
+    - array of shape ``shape``
+
+    Raises OutputShapeError when the values of f do not have ``dout``'s shape.
+    """
+    plus = np.asarray(tables[f"{prefix}plus_{name}"], dtype=np.float64)
+    minus = np.asarray(tables[f"{prefix}minus_{name}"], dtype=np.float64)
+    dout = np.asarray(dout, dtype=np.float64)
+    size = int(np.prod(shape))
+    if plus.shape != (size,) + dout.shape or minus.shape != plus.shape:
+        raise OutputShapeError(
+            f"the forward pass returned values of shape {plus.shape[1:]} when {name} is "
+            f"perturbed, expected {dout.shape}")
+    # subtract first, then weight: keeps the rounding error of the difference
+    # independent of the size of sum(f * dout)
+    diff = (plus - minus).reshape(size, -1) @ dout.reshape(-1)
+    return (diff / (2.0 * step)).reshape(shape)
+
+
+def eval_numerical_gradient(f, x, df=None, h=FD_STEP):
     """Centred finite-difference gradient of a function of one array.
 
     For every entry ``x[idx]`` it builds two perturbed *copies* of ``x``,
@@ -82,34 +183,25 @@ def eval_numerical_gradient(f, x, df=None, h=1e-5):
     if not h > 0:
         raise ValueError(f"h must be a positive step, got {h!r}")
     x = np.array(x, dtype=np.float64, copy=True)  # our own copy: the caller's array is safe
-    if df is not None:
+    if x.size == 0:
+        return np.zeros_like(x)
+    tables = perturbed_outputs(lambda v: f(v), {"v": x}, ("v",), step=h)
+    value_shape = tables["plus_v"].shape[1:]
+    if df is None:
+        if value_shape != ():
+            raise ValueError(
+                f"f returned an array of shape {value_shape}; pass df, the upstream "
+                "gradient of the same shape (or make f return a number)"
+            )
+        df = np.array(1.0)
+    else:
         df = np.asarray(df, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        x_plus = x.copy()
-        x_plus[idx] += h
-        x_minus = x.copy()
-        x_minus[idx] -= h
-        f_plus = _as_float_array(f(x_plus), "f")
-        f_minus = _as_float_array(f(x_minus), "f")
-        if df is None:
-            if f_plus.ndim != 0:
-                raise ValueError(
-                    f"f returned an array of shape {f_plus.shape}; pass df, the upstream "
-                    "gradient of the same shape (or make f return a number)"
-                )
-            diff = float(f_plus - f_minus)
-        else:
-            if f_plus.shape != df.shape:
-                raise ValueError(
-                    f"df has shape {df.shape} but f returned shape {f_plus.shape}; "
-                    "they must be equal"
-                )
-            # subtract first, then weight: keeps the rounding error of the
-            # difference independent of the size of sum(f * df)
-            diff = float(np.sum((f_plus - f_minus) * df))
-        grad[idx] = diff / (2.0 * h)
-    return grad
+        if value_shape != df.shape:
+            raise ValueError(
+                f"df has shape {df.shape} but f returned shape {value_shape}; "
+                "they must be equal"
+            )
+    return numeric_gradient(tables, "v", df, x.shape, step=h)
 
 
 def _pair(x, y):
@@ -165,6 +257,31 @@ def rel_error_norm(x, y):
     if denom == 0.0:
         return 0.0
     return float(np.linalg.norm(x - y) / denom)
+
+
+def gradient_matches(got, want, tol: float = GRAD_TOL) -> bool:
+    """True when ``got`` has ``want``'s shape, is finite and within ``tol`` (normwise)."""
+    got = np.asarray(got)
+    return (got.shape == np.shape(want) and got.dtype.kind in "fiub"
+            and bool(np.all(np.isfinite(got)))
+            and rel_error_norm(got.astype(np.float64), want) <= tol)
+
+
+def gradient_problem(name: str, got, want, tol: float = GRAD_TOL) -> "str | None":
+    """Shape, then finiteness, then normwise relative error of a gradient: None or a message.
+
+    ``want`` is the finite-difference gradient of a correct forward pass.
+    """
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return f"{name} has shape {got.shape}, expected {want.shape}"
+    if got.dtype.kind not in "fiub" or not np.all(np.isfinite(got)):
+        return f"{name} contains NaN or inf"
+    err = rel_error_norm(got.astype(np.float64), want)
+    if err > tol:
+        return (f"{name} disagrees with the finite-difference gradient of a correct forward "
+                f"pass (relative error {err:.1e}, should be below {tol:.0e})")
+    return None
 
 
 # --------------------------------------------------------------------------- #
@@ -229,7 +346,7 @@ class GradientReport:
     ``report.worst`` is the row with the largest error.
     """
 
-    def __init__(self, checks, tol=1e-7, notes=()):
+    def __init__(self, checks, tol=GRAD_TOL, notes=()):
         self.checks = tuple(checks)
         self.tol = tol
         self.notes = tuple(notes)
@@ -339,7 +456,7 @@ def _compare(name, analytic, numeric):
 
 
 def check_layer_gradients(forward, backward, inputs, upstream=None, argnames=None,
-                          h=1e-5, seed=0, tol=1e-7):
+                          h=FD_STEP, seed=0, tol=GRAD_TOL):
     """Check every gradient of a layer against centred finite differences.
 
     The layer is a pair of functions following the course contract:

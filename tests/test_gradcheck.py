@@ -7,10 +7,17 @@ import numpy as np
 import pytest
 
 from autograder import reference as R
+from rnn_course import gradcheck
+from rnn_course.contract import LSTM_STEP_GRADS, STEP_ARGS, STEP_GRADS
 from rnn_course.gradcheck import (
     GradientReport,
+    OutputShapeError,
     check_layer_gradients,
     eval_numerical_gradient,
+    gradient_matches,
+    gradient_problem,
+    numeric_gradient,
+    perturbed_outputs,
     rel_error,
     rel_error_norm,
 )
@@ -191,7 +198,7 @@ def test_reference_rnn_step_passes(rng):
     inputs = step_inputs(rng)
     report = check_layer_gradients(R.rnn_step_forward, R.rnn_step_backward, inputs)
     assert isinstance(report, GradientReport)
-    assert [c.name for c in report] == ["dx", "dprev_h", "dWx", "dWh", "db"]
+    assert [c.name for c in report] == list(STEP_GRADS)
     assert report.ok(LAYER_TOL), report
     for c in report:
         assert c.numeric.shape == inputs[c.name[1:]].shape
@@ -285,7 +292,7 @@ def test_single_wrong_gradient_is_caught_and_named(rng, backward, wrong):
 def test_missing_tanh_derivative_fails_every_gradient(rng):
     report = check_layer_gradients(R.rnn_step_forward, backward_without_tanh_derivative,
                                    step_inputs(rng))
-    assert report.failed(LAYER_TOL) == ["dx", "dprev_h", "dWx", "dWh", "db"]
+    assert report.failed(LAYER_TOL) == list(STEP_GRADS)
     assert "FAILED" in str(report)
 
 
@@ -323,7 +330,7 @@ def test_lstm_helper_backward_is_right(rng):
 def test_lstm_swapped_gates_caught_cell_gradient_still_right(rng):
     report = check_layer_gradients(R.lstm_step_forward, lstm_backward_swapping_i_f,
                                    lstm_step_inputs(rng))
-    assert report.failed(LAYER_TOL) == ["dx", "dprev_h", "dWx", "dWh", "db"]
+    assert report.failed(LAYER_TOL) == list(STEP_GRADS)
     assert report["dprev_c"].ok(LAYER_TOL)
 
 
@@ -409,11 +416,11 @@ def test_report_table_and_lookup(rng):
     text = str(report)
     assert text.splitlines()[0].split() == ["gradient", "shape", "rel", "error", "max", "elem",
                                             "status"]
-    for name in ("dx", "dprev_h", "dWx", "dWh", "db"):
+    for name in STEP_GRADS:
         assert any(line.startswith(name + " ") for line in text.splitlines()), name
     assert repr(report) == text and "worst: " in text
     assert report["Wh"] is report["dWh"]
-    assert set(report.errors) == {"dx", "dprev_h", "dWx", "dWh", "db"}
+    assert set(report.errors) == set(STEP_GRADS)
     with pytest.raises(KeyError):
         report["W"]
 
@@ -450,7 +457,7 @@ def test_upstream_only_through_the_cell_state(rng):
                                  lstm_step_inputs(rng), upstream=ups).ok()
     report = check_layer_gradients(R.lstm_step_forward, lstm_backward_ignoring_dnext_c,
                                    lstm_step_inputs(rng), upstream=ups)
-    assert report.failed() == ["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"]
+    assert report.failed() == list(LSTM_STEP_GRADS)
 
 
 @pytest.mark.parametrize("upstream", [
@@ -476,8 +483,8 @@ def test_argnames_order_and_skipping(rng):
 
 
 @pytest.mark.parametrize("argnames", [
-    pytest.param(["x", "prev_h", "Wx", "Wh"], id="too-few"),
-    pytest.param(["x", "prev_h", "Wx", "Wh", "bias"], id="unknown"),
+    pytest.param(list(STEP_ARGS[:-1]), id="too-few"),
+    pytest.param([*STEP_ARGS[:-1], "bias"], id="unknown"),
 ])
 def test_bad_argnames_raise(rng, argnames):
     with pytest.raises(ValueError):
@@ -515,3 +522,50 @@ def test_scalar_output_layer(rng):
 def test_forward_without_cache_raises(rng):
     with pytest.raises(ValueError, match="cache"):
         check_layer_gradients(lambda x: np.tanh(x), lambda d, c: d, dict(x=np.ones(3)))
+
+
+# --------------------------------------------------------------------------- #
+# The checks' half-and-half finite differences: the same toolkit, one policy
+# --------------------------------------------------------------------------- #
+def test_tables_then_gradient_equal_eval_numerical_gradient(rng):
+    """perturbed_outputs (a correct forward, at release) + numeric_gradient (the verdict)
+    compute exactly what eval_numerical_gradient does, argument by argument."""
+    args = step_inputs(rng)
+    dout = rng.standard_normal((N, H))
+
+    def forward(**kw):
+        return R.rnn_step_forward(**kw)[0]
+
+    tables = perturbed_outputs(forward, args, STEP_ARGS, prefix="a_")
+    assert tables["a_plus_Wh"].shape == (H * H, N, H)
+    for name in STEP_ARGS:
+        got = numeric_gradient(tables, name, dout, args[name].shape, prefix="a_")
+        want = eval_numerical_gradient(
+            lambda v, name=name: forward(**{**args, name: v}), args[name], dout)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    with pytest.raises(OutputShapeError, match="shape"):
+        numeric_gradient(tables, "b", np.ones((N, H + 1)), args["b"].shape, prefix="a_")
+
+
+def test_gradient_verdicts_check_shape_then_finiteness_then_error():
+    want = np.array([1.0, -2.0, 3.0])
+    assert gradient_matches(want * (1 + 1e-9), want)
+    assert gradient_problem("db", want * (1 + 1e-9), want) is None
+    assert gradient_problem("db", want[:2], want) == "db has shape (2,), expected (3,)"
+    assert gradient_problem("db", np.array([1.0, np.nan, 3.0]), want) == "db contains NaN or inf"
+    assert not gradient_matches(np.array([1.0, np.nan, 3.0]), want)
+    message = gradient_problem("db", 1.01 * want, want)
+    assert message.startswith("db disagrees with the finite-difference gradient")
+    assert f"should be below {gradcheck.GRAD_TOL:.0e}" in message
+    assert gradient_problem("db", 1.000001 * want, want, gradcheck.GATED_GRAD_TOL) is None
+
+
+def test_one_step_and_one_tolerance_for_students_and_checks():
+    import inspect
+
+    defaults = inspect.signature(check_layer_gradients).parameters
+    assert defaults["h"].default == gradcheck.FD_STEP
+    assert defaults["tol"].default == gradcheck.GRAD_TOL
+    assert inspect.signature(eval_numerical_gradient).parameters["h"].default == \
+        gradcheck.FD_STEP
+    assert gradcheck.GRAD_TOL < gradcheck.GATED_GRAD_TOL < gradcheck.LINEAR_TOL
