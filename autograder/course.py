@@ -11,6 +11,11 @@ from autograder.errors import UsageError
 DEFAULT_ASSIGNMENTS = ("rnn_cell", "bptt", "clipping", "lstm")
 
 
+def assignments_in(config) -> list[str]:
+    """The course's assignments, in course order, from its loaded nbgrader configuration."""
+    return list(config.get("RnnCourse", {}).get("assignments", DEFAULT_ASSIGNMENTS))
+
+
 class Course:
     """An nbgrader course directory (the repository root by default)."""
 
@@ -24,8 +29,7 @@ class Course:
             self.config = loader.load_config()
         except Exception as exc:  # a syntax error in the instructor's config
             raise UsageError(f"cannot read {config_file}: {exc}") from None
-        section = self.config.get("RnnCourse", {})
-        self.assignments = list(section.get("assignments", DEFAULT_ASSIGNMENTS))
+        self.assignments = assignments_in(self.config)
         coursedir = self.config.get("CourseDirectory", {})
         self.course_id = coursedir.get("course_id", "rnn-course")
         self.db_url = coursedir.get("db_url", f"sqlite:///{self.root / 'gradebook.db'}")

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from rnn_course.grading import GRADING_DIR_ENV
+
 STATIC_ENV = "RNN_COURSE_STATIC_WIDGETS"
 
 
@@ -45,7 +47,7 @@ def interactive_available() -> bool:
     """True when running in an IPython kernel with ipywidgets and no static override."""
     if os.environ.get(STATIC_ENV, "") not in ("", "0"):
         return False
-    if os.environ.get("RNN_COURSE_GRADING_DIR"):
+    if os.environ.get(GRADING_DIR_ENV):  # grading: nothing is interactive
         return False
     try:
         import ipywidgets  # noqa: F401

@@ -8,17 +8,23 @@ Small cell-builder helpers in the style of nbgrader's own test suite
   ``nbgrader generate_assignment`` so that its gradebook holds the assignment;
 * :func:`submit`: a student's submission folder (notebook, timestamp, files);
 * :func:`student_notebook`: the release notebook with the stubs filled in;
-* :func:`install_fixture_checks`: two test-only checks (one visible, one
-  hidden) registered in the grader's registries of this process, and
+* :func:`install_fixture_checks`: the test-only checks of the fixture's three
+  graded cells (two visible, one hidden), added to the checks module of the
+  fixture's assignment in this process (the registry reads
+  ``rnn_course.checks.<assignment>`` for each assignment of the course), and
   :func:`dask_setup` doing the same on a dask worker (use this file as a
   worker ``preload``).
 
 The fixture assignment is called ``rnn_cell`` (an assignment the course
 config knows) but holds a tiny notebook that runs in well under a second.
+Its kernel cannot import the test-only checks, so its graded cells use the
+channel (``rnn_course.grading``) directly: they read the hidden inputs and
+submit plain arrays, which the grader judges with the registered checks.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import subprocess
@@ -35,6 +41,7 @@ ASSIGNMENT = "rnn_cell"
 SCHEMA_VERSION = 3
 HIDDEN_ID = "fixture_add_hidden"
 VISIBLE_ID = "fixture_add_visible"
+PLAIN_ID = "add_plain"
 
 
 # --------------------------------------------------------------------------- #
@@ -101,36 +108,24 @@ VISIBLE_SOURCE = (
     '"""add works on arrays."""\n'
     f'grading.submit("{VISIBLE_ID}", s=add(np.arange(3.0), np.ones(3)))'
 )
+PLAIN_SOURCE = f'"""add adds."""\ngrading.submit("{PLAIN_ID}", s=add(1, 2))'
 
 
 def fixture_source(extra_cells=()) -> nbformat.NotebookNode:
     """The instructor notebook of the fixture assignment (4 points).
 
-    ``add_plain`` (1 point) is an ordinary nbgrader test cell (judged from
-    its outputs); the two others are checks judged by the grader.
+    Every graded cell is a check judged by the grader (a graded cell without
+    one fails): ``add_plain`` (1 point) and the visible check (1 point) on
+    fixed numbers, the hidden check (2 points) on inputs drawn per submission.
     """
     return notebook([
         markdown("# Fixture assignment\nImplement `add`."),
         locked_cell("import numpy as np\nfrom rnn_course import grading", "setup"),
         solution_cell(ADD_SOLUTION, "add_impl"),
-        grade_cell('"""add adds."""\nassert add(1, 2) == 3', "add_plain", 1),
+        grade_cell(PLAIN_SOURCE, PLAIN_ID, 1),
         grade_cell(VISIBLE_SOURCE, VISIBLE_ID, 1),
         grade_cell(HIDDEN_SOURCE, HIDDEN_ID, 2),
         *extra_cells,
-    ])
-
-
-def plain_source() -> nbformat.NotebookNode:
-    """A fixture notebook with only ordinary nbgrader test cells (no registered checks).
-
-    For runs in a fresh process (the CLI as a subprocess), where the
-    fixture checks are not registered.
-    """
-    return notebook([
-        markdown("# Plain fixture"),
-        solution_cell(ADD_SOLUTION, "add_impl"),
-        grade_cell('"""add adds."""\nassert add(1, 2) == 3', "add_plain", 1),
-        grade_cell('"""add adds negatives."""\nassert add(-1, -2) == -3', "add_neg", 2),
     ])
 
 
@@ -239,56 +234,64 @@ def flags_of(course: Path, student: str, assignment: str = ASSIGNMENT) -> list[s
 # --------------------------------------------------------------------------- #
 # test-only checks
 # --------------------------------------------------------------------------- #
+_INSTALLED = "_nbfixtures_checks"  # the attribute that marks an installation
+
+
 def _fixture_module():
-    from autograder.protocol.hidden import HiddenSpec
+    """The fixture's checks, as the attributes ``plain``, ``visible`` and ``hidden``."""
     from rnn_course.checks import Check
 
+    def equals(expected, what):
+        def verdict(inputs, outputs):
+            s = np.asarray(outputs["s"])
+            if s.shape != np.shape(expected) or not np.allclose(s, expected):
+                return f"{what} is wrong"
+            return None
+        return verdict
+
     mod = types.ModuleType("rnn_course_fixture_checks")
-    mod.hidden = HiddenSpec(
+    mod.plain = Check(id=PLAIN_ID, make_inputs=lambda rng: {}, run=lambda inputs, add: {},
+                      verdict=equals(3.0, "add(1, 2)"), doc="add adds")
+    mod.visible = Check(id=VISIBLE_ID, make_inputs=lambda rng: {},
+                        run=lambda inputs, add: {},
+                        verdict=equals(np.arange(3.0) + 1, "add(np.arange(3.0), np.ones(3))"))
+    mod.hidden = Check(
         id=HIDDEN_ID,
         make_inputs=lambda rng: {"a": rng.normal(size=4), "b": rng.normal(size=4)},
-        expected=lambda ref, inp: {"s": inp["a"] + inp["b"]},
+        run=lambda inputs, add: {"s": add(inputs["a"], inputs["b"])},
+        outputs=("s",), hidden=True,
+        oracle=lambda inputs: {"s": inputs["a"] + inputs["b"]},  # the reference has no add
         doc="add on hidden inputs",
     )
-
-    def verdict(inputs, outputs):
-        s = np.asarray(outputs["s"])
-        if s.shape != (3,) or not np.allclose(s, np.arange(3.0) + 1):
-            return "add(np.arange(3.0), np.ones(3)) is wrong"
-        return None
-
-    mod.visible = Check(id=VISIBLE_ID, make_inputs=lambda rng: {}, run=lambda inputs, f: {},
-                        verdict=verdict)
     return mod
 
 
+def _assignment_module():
+    from rnn_course import checks
+
+    return importlib.import_module(checks.module_name(ASSIGNMENT))
+
+
 def install_fixture_checks() -> None:
-    """Register the fixture checks in this process's hidden and visible registries.
+    """Add the fixture's checks to the checks module of its assignment, in this process.
 
     Worker processes forked after this call inherit them; dask workers get
     them through :func:`dask_setup` (``preload`` this file).
     """
-    import autograder.protocol.hidden as hidden
-    import rnn_course.checks as visible
-
-    if "autograder.protocol.hidden.fixture" in sys.modules:
+    module = _assignment_module()
+    if getattr(module, _INSTALLED, None):
         return
-    mod = _fixture_module()
-    sys.modules["autograder.protocol.hidden.fixture"] = mod
-    sys.modules["rnn_course.checks.fixture"] = mod
-    hidden.ASSIGNMENT_MODULES = tuple(hidden.ASSIGNMENT_MODULES) + ("fixture",)
-    visible.ASSIGNMENT_MODULES = tuple(visible.ASSIGNMENT_MODULES) + ("fixture",)
+    fixture = _fixture_module()
+    for name in ("plain", "visible", "hidden"):
+        setattr(module, f"{_INSTALLED}_{name}", getattr(fixture, name))
+    setattr(module, _INSTALLED, True)
 
 
 def uninstall_fixture_checks() -> None:
     """Undo :func:`install_fixture_checks` (other tests see the course's checks only)."""
-    import autograder.protocol.hidden as hidden
-    import rnn_course.checks as visible
-
-    for mod in (hidden, visible):
-        mod.ASSIGNMENT_MODULES = tuple(m for m in mod.ASSIGNMENT_MODULES if m != "fixture")
-    sys.modules.pop("autograder.protocol.hidden.fixture", None)
-    sys.modules.pop("rnn_course.checks.fixture", None)
+    module = _assignment_module()
+    for name in [n for n in vars(module) if n.startswith(_INSTALLED)]:
+        delattr(module, name)
 
 
 def set_duedate(course: Path, duedate: str, assignment: str = ASSIGNMENT) -> None:

@@ -1,9 +1,9 @@
-"""Visible checks and hidden specs of the ``clipping`` and ``lstm`` assignments.
+"""Checks, visible and hidden, of the ``clipping`` and ``lstm`` assignments.
 
 * every visible check passes on the reference solutions and catches planted
   bugs with a message that names the bug;
-* every hidden spec accepts the reference's outputs and rejects perturbed ones;
-* the notebooks' graded cells and the checks / specs agree (ids, calls);
+* every hidden check accepts the reference's outputs and rejects perturbed ones;
+* the notebooks' graded cells and the checks agree (ids, calls);
 * interactive mode raises ``AssertionError``; grading mode only writes results,
   which the grader-side judges decide correctly.
 """
@@ -18,28 +18,26 @@ import pytest
 
 from autograder import reference
 from autograder.commands.release import protected_lines
-from autograder.pipeline.verify import load_result
-from autograder.protocol import hidden
 from autograder.protocol.secrets import seed_for
 from rnn_course import grading
 from rnn_course.checks import Check
 from rnn_course.checks import clipping as clip_checks
 from rnn_course.checks import lstm as lstm_checks
+from rnn_course.grading import load_result
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {name: ROOT / "source" / name / f"{name}.ipynb" for name in ("clipping", "lstm")}
 MODULES = {"clipping": clip_checks, "lstm": lstm_checks}
 
 
-def _checks(module):
-    return {c.id: c for c in vars(module).values() if isinstance(c, Check)}
+def _checks(module, hidden=False):
+    return {c.id: c for c in vars(module).values() if isinstance(c, Check) and c.hidden is hidden}
 
 
 CLIP_CHECKS = _checks(clip_checks)
 LSTM_CHECKS = _checks(lstm_checks)
 ALL_CHECKS = {**CLIP_CHECKS, **LSTM_CHECKS}
-SPECS = {k: v for k, v in hidden.registry().items()
-         if k.startswith(("clip_by", "lstm_"))}
+SPECS = {**_checks(clip_checks, hidden=True), **_checks(lstm_checks, hidden=True)}
 
 
 def functions_for(check_id, impl):
@@ -447,7 +445,7 @@ def test_lstm_planted_bugs_pass_their_unrelated_checks():
 
 
 # --------------------------------------------------------------------------- #
-# Hidden specs
+# Hidden checks
 # --------------------------------------------------------------------------- #
 def test_specs_are_registered():
     assert sorted(SPECS) == sorted([
@@ -462,9 +460,11 @@ def test_spec_accepts_reference_rejects_perturbed(spec_id):
     for seed in range(8):
         inputs = spec.draw(np.random.default_rng(seed))
         want = {k: np.array(v, dtype=np.float64)
-                for k, v in spec.expected(reference, {k: v.copy() for k, v in inputs.items()})
-                .items()}
-        assert spec.judge(inputs, want) is None
+                for k, v in spec.expected(inputs, reference).items()}
+        ran = grading.as_plain_arrays(spec.run(inputs, *functions_for(spec_id, reference)))
+        assert sorted(ran) == sorted(spec.outputs)  # run returns the declared outputs
+        assert spec.judge(ran, inputs, reference) is None
+        assert spec.judge(want, inputs, reference) is None
         for name, value in want.items():
             if value.size == 0:
                 continue
@@ -473,11 +473,11 @@ def test_spec_accepts_reference_rejects_perturbed(spec_id):
             flat = bad[name].reshape(-1)
             j = int(np.argmax(np.abs(flat)))
             flat[j] += 1e-3 * max(1.0, abs(flat[j]))
-            assert spec.judge(inputs, bad) is not None, (seed, name)
+            assert spec.judge(bad, inputs, reference) is not None, (seed, name)
         name = next(iter(want))
-        assert "shape" in spec.judge(inputs, {**want, name: want[name][..., None]})
+        assert "shape" in spec.judge({**want, name: want[name][..., None]}, inputs, reference)
         missing = {k: v for k, v in want.items() if k != name}
-        assert "no value" in spec.judge(inputs, missing)
+        assert "no value" in spec.judge(missing, inputs, reference)
 
 
 def test_specs_draw_edge_sizes_and_huge_preactivations():
@@ -499,13 +499,14 @@ def test_clip_specs_detect_mutated_inputs_and_cover_both_branches():
         small = {k: inputs["small_" + k] for k in ("Wx", "Wh", "b")}
         assert reference.clip_by_global_norm(big, max_norm)[1] > max_norm
         assert reference.clip_by_global_norm(small, max_norm)[1] < max_norm
-        want = spec.expected(reference, {k: v.copy() for k, v in inputs.items()})
+        want = spec.expected(inputs, reference)
         mutated = dict(want, big_after_Wx=want["big_clipped_Wx"])
-        assert "big_after_Wx" in spec.judge(inputs, mutated)
+        assert "big_after_Wx" in spec.judge(mutated, inputs, reference)
     value_spec = SPECS["clip_by_value_hidden"]
     inputs = value_spec.draw(np.random.default_rng(0))
-    want = value_spec.expected(reference, {k: v.copy() for k, v in inputs.items()})
-    assert "after_Wx" in value_spec.judge(inputs, dict(want, after_Wx=want["clipped_Wx"]))
+    want = value_spec.expected(inputs, reference)
+    assert "after_Wx" in value_spec.judge(dict(want, after_Wx=want["clipped_Wx"]), inputs,
+                                          reference)
 
 
 # --------------------------------------------------------------------------- #
@@ -521,20 +522,17 @@ def _graded_cells(assignment):
 def test_notebook_cells_match_checks_and_specs(assignment):
     cells = _graded_cells(assignment)
     ids = [c.metadata.nbgrader["grade_id"] for c in cells]
-    module_checks = _checks(MODULES[assignment])
-    visible_ids = [i for i in ids if i in module_checks]
-    hidden_ids = [i for i in ids if i in SPECS]
-    assert sorted(visible_ids) == sorted(module_checks)  # every check used exactly once
-    assert len(visible_ids) + len(hidden_ids) == len(ids) == len(set(ids))
+    module_checks = {**_checks(MODULES[assignment]), **_checks(MODULES[assignment], True)}
+    assert sorted(ids) == sorted(module_checks)  # every check used exactly once
     for cell in cells:
         grade_id = cell.metadata.nbgrader["grade_id"]
         assert cell.metadata.nbgrader["points"] > 0
-        if grade_id in module_checks:
-            assert f"checks.{grade_id}(" in cell.source
+        call = f"checks.{grade_id}({', '.join(module_checks[grade_id].functions)})"
+        if not module_checks[grade_id].hidden:
+            assert call in cell.source
         else:
-            assert f'grading.inputs("{grade_id}")' in cell.source
-            assert f'grading.submit("{grade_id}"' in cell.source
-            visible_part = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            visible_part, hidden_part = cell.source.split("### BEGIN HIDDEN TESTS")
+            assert hidden_part.split("### END HIDDEN TESTS")[0].strip() == call
             assert "checks." in visible_part  # fails on the stub in the release
 
 
@@ -556,7 +554,7 @@ def _hidden_cells(assignment):
 
 
 def _namespace(impl, assignment):
-    ns = {"np": np, "grading": grading, "checks": MODULES[assignment]}
+    ns = {"np": np, "checks": MODULES[assignment]}
     ns.update({k: getattr(impl, k) for k in reference.__all__})
     return ns
 
@@ -579,7 +577,7 @@ def test_interactive_mode_raises_assertion_error():
         ALL_CHECKS["lstm_gates_order"](gates_fiog)
     with pytest.raises(AssertionError, match="clip_by_global_norm_scaling: "):
         ALL_CHECKS["clip_by_global_norm_scaling"](global_per_array)
-    bad = Impl(lstm_step_forward=step_ignores_prev_c)
+    bad = Impl(lstm_step_forward=step_one_minus_f)  # wrong on every draw, saturated f too
     with pytest.raises(AssertionError, match="lstm_step_forward_hidden: next_[hc] differs"):
         exec(_hidden_cells("lstm")["lstm_step_forward_hidden"].replace(
             "checks.lstm_step_forward_shapes(lstm_step_forward)", ""), _namespace(bad, "lstm"))
@@ -612,13 +610,13 @@ def test_grading_mode_visible_checks_only_write_results(grading_dir, capsys):
 def test_grading_mode_hidden_cells(assignment, grade_id, grading_dir):
     spec = SPECS[grade_id]
     seed = seed_for(b"test-secret", assignment, "student", grade_id)
-    np.savez(grading_dir / "inputs" / f"{grade_id}.npz", **spec.draw(np.random.default_rng(seed)))
+    grading.write_inputs(grading_dir, grade_id, spec.draw(np.random.default_rng(seed)))
     source = _hidden_cells(assignment)[grade_id]
-    result = grading_dir / "results" / f"{grade_id}.npz"
+    result = grading.result_path(grading_dir, grade_id)
 
     exec(source, _namespace(reference, assignment))
     regenerated = spec.draw(np.random.default_rng(seed))
-    assert spec.judge(regenerated, load_result(result, 1 << 26)) is None
+    assert spec.judge(load_result(result), regenerated, reference) is None
 
     wrong = {
         "clip_by_value_hidden": Impl(clip_by_value=clip_value_rescales),
@@ -632,7 +630,7 @@ def test_grading_mode_hidden_cells(assignment, grade_id, grading_dir):
     }[grade_id]
     result.unlink()
     exec(source.split("### BEGIN HIDDEN TESTS")[1], _namespace(wrong, assignment))
-    assert spec.judge(regenerated, load_result(result, 1 << 26)) is not None
+    assert spec.judge(load_result(result), regenerated, reference) is not None
 
 
 @pytest.mark.parametrize("check_id", sorted(c for c in ALL_CHECKS if ALL_CHECKS[c].oracle))

@@ -1,9 +1,9 @@
-"""Visible checks and hidden specs of the ``rnn_cell`` and ``bptt`` assignments.
+"""Checks, visible and hidden, of the ``rnn_cell`` and ``bptt`` assignments.
 
 * every visible check passes on the reference functions, and names the bug
   of a planted mistake (forgot the bias, transposed Wh, missing tanh
   derivative, truncation off by one, ...);
-* every hidden spec's judge accepts the reference's outputs and rejects a
+* every hidden check's judge accepts the reference's outputs and rejects a
   perturbed or missing one; nothing mutates its inputs;
 * interactive mode raises ``AssertionError``; grading mode only writes results,
   which :class:`autograder.pipeline.verify.VerifyChecks` then judges in its own process.
@@ -17,20 +17,18 @@ from nbfixtures import grade_cell, notebook
 
 from autograder import reference
 from autograder.pipeline import verify
-from autograder.protocol import hidden
-from autograder.protocol.hidden import bptt as hidden_bptt
-from autograder.protocol.hidden import rnn_cell as hidden_rnn_cell
-from autograder.protocol.hidden.bptt import reference_gradient_norms
 from rnn_course import checks, grading
 from rnn_course.checks import bptt as checks_bptt
 from rnn_course.checks import rnn_cell as checks_rnn_cell
+from rnn_course.checks.bptt import reference_gradient_norms
+from rnn_course.contract import SEQ_GRADS, STEP_GRADS
 
 R = reference
 
 
 def ref_norms(dact, Wh, dlast):
     """A correct gradient_norms_through_time, composed from the reference."""
-    return reference_gradient_norms(R, dact, Wh, dlast)
+    return reference_gradient_norms(R.rnn_step_backward, dact, Wh, dlast)
 
 
 # the functions each check is called with in the notebooks, correct versions
@@ -52,13 +50,13 @@ def _correct_args(check_id: str) -> tuple:
     raise KeyError(check_id)
 
 
-def _module_checks(module):
-    return {v.id: v for v in vars(module).values() if isinstance(v, checks.Check)}
+def _module_checks(module, hidden):
+    return {v.id: v for v in vars(module).values()
+            if isinstance(v, checks.Check) and v.hidden is hidden}
 
 
-ALL_CHECKS = {**_module_checks(checks_rnn_cell), **_module_checks(checks_bptt)}
-ALL_SPECS = {v.id: v for m in (hidden_rnn_cell, hidden_bptt) for v in vars(m).values()
-             if isinstance(v, hidden.HiddenSpec)}
+ALL_CHECKS = {**_module_checks(checks_rnn_cell, False), **_module_checks(checks_bptt, False)}
+ALL_SPECS = {**_module_checks(checks_rnn_cell, True), **_module_checks(checks_bptt, True)}
 
 
 @pytest.fixture
@@ -80,10 +78,11 @@ def grading_mode(tmp_path, monkeypatch):
 # visible checks: correct code passes, inputs and outputs are never mutated
 # --------------------------------------------------------------------------- #
 def test_registry_holds_every_check_of_both_modules():
-    registered = checks.registry()
-    for check_id, check in ALL_CHECKS.items():
+    registered = checks.registry(["rnn_cell", "bptt"])
+    for check_id, check in {**ALL_CHECKS, **ALL_SPECS}.items():
         assert registered[check_id] is check
-    assert len(ALL_CHECKS) == 23
+    assert len(ALL_CHECKS) == 23 and len(ALL_SPECS) == 6
+    assert len(registered) == 29
 
 
 @pytest.mark.parametrize("check_id", sorted(ALL_CHECKS))
@@ -173,7 +172,6 @@ STEP_FORWARD_BUGS = [
     ("rnn_step_forward_values", fwd_bias_outside, "added after the tanh"),
     ("rnn_step_forward_shapes", fwd_transposed_output, "Wx.T @ x.T"),
     ("rnn_step_forward_shapes", fwd_in_place, "modified its argument(s) prev_h in place"),
-    ("rnn_step_forward_shapes", fwd_returns_array, "must return a tuple (next_h, cache)"),
 ]
 
 
@@ -183,6 +181,12 @@ def test_step_forward_checks_name_the_bug(check_id, bug, words, interactive_mode
     with pytest.raises(AssertionError) as e:
         ALL_CHECKS[check_id](bug)
     assert words in str(e.value)
+
+
+def test_a_wrong_return_type_is_a_clear_type_error(interactive_mode):
+    """One unpacking helper for every check: a TypeError naming the expected tuple."""
+    with pytest.raises(TypeError, match=r"must return a tuple \(next_h, cache\), got a ndarray"):
+        ALL_CHECKS["rnn_step_forward_shapes"](fwd_returns_array)
 
 
 # --------------------------------------------------------------------------- #
@@ -493,60 +497,42 @@ def test_norm_checks_detect_mutation(interactive_mode):
 
 
 # --------------------------------------------------------------------------- #
-# hidden specs
+# hidden checks
 # --------------------------------------------------------------------------- #
-STEP_GRADS = ("dx", "dprev_h", "dWx", "dWh", "db")
-SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
+def student_functions(check):
+    """Correct functions for a hidden check's ``run``: the reference's, and a test-local
+    gradient_norms_through_time (the reference has none; the check's oracle composes it)."""
+    local = {"gradient_norms_through_time": _nm("ok")}
+    return [local.get(name) or getattr(R, name) for name in check.functions]
 
 
-def student_outputs(check_id: str, inp: dict) -> dict:
-    """What the hidden cell of the notebook submits, computed with the reference."""
-    inp = {k: v.copy() for k, v in inp.items()}
-    if check_id == "rnn_step_forward_hidden":
-        return {"next_h": R.rnn_step_forward(**inp)[0]}
-    if check_id == "rnn_step_backward_hidden":
-        dnext_h = inp.pop("dnext_h")
-        _, cache = R.rnn_step_forward(**inp)
-        return dict(zip(STEP_GRADS, R.rnn_step_backward(dnext_h, cache), strict=True))
-    if check_id == "rnn_forward_hidden":
-        return {"h": R.rnn_forward(**inp)[0]}
-    if check_id in ("rnn_backward_hidden", "rnn_backward_truncated_hidden"):
-        dh = inp.pop("dh")
-        k = int(inp.pop("truncate")) if "truncate" in inp else None
-        _, cache = R.rnn_forward(**inp)
-        return dict(zip(SEQ_GRADS, R.rnn_backward(dh, cache, truncate=k), strict=True))
-    if check_id == "gradient_norms_hidden":
-        return {"norms": _norms(**inp)}  # the test-local implementation
-    raise KeyError(check_id)
-
-
-def test_hidden_registry_holds_every_spec():
+def test_hidden_checks_are_every_graded_functions_hidden_test():
     assert set(ALL_SPECS) == {
         "rnn_step_forward_hidden", "rnn_step_backward_hidden", "rnn_forward_hidden",
         "rnn_backward_hidden", "rnn_backward_truncated_hidden", "gradient_norms_hidden"}
-    registered = hidden.registry()
-    for spec_id, spec in ALL_SPECS.items():
-        assert registered[spec_id] is spec
+    assert {tuple(c.outputs) for c in ALL_SPECS.values()} == {
+        ("next_h",), STEP_GRADS, ("h",), SEQ_GRADS, ("norms",)}
 
 
 @pytest.mark.parametrize("spec_id", sorted(ALL_SPECS))
-def test_hidden_spec_accepts_reference_and_rejects_perturbed(spec_id):
+def test_hidden_check_accepts_reference_and_rejects_perturbed(spec_id):
     spec = ALL_SPECS[spec_id]
     for seed in range(12):
         inputs = spec.draw(np.random.default_rng(seed))
         kept = {k: v.copy() for k, v in inputs.items()}
-        outputs = grading.as_plain_arrays(student_outputs(spec_id, inputs))
-        assert spec.judge(inputs, outputs) is None, (seed, spec.judge(inputs, outputs))
-        for k in inputs:  # neither the cell's calls nor the judge mutate the inputs
+        outputs = grading.as_plain_arrays(spec.run(inputs, *student_functions(spec)))
+        assert sorted(outputs) == sorted(spec.outputs)  # run returns the declared outputs
+        assert spec.judge(outputs, inputs, R) is None, (seed, spec.judge(outputs, inputs, R))
+        for k in inputs:  # neither run nor the judge mutates the inputs
             np.testing.assert_array_equal(inputs[k], kept[k])
         name = sorted(outputs)[seed % len(outputs)]
         wrong = dict(outputs)
         wrong[name] = outputs[name] + 1e-3 * (1.0 + np.abs(outputs[name]))
-        assert "differs from the expected" in spec.judge(inputs, wrong)
+        assert "differs from the expected" in spec.judge(wrong, inputs, R)
         missing = {k: v for k, v in outputs.items() if k != name}
-        assert name in spec.judge(inputs, missing)
+        assert name in spec.judge(missing, inputs, R)
         wrong_shape = dict(outputs, **{name: np.zeros(outputs[name].shape + (1,))})
-        assert "shape" in spec.judge(inputs, wrong_shape)
+        assert "shape" in spec.judge(wrong_shape, inputs, R)
 
 
 def test_hidden_draws_cover_edge_sizes_and_truncations():
@@ -571,7 +557,7 @@ def test_hidden_norm_spec_is_composed_from_the_reference():
     Wx, Wh, b = rng.standard_normal((2, 4)), rng.standard_normal((4, 4)), np.zeros(4)
     h, _ = R.rnn_forward(x, h0, Wx, Wh, b)
     dlast = rng.standard_normal((3, 4))
-    norms = reference_gradient_norms(R, 1.0 - h ** 2, Wh, dlast)
+    norms = reference_gradient_norms(R.rnn_step_backward, 1.0 - h ** 2, Wh, dlast)
     # independently: dE/dh_s as the dh0 of BPTT over the rest of the sequence
     for d in range(1, 8):
         s = 7 - d  # the state entering step s: h0 if s == 0, else h[:, s-1]
@@ -593,37 +579,42 @@ def test_grading_mode_writes_results_instead_of_judging(grading_mode, capsys):
     assert "passed" not in capsys.readouterr().out
 
 
-def test_verify_checks_end_to_end(grading_mode):
-    """A tiny notebook: two visible checks (one right, one wrong) and two hidden ones."""
-    secret = b"s3cret"
-    ids = ["rnn_step_forward_values", "rnn_backward_truncate_k", "rnn_forward_hidden",
-           "rnn_backward_truncated_hidden"]
-    nb = notebook([grade_cell("pass", i, 1) for i in ids])
-    assert verify.prepare_grading_dir(nb, grading_mode, secret, "rnn_cell", "alice") == ids[2:]
+def bwd_wrong_dwh(dh, cache, truncate=None):
+    dx, dh0, dWx, dWh, db = R.rnn_backward(dh, cache, truncate)
+    return dx, dh0, dWx, dWh + 0.01, db
 
-    # what the kernel does: visible checks run student code, hidden cells submit results
-    ALL_CHECKS["rnn_step_forward_values"](R.rnn_step_forward)
+
+def test_verify_checks_end_to_end(grading_mode):
+    """A tiny bptt notebook: two visible checks (one right, one wrong), two hidden ones
+    (one right, one wrong) and a check of another assignment (not this notebook's)."""
+    secret = b"s3cret"
+    ids = ["rnn_backward_single_step", "rnn_backward_truncate_k", "rnn_backward_hidden",
+           "rnn_backward_truncated_hidden", "rnn_forward_hidden"]
+    nb = notebook([grade_cell("pass", i, 1) for i in ids])
+    assert verify.prepare_grading_dir(nb, grading_mode, secret, "bptt", "alice") == ids[2:4]
+
+    # what the kernel does: every cell calls its check on the student's functions
+    ALL_CHECKS["rnn_backward_single_step"](R.rnn_backward, R.rnn_forward)
     ALL_CHECKS["rnn_backward_truncate_k"](_bt(shift=1), R.rnn_forward)
-    inp = grading.inputs("rnn_forward_hidden")
-    grading.submit("rnn_forward_hidden", h=R.rnn_forward(**inp)[0])
-    inp = grading.inputs("rnn_backward_truncated_hidden")
-    outs = student_outputs("rnn_backward_truncated_hidden", inp)
-    outs["dWh"] = outs["dWh"] + 0.01  # a wrong hidden answer
-    grading.submit("rnn_backward_truncated_hidden", **outs)
+    ALL_SPECS["rnn_backward_hidden"](R.rnn_backward, R.rnn_forward)
+    ALL_SPECS["rnn_backward_truncated_hidden"](bwd_wrong_dwh, R.rnn_forward)
+    assert not (grading_mode / "results" / "rnn_forward_hidden.npz").exists()
 
     pp = verify.VerifyChecks(grading_dir=str(grading_mode))
     pp.secret = secret
-    nb, resources = pp.preprocess(nb, {"nbgrader": {"assignment": "rnn_cell",
+    nb, resources = pp.preprocess(nb, {"nbgrader": {"assignment": "bptt",
                                                     "student": "alice"}})
     verdicts = resources["rnn_course"]["checks"]
-    assert verdicts["rnn_step_forward_values"]["passed"] is True
-    assert verdicts["rnn_forward_hidden"]["passed"] is True
+    assert verdicts["rnn_backward_single_step"]["passed"] is True
+    assert verdicts["rnn_backward_hidden"] == {"kind": "hidden", "passed": True, "message": ""}
     assert verdicts["rnn_backward_truncate_k"]["passed"] is False
     assert "off by one" in verdicts["rnn_backward_truncate_k"]["message"]
     assert verdicts["rnn_backward_truncated_hidden"]["passed"] is False
     assert "dWh" in verdicts["rnn_backward_truncated_hidden"]["message"]
+    assert verdicts["rnn_forward_hidden"]["kind"] == "unregistered"  # an rnn_cell check
+    assert verdicts["rnn_forward_hidden"]["passed"] is False
     outputs = {c.metadata.nbgrader["grade_id"]: c.outputs[0] for c in nb.cells}
-    assert outputs["rnn_forward_hidden"].output_type == "stream"
+    assert outputs["rnn_backward_hidden"].output_type == "stream"
     assert outputs["rnn_backward_truncate_k"].output_type == "error"
 
 

@@ -325,12 +325,12 @@ def b_forge_results(ctx, s):
 import glob
 import numpy as np
 from rnn_course.checks import registry as _registry
-_checks = _registry()
+_checks = _registry(["rnn_cell"])
 _folder = _os.path.join(_os.environ.get("RNN_COURSE_GRADING_DIR", "."), "results")
 _forged = []
 for _path in sorted(glob.glob(_os.path.join(_folder, "*.npz"))):
     _id = _os.path.basename(_path)[:-4]
-    if _id not in _checks:
+    if _id not in _checks or _checks[_id].hidden:
         continue
     with np.load(_path) as _data:
         _out = {k: _data[k].copy() for k in _data.files}

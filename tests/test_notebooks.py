@@ -10,8 +10,9 @@
    ``rnn_course/`` (``autograder.commands.release.all_leaks`` and an independent check);
 5. every source notebook executes headless with its widgets, within 30 s and
    500 MB, and every grade cell passes;
-6. every grade cell is a registered visible check or hidden spec, every
-   graded function has a hidden check, and no registered check is orphaned.
+6. every grade cell calls its registered check (a hidden one inside the hidden
+   block), every graded function has a hidden check, and no registered check
+   is orphaned.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.course import Course
+from rnn_course import checks
+
 REPO = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ["rnn_cell", "bptt", "clipping", "lstm"]
+ASSIGNMENTS = Course(REPO).assignments  # nbgrader_config.py, the course's one list
 PRESENT = [a for a in ASSIGNMENTS if (REPO / "source" / a / f"{a}.ipynb").is_file()]
 MAX_SECONDS = 30.0
 MAX_RSS_MB = 500.0
@@ -271,9 +275,12 @@ def test_no_protected_line_anywhere_students_can_read():
 @pytest.mark.parametrize("assignment", PRESENT)
 def test_release_has_no_markers_outputs_or_hidden_calls(assignment):
     nb = read(release_path(assignment))
+    hidden_calls = [f"checks.{cid}(" for cid, c in checks.assignment_checks(assignment).items()
+                    if c.hidden]
+    assert hidden_calls
     for cell in nb.cells:
         for marker in (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END,
-                       "grading.inputs(", "grading.submit("):
+                       "grading.inputs(", "grading.submit(", *hidden_calls):
             assert marker not in cell.source
         assert not cell.get("outputs")
 
@@ -346,56 +353,43 @@ def test_source_notebook_executes_within_budget(assignment, monkeypatch):
 # 6. every grade cell is a registered check; every graded function is hidden-tested
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("assignment", PRESENT)
-def test_grade_cells_are_registered_checks(assignment):
-    from autograder.protocol import hidden
-    from rnn_course import checks
-
-    visible, specs = checks.registry(), hidden.registry()
+def test_grade_cells_call_their_registered_checks(assignment):
+    registered = checks.assignment_checks(assignment)
     nb = read(source_path(assignment))
     ids = [nbgrader_meta(c)["grade_id"] for c in grade_cells(nb)]
-    unknown = [i for i in ids if i not in visible and i not in specs]
+    unknown = [i for i in ids if i not in registered]
     assert unknown == [], f"grade cells without a check: {unknown}"
     for cell in grade_cells(nb):
         gid = nbgrader_meta(cell)["grade_id"]
+        check = registered[gid]
+        call = f"checks.{gid}({', '.join(check.functions)})"
         hidden_code = "\n".join(regions(cell.source, HIDDEN_BEGIN, HIDDEN_END))
-        if gid in specs:
-            assert f'grading.inputs("{gid}")' in hidden_code
-            assert f'grading.submit("{gid}"' in hidden_code
+        if check.hidden:
+            assert hidden_code.strip() == call, f"{gid}: the hidden block is one call"
+            visible = cell.source.split(HIDDEN_BEGIN)[0]
+            assert "checks." in visible, f"{gid}: a visible line runs before the hidden block"
         else:
             assert HIDDEN_BEGIN not in cell.source, f"{gid}: hidden code in a visible check"
-            assert f"checks.{gid}(" in cell.source, f"{gid}: the cell must call its check"
+            assert call in cell.source, f"{gid}: the cell must call its check"
 
 
 @pytest.mark.parametrize("assignment", PRESENT)
 def test_every_graded_function_has_a_hidden_check(assignment):
-    from autograder.protocol import hidden
-
-    specs = hidden.registry()
+    registered = checks.assignment_checks(assignment)
     nb = read(source_path(assignment))
     functions = [name for c in nb.cells if nbgrader_meta(c).get("solution")
                  for name in re.findall(r"^def (\w+)\(", c.source, flags=re.M)]
     assert functions, "no graded function found"
-    hidden_code = [("\n".join(regions(c.source, HIDDEN_BEGIN, HIDDEN_END)))
-                   for c in grade_cells(nb) if nbgrader_meta(c)["grade_id"] in specs]
+    used = {nbgrader_meta(c)["grade_id"] for c in grade_cells(nb)}
+    hidden_tested = {name for cid, c in registered.items() if c.hidden and cid in used
+                     for name in c.functions}
     for name in functions:
-        assert any(re.search(rf"\b{name}\(", code) for code in hidden_code), (
-            f"{name} has no hidden check")
+        assert name in hidden_tested, f"{name} has no hidden check"
 
 
 @pytest.mark.parametrize("assignment", PRESENT)
 def test_no_registered_check_is_orphaned(assignment):
     """Every check defined for the assignment is called by a grade cell of its notebook."""
-    import importlib
-
-    from autograder.protocol.hidden import HiddenSpec
-    from rnn_course.checks import Check
-
     ids = {nbgrader_meta(c)["grade_id"] for c in grade_cells(read(source_path(assignment)))}
-    for module_name, kind in ((f"rnn_course.checks.{assignment}", Check),
-                              (f"autograder.protocol.hidden.{assignment}", HiddenSpec)):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
-        defined = {v.id for v in vars(module).values() if isinstance(v, kind)}
-        assert defined <= ids, f"{module_name}: not used by any cell: {sorted(defined - ids)}"
+    defined = set(checks.assignment_checks(assignment))
+    assert defined <= ids, f"not used by any cell: {sorted(defined - ids)}"

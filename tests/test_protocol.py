@@ -1,17 +1,26 @@
-"""The check protocol: kernel-side submission, grader-side judging, safe loading."""
+"""The check protocol: the channel, the one Check type, the one judge, fail-closed release."""
 
 from __future__ import annotations
 
+import re
+import sys
+import types
+from pathlib import Path
+
+import nbformat
 import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from autograder import reference
+from autograder import cli, reference
+from autograder.course import Course
 from autograder.pipeline import verify
-from autograder.protocol import hidden, secrets
+from autograder.protocol import secrets
 from rnn_course import checks, grading
 
+REPO = Path(__file__).resolve().parents[1]
 SECRET = b"test-secret"
+PROTO = "proto"  # a test-only assignment whose checks module is installed by a fixture
 
 
 @pytest.fixture
@@ -29,29 +38,35 @@ def interactive_mode(monkeypatch):
     monkeypatch.setattr(grading, "_grading_dir", None)
 
 
-STEP_SPEC = hidden.HiddenSpec(
-    id="proto_step_hidden",
-    make_inputs=lambda rng: dict(
-        x=rng.standard_normal((3, 4)), prev_h=rng.standard_normal((3, 5)),
-        Wx=rng.standard_normal((4, 5)), Wh=rng.standard_normal((5, 5)),
-        b=rng.standard_normal(5)),
-    expected=lambda ref, inp: {"next_h": ref.rnn_step_forward(**inp)[0]},
-)
+def _draw_step(rng):
+    return dict(x=rng.standard_normal((3, 4)), prev_h=rng.standard_normal((3, 5)),
+                Wx=rng.standard_normal((4, 5)), Wh=rng.standard_normal((5, 5)),
+                b=rng.standard_normal(5))
+
+
+@checks.check("proto_step_hidden", _draw_step, hidden=True, outputs=("next_h",))
+def STEP_HIDDEN(inputs, rnn_step_forward):  # noqa: N802 - a module-level check object
+    return {"next_h": rnn_step_forward(**inputs)[0]}
+
 
 SHAPE_CHECK = checks.Check(
     id="proto_step_shape",
     make_inputs=lambda rng: dict(x=rng.standard_normal((2, 3)), prev_h=np.zeros((2, 4)),
                                  Wx=np.zeros((3, 4)), Wh=np.zeros((4, 4)), b=np.ones(4)),
-    run=lambda inp, f: {"next_h": f(**inp)[0]},
+    run=lambda inp, rnn_step_forward: {"next_h": rnn_step_forward(**inp)[0]},
     verdict=lambda inp, out: checks.value_problem(
         "next_h", out["next_h"], np.tanh(np.ones((2, 4))), hint="with zero weights h = tanh(b)"),
 )
 
 
 @pytest.fixture
-def registries(monkeypatch):
-    monkeypatch.setattr(hidden, "registry", lambda: {STEP_SPEC.id: STEP_SPEC})
-    monkeypatch.setattr(checks, "registry", lambda: {SHAPE_CHECK.id: SHAPE_CHECK})
+def proto_assignment(monkeypatch):
+    """``rnn_course.checks.proto``: the checks of a test-only assignment."""
+    module = types.ModuleType(checks.module_name(PROTO))
+    module.shape = SHAPE_CHECK
+    module.hidden = STEP_HIDDEN
+    monkeypatch.setitem(sys.modules, checks.module_name(PROTO), module)
+    return module
 
 
 def _graded_cell(grade_id, source="pass", outputs=()):
@@ -63,10 +78,16 @@ def _graded_cell(grade_id, source="pass", outputs=()):
     return cell
 
 
-def _resources():
-    return {"nbgrader": {"assignment": "a1", "student": "s1"}}
+def _resources(assignment=PROTO):
+    return {"nbgrader": {"assignment": assignment, "student": "s1"}}
 
 
+def wrong_step(x, prev_h, Wx, Wh, b):
+    return np.tanh(x @ Wx + prev_h @ Wh), None
+
+
+# --------------------------------------------------------------------------- #
+# The channel (rnn_course.grading)
 # --------------------------------------------------------------------------- #
 def test_plain_arrays_reject_objects_and_strip_subclasses():
     class Liar(np.ndarray):
@@ -86,9 +107,21 @@ def test_plain_arrays_reject_objects_and_strip_subclasses():
 
 
 def test_check_ids_are_validated(grading_mode):
-    for bad in ["../../etc/passwd", "", "a b", 3]:
+    for bad in ["../../etc/passwd", "", "a b", "..", 3]:
         with pytest.raises(ValueError):
             grading.submit(bad, x=np.zeros(1))
+        with pytest.raises(ValueError):
+            grading.result_path(grading_mode, bad)
+
+
+def test_layout_is_inputs_and_results_npz(tmp_path):
+    folder = grading.prepare(tmp_path / "g")
+    assert (folder / grading.INPUTS_DIR).is_dir() and (folder / grading.RESULTS_DIR).is_dir()
+    assert grading.input_path(folder, "c1") == folder / "inputs" / "c1.npz"
+    assert grading.result_path(folder, "c1") == folder / "results" / "c1.npz"
+    grading.write_inputs(folder, "c1", {"a": np.arange(3.0), "k": np.array(2)})
+    with np.load(folder / "inputs" / "c1.npz", allow_pickle=False) as data:
+        assert sorted(data.files) == ["a", "k"] and data["k"].dtype.kind == "i"
 
 
 def test_submit_in_grading_mode_writes_results_only(grading_mode):
@@ -96,113 +129,21 @@ def test_submit_in_grading_mode_writes_results_only(grading_mode):
     with np.load(grading_mode / "results" / "proto_step_hidden.npz") as data:
         assert data.files == ["next_h"]
         np.testing.assert_array_equal(data["next_h"], np.ones((2, 2)))
+    assert grading.load_result(grading_mode / "results" / "proto_step_hidden.npz")["next_h"] \
+        .shape == (2, 2)
+
+
+def test_the_channel_exists_only_while_grading(interactive_mode):
+    with pytest.raises(RuntimeError, match="only while the notebook is graded"):
+        grading.inputs("proto_step_hidden")
+    with pytest.raises(RuntimeError, match="only while the notebook is graded"):
+        grading.submit("proto_step_hidden", next_h=np.zeros(1))
 
 
 def test_grading_dir_is_fixed_once_resolved(grading_mode, monkeypatch, tmp_path):
     first = grading.grading_dir()
     monkeypatch.setenv(grading.GRADING_DIR_ENV, str(tmp_path / "elsewhere"))
     assert grading.grading_dir() == first
-
-
-def test_interactive_visible_check_raises_with_message(interactive_mode, capsys):
-    SHAPE_CHECK(reference.rnn_step_forward)
-    assert "passed" in capsys.readouterr().out
-
-    def no_bias(x, prev_h, Wx, Wh, b):
-        return np.tanh(x @ Wx + prev_h @ Wh), None
-
-    with pytest.raises(AssertionError, match="tanh\\(b\\)"):
-        SHAPE_CHECK(no_bias)
-
-
-def test_interactive_hidden_check_uses_grader_spec(interactive_mode, registries, capsys):
-    inp = grading.inputs("proto_step_hidden")
-    grading.submit("proto_step_hidden", next_h=reference.rnn_step_forward(**inp)[0])
-    assert "passed" in capsys.readouterr().out
-    inp = grading.inputs("proto_step_hidden")
-    with pytest.raises(AssertionError, match="differs"):
-        grading.submit("proto_step_hidden", next_h=reference.rnn_step_forward(**inp)[0] + 1e-3)
-
-
-def test_seed_is_deterministic_and_secret_dependent():
-    a = secrets.seed_for(b"k1", "a", "s", "c")
-    assert a == secrets.seed_for(b"k1", "a", "s", "c")
-    assert a != secrets.seed_for(b"k2", "a", "s", "c")
-    assert a != secrets.seed_for(b"k1", "a", "s2", "c")
-
-
-def test_hidden_judge_messages_do_not_reveal_values():
-    inp = STEP_SPEC.draw(np.random.default_rng(1))
-    good = {"next_h": reference.rnn_step_forward(**inp)[0]}
-    assert STEP_SPEC.judge(inp, good) is None
-    bad = {"next_h": good["next_h"] * 2}
-    message = STEP_SPEC.judge(inp, bad)
-    assert "next_h" in message and "differs" in message
-    assert "[" not in message  # no array printed
-    assert "shape" in STEP_SPEC.judge(inp, {"next_h": np.zeros((1, 1))})
-    assert "NaN" in STEP_SPEC.judge(inp, {"next_h": np.full_like(good["next_h"], np.nan)})
-    assert "no value" in STEP_SPEC.judge(inp, {})
-
-
-def _run_kernel_side(grading_dir, student_fn, monkeypatch):
-    """What the kernel does while grading: read inputs, call, submit."""
-    monkeypatch.setenv(grading.GRADING_DIR_ENV, str(grading_dir))
-    monkeypatch.setattr(grading, "_grading_dir", None)
-    SHAPE_CHECK(student_fn)
-    inp = grading.inputs("proto_step_hidden")
-    grading.submit("proto_step_hidden", next_h=student_fn(**inp)[0])
-
-
-@pytest.mark.parametrize("correct", [True, False])
-def test_verify_end_to_end(tmp_path, monkeypatch, registries, correct):
-    nb = new_notebook(cells=[_graded_cell("proto_step_shape"), _graded_cell("proto_step_hidden"),
-                             _graded_cell("not_a_check")])
-    gdir = tmp_path / "scratch" / ".grading"
-    prepared = verify.prepare_grading_dir(nb, gdir, SECRET, "a1", "s1")
-    assert prepared == ["proto_step_hidden"]
-
-    def wrong(x, prev_h, Wx, Wh, b):
-        return np.tanh(x @ Wx + prev_h @ Wh), None
-
-    _run_kernel_side(gdir, reference.rnn_step_forward if correct else wrong, monkeypatch)
-    # the kernel's own (untrusted) view of the cells is irrelevant: pretend it claimed success
-    for cell in nb.cells:
-        cell.outputs = [new_output("stream", name="stdout", text="all good\n")]
-    pre = verify.VerifyChecks(grading_dir=str(gdir), secret=SECRET)
-    nb, res = pre.preprocess(nb, _resources())
-    verdicts = res["rnn_course"]["checks"]
-    assert verdicts["proto_step_shape"]["passed"] is correct
-    assert verdicts["proto_step_hidden"]["passed"] is correct
-    assert verdicts["not_a_check"]["kind"] == "unverified"
-    kinds = [o.output_type for o in nb.cells[1].outputs]
-    assert kinds == (["stream"] if correct else ["error"])
-
-
-def test_verify_regenerates_inputs_instead_of_trusting_the_kernel(tmp_path, monkeypatch,
-                                                                  registries):
-    nb = new_notebook(cells=[_graded_cell("proto_step_hidden")])
-    gdir = tmp_path / ".grading"
-    verify.prepare_grading_dir(nb, gdir, SECRET, "a1", "s1")
-    # the student overwrites the inputs with zeros, for which a wrong function is right
-    zeros = {k: np.zeros_like(v) for k, v in STEP_SPEC.draw(np.random.default_rng(0)).items()}
-    np.savez(gdir / "inputs" / "proto_step_hidden.npz", **zeros)
-    monkeypatch.setenv(grading.GRADING_DIR_ENV, str(gdir))
-    monkeypatch.setattr(grading, "_grading_dir", None)
-    inp = grading.inputs("proto_step_hidden")
-    grading.submit("proto_step_hidden", next_h=np.zeros((inp["x"].shape[0], 5)))
-    nb, res = verify.VerifyChecks(grading_dir=str(gdir), secret=SECRET).preprocess(
-        nb, _resources())
-    assert res["rnn_course"]["checks"]["proto_step_hidden"]["passed"] is False
-
-
-def test_verify_missing_result_reports_kernel_error(tmp_path, registries):
-    err = new_output("error", ename="NotImplementedError", evalue="", traceback=["secret src"])
-    nb = new_notebook(cells=[_graded_cell("proto_step_hidden", outputs=[err])])
-    nb, res = verify.VerifyChecks(grading_dir=str(tmp_path), secret=SECRET).preprocess(
-        nb, _resources())
-    message = res["rnn_course"]["checks"]["proto_step_hidden"]["message"]
-    assert "NotImplementedError" in message
-    assert "secret src" not in str(nb.cells[0].outputs)
 
 
 @pytest.mark.parametrize("payload", ["pickle", "garbage", "huge", "bomb"])
@@ -218,13 +159,259 @@ def test_load_result_refuses_unsafe_files(tmp_path, payload):
         np.savez_compressed(path, x=np.zeros(2_000_000))
     limit = 4000 if payload == "huge" else 1_000_000
     with pytest.raises(ValueError):
-        verify.load_result(path, limit)
+        grading.load_result(path, limit)
 
 
-def test_course_secret_file_is_private_and_stable(tmp_path, monkeypatch):
-    monkeypatch.delenv(secrets.SECRET_ENV, raising=False)
-    first = secrets.course_secret(tmp_path)
-    assert first == secrets.course_secret(tmp_path)
-    assert (tmp_path / secrets.SECRET_FILE).stat().st_mode & 0o077 == 0
-    monkeypatch.setenv(secrets.SECRET_ENV, "from-env")
-    assert secrets.course_secret(tmp_path) == b"from-env"
+def test_only_the_channel_spells_its_names():
+    """The variable and the folder names are string literals of grading.py only (the demo's
+    cheating student, whose code is a string in demo.py, is not the project's code)."""
+    pattern = re.compile(r"""["'](RNN_COURSE_GRADING_DIR|inputs|results)["']""")
+    spelled = []
+    for root in ("rnn_course", "autograder"):
+        for path in sorted((REPO / root).rglob("*.py")):
+            if path.relative_to(REPO).as_posix() in ("rnn_course/grading.py",
+                                                     "autograder/commands/demo.py"):
+                continue
+            spelled += [f"{path.relative_to(REPO)}: {m.group(0)}"
+                        for m in pattern.finditer(path.read_text())]
+    assert spelled == []
+
+
+# --------------------------------------------------------------------------- #
+# The one Check type
+# --------------------------------------------------------------------------- #
+def test_a_check_declares_what_its_kind_needs():
+    run = lambda inputs, f: {"y": f(inputs["x"])}  # noqa: E731
+    with pytest.raises(ValueError, match="declares its outputs"):
+        checks.Check("h1", lambda rng: {}, run, hidden=True)
+    with pytest.raises(ValueError, match="comparison with the reference"):
+        checks.Check("h2", lambda rng: {}, run, verdict=lambda i, o: None, outputs=("y",),
+                     hidden=True)
+    with pytest.raises(ValueError, match="needs a verdict"):
+        checks.Check("v1", lambda rng: {}, run)
+    with pytest.raises(ValueError, match="invalid check id"):
+        checks.Check("../v", lambda rng: {}, run, verdict=lambda i, o: None)
+    assert STEP_HIDDEN.kind == "hidden" and SHAPE_CHECK.kind == "visible"
+    assert STEP_HIDDEN.functions == ["rnn_step_forward"]
+
+
+def test_interactive_visible_check_raises_with_message(interactive_mode, capsys):
+    SHAPE_CHECK(reference.rnn_step_forward)
+    assert "passed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="tanh\\(b\\)"):
+        SHAPE_CHECK(wrong_step)
+
+
+def test_interactive_hidden_check_judges_against_the_reference(interactive_mode, capsys):
+    """The instructor's source notebook: fresh inputs, judged against autograder.reference."""
+    STEP_HIDDEN(reference.rnn_step_forward)
+    assert "proto_step_hidden: passed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="proto_step_hidden: next_h differs"):
+        STEP_HIDDEN(wrong_step)
+
+
+def test_interactive_hidden_check_without_the_reference_says_so(interactive_mode, monkeypatch,
+                                                                 capsys):
+    """A student's environment (no reference to import): one line, nothing judged."""
+    monkeypatch.setattr(checks, "REFERENCE_MODULE", "no_such_reference_module")
+    STEP_HIDDEN(wrong_step)
+    out = capsys.readouterr().out
+    assert out == "proto_step_hidden: a hidden check; it runs only when the notebook is graded\n"
+
+
+def test_grading_mode_hidden_check_reads_inputs_and_submits(grading_mode, capsys):
+    drawn = STEP_HIDDEN.draw(np.random.default_rng(3))
+    grading.prepare(grading_mode)
+    grading.write_inputs(grading_mode, STEP_HIDDEN.id, drawn)
+    STEP_HIDDEN(wrong_step)  # judged later, by the grader: nothing raised, nothing printed
+    assert capsys.readouterr().out == ""
+    got = grading.load_result(grading.result_path(grading_mode, STEP_HIDDEN.id))
+    np.testing.assert_array_equal(got["next_h"], wrong_step(**drawn)[0])
+    message = STEP_HIDDEN.judge(got, drawn, reference)
+    assert message.startswith("next_h differs from the expected values")
+
+
+def test_hidden_expected_is_run_on_the_reference_or_its_oracle():
+    inputs = STEP_HIDDEN.draw(np.random.default_rng(0))
+    want = STEP_HIDDEN.expected(inputs, reference)
+    np.testing.assert_array_equal(want["next_h"], reference.rnn_step_forward(**inputs)[0])
+    with_oracle = checks.Check(
+        "proto_oracle_hidden", _draw_step, STEP_HIDDEN.run, outputs=("next_h",), hidden=True,
+        oracle=lambda inp, rnn_step_forward, not_in_reference: {
+            "next_h": rnn_step_forward(**inp)[0] if not_in_reference is None else None})
+    np.testing.assert_array_equal(with_oracle.expected(inputs, reference)["next_h"],
+                                  want["next_h"])
+
+
+def test_hidden_judge_messages_do_not_reveal_values():
+    inp = STEP_HIDDEN.draw(np.random.default_rng(1))
+    good = {"next_h": reference.rnn_step_forward(**inp)[0]}
+    assert STEP_HIDDEN.judge(good, inp, reference) is None
+    message = STEP_HIDDEN.judge({"next_h": good["next_h"] * 2}, inp, reference)
+    assert "next_h" in message and "differs" in message
+    assert "[" not in message  # no array printed
+    assert "shape" in STEP_HIDDEN.judge({"next_h": np.zeros((1, 1))}, inp, reference)
+    nan = {"next_h": np.full_like(good["next_h"], np.nan)}
+    assert "NaN" in STEP_HIDDEN.judge(nan, inp, reference)
+    assert "no value" in STEP_HIDDEN.judge({}, inp, reference)
+    with pytest.raises(ValueError, match="against the reference"):
+        STEP_HIDDEN.judge(good)
+
+
+def test_seed_is_deterministic_and_secret_dependent():
+    a = secrets.seed_for(b"k1", "a", "s", "c")
+    assert a == secrets.seed_for(b"k1", "a", "s", "c")
+    assert a != secrets.seed_for(b"k2", "a", "s", "c")
+    assert a != secrets.seed_for(b"k1", "a", "s2", "c")
+
+
+# --------------------------------------------------------------------------- #
+# Registry: the course's assignment list, one module per assignment
+# --------------------------------------------------------------------------- #
+def test_registry_reads_the_assignments_it_is_given(proto_assignment):
+    assert checks.registry([PROTO]) == {SHAPE_CHECK.id: SHAPE_CHECK, STEP_HIDDEN.id: STEP_HIDDEN}
+    course = Course(REPO).assignments
+    everything = checks.registry(course)
+    assert SHAPE_CHECK.id not in everything
+    assert set(everything) == {cid for a in course for cid in checks.assignment_checks(a)}
+    with pytest.raises(checks.NoChecksModule, match="rnn_course.checks.no_such_assignment"):
+        checks.registry([*course, "no_such_assignment"])
+    with pytest.raises(TypeError):
+        checks.registry(PROTO)
+
+
+def test_two_checks_with_one_id_are_an_error(proto_assignment):
+    proto_assignment.again = checks.Check(SHAPE_CHECK.id, SHAPE_CHECK.make_inputs,
+                                          SHAPE_CHECK.run, verdict=SHAPE_CHECK.verdict)
+    with pytest.raises(RuntimeError, match="two checks named"):
+        checks.registry([PROTO])
+
+
+# --------------------------------------------------------------------------- #
+# The one judge: VerifyChecks
+# --------------------------------------------------------------------------- #
+def _run_kernel_side(grading_dir, student_fn, monkeypatch):
+    """What the kernel does while grading: each cell calls its check."""
+    monkeypatch.setenv(grading.GRADING_DIR_ENV, str(grading_dir))
+    monkeypatch.setattr(grading, "_grading_dir", None)
+    SHAPE_CHECK(student_fn)
+    STEP_HIDDEN(student_fn)
+
+
+@pytest.mark.parametrize("correct", [True, False])
+def test_verify_end_to_end(tmp_path, monkeypatch, proto_assignment, correct):
+    nb = new_notebook(cells=[_graded_cell("proto_step_shape"), _graded_cell("proto_step_hidden"),
+                             _graded_cell("not_a_check")])
+    gdir = tmp_path / "scratch" / ".grading"
+    assert verify.prepare_grading_dir(nb, gdir, SECRET, PROTO, "s1") == ["proto_step_hidden"]
+    _run_kernel_side(gdir, reference.rnn_step_forward if correct else wrong_step, monkeypatch)
+    # the kernel's own (untrusted) view of the cells is irrelevant: pretend it claimed success
+    for cell in nb.cells:
+        cell.outputs = [new_output("stream", name="stdout", text="all good\n")]
+    nb, res = verify.VerifyChecks(grading_dir=str(gdir), secret=SECRET).preprocess(
+        nb, _resources())
+    verdicts = res["rnn_course"]["checks"]
+    assert verdicts["proto_step_shape"] == {"kind": "visible", "passed": correct,
+                                            "message": verdicts["proto_step_shape"]["message"]}
+    assert verdicts["proto_step_hidden"]["kind"] == "hidden"
+    assert verdicts["proto_step_hidden"]["passed"] is correct
+    kinds = [o.output_type for o in nb.cells[1].outputs]
+    assert kinds == (["stream"] if correct else ["error"])
+
+
+def test_verify_fails_a_graded_cell_without_a_check(tmp_path, proto_assignment):
+    """Fail closed: whatever the kernel printed, an unregistered graded cell fails."""
+    printed = new_output("stream", name="stdout", text="not_a_check: passed\n")
+    nb = new_notebook(cells=[_graded_cell("not_a_check", outputs=[printed])])
+    nb, res = verify.VerifyChecks(grading_dir=str(tmp_path), secret=SECRET).preprocess(
+        nb, _resources())
+    assert res["rnn_course"]["checks"]["not_a_check"] == {
+        "kind": verify.UNREGISTERED, "passed": False,
+        "message": "no check is registered for graded cell 'not_a_check'"}
+    [out] = nb.cells[0].outputs
+    assert out.output_type == "error" and out.ename == verify.FAILED_ENAME
+
+
+def test_verify_without_a_checks_module_fails_every_cell(tmp_path):
+    nb = new_notebook(cells=[_graded_cell("rnn_step_forward_shapes")])
+    nb, res = verify.VerifyChecks(grading_dir=str(tmp_path), secret=SECRET).preprocess(
+        nb, _resources("no_such_assignment"))
+    assert res["rnn_course"]["checks"]["rnn_step_forward_shapes"]["passed"] is False
+    assert verify.prepare_grading_dir(nb, tmp_path / "g", SECRET, "no_such_assignment",
+                                      "s1") == []
+
+
+def test_verify_regenerates_inputs_instead_of_trusting_the_kernel(tmp_path, monkeypatch,
+                                                                  proto_assignment):
+    nb = new_notebook(cells=[_graded_cell("proto_step_hidden")])
+    gdir = tmp_path / ".grading"
+    verify.prepare_grading_dir(nb, gdir, SECRET, PROTO, "s1")
+    # the student overwrites the inputs with zeros, for which a wrong function is right
+    zeros = {k: np.zeros_like(v) for k, v in STEP_HIDDEN.draw(np.random.default_rng(0)).items()}
+    grading.write_inputs(gdir, STEP_HIDDEN.id, zeros)
+    monkeypatch.setenv(grading.GRADING_DIR_ENV, str(gdir))
+    monkeypatch.setattr(grading, "_grading_dir", None)
+    STEP_HIDDEN(wrong_step)
+    nb, res = verify.VerifyChecks(grading_dir=str(gdir), secret=SECRET).preprocess(
+        nb, _resources())
+    assert res["rnn_course"]["checks"]["proto_step_hidden"]["passed"] is False
+
+
+def test_verify_missing_result_reports_kernel_error(tmp_path, proto_assignment):
+    err = new_output("error", ename="NotImplementedError", evalue="", traceback=["secret src"])
+    nb = new_notebook(cells=[_graded_cell("proto_step_hidden", outputs=[err])])
+    nb, res = verify.VerifyChecks(grading_dir=str(tmp_path), secret=SECRET).preprocess(
+        nb, _resources())
+    message = res["rnn_course"]["checks"]["proto_step_hidden"]["message"]
+    assert "NotImplementedError" in message
+    assert "secret src" not in str(nb.cells[0].outputs)
+
+
+# --------------------------------------------------------------------------- #
+# Fail closed at release
+# --------------------------------------------------------------------------- #
+def _course_with(tmp_path, assignments, extra_cell=None) -> Path:
+    root = tmp_path / "course"
+    root.mkdir()
+    config = (REPO / "nbgrader_config.py").read_text()
+    (root / "nbgrader_config.py").write_text(
+        config + f"\nc.RnnCourse.assignments = {list(assignments)!r}\n")
+    src = root / "source" / "rnn_cell"
+    src.mkdir(parents=True)
+    nb = nbformat.read(REPO / "source" / "rnn_cell" / "rnn_cell.ipynb", as_version=4)
+    if extra_cell is not None:
+        nb.cells.append(extra_cell)
+    nbformat.write(nb, src / "rnn_cell.ipynb")
+    return root
+
+
+def _release(root, capsys, *assignments) -> tuple[int, str]:
+    code = cli.main(["release", *assignments, "--course-dir", str(root)])
+    return code, capsys.readouterr().err
+
+
+def test_release_refuses_a_graded_cell_without_a_check(tmp_path, capsys):
+    root = _course_with(tmp_path, ["rnn_cell"], _graded_cell("foo", "assert True"))
+    code, err = _release(root, capsys)
+    assert code == 2
+    assert err == ("error: source/rnn_cell/rnn_cell.ipynb: graded cell 'foo' has no "
+                   "registered check in rnn_course.checks.rnn_cell\n")
+    assert not (root / "release").exists() and not (root / "gradebook.db").exists()
+
+
+def test_release_refuses_an_assignment_without_a_checks_module(tmp_path, capsys):
+    root = _course_with(tmp_path, ["rnn_cell", "no_such_assignment"])
+    code, err = _release(root, capsys, "rnn_cell")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("error: assignment 'no_such_assignment' has no checks module "
+                          "rnn_course.checks.no_such_assignment")
+    assert not (root / "release").exists() and not (root / "gradebook.db").exists()
+
+
+def test_every_course_notebook_passes_the_release_refusal():
+    from autograder.commands import release
+
+    course = Course(REPO)
+    release.refuse_unchecked(course, course.assignments)  # raises if one cell lacks a check
+    for a in course.assignments:
+        assert release.unregistered_cells(course, a) == []

@@ -6,6 +6,10 @@ refuses to finish (exit status 1) if any release notebook, or any module of
 the student-facing ``rnn_course`` package, still contains a line of a solution
 or of a hidden test, or a marker of one.  It also rebuilds the visible checks'
 stored oracle values (:mod:`autograder.protocol.oracles`) from the reference.
+
+Before anything is built it refuses (exit status 2, one line) a course whose
+assignment has no checks module, or a source notebook with a graded cell that
+no check is registered for: grading would fail such a cell, whatever it prints.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import nbformat
 
 from autograder.course import Course
 from autograder.errors import UsageError
+from rnn_course import checks
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -75,6 +80,37 @@ def protected_lines(nb) -> list[str]:
     return lines
 
 
+def graded_cell_ids(nb) -> list[str]:
+    """grade_ids of a notebook's graded code cells, in order."""
+    return [cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells
+            if cell.cell_type == "code" and cell.get("metadata", {}).get("nbgrader", {})
+            .get("grade")]
+
+
+def unregistered_cells(course: Course, assignment: str) -> list[str]:
+    """Graded cells of ``assignment``'s source notebook that no registered check judges."""
+    registered = checks.assignment_checks(assignment)
+    nb = nbformat.read(course.source_notebook(assignment), as_version=4)
+    return [gid for gid in graded_cell_ids(nb) if gid not in registered]
+
+
+def refuse_unchecked(course: Course, assignments) -> None:
+    """A :class:`UsageError` naming the first assignment without a checks module, or the
+    first graded cell of ``assignments`` without a registered check."""
+    for a in course.assignments:
+        try:
+            checks.assignment_checks(a)
+        except checks.NoChecksModule as exc:
+            raise UsageError(f"{exc}; nbgrader_config.py lists it") from None
+    for a in assignments:
+        missing = unregistered_cells(course, a)
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise UsageError(
+                f"{course.source_notebook(a).relative_to(course.root)}: graded cell "
+                f"{missing[0]!r} has no registered check in {checks.module_name(a)}{more}")
+
+
 def _text_lines(text: str) -> set[str]:
     return {raw.strip() for raw in text.splitlines()}
 
@@ -86,13 +122,19 @@ def leaks(course: Course, assignment: str) -> list[str]:
     if not rel_path.exists():
         return [f"{rel_path}: missing"]
     release_nb = nbformat.read(rel_path, as_version=4)
+    try:
+        registered = checks.assignment_checks(assignment)
+    except checks.NoChecksModule:  # refused before building (refuse_unchecked)
+        registered = {}
+    hidden_calls = [f".{cid}(" for cid, c in registered.items() if c.hidden]
+    hidden_calls.append("grading.inputs(")  # the channel's call, as a raw hidden cell makes it
     release_lines = set()
     for i, cell in enumerate(release_nb.cells):
         release_lines |= _text_lines(cell.source)
         for marker in MARKERS:
             if marker in cell.source:
                 problems.append(f"{rel_path} cell {i}: contains '{marker}'")
-        if "grading.inputs(" in cell.source:
+        if any(call in cell.source for call in hidden_calls):
             problems.append(f"{rel_path} cell {i}: contains a hidden-test call")
         if cell.get("outputs"):
             problems.append(f"{rel_path} cell {i}: has outputs")
@@ -131,10 +173,11 @@ def run(args) -> int:
     for a in wanted:
         if not course.source_notebook(a).exists():
             raise UsageError(f"{course.source_notebook(a)} does not exist")
+    refuse_unchecked(course, wanted)
     from autograder.protocol import oracles
 
-    changed = oracles.write_all()
-    print(f"oracle values of {len(oracles.with_oracle())} visible checks: "
+    changed = oracles.write_all(course.assignments)
+    print(f"oracle values of {len(oracles.with_oracle(course.assignments))} visible checks: "
           + (f"rewrote {', '.join(changed)}" if changed else "up to date"))
     for a in wanted:
         generate(course.root, a)

@@ -61,11 +61,11 @@ from autograder.pipeline.runner import STAGES, NoBar, Runner, crashed, progress_
 SANDBOX_HINT = "install bubblewrap (make setup) or pass --unsafe-no-sandbox"
 
 
-def _require_oracles() -> None:
+def _require_oracles(assignments) -> None:
     """Refuse to grade (rather than fail every gradient check) without the stored oracles."""
     from autograder.protocol import oracles
 
-    absent = oracles.missing()
+    absent = oracles.missing(assignments)
     if absent:
         raise UsageError(f"the visible checks' oracle values are missing ({', '.join(absent)}); "
                          "rebuild them with `python -m autograder release`")
@@ -86,7 +86,7 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
         raise UsageError("--workers must be at least 1")
     if not unsafe_no_sandbox:
         _require_sandbox()
-    _require_oracles()
+    _require_oracles(course.assignments)
 
     coursedir = CourseDirectory(config=course.config)
     coursedir.root = str(course.root)

@@ -69,10 +69,10 @@ from autograder.pipeline.gradebook import memory_dir
 from autograder.pipeline.preprocessors import RestoreCells, TimedExecute, TrackedLimitOutput
 from autograder.pipeline.preprocessors.timed_execute import TimingMixin, last_kernel_start_seconds
 from autograder.pipeline.verify import VerifyChecks, prepare_grading_dir
+from rnn_course.grading import GRADING_DIR_ENV, RESULTS_DIR
 
 GRADING_SUBDIR = ".grading"
 STATIC_WIDGETS_ENV = "RNN_COURSE_STATIC_WIDGETS"
-GRADING_DIR_ENV = "RNN_COURSE_GRADING_DIR"
 # Flags after which cells may not have run: a graded cell left without output must fail.
 STOPPING_FLAGS = {"timeout", "memory_limit", "process_limit", "cpu_limit", "kernel_died"}
 STOPPED_ENAME = "GraderStoppedExecution"
@@ -171,11 +171,10 @@ def grade_submission(job: GradeJob) -> GradeResult:
 
 def warm_up(config: Config | None = None) -> None:
     """Import and build what every job needs, once (call before forking workers)."""
-    from autograder.protocol import hidden
-    from rnn_course import checks
+    from autograder.course import assignments_in
+    from autograder.pipeline import verify
 
-    hidden.registry()
-    checks.registry()
+    verify.warm_up(assignments_in(config if config is not None else Config()))
     feedback_mod.warm_up(config)
 
 
@@ -361,7 +360,7 @@ def _secure_grading_dir(grading_dir: Path) -> None:
     grader would follow it on the host), or put a symlink or a fifo (which
     would block the reader forever) in ``results``.
     """
-    for folder in (grading_dir, grading_dir / "results"):
+    for folder in (grading_dir, grading_dir / RESULTS_DIR):
         try:
             st = os.lstat(folder)
         except FileNotFoundError:
@@ -370,7 +369,7 @@ def _secure_grading_dir(grading_dir: Path) -> None:
         if not stat.S_ISDIR(st.st_mode):  # a link would be followed on the grader's side
             folder.unlink()
             folder.mkdir()
-    results = grading_dir / "results"
+    results = grading_dir / RESULTS_DIR
     try:
         st = os.lstat(results)
     except FileNotFoundError:

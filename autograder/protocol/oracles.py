@@ -8,13 +8,13 @@ per check.  ``python -m autograder release`` rebuilds them; the test suite
 proves the stored files agree with a fresh computation; the grader refuses to
 start when one is missing.
 
-Functions that are not in the reference contract (``gradient_norms_through_time``)
-are passed as ``None``: an oracle only calls the function it is the oracle of.
+An oracle receives the reference functions its parameters name
+(:func:`rnn_course.checks.functions_named`).  The checks are those of the
+course's assignments (``Course(...).assignments``), passed in by the caller.
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +29,15 @@ from rnn_course.grading import as_plain_arrays
 SYNC_RTOL, SYNC_ATOL = 1e-12, 1e-14
 
 
-def with_oracle() -> dict[str, visible.Check]:
-    """The visible checks that have an oracle, by id."""
-    return {cid: c for cid, c in sorted(visible.registry().items()) if c.oracle is not None}
+def with_oracle(assignments) -> dict[str, visible.Check]:
+    """The visible checks of ``assignments`` that have an oracle, by id."""
+    return {cid: c for cid, c in sorted(visible.registry(assignments).items())
+            if c.oracle is not None and not c.hidden}
 
 
 def compute(check: visible.Check) -> dict[str, np.ndarray]:
-    """Run ``check.oracle`` on the reference functions; plain arrays by name."""
-    names = list(inspect.signature(check.run).parameters)[1:]
-    functions = [getattr(reference, name, None) for name in names]
+    """Run ``check.oracle`` on the reference functions it names; plain arrays by name."""
+    functions = visible.functions_named(check.oracle, reference)
     return as_plain_arrays(check.oracle(check.inputs(), *functions))
 
 
@@ -56,11 +56,11 @@ def _load(path: Path) -> dict | None:
         return None
 
 
-def out_of_sync(folder: Path | None = None) -> list[str]:
+def out_of_sync(assignments, folder: Path | None = None) -> list[str]:
     """Problems with the stored files: missing, stale, or left over from a removed check."""
     folder = Path(folder or visible.ORACLE_DIR)
     problems = []
-    expected = with_oracle()
+    expected = with_oracle(assignments)
     for cid, check in expected.items():
         stored = _load(folder / f"{cid}.npz")
         if stored is None:
@@ -73,13 +73,13 @@ def out_of_sync(folder: Path | None = None) -> list[str]:
     return problems
 
 
-def missing(folder: Path | None = None) -> list[str]:
+def missing(assignments, folder: Path | None = None) -> list[str]:
     """Ids of checks whose stored file is absent (cheap: no recomputation)."""
     folder = Path(folder or visible.ORACLE_DIR)
-    return [cid for cid in with_oracle() if not (folder / f"{cid}.npz").is_file()]
+    return [cid for cid in with_oracle(assignments) if not (folder / f"{cid}.npz").is_file()]
 
 
-def write_all(folder: Path | None = None) -> list[str]:
+def write_all(assignments, folder: Path | None = None) -> list[str]:
     """Store every oracle's values; rewrite only files whose values changed.
 
     Returns the names of the files written or removed (so a rebuild with
@@ -88,7 +88,7 @@ def write_all(folder: Path | None = None) -> list[str]:
     folder = Path(folder or visible.ORACLE_DIR)
     folder.mkdir(parents=True, exist_ok=True)
     changed = []
-    expected = with_oracle()
+    expected = with_oracle(assignments)
     for cid, check in expected.items():
         path = folder / f"{cid}.npz"
         fresh = compute(check)

@@ -1,41 +1,58 @@
-"""Visible checks: the graded test cells that students can read and run.
+"""Checks: the graded test cells of the course, visible and hidden, one type for both.
 
-A visible check is three small pure functions:
+A check is a few small pure functions (see :class:`Check`):
 
-* ``make_inputs(rng)`` builds its inputs from a fixed seed (so the grader can
-  rebuild exactly the same inputs in its own process);
+* ``make_inputs(rng)`` builds its inputs;
 * ``run(inputs, *functions)`` calls the student's functions and returns a dict
   of plain arrays; this is the only part that runs the student's code;
-* ``verdict(inputs, outputs)`` returns ``None`` when the behaviour is right,
-  else a message that names the likely bug.
+* a **visible** check (students read and rerun it) has fixed inputs (its
+  ``seed``) and a ``verdict(inputs, outputs)`` that returns None when the
+  behaviour is right, else a message that names the likely bug;
+* a **hidden** check (``hidden=True``) draws new inputs for every submission
+  (from a seed the student cannot know) and declares its ``outputs``; its
+  verdict compares them with the **same** ``run`` applied to the reference
+  solutions (``autograder.reference``, looked up by parameter name) on the
+  same inputs, so the calls and output names are written once.  Its message
+  names the output and the kind of mismatch, never an input or an expected
+  value.
 
-A check whose oracle needs the *correct* behaviour of another function (the
-finite differences of a forward pass, a sequence built from steps) also has
-``oracle(inputs, *functions)``, which calls only that other function.  It never
-runs with the student's functions: ``python -m autograder release`` runs it
-once with ``autograder.reference`` and stores the plain arrays it returns in
-``rnn_course/checks/oracles/<id>.npz``; :meth:`Check.judge` merges them over
-the outputs of ``run``.  So the verdict is the same in a student's notebook and
-in the grader, and it never rests on numbers the student's kernel computed
-about itself: a kernel that forges its "finite differences" to agree with a
-wrong gradient gains nothing.
+``oracle(inputs, *reference functions)`` computes what the reference knows
+and the student's kernel must not be trusted with; its parameters name the
+reference functions it receives (a name the reference lacks gets None).  For
+a visible check (the finite differences of a correct forward pass, the states
+of a sequence) ``python -m autograder release`` runs it once and stores the
+plain arrays in ``rnn_course/checks/oracles/<id>.npz``; :meth:`Check.judge`
+merges them over the outputs of ``run``, so a kernel that forges its "finite
+differences" gains nothing.  For a hidden check it replaces ``run`` as the
+computation of the expected outputs, when the reference has no function for
+``run`` to call.
 
-In a notebook a check is simply called with the student's functions::
+In a notebook a check is called with the student's functions, in the visible
+part of a cell or inside its hidden block alike::
 
     checks.rnn_step_forward_shapes(rnn_step_forward)
 
-Interactively this runs ``run`` then ``verdict`` and raises ``AssertionError``
-with the message.  While grading only ``run`` happens in the kernel; the outputs
-go to the grader (``rnn_course.grading.submit``), which calls ``verdict``
-itself.  A check's ``id`` is the ``grade_id`` of the cell that calls it.
+* while grading (``rnn_course.grading``): only ``run`` happens in the kernel, on
+  the visible check's fixed inputs or on the hidden inputs the grader wrote;
+  the outputs go to the grader, which judges them in its own process;
+* interactively: a visible check judges right away and raises
+  ``AssertionError`` with its message; a hidden check draws fresh inputs and
+  judges against the reference where the reference is importable (the
+  instructor's source notebook), and otherwise says that it runs only when the
+  notebook is graded.
 
-One module per assignment defines its checks; :func:`registry` collects them.
+A check's ``id`` is the ``grade_id`` of the cell that calls it.  Each
+assignment's checks, visible and hidden, live together in
+``rnn_course/checks/<assignment>.py``; :func:`registry` collects them for a
+list of assignments (the course's, read by the grader from
+``nbgrader_config.py``).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -43,15 +60,19 @@ from typing import Callable
 import numpy as np
 
 from rnn_course import grading
-from rnn_course.gradcheck import rel_error_norm
+from rnn_course.gradcheck import EXACT_RTOL, HIDDEN_ATOL, HIDDEN_RTOL, VALUE_ATOL, VALUE_RTOL
 
-ASSIGNMENT_MODULES = ("rnn_cell", "bptt", "clipping", "lstm")
 VISIBLE_SEED = 20261121  # visible checks use fixed inputs: students may rerun them
 ORACLE_DIR = Path(__file__).parent / "oracles"
+REFERENCE_MODULE = "autograder.reference"  # grader side; importable in the instructor's setup
 
 
 class OracleMissing(RuntimeError):
     """A check's stored oracle values are missing (``python -m autograder release``)."""
+
+
+class NoChecksModule(LookupError):
+    """An assignment of the course has no ``rnn_course.checks.<assignment>`` module."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -66,110 +87,255 @@ def _stored_oracle(check_id: str) -> tuple:
             "rebuild them with `python -m autograder release`") from None
 
 
+def parameter_names(fn: Callable) -> list[str]:
+    """The names of ``fn``'s parameters after the first (the inputs)."""
+    return list(inspect.signature(fn).parameters)[1:]
+
+
+def functions_named(fn: Callable, namespace) -> list:
+    """The attributes of ``namespace`` named like ``fn``'s parameters after the first
+    (None where it has none): the functions ``fn`` is called with."""
+    return [getattr(namespace, name, None) for name in parameter_names(fn)]
+
+
+def fresh_copies(inputs: dict) -> dict:
+    """Copies of every input (so that the code being run cannot change the originals)."""
+    return {k: np.array(v, copy=True) for k, v in inputs.items()}
+
+
 @dataclass(frozen=True)
 class Check:
-    """One visible check; its ``id`` is the grade_id of the cell that calls it."""
+    """One check, visible or hidden; its ``id`` is the grade_id of the cell that calls it."""
 
     id: str
     make_inputs: Callable[[np.random.Generator], dict]
     run: Callable[..., dict]
-    verdict: Callable[[dict, dict], "str | None"]
+    verdict: "Callable[[dict, dict], str | None] | None" = None
+    outputs: tuple = ()
+    """The names of what ``run`` returns (required for a hidden check)."""
+    hidden: bool = False
+    oracle: "Callable[..., dict] | None" = None
     doc: str = ""
     seed: int = VISIBLE_SEED
-    oracle: "Callable[..., dict] | None" = None
+    """Seed of a visible check's fixed inputs (a hidden check's comes from the grader)."""
 
+    def __post_init__(self):
+        grading.check_id(self.id)
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if self.hidden and not self.outputs:
+            raise ValueError(f"{self.id}: a hidden check declares its outputs")
+        if self.hidden and self.verdict is not None:
+            raise ValueError(f"{self.id}: a hidden check's verdict is the comparison with "
+                             "the reference (it never shows inputs or expected values)")
+        if not self.hidden and self.verdict is None:
+            raise ValueError(f"{self.id}: a visible check needs a verdict")
+
+    @property
+    def kind(self) -> str:
+        """"hidden" or "visible"."""
+        return "hidden" if self.hidden else "visible"
+
+    @property
+    def functions(self) -> list[str]:
+        """The names of the functions the check is called with (``run``'s parameters)."""
+        return parameter_names(self.run)
+
+    # ---- inputs ---------------------------------------------------------- #
     def inputs(self) -> dict:
-        """The check's inputs, rebuilt from its fixed seed (fresh copies every call)."""
+        """A visible check's inputs, rebuilt from its fixed seed (fresh copies every call)."""
         return self.make_inputs(np.random.default_rng(self.seed))
 
+    def draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A hidden check's inputs drawn from ``rng``, as plain arrays (they cross the channel)."""
+        return grading.as_plain_arrays(self.make_inputs(rng))
+
+    # ---- judging --------------------------------------------------------- #
     def oracle_values(self) -> dict:
-        """The stored outputs of ``oracle`` (fresh copies), or {} for a check without one."""
-        if self.oracle is None:
+        """A visible check's stored ``oracle`` outputs (fresh copies), or {} without one."""
+        if self.oracle is None or self.hidden:
             return {}
         return {k: v.copy() for k, v in _stored_oracle(self.id)}
 
-    def judge(self, outputs: dict) -> "str | None":
-        """Judge plain-array outputs against freshly rebuilt inputs: None or a message.
+    def expected(self, inputs: dict, reference) -> dict[str, np.ndarray]:
+        """A hidden check's declared outputs computed by the ``reference`` on ``inputs``."""
+        compute = self.oracle or self.run
+        values = grading.as_plain_arrays(
+            compute(fresh_copies(inputs), *functions_named(compute, reference)))
+        missing = [name for name in self.outputs if name not in values]
+        if missing:
+            raise RuntimeError(f"{self.id}: the reference gave no {', '.join(missing)}")
+        return {name: values[name] for name in self.outputs}
 
-        The stored oracle values replace any output of the same name, so that
-        only ``run``'s own results come from the code being judged.
+    def judge(self, outputs: dict, inputs: "dict | None" = None,
+              reference=None) -> "str | None":
+        """Judge plain-array ``outputs``: None when right, else a message.
+
+        A visible check rebuilds its inputs from its seed and merges its stored
+        oracle values over ``outputs`` (only ``run``'s own results come from the
+        code being judged).  A hidden check needs the ``inputs`` the outputs
+        were computed from and the ``reference`` module.
         """
+        if self.hidden:
+            if inputs is None or reference is None:
+                raise ValueError(f"{self.id}: a hidden check is judged on its inputs, "
+                                 "against the reference")
+            return outputs_problem(self.outputs, outputs, self.expected(inputs, reference))
         try:
             return self.verdict(self.inputs(), {**outputs, **self.oracle_values()})
         except KeyError as exc:
             return f"missing output {exc}"
 
+    # ---- in a notebook --------------------------------------------------- #
     def __call__(self, *functions):
         """Run the check on the student's functions (see the module docstring)."""
-        outputs = grading.as_plain_arrays(self.run(self.inputs(), *functions))
-        if grading.grading_dir() is not None:
-            grading.submit(self.id, **outputs)
+        folder = grading.grading_dir()
+        if folder is not None:  # grading: run only, the grader judges
+            inputs = grading.inputs(self.id) if self.hidden else self.inputs()
+            grading.submit(self.id, **grading.as_plain_arrays(self.run(inputs, *functions)))
             return
-        message = self.judge(outputs)
+        if self.hidden:
+            reference = _instructor_reference()
+            if reference is None:
+                print(f"{self.id}: a hidden check; it runs only when the notebook is graded")
+                return
+            inputs = self.draw(np.random.default_rng())
+            outputs = grading.as_plain_arrays(self.run(fresh_copies(inputs), *functions))
+            message = self.judge(outputs, inputs, reference)
+        else:
+            message = self.judge(grading.as_plain_arrays(self.run(self.inputs(), *functions)))
         if message:
             raise AssertionError(f"{self.id}: {message}")
         print(f"{self.id}: passed" + (f" ({self.doc})" if self.doc else ""))
 
 
-def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED, oracle=None):
-    """Decorator form: ``@check(id, make_inputs)`` on ``run``, then ``@<run>.verdict``.
+def _instructor_reference():
+    """The reference module where it is importable (an instructor's setup), else None."""
+    try:
+        return importlib.import_module(REFERENCE_MODULE)
+    except ImportError:
+        return None
 
-    Returns a builder whose ``.verdict`` decorator yields the finished
-    :class:`Check`, so each check reads top to bottom: inputs, run, verdict.
-    ``oracle`` (see the module docstring) takes the same arguments as ``run``.
+
+def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED, oracle=None,
+          hidden: bool = False, outputs=()):
+    """Decorator form, on ``run``.
+
+    A visible check: ``@check(id, make_inputs)`` on ``run``, then
+    ``@<run>.verdict`` on the verdict, so each check reads top to bottom:
+    inputs, run, verdict.  A hidden check: ``@check(id, draw, hidden=True,
+    outputs=(...))`` on ``run`` gives the finished :class:`Check` at once.
     """
 
     def wrap(run):
+        if hidden:
+            return Check(id=id, make_inputs=make_inputs, run=run, outputs=outputs,
+                         hidden=True, oracle=oracle, doc=doc)
+
         class _Builder:
             def verdict(self, fn) -> Check:
-                return Check(id=id, make_inputs=make_inputs, run=run, verdict=fn, doc=doc,
-                             seed=seed, oracle=oracle)
+                return Check(id=id, make_inputs=make_inputs, run=run, verdict=fn,
+                             outputs=outputs, oracle=oracle, doc=doc, seed=seed)
 
         return _Builder()
 
     return wrap
 
 
-def collect(package: str, modules, kind: type) -> dict:
-    """Instances of ``kind`` defined in ``package.<module>`` for each module, by ``.id``.
+# --------------------------------------------------------------------------- #
+# Registry: the checks of a list of assignments
+# --------------------------------------------------------------------------- #
+def module_name(assignment: str) -> str:
+    """The module that holds ``assignment``'s checks."""
+    return f"{__name__}.{assignment}"
 
-    A module that does not exist is skipped (an assignment may have no checks
-    yet); two different objects with one id are an error.  Shared with the
-    grader's registry of hidden checks.
+
+def assignment_checks(assignment: str) -> dict[str, Check]:
+    """The checks (visible and hidden) defined in ``rnn_course.checks.<assignment>``, by id.
+
+    Raises :class:`NoChecksModule` when there is no such module.
     """
-    found: dict = {}
-    for name in modules:
-        try:
-            module = importlib.import_module(f"{package}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{package}.{name}":
-                continue
-            raise
-        for value in vars(module).values():
-            if isinstance(value, kind):
-                if value.id in found and found[value.id] is not value:
-                    raise RuntimeError(f"duplicate {kind.__name__} id {value.id!r}")
-                found[value.id] = value
+    name = module_name(assignment)
+    if not isinstance(assignment, str) or not assignment.isidentifier():
+        raise NoChecksModule(f"assignment {assignment!r} has no checks module")
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            raise NoChecksModule(f"assignment {assignment!r} has no checks module "
+                                 f"{name} (rnn_course/checks/{assignment}.py)") from None
+        raise
+    found: dict[str, Check] = {}
+    for value in vars(module).values():
+        if isinstance(value, Check):
+            if value.id in found and found[value.id] is not value:
+                raise RuntimeError(f"{name}: two checks named {value.id!r}")
+            found[value.id] = value
     return found
 
 
-def registry() -> dict[str, Check]:
-    """Every visible check of every assignment, by id (ids are unique course-wide)."""
-    return collect("rnn_course.checks", ASSIGNMENT_MODULES, Check)
+def registry(assignments) -> dict[str, Check]:
+    """Every check of the given assignments, by id (ids are unique course-wide).
+
+    ``assignments`` is the course's list (``Course(...).assignments``, read
+    from ``nbgrader_config.py`` by the grader).
+    """
+    if isinstance(assignments, str):
+        raise TypeError("registry() takes a list of assignments, not one name")
+    found: dict[str, Check] = {}
+    for assignment in assignments:
+        for check_id, value in assignment_checks(assignment).items():
+            if check_id in found and found[check_id] is not value:
+                raise RuntimeError(f"two checks named {check_id!r} ({module_name(assignment)})")
+            found[check_id] = value
+    return found
 
 
 # --------------------------------------------------------------------------- #
-# Small helpers for verdicts: shapes first, then values, then gradients.
+# Kernel-side helpers (used in ``run``)
+# --------------------------------------------------------------------------- #
+def copies(inputs: dict, names) -> dict:
+    """Fresh float64 copies of the named inputs (the student's code may write into them)."""
+    return {k: np.array(inputs[k], dtype=np.float64, copy=True) for k in names}
+
+
+def modified_flags(before: dict, after: dict) -> np.ndarray:
+    """0/1 per argument (in ``before``'s order): 1 where the call changed the array."""
+    return np.array([0 if np.array_equal(before[k], after[k], equal_nan=True) else 1
+                     for k in before], dtype=np.int64)
+
+
+def unpack(result, names, fn_name: str) -> tuple:
+    """``result`` as a tuple of ``len(names)`` items, or a readable TypeError."""
+    if not isinstance(result, (tuple, list)) or len(result) != len(names):
+        got = (f"a {type(result).__name__} of {len(result)} items"
+               if isinstance(result, (tuple, list)) else f"a {type(result).__name__}")
+        raise TypeError(f"{fn_name} must return a tuple ({', '.join(names)}), got {got}")
+    return tuple(result)
+
+
+# --------------------------------------------------------------------------- #
+# Verdict helpers: shapes first, then values, then gradients (rnn_course.gradcheck)
 # --------------------------------------------------------------------------- #
 def shape_problem(name: str, arr: np.ndarray, expected: tuple) -> "str | None":
     """A message when ``arr`` is not of shape ``expected``, else None."""
-    if arr.shape != tuple(expected):
-        return f"{name} has shape {arr.shape}, expected {tuple(expected)}"
+    if np.shape(arr) != tuple(expected):
+        return f"{name} has shape {np.shape(arr)}, expected {tuple(expected)}"
     return None
 
 
+def close(got, want, rtol: float = VALUE_RTOL, atol: float = VALUE_ATOL) -> bool:
+    """True when ``got`` has ``want``'s shape and ``np.allclose`` values."""
+    got = np.asarray(got)
+    return got.shape == np.shape(want) and bool(np.allclose(got, want, rtol=rtol, atol=atol))
+
+
+def exactly_close(got, want) -> bool:
+    """:func:`close` for a closed form of a few operations (relative tolerance only)."""
+    return close(got, want, rtol=EXACT_RTOL, atol=0.0)
+
+
 def value_problem(name: str, got: np.ndarray, want: np.ndarray, hint: str = "",
-                  rtol: float = 1e-7, atol: float = 1e-9) -> "str | None":
+                  rtol: float = VALUE_RTOL, atol: float = VALUE_ATOL) -> "str | None":
     """A message when ``got`` differs from ``want`` (shape, finiteness, then values)."""
     problem = shape_problem(name, got, want.shape)
     if problem:
@@ -182,6 +348,16 @@ def value_problem(name: str, got: np.ndarray, want: np.ndarray, hint: str = "",
     return None
 
 
+def modified_problem(out: dict, key: str, names, fn_name: str) -> "str | None":
+    """A message if the ``key`` flags of ``run`` say that an argument was modified in place."""
+    flags = np.asarray(out[key]).ravel()
+    changed = [n for n, f in zip(names, flags, strict=False) if f]
+    if changed:
+        return (f"{fn_name} modified its argument(s) {', '.join(changed)} in place; compute "
+                "into new arrays (e.g. a = x @ Wx, then a = a + ..., not x += ...)")
+    return None
+
+
 def wrong_forward(function: str, got, want) -> "str | None":
     """A message when a forward pass's outputs ``got`` (reported by the kernel) differ
     from a correct forward's ``want`` (stored by an oracle), else None.
@@ -190,13 +366,31 @@ def wrong_forward(function: str, got, want) -> "str | None":
     gradient check that fails may be the forward's fault.  This only chooses the
     message: the verdict never rests on numbers the kernel reports about itself.
     """
-    got = np.asarray(got, dtype=np.float64)
-    if got.shape == np.shape(want) and np.allclose(got, want, rtol=1e-7, atol=1e-9):
+    if close(np.asarray(got, dtype=np.float64), want):
         return None
     return (f"your {function} gives wrong outputs for these inputs, and your backward pass "
             f"works from its cache: fix {function} first (see its checks), then run this "
             "check again")
 
 
-# verdicts compare gradients normwise (one source of truth: rnn_course.gradcheck)
-rel_error = rel_error_norm
+def outputs_problem(names, got: dict, want: dict) -> "str | None":
+    """A hidden check's verdict: None when every declared output matches, else a message.
+
+    The message names the output and the kind of mismatch; it never shows the
+    inputs or the expected values.
+    """
+    for name in names:
+        w = np.asarray(want[name])
+        if name not in got:
+            return f"no value for {name!r} was produced"
+        g = np.asarray(got[name])
+        if g.dtype.kind not in "fiub":
+            return f"{name} is not a numeric array"
+        if g.shape != w.shape:
+            return f"{name} has shape {g.shape}, expected {w.shape}"
+        if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
+            return f"{name} contains NaN or inf"
+        if not np.allclose(g.astype(np.float64), w, rtol=HIDDEN_RTOL, atol=HIDDEN_ATOL):
+            err = float(np.max(np.abs(g.astype(np.float64) - w)))
+            return f"{name} differs from the expected values (max abs error {err:.3g})"
+    return None

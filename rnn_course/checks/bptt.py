@@ -1,4 +1,4 @@
-"""Visible checks of the ``bptt`` assignment.
+"""Checks of the ``bptt`` assignment, visible and hidden.
 
 Dimension letters: N batch size, T sequence length, D input dimension,
 H hidden dimension.
@@ -30,21 +30,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import check, shape_problem
-from rnn_course.checks.rnn_cell import (
-    OutputShapeError,
+from rnn_course.checks import (
+    check,
     copies,
-    gradient_matches,
-    gradient_problem,
     modified_flags,
     modified_problem,
-    numeric_gradient,
-    perturbed_outputs,
+    shape_problem,
     unpack,
 )
+from rnn_course.checks.rnn_cell import draw_sizes, draw_weights
+from rnn_course.contract import SEQ_ARGS, SEQ_GRADS, STEP_GRADS, returns
+from rnn_course.gradcheck import (
+    EXACT_RTOL,
+    FD_VALUE_ATOL,
+    FD_VALUE_RTOL,
+    OutputShapeError,
+    gradient_matches,
+    gradient_problem,
+    numeric_gradient,
+    perturbed_outputs,
+)
 
-SEQ_ARGS = ("x", "h0", "Wx", "Wh", "b")
-SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
+SEQ_RETURNS = returns("rnn_forward")  # h, cache
 GRAD_OF = dict(zip(SEQ_ARGS, SEQ_GRADS, strict=True))
 
 
@@ -82,13 +89,13 @@ def window_states(forward, args: dict, h_base: np.ndarray, starts) -> np.ndarray
     state ``h_base[:, starts[t] - 1]``.
     """
     if all(s == 0 for s in starts):
-        h, _ = unpack(forward(**args), ("h", "cache"), "rnn_forward")
+        h, _ = unpack(forward(**args), SEQ_RETURNS, "rnn_forward")
         return np.asarray(h, dtype=np.float64)
     out = np.empty(h_base.shape)
     for t, s0 in enumerate(starts):
         start = args["h0"] if s0 == 0 else h_base[:, s0 - 1]
         h, _ = unpack(forward(args["x"][:, s0:t + 1], start, args["Wx"], args["Wh"], args["b"]),
-                      ("h", "cache"), "rnn_forward")
+                      SEQ_RETURNS, "rnn_forward")
         out[:, t] = np.asarray(h, dtype=np.float64)[:, -1]
     return out
 
@@ -98,7 +105,7 @@ def _run_backward(inp, rnn_backward, rnn_forward, truncates: dict):
     out = {}
     for label, k in truncates.items():
         args = copies(inp, SEQ_ARGS)
-        _, cache = unpack(rnn_forward(**args), ("h", "cache"), "rnn_forward")
+        _, cache = unpack(rnn_forward(**args), SEQ_RETURNS, "rnn_forward")
         dh = np.array(inp["dh"], copy=True)
         result = rnn_backward(dh, cache) if k is None else rnn_backward(dh, cache, truncate=k)
         grads = unpack(result, SEQ_GRADS, "rnn_backward")
@@ -112,9 +119,9 @@ def _tables(schemes: dict):
 
     ``schemes`` maps a label to ``(kind, k)`` (see :func:`window_starts`).
     """
-    def oracle(inp, rnn_backward, rnn_forward):
+    def oracle(inp, rnn_forward):
         args = copies(inp, SEQ_ARGS)
-        h_base, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), ("h", "cache"), "rnn_forward")
+        h_base, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), SEQ_RETURNS, "rnn_forward")
         h_base = np.asarray(h_base, dtype=np.float64)
         T = args["x"].shape[1]
         out = {}
@@ -453,19 +460,19 @@ def gradient_norms_scalar(inp, out):
     problem = shape_problem("norms", got, want.shape)
     if problem:
         return problem
-    if np.allclose(got, want, rtol=1e-9, atol=0):
+    if np.allclose(got, want, rtol=EXACT_RTOL, atol=0):
         return None
-    if np.allclose(got[::-1], want, rtol=1e-9, atol=0):
+    if np.allclose(got[::-1], want, rtol=EXACT_RTOL, atol=0):
         return "norms is reversed: norms[0] is the last state (distance 0), norms[T] is h0"
-    if np.allclose(got, _scalar_products(g, np.ones(T), w), rtol=1e-9, atol=0):
+    if np.allclose(got, _scalar_products(g, np.ones(T), w), rtol=EXACT_RTOL, atol=0):
         return ("the nonlinearity's derivative is missing: each step back multiplies by "
                 "dact[:, t] as well as by Wh.T")
     shifted = np.concatenate([dact[1:], [1.0]])  # dact of step t+1 used for step t
-    if np.allclose(got, _scalar_products(g, shifted, w), rtol=1e-9, atol=0):
+    if np.allclose(got, _scalar_products(g, shifted, w), rtol=EXACT_RTOL, atol=0):
         return ("off by one in time: going back from h_t to h_{t-1} crosses step t, so it "
                 "multiplies by dact[:, t], not dact[:, t+1]")
     shifted = np.concatenate([[1.0], dact[:-1]])
-    if np.allclose(got, _scalar_products(g, shifted, w), rtol=1e-9, atol=0):
+    if np.allclose(got, _scalar_products(g, shifted, w), rtol=EXACT_RTOL, atol=0):
         return ("off by one in time: going back from h_t to h_{t-1} crosses step t, so it "
                 "multiplies by dact[:, t], not dact[:, t-1]")
     err = float(np.max(np.abs(got - want) / want))
@@ -481,10 +488,10 @@ def _values_inputs(rng):
                 b=0.2 * rng.standard_normal(H), dlast=rng.standard_normal((N, H)))
 
 
-def _state_tables(inp, gradient_norms_through_time, rnn_forward):
+def _state_tables(inp, rnn_forward):
     """An ``oracle``: finite-difference tables of h_{T-1} w.r.t. each earlier state."""
     args = copies(inp, SEQ_ARGS)
-    h, _ = unpack(rnn_forward(**args), ("h", "cache"), "rnn_forward")
+    h, _ = unpack(rnn_forward(**args), SEQ_RETURNS, "rnn_forward")
     h = np.asarray(h, dtype=np.float64)
     T = h.shape[1]
     out = {}
@@ -508,7 +515,7 @@ def _state_tables(inp, gradient_norms_through_time, rnn_forward):
        oracle=_state_tables)
 def gradient_norms_values(inp, gradient_norms_through_time, rnn_forward):
     args = copies(inp, SEQ_ARGS)
-    h, _ = unpack(rnn_forward(**args), ("h", "cache"), "rnn_forward")
+    h, _ = unpack(rnn_forward(**args), SEQ_RETURNS, "rnn_forward")
     h = np.asarray(h, dtype=np.float64)
     return {"norms": gradient_norms_through_time(1.0 - h ** 2, args["Wh"], inp["dlast"].copy())}
 
@@ -525,7 +532,7 @@ def gradient_norms_values(inp, out):
     problem = shape_problem("norms", got, want.shape)
     if problem:
         return problem
-    close = dict(rtol=1e-6, atol=1e-8 * want[0])
+    close = dict(rtol=FD_VALUE_RTOL, atol=FD_VALUE_ATOL * want[0])
     if np.allclose(got, want, **close):
         return None
     if np.allclose(got[::-1], want, **close):
@@ -534,3 +541,97 @@ def gradient_norms_values(inp, out):
     return (f"norms[{d}] = {got[d]:.6g} but the gradient reaching h_{{T-1-{d}}} has norm "
             f"{want[d]:.6g}: one step back from h_t to h_{{t-1}} multiplies the gradient by "
             "dact[:, t] elementwise, then by Wh.T (the transpose of the step's Jacobian)")
+
+
+# --------------------------------------------------------------------------- #
+# Hidden checks: new random sizes for every submission
+# --------------------------------------------------------------------------- #
+# N in 1..5, T in 1..8, D and H in 1..7 and, for truncated BPTT, a random
+# ``truncate`` in 1..T+1 (so k = 1, 1 < k < T and k >= T all occur).
+# ``rnn_backward`` is called on the cache of the notebook's own (provided,
+# locked) ``rnn_forward``; the reference's cache differs, its gradients agree.
+def _draw_backward(rng, truncated=False):
+    s = draw_sizes(rng)
+    N, T, D, H = s["N"], s["T"], s["D"], s["H"]
+    inp = {"x": rng.standard_normal((N, T, D)), "h0": rng.uniform(-1, 1, size=(N, H)),
+           **draw_weights(rng, D, H), "dh": rng.standard_normal((N, T, H))}
+    if truncated:
+        inp["truncate"] = np.array(int(rng.integers(1, T + 2)))
+    return inp
+
+
+def _hidden_backward(inp, rnn_backward, rnn_forward):
+    _, cache = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), SEQ_RETURNS, "rnn_forward")
+    dh = np.array(inp["dh"], dtype=np.float64, copy=True)
+    if "truncate" in inp:
+        result = rnn_backward(dh, cache, truncate=int(inp["truncate"]))
+    else:
+        result = rnn_backward(dh, cache)
+    return dict(zip(SEQ_GRADS, unpack(result, SEQ_GRADS, "rnn_backward"), strict=True))
+
+
+@check("rnn_backward_hidden", _draw_backward, hidden=True, outputs=SEQ_GRADS,
+       doc="full BPTT on random sizes, after the notebook's rnn_forward")
+def rnn_backward_hidden(inp, rnn_backward, rnn_forward):
+    return _hidden_backward(inp, rnn_backward, rnn_forward)
+
+
+@check("rnn_backward_truncated_hidden", lambda rng: _draw_backward(rng, truncated=True),
+       hidden=True, outputs=SEQ_GRADS, doc="truncated BPTT with a random truncate in 1..T+1")
+def rnn_backward_truncated_hidden(inp, rnn_backward, rnn_forward):
+    return _hidden_backward(inp, rnn_backward, rnn_forward)
+
+
+def reference_gradient_norms(rnn_step_backward, dact, Wh, dlast) -> np.ndarray:
+    """Norms of the gradient reaching h_{T-1-d}, d = 0..T, built from a correct
+    ``rnn_step_backward`` (the reference's; ``gradient_norms_through_time`` is not in
+    the contract).
+
+    One step back with upstream gradient g and nonlinearity derivative ``dact_t``
+    is the step backward's ``dprev_h`` for a cache whose ``next_h`` satisfies
+    ``1 - next_h**2 = dact_t``, i.e. ``next_h = sqrt(1 - dact_t)`` (the cache
+    layout ``(x, prev_h, Wx, Wh, next_h)`` is the reference's).
+
+    Inputs:
+    - rnn_step_backward: the reference's
+    - dact: derivative of the nonlinearity at every step, of shape (N, T, H), in [0, 1]
+    - Wh: hidden-to-hidden weights, of shape (H, H)
+    - dlast: gradient of the loss with respect to the last hidden state, of shape (N, H)
+
+    Returns:
+    - norms: array of shape (T + 1,)
+    """
+    N, T, H = dact.shape
+    g = np.array(dlast, dtype=np.float64)
+    norms = [np.linalg.norm(g)]
+    zeros_x, zeros_Wx, zeros_h = np.zeros((N, 1)), np.zeros((1, H)), np.zeros((N, H))
+    for t in range(T - 1, -1, -1):
+        next_h = np.sqrt(np.clip(1.0 - dact[:, t], 0.0, None))  # 1 - next_h**2 == dact_t
+        g = rnn_step_backward(g, (zeros_x, zeros_h, zeros_Wx, Wh, next_h))[
+            STEP_GRADS.index("dprev_h")]
+        norms.append(np.linalg.norm(g))
+    return np.array(norms)
+
+
+def _draw_norms(rng):
+    s = draw_sizes(rng)
+    N, T, H = s["N"], s["T"], s["H"]
+    if rng.random() < 1 / 3:
+        dact = np.ones((N, T, H))  # a linear RNN
+    else:
+        dact = rng.uniform(0.0, 1.0, size=(N, T, H))
+    return {"dact": dact, "Wh": rng.uniform(0.5, 1.5) * rng.standard_normal((H, H)) / np.sqrt(H),
+            "dlast": rng.standard_normal((N, H))}
+
+
+def _reference_norms(inp, rnn_step_backward):
+    """The hidden check's ``oracle``: the norms, from the reference's step backward."""
+    return {"norms": reference_gradient_norms(rnn_step_backward, inp["dact"], inp["Wh"],
+                                              inp["dlast"])}
+
+
+@check("gradient_norms_hidden", _draw_norms, hidden=True, outputs=("norms",),
+       oracle=_reference_norms,
+       doc="gradient_norms_through_time on random sizes, tanh-like and linear")
+def gradient_norms_hidden(inp, gradient_norms_through_time):
+    return {"norms": gradient_norms_through_time(**copies(inp, NORM_ARGS))}

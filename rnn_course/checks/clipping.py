@@ -1,4 +1,5 @@
-"""Visible checks of the ``clipping`` assignment: ``clip_by_value`` and ``clip_by_global_norm``.
+"""Checks of the ``clipping`` assignment, visible and hidden: ``clip_by_value`` and
+``clip_by_global_norm``.
 
 Every check builds small hand-picked gradient dicts whose right answers are
 known in closed form (norms of 3-4-12-13 style Pythagorean numbers), calls the
@@ -16,9 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import check, shape_problem
+from rnn_course.checks import check, shape_problem, unpack
+from rnn_course.contract import PARAMS, returns
+from rnn_course.gradcheck import EXACT_RTOL
 
-KEYS = ("Wx", "Wh", "b")
+KEYS = PARAMS  # the keys of every gradient dict here
+GLOBAL_RETURNS = returns("clip_by_global_norm")  # clipped, total_norm
 
 
 # --------------------------------------------------------------------------- #
@@ -134,12 +138,7 @@ def _call_untouched(function, grads, *args):
 
 def _global_result(result):
     """Split the return value of clip_by_global_norm, with a clear error if it is not a pair."""
-    if not (isinstance(result, tuple) and len(result) == 2):
-        raise TypeError(
-            "clip_by_global_norm must return a tuple (clipped, total_norm), got "
-            f"{type(result).__name__}" + (f" of length {len(result)}"
-                                          if isinstance(result, tuple) else ""))
-    return result
+    return unpack(result, GLOBAL_RETURNS, "clip_by_global_norm")
 
 
 # --------------------------------------------------------------------------- #
@@ -231,10 +230,10 @@ def clip_by_global_norm_total_norm(inputs, outputs):
         if got.size != 1:
             return f"total_norm must be a single number, got an array of shape {got.shape}"
         value = float(_scalar(got))
-        if np.isclose(value, 13.0, rtol=1e-9, atol=0):
+        if np.isclose(value, 13.0, rtol=EXACT_RTOL, atol=0):
             continue
         for number, bug in wrong.items():
-            if np.isclose(value, number, rtol=1e-9, atol=0):
+            if np.isclose(value, number, rtol=EXACT_RTOL, atol=0):
                 return f"with {when} your total_norm is {value:g}, expected 13: it is {bug}"
         return f"with {when} your total_norm is {value:g}, expected sqrt(9 + 16 + 144) = 13"
     return None
@@ -261,19 +260,19 @@ def clip_by_global_norm_scaling(inputs, outputs):
         if not np.all(np.isfinite(out)):
             return f"result[{k!r}] contains NaN or inf"
         f = float(np.vdot(g, out) / np.vdot(g, g))
-        if not np.allclose(out, f * g, rtol=1e-9, atol=1e-12):
+        if not np.allclose(out, f * g, rtol=EXACT_RTOL, atol=1e-12):
             return (f"result[{k!r}] is not a multiple of grads[{k!r}]: clipping by the "
                     "global norm rescales every array, it never changes its direction "
                     "(np.clip on the entries is clip_by_value)")
         factors[k] = f
-    if max(factors.values()) - min(factors.values()) > 1e-9:
+    if max(factors.values()) - min(factors.values()) > EXACT_RTOL:
         shown = ", ".join(f"{k} by {v:.3g}" for k, v in factors.items())
         return (f"the arrays were scaled by different factors ({shown}): each array was "
                 "clipped by its own norm. Use one factor for all of them, "
                 f"max_norm / total_norm = {max_norm:g} / 13 = {scale:.3g}, so that the "
                 "direction of the whole gradient is kept")
     f = factors[KEYS[0]]
-    if not np.isclose(f, scale, rtol=1e-9, atol=0):
+    if not np.isclose(f, scale, rtol=EXACT_RTOL, atol=0):
         hint = ""
         if np.isclose(f, 1.0):
             hint = ": the global norm 13 is above max_norm, so the gradients must shrink"
@@ -333,3 +332,88 @@ def clip_by_global_norm_untouched(inputs, outputs):
     if problem:
         return f"when the norm is below max_norm={inputs['big_max_norm']:g}: {problem}"
     return None
+
+
+# --------------------------------------------------------------------------- #
+# Hidden checks: shapes drawn anew for every submission, small edge sizes (1) included
+# --------------------------------------------------------------------------- #
+# A gradient dict cannot cross the channel as it is: its arrays travel as
+# separate named inputs (``g_Wx`` (D, H), ``g_Wh`` (H, H), ``g_b`` (H,)) and
+# ``run`` rebuilds the dict; a threshold is a 0-d array.  After the call
+# ``run`` also hands back the dict's arrays (``after_*``), which must equal
+# the originals: the functions must leave their input untouched.
+def _size(rng):
+    """A dimension, 1 (an edge case) about one time in three."""
+    return int(rng.choice([1, 1, 2, 3, 4, 6]))
+
+
+def _draw_grads(rng, prefix, scale):
+    D, H = _size(rng), _size(rng)
+    shapes = {"Wx": (D, H), "Wh": (H, H), "b": (H,)}
+    return {f"{prefix}{k}": scale * rng.standard_normal(shapes[k]) for k in KEYS}
+
+
+def _grads_of(inputs, prefix):
+    return {k: np.array(inputs[f"{prefix}{k}"], dtype=np.float64, copy=True) for k in KEYS}
+
+
+def _hidden_outputs(result, grads, prefix=""):
+    """The arrays of a returned dict as ``<prefix>clipped_<key>``, and grads' as
+    ``<prefix>after_<key>`` (a missing key is reported by the verdict)."""
+    if not isinstance(result, dict):
+        raise TypeError(f"the function must return a dict name -> array, got "
+                        f"{type(result).__name__}")
+    out = {f"{prefix}clipped_{k}": result[k] for k in KEYS if k in result}
+    out.update({f"{prefix}after_{k}": grads[k] for k in KEYS})
+    return out
+
+
+def _draw_value(rng):
+    inputs = _draw_grads(rng, "g_", scale=2.0)
+    # a threshold that leaves some entries alone and clips others (on both sides)
+    inputs["clip_value"] = np.array(rng.uniform(0.3, 1.5))
+    return inputs
+
+
+@check("clip_by_value_hidden", _draw_value, hidden=True,
+       outputs=tuple(f"{n}_{k}" for n in ("clipped", "after") for k in KEYS),
+       doc="clip_by_value on random shapes and threshold; input untouched")
+def clip_by_value_hidden(inputs, clip_by_value):
+    grads = _grads_of(inputs, "g_")
+    return _hidden_outputs(clip_by_value(grads, float(inputs["clip_value"])), grads)
+
+
+def _global_norm(arrays):
+    return float(np.sqrt(sum(np.sum(v * v) for v in arrays.values())))
+
+
+def _draw_global(rng):
+    """One gradient above the threshold (``big_``), one below (``small_``)."""
+    big = _draw_grads(rng, "big_", scale=3.0)
+    small = _draw_grads(rng, "small_", scale=1.0)
+    # max_norm strictly between the two global norms: `big` is clipped, `small` is not
+    small_norm = _global_norm(small)
+    big_norm = _global_norm(big)
+    if big_norm <= 2.0 * small_norm:  # make the gap wide enough to be unambiguous
+        factor = 4.0 * small_norm / max(big_norm, 1e-12)
+        big = {k: v * factor for k, v in big.items()}
+        big_norm *= factor
+    low, high = 1.5 * small_norm, 0.75 * big_norm
+    inputs = {**big, **small}
+    inputs["max_norm"] = np.array(rng.uniform(low, high))
+    return inputs
+
+
+@check("clip_by_global_norm_hidden", _draw_global, hidden=True,
+       outputs=tuple(f"{label}{n}" for label in ("big_", "small_")
+                     for n in (*(f"clipped_{k}" for k in KEYS), "total_norm",
+                               *(f"after_{k}" for k in KEYS))),
+       doc="clip_by_global_norm above and below the threshold; total_norm; input untouched")
+def clip_by_global_norm_hidden(inputs, clip_by_global_norm):
+    out = {}
+    for label in ("big_", "small_"):
+        grads = _grads_of(inputs, label)
+        clipped, total = _global_result(clip_by_global_norm(grads, float(inputs["max_norm"])))
+        out.update(_hidden_outputs(clipped, grads, label))
+        out[f"{label}total_norm"] = np.reshape(np.asarray(total, dtype=np.float64), (1,))
+    return out

@@ -1,4 +1,4 @@
-"""Visible checks of the ``lstm`` assignment.
+"""Checks of the ``lstm`` assignment, visible and hidden.
 
 Dimension letters: N batch size, T time steps, D input size, H hidden size.
 The LSTM's pre-activations ``a`` (N, 4H) hold the gate blocks in the order
@@ -17,7 +17,14 @@ How the checks isolate one bug at a time:
   check's ``oracle`` evaluates it at every perturbed point; it runs once, on
   ``autograder.reference``, when the course is released, and ``verdict``
   forms the numeric gradient from the stored values (see
-  :mod:`rnn_course.checks`).  The student's kernel only computes gradients.
+  :mod:`rnn_course.checks` and :mod:`rnn_course.gradcheck`).  The student's
+  kernel only computes gradients.  Their tolerance is ``GATED_GRAD_TOL``.
+
+The hidden checks (end of the module) draw new inputs for every submission:
+random shapes with small edge sizes (N, D, H or T equal to 1) and, for the
+gates and the step forward, some pre-activations of size ~800, where a naive
+sigmoid overflows.  Backward passes are tested through the student's own
+forward pass.
 
 Closed forms in verdicts use ``sigmoid(z) = (1 + tanh(z / 2)) / 2``, which is
 exact and never overflows.
@@ -29,13 +36,30 @@ import warnings
 
 import numpy as np
 
-from rnn_course.checks import check, rel_error, shape_problem, wrong_forward
+from rnn_course.checks import check, close, copies, shape_problem, unpack, wrong_forward
+from rnn_course.contract import (
+    LSTM_GATES,
+    LSTM_STEP_ARGS,
+    LSTM_STEP_GRADS,
+    SEQ_ARGS,
+    SEQ_GRADS,
+    gradient_names,
+    returns,
+)
+from rnn_course.gradcheck import (
+    EXACT_RTOL,
+    GATED_GRAD_TOL,
+    OutputShapeError,
+    gradient_matches,
+    gradient_problem,
+    numeric_gradient,
+    perturbed_outputs,
+)
 
-GATES = ("i", "f", "o", "g")
+GATES = LSTM_GATES  # i, f, o, g
+STEP_ARGS = LSTM_STEP_ARGS
 GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "o": "output gate o",
               "g": "candidate g"}
-FD_STEP = 1e-5  # centred differences: truncation ~1e-10, rounding ~1e-11
-GRAD_TOL = 1e-6  # a correct float64 backward pass gives ~1e-9 (normwise relative error)
 SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
 
 
@@ -54,78 +78,25 @@ def _slice_text(k):
     return f"a[:, {lo}:{hi}]"
 
 
-def _close(got, want, rtol=1e-7, atol=1e-9):
-    return got.shape == want.shape and bool(np.allclose(got, want, rtol=rtol, atol=atol))
-
-
-def _unpack(result, n, what, names):
-    """Check that a student's function returned an n-tuple (a clear TypeError otherwise)."""
-    if not (isinstance(result, tuple) and len(result) == n):
-        got = type(result).__name__ + (f" of length {len(result)}"
-                                       if isinstance(result, (tuple, list)) else "")
-        raise TypeError(f"{what} must return a tuple ({names}), got {got}")
-    return result
-
-
-def _copies(inputs, names):
-    return {k: np.array(inputs[k], dtype=np.float64, copy=True) for k in names}
-
-
 # --------------------------------------------------------------------------- #
-# Finite differences: forward evaluations in an oracle, differences in verdict
+# Finite differences (rnn_course.gradcheck): forward evaluations in an oracle,
+# differences in verdict
 # --------------------------------------------------------------------------- #
-def _perturbed_outputs(call, args, names):
-    """Oracle side: ``call(args)`` (one flat vector) at ``args[name] +- FD_STEP`` per entry.
-
-    Returns ``{"plus_<name>": (P, M), "minus_<name>": (P, M)}`` for every name,
-    P the number of entries of ``args[name]`` and M the length of the vector.
-    """
-    out = {}
-    for name in names:
-        rows = {1: [], -1: []}
-        for j in range(args[name].size):
-            for sign in (1, -1):
-                moved = {k: np.array(v, copy=True) for k, v in args.items()}
-                moved[name].flat[j] += sign * FD_STEP
-                rows[sign].append(np.asarray(call(moved), dtype=np.float64).ravel())
-        out[f"plus_{name}"] = np.array(rows[1])
-        out[f"minus_{name}"] = np.array(rows[-1])
-    return out
-
-
-def _numeric_gradient(outputs, name, upstream, shape):
-    """Verdict side: the centred difference of ``sum(outputs * upstream)`` w.r.t. ``name``.
-
-    Returns None when the returned evaluations do not have the expected shape.
-    """
-    plus, minus = outputs[f"plus_{name}"], outputs[f"minus_{name}"]
-    size = int(np.prod(shape))
-    if plus.shape != (size, upstream.size) or minus.shape != plus.shape:
-        return None
-    return ((plus - minus) @ upstream / (2.0 * FD_STEP)).reshape(shape)
-
-
 def _gradient_problems(inputs, outputs, names, upstream, hints):
     """Compare analytic ``d<name>`` outputs with finite differences; messages for the wrong ones."""
     problems = []
-    for name in names:
-        numeric = _numeric_gradient(outputs, name, upstream, inputs[name].shape)
-        if numeric is None:
+    for name, grad in zip(names, gradient_names(names), strict=True):
+        try:
+            numeric = numeric_gradient(outputs, name, upstream, inputs[name].shape)
+        except OutputShapeError:
             return ["the forward pass returned outputs of unexpected shapes "
                     "(see the shapes checks first)"]
-        analytic = outputs[f"d{name}"]
-        problem = shape_problem(f"d{name}", analytic, numeric.shape)
+        got = outputs[grad]
+        problem = gradient_problem(grad, got, numeric, GATED_GRAD_TOL)
+        if problem and np.shape(got) == numeric.shape and np.all(np.isfinite(got)):
+            problem += f": {hints[name]}"  # a value problem, not a shape or NaN one
         if problem:
             problems.append(problem)
-            continue
-        if not np.all(np.isfinite(analytic)):
-            problems.append(f"d{name} contains NaN or inf")
-            continue
-        err = rel_error(analytic, numeric)
-        if err > GRAD_TOL:
-            problems.append(f"d{name} disagrees with finite differences of a correct forward "
-                            f"pass (relative error {err:.1e}, a correct one is below "
-                            f"{GRAD_TOL:.0e}): {hints[name]}")
     return problems
 
 
@@ -213,15 +184,13 @@ def _cell_path_inputs(rng):
     return inputs
 
 
-STEP_ARGS = ("x", "prev_h", "prev_c", "Wx", "Wh", "b")
-SEQ_ARGS = ("x", "h0", "Wx", "Wh", "b")
 
 
 # --------------------------------------------------------------------------- #
 # lstm_gates
 # --------------------------------------------------------------------------- #
 def _gates(lstm_gates, a):
-    i, f, o, g = _unpack(lstm_gates(np.array(a, copy=True)), 4, "lstm_gates", "i, f, o, g")
+    i, f, o, g = unpack(lstm_gates(np.array(a, copy=True)), GATES, "lstm_gates")
     return [np.asarray(v, dtype=np.float64) for v in (i, f, o, g)]
 
 
@@ -302,9 +271,9 @@ def lstm_gates_values(inputs, outputs):
         if problem:
             return problem
         want, other = (np.tanh(z), _sigmoid(z)) if name == "g" else (_sigmoid(z), np.tanh(z))
-        if _close(got, want):
+        if close(got, want):
             continue
-        if _close(got, other):
+        if close(got, other):
             if name == "g":
                 return ("g is a sigmoid of its block; the candidate g is a tanh, so that "
                         "the cell can be written with values in (-1, 1), negative ones too")
@@ -341,7 +310,7 @@ def lstm_gates_stable(inputs, outputs):
             return (f"{name} contains NaN or inf for pre-activations of +-800: "
                     "exp(800) overflows to inf, and inf / inf is NaN")
         want = np.tanh(blocks[name]) if name == "g" else _sigmoid(blocks[name])
-        if not np.allclose(got, want, rtol=1e-9, atol=1e-15):
+        if not np.allclose(got, want, rtol=EXACT_RTOL, atol=1e-15):
             return (f"{name} is wrong for large pre-activations (max abs error "
                     f"{float(np.max(np.abs(got - want))):.3g}): sigmoid(800) = 1 and "
                     "sigmoid(-800) = 0")
@@ -358,8 +327,8 @@ def lstm_gates_stable(inputs, outputs):
 # lstm_step_forward
 # --------------------------------------------------------------------------- #
 def _step(lstm_step_forward, args):
-    next_h, next_c, _ = _unpack(lstm_step_forward(**_copies(args, STEP_ARGS)), 3,
-                                "lstm_step_forward", "next_h, next_c, cache")
+    next_h, next_c, _ = unpack(lstm_step_forward(**copies(args, STEP_ARGS)),
+                               returns("lstm_step_forward"), "lstm_step_forward")
     return np.asarray(next_h, dtype=np.float64), np.asarray(next_c, dtype=np.float64)
 
 
@@ -393,7 +362,7 @@ _TERMS = ("x", "prev_h", "b")
 def lstm_step_forward_preactivation(inputs, lstm_step_forward):
     out = {}
     for term in _TERMS:
-        args = _copies(inputs, STEP_ARGS)
+        args = copies(inputs, STEP_ARGS)
         args["prev_c"][:] = 0.0
         for other in _TERMS:
             if other != term:
@@ -412,8 +381,8 @@ def lstm_step_forward_preactivation(inputs, outputs):
             if other != term:
                 args[other][:] = 0.0
         want_h, want_c = _closed_form_step(**args)
-        if not (_close(outputs[f"{term}_next_h"], want_h)
-                and _close(outputs[f"{term}_next_c"], want_c)):
+        if not (close(outputs[f"{term}_next_h"], want_h)
+                and close(outputs[f"{term}_next_c"], want_c)):
             wrong.append(term)
     if not wrong:
         return None
@@ -433,7 +402,7 @@ _SCENARIOS = {"shut_i": {"i": True}, "shut_f": {"f": True}, "open": {}}
 
 
 def _bias_only_args(inputs, **shut):
-    args = _copies(inputs, STEP_ARGS)
+    args = copies(inputs, STEP_ARGS)
     args["Wx"][:] = 0.0
     args["Wh"][:] = 0.0
     args["b"] = _bias(**shut)
@@ -460,25 +429,25 @@ def lstm_step_forward_cell_state(inputs, outputs):
         problem = shape_problem("next_c", got, prev_c.shape)
         if problem:
             return problem
-        if _close(got, keep + write):
+        if close(got, keep + write):
             continue
         if label == "shut_i":
             where = ("with the input gate shut (i = 0, Wx = Wh = 0) next_c must be "
                      "f * prev_c, what the forget gate keeps of the old cell state")
-            if _close(got, f * prev_h):
+            if close(got, f * prev_h):
                 return where + ": yours multiplies prev_h instead of prev_c"
-            if _close(got, write):
+            if close(got, write):
                 return where + ": yours ignores prev_c (the forget gate must act on it)"
-            if _close(got, prev_c):
+            if close(got, prev_c):
                 return where + ": yours passes prev_c through without the forget gate"
-            if _close(got, (1.0 - f) * prev_c):
+            if close(got, (1.0 - f) * prev_c):
                 return where + ": yours keeps (1 - f) * prev_c; f itself is the fraction kept"
             return where + (": yours is something else (is f the second block, a[:, H:2H]? "
                             "make the lstm_gates checks pass first)")
         if label == "shut_f":
             where = ("with the forget gate shut (f = 0, Wx = Wh = 0) next_c must be "
                      "i * g, the new content written to the cell")
-            if _close(got, write + prev_c):
+            if close(got, write + prev_c):
                 return where + ": yours still adds prev_c, not gated by f"
             return where + ": yours is not (check which gates multiply: i with g)"
         return ("with both gates open next_c must be f * prev_c + i * g: each term alone "
@@ -502,17 +471,17 @@ def lstm_step_forward_hidden_state(inputs, outputs):
         return problem
     z = _blocks(_bias(), 2)
     o, c, got = _sigmoid(z["o"]), outputs["next_c"], outputs["next_h"]
-    if _close(got, o * np.tanh(c)):
+    if close(got, o * np.tanh(c)):
         return None
     where = "next_h must be o * tanh(next_c) (o the third block, applied to your next_c)"
-    if _close(got, o * c):
+    if close(got, o * c):
         return where + ": yours is o * next_c, without the tanh"
-    if _close(got, np.tanh(o * c)):
+    if close(got, np.tanh(o * c)):
         return where + ": yours applies tanh after multiplying by o"
     for name in ("i", "f"):
-        if _close(got, _sigmoid(z[name]) * np.tanh(c)):
+        if close(got, _sigmoid(z[name]) * np.tanh(c)):
             return where + f": yours uses the {GATE_NAMES[name]} instead of o"
-    if _close(got, o * np.tanh(inputs["prev_c"])):
+    if close(got, o * np.tanh(inputs["prev_c"])):
         return where + ": yours uses prev_c instead of next_c"
     return where + ": yours is something else"
 
@@ -520,16 +489,13 @@ def lstm_step_forward_hidden_state(inputs, outputs):
 # --------------------------------------------------------------------------- #
 # lstm_step_backward
 # --------------------------------------------------------------------------- #
-_STEP_BACK_NAMES = "dx, dprev_h, dprev_c, dWx, dWh, db"
-
-
 def _step_backward(fwd, bwd, args, dnext_h, dnext_c):
-    _, _, cache = _unpack(fwd(**_copies(args, STEP_ARGS)), 3, "lstm_step_forward",
-                          "next_h, next_c, cache")
-    grads = _unpack(bwd(np.array(dnext_h, copy=True), np.array(dnext_c, copy=True), cache),
-                    6, "lstm_step_backward", _STEP_BACK_NAMES)
-    return {"d" + k: np.asarray(v, dtype=np.float64)
-            for k, v in zip(STEP_ARGS, grads, strict=True)}
+    _, _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("lstm_step_forward"),
+                         "lstm_step_forward")
+    grads = unpack(bwd(np.array(dnext_h, copy=True), np.array(dnext_c, copy=True), cache),
+                   LSTM_STEP_GRADS, "lstm_step_backward")
+    return {k: np.asarray(v, dtype=np.float64)
+            for k, v in zip(LSTM_STEP_GRADS, grads, strict=True)}
 
 
 def _step_outputs(fwd):
@@ -548,8 +514,8 @@ def lstm_step_backward_shapes(inputs, lstm_step_forward, lstm_step_backward):
 
 @lstm_step_backward_shapes.verdict
 def lstm_step_backward_shapes(inputs, outputs):
-    for name in STEP_ARGS:
-        problem = shape_problem("d" + name, outputs["d" + name], inputs[name].shape)
+    for name, grad in zip(STEP_ARGS, LSTM_STEP_GRADS, strict=True):
+        problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
     return None
@@ -577,25 +543,25 @@ def lstm_step_backward_dprev_c(inputs, outputs):
     problem = shape_problem("dprev_c", got, dnext_c.shape)
     if problem:
         return problem
-    if not _close(got, dnext_c * f):
+    if not close(got, dnext_c * f):
         where = ("with dnext_h = 0 the loss sees prev_c only through next_c = f * prev_c + "
                  "i * g, so dprev_c = dnext_c * f (the additive path)")
-        if _close(got, dnext_c):
+        if close(got, dnext_c):
             return where + ": yours forgets the factor f"
         return where + ": yours is not"
     got = outputs["via_h"]
     dc = dnext_h * o * (1.0 - np.tanh(c) ** 2)
-    if not _close(got, dc * f):
+    if not close(got, dc * f):
         where = ("with dnext_c = 0 the gradient reaches next_c through next_h = o * "
                  "tanh(next_c), i.e. dnext_h * o * (1 - tanh(next_c)**2), and then prev_c "
                  "through the factor f")
         if np.allclose(got, 0.0, atol=1e-12):
             return where + ": yours is zero, the path through next_h is missing"
-        if _close(got, dnext_h * o * f):
+        if close(got, dnext_h * o * f):
             return where + ": yours misses the tanh derivative 1 - tanh(next_c)**2"
-        if _close(got, dnext_h * (1.0 - np.tanh(c) ** 2) * f):
+        if close(got, dnext_h * (1.0 - np.tanh(c) ** 2) * f):
             return where + ": yours misses the factor o"
-        if _close(got, dc):
+        if close(got, dc):
             return where + ": yours misses the factor f"
         return where + ": yours is not"
     return None
@@ -611,19 +577,19 @@ _STEP_HINTS = {
 }
 
 
-def _fd_oracle(outputs_of, arg_names, names):
-    """An ``oracle`` for a (forward, backward) check: the correct forward's outputs,
-    ``outputs_of(forward)(args)``, at every perturbation of ``names`` and unperturbed."""
-    def oracle(inputs, forward, backward=None):
-        call = outputs_of(forward)
-        out = _perturbed_outputs(call, _copies(inputs, arg_names), names)
-        out["forward_ref"] = call(_copies(inputs, arg_names))
-        return out
-    return oracle
+def _fd_tables(call, inputs, arg_names, names):
+    """The correct forward's outputs ``call(args)`` (one flat vector) at every perturbation
+    of ``names`` (:func:`~rnn_course.gradcheck.perturbed_outputs`) and unperturbed."""
+    out = perturbed_outputs(lambda **args: call(args), copies(inputs, arg_names), names)
+    out["forward_ref"] = call(copies(inputs, arg_names))
+    return out
 
 
 def _step_tables(*names):
-    return _fd_oracle(_step_outputs, STEP_ARGS, names)
+    """An ``oracle`` for a step backward check: tables of the reference's step forward."""
+    def oracle(inputs, lstm_step_forward):
+        return _fd_tables(_step_outputs(lstm_step_forward), inputs, STEP_ARGS, names)
+    return oracle
 
 
 def _wrong_forward(outputs, function):
@@ -653,8 +619,9 @@ _BLOCK_HINTS = {
 def lstm_step_backward_gate_blocks(inputs, outputs):
     H = inputs["prev_h"].shape[1]
     upstream = np.concatenate([inputs["dnext_h"].ravel(), inputs["dnext_c"].ravel()])
-    numeric = _numeric_gradient(outputs, "b", upstream, inputs["b"].shape)
-    if numeric is None:
+    try:
+        numeric = numeric_gradient(outputs, "b", upstream, inputs["b"].shape)
+    except OutputShapeError:
         return "the forward pass returned outputs of unexpected shapes (see the shapes checks)"
     db = outputs["db"]
     problem = shape_problem("db", db, numeric.shape)
@@ -662,7 +629,7 @@ def lstm_step_backward_gate_blocks(inputs, outputs):
         return problem
     wrong = [name for name, got, want in zip(GATES, _blocks(db, H).values(),
                                              _blocks(numeric, H).values(), strict=True)
-             if rel_error(got, want) > GRAD_TOL]
+             if not gradient_matches(got, want, GATED_GRAD_TOL)]
     if not wrong:
         return None
     forward = _wrong_forward(outputs, "lstm_step_forward")
@@ -702,7 +669,8 @@ def lstm_step_backward_gradcheck(inputs, outputs):
 # lstm_forward
 # --------------------------------------------------------------------------- #
 def _sequence(lstm_forward, args):
-    h, _ = _unpack(lstm_forward(**_copies(args, SEQ_ARGS)), 2, "lstm_forward", "h, cache")
+    h, _ = unpack(lstm_forward(**copies(args, SEQ_ARGS)), returns("lstm_forward"),
+                  "lstm_forward")
     return np.asarray(h, dtype=np.float64)
 
 
@@ -732,14 +700,14 @@ def lstm_forward_c0_zero(inputs, outputs):
     if problem:
         return problem
     want, _ = _closed_form_step(x, h0, np.zeros_like(h0), *weights)
-    if _close(got[:, 0], want):
+    if close(got[:, 0], want):
         return None
     where = "with T = 1, h[:, 0] must be one LSTM step from h0 with c0 = 0"
-    if _close(got[:, 0], _closed_form_step(x, h0, h0, *weights)[0]):
+    if close(got[:, 0], _closed_form_step(x, h0, h0, *weights)[0]):
         return where + ": yours starts the cell state from h0; start it at np.zeros((N, H))"
-    if _close(got[:, 0], _closed_form_step(x, h0, np.ones_like(h0), *weights)[0]):
+    if close(got[:, 0], _closed_form_step(x, h0, np.ones_like(h0), *weights)[0]):
         return where + ": yours starts the cell state at ones; start it at zeros"
-    if _close(got[:, 0], _closed_form_step(x, np.zeros_like(h0), np.zeros_like(h0),
+    if close(got[:, 0], _closed_form_step(x, np.zeros_like(h0), np.zeros_like(h0),
                                            *weights)[0]):
         return where + ": yours ignores h0 (the first step's prev_h is h0)"
     return where + " (if lstm_step_forward passes its checks, check what you feed it)"
@@ -763,19 +731,19 @@ def lstm_forward_carries_cell(inputs, outputs):
     # c_t = i g (1 + f + ... + f^t), a geometric sum, the same for every sequence
     t = np.arange(1, T + 1)[:, None]
     want = np.broadcast_to(o * np.tanh(i * g * (1.0 - f ** t) / (1.0 - f)), (N, T, 2))
-    if _close(got, want):
+    if close(got, want):
         return None
     where = ("with Wx = Wh = 0 every step has the same gates, so the cell state must "
              "grow as c_t = f * c_(t-1) + i * g from c0 = 0")
-    if _close(got, np.broadcast_to(got[:, :1], got.shape)):
+    if close(got, np.broadcast_to(got[:, :1], got.shape)):
         return where + (": your h is the same at every step, as if the cell state were "
                         "reset: pass next_c of step t on as prev_c of step t + 1")
-    if _close(got[:, 0], want[:, 0]):
+    if close(got[:, 0], want[:, 0]):
         return where + ": your first step is right, later ones are not (is next_c passed on?)"
     return where + ": yours differs from the first step on"
 
 
-def _reference_h(inputs, lstm_forward, lstm_step_forward=None):
+def _reference_h(inputs, lstm_forward):
     """An ``oracle``: the states of a correct lstm_forward on the check's inputs."""
     return {"h_ref": _sequence(lstm_forward, inputs)}
 
@@ -785,7 +753,7 @@ def _reference_h(inputs, lstm_forward, lstm_step_forward=None):
        oracle=_reference_h)
 def lstm_forward_matches_steps(inputs, lstm_forward, lstm_step_forward):
     h = _sequence(lstm_forward, inputs)
-    args = _copies(inputs, SEQ_ARGS)
+    args = copies(inputs, SEQ_ARGS)
     prev_h, prev_c = args["h0"], np.zeros_like(args["h0"])
     steps = []
     for t in range(args["x"].shape[1]):
@@ -806,10 +774,10 @@ def lstm_forward_matches_steps(inputs, outputs):
         return problem
     if not np.all(np.isfinite(got)):
         return "h contains NaN or inf"
-    if _close(got, want):
+    if close(got, want):
         return None
-    t = next(t for t in range(want.shape[1]) if not _close(got[:, t], want[:, t]))
-    if steps.shape == got.shape and _close(got[:, :t + 1], steps[:, :t + 1]):
+    t = next(t for t in range(want.shape[1]) if not close(got[:, t], want[:, t]))
+    if steps.shape == got.shape and close(got[:, :t + 1], steps[:, :t + 1]):
         return (f"h[:, {t}] is wrong, although it equals what {t + 1} call(s) of your "
                 "lstm_step_forward give: lstm_step_forward is wrong for these inputs; fix "
                 "it first (see its checks)")
@@ -822,11 +790,9 @@ def lstm_forward_matches_steps(inputs, outputs):
 # lstm_backward
 # --------------------------------------------------------------------------- #
 def _seq_backward(fwd, bwd, args):
-    _, cache = _unpack(fwd(**_copies(args, SEQ_ARGS)), 2, "lstm_forward", "h, cache")
-    grads = _unpack(bwd(np.array(args["dh"], copy=True), cache), 5, "lstm_backward",
-                    "dx, dh0, dWx, dWh, db")
-    return {"d" + k: np.asarray(v, dtype=np.float64)
-            for k, v in zip(SEQ_ARGS, grads, strict=True)}
+    _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("lstm_forward"), "lstm_forward")
+    grads = unpack(bwd(np.array(args["dh"], copy=True), cache), SEQ_GRADS, "lstm_backward")
+    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)}
 
 
 def _seq_outputs(fwd):
@@ -843,15 +809,18 @@ def lstm_backward_shapes(inputs, lstm_forward, lstm_backward):
 
 @lstm_backward_shapes.verdict
 def lstm_backward_shapes(inputs, outputs):
-    for name in SEQ_ARGS:
-        problem = shape_problem("d" + name, outputs["d" + name], inputs[name].shape)
+    for name, grad in zip(SEQ_ARGS, SEQ_GRADS, strict=True):
+        problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
     return None
 
 
 def _seq_tables(*names):
-    return _fd_oracle(_seq_outputs, SEQ_ARGS, names)
+    """An ``oracle`` for a sequence backward check: tables of the reference's forward."""
+    def oracle(inputs, lstm_forward):
+        return _fd_tables(_seq_outputs(lstm_forward), inputs, SEQ_ARGS, names)
+    return oracle
 
 
 @check("lstm_backward_through_cell", _cell_path_inputs,
@@ -864,22 +833,23 @@ def lstm_backward_through_cell(inputs, lstm_forward, lstm_backward):
 
 @lstm_backward_through_cell.verdict
 def lstm_backward_through_cell(inputs, outputs):
-    numeric = _numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
-    if numeric is None:
+    try:
+        numeric = numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
+    except OutputShapeError:
         return "lstm_forward returned h of an unexpected shape (see lstm_forward_shapes)"
     got = outputs["dx"]
     problem = shape_problem("dx", got, numeric.shape)
     if problem:
         return problem
-    if rel_error(got, numeric) > GRAD_TOL:
+    if not gradient_matches(got, numeric, GATED_GRAD_TOL):
         forward = _wrong_forward(outputs, "lstm_forward")
         if forward:
             return forward
-    if rel_error(got[:, -1], numeric[:, -1]) > GRAD_TOL:
+    if not gradient_matches(got[:, -1], numeric[:, -1], GATED_GRAD_TOL):
         return ("dx[:, -1], the last step's input gradient, is wrong although only the "
                 "last step has a loss here: check the step backward and that dh[:, t] "
                 "goes to step t")
-    if rel_error(got, numeric) <= GRAD_TOL:
+    if gradient_matches(got, numeric, GATED_GRAD_TOL):
         return None
     where = ("dx at earlier steps is wrong. Here Wh = 0 and only the last step has a "
              "loss, so the gradient can reach earlier steps only along the cell state")
@@ -919,3 +889,92 @@ def lstm_backward_gradcheck(inputs, outputs):
         problems.append("when almost everything is off, check that the h gradient carried "
                         "back from step t + 1 is added to dh[:, t] before the step backward")
     return "; ".join(problems)
+
+
+# --------------------------------------------------------------------------- #
+# Hidden checks: new inputs for every submission
+# --------------------------------------------------------------------------- #
+def _size(rng, high=5):
+    """A dimension in [1, high], 1 (an edge case) about one time in three."""
+    return int(rng.choice([1, 1] + list(range(2, high + 1))))
+
+
+def _with_huge_entries(rng, a, fraction=0.2):
+    """Set about ``fraction`` of the entries of ``a`` to +-U(700, 900), in place."""
+    mask = rng.random(a.shape) < fraction
+    a[mask] = rng.choice([-1.0, 1.0], size=mask.sum()) * rng.uniform(700, 900, size=mask.sum())
+    return a
+
+
+def _draw_weights(rng, D, H, scale=0.5):
+    return {"Wx": scale * rng.standard_normal((D, 4 * H)),
+            "Wh": scale * rng.standard_normal((H, 4 * H)),
+            "b": scale * rng.standard_normal(4 * H)}
+
+
+def _draw_gates(rng):
+    N, H = _size(rng), _size(rng)
+    return {"a": _with_huge_entries(rng, 3.0 * rng.standard_normal((N, 4 * H)))}
+
+
+@check("lstm_gates_hidden", _draw_gates, hidden=True, outputs=GATES,
+       doc="gate values on random shapes, with pre-activations up to |a| ~ 900")
+def lstm_gates_hidden(inputs, lstm_gates):
+    return dict(zip(GATES, _gates(lstm_gates, inputs["a"]), strict=True))
+
+
+def _draw_step(rng, huge=False):
+    N, D, H = _size(rng), _size(rng), _size(rng)
+    inputs = {"x": rng.standard_normal((N, D)), "prev_h": rng.standard_normal((N, H)),
+              "prev_c": 2.0 * rng.standard_normal((N, H)), **_draw_weights(rng, D, H)}
+    if huge:
+        _with_huge_entries(rng, inputs["b"], fraction=0.25)
+    return inputs
+
+
+@check("lstm_step_forward_hidden", lambda rng: _draw_step(rng, huge=True), hidden=True,
+       outputs=("next_h", "next_c"),
+       doc="one LSTM step on random shapes, some gates saturated by |b| ~ 800")
+def lstm_step_forward_hidden(inputs, lstm_step_forward):
+    next_h, next_c = _step(lstm_step_forward, inputs)
+    return {"next_h": next_h, "next_c": next_c}
+
+
+def _draw_step_backward(rng):
+    inputs = _draw_step(rng)
+    N, H = inputs["prev_h"].shape
+    inputs["dnext_h"] = rng.standard_normal((N, H))
+    inputs["dnext_c"] = rng.standard_normal((N, H))
+    return inputs
+
+
+@check("lstm_step_backward_hidden", _draw_step_backward, hidden=True, outputs=LSTM_STEP_GRADS,
+       doc="the six gradients of one step (through the student's forward pass)")
+def lstm_step_backward_hidden(inputs, lstm_step_forward, lstm_step_backward):
+    return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                          inputs["dnext_h"], inputs["dnext_c"])
+
+
+def _draw_seq(rng):
+    N, T, D, H = _size(rng), _size(rng, high=7), _size(rng), _size(rng)
+    return {"x": rng.standard_normal((N, T, D)), "h0": rng.standard_normal((N, H)),
+            **_draw_weights(rng, D, H)}
+
+
+@check("lstm_forward_hidden", _draw_seq, hidden=True, outputs=("h",),
+       doc="hidden states of a whole sequence on random shapes")
+def lstm_forward_hidden(inputs, lstm_forward):
+    return {"h": _sequence(lstm_forward, inputs)}
+
+
+def _draw_backward(rng):
+    inputs = _draw_seq(rng)
+    N, T, _ = inputs["x"].shape
+    inputs["dh"] = rng.standard_normal((N, T, inputs["h0"].shape[1]))
+    return inputs
+
+
+@check("lstm_backward_hidden", _draw_backward, hidden=True, outputs=SEQ_GRADS,
+       doc="the five gradients of a whole sequence (through the student's forward pass)")
+def lstm_backward_hidden(inputs, lstm_forward, lstm_backward):
+    return _seq_backward(lstm_forward, lstm_backward, inputs)

@@ -1,10 +1,10 @@
-"""Visible checks of the ``rnn_cell`` assignment.
+"""Checks of the ``rnn_cell`` assignment, visible and hidden.
 
 Dimension letters: N batch size, T sequence length, D input dimension,
 H hidden dimension.
 
-Each check isolates one behaviour and judges it with an oracle that does not
-contain the solution:
+Each visible check isolates one behaviour and judges it with an oracle that
+does not contain the solution:
 
 * **closed forms** on inputs chosen so that the answer can be written down by
   hand: zero weights give ``tanh(b)``; a one-hot row ``s * e_i`` of x picks
@@ -14,154 +14,47 @@ contain the solution:
   perturbation of every input entry; it runs once, on
   ``autograder.reference``, when the course is released, and the stored
   values are merged in before ``verdict`` turns them into a numeric gradient
-  (see :mod:`rnn_course.checks`).  The student's kernel only computes the
-  analytic gradients, so nothing it reports about itself decides the verdict;
+  (see :mod:`rnn_course.checks` and :mod:`rnn_course.gradcheck`).  The
+  student's kernel only computes the analytic gradients, so nothing it
+  reports about itself decides the verdict;
 * **properties**: the gradients that are right where tanh is almost linear
   but wrong elsewhere point at the tanh derivative; gradients that are right
   only for a symmetric Wh point at a missing transpose.
 
-The finite-difference helpers here (:func:`perturbed_outputs`,
-:func:`numeric_gradient`, :func:`gradient_problem`) are shared with the
-``bptt`` checks.
+The hidden checks (end of the module) draw random sizes for every submission,
+small edge sizes (1) included: N in 1..5, D and H in 1..7, T in 1..8, with
+moderate values (pre-activations of order 1, so that tanh is neither linear
+nor saturated everywhere).  Backward passes go through the student's own
+forward pass.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import check, rel_error, shape_problem, value_problem, wrong_forward
+from rnn_course.checks import (
+    check,
+    close,
+    copies,
+    modified_flags,
+    modified_problem,
+    shape_problem,
+    unpack,
+    value_problem,
+    wrong_forward,
+)
+from rnn_course.contract import SEQ_ARGS, STEP_ARGS, STEP_GRADS, returns
+from rnn_course.gradcheck import (
+    LINEAR_TOL,
+    OutputShapeError,
+    gradient_matches,
+    gradient_problem,
+    numeric_gradient,
+    perturbed_outputs,
+)
 
-FD_STEP = 1e-5  # centred-difference step: truncation ~1e-10, rounding ~1e-11
-GRAD_TOL = 1e-7  # normwise relative error above this is a bug, not noise
-LINEAR_TOL = 1e-5  # tolerance of the "tanh is almost linear" diagnosis
-STEP_ARGS = ("x", "prev_h", "Wx", "Wh", "b")
-STEP_GRADS = ("dx", "dprev_h", "dWx", "dWh", "db")
-
-
-# --------------------------------------------------------------------------- #
-# Kernel-side helpers (used in ``run``)
-# --------------------------------------------------------------------------- #
-def copies(inputs: dict, names) -> dict:
-    """Fresh float64 copies of the named inputs (the student's code may write into them)."""
-    return {k: np.array(inputs[k], dtype=np.float64, copy=True) for k in names}
-
-
-def modified_flags(before: dict, after: dict) -> np.ndarray:
-    """0/1 per argument (in ``before``'s order): 1 where the call changed the array."""
-    return np.array([0 if np.array_equal(before[k], after[k], equal_nan=True) else 1
-                     for k in before], dtype=np.int64)
-
-
-def unpack(result, names, fn_name: str):
-    """``result`` as a tuple of ``len(names)`` items, or a readable AssertionError."""
-    if not isinstance(result, (tuple, list)) or len(result) != len(names):
-        got = (f"a {type(result).__name__} of {len(result)} items"
-               if isinstance(result, (tuple, list)) else f"a {type(result).__name__}")
-        raise AssertionError(f"{fn_name} must return a tuple ({', '.join(names)}), got {got}")
-    return tuple(result)
-
-
-def perturbed_outputs(f, args: dict, names, step: float = FD_STEP, prefix: str = "") -> dict:
-    """Values of ``f(args')`` for every centred perturbation of the named arguments.
-
-    For each name and each entry ``idx`` of ``args[name]``, ``f`` is called
-    on fresh copies of ``args`` with that one entry moved by ``+step`` and by
-    ``-step``.  The grader turns the values into a numeric gradient
-    (:func:`numeric_gradient`).
-
-    Inputs:
-    - f: function of keyword arrays returning one array (of any shape S)
-    - args: dict name -> array
-    - names: the arguments to perturb
-    - step: the finite-difference step
-
-    Returns:
-    - dict with, for each name, ``<prefix>plus_<name>`` and
-      ``<prefix>minus_<name>``, arrays of shape (size of args[name],) + S
-    """
-    out = {}
-    for name in names:
-        plus, minus = [], []
-        for idx in np.ndindex(np.shape(args[name])):
-            for sign, store in ((1.0, plus), (-1.0, minus)):
-                moved = {k: np.array(v, dtype=np.float64, copy=True) for k, v in args.items()}
-                moved[name][idx] += sign * step
-                store.append(np.array(f(**moved), dtype=np.float64))
-        out[f"{prefix}plus_{name}"] = np.array(plus)
-        out[f"{prefix}minus_{name}"] = np.array(minus)
-    return out
-
-
-# --------------------------------------------------------------------------- #
-# Grader-side helpers (used in ``verdict``)
-# --------------------------------------------------------------------------- #
-class OutputShapeError(Exception):
-    """The forward values in a finite-difference table do not match the upstream gradient."""
-
-
-def numeric_gradient(outputs: dict, name: str, dout: np.ndarray, shape, step: float = FD_STEP,
-                     prefix: str = "") -> np.ndarray:
-    """Centred-difference gradient of ``sum(f * dout)`` with respect to argument ``name``.
-
-    Inputs:
-    - outputs: the dict returned by ``run`` (holds the tables of
-      :func:`perturbed_outputs`)
-    - name: the argument
-    - dout: upstream gradient, of the shape of one forward value
-    - shape: the shape of the argument
-    - step: the step used by :func:`perturbed_outputs`
-
-    Returns:
-    - array of shape ``shape``
-
-    Raises OutputShapeError when the forward values have the wrong shape.
-    """
-    plus = np.asarray(outputs[f"{prefix}plus_{name}"], dtype=np.float64)
-    minus = np.asarray(outputs[f"{prefix}minus_{name}"], dtype=np.float64)
-    size = int(np.prod(shape))
-    if plus.shape != (size,) + dout.shape or minus.shape != plus.shape:
-        raise OutputShapeError(
-            f"the forward pass returned values of shape {plus.shape[1:]} when {name} is "
-            f"perturbed, expected {dout.shape}")
-    diff = (plus - minus).reshape(size, -1) @ dout.reshape(-1)
-    return (diff / (2.0 * step)).reshape(shape)
-
-
-def gradient_matches(got: np.ndarray, want: np.ndarray, tol: float = GRAD_TOL) -> bool:
-    """True when ``got`` has ``want``'s shape, is finite and within ``tol`` (normwise)."""
-    got = np.asarray(got)
-    return (got.shape == want.shape and bool(np.all(np.isfinite(got)))
-            and rel_error(got.astype(np.float64), want) <= tol)
-
-
-def gradient_problem(name: str, got: np.ndarray, want: np.ndarray,
-                     tol: float = GRAD_TOL) -> "str | None":
-    """Shape, then finiteness, then normwise relative error of a gradient: None or a message."""
-    problem = shape_problem(name, np.asarray(got), want.shape)
-    if problem:
-        return problem
-    if not np.all(np.isfinite(got)):
-        return f"{name} contains NaN or inf"
-    err = rel_error(np.asarray(got, dtype=np.float64), want)
-    if err > tol:
-        return (f"{name} disagrees with the finite-difference gradient of a correct forward "
-                f"pass (relative error {err:.1e}, should be below {tol:.0e})")
-    return None
-
-
-def modified_problem(out: dict, key: str, names, fn_name: str) -> "str | None":
-    """A message if the ``key`` flags of ``run`` say that an argument was modified in place."""
-    flags = np.asarray(out[key]).ravel()
-    changed = [n for n, f in zip(names, flags, strict=False) if f]
-    if changed:
-        return (f"{fn_name} modified its argument(s) {', '.join(changed)} in place; compute "
-                "into new arrays (e.g. a = x @ Wx, then a = a + ..., not x += ...)")
-    return None
-
-
-def _close(got, want, rtol=1e-7, atol=1e-9) -> bool:
-    got = np.asarray(got)
-    return got.shape == np.shape(want) and bool(np.allclose(got, want, rtol=rtol, atol=atol))
+STEP_RETURNS = returns("rnn_step_forward")  # next_h, cache
+SEQ_RETURNS = returns("rnn_forward")  # h, cache
 
 
 def _scaled_one_hot(rng, n, d, start=0):
@@ -192,7 +85,7 @@ def _step_dense(rng, N=3, D=4, H=5):
 def _run_step(inp, rnn_step_forward):
     args = copies(inp, STEP_ARGS)
     kept = copies(args, STEP_ARGS)
-    next_h, _ = unpack(rnn_step_forward(**args), ("next_h", "cache"), "rnn_step_forward")
+    next_h, _ = unpack(rnn_step_forward(**args), STEP_RETURNS, "rnn_step_forward")
     return {"next_h": next_h, "modified": modified_flags(kept, args)}
 
 
@@ -235,9 +128,9 @@ def rnn_step_forward_bias(inp, out):
     N = inp["x"].shape[0]
     got, b = out["next_h"], inp["b"]
     want = np.tile(np.tanh(b), (N, 1))
-    if _close(got, np.tile(b, (N, 1))):
+    if close(got, np.tile(b, (N, 1))):
         return "with zero weights next_h equals b: you forgot the tanh"
-    if _close(got, np.zeros_like(want)):
+    if close(got, np.zeros_like(want)):
         return "with zero weights next_h is 0, expected tanh(b): the bias b is not added"
     return value_problem("next_h", got, want,
                          hint="with Wx = 0 and Wh = 0 only the bias is left: tanh(b) per row")
@@ -260,9 +153,9 @@ def rnn_step_forward_input(inp, rnn_step_forward):
 def rnn_step_forward_input(inp, out):
     got = out["next_h"]
     term = _picked(inp["x"], inp["Wx"])  # row n: s_n * Wx[i_n]
-    if _close(got, term):
+    if close(got, term):
         return "next_h equals the input term x @ Wx itself: you forgot the tanh"
-    if _close(got, np.zeros_like(term)):
+    if close(got, np.zeros_like(term)):
         return "with Wh = 0 and b = 0 next_h is 0: the input term x @ Wx is missing"
     return value_problem("next_h", got, np.tanh(term),
                          hint="with Wh = 0 and b = 0, row n of next_h is tanh(x[n] @ Wx); "
@@ -289,15 +182,15 @@ def rnn_step_forward_recurrent(inp, out):
     got = out["next_h"]
     Wh = inp["Wh"]
     term = _picked(inp["prev_h"], Wh)  # s_n * Wh[j_n]: row j of Wh
-    if _close(got, np.tanh(_picked(inp["prev_h"], Wh.T))):
+    if close(got, np.tanh(_picked(inp["prev_h"], Wh.T))):
         return ("next_h uses the columns of Wh instead of its rows: you computed "
                 "Wh @ prev_h (or prev_h @ Wh.T); the recurrent term is prev_h @ Wh, "
                 "(N, H)(H, H), so unit j of prev_h feeds row j of Wh")
-    if _close(got, np.tanh(_picked(inp["x"], Wh))):
+    if close(got, np.tanh(_picked(inp["x"], Wh))):
         return "next_h uses x with Wh: the recurrent term multiplies prev_h (not x) by Wh"
-    if _close(got, term):
+    if close(got, term):
         return "next_h equals the recurrent term prev_h @ Wh itself: you forgot the tanh"
-    if _close(got, np.zeros_like(term)):
+    if close(got, np.zeros_like(term)):
         return "with Wx = 0 and b = 0 next_h is 0: the recurrent term prev_h @ Wh is missing"
     return value_problem("next_h", got, np.tanh(term),
                          hint="with Wx = 0 and b = 0, row n of next_h is tanh(prev_h[n] @ Wh)")
@@ -321,10 +214,10 @@ def rnn_step_forward_values(inp, rnn_step_forward):
 def rnn_step_forward_values(inp, out):
     got = out["next_h"]
     tx, th, b = _picked(inp["x"], inp["Wx"]), _picked(inp["prev_h"], inp["Wh"]), inp["b"]
-    if _close(got, np.tanh(tx) + np.tanh(th) + np.tanh(b)):
+    if close(got, np.tanh(tx) + np.tanh(th) + np.tanh(b)):
         return ("you applied tanh to each term separately: tanh is applied once, to the sum "
                 "of the three terms")
-    if _close(got, np.tanh(tx + th) + b):
+    if close(got, np.tanh(tx + th) + b):
         return "the bias is added after the tanh: it belongs inside, tanh(x Wx + prev_h Wh + b)"
     return value_problem("next_h", got, np.tanh(tx + th + b),
                          hint="each term passed its own check; is one of them counted twice "
@@ -361,7 +254,7 @@ def _run_step_backward(inp, rnn_step_forward, rnn_step_backward):
     for tag in ("a", "l", "s"):
         case = _case(inp, tag)
         args = copies(case, STEP_ARGS)
-        next_h, cache = unpack(rnn_step_forward(**args), ("next_h", "cache"),
+        next_h, cache = unpack(rnn_step_forward(**args), STEP_RETURNS,
                                "rnn_step_forward")
         out[f"{tag}_next_h"] = next_h  # only chooses a message (see _forward_problem)
         dnext_h = np.array(case["dnext_h"], copy=True)
@@ -374,9 +267,9 @@ def _run_step_backward(inp, rnn_step_forward, rnn_step_backward):
 
 def _step_tables(*names):
     """An ``oracle``: forward values of every case for finite differences of ``names``."""
-    def oracle(inp, rnn_step_forward, rnn_step_backward=None):
+    def oracle(inp, rnn_step_forward):
         def forward(**kw):
-            return unpack(rnn_step_forward(**kw), ("next_h", "cache"), "rnn_step_forward")[0]
+            return unpack(rnn_step_forward(**kw), STEP_RETURNS, "rnn_step_forward")[0]
 
         out = {}
         for tag in ("a", "l", "s"):
@@ -529,13 +422,10 @@ def rnn_step_backward_recurrent(inp, out):
 # --------------------------------------------------------------------------- #
 # rnn_forward
 # --------------------------------------------------------------------------- #
-SEQ_ARGS = ("x", "h0", "Wx", "Wh", "b")
-
-
 def _run_forward(inp, rnn_forward):
     args = copies(inp, SEQ_ARGS)
     kept = copies(args, SEQ_ARGS)
-    h, _ = unpack(rnn_forward(**args), ("h", "cache"), "rnn_forward")
+    h, _ = unpack(rnn_forward(**args), SEQ_RETURNS, "rnn_forward")
     return {"h": h, "modified": modified_flags(kept, args)}
 
 
@@ -588,12 +478,12 @@ def rnn_forward_no_recurrence(inp, out):
     problem = shape_problem("h", got, want.shape)
     if problem:
         return problem
-    if _close(got, np.repeat(want[:, :1], want.shape[1], axis=1)):
+    if close(got, np.repeat(want[:, :1], want.shape[1], axis=1)):
         return "every step of h is the first step's state: step t must read x[:, t]"
-    if _close(got[:, 1:], want[:, :-1]):
+    if close(got[:, 1:], want[:, :-1]):
         return ("h is shifted by one step: h[:, t] is the state after reading x[:, t] "
                 "(h0 is not part of h)")
-    if _close(got, want[:, ::-1]):
+    if close(got, want[:, ::-1]):
         return "h runs backwards in time: step t reads x[:, t], for t = 0, 1, ..., T-1"
     return value_problem("h", got, want,
                          hint="with Wh = 0 the steps do not interact: h[:, t] = "
@@ -635,12 +525,12 @@ def rnn_forward_memory(inp, out):
     problem = shape_problem("h", got, want.shape)
     if problem:
         return problem
-    if _close(got, np.repeat(want[:, :1], T, axis=1)):
+    if close(got, np.repeat(want[:, :1], T, axis=1)):
         return ("every step started again from h0: pass the state of step t-1 as prev_h of "
                 "step t")
-    if _close(got[:, 0], h0):
+    if close(got[:, 0], h0):
         return "h[:, 0] equals h0: h[:, 0] is the state after the first step"
-    if _close(got, _iterate_permutation(h0, np.argsort(perm), 1.5, T)):
+    if close(got, _iterate_permutation(h0, np.argsort(perm), 1.5, T)):
         return "the state is multiplied by Wh.T instead of Wh (see rnn_step_forward)"
     return value_problem("h", got, want,
                          hint="with x = 0 and b = 0, h[:, t] = tanh(h[:, t-1] @ Wh), starting "
@@ -651,9 +541,9 @@ def _seq_values(rng):
     return _seq_dense(rng, N=3, T=4, D=2, H=3)
 
 
-def _reference_h(inp, rnn_forward, rnn_step_forward=None):
+def _reference_h(inp, rnn_forward):
     """An ``oracle``: the states of a correct rnn_forward on the check's inputs."""
-    h, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), ("h", "cache"), "rnn_forward")
+    h, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), SEQ_RETURNS, "rnn_forward")
     return {"h_ref": h}
 
 
@@ -671,7 +561,7 @@ def rnn_forward_values(inp, rnn_forward, rnn_step_forward):
     for t in range(h.shape[1]):
         prev = args["h0"] if t == 0 else h[:, t - 1]
         nh, _ = unpack(rnn_step_forward(args["x"][:, t].copy(), prev.copy(), args["Wx"],
-                                        args["Wh"], args["b"]), ("next_h", "cache"),
+                                        args["Wh"], args["b"]), STEP_RETURNS,
                        "rnn_step_forward")
         steps.append(np.asarray(nh, dtype=np.float64))
     out["steps"] = np.stack(steps, axis=1)
@@ -690,13 +580,74 @@ def rnn_forward_values(inp, out):
         return problem
     if not np.all(np.isfinite(got)):
         return "h contains NaN or inf"
-    if _close(got, want):
+    if close(got, want):
         return None
-    t = next(t for t in range(T) if not _close(got[:, t], want[:, t]))
-    if steps.shape == got.shape and _close(got[:, t], steps[:, t]):
+    t = next(t for t in range(T) if not close(got[:, t], want[:, t]))
+    if steps.shape == got.shape and close(got[:, t], steps[:, t]):
         return (f"h[:, {t}] is wrong, although it agrees with your rnn_step_forward: "
                 "rnn_step_forward is wrong for these inputs; fix it first (see its checks)")
     source = "h0" if t == 0 else f"h[:, {t - 1}]"
     return (f"h[:, {t}] differs from rnn_step_forward(x[:, {t}], {source}, Wx, Wh, b): "
             "step t takes x[:, t] and the previous state, with the same weights at "
             "every step")
+
+
+# --------------------------------------------------------------------------- #
+# Hidden checks: new random sizes and values for every submission
+# --------------------------------------------------------------------------- #
+def draw_sizes(rng: np.random.Generator) -> dict:
+    """Random sizes N in 1..5, T in 1..8, D and H in 1..7 (each edge size 1 is common)."""
+    return {"N": int(rng.integers(1, 6)), "T": int(rng.integers(1, 9)),
+            "D": int(rng.integers(1, 8)), "H": int(rng.integers(1, 8))}
+
+
+def draw_weights(rng: np.random.Generator, D: int, H: int) -> dict:
+    """Wx (D, H), Wh (H, H), b (H,) scaled so that pre-activations are of order 1."""
+    return {"Wx": rng.standard_normal((D, H)) / np.sqrt(D),
+            "Wh": rng.uniform(0.5, 1.5) * rng.standard_normal((H, H)) / np.sqrt(H),
+            "b": 0.5 * rng.standard_normal(H)}
+
+
+def _draw_step(rng):
+    s = draw_sizes(rng)
+    N, D, H = s["N"], s["D"], s["H"]
+    return {"x": rng.standard_normal((N, D)), "prev_h": rng.uniform(-1, 1, size=(N, H)),
+            **draw_weights(rng, D, H)}
+
+
+def _draw_step_backward(rng):
+    inp = _draw_step(rng)
+    inp["dnext_h"] = rng.standard_normal(inp["prev_h"].shape)
+    return inp
+
+
+def _draw_seq(rng):
+    s = draw_sizes(rng)
+    N, T, D, H = s["N"], s["T"], s["D"], s["H"]
+    return {"x": rng.standard_normal((N, T, D)), "h0": rng.uniform(-1, 1, size=(N, H)),
+            **draw_weights(rng, D, H)}
+
+
+@check("rnn_step_forward_hidden", _draw_step, hidden=True, outputs=("next_h",),
+       doc="rnn_step_forward on random sizes and values")
+def rnn_step_forward_hidden(inp, rnn_step_forward):
+    next_h, _ = unpack(rnn_step_forward(**copies(inp, STEP_ARGS)), STEP_RETURNS,
+                       "rnn_step_forward")
+    return {"next_h": next_h}
+
+
+@check("rnn_step_backward_hidden", _draw_step_backward, hidden=True, outputs=STEP_GRADS,
+       doc="rnn_step_backward, through the student's rnn_step_forward, on random sizes")
+def rnn_step_backward_hidden(inp, rnn_step_forward, rnn_step_backward):
+    _, cache = unpack(rnn_step_forward(**copies(inp, STEP_ARGS)), STEP_RETURNS,
+                      "rnn_step_forward")
+    grads = unpack(rnn_step_backward(inp["dnext_h"].copy(), cache), STEP_GRADS,
+                   "rnn_step_backward")
+    return dict(zip(STEP_GRADS, grads, strict=True))
+
+
+@check("rnn_forward_hidden", _draw_seq, hidden=True, outputs=("h",),
+       doc="rnn_forward on random sizes (T = 1 included)")
+def rnn_forward_hidden(inp, rnn_forward):
+    h, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), SEQ_RETURNS, "rnn_forward")
+    return {"h": h}
