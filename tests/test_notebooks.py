@@ -31,6 +31,8 @@ import pytest
 
 from autograder.course import Course
 from rnn_course import checks
+from rnn_course.grading import GRADING_DIR_ENV
+from rnn_course.widgets import STATIC_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = Course(REPO).assignments  # nbgrader_config.py, the course's one list
@@ -70,8 +72,8 @@ def run_env() -> dict:
     """Environment of every notebook run: the venv first on PATH, static widgets, Agg."""
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.update(MPLBACKEND="Agg", RNN_COURSE_STATIC_WIDGETS="1", OPENBLAS_NUM_THREADS="1")
-    for var in ("RNN_COURSE_GRADING_DIR", "RNN_COURSE_ROOT", "RNN_COURSE_DB_URL"):
+    env.update({"MPLBACKEND": "Agg", STATIC_ENV: "1", "OPENBLAS_NUM_THREADS": "1"})
+    for var in (GRADING_DIR_ENV, "RNN_COURSE_ROOT", "RNN_COURSE_DB_URL"):
         env.pop(var, None)
     return env
 
@@ -319,7 +321,7 @@ def test_source_notebook_executes_within_budget(assignment, monkeypatch):
     for key, value in run_env().items():
         if os.environ.get(key) != value:
             monkeypatch.setenv(key, value)
-    for var in ("RNN_COURSE_GRADING_DIR", "RNN_COURSE_ROOT", "RNN_COURSE_DB_URL"):
+    for var in (GRADING_DIR_ENV, "RNN_COURSE_ROOT", "RNN_COURSE_DB_URL"):
         monkeypatch.delenv(var, raising=False)
     nb = read(source_path(assignment))
     client = NotebookClient(nb, kernel_name="python3", timeout=120, allow_errors=True,

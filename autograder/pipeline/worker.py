@@ -70,9 +70,9 @@ from autograder.pipeline.preprocessors import RestoreCells, TimedExecute, Tracke
 from autograder.pipeline.preprocessors.timed_execute import TimingMixin, last_kernel_start_seconds
 from autograder.pipeline.verify import VerifyChecks, prepare_grading_dir
 from rnn_course.grading import GRADING_DIR_ENV, RESULTS_DIR
+from rnn_course.widgets import STATIC_ENV as STATIC_WIDGETS_ENV
 
 GRADING_SUBDIR = ".grading"
-STATIC_WIDGETS_ENV = "RNN_COURSE_STATIC_WIDGETS"
 # Flags after which cells may not have run: a graded cell left without output must fail.
 STOPPING_FLAGS = {"timeout", "memory_limit", "process_limit", "cpu_limit", "kernel_died"}
 STOPPED_ENAME = "GraderStoppedExecution"
