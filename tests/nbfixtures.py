@@ -19,7 +19,6 @@ config knows) but holds a tiny notebook that runs in well under a second.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,7 @@ ASSIGNMENT = "rnn_cell"
 SCHEMA_VERSION = 3
 HIDDEN_ID = "fixture_add_hidden"
 VISIBLE_ID = "fixture_add_visible"
+PLAIN_ID = "add_plain"
 
 
 # --------------------------------------------------------------------------- #
@@ -103,17 +103,23 @@ VISIBLE_SOURCE = (
 )
 
 
+PLAIN_SOURCE = (
+    '"""add adds."""\n'
+    f'grading.submit("{PLAIN_ID}", s=add(1, 2))'
+)
+
+
 def fixture_source(extra_cells=()) -> nbformat.NotebookNode:
     """The instructor notebook of the fixture assignment (4 points).
 
-    ``add_plain`` (1 point) is an ordinary nbgrader test cell (judged from
-    its outputs); the two others are checks judged by the grader.
+    Three checks judged by the grader: ``add_plain`` (1 point) and the
+    visible one (1 point) on fixed inputs, the hidden one (2 points) on drawn inputs.
     """
     return notebook([
         markdown("# Fixture assignment\nImplement `add`."),
         locked_cell("import numpy as np\nfrom rnn_course import grading", "setup"),
         solution_cell(ADD_SOLUTION, "add_impl"),
-        grade_cell('"""add adds."""\nassert add(1, 2) == 3', "add_plain", 1),
+        grade_cell(PLAIN_SOURCE, PLAIN_ID, 1),
         grade_cell(VISIBLE_SOURCE, VISIBLE_ID, 1),
         grade_cell(HIDDEN_SOURCE, HIDDEN_ID, 2),
         *extra_cells,
@@ -231,9 +237,15 @@ def gradebook_scores(course: Path, assignment: str = ASSIGNMENT) -> dict:
 
 
 def flags_of(course: Path, student: str, assignment: str = ASSIGNMENT) -> list[str]:
-    """The flags recorded for a submission (from its sidecar file)."""
-    path = Path(course) / "autograded" / student / assignment / "rnn_course_flags.json"
-    return json.loads(path.read_text())["flags"]
+    """The flags recorded for a submission (from the gradebook's database)."""
+    from nbgrader.api import Gradebook
+
+    from autograder.course import Course
+    from autograder.pipeline.gradebook import recorded_flags
+
+    c = Course(course)
+    with Gradebook(c.db_url, c.course_id) as gb:
+        return recorded_flags(gb, [assignment])[(assignment, student)]
 
 
 # --------------------------------------------------------------------------- #
@@ -259,6 +271,13 @@ def _fixture_module():
 
     mod.visible = Check(id=VISIBLE_ID, make_inputs=lambda rng: {}, run=lambda inputs, f: {},
                         verdict=verdict)
+
+    def plain_verdict(inputs, outputs):
+        return None if np.asarray(outputs["s"]).shape == () and outputs["s"] == 3 else \
+            "add(1, 2) should be 3"
+
+    mod.plain = Check(id=PLAIN_ID, make_inputs=lambda rng: {}, run=lambda inputs, f: {},
+                      verdict=plain_verdict)
     return mod
 
 

@@ -15,7 +15,8 @@ from nbgrader.preprocessors import CheckCellMetadata, DeduplicateIds
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbfixtures as fx  # noqa: E402
 
-from autograder.pipeline.precheck import FLAGS, Precheck, parse_notebook  # noqa: E402
+from autograder.pipeline.flags import FLAGS  # noqa: E402
+from autograder.pipeline.precheck import Precheck, parse_notebook  # noqa: E402
 
 A = "rnn_cell"
 KNOWN = {"setup", "add_impl", "add_plain", fx.VISIBLE_ID, fx.HIDDEN_ID}
