@@ -8,7 +8,7 @@ Small cell-builder helpers in the style of nbgrader's own test suite
   ``nbgrader generate_assignment`` so that its gradebook holds the assignment;
 * :func:`submit`: a student's submission folder (notebook, timestamp, files);
 * :func:`student_notebook`: the release notebook with the stubs filled in;
-* :func:`install_fixture_checks`: two test-only checks (one visible, one
+* :func:`install_fixture_checks`: three test-only checks (two visible, one
   hidden) registered in the grader's registries of this process, and
   :func:`dask_setup` doing the same on a dask worker (use this file as a
   worker ``preload``).
@@ -324,3 +324,24 @@ def set_duedate(course: Path, duedate: str, assignment: str = ASSIGNMENT) -> Non
 def dask_setup(worker=None) -> None:
     """dask ``preload`` hook: register the fixture checks on a worker."""
     install_fixture_checks()
+
+
+def job_for(course: Path, student: str, *, unsafe: bool = True, assignment: str = ASSIGNMENT):
+    """``(job, submission)`` for ``submitted/<student>/<assignment>/``, as the coordinator builds
+    them: the precheck, then :class:`~autograder.pipeline.jobs.JobMaker` (unsandboxed by default).
+    """
+    from nbgrader.coursedir import CourseDirectory
+
+    from autograder.course import Course
+    from autograder.pipeline.gradebook import CourseGradebook
+    from autograder.pipeline.jobs import JobMaker
+    from autograder.pipeline.precheck import Precheck
+
+    c = Course(course)
+    coursedir = CourseDirectory(config=c.config)
+    coursedir.root = str(c.root)
+    book = CourseGradebook(c.db_url, c.course_id, c.config)
+    structure = book.structure(assignment)
+    sub = Precheck().check(c.submitted_dir(student, assignment), student, assignment,
+                           structure.cell_ids)
+    return JobMaker(c, coursedir, book, assignment, unsafe, structure).job(sub), sub

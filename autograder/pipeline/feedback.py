@@ -139,11 +139,13 @@ def feedback_resources(student: str, assignment: str, notebook: str, scores,
     ``GetGrades`` would read from the gradebook is taken from it.
     """
     penalty = scores.late_penalties.get(notebook) or 0.0
+    cells = scores.cells.get(notebook, {})
     return {
         "nbgrader": {"student": student, "assignment": assignment, "notebook": notebook,
                      "score": scores.notebook_score(notebook) - penalty,
                      "max_score": scores.notebook_max(notebook), "late_penalty": penalty},
-        "rnn_course": {"scores": scores.cells.get(notebook, {}), "comments": dict(comments)},
+        # "checks": the cells' verdicts, which FeedbackHiddenTests keeps as the grader wrote them
+        "rnn_course": {"scores": cells, "checks": cells, "comments": dict(comments)},
     }
 
 
@@ -175,7 +177,7 @@ def render_feedback(nb, resources: dict, flags: list[tuple[str, str]],
     ``resources`` come from :func:`feedback_resources`: ``resources["nbgrader"]``
     names the student, assignment and notebook and holds the notebook's score,
     max score and late penalty; ``resources["rnn_course"]`` holds the cells'
-    scores and comments.
+    scores (also as ``checks``, the verdicts) and comments.
     """
     nb = copy.deepcopy(nb)
     info = resources.get("rnn_course", {})
@@ -185,8 +187,7 @@ def render_feedback(nb, resources: dict, flags: list[tuple[str, str]],
     name = resources["nbgrader"]["notebook"]
     res = {
         "nbgrader": dict(resources["nbgrader"]),
-        "rnn_course": {"scores": dict(info.get("scores", {})),
-                       "comments": dict(info.get("comments", {}))},
+        "rnn_course": {key: dict(value) for key, value in info.items()},
         "unique_key": name,
         "output_files_dir": f"{name}_files",
     }

@@ -65,6 +65,13 @@ def utf8(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
+def say(text: str) -> None:
+    """Print to stderr on lines of its own, above the run's progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
+
+
 def is_recorded(state: RecordedState | None, digest: str) -> bool:
     """True when ``state`` is a complete grading of the submission with this ``digest``."""
     return state is not None and state.complete and state.digest == digest
@@ -81,13 +88,12 @@ def record(result, sub, *, book: CourseGradebook, coursedir, assignment, stage,
         if key in stage and key not in COORDINATOR_STAGES:
             stage[key] += seconds
     if result.status == "error" and result.error:
-        print(f"grader error for {result.student} ({result.worker}):\n{result.error}",
-              file=sys.stderr)
+        say(f"grader error for {result.student} ({result.worker}):\n{result.error}")
     names = F.flag_names(result.flags)
     try:
         saved = save_grades(book, result, sub)
     except Exception:  # the gradebook refused: a grader error, and the run says so
-        print(f"could not record {result.student}:\n{traceback.format_exc()}", file=sys.stderr)
+        say(f"could not record {result.student}:\n{traceback.format_exc()}")
         stage["gradebook"] += time.monotonic() - t0
         return StudentResult(result.student, 0.0, result.scores.max_score,
                              sorted(set(names) | {F.GRADER_ERROR}), "error")
@@ -99,8 +105,8 @@ def record(result, sub, *, book: CourseGradebook, coursedir, assignment, stage,
         mark_files_written(book, saved.submission_id)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        print(f"error: {result.student}: grade recorded, files not written ({F.clean_text(reason)}"
-              "); run again to write them", file=sys.stderr)
+        say(f"error: {result.student}: grade recorded, files not written "
+            f"({F.clean_text(reason)}); run again to write them")
         try:
             flag_files_not_written(book, saved.submission_id, reason)
         except Exception:  # the row still says "files not written": a rerun regrades

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution, is_task
 
 
@@ -16,6 +16,9 @@ class GradesFromScores(NbGraderPreprocessor):
     The notebook's totals (``resources["nbgrader"]["score"]``, ``max_score``,
     ``late_penalty``) are the caller's, as ``GetGrades`` leaves them.
     """
+
+    # configurable as in GetGrades (the HTML exporter configures it for every preprocessor)
+    display_data_priority = GetGrades.display_data_priority
 
     def preprocess_cell(self, cell, resources, cell_index):
         meta = cell.get("metadata", {}).get("nbgrader")
