@@ -10,7 +10,7 @@ The coordinator (this process) prechecks every ``submitted/<student>/<assignment
 workers (:mod:`autograder.pipeline.worker`) on a ``concurrent.futures`` executor (a
 local process pool, or a ``dask.distributed`` cluster with ``--scheduler``),
 and records each result as it arrives, as the gradebook's only writer
-(:mod:`autograder.pipeline.gradebook`).  Feedback HTML comes back with each result;
+(:mod:`autograder.pipeline.record`).  Feedback HTML comes back with each result;
 ``grades.csv`` is exported at the end (:mod:`autograder.pipeline.export`).
 
 Re-running is idempotent: what is recorded is skipped (``--force`` regrades),

@@ -155,9 +155,16 @@ class CourseGradebook:
         self.db_url = db_url
         self.course_id = course_id
         self.config = config if config is not None else Config()
+        self._tables = False
 
     def open(self) -> Gradebook:
         return Gradebook(self.db_url, self.course_id)
+
+    def ensure_tables(self, gb: Gradebook) -> None:
+        """:func:`ensure_tables` on ``gb``'s engine, once per instance."""
+        if not self._tables:
+            ensure_tables(gb.engine)
+            self._tables = True
 
     def structure(self, assignment: str) -> AssignmentStructure:
         """The assignment's notebooks, graded cells and due date; UsageError if unknown."""
@@ -198,7 +205,7 @@ class CourseGradebook:
     def recorded(self, assignment: str) -> dict[str, RecordedState]:
         """student -> what the gradebook holds for their submission of ``assignment``."""
         with self.open() as gb:
-            ensure_tables(gb.engine)
+            self.ensure_tables(gb)
             subs = gb.assignment_submissions(assignment)
             ids = [sub.id for sub in subs]
             rows = {r.submission_id: r for r in gb.db.execute(

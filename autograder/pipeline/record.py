@@ -48,7 +48,6 @@ from autograder.pipeline.gradebook import (
     GRADING,
     CourseGradebook,
     RecordedState,
-    ensure_tables,
     flags_by_submission,
 )
 from autograder.pipeline.report import COORDINATOR_STAGES, StudentResult
@@ -132,7 +131,7 @@ def save_grades(book: CourseGradebook, result, sub) -> Saved:
     with warnings.catch_warnings(), book.open() as gb:
         # nbgrader's models trip SQLAlchemy's autoflush warnings: noise
         warnings.simplefilter("ignore", SAWarning)
-        ensure_tables(gb.engine)
+        book.ensure_tables(gb)
         session = gb.db
         try:
             submission = _submission(gb, result.assignment, result.student)

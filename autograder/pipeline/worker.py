@@ -191,7 +191,8 @@ def grade_submission(job: GradeJob) -> GradeResult:
     except Exception as exc:
         result.status = "error"
         result.error = traceback.format_exc()
-        result.notebooks, result.feedback, result.scores = {}, {}, Scores()
+        result.notebooks, result.feedback, result.comments = {}, {}, {}
+        result.scores = Scores()
         result.flag(F.GRADER_ERROR, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                     if str(exc) else type(exc).__name__)
     result.timings["worker_total"] = time.monotonic() - started
