@@ -127,7 +127,8 @@ def fixture_source(extra_cells=()) -> nbformat.NotebookNode:
 
 
 def plain_source() -> nbformat.NotebookNode:
-    """A fixture notebook with only ordinary nbgrader test cells (no registered checks).
+    """A fixture notebook with only ordinary nbgrader test cells (no registered checks: each
+    scores 0, as grading never scores a cell from what the kernel printed).
 
     For runs in a fresh process (the CLI as a subprocess), where the
     fixture checks are not registered.

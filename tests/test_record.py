@@ -248,3 +248,17 @@ def test_files_not_written_exit_1_in_one_line_and_the_next_run_writes_them(
         ["ann", "4/4", "skipped"], ["bob", "4/4", "graded"]]
     assert (course / "feedback" / "bob" / A / f"{A}.html").is_file()
     assert fx.flags_of(course, "bob") == []
+
+
+def test_a_submission_that_is_not_utf8_is_graded_and_recorded_end_to_end(course):
+    """Once a grader_error on every run: a lone surrogate in the JSON and a file name."""
+    nb = fx.student_notebook(course)
+    nb.cells.insert(0, fx.markdown("caf\udce9"))
+    fx.submit(course, "eve", raw=json.dumps(nb).encode(), files={"r\udce9sum\udce9.txt": b"x"})
+    fx.submit(course, "ann", fx.student_notebook(course))
+    assert run(course) == {"ann": ("graded", 4.0, []), "eve": ("graded", 4.0, [])}
+    assert R.is_recorded(state(course, "eve"), fx.job_for(course, "eve")[1].digest)
+    auto = course / "autograded" / "eve" / A
+    assert b"r\xe9sum\xe9.txt" in os.listdir(os.fsencode(auto))
+    assert (course / "feedback" / "eve" / A / f"{A}.html").is_file()
+    assert run(course) == {"ann": ("skipped", 4.0, []), "eve": ("skipped", 4.0, [])}
