@@ -34,6 +34,7 @@ import sys
 import time
 import traceback
 import warnings
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -116,11 +117,15 @@ def record(result, sub, *, book: CourseGradebook, coursedir, assignment, stage,
     return StudentResult(result.student, saved.score, saved.max_score, names, status)
 
 
+@dataclass
 class Saved:
     """What :func:`save_grades` recorded."""
 
-    def __init__(self, submission_id: str, score: float, max_score: float):
-        self.submission_id, self.score, self.max_score = submission_id, score, max_score
+    submission_id: str
+    """nbgrader's ``submitted_assignment.id``."""
+    score: float
+    """After the late penalty, as the gradebook computes it (a person's scores included)."""
+    max_score: float
 
 
 # --------------------------------------------------------------------------- #
