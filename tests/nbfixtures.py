@@ -25,7 +25,6 @@ submit plain arrays, which the grader judges with the registered checks.
 from __future__ import annotations
 
 import importlib
-import json
 import shutil
 import subprocess
 import sys
@@ -226,9 +225,15 @@ def gradebook_scores(course: Path, assignment: str = ASSIGNMENT) -> dict:
 
 
 def flags_of(course: Path, student: str, assignment: str = ASSIGNMENT) -> list[str]:
-    """The flags recorded for a submission (from its sidecar file)."""
-    path = Path(course) / "autograded" / student / assignment / "rnn_course_flags.json"
-    return json.loads(path.read_text())["flags"]
+    """The flags recorded for a submission (from the gradebook's database)."""
+    from nbgrader.api import Gradebook
+
+    from autograder.course import Course
+    from autograder.pipeline.gradebook import recorded_flags
+
+    c = Course(course)
+    with Gradebook(c.db_url, c.course_id) as gb:
+        return recorded_flags(gb, [assignment])[(assignment, student)]
 
 
 # --------------------------------------------------------------------------- #
@@ -308,3 +313,24 @@ def set_duedate(course: Path, duedate: str, assignment: str = ASSIGNMENT) -> Non
 def dask_setup(worker=None) -> None:
     """dask ``preload`` hook: register the fixture checks on a worker."""
     install_fixture_checks()
+
+
+def job_for(course: Path, student: str, *, unsafe: bool = True, assignment: str = ASSIGNMENT):
+    """``(job, submission)`` for ``submitted/<student>/<assignment>/``, as the coordinator builds
+    them: the precheck, then :class:`~autograder.pipeline.jobs.JobMaker` (unsandboxed by default).
+    """
+    from nbgrader.coursedir import CourseDirectory
+
+    from autograder.course import Course
+    from autograder.pipeline.gradebook import CourseGradebook
+    from autograder.pipeline.jobs import JobMaker
+    from autograder.pipeline.precheck import Precheck
+
+    c = Course(course)
+    coursedir = CourseDirectory(config=c.config)
+    coursedir.root = str(c.root)
+    book = CourseGradebook(c.db_url, c.course_id, c.config)
+    structure = book.structure(assignment)
+    sub = Precheck().check(c.submitted_dir(student, assignment), student, assignment,
+                           structure.cell_ids)
+    return JobMaker(c, coursedir, book, assignment, unsafe, structure).job(sub), sub

@@ -8,7 +8,8 @@
 The work is :func:`autograder.pipeline.coordinator.grade_assignment`; this
 module only reads the command line and prints the report.  Exit status: 0 when
 the pipeline did its job (even if students failed), 1 when a submission could
-not be graded (``grader_error``), 2 for usage errors.
+not be graded (``grader_error``) or its files could not be written
+(``files_not_written``: its grade is recorded), 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -49,9 +50,16 @@ def run(args) -> int:
     print(f"autograded: {report.autograded_dir}")
     print(f"feedback:   {report.feedback_dir}")
     print(f"grades:     {report.csv_path}")
+    status = 0
     if report.errors:
         print(f"error: {len(report.errors)} submission(s) could not be graded (grader_error): "
               f"{', '.join(r.student for r in report.errors)}; run again to retry them",
               file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    if report.unwritten:
+        print(f"error: {len(report.unwritten)} submission(s) graded and recorded, but their "
+              f"files could not be written (files_not_written): "
+              f"{', '.join(r.student for r in report.unwritten)}; run again to write them",
+              file=sys.stderr)
+        status = 1
+    return status

@@ -10,21 +10,24 @@ The coordinator (this process) prechecks every ``submitted/<student>/<assignment
 workers (:mod:`autograder.pipeline.worker`) on a ``concurrent.futures`` executor (a
 local process pool, or a ``dask.distributed`` cluster with ``--scheduler``),
 and records each result as it arrives, as the gradebook's only writer
-(:mod:`autograder.pipeline.gradebook`).  Feedback HTML comes back with each result;
+(:mod:`autograder.pipeline.record`).  Feedback HTML comes back with each result;
 ``grades.csv`` is exported at the end (:mod:`autograder.pipeline.export`).
 
 Re-running is idempotent: what is recorded is skipped (``--force`` regrades),
 a resubmitted folder is graded again, an interrupted run resumes where it
 stopped.  Every submitted student ends up recorded, with flags saying what
 went wrong.  Exit status: 0 when the pipeline did its job (even if students
-failed), 1 when a submission could not be graded (``grader_error``), 2 for
-usage errors.
+failed), 1 when a submission could not be graded (``grader_error``) or its
+files could not be written (``files_not_written``), 2 for usage errors.
 
-Flags (short snake_case strings, :data:`autograder.pipeline.precheck.FLAGS`) say what
-went wrong for a student; they are stored per submission in
-``autograded/<student>/<assignment>/rnn_course_flags.json`` with one-line
-reasons (:mod:`autograder.pipeline.gradebook`), shown in the feedback's "Grader notes"
-and in the ``flags`` column of ``grades.csv``.
+Workers score (:mod:`autograder.pipeline.scoring`) and render; the coordinator
+records each result, gradebook first, then files (:mod:`autograder.pipeline.record`).
+Flags (:mod:`autograder.pipeline.flags`, one vocabulary) say what went wrong
+for a student; they are stored with one-line reasons in the gradebook's
+database (:mod:`autograder.pipeline.gradebook`), shown in the feedback's
+"Grader notes" and in the ``flags`` column of ``grades.csv``.  What the
+gradebook holds also decides what a rerun skips: a submission graded with the
+same digest and whose files were written.
 
 Configuration, in ``nbgrader_config.py``: nbgrader's own sections apply as in
 ``nbgrader autograde`` (``c.Execute.timeout``, ``c.LimitOutput``,
@@ -51,12 +54,13 @@ from nbgrader.coursedir import CourseDirectory
 
 from autograder.course import Course
 from autograder.errors import UsageError
-from autograder.pipeline.gradebook import CourseGradebook, read_sidecar
+from autograder.pipeline.flags import GRADER_ERROR, flag_names
+from autograder.pipeline.gradebook import CourseGradebook
 from autograder.pipeline.jobs import JobMaker
 from autograder.pipeline.precheck import Precheck, Submission
-from autograder.pipeline.record import record
-from autograder.pipeline.report import GradeReport, StudentResult
-from autograder.pipeline.runner import STAGES, NoBar, Runner, crashed, progress_bar
+from autograder.pipeline.record import is_recorded, record
+from autograder.pipeline.report import STAGES, GradeReport, StudentResult
+from autograder.pipeline.runner import NoBar, Runner, crashed, progress_bar
 
 SANDBOX_HINT = "install bubblewrap (make setup) or pass --unsafe-no-sandbox"
 
@@ -115,8 +119,8 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
     checker = Precheck(config=course.config)
     if "ignore" in course.config.get("CourseDirectory", {}):
         checker.ignore = list(coursedir.ignore)
-    recorded = book.recorded_submissions(assignment) if found else {}
-    maker = JobMaker(course, coursedir, book, assignment, unsafe_no_sandbox)
+    recorded = book.recorded(assignment) if found else {}
+    maker = JobMaker(course, coursedir, book, assignment, unsafe_no_sandbox, structure)
     record_ctx = dict(book=book, coursedir=coursedir, assignment=assignment, stage=stage,
                       maker=maker)
     prechecked: dict[str, Submission] = {}
@@ -126,20 +130,16 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
 
         for student, folder in sorted(found.items()):
             t0 = time.monotonic()
-            sub = checker.check(folder, student, assignment, structure)
+            sub = checker.check(folder, student, assignment, structure.cell_ids)
             stage["precheck"] += time.monotonic() - t0
-            dest = Path(coursedir.format_path(coursedir.autograded_directory, student,
-                                              assignment))
-            side = read_sidecar(dest)
-            if (not force and side is not None and side.get("status") == "graded"
-                    and side.get("digest") == sub.digest and student in recorded):
-                score, max_score = book.current_score(assignment, student)
-                results[student] = StudentResult(student, score, max_score,
-                                                 list(side.get("flags", [])), "skipped")
+            state = recorded.get(student)
+            if not force and is_recorded(state, sub.digest):
+                results[student] = StudentResult(student, state.score, state.max_score,
+                                                 flag_names(state.flags), "skipped")
                 bar.update(1)
                 continue
             job = maker.job(sub)
-            if "grader_error" in sub.flag_names:  # the precheck itself failed
+            if GRADER_ERROR in sub.flag_names:  # the precheck itself failed
                 results[student] = record(crashed(GradeResult, job, "precheck failed"),
                                            sub, **record_ctx)
                 bar.update(1)
@@ -179,7 +179,7 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
 
     from autograder.pipeline.export import export_grades
 
-    export_grades(course.db_url, course.course_id, csv_path, autograded_root, course.config)
+    export_grades(course.db_url, course.course_id, csv_path, course.config)
     return GradeReport(
         assignment=assignment,
         results=[results[s] for s in sorted(results)],

@@ -6,9 +6,11 @@ from nbgrader's own command line, run in the course directory::
     nbgrader export --exporter=autograder.pipeline.export.FlagsCsvExportPlugin
 
 It lets nbgrader's ``CsvExportPlugin`` write the file, then appends to each
-row the submission's flags (``;``-separated: nbgrader's CSV is not quoted),
-read from the sidecar files that grading leaves in
-``autograded/<student>/<assignment>/``.
+row the flags recorded for that row's student and assignment
+(``;``-separated: nbgrader's CSV is not quoted), read from the gradebook's
+own database (:func:`autograder.pipeline.gradebook.recorded_flags`).  Each
+row is matched by its ``assignment`` and ``student_id`` columns, never by
+its position.
 """
 
 from __future__ import annotations
@@ -20,68 +22,53 @@ from nbgrader.api import Gradebook
 from nbgrader.plugins import CsvExportPlugin
 from traitlets import Unicode
 
-from autograder.pipeline.gradebook import read_sidecar
+from autograder.pipeline.gradebook import recorded_flags
+
+FLAGS_COLUMN = "flags"
+# the columns of nbgrader's CSV that name a row; they come before any free-text column
+KEY_COLUMNS = ("assignment", "student_id")
 
 
 class FlagsCsvExportPlugin(CsvExportPlugin):
     """nbgrader's CSV export with one more column, ``flags``."""
 
-    autograded_dir = Unicode(
-        "autograded",
-        help="Folder holding autograded/<student>/<assignment>/rnn_course_flags.json "
-             "(relative paths are relative to the current directory).",
-    ).tag(config=True)
     separator = Unicode(";", help="Separator between flags within the flags column.").tag(
         config=True)
-
-    def flags_of(self, student: str, assignment: str) -> str:
-        """The flags column of one row: the sidecar's flags, or empty."""
-        data = read_sidecar(Path(self.autograded_dir) / student / assignment) or {}
-        flags = data.get("flags") or []
-        return self.separator.join(str(f).replace(",", " ") for f in flags)
-
-    def _row_keys(self, gradebook: Gradebook) -> list[tuple[str, str]]:
-        """(assignment, student) of each row, in CsvExportPlugin's order and with its filters."""
-        students = [str(s) for s in self.student]
-        assignments = [str(a) for a in self.assignment]
-        keys = []
-        for assignment in gradebook.assignments:
-            if assignments and assignment.name not in assignments:
-                continue
-            for student in gradebook.students:
-                if students and student.id not in students:
-                    continue
-                keys.append((assignment.name, student.id))
-        return keys
 
     def export(self, gradebook: Gradebook) -> None:
         dest = self.to or "grades.csv"
         tmp = f"{dest}.tmp"
-        keys = self._row_keys(gradebook)
         to = self.to
         self.to = tmp
         try:
             super().export(gradebook)
         finally:
             self.to = to
+        assignments = [str(a) for a in self.assignment] or None
+        flags = recorded_flags(gradebook, assignments)
         with open(tmp, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
-        if len(lines) != len(keys) + 1:  # never expected; keep nbgrader's file rather than lie
-            self.log.warning("grades.csv rows do not match the gradebook; no flags column")
+        header = lines[0].split(",")
+        try:
+            where = [header.index(column) for column in KEY_COLUMNS]
+        except ValueError:  # never expected; keep nbgrader's file rather than guess
+            self.log.warning("grades.csv has no %s columns; no flags column",
+                             " and ".join(KEY_COLUMNS))
             os.replace(tmp, dest)
             return
-        out = [lines[0] + ",flags"]
-        for line, (assignment, student) in zip(lines[1:], keys, strict=True):
-            out.append(f"{line},{self.flags_of(student, assignment)}")
+        out = [lines[0] + "," + FLAGS_COLUMN]
+        for line in lines[1:]:
+            fields = line.split(",")
+            key = tuple(fields[i] for i in where)
+            out.append(f"{line},{self.separator.join(flags.get(key, []))}")
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write("\n".join(out) + "\n")
         os.replace(tmp, dest)
 
 
-def export_grades(db_url: str, course_id: str, dest: Path, autograded_dir: Path,
-                  config=None) -> Path:
+def export_grades(db_url: str, course_id: str, dest: Path, config=None) -> Path:
     """Write ``dest`` (every assignment and student of the gradebook) with a flags column."""
-    plugin = FlagsCsvExportPlugin(config=config, to=str(dest), autograded_dir=str(autograded_dir))
+    plugin = FlagsCsvExportPlugin(config=config, to=str(dest))
     with Gradebook(db_url, course_id) as gb:
         plugin.export(gb)
     return Path(dest)

@@ -2,13 +2,18 @@
 
 :func:`render_feedback` does what ``nbgrader generate_feedback`` does for one
 notebook (``GetGrades``, ``CSSHTMLHeaderPreprocessor``, the ``feedback``
-HTMLExporter template of nbgrader's formgrader), with two differences:
+HTMLExporter template of nbgrader's formgrader), with three differences:
+
+* the scores come from the worker's own scoring (:mod:`autograder.pipeline.scoring`,
+  :func:`feedback_resources`) through :class:`~autograder.pipeline.preprocessors.GradesFromScores`,
+  not from a gradebook: the feedback shows exactly the numbers recorded;
 
 * :class:`~autograder.pipeline.preprocessors.FeedbackHiddenTests` runs first, so the
   student sees which hidden checks failed (the grader's one-line verdict in
   the cell's output) but neither the hidden tests' code nor their inputs;
 * a "Grader notes" cell at the top lists the submission's flags with their
-  reasons and the checks that failed.
+  reasons (in the words of :data:`autograder.pipeline.flags.VOCABULARY`) and the
+  graded cells that failed, with why.
 
 The exporter (templates, filters) is built once per worker process and kept.
 """
@@ -29,34 +34,12 @@ from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbformat.v4 import new_markdown_cell
 from nbformat.v4 import new_output as nbformat_output
-from nbgrader.preprocessors import GetGrades
 from traitlets.config import Config
 
-from autograder.pipeline.preprocessors import FeedbackHiddenTests
+from autograder.pipeline.flags import VOCABULARY
+from autograder.pipeline.preprocessors import FeedbackHiddenTests, GradesFromScores
 
-FEEDBACK_PREPROCESSORS = (FeedbackHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor)
-
-# What each flag means, in words a student understands.
-FLAG_TEXT = {
-    "invalid_notebook": "the notebook could not be read, so it was not run",
-    "missing_notebook": "the notebook was not in the submission",
-    "renamed_notebook": "the notebook had another name; it was graded anyway",
-    "duplicate_grade_id": "a graded cell was duplicated; the first copy was graded",
-    "unknown_grade_id": "a cell carried grading metadata that is not in the assignment",
-    "shadowing_module": "a file named like a Python module was left out",
-    "too_large": "a file was over the size limit and was left out",
-    "unsafe_file": "a link or special file was left out",
-    "timeout": "a cell ran too long and was stopped",
-    "memory_limit": "the notebook used more memory than allowed",
-    "process_limit": "the notebook started too many processes or threads",
-    "cpu_limit": "the notebook used more CPU time than allowed",
-    "output_truncated": "some output was too long and was cut",
-    "kernel_died": "the Python kernel died while running the notebook",
-    "tampered_cells_restored": "read-only or graded cells were changed; the original "
-                               "versions were graded",
-    "late": "the submission was late",
-    "grader_error": "the grader itself failed; an instructor will look at it",
-}
+FEEDBACK_PREPROCESSORS = (FeedbackHiddenTests, GradesFromScores, CSSHTMLHeaderPreprocessor)
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>])")
 _lock = threading.Lock()
@@ -128,13 +111,12 @@ def warm_up(course_config: Config | None = None) -> None:
     """Render a tiny notebook once: templates, lexers and filters load on first use.
 
     Done before worker processes are forked, so that no job pays for it.
-    ``GetGrades`` is switched off for this one rendering (no gradebook needed).
     """
     from nbformat.v4 import new_code_cell, new_notebook
 
     exp = exporter(course_config)
     cell = new_code_cell("print(1)\n1 / 0", metadata={"nbgrader": {
-        "grade": True, "grade_id": "warm", "locked": True, "points": 1.0, "score": 0.0,
+        "grade": True, "grade_id": "warm", "locked": True, "points": 1.0,
         "solution": False, "schema_version": 3}})
     cell.outputs = [nbformat_output("stream", name="stdout", text="1\n"),
                     nbformat_output("error", ename="ZeroDivisionError", evalue="x",
@@ -143,27 +125,44 @@ def warm_up(course_config: Config | None = None) -> None:
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3",
                               "language": "python"}
     res = {"nbgrader": {"notebook": "warm", "score": 0.0, "max_score": 1.0,
-                        "late_penalty": 0.0}}
-    switched = [pp for pp in exp._preprocessors if isinstance(pp, GetGrades)]
+                        "late_penalty": 0.0},
+           "rnn_course": {"scores": {"warm": {"score": 0.0, "max_score": 1.0}}}}
     with _lock:
-        try:
-            for pp in switched:
-                pp.enabled = False
-            exp.from_notebook_node(nb, resources=res)
-        finally:
-            for pp in switched:
-                pp.enabled = True
+        exp.from_notebook_node(nb, resources=res)
 
 
-def notes_cell(flags: list[tuple[str, str]], checks: dict[str, dict]):
-    """A markdown cell summarising flags (with reasons) and failed checks, or None."""
+def feedback_resources(student: str, assignment: str, notebook: str, scores,
+                       comments: dict[str, str | None]) -> dict:
+    """The resources :func:`render_feedback` needs for one notebook, from its scores.
+
+    ``scores`` is a :class:`~autograder.pipeline.scoring.Scores`; what
+    ``GetGrades`` would read from the gradebook is taken from it.
+    """
+    penalty = scores.late_penalties.get(notebook) or 0.0
+    cells = scores.cells.get(notebook, {})
+    return {
+        "nbgrader": {"student": student, "assignment": assignment, "notebook": notebook,
+                     "score": scores.notebook_score(notebook) - penalty,
+                     "max_score": scores.notebook_max(notebook), "late_penalty": penalty},
+        # "checks": the cells' verdicts, which FeedbackHiddenTests keeps as the grader wrote them
+        "rnn_course": {"scores": cells, "checks": cells, "comments": dict(comments)},
+    }
+
+
+def notes_cell(flags: list[tuple[str, str]], cells: dict[str, dict]):
+    """A markdown cell summarising flags (with reasons) and failed cells, or None.
+
+    ``cells`` maps grade ids to their scores (or verdicts): ``{"kind", "passed", "message"}``.
+    """
     lines = []
     for name, reason in flags:
-        what = FLAG_TEXT.get(name, name)
+        flag = VOCABULARY.get(name)
+        what = flag.text if flag is not None else name
         lines.append(f"- **{md_escape(name)}**: {md_escape(what)}"
                      + (f" ({md_escape(reason)})" if reason else ""))
-    failed = [(cid, v) for cid, v in checks.items() if v.get("passed") is False]
-    for cid, verdict in failed:
+    for cid, verdict in cells.items():
+        if verdict.get("passed") is not False or verdict.get("kind") == "manual":
+            continue
         kind = "hidden check" if verdict.get("kind") == "hidden" else "check"
         lines.append(f"- {kind} **{md_escape(cid)}** failed: {md_escape(verdict.get('message'))}")
     if not lines:
@@ -175,21 +174,22 @@ def render_feedback(nb, resources: dict, flags: list[tuple[str, str]],
                     course_config: Config | None = None) -> str:
     """Feedback HTML of a graded notebook (``nb`` is not modified).
 
-    ``resources`` are the grading resources: ``resources["nbgrader"]`` names
-    the student, assignment, notebook and the gradebook holding the scores
-    (``GetGrades`` reads them); ``resources["rnn_course"]["checks"]`` holds
-    the verdicts of ``VerifyChecks``.
+    ``resources`` come from :func:`feedback_resources`: ``resources["nbgrader"]``
+    names the student, assignment and notebook and holds the notebook's score,
+    max score and late penalty; ``resources["rnn_course"]`` holds the cells'
+    scores (also as ``checks``, the verdicts) and comments.
     """
     nb = copy.deepcopy(nb)
-    checks = resources.get("rnn_course", {}).get("checks", {})
-    cell = notes_cell(flags, checks)
+    info = resources.get("rnn_course", {})
+    cell = notes_cell(flags, info.get("scores", {}))
     if cell is not None:
         nb.cells.insert(0, cell)
+    name = resources["nbgrader"]["notebook"]
     res = {
         "nbgrader": dict(resources["nbgrader"]),
-        "rnn_course": {"checks": checks},
-        "unique_key": resources["nbgrader"]["notebook"],
-        "output_files_dir": f"{resources['nbgrader']['notebook']}_files",
+        "rnn_course": {key: dict(value) for key, value in info.items()},
+        "unique_key": name,
+        "output_files_dir": f"{name}_files",
     }
     # one notebook at a time per exporter: its preprocessors keep per-call state
     with _lock:
@@ -204,7 +204,7 @@ def write_feedback(folder: Path, feedback: dict[str, str]) -> list[Path]:
     for name, body in feedback.items():
         path = folder / f"{name}.html"
         tmp = path.with_suffix(".html.tmp")
-        tmp.write_text(body, encoding="utf-8")
+        tmp.write_text(body, encoding="utf-8", errors="backslashreplace")
         os.replace(tmp, path)
         written.append(path)
     return written

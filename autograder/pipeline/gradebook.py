@@ -1,61 +1,108 @@
-"""The coordinator's side of grading: the only writer of the course's gradebook.
+"""The course's gradebook as the coordinator reads it, and the tables of our own in it.
 
-Workers never open the course gradebook.  The coordinator
+The course's gradebook is nbgrader's database (``db_url``: SQLite, PostgreSQL...).
+Workers never open it; the coordinator
 
-* reads the assignment's structure and snapshots it into a small private
-  SQLite gradebook for the workers (:meth:`CourseGradebook.snapshot`);
-* records each result as it arrives (:meth:`CourseGradebook.record`) exactly
-  as ``nbgrader autograde`` does: student and submission (with its
-  timestamp), then nbgrader's own ``SaveAutoGrades`` and
-  ``AssignLatePenalties`` run on the returned notebook against the course's
-  ``db_url`` (SQLite, PostgreSQL... whatever nbgrader supports), missing
-  notebooks get 0 for every cell, and ``autograded/<student>/<assignment>/``
-  gets the notebooks and ``timestamp.txt``.  Each submission is committed on
-  its own, so an interrupted run keeps everything recorded before it stopped.
+* reads the assignment's structure (:meth:`CourseGradebook.structure`) and
+  snapshots it into a small private SQLite gradebook for the workers' sanitize
+  steps (:meth:`CourseGradebook.snapshot`);
+* reads what is already recorded, to skip it (:meth:`CourseGradebook.recorded`);
+* records each result through :mod:`autograder.pipeline.record`, its only writer.
 
-Flags are stored in a JSON sidecar per submission,
-``autograded/<student>/<assignment>/rnn_course_flags.json`` (nbgrader's
-tables only have a ``flagged`` boolean).  It is written last, atomically, and
-doubles as the "fully recorded" marker: a submission is skipped by a later
-run only if its sidecar says ``"status": "graded"`` for the same submission
-digest (names and bytes of every submitted file, ``timestamp.txt`` included)
-and the gradebook has its submission.  Anything less is graded again; every
-write is an update-or-create, so regrading never duplicates a row.
+nbgrader's tables have no room for the grader's flags (only a ``flagged``
+boolean per submitted notebook, which recording sets), so two small tables of
+our own live in the same database, created with SQLAlchemy on the
+gradebook's engine (:func:`ensure_tables`):
+
+``rnn_course_grading``  one row per submission (nbgrader's ``submitted_assignment.id``):
+                        the submission digest, the status of the grading
+                        (``graded`` or ``error``), whether its files were
+                        written, when it was graded and by which worker;
+``rnn_course_flag``     the submission's flags: name and one-line reason, in order.
+
+No foreign key ties them to nbgrader's tables, so that nbgrader's own commands
+can still delete a student or a submission; rows are always read through
+nbgrader's current submission id, so stale ones are never seen.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-import nbformat
-from nbgrader.api import Base, Gradebook, MissingEntry
-from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
-from nbgrader.utils import parse_utc
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import SAWarning
+from nbgrader.api import (
+    Assignment,
+    Base,
+    Gradebook,
+    MissingEntry,
+    SubmittedAssignment,
+)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    select,
+    text,
+)
 from traitlets.config import Config
 
 from autograder.errors import UsageError
-from autograder.pipeline.feedback import write_feedback
+from autograder.pipeline.scoring import AssignmentStructure, GradedCell
 
-SIDECAR = "rnn_course_flags.json"
-SIDECAR_VERSION = 1
+METADATA = MetaData()
+GRADING = Table(
+    "rnn_course_grading", METADATA,
+    Column("submission_id", String(32), primary_key=True),
+    Column("assignment", String(128), nullable=False),
+    Column("student_id", String(128), nullable=False),
+    Column("digest", String(64), nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("files_written", Boolean, nullable=False, default=False),
+    Column("graded_at", DateTime, nullable=False),
+    Column("worker", String(256), nullable=False, default=""),
+    Index("ix_rnn_course_grading_assignment_student", "assignment", "student_id"),
+)
+FLAG = Table(
+    "rnn_course_flag", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("submission_id", String(32), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+
+def ensure_tables(engine) -> None:
+    """Create our tables in the gradebook's database if they are not there yet."""
+    METADATA.create_all(bind=engine, checkfirst=True)
 
 
 @dataclass
-class Recorded:
-    """What the gradebook says about one submission after recording it."""
+class RecordedState:
+    """What the gradebook says about one student's submission of an assignment."""
 
     score: float
+    """After the late penalty."""
     max_score: float
+    digest: str = ""
+    status: str = ""
+    """"graded" or "error" as the grading left it; "" when not graded by this grader."""
+    files_written: bool = False
     flags: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Graded, with its files written: nothing left to do for this digest."""
+        return self.status == "graded" and self.files_written
 
 
 def memory_dir() -> str | None:
@@ -71,19 +118,34 @@ def memory_dir() -> str | None:
     return None
 
 
-def read_sidecar(folder: Path) -> dict | None:
-    """The sidecar of ``autograded/<student>/<assignment>/``, or None if absent or unreadable."""
-    try:
-        data = json.loads((Path(folder) / SIDECAR).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+def flags_by_submission(session, submission_ids) -> dict[str, list[tuple[str, str]]]:
+    """submission id -> its recorded flags ``(name, reason)``, in order."""
+    ids = list(submission_ids)
+    out: dict[str, list[tuple[str, str]]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    rows = session.execute(select(FLAG.c.submission_id, FLAG.c.name, FLAG.c.reason)
+                           .where(FLAG.c.submission_id.in_(ids))
+                           .order_by(FLAG.c.submission_id, FLAG.c.position)).all()
+    for sid, name, reason in rows:
+        out[sid].append((name, reason))
+    return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def recorded_flags(gb: Gradebook, assignments=None) -> dict[tuple[str, str], list[str]]:
+    """(assignment, student) -> sorted flag names of every recorded submission.
+
+    Read through nbgrader's current submissions (never by row order); ``assignments``
+    limits the assignments read (None: all).
+    """
+    ensure_tables(gb.engine)
+    query = (select(SubmittedAssignment.id, Assignment.name, SubmittedAssignment.student_id)
+             .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id))
+    if assignments:
+        query = query.where(Assignment.name.in_(list(assignments)))
+    subs = gb.db.execute(query).all()
+    flags = flags_by_submission(gb.db, [sid for sid, _, _ in subs])
+    return {(name, student): sorted({f for f, _ in flags[sid]}) for sid, name, student in subs}
 
 
 class CourseGradebook:
@@ -93,15 +155,19 @@ class CourseGradebook:
         self.db_url = db_url
         self.course_id = course_id
         self.config = config if config is not None else Config()
+        self._tables = False
 
     def open(self) -> Gradebook:
         return Gradebook(self.db_url, self.course_id)
 
-    # ------------------------------------------------------------------ #
-    # reading
-    # ------------------------------------------------------------------ #
-    def structure(self, assignment: str) -> dict[str, set[str]]:
-        """Notebook name -> ids of its instructor cells; UsageError if the assignment is unknown."""
+    def ensure_tables(self, gb: Gradebook) -> None:
+        """:func:`ensure_tables` on ``gb``'s engine, once per instance."""
+        if not self._tables:
+            ensure_tables(gb.engine)
+            self._tables = True
+
+    def structure(self, assignment: str) -> AssignmentStructure:
+        """The assignment's notebooks, graded cells and due date; UsageError if unknown."""
         path = _sqlite_path(self.db_url)
         if path is not None and not path.is_file():
             raise UsageError(f"no gradebook at {path}: release the assignment first "
@@ -118,16 +184,43 @@ class CourseGradebook:
                 raise UsageError(
                     f"assignment {assignment!r} is not in the gradebook: release it first "
                     f"(python -m autograder release {assignment})") from None
-            result = {nb.name: {c.name for c in nb.source_cells} for nb in a.notebooks}
-        if not result:
+            notebooks, cell_ids = {}, {}
+            for nb in a.notebooks:
+                answers = {c.name for c in nb.solution_cells}
+                cells = {c.name: GradedCell(max_score=float(c.max_score),
+                                            cell_type=c.cell_type, solution=c.name in answers)
+                         for c in nb.grade_cells}
+                for c in nb.task_cells:
+                    cells[c.name] = GradedCell(max_score=float(c.max_score),
+                                               cell_type=c.cell_type, task=True)
+                notebooks[nb.name] = cells
+                cell_ids[nb.name] = frozenset(c.name for c in nb.source_cells)
+            result = AssignmentStructure(name=assignment, notebooks=notebooks,
+                                         cell_ids=cell_ids, duedate=a.duedate)
+        if not notebooks:
             raise UsageError(f"assignment {assignment!r} has no notebooks in the gradebook: "
                              f"release it first (python -m autograder release {assignment})")
         return result
 
-    def recorded_submissions(self, assignment: str) -> dict[str, datetime | None]:
-        """student -> timestamp of every submission of ``assignment`` in the gradebook."""
+    def recorded(self, assignment: str) -> dict[str, RecordedState]:
+        """student -> what the gradebook holds for their submission of ``assignment``."""
         with self.open() as gb:
-            return {sub.student.id: sub.timestamp for sub in gb.assignment_submissions(assignment)}
+            self.ensure_tables(gb)
+            subs = gb.assignment_submissions(assignment)
+            ids = [sub.id for sub in subs]
+            rows = {r.submission_id: r for r in gb.db.execute(
+                select(GRADING).where(GRADING.c.submission_id.in_(ids))).all()} if ids else {}
+            flags = flags_by_submission(gb.db, ids)
+            out = {}
+            for sub in subs:
+                row = rows.get(sub.id)
+                out[sub.student.id] = RecordedState(
+                    score=float(sub.score - (sub.late_submission_penalty or 0.0)),
+                    max_score=float(sub.max_score),
+                    digest=row.digest if row else "", status=row.status if row else "",
+                    files_written=bool(row.files_written) if row else False,
+                    flags=flags[sub.id])
+            return out
 
     def extensions(self, assignment: str) -> dict[str, float]:
         """student -> extension seconds granted for ``assignment``."""
@@ -135,20 +228,13 @@ class CourseGradebook:
             return {sub.student.id: sub.extension.total_seconds()
                     for sub in gb.assignment_submissions(assignment) if sub.extension}
 
-    def current_score(self, assignment: str, student: str) -> tuple[float, float]:
-        """(score after late penalty, max score) of a recorded submission."""
-        with self.open() as gb:
-            sub = gb.find_submission(assignment, student)
-            return (float(sub.score - (sub.late_submission_penalty or 0.0)),
-                    float(sub.max_score))
-
     def snapshot(self, assignment: str) -> bytes:
         """A private SQLite gradebook holding only ``assignment``'s structure, as bytes.
 
         Notebooks (with kernelspecs), source cells (source, checksum, locked),
-        grade, solution and task cells, and the due date: what nbgrader's
-        ``OverwriteKernelspec``, ``OverwriteCells``, ``SaveAutoGrades`` and
-        ``AssignLatePenalties`` read.  No student, no score.
+        grade, solution and task cells: what nbgrader's ``OverwriteKernelspec``
+        and ``OverwriteCells`` (:class:`RestoreCells`) read in the worker.
+        No student, no score.
         """
         with tempfile.TemporaryDirectory(prefix="rnn-snapshot-", dir=memory_dir()) as tmp:
             path = Path(tmp) / "structure.db"
@@ -173,119 +259,6 @@ class CourseGradebook:
                         dst.add_task_cell(c.name, nb.name, assignment, max_score=c.max_score,
                                           cell_type=c.cell_type)
             return path.read_bytes()
-
-    # ------------------------------------------------------------------ #
-    # writing
-    # ------------------------------------------------------------------ #
-    def record(self, result, submission, autograded: Path, feedback: Path,
-               source_files: dict[str, bytes] | None = None) -> Recorded:
-        """Record one worker result (see the module docstring); returns the recorded score.
-
-        ``result`` is a :class:`~autograder.pipeline.worker.GradeResult`, ``submission``
-        the precheck's :class:`~autograder.pipeline.precheck.Submission`.
-        """
-        with warnings.catch_warnings():
-            # nbgrader's gradebook API trips SQLAlchemy's autoflush warnings: noise
-            warnings.simplefilter("ignore", SAWarning)
-            return self._record(result, submission, autograded, feedback, source_files)
-
-    def _record(self, result, submission, autograded, feedback, source_files) -> Recorded:
-        autograded = Path(autograded)
-        # 1. the marker goes first, then the old outputs (a crash from here on regrades)
-        (autograded / SIDECAR).unlink(missing_ok=True)
-        if autograded.exists():
-            shutil.rmtree(autograded)
-        autograded.mkdir(parents=True)
-        flags = list(result.flags)
-
-        # 2. files as nbgrader's autograde leaves them
-        if result.status == "graded":
-            for files in (submission.files, source_files or {}):
-                for rel, data in files.items():
-                    target = autograded.joinpath(*rel.split("/"))
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(data)
-            for name, nb_json in result.notebooks.items():
-                (autograded / f"{name}.ipynb").write_text(nb_json, encoding="utf-8")
-        if submission.timestamp:
-            (autograded / "timestamp.txt").write_text(submission.timestamp)
-
-        # 3. the gradebook
-        timestamp = _parse_timestamp(submission.timestamp)
-        with self.open() as gb:
-            gb.update_or_create_student(result.student)
-            kwargs = {"timestamp": submission.timestamp} if timestamp is not None else {}
-            gb.update_or_create_submission(result.assignment, result.student, **kwargs)
-        if result.status == "graded":
-            self._save_grades(result)
-        else:
-            self._mark_for_review(result)
-        score, max_score = self.current_score(result.assignment, result.student)
-
-        # 4. feedback, then 5. the sidecar (the "recorded" marker)
-        if feedback.exists():
-            shutil.rmtree(feedback)
-        if result.feedback:
-            write_feedback(feedback, result.feedback)
-            # as nbgrader's generate_feedback: the autograded folder's other files
-            # too; release_feedback reads timestamp.txt and submission_secret.txt
-            for path in sorted(autograded.rglob("*")):
-                if path.is_file() and path.suffix != ".ipynb" and path.name != SIDECAR:
-                    target = feedback / path.relative_to(autograded)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(path, target)
-        sidecar = {
-            "version": SIDECAR_VERSION,
-            "student": result.student,
-            "assignment": result.assignment,
-            "status": result.status,
-            "digest": submission.digest,
-            "timestamp": submission.timestamp,
-            "flags": sorted({f for f, _ in flags}),
-            "reasons": [{"flag": f, "reason": r} for f, r in flags],
-            "score": score,
-            "max_score": max_score,
-            "checks": result.checks,
-            "timings": {k: round(v, 4) for k, v in result.timings.items()},
-            "worker": result.worker,
-            "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        _write_atomic(autograded / SIDECAR, json.dumps(sidecar, indent=1, sort_keys=True))
-        return Recorded(score=score, max_score=max_score, flags=flags)
-
-    def _save_grades(self, result) -> None:
-        """nbgrader's SaveAutoGrades and AssignLatePenalties on each returned notebook."""
-        with self.open() as gb:
-            expected = [nb.name for nb in gb.find_assignment(result.assignment).notebooks]
-        for name in expected:
-            nb_json = result.notebooks.get(name)
-            if nb_json is None:
-                continue
-            nb = nbformat.reads(nb_json, as_version=4)
-            resources = {"nbgrader": {"student": result.student,
-                                      "assignment": result.assignment, "notebook": name,
-                                      "db_url": self.db_url}}
-            for pp in (SaveAutoGrades, AssignLatePenalties):
-                nb, resources = pp(config=self.config).preprocess(nb, resources)
-        missing = [name for name in expected if name not in result.notebooks]
-        if missing:  # as nbgrader's autograde: a notebook not submitted scores 0
-            with self.open() as gb:
-                for name in missing:
-                    snb = gb.find_submission_notebook(name, result.assignment, result.student)
-                    for grade in snb.grades:
-                        grade.auto_score = 0
-                        grade.needs_manual_grade = False
-                gb.db.commit()
-
-    def _mark_for_review(self, result) -> None:
-        """A grader error: the submission exists, its ungraded cells need a person."""
-        with self.open() as gb:
-            sub = gb.find_submission(result.assignment, result.student)
-            for snb in sub.notebooks:
-                for grade in snb.grades:
-                    if grade.auto_score is None and grade.manual_score is None:
-                        grade.needs_manual_grade = True
-            gb.db.commit()
 
 
 def _create_tables(url: str, src: Gradebook) -> None:
@@ -320,12 +293,3 @@ def _sqlite_path(url: str) -> Path | None:
     if parsed.database == ":memory:":
         return None
     return Path(parsed.database)
-
-
-def _parse_timestamp(text: str | None):
-    if not text:
-        return None
-    try:
-        return parse_utc(text)
-    except Exception:  # nbgrader's autograde would stop here; we grade without a time
-        return None

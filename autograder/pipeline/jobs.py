@@ -1,12 +1,13 @@
 """Building one self-contained :class:`~autograder.pipeline.worker.GradeJob` per submission.
 
-What every job of an assignment shares (the gradebook's structure snapshot,
-the instructor's source files, the sandbox's limits and the cell timeout) is
-read once, on the first job.
+What every job of an assignment shares (the assignment's structure and its
+gradebook snapshot, the instructor's source files, the sandbox's limits and
+the cell timeout) is read once, on the first job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 from pathlib import Path
@@ -41,8 +42,12 @@ def _source_files(course: Course, coursedir: CourseDirectory, assignment: str) -
     return files
 
 
-KERNEL_LIMITS = ("memory_bytes", "cpu_seconds", "max_processes", "file_bytes", "open_files",
-                 "tmp_bytes")
+def kernel_limit_names() -> tuple[str, ...]:
+    """The ``autograder.sandbox.Limits`` fields that ``SandboxedKernelManager`` also takes."""
+    from autograder.sandbox import Limits, SandboxedKernelManager
+
+    traits = set(SandboxedKernelManager.class_trait_names())
+    return tuple(f.name for f in dataclasses.fields(Limits) if f.name in traits)
 
 
 def _limits_and_timeout(course: Course):
@@ -57,8 +62,9 @@ def _limits_and_timeout(course: Course):
         from autograder.sandbox import Limits
     except ImportError:
         return None, None
+    kernel_limits = kernel_limit_names()
     values = {k: v for k, v in course.config.get("SandboxedKernelManager", {}).items()
-              if k in KERNEL_LIMITS}
+              if k in kernel_limits}
     values.update(course.config.get("Limits", {}))
     try:
         limits = Limits(**values)
@@ -79,9 +85,9 @@ class JobMaker:
     read once, on the first job.
     """
 
-    def __init__(self, course, coursedir, book, assignment, unsafe):
+    def __init__(self, course, coursedir, book, assignment, unsafe, structure):
         self.course, self.coursedir, self.book = course, coursedir, book
-        self.assignment, self.unsafe = assignment, unsafe
+        self.assignment, self.unsafe, self.structure = assignment, unsafe, structure
         self._shared = None
 
     @property
@@ -107,7 +113,7 @@ class JobMaker:
         return GradeJob(
             student=sub.student, assignment=self.assignment, course_id=self.course.course_id,
             notebooks=sub.notebooks, files=sub.files, source_files=shared["source_files"],
-            structure_db=shared["structure_db"],
+            structure=self.structure, structure_db=shared["structure_db"],
             seed_secret=submission_secret(shared["secret"], self.assignment, sub.student),
             config=self.course.config, flags=list(sub.flags), timestamp=sub.timestamp,
             extension_seconds=shared["extensions"].get(sub.student), sandbox=not self.unsafe,

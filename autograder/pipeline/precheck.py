@@ -7,8 +7,8 @@ files to put in the student's scratch folder, and a list of *flags*.  It never
 raises for anything a student can put in the folder: every problem becomes a
 flag with a one-line reason, and grading goes on with what is usable.
 
-Flags are short snake_case strings shared by every stage of the pipeline
-(:data:`FLAGS`).  The precheck raises these:
+Flags come from the one vocabulary of :mod:`autograder.pipeline.flags`.
+The precheck raises these:
 
 ``invalid_notebook``     not JSON, not a notebook, fails ``nbformat.validate``,
                          or not a regular file (graded as missing: 0 points)
@@ -54,13 +54,8 @@ import nbformat
 from traitlets import Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-# The flag vocabulary shared by precheck, sandbox, worker and coordinator.
-FLAGS = (
-    "invalid_notebook", "missing_notebook", "renamed_notebook", "duplicate_grade_id",
-    "unknown_grade_id", "shadowing_module", "too_large", "unsafe_file", "timeout",
-    "memory_limit", "process_limit", "cpu_limit", "output_truncated", "kernel_died",
-    "tampered_cells_restored", "late", "grader_error",
-)
+from autograder.pipeline import flags as F
+from autograder.pipeline.flags import Flagged
 
 # Module names that a file in the kernel's working directory must never shadow,
 # whatever else is installed (the working directory comes first on sys.path).
@@ -73,7 +68,7 @@ DEFAULT_IGNORE = (".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback")
 
 
 @dataclass
-class Submission:
+class Submission(Flagged):
     """What the precheck found in one submission folder (plain, picklable data)."""
 
     student: str
@@ -89,17 +84,6 @@ class Submission:
     """Contents of ``timestamp.txt`` (None when absent or empty)."""
     digest: str = ""
     """sha256 over the folder's names and contents: changes when anything is resubmitted."""
-
-    def flag(self, name: str, reason: str) -> None:
-        if name not in FLAGS:
-            raise ValueError(f"unknown flag {name!r}")
-        reason = " ".join(str(reason).split())[:300]
-        if (name, reason) not in self.flags:
-            self.flags.append((name, reason))
-
-    @property
-    def flag_names(self) -> list[str]:
-        return sorted({name for name, _ in self.flags})
 
 
 @functools.lru_cache(maxsize=1)
@@ -210,7 +194,7 @@ class Precheck(LoggingConfigurable):
             self._check(sub, expected)
         except Exception as exc:  # the precheck must never abort a batch
             self.log.exception("precheck of %s failed", folder)
-            sub.flag("grader_error", f"precheck failed: {type(exc).__name__}: {exc}")
+            sub.flag(F.GRADER_ERROR, f"precheck failed: {type(exc).__name__}: {exc}")
         return sub
 
     def _check(self, sub: Submission, expected: dict[str, set[str]]) -> None:
@@ -227,21 +211,21 @@ class Precheck(LoggingConfigurable):
             digest.update(f"{rel}\0{kind}\0{size}\0".encode("utf-8", "surrogateescape"))
             if kind != "file":
                 if kind != "dir":
-                    sub.flag("unsafe_file", f"{rel} is a {kind}: not used")
+                    sub.flag(F.UNSAFE_FILE, f"{rel} is a {kind}: not used")
                 continue
             if size > self.max_file_bytes:
-                sub.flag("too_large", f"{rel} is {size} bytes (limit {self.max_file_bytes})")
+                sub.flag(F.TOO_LARGE, f"{rel} is {size} bytes (limit {self.max_file_bytes})")
                 continue
             if total + size > self.max_submission_bytes:
-                sub.flag("too_large", f"submission over {self.max_submission_bytes} bytes: "
+                sub.flag(F.TOO_LARGE, f"submission over {self.max_submission_bytes} bytes: "
                                       f"{rel} not used")
                 continue
             data = self._read(sub.path / rel)
             if data is None:
-                sub.flag("unsafe_file", f"{rel} could not be read as a regular file")
+                sub.flag(F.UNSAFE_FILE, f"{rel} could not be read as a regular file")
                 continue
             if len(data) > self.max_file_bytes:  # grew since the scan
-                sub.flag("too_large", f"{rel} is over {self.max_file_bytes} bytes")
+                sub.flag(F.TOO_LARGE, f"{rel} is over {self.max_file_bytes} bytes")
                 continue
             total += len(data)
             digest.update(hashlib.sha256(data).digest())
@@ -278,14 +262,14 @@ class Precheck(LoggingConfigurable):
                 pick = self._best_candidate(pool, regular, expected[name])
                 chosen[name] = pick
                 used.add(pick)
-                sub.flag("renamed_notebook", f"graded {pick} as {exact}")
+                sub.flag(F.RENAMED_NOTEBOOK, f"graded {pick} as {exact}")
             else:
                 chosen[name] = None
                 kind = dict((r, k) for r, k, _ in entries).get(exact)
                 if kind is not None and kind != "file":
-                    sub.flag("invalid_notebook", f"{exact} is a {kind}, not a notebook file")
+                    sub.flag(F.INVALID_NOTEBOOK, f"{exact} is a {kind}, not a notebook file")
                 else:
-                    sub.flag("missing_notebook", f"{exact} was not submitted")
+                    sub.flag(F.MISSING_NOTEBOOK, f"{exact} was not submitted")
 
         for name, rel in chosen.items():
             if rel is None:
@@ -293,7 +277,7 @@ class Precheck(LoggingConfigurable):
                 continue
             nb, problem = parse_notebook(regular[rel])
             if nb is None:
-                sub.flag("invalid_notebook", f"{rel}: {problem}")
+                sub.flag(F.INVALID_NOTEBOOK, f"{rel}: {problem}")
                 sub.notebooks[name] = None
                 continue
             self._sanitize_metadata(sub, rel, nb, expected[name])
@@ -307,7 +291,7 @@ class Precheck(LoggingConfigurable):
             module = module_name_of(top)
             if module is not None and module in shadowed:
                 what = "folder" if "/" in rel else "file"
-                sub.flag("shadowing_module",
+                sub.flag(F.SHADOWING_MODULE,
                          f"{top}{'/' if what == 'folder' else ''} would shadow module "
                          f"{module!r}: not copied")
                 continue
@@ -326,7 +310,7 @@ class Precheck(LoggingConfigurable):
             try:
                 names = sorted(os.listdir(root / rel_dir if rel_dir else root))
             except OSError as exc:
-                sub.flag("unsafe_file", f"{rel_dir or '.'} cannot be listed ({exc.strerror})")
+                sub.flag(F.UNSAFE_FILE, f"{rel_dir or '.'} cannot be listed ({exc.strerror})")
                 continue
             for name in names:
                 if any(fnmatch.fnmatch(name, pat) for pat in self.ignore):
@@ -346,7 +330,7 @@ class Precheck(LoggingConfigurable):
                     kind = "special file"
                 count += 1
                 if count > self.max_files:
-                    sub.flag("too_large", f"more than {self.max_files} files: the rest not used")
+                    sub.flag(F.TOO_LARGE, f"more than {self.max_files} files: the rest not used")
                     return entries, notebooks
                 entries.append((rel, kind, st.st_size if kind == "file" else 0))
                 if kind == "dir":
@@ -408,7 +392,7 @@ class Precheck(LoggingConfigurable):
                 validator.validate_cell(cell)
             except Exception as exc:
                 del cell.metadata["nbgrader"]
-                sub.flag("tampered_cells_restored",
+                sub.flag(F.TAMPERED_CELLS_RESTORED,
                          f"{label}: invalid nbgrader metadata dropped "
                          f"({str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__})")
                 continue
@@ -419,11 +403,11 @@ class Precheck(LoggingConfigurable):
             gid = meta.get("grade_id")
             if gid not in known:
                 del cell.metadata["nbgrader"]
-                sub.flag("unknown_grade_id", f"{label}: id not in the assignment, runs as "
+                sub.flag(F.UNKNOWN_GRADE_ID, f"{label}: id not in the assignment, runs as "
                                              "a plain cell")
             elif gid in seen:
                 del cell.metadata["nbgrader"]
-                sub.flag("duplicate_grade_id", f"{label}: repeats id {gid!r}, the first "
+                sub.flag(F.DUPLICATE_GRADE_ID, f"{label}: repeats id {gid!r}, the first "
                                                "occurrence is graded")
             else:
                 seen.add(gid)

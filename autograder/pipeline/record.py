@@ -1,41 +1,285 @@
-"""Recording one worker result: the coordinator's single path into the gradebook and onto disk."""
+"""Recording one worker result: the coordinator's single path into the gradebook, then onto disk.
+
+The coordinator is the gradebook's only writer, and this module is how it writes.
+For each :class:`~autograder.pipeline.worker.GradeResult`:
+
+1. **the gradebook**, in one transaction (:func:`save_grades`): the student,
+   the submission (its timestamp; an instructor's extension is kept), every
+   grade's ``auto_score`` exactly as the worker computed it
+   (:mod:`autograder.pipeline.scoring`: nothing is scored twice), nbgrader's
+   automatic comments, each notebook's late penalty and ``flagged``, and in
+   our own tables (:mod:`autograder.pipeline.gradebook`) the submission
+   digest, the status, and the flags with their reasons.  Regrading updates
+   the same rows: it never duplicates one;
+2. **then the files** (:func:`write_files`), as ``nbgrader autograde`` and
+   ``generate_feedback`` leave them: ``autograded/<student>/<assignment>/``
+   (the notebooks, the submitted and instructor files, ``timestamp.txt``) and
+   ``feedback/<student>/<assignment>/`` (HTML plus the other files, which
+   ``release_feedback`` reads).  Text that is not valid UTF-8 (a lone
+   surrogate in a notebook's JSON string or a file name) is written escaped,
+   never dropped;
+3. the grading row says ``files_written`` only once they are all there.
+
+A failure while writing the files never loses the recorded grade: the run
+says so in one line, the submission gets the ``files_not_written`` flag, and
+as its row is not complete the next run grades it again and writes them.
+A submission is skipped by a later run only when its row is complete for the
+same digest (:attr:`~autograder.pipeline.gradebook.RecordedState.complete`).
+"""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder.pipeline.gradebook import SIDECAR
-from autograder.pipeline.report import StudentResult
-from autograder.pipeline.runner import STAGES
+from nbgrader.api import Comment, Grade, Student, SubmittedAssignment, SubmittedNotebook
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import SAWarning
+
+from autograder.pipeline import flags as F
+from autograder.pipeline.feedback import write_feedback
+from autograder.pipeline.gradebook import (
+    FLAG,
+    GRADING,
+    CourseGradebook,
+    RecordedState,
+    flags_by_submission,
+)
+from autograder.pipeline.report import COORDINATOR_STAGES, StudentResult
+from autograder.pipeline.scoring import parse_timestamp
+
+WORKER_CHARS = 256
 
 
-def record(result, sub, *, book, coursedir, assignment, stage, maker) -> StudentResult:
-    """Record one result in the gradebook and on disk; never lets one student stop the run."""
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8; what UTF-8 cannot hold (lone surrogates) becomes ``\\udcxx``.
+
+    For notebook JSON that escape *is* JSON's own: the string reads back unchanged.
+    """
+    return text.encode("utf-8", "backslashreplace")
+
+
+def say(text: str) -> None:
+    """Print to stderr on lines of its own, above the run's progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
+
+
+def is_recorded(state: RecordedState | None, digest: str) -> bool:
+    """True when ``state`` is a complete grading of the submission with this ``digest``."""
+    return state is not None and state.complete and state.digest == digest
+
+
+# --------------------------------------------------------------------------- #
+# the coordinator's entry point
+# --------------------------------------------------------------------------- #
+def record(result, sub, *, book: CourseGradebook, coursedir, assignment, stage,
+           maker) -> StudentResult:
+    """Record one result, gradebook first, then files; never lets one student stop the run."""
     t0 = time.monotonic()
+    for key, seconds in result.timings.items():
+        if key in stage and key not in COORDINATOR_STAGES:
+            stage[key] += seconds
+    if result.status == "error" and result.error:
+        say(f"grader error for {result.student} ({result.worker}):\n{result.error}")
+    names = F.flag_names(result.flags)
+    try:
+        saved = save_grades(book, result, sub)
+    except Exception:  # the gradebook refused: a grader error, and the run says so
+        say(f"could not record {result.student}:\n{traceback.format_exc()}")
+        stage["gradebook"] += time.monotonic() - t0
+        return StudentResult(result.student, 0.0, result.scores.max_score,
+                             sorted(set(names) | {F.GRADER_ERROR}), "error")
     dest = Path(coursedir.format_path(coursedir.autograded_directory, result.student,
                                       assignment))
     fb = Path(coursedir.format_path(coursedir.feedback_directory, result.student, assignment))
-    for key in STAGES:
-        if key in result.timings and key not in ("precheck", "gradebook"):
-            stage[key] += result.timings[key]
-    for key in ("sanitize", "score"):
-        stage[key] = stage.get(key, 0.0) + result.timings.get(key, 0.0)
-    if result.status == "error" and result.error:
-        print(f"grader error for {result.student} ({result.worker}):\n{result.error}",
-              file=sys.stderr)
     try:
-        recorded = book.record(result, sub, dest, fb, maker.source_files)
-    except Exception:  # the gradebook refused: a grader error, and the run says so
-        import traceback
-
-        print(f"could not record {result.student}:\n{traceback.format_exc()}", file=sys.stderr)
-        stage["gradebook"] += time.monotonic() - t0
-        names = sorted({f for f, _ in result.flags} | {"grader_error"})
-        (dest / SIDECAR).unlink(missing_ok=True)
-        return StudentResult(result.student, 0.0, result.max_score, names, "error")
+        write_files(result, sub, dest, fb, maker.source_files)
+        mark_files_written(book, saved.submission_id)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        say(f"error: {result.student}: grade recorded, files not written "
+            f"({F.clean_text(reason)}); run again to write them")
+        try:
+            flag_files_not_written(book, saved.submission_id, reason)
+        except Exception:  # the row still says "files not written": a rerun regrades
+            pass
+        names = sorted(set(names) | {F.FILES_NOT_WRITTEN})
     stage["gradebook"] += time.monotonic() - t0
-    names = sorted({f for f, _ in recorded.flags})
-    status = "error" if result.status == "error" or "grader_error" in names else "graded"
-    return StudentResult(result.student, recorded.score, recorded.max_score, names, status)
+    status = "error" if result.status == "error" or F.GRADER_ERROR in names else "graded"
+    return StudentResult(result.student, saved.score, saved.max_score, names, status)
+
+
+@dataclass
+class Saved:
+    """What :func:`save_grades` recorded."""
+
+    submission_id: str
+    """nbgrader's ``submitted_assignment.id``."""
+    score: float
+    """After the late penalty, as the gradebook computes it (a person's scores included)."""
+    max_score: float
+
+
+# --------------------------------------------------------------------------- #
+# 1. the gradebook
+# --------------------------------------------------------------------------- #
+def save_grades(book: CourseGradebook, result, sub) -> Saved:
+    """Write one result into the gradebook in one transaction (module docstring, step 1)."""
+    with warnings.catch_warnings(), book.open() as gb:
+        # nbgrader's models trip SQLAlchemy's autoflush warnings: noise
+        warnings.simplefilter("ignore", SAWarning)
+        book.ensure_tables(gb)
+        session = gb.db
+        try:
+            submission = _submission(gb, result.assignment, result.student)
+            timestamp = parse_timestamp(sub.timestamp)
+            if timestamp is not None:
+                submission.timestamp = timestamp
+            session.flush()
+            prior = flags_by_submission(session, [submission.id])[submission.id]
+            for snb in submission.notebooks:
+                _save_notebook(snb, result, flagged=bool(result.flags), unflag=bool(prior))
+            _save_grading(session, submission.id, result, sub)
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        return Saved(submission.id,
+                     float(submission.score - (submission.late_submission_penalty or 0.0)),
+                     float(submission.max_score))
+
+
+def _submission(gb, assignment: str, student: str) -> SubmittedAssignment:
+    """The student's submission, created as nbgrader's ``add_submission`` does (no commit)."""
+    session = gb.db
+    person = session.get(Student, student)
+    if person is None:
+        person = Student(id=student)
+        session.add(person)
+    a = gb.find_assignment(assignment)
+    submission = session.execute(select(SubmittedAssignment).where(
+        SubmittedAssignment.assignment_id == a.id,
+        SubmittedAssignment.student_id == student)).scalar_one_or_none()
+    if submission is not None:
+        return submission
+    submission = SubmittedAssignment(assignment=a, student=person)
+    for notebook in a.notebooks:
+        snb = SubmittedNotebook(notebook=notebook, assignment=submission)
+        for cell in notebook.grade_cells:
+            Grade(cell_id=cell.id, notebook=snb)
+        for cell in notebook.solution_cells:
+            Comment(cell_id=cell.id, notebook=snb)
+        for cell in notebook.task_cells:
+            Comment(cell_id=cell.id, notebook=snb)
+            Grade(cell_id=cell.id, notebook=snb)
+    session.add(submission)
+    return submission
+
+
+def _save_notebook(snb, result, *, flagged: bool, unflag: bool) -> None:
+    name = snb.notebook.name
+    if flagged:
+        snb.flagged = True
+    elif unflag:  # flagged by an earlier grading of ours, nothing to see any more
+        snb.flagged = False
+    if result.status != "graded":  # a grader error: what has no score needs a person
+        for grade in snb.grades:
+            if grade.auto_score is None and grade.manual_score is None:
+                grade.needs_manual_grade = True
+        return
+    cells = result.scores.cells.get(name, {})
+    for grade in snb.grades:
+        cell = cells.get(grade.cell.name)
+        if cell is None:
+            continue
+        grade.auto_score = cell["score"]
+        # as nbgrader's SaveAutoGrades: a person looks again where one already did
+        grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+    comments = result.comments.get(name)
+    if comments is not None:
+        for comment in snb.comments:
+            comment.auto_comment = comments.get(comment.cell.name)
+    snb.late_submission_penalty = result.scores.late_penalties.get(name)
+
+
+def _save_grading(session, submission_id: str, result, sub) -> None:
+    """Our row and flags for this submission (stale rows of the same student go)."""
+    stale = select(GRADING.c.submission_id).where(
+        GRADING.c.assignment == result.assignment, GRADING.c.student_id == result.student)
+    old = [submission_id, *session.execute(stale).scalars()]
+    session.execute(delete(FLAG).where(FLAG.c.submission_id.in_(old)))
+    session.execute(delete(GRADING).where(GRADING.c.submission_id.in_(old)))
+    session.execute(insert(GRADING).values(
+        submission_id=submission_id, assignment=result.assignment, student_id=result.student,
+        digest=sub.digest or "", status=result.status, files_written=False,
+        graded_at=datetime.now(timezone.utc).replace(tzinfo=None),
+        worker=F.clean_text(result.worker)[:WORKER_CHARS]))
+    if result.flags:
+        session.execute(insert(FLAG), [
+            {"submission_id": submission_id, "position": i, "name": name, "reason": reason}
+            for i, (name, reason) in enumerate(result.flags)])
+
+
+def mark_files_written(book: CourseGradebook, submission_id: str) -> None:
+    """The grading of this submission is complete (step 3)."""
+    with book.open() as gb:
+        gb.db.execute(update(GRADING).where(GRADING.c.submission_id == submission_id)
+                      .values(files_written=True))
+        gb.db.commit()
+
+
+def flag_files_not_written(book: CourseGradebook, submission_id: str, reason: str) -> None:
+    """Add the ``files_not_written`` flag to a recorded submission."""
+    flags: list[tuple[str, str]] = []
+    F.add_flag(flags, F.FILES_NOT_WRITTEN, reason)
+    with book.open() as gb:
+        session = gb.db
+        position = len(flags_by_submission(session, [submission_id])[submission_id])
+        session.execute(insert(FLAG).values(submission_id=submission_id, position=position,
+                                            name=flags[0][0], reason=flags[0][1]))
+        for snb in session.execute(select(SubmittedNotebook).where(
+                SubmittedNotebook.assignment_id == submission_id)).scalars():
+            snb.flagged = True
+        session.commit()
+
+
+# --------------------------------------------------------------------------- #
+# 2. the files
+# --------------------------------------------------------------------------- #
+def write_files(result, sub, autograded: Path, feedback: Path,
+                source_files: dict[str, bytes] | None = None) -> None:
+    """The autograded and feedback folders of one submission, replaced (step 2)."""
+    autograded, feedback = Path(autograded), Path(feedback)
+    if autograded.exists():
+        shutil.rmtree(autograded)
+    autograded.mkdir(parents=True)
+    if result.status == "graded":
+        for files in (sub.files, source_files or {}):
+            for rel, data in files.items():
+                target = autograded.joinpath(*rel.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        for name, nb_json in result.notebooks.items():
+            (autograded / f"{name}.ipynb").write_bytes(utf8(nb_json))
+    if sub.timestamp:
+        (autograded / "timestamp.txt").write_bytes(utf8(sub.timestamp))
+
+    if feedback.exists():
+        shutil.rmtree(feedback)
+    if result.feedback:
+        write_feedback(feedback, result.feedback)
+        # as nbgrader's generate_feedback: the autograded folder's other files
+        # too; release_feedback reads timestamp.txt and submission_secret.txt
+        for path in sorted(autograded.rglob("*")):
+            if path.is_file() and path.suffix != ".ipynb":
+                target = feedback / path.relative_to(autograded)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)

@@ -5,6 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.pipeline.flags import FILES_NOT_WRITTEN
+
+STAGES = ("precheck", "sanitize", "sandbox_start", "execute", "verify", "score", "feedback",
+          "gradebook")
+"""Where a grading run spends its time (``GradeReport.stage_seconds``), in pipeline order."""
+COORDINATOR_STAGES = ("precheck", "gradebook")
+"""The stages the coordinator times itself; the others come from the workers' timings."""
+WORKER_STAGES = tuple(s for s in STAGES if s not in COORDINATOR_STAGES)
+
 
 @dataclass
 class StudentResult:
@@ -29,14 +38,18 @@ class GradeReport:
     autograded_dir: Path
     seconds: float
     stage_seconds: dict[str, float]
-    """Seconds summed over submissions per stage: precheck, sandbox_start, execute,
-    verify, gradebook, feedback (plus sanitize and score, nbgrader's own steps)."""
+    """Seconds summed over submissions per stage (:data:`STAGES`)."""
     gradebook: str = ""
     workers: str = ""
 
     @property
     def errors(self) -> list[StudentResult]:
         return [r for r in self.results if r.status == "error"]
+
+    @property
+    def unwritten(self) -> list[StudentResult]:
+        """Graded and recorded, but their files could not be written (a rerun writes them)."""
+        return [r for r in self.results if FILES_NOT_WRITTEN in r.flags]
 
     def table(self) -> str:
         """A plain-text table: student, score/max, status and flags."""

@@ -15,8 +15,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from autograder.errors import UsageError
+from autograder.pipeline.flags import GRADER_ERROR
 
-STAGES = ("precheck", "sandbox_start", "execute", "verify", "gradebook", "feedback")
 WATCHDOG_SECONDS = 5.0  # how often the coordinator looks for hung jobs
 
 
@@ -189,7 +189,7 @@ def _deadline(job) -> float:
 def crashed(cls, job, reason: str):
     result = cls(student=job.student, assignment=job.assignment, status="error",
                  flags=list(job.flags))
-    result.flag("grader_error", reason)
+    result.flag(GRADER_ERROR, reason)
     return result
 
 

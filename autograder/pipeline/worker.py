@@ -5,30 +5,37 @@ a plain, picklable :class:`GradeResult`; it runs in a process of a local
 ``ProcessPoolExecutor`` or on any ``dask.distributed`` worker, and never
 touches the course's gradebook.  What the coordinator trusts is in the job:
 
-* ``structure_db``: a small private SQLite gradebook holding only this
-  assignment's structure (notebooks, cells, checksums, points, due date),
-  made by the coordinator from the real gradebook.  The worker adds the
-  student and the submission to its private copy and runs nbgrader's own
-  preprocessors against it;
+* ``structure``: the assignment's notebooks, graded cells, points and due
+  date (:class:`~autograder.pipeline.scoring.AssignmentStructure`);
+* ``structure_db``: a small private SQLite gradebook with the instructor's
+  cells, for nbgrader's sanitize steps (``OverwriteKernelspec``,
+  ``OverwriteCells``); nothing is scored into it;
 * ``seed_secret``: per-submission seed material derived from the course's
   secret (the secret itself never leaves the coordinator).
 
-Steps for each notebook (timed per stage in ``GradeResult.timings``):
+Steps for each notebook (timed per stage in ``GradeResult.timings``, names
+from :data:`autograder.pipeline.report.WORKER_STAGES`):
 
-1. sanitize (nbgrader's ``ClearOutput``, ``DeduplicateIds``,
-   ``OverwriteKernelspec``, ``OverwriteCells`` as :class:`RestoreCells`
-   with ``add_missing_cells``, ``CheckCellMetadata``);
+1. ``sanitize``: nbgrader's ``ClearOutput``, ``DeduplicateIds``,
+   ``OverwriteKernelspec``, ``OverwriteCells`` as :class:`RestoreCells` with
+   ``add_missing_cells``, ``CheckCellMetadata``;
 2. ``prepare_grading_dir``, then execute in the sandbox (``sandbox_start``
    and ``execute``);
-3. ``VerifyChecks`` (``verify``), in this process;
-4. nbgrader's ``IgnorePattern``, ``ClearMetadataPreprocessor``,
-   ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties`` and
-   ``CheckCellMetadata`` on the private gradebook (``score``): the scores
-   are nbgrader's (``determine_grade``);
-5. feedback HTML (``feedback``).
+3. ``verify``: ``VerifyChecks`` in this process, then nbgrader's
+   ``IgnorePattern``, ``ClearMetadataPreprocessor``, ``LimitOutput`` and
+   ``CheckCellMetadata``;
 
-Nothing a submission does makes this function raise: problems become flags,
-and a failure of the grader itself comes back as ``status="error"`` with the
+then, once for the submission:
+
+4. ``score``: :func:`autograder.pipeline.scoring.score_submission` turns the
+   verdicts into points (the only place that does);
+5. ``feedback``: HTML of each notebook showing exactly those points.
+
+The result is plain data: per notebook and grade cell the verdict and points,
+totals, late penalty, flags, timings, and the rendered artifacts; the
+coordinator records it (:mod:`autograder.pipeline.record`).  Nothing a
+submission does makes this function raise: problems become flags, and a
+failure of the grader itself comes back as ``status="error"`` with the
 ``grader_error`` flag.
 """
 
@@ -44,39 +51,46 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.v4 import new_output
-from nbgrader.api import Gradebook
 from nbgrader.preprocessors import (
-    AssignLatePenalties,
     CheckCellMetadata,
     ClearOutput,
     DeduplicateIds,
     IgnorePattern,
     OverwriteKernelspec,
-    SaveAutoGrades,
 )
 from nbgrader.utils import is_grade
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from autograder.pipeline import feedback as feedback_mod
+from autograder.pipeline import flags as F
+from autograder.pipeline.flags import KERNEL_DIED, TIMEOUT, Flagged
 from autograder.pipeline.gradebook import memory_dir
 from autograder.pipeline.preprocessors import RestoreCells, TimedExecute, TrackedLimitOutput
 from autograder.pipeline.preprocessors.timed_execute import TimingMixin, last_kernel_start_seconds
+from autograder.pipeline.report import WORKER_STAGES
+from autograder.pipeline.scoring import (
+    NO_RESPONSE,
+    AssignmentStructure,
+    NotebookRun,
+    Scores,
+    auto_comments,
+    parse_timestamp,
+    score_submission,
+)
 from autograder.pipeline.verify import VerifyChecks, prepare_grading_dir
+from autograder.sandbox import STOPPED_ENAME
 from rnn_course.grading import GRADING_DIR_ENV, RESULTS_DIR
 from rnn_course.widgets import STATIC_ENV as STATIC_WIDGETS_ENV
 
 GRADING_SUBDIR = ".grading"
-# Flags after which cells may not have run: a graded cell left without output must fail.
-STOPPING_FLAGS = {"timeout", "memory_limit", "process_limit", "cpu_limit", "kernel_died"}
-STOPPED_ENAME = "GraderStoppedExecution"
-STAGES = ("sanitize", "sandbox_start", "execute", "verify", "score", "feedback")
+UNVERIFIED_ENAME = "NotVerified"
+"""ename of the error shown in a graded cell that no check judged (it scores 0)."""
 
 
 @dataclass
@@ -92,8 +106,10 @@ class GradeJob:
     """The submission's other files (relative path -> bytes) for the scratch folder."""
     source_files: dict[str, bytes]
     """The instructor's non-notebook files of the assignment; they overwrite the student's."""
+    structure: AssignmentStructure
+    """The assignment's notebooks, graded cells, points and due date (scoring reads it)."""
     structure_db: bytes
-    """SQLite gradebook with this assignment's structure only."""
+    """SQLite gradebook with this assignment's structure only (the sanitize steps read it)."""
     seed_secret: bytes
     """Per-submission secret that seeds the hidden checks' inputs."""
     config: Config
@@ -110,7 +126,7 @@ class GradeJob:
 
 
 @dataclass
-class GradeResult:
+class GradeResult(Flagged):
     """What a worker hands back: plain data only (it crosses process and host boundaries)."""
 
     student: str
@@ -121,29 +137,41 @@ class GradeResult:
     """Notebook name -> autograded notebook JSON (what nbgrader writes to autograded/)."""
     feedback: dict[str, str] = field(default_factory=dict)
     """Notebook name -> feedback HTML."""
-    scores: dict[str, dict[str, list]] = field(default_factory=dict)
-    """Notebook name -> grade id -> [auto_score, max_score] (nbgrader's determine_grade)."""
-    score: float = 0.0
-    max_score: float = 0.0
-    checks: dict[str, dict] = field(default_factory=dict)
-    """grade id -> VerifyChecks verdict ({"kind", "passed", "message"})."""
+    scores: Scores = field(default_factory=Scores)
+    """Per notebook and grade cell: verdict and points; late penalties (scoring's result)."""
+    comments: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    """Notebook name -> answer cell id -> nbgrader's automatic comment (graded notebooks)."""
     flags: list[tuple[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
     """Traceback of a grader error (for the log, never for the student)."""
     worker: str = ""
 
-    def flag(self, name: str, reason: str = "") -> None:
-        reason = " ".join(str(reason).split())[:300]
-        if (name, reason) not in self.flags:
-            self.flags.append((name, reason))
-
-    def add_time(self, stage: str, seconds: float) -> None:
-        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+    @property
+    def score(self) -> float:
+        """Total after the late penalty."""
+        return self.scores.score
 
     @property
-    def flag_names(self) -> list[str]:
-        return sorted({name for name, _ in self.flags})
+    def max_score(self) -> float:
+        return self.scores.max_score
+
+    @property
+    def late_penalty(self) -> float:
+        return self.scores.late_penalty
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        if stage not in WORKER_STAGES:
+            raise ValueError(f"unknown stage {stage!r}")
+        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+
+@dataclass
+class _Graded:
+    """One notebook between grading and rendering."""
+
+    nb: nbformat.NotebookNode
+    run: NotebookRun
 
 
 # --------------------------------------------------------------------------- #
@@ -163,7 +191,9 @@ def grade_submission(job: GradeJob) -> GradeResult:
     except Exception as exc:
         result.status = "error"
         result.error = traceback.format_exc()
-        result.flag("grader_error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        result.notebooks, result.feedback, result.comments = {}, {}, {}
+        result.scores = Scores()
+        result.flag(F.GRADER_ERROR, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                     if str(exc) else type(exc).__name__)
     result.timings["worker_total"] = time.monotonic() - started
     return result
@@ -184,30 +214,38 @@ def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:
     db_url = f"sqlite:///{db_path}"
     scratch = tmp / "scratch"
     _populate_scratch(scratch, job)
-
-    with Gradebook(db_url, job.course_id) as gb:
-        gb.update_or_create_student(job.student)
-        kwargs = {"timestamp": job.timestamp} if job.timestamp else {}
-        try:
-            submission = gb.update_or_create_submission(job.assignment, job.student, **kwargs)
-        except Exception:  # an unparsable timestamp: grade as if none was given
-            submission = gb.update_or_create_submission(job.assignment, job.student)
-        if job.extension_seconds:
-            submission.extension = timedelta(seconds=job.extension_seconds)
-            gb.db.commit()
-        late = submission.total_seconds_late
-        if late > 0:
-            result.flag("late", f"submitted {_duration(late)} after the due date")
-        expected = [nb.name for nb in gb.find_assignment(job.assignment).notebooks]
-
     cfg = job.config if job.config is not None else Config()
-    for name in expected:
+
+    graded: dict[str, _Graded] = {}
+    for name in job.structure.notebooks:
         nb_json = job.notebooks.get(name)
         if nb_json is None:
             continue
-        _grade_notebook(job, result, name, nb_json, db_url, scratch, cfg)
+        done = _grade_notebook(job, result, name, nb_json, db_url, scratch, cfg)
+        if done is not None:
+            graded[name] = done
 
-    _collect_scores(job, result, db_url, expected)
+    # 4. the points, once, from the verdicts
+    since = time.monotonic()
+    scores = score_submission(job.structure, {name: g.run for name, g in graded.items()},
+                              student=job.student, timestamp=parse_timestamp(job.timestamp),
+                              extension_seconds=job.extension_seconds, config=cfg)
+    result.scores = scores
+    if scores.seconds_late > 0:
+        result.flag(F.LATE, f"submitted {_duration(scores.seconds_late)} after the due date")
+    for name, g in graded.items():
+        show_scores(g.nb, scores.cells[name], g.run.not_run)
+        result.notebooks[name] = nbformat.writes(g.nb)
+    result.add_time("score", time.monotonic() - since)
+
+    # 5. feedback: these very numbers, and every flag of the submission
+    since = time.monotonic()
+    for name, g in graded.items():
+        result.feedback[name] = feedback_mod.render_feedback(
+            g.nb, feedback_mod.feedback_resources(
+                job.student, job.assignment, name, scores, result.comments.get(name, {})),
+            result.flags, cfg)
+    result.add_time("feedback", time.monotonic() - since)
 
 
 def _populate_scratch(scratch: Path, job: GradeJob) -> None:
@@ -224,7 +262,8 @@ def _populate_scratch(scratch: Path, job: GradeJob) -> None:
             target.write_bytes(data)
 
 
-def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> None:
+def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> _Graded | None:
+    """Steps 1 to 3 for one notebook; None when nbgrader cannot sanitize it (graded as missing)."""
     resources = {
         "nbgrader": {"student": job.student, "assignment": job.assignment, "notebook": name,
                      "db_url": db_url},
@@ -242,15 +281,15 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> N
         nb, resources = RestoreCells(config=cfg).preprocess(nb, resources)
         nb, resources = CheckCellMetadata(config=cfg).preprocess(nb, resources)
     except Exception as exc:  # metadata nbgrader cannot work with: graded as unusable
-        result.flag("invalid_notebook", f"{name}.ipynb: nbgrader could not sanitize it "
+        result.flag(F.INVALID_NOTEBOOK, f"{name}.ipynb: nbgrader could not sanitize it "
                                         f"({type(exc).__name__}: {str(exc)[:100]})")
         result.add_time("sanitize", time.monotonic() - since)
-        return
+        return None
     restored = resources.get("rnn_course", {}).get("restored_cells", [])
     if restored:
         shown = ", ".join(restored[:5]) + (f" and {len(restored) - 5} more"
                                            if len(restored) > 5 else "")
-        result.flag("tampered_cells_restored", f"{name}.ipynb: {shown}")
+        result.flag(F.TAMPERED_CELLS_RESTORED, f"{name}.ipynb: {shown}")
     result.add_time("sanitize", time.monotonic() - since)
 
     # 2. hidden inputs, then the student's code in the sandbox
@@ -265,35 +304,71 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> N
     result.add_time("execute", time.monotonic() - since - kernel)
     for flag in flags:
         result.flag(flag, f"{name}.ipynb")
-    if STOPPING_FLAGS & set(flags):
-        _fail_unexecuted_grade_cells(nb, ", ".join(f for f in flags if f in STOPPING_FLAGS))
+    stopping = [f for f in flags if f in F.STOPPING]
+    not_run = never_ran(nb, ", ".join(stopping)) if stopping else {}
 
-    # 3. verdicts, judged here
+    # 3. verdicts, judged here, then nbgrader's steps after Execute
     since = time.monotonic()
     _secure_grading_dir(grading_dir)
     verifier = VerifyChecks(config=cfg, grading_dir=str(grading_dir))
     verifier.secret = job.seed_secret
     nb, resources = verifier.preprocess(nb, resources)
-    result.checks.update(resources.get("rnn_course", {}).get("checks", {}))
-    result.add_time("verify", time.monotonic() - since)
-
-    # 4. nbgrader's autograde steps after Execute, scoring into the private gradebook
-    since = time.monotonic()
+    verdicts = dict(resources.get("rnn_course", {}).get("checks", {}))
     for pp in (IgnorePattern, ClearMetadataPreprocessor, TrackedLimitOutput):
         instance = pp(config=cfg)
         if getattr(instance, "enabled", True):
             nb, resources = instance.preprocess(nb, resources)
     if resources.get("rnn_course", {}).get("output_truncated"):
-        result.flag("output_truncated", f"{name}.ipynb: output over nbgrader's LimitOutput")
-    for pp in (SaveAutoGrades, AssignLatePenalties, CheckCellMetadata):
-        nb, resources = pp(config=cfg).preprocess(nb, resources)
-    result.notebooks[name] = nbformat.writes(nb)
-    result.add_time("score", time.monotonic() - since)
+        result.flag(F.OUTPUT_TRUNCATED, f"{name}.ipynb: output over nbgrader's LimitOutput")
+    nb, resources = CheckCellMetadata(config=cfg).preprocess(nb, resources)
+    comments = auto_comments(nb)
+    result.comments[name] = comments
+    result.add_time("verify", time.monotonic() - since)
+    return _Graded(nb=nb, run=NotebookRun(
+        verdicts=verdicts, not_run=not_run,
+        unanswered=frozenset(gid for gid, c in comments.items() if c == NO_RESPONSE)))
 
-    # 5. feedback (its notes list the flags known so far: precheck and this run)
-    since = time.monotonic()
-    result.feedback[name] = feedback_mod.render_feedback(nb, resources, result.flags, cfg)
-    result.add_time("feedback", time.monotonic() - since)
+
+def never_ran(nb, reason: str) -> dict[str, str]:
+    """grade id -> ``reason`` for each graded code cell the stopped notebook never finished.
+
+    A cell never ran when it has no execution count, or when the sandbox
+    marked it stopped (:data:`~autograder.sandbox.STOPPED_ENAME`).
+    """
+    out = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not is_grade(cell) or not cell.source.strip():
+            continue
+        stopped = any(o.get("output_type") == "error" and o.get("ename") == STOPPED_ENAME
+                      for o in cell.get("outputs", []))
+        if stopped or cell.get("execution_count") is None:
+            out[cell.metadata.nbgrader["grade_id"]] = reason
+    return out
+
+
+def show_scores(nb, cells: dict[str, dict], not_run: dict[str, str]) -> None:
+    """Make a failed test cell that shows no error show why (nbgrader reads errors as failed).
+
+    A cell that never ran shows only that; a cell no check judged keeps what
+    it printed and gets the reason after it.  Cells whose verdict already
+    shows an error are left as they are.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not is_grade(cell):
+            continue
+        gid = cell.metadata.nbgrader["grade_id"]
+        scored = cells.get(gid)
+        if scored is None or scored["passed"] is not False:
+            continue
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            continue
+        message = scored["message"]
+        if gid in not_run:
+            cell.outputs = [new_output("error", ename=STOPPED_ENAME, evalue=message,
+                                       traceback=[f"{STOPPED_ENAME}: {message}"])]
+        elif scored["kind"] == "unverified":
+            cell.outputs.append(new_output("error", ename=UNVERIFIED_ENAME, evalue=message,
+                                           traceback=[f"{UNVERIFIED_ENAME}: {message}"]))
 
 
 # --------------------------------------------------------------------------- #
@@ -332,25 +407,13 @@ def _run_unsandboxed(nb, scratch: Path, job: GradeJob, cfg: Config):
     try:
         pp.preprocess(nb, {"metadata": {"path": str(scratch)}})
     except Exception:  # DeadKernelError and friends: what ran keeps its outputs
-        flags.append("kernel_died")
+        flags.append(KERNEL_DIED)
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error" and out.get("ename") == "CellTimeoutError":
-                if "timeout" not in flags:
-                    flags.append("timeout")
+                if TIMEOUT not in flags:
+                    flags.append(TIMEOUT)
     return nb, flags
-
-
-def _fail_unexecuted_grade_cells(nb, reason: str) -> None:
-    """A graded code cell that never ran must not count as passed (no error = full marks)."""
-    for cell in nb.cells:
-        if cell.cell_type != "code" or not is_grade(cell) or not cell.source.strip():
-            continue
-        if cell.get("execution_count") is None and not any(
-                out.get("output_type") == "error" for out in cell.get("outputs", [])):
-            cell.outputs.append(new_output(
-                "error", ename=STOPPED_ENAME, evalue=f"not run: the grader stopped the "
-                f"notebook ({reason})", traceback=[f"{STOPPED_ENAME}: not run ({reason})"]))
 
 
 def _secure_grading_dir(grading_dir: Path) -> None:
@@ -388,26 +451,6 @@ def _secure_grading_dir(grading_dir: Path) -> None:
                     path.unlink()
         except OSError:
             pass
-
-
-def _collect_scores(job: GradeJob, result: GradeResult, db_url: str, expected) -> None:
-    """Per-cell scores from the private gradebook; missing notebooks score 0 (as nbgrader)."""
-    with Gradebook(db_url, job.course_id) as gb:
-        for name in expected:
-            if name in result.notebooks:
-                continue
-            snb = gb.find_submission_notebook(name, job.assignment, job.student)
-            for grade in snb.grades:
-                grade.auto_score = 0
-                grade.needs_manual_grade = False
-        gb.db.commit()
-        sub = gb.find_submission(job.assignment, job.student)
-        for snb in sub.notebooks:
-            result.scores[snb.name] = {
-                grade.cell.name: [grade.auto_score, grade.max_score] for grade in snb.grades}
-        penalty = sub.late_submission_penalty or 0.0
-        result.score = float(sub.score - penalty)
-        result.max_score = float(sub.max_score)
 
 
 def _duration(seconds: float) -> str:

@@ -7,15 +7,18 @@
   and can add environment variables to an unsandboxed kernel.
 - :class:`TrackedLimitOutput`: nbgrader's ``LimitOutput`` that records whether
   it cut anything (the ``output_truncated`` flag).
+- :class:`GradesFromScores`: nbgrader's ``GetGrades`` for the worker's feedback,
+  reading the scores computed by :mod:`autograder.pipeline.scoring`.
 - :class:`FeedbackHiddenTests`: nbgrader's ``ClearHiddenTests`` for feedback
   copies: never raises on a student's markers, and also strips what a hidden
   test's outputs could reveal.
 """
 
 from .feedback_hidden_tests import FeedbackHiddenTests
+from .grades_from_scores import GradesFromScores
 from .limit_output import TrackedLimitOutput
 from .restore_cells import RestoreCells
 from .timed_execute import TimedExecute, TimingMixin
 
-__all__ = ["FeedbackHiddenTests", "RestoreCells", "TimedExecute", "TimingMixin",
+__all__ = ["FeedbackHiddenTests", "GradesFromScores", "RestoreCells", "TimedExecute", "TimingMixin",
            "TrackedLimitOutput"]

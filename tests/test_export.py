@@ -1,0 +1,98 @@
+"""``grades.csv`` (``autograder.pipeline.export``): the flags column comes from the database."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from nbgrader.api import Base, Gradebook
+from sqlalchemy import create_engine, insert
+
+from autograder.pipeline import flags as F
+from autograder.pipeline.export import FlagsCsvExportPlugin, export_grades
+from autograder.pipeline.gradebook import FLAG, CourseGradebook, ensure_tables
+from autograder.pipeline.precheck import Submission
+from autograder.pipeline.record import save_grades
+from autograder.pipeline.scoring import NotebookRun, score_submission
+from autograder.pipeline.worker import GradeResult
+
+COURSE = "export-test"
+# (assignment, student) -> flags; s3 has no submission of a1
+FLAGGED = {
+    ("a1", "s1"): [F.LATE],
+    ("a1", "s2"): [],
+    ("a2", "s1"): [],
+    ("a2", "s2"): [F.INVALID_NOTEBOOK, F.RENAMED_NOTEBOOK],
+    ("a2", "s3"): [F.TIMEOUT],
+}
+
+
+def gradebook(tmp_path: Path) -> str:
+    """Two assignments of one notebook each; students added in an order of their own."""
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)  # nbgrader's tables (no alembic run needed)
+    engine.dispose()
+    with Gradebook(url, COURSE) as gb:
+        for name in ("a1", "a2"):
+            gb.add_assignment(name)
+            gb.add_notebook(name, name)
+            gb.add_grade_cell("check", name, name, max_score=2, cell_type="code")
+        # nbgrader orders its rows by last name: the reverse of the ids here
+        for sid, last in (("s3", "Adams"), ("s1", "Young"), ("s2", "Moore")):
+            gb.add_student(sid, last_name=last)
+    return url
+
+
+def record_all(url: str) -> None:
+    book = CourseGradebook(url, COURSE)
+    for (assignment, student), names in FLAGGED.items():
+        structure = book.structure(assignment)
+        result = GradeResult(student=student, assignment=assignment)
+        for name in names:
+            result.flag(name, f"{name} of {student}")
+        result.scores = score_submission(
+            structure, {assignment: NotebookRun(verdicts={"check": {
+                "kind": "visible", "passed": student != "s2", "message": ""}})},
+            student=student)
+        save_grades(book, result, Submission(student, assignment, path=None, digest="d"))
+
+
+def rows(path: Path) -> dict:
+    with open(path, newline="") as fh:
+        return {(r["assignment"], r["student_id"]): r for r in csv.DictReader(fh)}
+
+
+def test_the_flags_column_is_read_by_student_and_assignment(tmp_path):
+    url = gradebook(tmp_path)
+    record_all(url)
+    with Gradebook(url, COURSE) as gb:  # a stale row (its submission is gone) is never shown
+        ensure_tables(gb.engine)
+        gb.db.execute(insert(FLAG).values(submission_id="gone", position=0,
+                                          name=F.GRADER_ERROR, reason=""))
+        gb.db.commit()
+    got = rows(export_grades(url, COURSE, tmp_path / "grades.csv"))
+    assert list(next(iter(got.values())))[-1] == "flags"
+    assert len(got) == 6  # every student for every assignment, as nbgrader exports
+    for key, row in got.items():
+        assert row["flags"] == ";".join(FLAGGED.get(key, [])), key
+    assert float(got[("a2", "s3")]["score"]) == 2.0 and float(got[("a2", "s2")]["score"]) == 0.0
+    assert got[("a1", "s3")]["flags"] == ""  # no submission, no flags
+
+
+def test_nbgraders_filters_still_apply(tmp_path):
+    url = gradebook(tmp_path)
+    record_all(url)
+    dest = tmp_path / "a2.csv"
+    plugin = FlagsCsvExportPlugin(to=str(dest), assignment=["a2"], student=["s2", "s3"])
+    with Gradebook(url, COURSE) as gb:
+        plugin.export(gb)
+    got = rows(dest)
+    assert {k: r["flags"] for k, r in got.items()} == {
+        ("a2", "s2"): f"{F.INVALID_NOTEBOOK};{F.RENAMED_NOTEBOOK}", ("a2", "s3"): F.TIMEOUT}
+
+
+def test_a_gradebook_never_graded_by_us_exports_empty_flags(tmp_path):
+    url = gradebook(tmp_path)
+    got = rows(export_grades(url, COURSE, tmp_path / "grades.csv"))
+    assert len(got) == 6 and {r["flags"] for r in got.values()} == {""}

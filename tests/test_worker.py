@@ -1,0 +1,138 @@
+"""The worker (``autograder.pipeline.worker.grade_submission``) on the tiny fixture notebook.
+
+Unsandboxed (``sandbox=False``): these tests are about what the worker makes
+of a run (verdicts, points, flags, artifacts), not about the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nbfixtures as fx
+import nbformat
+from nbgrader.utils import is_grade
+from traitlets.config import Config
+
+from autograder.pipeline import flags as F
+from autograder.pipeline.report import WORKER_STAGES
+from autograder.pipeline.worker import grade_submission
+from autograder.sandbox import STOPPED_ENAME
+
+A = fx.ASSIGNMENT
+IDS = (fx.PLAIN_ID, fx.VISIBLE_ID, fx.HIDDEN_ID)
+WRONG = "def add(a, b):\n    return a - b"
+
+
+def graded_outputs(nb_json: str) -> dict[str, list]:
+    nb = nbformat.reads(nb_json, as_version=4)
+    return {c.metadata.nbgrader["grade_id"]: c.outputs for c in nb.cells
+            if c.cell_type == "code" and is_grade(c)}
+
+
+def test_a_correct_submission_gets_every_point(course):
+    fx.submit(course, "ann", fx.student_notebook(course))
+    job, _ = fx.job_for(course, "ann")
+    result = grade_submission(job)
+    assert result.status == "graded" and result.flags == [], result.error
+    cells = result.scores.cells[A]
+    assert list(cells) == list(IDS)
+    assert all(c["passed"] is True and c["score"] == c["max_score"] for c in cells.values())
+    assert cells[fx.HIDDEN_ID]["kind"] == "hidden" and cells[fx.VISIBLE_ID]["kind"] == "visible"
+    assert (result.score, result.max_score, result.late_penalty) == (4.0, 4.0, 0.0)
+    assert result.comments[A] == {"add_impl": None}  # answered: no "No response."
+    assert set(WORKER_STAGES) <= set(result.timings)
+    assert "Score: 4.0 / 4.0" in result.feedback[A]
+    assert not any(o.get("output_type") == "error"
+                   for outs in graded_outputs(result.notebooks[A]).values() for o in outs)
+
+
+def test_wrong_answers_score_zero_and_say_why(course):
+    fx.submit(course, "bob", fx.student_notebook(course, {"add_impl": WRONG}))
+    result = grade_submission(fx.job_for(course, "bob")[0])
+    assert result.status == "graded" and result.score == 0.0 and result.max_score == 4.0
+    cells = result.scores.cells[A]
+    assert all(c["passed"] is False and c["score"] == 0.0 for c in cells.values())
+    assert "add(1, 2) should be 3" in cells[fx.PLAIN_ID]["message"]
+    assert "Score: 0.0 / 4.0" in result.feedback[A] and "Grader notes" in result.feedback[A]
+    # the autograded notebook shows every failure as an error output (as nbgrader reads it)
+    for gid, outs in graded_outputs(result.notebooks[A]).items():
+        assert [o["output_type"] for o in outs] == ["error"], gid
+
+
+def test_a_cell_that_never_ran_fails_even_if_its_results_were_handed_in(course):
+    # the answer cell hands in correct results for every check, then kills its kernel
+    cheat = (
+        "import os\n"
+        "def add(a, b):\n    return a + b\n"
+        f"grading.submit('{fx.PLAIN_ID}', s=add(1, 2))\n"
+        f"grading.submit('{fx.VISIBLE_ID}', s=add(np.arange(3.0), np.ones(3)))\n"
+        f"_in = grading.inputs('{fx.HIDDEN_ID}')\n"
+        f"grading.submit('{fx.HIDDEN_ID}', s=add(_in['a'], _in['b']))\n"
+        "os._exit(0)"
+    )
+    fx.submit(course, "cid", fx.student_notebook(course, {"add_impl": cheat}))
+    result = grade_submission(fx.job_for(course, "cid")[0])
+    assert result.status == "graded" and F.KERNEL_DIED in result.flag_names
+    cells = result.scores.cells[A]
+    for gid in IDS:
+        assert cells[gid]["score"] == 0.0 and "not run" in cells[gid]["message"], gid
+        outs = graded_outputs(result.notebooks[A])[gid]
+        assert [o.get("ename") for o in outs] == [STOPPED_ENAME], gid
+
+
+def test_a_late_submission_pays_the_configured_penalty(course):
+    fx.set_duedate(course, "2026-01-15 00:00:00 UTC")
+    fx.submit(course, "dan", fx.student_notebook(course),
+              timestamp="2026-01-16 00:00:00.000000 UTC")
+    job, _ = fx.job_for(course, "dan")
+    job.config = Config(job.config)
+    job.config.LateSubmissionPlugin.penalty_method = "zero"
+    result = grade_submission(job)
+    assert result.flag_names == [F.LATE] and "1d 0h after the due date" in result.flags[0][1]
+    assert result.scores.seconds_late == 86400
+    assert (result.late_penalty, result.score, result.max_score) == (4.0, 0.0, 4.0)
+    assert "Late submission penalty" in result.feedback[A]
+    # an extension granted by the instructor moves the due date
+    job.extension_seconds = 2 * 86400
+    again = grade_submission(job)
+    assert again.flags == [] and again.score == 4.0
+
+
+def test_text_that_is_not_utf8_is_graded(course):
+    nb = fx.student_notebook(course)
+    nb.cells.insert(0, fx.markdown("caf\udce9: a lone surrogate, as a broken editor saves it"))
+    raw = json.dumps(nb).encode()  # valid JSON: the string holds the escape "\udce9"
+    fx.submit(course, "eve", raw=raw, files={"notes-\udce9.txt": b"\xe9t\xe9"})
+    job, sub = fx.job_for(course, "eve")
+    assert "notes-\udce9.txt" in sub.files
+    result = grade_submission(job)
+    assert result.status == "graded" and result.score == 4.0, result.error
+    assert "caf\udce9" in "".join(json.loads(result.notebooks[A])["cells"][0]["source"])
+
+
+def test_a_missing_notebook_scores_zero_without_running_anything(course):
+    fx.submit(course, "fay", None)
+    job, _ = fx.job_for(course, "fay")
+    result = grade_submission(job)
+    assert result.status == "graded" and result.flag_names == [F.MISSING_NOTEBOOK]
+    assert result.notebooks == {} and result.feedback == {}
+    assert {c["kind"] for c in result.scores.cells[A].values()} == {"missing"}
+    assert (result.score, result.max_score) == (0.0, 4.0)
+    assert "execute" not in result.timings
+
+
+def test_a_grader_failure_comes_back_as_data(course, monkeypatch):
+    from autograder.pipeline import worker
+
+    fx.submit(course, "gus", fx.student_notebook(course))
+    job, _ = fx.job_for(course, "gus")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated grader bug\nsecond line")
+
+    monkeypatch.setattr(worker, "score_submission", broken)
+    result = grade_submission(job)
+    assert result.status == "error" and result.flags == [
+        (F.GRADER_ERROR, "RuntimeError: simulated grader bug")]
+    assert "Traceback" in result.error
+    assert result.notebooks == {} and result.scores.cells == {}
