@@ -52,7 +52,7 @@ def test_wrong_answers_score_zero_and_say_why(course):
     assert result.status == "graded" and result.score == 0.0 and result.max_score == 4.0
     cells = result.scores.cells[A]
     assert all(c["passed"] is False and c["score"] == 0.0 for c in cells.values())
-    assert "add(1, 2) should be 3" in cells[fx.PLAIN_ID]["message"]
+    assert "add(1, 2) is wrong" in cells[fx.PLAIN_ID]["message"]
     assert "Score: 0.0 / 4.0" in result.feedback[A] and "Grader notes" in result.feedback[A]
     # the autograded notebook shows every failure as an error output (as nbgrader reads it)
     for gid, outs in graded_outputs(result.notebooks[A]).items():
