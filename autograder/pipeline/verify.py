@@ -7,15 +7,16 @@ Grading a submission has three steps around the student's kernel:
    where the kernel can read them (:mod:`rnn_course.grading`, the channel).
 2. The notebook executes (sandboxed); its check cells only run the student's
    functions and *submit* plain arrays through the channel.
-3. :class:`VerifyChecks`, an nbgrader preprocessor placed after ``Execute``
-   and before ``SaveAutoGrades``, decides every graded code cell: it finds
+3. :class:`VerifyChecks`, an nbgrader preprocessor run right after the
+   execution, decides every graded code cell: it finds
    the cell's check (:class:`rnn_course.checks.Check`, the checks of the
    notebook's assignment), rebuilds the inputs itself (the visible check's
    fixed seed, or the hidden one's per-submission seed), loads the submitted
    arrays without unpickling anything, judges them (a hidden check against
    :mod:`autograder.reference`), and rewrites the cell's outputs to one
    verdict: a stdout line when it passed, an error output when it failed.
-   nbgrader's ``SaveAutoGrades`` then scores the cell from those outputs.
+   The verdicts (``resources["rnn_course"]["checks"]``) are what
+   :mod:`autograder.pipeline.scoring` scores; the outputs are for people.
 
 It fails closed: a graded cell whose ``grade_id`` names no registered check
 fails ("no check is registered for graded cell X"); nothing is ever scored from
