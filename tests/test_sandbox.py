@@ -24,8 +24,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from other_accounts import as_account
 from traitlets.config import Config
 
+import autograder
+import rnn_course
 from autograder.sandbox import (
     CPU_LIMIT,
     KERNEL_DIED,
@@ -608,29 +611,8 @@ def test_message_over_the_size_cap_is_never_read(tmp_path):
 
 
 # --------------------------------------------------------------------------- non-root grader
-def _as_nobody(argv: list[str]) -> list[str]:
-    """Run ``argv`` as uid 65534, with the interpreter reachable for it.
-
-    The base Python may live under a folder 65534 cannot traverse (here
-    /root/.pyenv): a root-run bubblewrap shows only that prefix, as a stand-in
-    for a grader account with its own readable Python.
-    """
-    base = os.path.realpath(sys.base_prefix)
-    blocked, path = None, "/"
-    for part in base.strip("/").split("/"):
-        path = os.path.join(path, part)
-        if not os.stat(path).st_mode & 0o001:
-            blocked = path
-            break
-    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-    if blocked is None:
-        return drop + argv
-    outer = ["bwrap", "--dev-bind", "/", "/", "--perms", "0755", "--tmpfs", blocked]
-    inner = blocked
-    for part in base[len(blocked) :].strip("/").split("/")[:-1]:
-        inner = os.path.join(inner, part)
-        outer += ["--perms", "0755", "--dir", inner]
-    return outer + ["--ro-bind", base, base, "--"] + drop + argv
+# What a grader account owns beside its Python: the course's packages (an editable install).
+GRADER_PACKAGES = [str(Path(autograder.__file__).parent), str(Path(rnn_course.__file__).parent)]
 
 
 @pytest.mark.slow
@@ -660,7 +642,8 @@ def test_grader_running_as_non_root_user(tmp_path):
         )
         env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
         proc = subprocess.run(
-            _as_nobody([sys.executable, "-c", script, str(work)]),
+            # a grader account of its own: its Python and the course's packages
+            as_account([sys.executable, "-c", script, str(work)], show=GRADER_PACKAGES),
             capture_output=True,
             text=True,
             timeout=120,
