@@ -8,8 +8,6 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.errors import UsageError
 
-DEFAULT_ASSIGNMENTS = ("rnn_cell", "bptt", "clipping", "lstm")
-
 
 class Course:
     """An nbgrader course directory (the repository root by default)."""
@@ -24,8 +22,14 @@ class Course:
             self.config = loader.load_config()
         except Exception as exc:  # a syntax error in the instructor's config
             raise UsageError(f"cannot read {config_file}: {exc}") from None
-        section = self.config.get("RnnCourse", {})
-        self.assignments = list(section.get("assignments", DEFAULT_ASSIGNMENTS))
+        # The course's assignments, in course order: written in nbgrader_config.py
+        # and nowhere else (the CLI, the registries, the demo, bench and tests read it here).
+        assignments = self.config.get("RnnCourse", {}).get("assignments")
+        if (not isinstance(assignments, (list, tuple)) or not assignments
+                or not all(isinstance(a, str) and a for a in assignments)):
+            raise UsageError(f"{config_file} must list the course's assignments, in order, as "
+                             'c.RnnCourse.assignments = ["first", "second", ...]')
+        self.assignments = list(assignments)
         coursedir = self.config.get("CourseDirectory", {})
         self.course_id = coursedir.get("course_id", "rnn-course")
         self.db_url = coursedir.get("db_url", f"sqlite:///{self.root / 'gradebook.db'}")
