@@ -161,6 +161,7 @@ def test_output_accounting_helpers():
 
 
 # --------------------------------------------------------------------------- isolation
+@pytest.mark.slow
 def test_runs_a_notebook_and_keeps_outputs_and_errors(tmp_path):
     nb, flags, _ = run(tmp_path / "s", "print(6 * 7)", "1 / 0", "x = 3\nx + 1")
     assert flags == []
@@ -233,6 +234,7 @@ def test_kernel_runs_as_a_pool_account_when_grader_is_root(tmp_path):
     assert int(stdout(nb.cells[1]), 16) == 0, "the kernel has capabilities"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not IS_ROOT, reason="the uid switch happens only when the grader is root")
 def test_concurrent_kernels_get_distinct_uids(tmp_path):
     """RLIMIT_NPROC counts per uid: kernels running at the same time must not share one."""
@@ -315,6 +317,7 @@ def test_cannot_see_course_gradebook_or_other_students(tmp_path, monkeypatch):
     assert got["extra"] == f"{SANDBOX_HOME}/g"
 
 
+@pytest.mark.slow
 def test_rnn_course_and_numpy_import_but_autograder_does_not(tmp_path):
     nb, flags, _ = run(
         tmp_path / "s",
@@ -473,6 +476,7 @@ def test_sandbox_dies_with_the_grader(tmp_path):
 
 
 # --------------------------------------------------------------------------- limits and flags
+@pytest.mark.slow
 def test_memory_bomb_sets_memory_limit_and_kernel_survives(tmp_path):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     nb, flags, _ = run(
@@ -489,6 +493,7 @@ def test_memory_bomb_sets_memory_limit_and_kernel_survives(tmp_path):
     assert grown_mib < 500
 
 
+@pytest.mark.slow
 def test_fork_bomb_sets_process_limit(tmp_path):
     bomb = textwrap.dedent(
         """
@@ -508,6 +513,7 @@ def test_fork_bomb_sets_process_limit(tmp_path):
     assert elapsed < 30
 
 
+@pytest.mark.slow
 def test_a_broken_sandbox_raises_instead_of_grading(tmp_path):
     cfg = Config()
     cfg.SandboxedKernelManager.bwrap_path = "/nonexistent/bwrap"
@@ -554,6 +560,7 @@ def test_wall_clock_limit_kills_the_notebook(tmp_path):
     assert enames(nb.cells[1]) == [STOPPED_ENAME] and enames(nb.cells[2]) == [STOPPED_ENAME]
 
 
+@pytest.mark.slow
 def test_killed_kernel_sets_kernel_died_and_stops(tmp_path):
     # It also writes what a broken sandbox would print to the real stderr: a
     # student must not pass for an infrastructure failure (which raises).
