@@ -37,3 +37,25 @@ def test_a_config_without_a_list_of_assignments_is_a_one_line_usage_error(tmp_pa
 def test_not_a_course_directory(tmp_path):
     with pytest.raises(UsageError, match="is not a course directory"):
         Course(tmp_path)
+
+
+# ----------------------------------------------- a listed assignment without its notebook
+def test_the_demo_refuses_an_assignment_without_its_notebook(tmp_path):
+    from argparse import Namespace
+
+    from autograder.commands import demo
+
+    _course(tmp_path, 'c.RnnCourse.assignments = ["ghost"]\n')
+    args = Namespace(course_dir=str(tmp_path), out=str(tmp_path / "out"), workers=1,
+                     unsafe_no_sandbox=True)
+    with pytest.raises(UsageError, match=r"lists ghost but source/ghost/ghost.ipynb does not"):
+        demo.run(args)
+    assert not (tmp_path / "out").exists()  # refused before making anything
+
+
+def test_the_notebook_benchmark_refuses_an_assignment_without_its_notebook():
+    from bench import notebooks
+
+    assert notebooks.ASSIGNMENTS == tuple(Course(notebooks.ROOT).assignments)
+    with pytest.raises(RuntimeError, match="no source notebook for ghost"):
+        notebooks.run(assignments=["ghost"])

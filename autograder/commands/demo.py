@@ -354,10 +354,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from autograder.pipeline.coordinator import (
-        grade_assignment,  # the pipeline (imports dask lazily)
-    )
-
     started = time.monotonic()
     course = Course(args.course_dir)
     out = Path(args.out).resolve() if args.out else course.root / "demo-out"
@@ -374,6 +370,8 @@ def run(args) -> int:
                          "does not exist; add the notebook or remove it from the list")
     for name in REDIRECTING_ENV:  # the demo grades its own class, never a real one
         os.environ.pop(name, None)
+    # the pipeline, imported once the arguments are known to be usable
+    from autograder.pipeline.coordinator import grade_assignment
 
     print("rnn-course demo: build the release, hand it to a sample class, grade it.\n")
     prepare_out_dir(course, out)
