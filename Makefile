@@ -1,4 +1,5 @@
-# rnn-course: `make test` and `make demo` set everything up on a fresh machine.
+# rnn-course: `make test` and `make demo` set everything up on a fresh machine;
+# `make quick` is the edit-test loop (every test not marked slow, well under a minute).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ export MPLBACKEND := Agg
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: test demo bench release lint setup clean
+.PHONY: test quick demo bench release lint setup clean
 
 setup: $(STAMP)
 
@@ -26,6 +27,11 @@ $(STAMP): pyproject.toml tools/install-system-deps.sh
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q
+
+# The tests not marked `slow` (pyproject.toml: end-to-end runs of kernels,
+# notebooks and gradings), on two processes.
+quick: $(STAMP)
+	$(PY) -m pytest -m "not slow" -n 2 -q
 
 demo: $(STAMP)
 	$(PY) -m autograder demo

@@ -2,7 +2,7 @@
 
 Every `nbgrader ...` and `python -m autograder ...` command run from here reads
 this file.  Environment variables let a grading service move the gradebook and
-the exchange without editing it (see README, "Grading service").
+the exchange without editing it (see docs/jupyterhub.md, "Configuration").
 """
 import os
 

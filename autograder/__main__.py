@@ -1,4 +1,4 @@
-"""`python -m autograder {release,grade,demo} ...` (see README and DESIGN.md)."""
+"""`python -m autograder {release,grade,demo} ...` (see README.md and docs/contract.md)."""
 from autograder.cli import main
 
 if __name__ == "__main__":

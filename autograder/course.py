@@ -8,12 +8,20 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.errors import UsageError
 
-DEFAULT_ASSIGNMENTS = ("rnn_cell", "bptt", "clipping", "lstm")
 
+def assignments_in(config, where: str = "nbgrader_config.py") -> list[str]:
+    """The course's assignments, in course order, from its loaded nbgrader configuration.
 
-def assignments_in(config) -> list[str]:
-    """The course's assignments, in course order, from its loaded nbgrader configuration."""
-    return list(config.get("RnnCourse", {}).get("assignments", DEFAULT_ASSIGNMENTS))
+    Written in ``nbgrader_config.py`` and nowhere else (the CLI, the registries,
+    the demo, bench and tests read it through here); a missing, empty or
+    malformed list is a one-line :class:`UsageError`.
+    """
+    assignments = config.get("RnnCourse", {}).get("assignments")
+    if (not isinstance(assignments, (list, tuple)) or not assignments
+            or not all(isinstance(a, str) and a for a in assignments)):
+        raise UsageError(f"{where} must list the course's assignments, in order, as "
+                         'c.RnnCourse.assignments = ["first", "second", ...]')
+    return list(assignments)
 
 
 class Course:
@@ -29,7 +37,7 @@ class Course:
             self.config = loader.load_config()
         except Exception as exc:  # a syntax error in the instructor's config
             raise UsageError(f"cannot read {config_file}: {exc}") from None
-        self.assignments = assignments_in(self.config)
+        self.assignments = assignments_in(self.config, str(config_file))
         coursedir = self.config.get("CourseDirectory", {})
         self.course_id = coursedir.get("course_id", "rnn-course")
         self.db_url = coursedir.get("db_url", f"sqlite:///{self.root / 'gradebook.db'}")

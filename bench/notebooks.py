@@ -1,6 +1,9 @@
 """Notebook benchmark: every instructor notebook run headless, and grading one submission.
 
-    python -m bench.notebooks [--quick] [--assignments rnn_cell,bptt,clipping,lstm]
+    python -m bench.notebooks [--quick] [--assignments A,B,...]
+
+Every assignment of the course (``c.RnnCourse.assignments`` in ``nbgrader_config.py``)
+by default; ``--quick``: the first one only.
 
 1. **Instructor notebooks**: ``source/<a>/<a>.ipynb`` (solutions and hidden
    tests) executed top to bottom by nbclient in a fresh ``python3`` kernel, in
@@ -32,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder.course import Course
 from bench import (
     ROOT,
     clean_env,
@@ -44,8 +48,9 @@ from bench import (
     write_json,
 )
 
-ASSIGNMENTS = ("rnn_cell", "bptt", "clipping", "lstm")
-QUICK_ASSIGNMENTS = ("rnn_cell",)
+# The course's assignments, in order: read from nbgrader_config.py, written nowhere else.
+ASSIGNMENTS = tuple(Course(ROOT).assignments)
+QUICK_ASSIGNMENTS = ASSIGNMENTS[:1]
 TARGET_NOTEBOOK_S = 30.0
 TARGET_NOTEBOOK_MB = 500.0
 TARGET_GRADE_LSTM_S = 60.0
@@ -159,9 +164,12 @@ def grade_one(template: Path, workdir: Path, assignment: str) -> dict:
 def run(quick=False, assignments=None, out_dir=None):
     t_start = time.perf_counter()
     wanted = tuple(assignments or (QUICK_ASSIGNMENTS if quick else ASSIGNMENTS))
-    present = [a for a in wanted if (ROOT / "source" / a / f"{a}.ipynb").exists()]
+    missing = [a for a in wanted if not (ROOT / "source" / a / f"{a}.ipynb").exists()]
+    if missing:
+        raise RuntimeError(f"no source notebook for {', '.join(missing)} "
+                           f"(expected source/{missing[0]}/{missing[0]}.ipynb)")
     rows = []
-    for a in present:
+    for a in wanted:
         la = loadavg()
         r = run_notebook(a)
         rows.append({"what": f"{a}.ipynb (instructor)", "kind": "notebook", "assignment": a,
@@ -172,8 +180,8 @@ def run(quick=False, assignments=None, out_dir=None):
         print(f"  {a}: notebook {r.get('wall') or 0:.1f}s", flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-notebooks-"))
     try:
-        template = course_template(present) if present else None
-        for a in present:
+        template = course_template(wanted)
+        for a in wanted:
             la = loadavg()
             g = grade_one(template, work, a)
             rows.append({"what": f"grade one {a} submission", "kind": "grade", "assignment": a,
@@ -186,7 +194,7 @@ def run(quick=False, assignments=None, out_dir=None):
             print(f"  {a}: grading {g['wall']:.1f}s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = render(rows, [a for a in wanted if a not in present])
+    text = render(rows)
     print(text, flush=True)
     data = {"benchmark": "notebooks", "quick": quick, "machine": machine(), "rows": rows,
             "targets": targets(rows), "table": text, "seconds": time.perf_counter() - t_start}
@@ -210,7 +218,7 @@ def targets(rows):
     return out
 
 
-def render(rows, missing=()):
+def render(rows):
     cols = [("what", "what", ""), ("wall s", "wall", ".1f"), ("cells s", "cells_s", ".1f"),
             ("slowest cell s", "slowest_cell_s", ".1f"), ("sandbox+start s", "sandbox_s", ".1f"),
             ("execute s", "execute_s", ".1f"), ("kernel peak MB", "mb", ".0f"),
@@ -226,8 +234,6 @@ def render(rows, missing=()):
             note.append(f"ERROR in {r['what']}: {r['error']}")
         if r.get("flags"):
             note.append(f"flags of {r['what']}: {r['flags']}")
-    if missing:
-        note.append(f"(no source notebook yet for {', '.join(missing)})")
     note += ["", "Targets:"]
     for t in targets(rows):
         v = t["value"]
@@ -241,8 +247,10 @@ def render(rows, missing=()):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.notebooks",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="rnn_cell only (smoke test)")
-    p.add_argument("--assignments", default=None, help="comma-separated (default: all four)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_ASSIGNMENTS[0]} only (smoke test)")
+    p.add_argument("--assignments", default=None,
+                   help="comma-separated (default: every assignment of the course)")
     p.add_argument("--out-dir", default=None)
     p.add_argument("--child-exec", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)

@@ -137,7 +137,7 @@ def check_impl(impl, names=REQUIRED):
     if missing:
         label = getattr(impl, "__name__", type(impl).__name__)
         raise ImplError(f"{label} lacks {', '.join(missing)}; the experiment needs "
-                        f"{', '.join(names)} (see DESIGN.md for their signatures)")
+                        f"{', '.join(names)} (see docs/contract.md for their signatures)")
 
 
 # --------------------------------------------------------------------------- #

@@ -35,8 +35,10 @@ from rnn_course.grading import GRADING_DIR_ENV
 from rnn_course.widgets import STATIC_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = Course(REPO).assignments  # nbgrader_config.py, the course's one list
-PRESENT = [a for a in ASSIGNMENTS if (REPO / "source" / a / f"{a}.ipynb").is_file()]
+ASSIGNMENTS = Course(REPO).assignments  # the course's list, from nbgrader_config.py
+_MISSING = [a for a in ASSIGNMENTS if not (REPO / "source" / a / f"{a}.ipynb").is_file()]
+if _MISSING:  # an assignment of the course without its notebook fails, never skips
+    pytest.fail(f"nbgrader_config.py lists {_MISSING} without source/<a>/<a>.ipynb", pytrace=False)
 MAX_SECONDS = 30.0
 MAX_RSS_MB = 500.0
 MIN_LEAK_CHARS = 16  # the same threshold as autograder.commands.release
@@ -45,7 +47,6 @@ NBGRADER_KEYS = {"grade", "grade_id", "locked", "schema_version", "solution", "t
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
-pytestmark = pytest.mark.skipif(not PRESENT, reason="no source notebook yet")
 
 
 def source_path(a: str) -> Path:
@@ -95,7 +96,7 @@ def regions(source: str, begin: str, end: str) -> list[str]:
 # --------------------------------------------------------------------------- #
 # 1. clean source notebooks
 # --------------------------------------------------------------------------- #
-@pytest.mark.parametrize("assignment", PRESENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_source_notebook_is_clean(assignment):
     raw = json.loads(source_path(assignment).read_text())
     assert raw["nbformat"] == 4
@@ -122,7 +123,7 @@ def test_source_notebook_is_clean(assignment):
     assert len(ids) == len(set(ids)), "grade_ids must be unique"
 
 
-@pytest.mark.parametrize("assignment", PRESENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_signatures_and_docstrings_stay_outside_solutions(assignment):
     for cell in read(source_path(assignment)).cells:
         if not nbgrader_meta(cell).get("solution") or cell.cell_type != "code":
@@ -137,7 +138,7 @@ def test_signatures_and_docstrings_stay_outside_solutions(assignment):
 
 def test_grade_ids_are_unique_course_wide():
     seen = {}
-    for a in PRESENT:
+    for a in ASSIGNMENTS:
         for cell in read(source_path(a)).cells:
             gid = nbgrader_meta(cell).get("grade_id")
             if gid and nbgrader_meta(cell).get("grade"):
@@ -169,8 +170,8 @@ def nbgrader_validate(paths, invert: bool) -> str:
 
 @pytest.mark.slow
 def test_nbgrader_validate_sources():
-    out = nbgrader_validate([source_path(a) for a in PRESENT], invert=False)
-    assert out.count("Success! Your notebook passes all the tests.") == len(PRESENT), out
+    out = nbgrader_validate([source_path(a) for a in ASSIGNMENTS], invert=False)
+    assert out.count("Success! Your notebook passes all the tests.") == len(ASSIGNMENTS), out
     for bad in ("VALIDATION FAILED", "The following cell failed", "HAVE CHANGED",
                 "THE TYPES OF"):
         assert bad not in out, out
@@ -178,8 +179,8 @@ def test_nbgrader_validate_sources():
 
 @pytest.mark.slow
 def test_nbgrader_validate_invert_releases():
-    out = nbgrader_validate([release_path(a) for a in PRESENT], invert=True)
-    assert out.count("Success! The notebook does not pass any tests.") == len(PRESENT), out
+    out = nbgrader_validate([release_path(a) for a in ASSIGNMENTS], invert=True)
+    assert out.count("Success! The notebook does not pass any tests.") == len(ASSIGNMENTS), out
     for bad in ("NOTEBOOK PASSED ON", "The following cell passed", "HAVE CHANGED",
                 "THE TYPES OF"):
         assert bad not in out, out
@@ -214,12 +215,12 @@ def test_release_matches_a_rebuild(tmp_path):
     course = tmp_path / "course"
     course.mkdir()
     shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
-    for a in PRESENT:
+    for a in ASSIGNMENTS:
         shutil.copytree(REPO / "source" / a, course / "source" / a)
-    proc = subprocess.run([sys.executable, "-c", GENERATE_ALL, *PRESENT], cwd=course,
+    proc = subprocess.run([sys.executable, "-c", GENERATE_ALL, *ASSIGNMENTS], cwd=course,
                           env=run_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for a in PRESENT:
+    for a in ASSIGNMENTS:
         built, committed = course / "release" / a, REPO / "release" / a
         files = sorted(p.relative_to(built) for p in built.rglob("*") if p.is_file())
         assert files == sorted(p.relative_to(committed)
@@ -240,7 +241,7 @@ def test_release_command_finds_no_leaks():
     from autograder.commands.release import all_leaks
     from autograder.course import Course
 
-    assert all_leaks(Course(REPO), PRESENT) == []
+    assert all_leaks(Course(REPO), ASSIGNMENTS) == []
 
 
 def _protected(a: str) -> set[str]:
@@ -260,7 +261,7 @@ def test_no_protected_line_anywhere_students_can_read():
     """Independent of autograder.commands.release: every source's secrets against every release
     notebook and every file of the student-facing package (not only its own)."""
     readable = {}
-    for a in PRESENT:
+    for a in ASSIGNMENTS:
         if release_path(a).is_file():
             for cell in read(release_path(a)).cells:
                 for line in cell.source.splitlines():
@@ -269,12 +270,12 @@ def test_no_protected_line_anywhere_students_can_read():
         if path.is_file() and path.suffix in (".py", ".md", ".txt", ".json", ".cfg"):
             for line in path.read_text().splitlines():
                 readable.setdefault(line.strip(), str(path.relative_to(REPO)))
-    leaks = [f"{where}: {line!r} (from {a})" for a in PRESENT for line in sorted(_protected(a))
+    leaks = [f"{where}: {line!r} (from {a})" for a in ASSIGNMENTS for line in sorted(_protected(a))
              if (where := readable.get(line))]
     assert leaks == []
 
 
-@pytest.mark.parametrize("assignment", PRESENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_has_no_markers_outputs_or_hidden_calls(assignment):
     nb = read(release_path(assignment))
     hidden_calls = [f"checks.{cid}(" for cid, c in checks.assignment_checks(assignment).items()
@@ -314,7 +315,7 @@ def _wall_limit() -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("assignment", PRESENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_source_notebook_executes_within_budget(assignment, monkeypatch):
     from nbclient import NotebookClient
 
@@ -354,7 +355,7 @@ def test_source_notebook_executes_within_budget(assignment, monkeypatch):
 # --------------------------------------------------------------------------- #
 # 6. every grade cell is a registered check; every graded function is hidden-tested
 # --------------------------------------------------------------------------- #
-@pytest.mark.parametrize("assignment", PRESENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_grade_cells_call_their_registered_checks(assignment):
     registered = checks.assignment_checks(assignment)
     nb = read(source_path(assignment))
@@ -375,7 +376,7 @@ def test_grade_cells_call_their_registered_checks(assignment):
             assert call in cell.source, f"{gid}: the cell must call its check"
 
 
-@pytest.mark.parametrize("assignment", PRESENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_graded_function_has_a_hidden_check(assignment):
     registered = checks.assignment_checks(assignment)
     nb = read(source_path(assignment))
@@ -389,7 +390,7 @@ def test_every_graded_function_has_a_hidden_check(assignment):
         assert name in hidden_tested, f"{name} has no hidden check"
 
 
-@pytest.mark.parametrize("assignment", PRESENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_no_registered_check_is_orphaned(assignment):
     """Every check defined for the assignment is called by a grade cell of its notebook."""
     ids = {nbgrader_meta(c)["grade_id"] for c in grade_cells(read(source_path(assignment)))}

@@ -24,8 +24,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from other_accounts import as_account
 from traitlets.config import Config
 
+import autograder
+import rnn_course
 from autograder.sandbox import (
     CPU_LIMIT,
     KERNEL_DIED,
@@ -158,6 +161,7 @@ def test_output_accounting_helpers():
 
 
 # --------------------------------------------------------------------------- isolation
+@pytest.mark.slow
 def test_runs_a_notebook_and_keeps_outputs_and_errors(tmp_path):
     nb, flags, _ = run(tmp_path / "s", "print(6 * 7)", "1 / 0", "x = 3\nx + 1")
     assert flags == []
@@ -230,6 +234,7 @@ def test_kernel_runs_as_a_pool_account_when_grader_is_root(tmp_path):
     assert int(stdout(nb.cells[1]), 16) == 0, "the kernel has capabilities"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not IS_ROOT, reason="the uid switch happens only when the grader is root")
 def test_concurrent_kernels_get_distinct_uids(tmp_path):
     """RLIMIT_NPROC counts per uid: kernels running at the same time must not share one."""
@@ -312,6 +317,7 @@ def test_cannot_see_course_gradebook_or_other_students(tmp_path, monkeypatch):
     assert got["extra"] == f"{SANDBOX_HOME}/g"
 
 
+@pytest.mark.slow
 def test_rnn_course_and_numpy_import_but_autograder_does_not(tmp_path):
     nb, flags, _ = run(
         tmp_path / "s",
@@ -470,6 +476,7 @@ def test_sandbox_dies_with_the_grader(tmp_path):
 
 
 # --------------------------------------------------------------------------- limits and flags
+@pytest.mark.slow
 def test_memory_bomb_sets_memory_limit_and_kernel_survives(tmp_path):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     nb, flags, _ = run(
@@ -486,6 +493,7 @@ def test_memory_bomb_sets_memory_limit_and_kernel_survives(tmp_path):
     assert grown_mib < 500
 
 
+@pytest.mark.slow
 def test_fork_bomb_sets_process_limit(tmp_path):
     bomb = textwrap.dedent(
         """
@@ -505,6 +513,7 @@ def test_fork_bomb_sets_process_limit(tmp_path):
     assert elapsed < 30
 
 
+@pytest.mark.slow
 def test_a_broken_sandbox_raises_instead_of_grading(tmp_path):
     cfg = Config()
     cfg.SandboxedKernelManager.bwrap_path = "/nonexistent/bwrap"
@@ -551,6 +560,7 @@ def test_wall_clock_limit_kills_the_notebook(tmp_path):
     assert enames(nb.cells[1]) == [STOPPED_ENAME] and enames(nb.cells[2]) == [STOPPED_ENAME]
 
 
+@pytest.mark.slow
 def test_killed_kernel_sets_kernel_died_and_stops(tmp_path):
     # It also writes what a broken sandbox would print to the real stderr: a
     # student must not pass for an infrastructure failure (which raises).
@@ -608,29 +618,8 @@ def test_message_over_the_size_cap_is_never_read(tmp_path):
 
 
 # --------------------------------------------------------------------------- non-root grader
-def _as_nobody(argv: list[str]) -> list[str]:
-    """Run ``argv`` as uid 65534, with the interpreter reachable for it.
-
-    The base Python may live under a folder 65534 cannot traverse (here
-    /root/.pyenv): a root-run bubblewrap shows only that prefix, as a stand-in
-    for a grader account with its own readable Python.
-    """
-    base = os.path.realpath(sys.base_prefix)
-    blocked, path = None, "/"
-    for part in base.strip("/").split("/"):
-        path = os.path.join(path, part)
-        if not os.stat(path).st_mode & 0o001:
-            blocked = path
-            break
-    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-    if blocked is None:
-        return drop + argv
-    outer = ["bwrap", "--dev-bind", "/", "/", "--perms", "0755", "--tmpfs", blocked]
-    inner = blocked
-    for part in base[len(blocked) :].strip("/").split("/")[:-1]:
-        inner = os.path.join(inner, part)
-        outer += ["--perms", "0755", "--dir", inner]
-    return outer + ["--ro-bind", base, base, "--"] + drop + argv
+# What a grader account owns beside its Python: the course's packages (an editable install).
+GRADER_PACKAGES = [str(Path(autograder.__file__).parent), str(Path(rnn_course.__file__).parent)]
 
 
 @pytest.mark.slow
@@ -660,7 +649,8 @@ def test_grader_running_as_non_root_user(tmp_path):
         )
         env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
         proc = subprocess.run(
-            _as_nobody([sys.executable, "-c", script, str(work)]),
+            # a grader account of its own: its Python and the course's packages
+            as_account([sys.executable, "-c", script, str(work)], show=GRADER_PACKAGES),
             capture_output=True,
             text=True,
             timeout=120,

@@ -10,7 +10,8 @@ What ``make demo`` runs.  In one go it shows a newcomer the whole grading flow:
 3. hands out every assignment to five made-up students (:data:`STUDENTS`):
    a perfect submission, a partial one, an untouched release, a file that is
    not a notebook and a cheating attempt;
-4. grades the four assignments with the real pipeline
+4. grades every assignment of the course (``c.RnnCourse.assignments`` in
+   ``nbgrader_config.py``, read through :class:`autograder.course.Course`) with the real pipeline
    (:func:`autograder.pipeline.coordinator.grade_assignment`, sandboxed, in parallel workers)
    and prints, per assignment, the table of scores and flags, the grades CSV
    and the feedback folder, then what the cheater's attempts met inside the
@@ -353,10 +354,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from autograder.pipeline.coordinator import (
-        grade_assignment,  # the pipeline (imports dask lazily)
-    )
-
     started = time.monotonic()
     course = Course(args.course_dir)
     out = Path(args.out).resolve() if args.out else course.root / "demo-out"
@@ -365,16 +362,18 @@ def run(args) -> int:
         if problem:
             raise UsageError(f"cannot sandbox student code: {problem}; install bubblewrap "
                              "(tools/install-system-deps.sh) or pass --unsafe-no-sandbox")
-    assignments = [a for a in course.assignments if course.source_notebook(a).exists()]
-    missing = [a for a in course.assignments if a not in assignments]
-    if not assignments:
-        raise UsageError(f"no source notebook under {course.root / 'source'}")
+    assignments = course.assignments
+    missing = [a for a in assignments if not course.source_notebook(a).exists()]
+    if missing:
+        raise UsageError(f"nbgrader_config.py lists {', '.join(missing)} but "
+                         f"{course.source_notebook(missing[0]).relative_to(course.root)} "
+                         "does not exist; add the notebook or remove it from the list")
     for name in REDIRECTING_ENV:  # the demo grades its own class, never a real one
         os.environ.pop(name, None)
+    # the pipeline, imported once the arguments are known to be usable
+    from autograder.pipeline.coordinator import grade_assignment
 
     print("rnn-course demo: build the release, hand it to a sample class, grade it.\n")
-    if missing:
-        print(f"(skipping {', '.join(missing)}: no source notebook yet)")
     prepare_out_dir(course, out)
     print(f"1. made a self-contained course directory in {out}")
     build_release(course, out, assignments)
