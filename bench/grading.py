@@ -37,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder.pipeline.report import STAGES
 from bench import (
     ROOT,
     clean_env,
@@ -54,10 +55,11 @@ QUICK = dict(ks=(1,), workers=1)
 TARGET_SPEEDUP = 1.5  # at K=12 on 2 cores, sandbox included
 TARGET_K = 12
 FLAT_SLACK = 1.15  # "flat": the largest class costs at most 15% more per submission
-STAGE_NAMES = ("precheck", "sandbox_start", "execute", "verify", "gradebook", "feedback")
-STAGE_LABELS = {"precheck": "precheck", "sandbox_start": "sandbox+kernel start",
-                "execute": "execution", "verify": "verification",
+STAGE_LABELS = {"precheck": "precheck", "sanitize": "sanitize",
+                "sandbox_start": "sandbox+kernel start",
+                "execute": "execution", "verify": "verification", "score": "scoring",
                 "gradebook": "gradebook write", "feedback": "feedback"}
+STAGE_NAMES = STAGES  # autograder.pipeline.report: the stages, in pipeline order
 
 
 # --------------------------------------------------------------------------- #

@@ -417,7 +417,7 @@ _sys.modules["rnn_course.checks.rnn_cell"] = _fake_checks
 rnn_course.checks.rnn_cell = _fake_checks
 checks = _fake_checks
 grading = _fake
-for _name in ("autograder", "autograder.pipeline.verify", "autograder.protocol.hidden", "nbgrader"):
+for _name in ("autograder", "autograder.pipeline.verify", "autograder.reference", "nbgrader"):
     _sys.modules[_name] = types.ModuleType(_name)
 _report["planted"] = "rnn_course.grading, rnn_course.checks.rnn_cell, autograder, nbgrader"
 '''))
@@ -450,7 +450,7 @@ _targets = {
     "gradebook": "$COURSE/gradebook.db",
     "grader secret file": "$COURSE/.grader_secret",
     "course config": "$COURSE/nbgrader_config.py",
-    "hidden specs": "$REPO/autograder/hidden/rnn_cell.py",
+    "grader secrets module": "$REPO/autograder/protocol/secrets.py",
     "reference solutions": "$REPO/autograder/reference.py",
     "reference in the sandbox's venv":
         "/opt/python-env/lib/python3.11/site-packages/autograder/reference.py",
@@ -566,7 +566,7 @@ _targets = [
     "$COURSE/submitted/honest_correct/rnn_cell/pwned-$TAG.txt",
     "$COURSE/autograded/pwned-$TAG.txt",
     "$COURSE/feedback/pwned-$TAG.txt",
-    "$REPO/autograder/hidden/zz_pwned_$TAG.py",
+    "$REPO/autograder/protocol/zz_pwned_$TAG.py",
     "$REPO/rnn_course/zz_pwned_$TAG.py",
     "$SITE/zz_pwned_$TAG.pth",
     "/opt/course-lib/rnn_course/zz_pwned_$TAG.py",
@@ -964,7 +964,7 @@ CLASS = [
     Student("t1_sys_modules", "plants fakes in sys.modules (grading, checks, autograder)",
             b_sys_modules, 1),
     # 2. reaching beyond the submission
-    Student("t2_read_course", "reads source/, gradebook, secret, hidden specs, reference",
+    Student("t2_read_course", "reads source/, gradebook, secret, grader modules, reference",
             b_read_course, 2, report=True),
     Student("t2_import_reference", "imports autograder.reference by every path",
             b_import_reference, 2, report=True),
