@@ -303,7 +303,7 @@ class _Mount:
     controllers: tuple[str, ...]  # v1: from the mount options; v2: empty (read the files)
 
 
-def _unescape(field: str) -> str:
+def unescape(field: str) -> str:
     """A path field of mountinfo (spaces and such are octal escapes)."""
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
@@ -319,7 +319,7 @@ def parse_mountinfo(text: str) -> list[_Mount]:
         if dash < 5 or len(fields) < dash + 4:
             continue
         fstype, super_opts = fields[dash + 1], fields[dash + 3].split(",")
-        root, mountpoint = _unescape(fields[3]), _unescape(fields[4])
+        root, mountpoint = unescape(fields[3]), unescape(fields[4])
         if fstype == "cgroup2":
             mounts.append(_Mount(2, mountpoint, root, ()))
         elif fstype == "cgroup":

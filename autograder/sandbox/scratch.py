@@ -28,7 +28,7 @@ import logging
 import os
 import stat
 
-from .cgroups import warn_once
+from .cgroups import unescape, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def mounts_under(path: str, mountinfo: str = "/proc/self/mountinfo") -> list[str
         fields = line.split()
         if len(fields) < 5:
             continue
-        point = fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+        point = unescape(fields[4])
         if point == prefix or point.startswith(prefix + "/"):
             found.append(point)
     return sorted(set(found), key=len, reverse=True)
