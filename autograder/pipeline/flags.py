@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from autograder.sandbox import (
     CPU_LIMIT,
+    DISK_LIMIT,
     KERNEL_DIED,
     MEMORY_LIMIT,
     OUTPUT_TRUNCATED,
@@ -69,6 +70,7 @@ VOCABULARY: dict[str, Flag] = {flag.name: flag for flag in (
     Flag(MEMORY_LIMIT, "the notebook used more memory than allowed", stops=True),
     Flag(PROCESS_LIMIT, "the notebook started too many processes or threads", stops=True),
     Flag(CPU_LIMIT, "the notebook used more CPU time than allowed", stops=True),
+    Flag(DISK_LIMIT, "the notebook wrote more to disk than allowed; those writes failed"),
     Flag(OUTPUT_TRUNCATED, "some output was too long and was cut"),
     Flag(KERNEL_DIED, "the Python kernel died while running the notebook", stops=True),
     Flag(TAMPERED_CELLS_RESTORED, "read-only or graded cells were changed; the original "

@@ -7,7 +7,6 @@ the cell timeout) is read once, on the first job.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import os
 from pathlib import Path
@@ -42,14 +41,6 @@ def _source_files(course: Course, coursedir: CourseDirectory, assignment: str) -
     return files
 
 
-def kernel_limit_names() -> tuple[str, ...]:
-    """The ``autograder.sandbox.Limits`` fields that ``SandboxedKernelManager`` also takes."""
-    from autograder.sandbox import Limits, SandboxedKernelManager
-
-    traits = set(SandboxedKernelManager.class_trait_names())
-    return tuple(f.name for f in dataclasses.fields(Limits) if f.name in traits)
-
-
 def _limits_and_timeout(course: Course):
     """The sandbox's ``Limits`` and the cell timeout, from ``nbgrader_config.py``.
 
@@ -60,11 +51,11 @@ def _limits_and_timeout(course: Course):
     """
     try:
         from autograder.sandbox import Limits
+        from autograder.sandbox.limits import KERNEL_LIMITS
     except ImportError:
         return None, None
-    kernel_limits = kernel_limit_names()
     values = {k: v for k, v in course.config.get("SandboxedKernelManager", {}).items()
-              if k in kernel_limits}
+              if k in KERNEL_LIMITS}
     values.update(course.config.get("Limits", {}))
     try:
         limits = Limits(**values)

@@ -4,8 +4,9 @@ Public API (see each module for details):
 
 - :func:`sandbox_available` -> ``(ok, reason)``: can kernels be sandboxed here?
   (:func:`unavailable_reason` -> ``None`` or the reason, for the same check.)
-- :class:`Limits`: every limit of one notebook run (memory, CPU, processes,
-  file size, /tmp size, cell timeout, wall clock, output caps).
+- :class:`Limits`: every limit of one notebook run (per process: memory, CPU,
+  processes, file size; per submission: memory and tasks in a cgroup, scratch
+  disk; /tmp size, cell timeout, wall clock, output caps).
 - :class:`SandboxedKernelManager`: jupyter_client kernel manager that starts
   ipykernel inside bubblewrap (usable as nbclient/nbgrader
   ``kernel_manager_class`` or ``NotebookClient(nb, km=...)``).
@@ -18,6 +19,7 @@ Public API (see each module for details):
 from .bwrap import SANDBOX_HOME, SandboxError, sandbox_available, unavailable_reason
 from .execute import (
     CPU_LIMIT,
+    DISK_LIMIT,
     FLAGS,
     KERNEL_DIED,
     MEMORY_LIMIT,
@@ -35,6 +37,7 @@ from .limits import Limits
 
 __all__ = [
     "CPU_LIMIT",
+    "DISK_LIMIT",
     "FLAGS",
     "KERNEL_DIED",
     "MEMORY_LIMIT",

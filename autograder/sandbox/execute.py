@@ -24,7 +24,7 @@ from traitlets.config import Config
 
 from .bwrap import SandboxError
 from .kernel import SandboxedKernelManager
-from .limits import Limits
+from .limits import KERNEL_LIMITS, Limits
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,18 @@ TIMEOUT = "timeout"
 MEMORY_LIMIT = "memory_limit"
 PROCESS_LIMIT = "process_limit"
 CPU_LIMIT = "cpu_limit"
+DISK_LIMIT = "disk_limit"
 OUTPUT_TRUNCATED = "output_truncated"
 KERNEL_DIED = "kernel_died"
-FLAGS = (TIMEOUT, MEMORY_LIMIT, PROCESS_LIMIT, CPU_LIMIT, OUTPUT_TRUNCATED, KERNEL_DIED)
+FLAGS = (
+    TIMEOUT,
+    MEMORY_LIMIT,
+    PROCESS_LIMIT,
+    CPU_LIMIT,
+    DISK_LIMIT,
+    OUTPUT_TRUNCATED,
+    KERNEL_DIED,
+)
 
 TRUNCATION_NOTICE = "\n[output truncated by the grader]\n"
 # ename of the error output put in cells that the grader stopped or never ran.
@@ -49,6 +58,7 @@ _CONTROL_MSGS = frozenset({"status", "execute_input", "clear_output"})
 _MEMORY_ENAMES = frozenset({"MemoryError", "_ArrayMemoryError"})
 _MEMORY_WORDS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 _PROCESS_WORDS = ("Resource temporarily unavailable", "can't start new thread")
+_DISK_WORDS = ("No space left on device",)
 
 
 def payload_size(obj: t.Any, limit: int | None = None) -> int:
@@ -287,6 +297,22 @@ def _scan_outputs(cells: list[NotebookNode], flags: set[str]) -> None:
                 "OSError",
             ):
                 flags.add(PROCESS_LIMIT)
+            elif any(word in evalue for word in _DISK_WORDS) and ename == "OSError":
+                flags.add(DISK_LIMIT)
+
+
+def _whole_submission_flags(km: t.Any) -> set[str]:
+    """Flags from the sandbox's cgroup counters and its scratch folder (read at its end)."""
+    flags = set()
+    usage = getattr(km, "cgroup_usage", None)
+    if usage is not None:
+        if usage.memory_limit_hit:
+            flags.add(MEMORY_LIMIT)
+        if usage.task_limit_hit:
+            flags.add(PROCESS_LIMIT)
+    if getattr(km, "scratch_full", False):
+        flags.add(DISK_LIMIT)
+    return flags
 
 
 def _death_flags(status: int | None, log_text: str) -> set[str]:
@@ -350,9 +376,8 @@ def execute_notebook(
         cfg.merge(config)
     km_cfg = cfg.SandboxedKernelManager
     km_cfg.scratch_dir = str(scratch_dir)
-    for name in ("memory_bytes", "cpu_seconds", "max_processes", "file_bytes", "open_files"):
+    for name in KERNEL_LIMITS:
         km_cfg[name] = getattr(limits, name)
-    km_cfg.tmp_bytes = limits.tmp_bytes
     if extra_env:
         km_cfg.extra_env = {**dict(km_cfg.get("extra_env", {})), **extra_env}
     pp = cls(
@@ -389,6 +414,7 @@ def execute_notebook(
         timer.cancel()
     km = pp.sandbox_km
     flags |= set(pp.sandbox_flags)
+    flags |= _whole_submission_flags(km)
     # Cells past the one that was running keep whatever the submission held.
     _scan_outputs(nb.cells[: pp.last_finished_cell + 2], flags)
     if failure is not None:
@@ -406,7 +432,10 @@ def execute_notebook(
                 f"the sandboxed kernel could not start: {_last_line(log_text) or failure}"
             ) from failure
         elif status is not None and status >= 0:
-            flags |= _death_flags(status, log_text)
+            death = _death_flags(status, log_text)
+            if death == {KERNEL_DIED} and status == SIGKILL_STATUS and MEMORY_LIMIT in flags:
+                death = set()  # the cgroup's OOM killer took the kernel itself
+            flags |= death
         else:
             flags.add(KERNEL_DIED)
         log.info(

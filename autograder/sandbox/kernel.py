@@ -5,6 +5,12 @@ Use it wherever a ``KernelManager`` class is accepted, e.g.
 ``kernel_manager_class`` trait of nbclient / nbgrader's ``Execute``.  Every
 setting is a configurable trait (``c.SandboxedKernelManager.memory_bytes``...).
 
+Everything the kernel starts runs in a cgroup of its own (memory and tasks of
+the whole submission, :mod:`.cgroups`) and, when the grader is root, sees its
+scratch folder on a size-limited tmpfs (:mod:`.scratch`); after the kernel ends,
+:attr:`SandboxedKernelManager.cgroup_usage` and ``scratch_full`` say which of
+those limits it reached.
+
 The kernel talks to the grader over zmq **ipc** sockets in a per-kernel
 runtime folder that is bound into the sandbox at the same path; the sandbox
 has no network at all.  The kernel spec is built here, not looked up: the
@@ -29,7 +35,7 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, CaselessStrEnum, Dict, Int, List, Unicode, default
 
-from . import uids
+from . import cgroups, uids
 from .bwrap import (
     ETC_FILES,
     SANDBOX_HOME,
@@ -41,7 +47,8 @@ from .bwrap import (
     build_command,
 )
 from .fontcache import matplotlib_font_list
-from .limits import Limits, make_preexec, rlimits_for
+from .limits import KERNEL_LIMITS, Limits, make_preexec, rlimits_for
+from .scratch import BoundedScratch, unmount_under
 from .uids import LOCK_DIR, POOL_PREFIX
 
 _DEFAULTS = Limits()
@@ -98,8 +105,9 @@ def _sweep_stale_runtime(runtime_base: str) -> None:
     """Remove runtime folders left by graders of this user that died (once per process).
 
     A grader killed with SIGKILL takes its sandbox along (--die-with-parent)
-    but cannot delete its folder.  Folders are named after the grader's pid;
-    one whose pid is alive (or reused) is left alone.
+    but cannot delete its folder or unmount its scratch tmpfs.  Folders are
+    named after the grader's pid; one whose pid is alive (or reused) is left
+    alone.
     """
     if runtime_base in _swept:
         return
@@ -123,6 +131,7 @@ def _sweep_stale_runtime(runtime_base: str) -> None:
             continue  # alive but not ours, or not a folder we can inspect
         if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
             _kill_processes_naming(path)
+            unmount_under(path)  # its scratch tmpfs: rmtree would only empty it
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -158,8 +167,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         help="Host folder holding the scratch copy of ONE submission; the only "
         "persistent writable place of the kernel, bound at `sandbox_home`.  Empty: "
         "use the `cwd` given to start_kernel (nbclient passes the notebook's folder). "
-        "When the grader is root it is chowned (recursively, links not followed) to "
-        "`kernel_uid`, so pass a copy the caller owns.",
+        "When the grader is root it is copied into a tmpfs of `scratch_bytes` that the "
+        "kernel sees instead, and what the kernel left there is copied back (links "
+        "never followed) once it ends; if no tmpfs can be mounted, the folder itself is "
+        "chowned (recursively, links not followed) to the kernel's uid.  Pass a copy the "
+        "caller owns.",
     ).tag(config=True)
     sandbox_home = Unicode(
         SANDBOX_HOME, help="Path of the scratch folder inside the sandbox: cwd and HOME."
@@ -238,6 +250,18 @@ class SandboxedKernelManager(AsyncKernelManager):
     tmp_bytes = Int(
         _DEFAULTS.tmp_bytes, help="Size of the kernel's private /tmp (a tmpfs, so memory)."
     ).tag(config=True)
+    submission_memory_bytes = Int(
+        _DEFAULTS.submission_memory_bytes,
+        help="Memory of everything the kernel starts, together, without swap (a cgroup).",
+    ).tag(config=True)
+    submission_tasks = Int(
+        _DEFAULTS.submission_tasks,
+        help="Processes and threads of everything the kernel starts, together (a cgroup).",
+    ).tag(config=True)
+    scratch_bytes = Int(
+        _DEFAULTS.scratch_bytes,
+        help="Size of the scratch folder as the kernel sees it (a tmpfs; root graders only).",
+    ).tag(config=True)
 
     # --- plumbing -----------------------------------------------------------------------
     bwrap_path = Unicode("bwrap", help="The bubblewrap executable.").tag(config=True)
@@ -284,33 +308,26 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._scratch = ""
         self._data_fds: list[tuple[int, str]] = []
         self._lease: uids.Lease | None = None
+        self._cgroup: cgroups.Group | None = None
+        self._bounded: BoundedScratch | None = None
         #: Process group of the sandbox (the launcher starts a new session);
         #: killing it ends the sandbox.  Set once the kernel is launched.
         self.sandbox_pgid: int | None = None
+        #: Counters of the sandbox's cgroup, read when it is removed (None:
+        #: no cgroup, or the kernel has not ended yet).
+        self.cgroup_usage: cgroups.Usage | None = None
+        #: Whether the kernel filled its scratch folder (set when it ends).
+        self.scratch_full = False
 
     # --- limits as one object ---------------------------------------------------------
     def apply_limits(self, limits: Limits) -> None:
         """Set the kernel-side traits from a :class:`Limits`."""
-        for name in (
-            "memory_bytes",
-            "cpu_seconds",
-            "max_processes",
-            "file_bytes",
-            "open_files",
-            "tmp_bytes",
-        ):
+        for name in KERNEL_LIMITS:
             setattr(self, name, getattr(limits, name))
 
     def limits(self) -> Limits:
         """The kernel-side limits in force, as a :class:`Limits`."""
-        return Limits(
-            memory_bytes=self.memory_bytes,
-            cpu_seconds=self.cpu_seconds,
-            max_processes=self.max_processes,
-            file_bytes=self.file_bytes,
-            open_files=self.open_files,
-            tmp_bytes=self.tmp_bytes,
-        )
+        return Limits(**{name: getattr(self, name) for name in KERNEL_LIMITS})
 
     # --- the Python environment ---------------------------------------------------------
     def _python_mounts(self) -> tuple[list[Mount], str, str]:
@@ -440,7 +457,9 @@ class SandboxedKernelManager(AsyncKernelManager):
             # it writable through the scratch bind: a caller's mistake, refused.
             if _within(mount.src, scratch):
                 raise SandboxError(f"scratch folder {scratch} contains {mount.src}")
-        mounts.append(Mount(scratch, self.sandbox_home, writable=True))
+        # the size-limited copy of the scratch folder where there is one
+        home = self._bounded.mountpoint if self._bounded is not None else scratch
+        mounts.append(Mount(home, self.sandbox_home, writable=True))
         mounts.append(Mount(self._run_dir, self._run_dir, writable=True))
         return self._make_plan(mounts, self._base_dir, masked=masked)
 
@@ -539,8 +558,20 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._base_dir = self._new_base_dir()
         self._run_dir = os.path.join(self._base_dir, "run")
         self._plan(scratch)  # refuses a bad scratch folder before anything is chowned
-        if os.geteuid() == 0:
+        self.cgroup_usage, self.scratch_full = None, False
+        self._proc = None
+        try:
+            self._bounded = BoundedScratch.create(
+                scratch, os.path.join(self._base_dir, "scratch"), self.scratch_bytes, uid, gid
+            )
+        except OSError as exc:
+            raise SandboxError(
+                f"cannot copy the scratch folder into its {self.scratch_bytes}-byte tmpfs: {exc}"
+            ) from exc
+        if self._bounded is None and os.geteuid() == 0:
             _chown_tree(scratch, uid, gid)
+        self._cgroup = cgroups.default().create(self.submission_memory_bytes,
+                                                self.submission_tasks)
         self.connection_file = os.path.join(self._run_dir, "kernel.json")
         self.ip = os.path.join(self._run_dir, "kernel-ipc")
         self._log = tempfile.TemporaryFile(prefix="rnn-sbx-log-")
@@ -582,7 +613,10 @@ class SandboxedKernelManager(AsyncKernelManager):
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
-            preexec_fn=make_preexec(rlimits_for(self.limits(), uid)),
+            preexec_fn=make_preexec(
+                rlimits_for(self.limits(), uid),
+                join=self._cgroup.join if self._cgroup is not None else None,
+            ),
             pass_fds=tuple(fd for fd, _ in self._data_fds),
         )
         return kernel_cmd, kw
@@ -656,8 +690,29 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._discard_runtime()
 
     def _discard_runtime(self) -> None:
-        """Delete this kernel's runtime folder (connection key, sockets); give its uid back."""
+        """End what is left of the sandbox and delete its runtime folder; give its uid back.
+
+        In order: kill every task of the cgroup and read its counters; copy
+        the scratch tmpfs back to the host folder (only once a kernel was
+        launched: before that the host folder is the reference) and unmount
+        it; remove the cgroup, then the runtime folder (connection key,
+        sockets).
+        """
         self._close_data_fds()
+        if self._cgroup is not None:
+            self._cgroup.kill()
+            self.cgroup_usage = self._cgroup.usage()
+        if self._bounded is not None:
+            try:
+                self.scratch_full = self._bounded.full()
+                if self._proc is not None:
+                    self._bounded.copy_back()
+            finally:
+                self._bounded.unmount()
+                self._bounded = None
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
         self._release_uid()
         if self._base_dir is not None:
             shutil.rmtree(self._base_dir, ignore_errors=True)

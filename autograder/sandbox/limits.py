@@ -1,8 +1,12 @@
 """Resource limits of one sandboxed notebook run, and how they reach the kernel.
 
-The kernel-side limits are POSIX rlimits set in the launching child just before
-it execs bubblewrap, so bubblewrap, the kernel and everything the student's code
-forks inherit them and none of them can raise them again.  The grader-side
+The kernel-side limits come in two layers.  The inner one is POSIX rlimits, set
+in the launching child just before it execs bubblewrap, so bubblewrap, the
+kernel and everything the student's code forks inherit them and none of them
+can raise them again; they bound each process.  The outer one bounds the
+submission as a whole: a cgroup (memory, tasks; :mod:`.cgroups`) that the same
+child joins before it execs, and a size-limited scratch folder
+(:mod:`.scratch`).  The grader-side
 limits (timeouts, output caps) live in the same dataclass so that a caller
 configures a whole run with one object.
 """
@@ -38,6 +42,17 @@ class Limits:
     - ``open_files``: open file descriptors per process (RLIMIT_NOFILE).
     - ``tmp_bytes``: size of the private ``/tmp`` (a tmpfs, i.e. memory).
 
+    Whole submission (everything the kernel starts, together):
+
+    - ``submission_memory_bytes``: memory of all its processes, their tmpfs
+      pages included, without swap (cgroup ``memory.max`` /
+      ``memory.limit_in_bytes``); past it the kernel's OOM killer ends one of
+      them.
+    - ``submission_tasks``: processes and threads at once (cgroup ``pids.max``);
+      forks past it fail.
+    - ``scratch_bytes``: bytes in the scratch folder, the kernel's home (a
+      tmpfs of that size; root graders only).
+
     Grader side (enforced by the notebook client):
 
     - ``cell_timeout``: seconds a cell may run before it is interrupted.
@@ -53,6 +68,9 @@ class Limits:
     file_bytes: int = 64 * MiB
     open_files: int = 256
     tmp_bytes: int = 256 * MiB
+    submission_memory_bytes: int = 2 * GiB
+    submission_tasks: int = 256
+    scratch_bytes: int = 1 * GiB
     cell_timeout: int = 60
     wall_seconds: int = 900
     cell_output_bytes: int = 1_000_000
@@ -63,6 +81,12 @@ class Limits:
             value = getattr(self, field.name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Limits.{field.name} must be a positive int, got {value!r}")
+
+
+# The fields of Limits enforced by the notebook client (the grader's side); the
+# others are enforced on the kernel's side, and SandboxedKernelManager takes them.
+CLIENT_LIMITS = ("cell_timeout", "wall_seconds", "cell_output_bytes", "notebook_output_bytes")
+KERNEL_LIMITS = tuple(f.name for f in dataclasses.fields(Limits) if f.name not in CLIENT_LIMITS)
 
 
 def count_tasks(uid: int) -> int:
@@ -118,17 +142,23 @@ def rlimits_for(limits: Limits, uid: int) -> dict[int, tuple[int, int]]:
     }
 
 
-def make_preexec(rlimits: dict[int, tuple[int, int]]) -> Callable[[], None]:
-    """A ``preexec_fn`` for ``subprocess.Popen`` that applies ``rlimits``.
+def make_preexec(
+    rlimits: dict[int, tuple[int, int]], join: Callable[[], None] | None = None
+) -> Callable[[], None]:
+    """A ``preexec_fn`` for ``subprocess.Popen``: ``join()``, then apply ``rlimits``.
 
-    It runs in the forked child before exec, so it only calls the already
-    imported ``resource.setrlimit`` on precomputed values: no imports, no
-    allocation-heavy work, nothing that could wait on a lock held by another
-    thread of the grader at fork time.
+    It runs in the forked child before exec, so it only makes system calls on
+    precomputed values (``join`` moves the child into its cgroup, see
+    :meth:`.cgroups.Group.join`): no imports, no allocation-heavy work,
+    nothing that could wait on a lock held by another thread of the grader at
+    fork time.  If ``join`` raises, the launch fails: nothing runs outside
+    its group.
     """
     items = [(which, (min(soft, hard), hard)) for which, (soft, hard) in rlimits.items()]
 
     def _apply() -> None:
+        if join is not None:
+            join()
         for which, pair in items:
             resource.setrlimit(which, pair)
 
