@@ -13,8 +13,8 @@ _here = os.path.dirname(os.path.abspath(__file__))
 # --- course -----------------------------------------------------------------
 c.CourseDirectory.course_id = os.environ.get("RNN_COURSE_ID", "rnn-course")
 c.CourseDirectory.root = os.environ.get("RNN_COURSE_ROOT", _here)
-# The four assignments, in course order (read by `python -m autograder`).
-c.RnnCourse.assignments = ["rnn_cell", "bptt", "clipping", "lstm"]
+# The five assignments, in course order (read by `python -m autograder`).
+c.RnnCourse.assignments = ["rnn_cell", "bptt", "clipping", "lstm", "gru"]
 
 # Gradebook: SQLite next to the course by default; a shared service sets
 # RNN_COURSE_DB_URL=postgresql://... (any SQLAlchemy URL nbgrader supports).

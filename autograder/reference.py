@@ -467,3 +467,175 @@ def lstm_backward(dh, cache):
     dWh = hs[:-1].reshape(T * N, H).T @ da2
     db = da2.sum(axis=0)
     return dx, dnext_h, dWx, dWh, db
+
+
+# --------------------------------------------------------------------------- #
+# GRU
+# --------------------------------------------------------------------------- #
+# Blocks of Wx, Wh, b and of the pre-activations, in the order r, z, n
+# (rnn_course.contract.GRU_GATES): r = [:, 0:H], z = [:, H:2H], n = [:, 2H:3H].
+def gru_step_forward(x, prev_h, Wx, Wh, b):
+    """One time step of a GRU (Cho et al. 2014, in d2l's form).
+
+    ``r = sigmoid(x Wx_r + prev_h Wh_r + b_r)``,
+    ``z = sigmoid(x Wx_z + prev_h Wh_z + b_z)``,
+    ``n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n)``,
+    ``next_h = (1 - z) * n + z * prev_h``.
+
+    Inputs:
+    - x: input at this step, of shape (N, D)
+    - prev_h: previous hidden state, of shape (N, H)
+    - Wx: input-to-hidden weights, of shape (D, 3H), blocks r, z, n
+    - Wh: hidden-to-hidden weights, of shape (H, 3H), blocks r, z, n
+    - b: biases, of shape (3H,)
+
+    Returns a tuple of:
+    - next_h: next hidden state, of shape (N, H)
+    - cache: values needed by ``gru_step_backward``
+    """
+    H = prev_h.shape[1]
+    a = x @ Wx
+    a += b
+    rz = a[:, : 2 * H]
+    rz += prev_h @ Wh[:, : 2 * H]
+    sigmoid(rz, out=rz)
+    r, z = rz[:, :H], rz[:, H:]
+    rh = r * prev_h
+    n = a[:, 2 * H :]
+    n += rh @ Wh[:, 2 * H :]
+    np.tanh(n, out=n)
+    next_h = prev_h - n
+    next_h *= z
+    next_h += n  # (1 - z) * n + z * prev_h
+    return next_h, (x, prev_h, Wx, Wh, a, rh)
+
+
+def _gru_cell_backward(dnext_h, prev_h, rh, a, Wh_nT, da):
+    """Gradient of one GRU step's pre-activations, written into ``da`` (N, 3H).
+
+    ``a`` holds the step's activations r, z, n; ``Wh_nT`` is ``Wh[:, 2H:].T``.
+    Returns the part of ``dprev_h`` that does not go through ``da @ Wh_rz.T``:
+    the direct path ``dnext_h * z`` plus the path through the reset gate's
+    product ``r * prev_h``.
+    """
+    H = prev_h.shape[1]
+    r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+    d_r, d_z, d_n = da[:, :H], da[:, H : 2 * H], da[:, 2 * H :]
+    np.multiply(dnext_h, 1.0 - z, out=d_n)  # gradient of n
+    d_n *= 1.0 - n * n  # through the tanh
+    drh = d_n @ Wh_nT  # gradient of r * prev_h
+    np.multiply(dnext_h, prev_h - n, out=d_z)
+    d_z *= z * (1.0 - z)
+    np.multiply(drh, prev_h, out=d_r)
+    d_r *= r * (1.0 - r)
+    return dnext_h * z + drh * r
+
+
+def gru_step_backward(dnext_h, cache):
+    """Backward pass of one GRU step.
+
+    Inputs:
+    - dnext_h: gradient with respect to next_h, of shape (N, H)
+    - cache: the cache returned by ``gru_step_forward``
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, of shape (N, D)
+    - dprev_h: gradient with respect to prev_h, of shape (N, H)
+    - dWx: gradient with respect to Wx, of shape (D, 3H)
+    - dWh: gradient with respect to Wh, of shape (H, 3H)
+    - db: gradient with respect to b, of shape (3H,)
+    """
+    x, prev_h, Wx, Wh, a, rh = cache
+    H = prev_h.shape[1]
+    da = np.empty_like(a)
+    dprev_h = _gru_cell_backward(dnext_h, prev_h, rh, a, Wh[:, 2 * H :].T, da)
+    dprev_h += da[:, : 2 * H] @ Wh[:, : 2 * H].T
+    dWh = np.empty_like(Wh)
+    np.matmul(prev_h.T, da[:, : 2 * H], out=dWh[:, : 2 * H])
+    np.matmul(rh.T, da[:, 2 * H :], out=dWh[:, 2 * H :])
+    return da @ Wx.T, dprev_h, x.T @ da, dWh, da.sum(axis=0)
+
+
+def gru_forward(x, h0, Wx, Wh, b):
+    """GRU over a whole sequence.
+
+    Inputs:
+    - x: input sequence, of shape (N, T, D)
+    - h0: initial hidden state, of shape (N, H)
+    - Wx: input-to-hidden weights, of shape (D, 3H), blocks r, z, n
+    - Wh: hidden-to-hidden weights, of shape (H, 3H), blocks r, z, n
+    - b: biases, of shape (3H,)
+
+    Returns a tuple of:
+    - h: hidden states of every step, of shape (N, T, H)
+    - cache: values needed by ``gru_backward``
+    """
+    N, T, D = x.shape
+    H = h0.shape[1]
+    xt = x.transpose(1, 0, 2).copy()  # (T, N, D), never a view of the caller's x
+    # gates[t] holds step t's input projections, then (in place) its r, z, n
+    gates = (xt.reshape(T * N, D) @ Wx).reshape(T, N, 3 * H)
+    gates += b
+    hs = np.empty((T + 1, N, H))
+    rhs = np.empty((T, N, H))
+    hs[0] = h0
+    Wh_rz, Wh_n = Wh[:, : 2 * H], Wh[:, 2 * H :]
+    hw = np.empty((N, 2 * H))
+    hn = np.empty((N, H))
+    e, s = np.empty((N, 2 * H)), np.empty((N, 2 * H))  # sigmoid scratch
+    with np.errstate(under="ignore"):
+        for t in range(T):
+            a = gates[t]
+            rz, n = a[:, : 2 * H], a[:, 2 * H :]
+            np.matmul(hs[t], Wh_rz, out=hw)
+            np.add(rz, hw, out=rz)
+            _sigmoid_into(rz, rz, e, s)
+            np.multiply(rz[:, :H], hs[t], out=rhs[t])
+            np.matmul(rhs[t], Wh_n, out=hn)
+            np.add(n, hn, out=n)
+            np.tanh(n, out=n)
+            h = hs[t + 1]
+            np.subtract(hs[t], n, out=h)
+            np.multiply(h, rz[:, H:], out=h)
+            np.add(h, n, out=h)
+    h = hs[1:].transpose(1, 0, 2).copy()  # never a view of the cache
+    return h, (xt, hs, rhs, gates, Wx, Wh)
+
+
+def gru_backward(dh, cache):
+    """Backpropagation through time for a GRU.
+
+    ``dh[:, t]`` is the upstream gradient of the hidden state at step t; the
+    gradient carried back from step t + 1 is added to it.
+
+    Inputs:
+    - dh: upstream gradients of all hidden states, of shape (N, T, H)
+    - cache: the cache returned by ``gru_forward``
+
+    Returns a tuple of:
+    - dx: gradient of the inputs, of shape (N, T, D)
+    - dh0: gradient of the initial hidden state, of shape (N, H)
+    - dWx: gradient of the input-to-hidden weights, of shape (D, 3H)
+    - dWh: gradient of the hidden-to-hidden weights, of shape (H, 3H)
+    - db: gradient of the biases, of shape (3H,)
+    """
+    xt, hs, rhs, gates, Wx, Wh = cache
+    T, N, D = xt.shape
+    H = hs.shape[2]
+    dht = dh.transpose(1, 0, 2)
+    da = np.empty((T, N, 3 * H))
+    Wh_rzT = np.ascontiguousarray(Wh[:, : 2 * H].T)
+    Wh_nT = np.ascontiguousarray(Wh[:, 2 * H :].T)
+    dnext_h = np.zeros((N, H))
+    for t in range(T - 1, -1, -1):
+        dhh = dht[t] + dnext_h  # total gradient of h_t
+        dnext_h = _gru_cell_backward(dhh, hs[t], rhs[t], gates[t], Wh_nT, da[t])
+        dnext_h += da[t, :, : 2 * H] @ Wh_rzT
+    da2 = da.reshape(T * N, 3 * H)
+    dx = np.matmul(da.transpose(1, 0, 2), np.ascontiguousarray(Wx.T))
+    dWx = xt.reshape(T * N, D).T @ da2
+    dWh = np.empty_like(Wh, dtype=np.float64)
+    dWh[:, : 2 * H] = hs[:-1].reshape(T * N, H).T @ da2[:, : 2 * H]
+    dWh[:, 2 * H :] = rhs.reshape(T * N, H).T @ da2[:, 2 * H :]
+    db = da2.sum(axis=0)
+    return dx, dnext_h, dWx, dWh, db

@@ -47,6 +47,10 @@ CONTRACT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "lstm_step_backward": (("dnext_h", "dnext_c", "cache"), LSTM_STEP_GRADS),
     "lstm_forward": (SEQ_ARGS, ("h", "cache")),
     "lstm_backward": (("dh", "cache"), SEQ_GRADS),
+    "gru_step_forward": (STEP_ARGS, ("next_h", "cache")),
+    "gru_step_backward": (("dnext_h", "cache"), STEP_GRADS),
+    "gru_forward": (SEQ_ARGS, ("h", "cache")),
+    "gru_backward": (("dh", "cache"), SEQ_GRADS),
 }
 
 

@@ -54,8 +54,9 @@ from rnn_course.training import Adam, evaluate, init_params, train
 __all__ = ["PRESETS", "REQUIRED", "load_impl", "check_impl", "run_long_range", "main"]
 
 # the contract functions the experiment calls, per model
-LAYERS = {"rnn": ("rnn_forward", "rnn_backward"), "lstm": ("lstm_forward", "lstm_backward")}
-REQUIRED = LAYERS["rnn"] + LAYERS["lstm"] + ("clip_by_global_norm",)
+LAYERS = {"rnn": ("rnn_forward", "rnn_backward"), "lstm": ("lstm_forward", "lstm_backward"),
+          "gru": ("gru_forward", "gru_backward")}
+REQUIRED = tuple(name for layer in LAYERS.values() for name in layer) + ("clip_by_global_norm",)
 
 # One shared setup per preset; every model gets exactly the same one.
 PRESETS = {
@@ -154,7 +155,7 @@ def _header(config, file):
           file=file)
     print(f"# shared budget: H={config['hidden_size']}, Adam lr={config['lr']:g}, "
           f"batch {config['batch_size']}, {config['steps']} steps, clip global norm "
-          f"{config['clip_norm']}, LSTM forget bias {config['forget_bias']:g}, "
+          f"{config['clip_norm']}, LSTM forget / GRU update bias {config['forget_bias']:g}, "
           f"held-out {config['eval_size']}, seed {config['seed']}", file=file)
     print("  gap  model  accuracy  chance  seconds", file=file, flush=True)
 
@@ -170,7 +171,8 @@ def run_long_range(impl, gaps=None, steps=None, *, preset="default", models=("rn
     - gaps: iterable of ints >= 0 (default: the preset's)
     - steps: optimiser steps per run (default: the preset's)
     - preset: "default" (the full experiment) or "notebook" (cut down, ~10 s)
-    - models: which of "rnn", "lstm" to train, in this order for each gap
+    - models: which of "rnn", "lstm", "gru" to train, in this order for each gap
+      (the GRU's update-gate bias is ``forget_bias``, its counterpart)
     - progress: show a tqdm bar per run
     - verbose: print a table row after each run (and a header first)
     - file: where the table goes (default sys.stdout)
@@ -179,8 +181,8 @@ def run_long_range(impl, gaps=None, steps=None, *, preset="default", models=("rn
       n_countries, n_fillers, eval_size, seed
 
     Returns:
-    - list of dicts, one per (gap, model), with keys ``model`` ("rnn" or
-      "lstm"), ``gap`` (int), ``accuracy`` (held-out, float), ``chance``
+    - list of dicts, one per (gap, model), with keys ``model`` ("rnn",
+      "lstm" or "gru"), ``gap`` (int), ``accuracy`` (held-out, float), ``chance``
       (float, 1/K), ``steps`` (int) and ``seconds`` (training + evaluation wall time)
     """
     if preset not in PRESETS:
@@ -270,8 +272,8 @@ def _parser():
     lr.add_argument("--steps", type=int, help="override the number of steps per run")
     lr.add_argument("--seed", type=int, help="override the seed")
     lr.add_argument("--forget-bias", type=float, help="override the LSTM forget-gate bias")
-    lr.add_argument("--models", nargs="+", choices=sorted(LAYERS), default=["rnn", "lstm"],
-                    help="models to train (default: rnn lstm)")
+    lr.add_argument("--models", nargs="+", choices=list(LAYERS), default=list(LAYERS),
+                    help="models to train (default: %(default)s)")
     lr.add_argument("--progress", action="store_true", help="show a progress bar per run")
     return parser
 

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from rnn_course.contract import LSTM_GATES
+from rnn_course.contract import GRU_GATES, LSTM_GATES
 from rnn_course.validation import Dims, check_array, check_shapes
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "orthogonal",
     "init_rnn",
     "init_lstm",
+    "init_gru",
     "init_params",
     "SGD",
     "Adam",
@@ -164,13 +165,56 @@ def init_lstm(input_size, hidden_size, output_size, seed=0, forget_bias=1.0):
     return params
 
 
+def init_gru(input_size, hidden_size, output_size, seed=0, update_bias=1.0):
+    """Parameters of a GRU (block order r, z, n) with an output head.
+
+    Each block is initialised like an RNN's matrices, independently:
+    ``Wx[:, kH:(k+1)H]`` Xavier uniform (D, H) and ``Wh[:, kH:(k+1)H]``
+    orthogonal.  ``b`` is zero except the update-gate block ``b[H:2H]``, set
+    to ``update_bias``: with ``next_h = (1 - z) * n + z * h`` the update gate
+    z is the fraction of the old state kept, the counterpart of the LSTM's
+    forget gate, and a positive bias starts the GRU remembering.
+
+    Inputs:
+    - input_size: D; hidden_size: H; output_size: V (ints >= 1)
+    - seed: int or numpy.random.Generator (same seed, same parameters)
+    - update_bias: float, initial bias of the update gate (default 1.0)
+
+    Returns:
+    - dict with ``Wx`` (D, 3H), ``Wh`` (H, 3H), ``b`` (3H,), ``Wy`` (H, V), ``by`` (V,)
+    """
+    D = _positive_int("input_size", input_size)
+    H = _positive_int("hidden_size", hidden_size)
+    V = _positive_int("output_size", output_size)
+    if not np.isfinite(update_bias):
+        raise ValueError(f"update_bias must be a finite number, got {update_bias!r}")
+    rng = np.random.default_rng(seed)
+    Wx = np.concatenate([xavier_uniform(D, H, rng) for _ in GRU_GATES], axis=1)
+    Wh = np.concatenate([orthogonal(H, rng) for _ in GRU_GATES], axis=1)
+    b = np.zeros(3 * H)
+    z = GRU_GATES.index("z")  # the update gate's block (order r, z, n)
+    b[z * H : (z + 1) * H] = update_bias
+    params = {"Wx": Wx, "Wh": Wh, "b": b}
+    params.update(_head(H, V, rng))
+    return params
+
+
+CELLS = ("rnn", "lstm", "gru")
+
+
 def init_params(cell, input_size, hidden_size, output_size, seed=0, forget_bias=1.0):
-    """``init_rnn`` or ``init_lstm`` by name (``cell`` is "rnn" or "lstm"); same returns."""
+    """``init_rnn``, ``init_lstm`` or ``init_gru`` by name (``cell`` in ``CELLS``).
+
+    ``forget_bias`` is the bias of the gate that keeps the old state: the
+    LSTM's forget gate, the GRU's update gate (the RNN has none).
+    """
     if cell == "rnn":
         return init_rnn(input_size, hidden_size, output_size, seed)
     if cell == "lstm":
         return init_lstm(input_size, hidden_size, output_size, seed, forget_bias)
-    raise ValueError(f"cell must be 'rnn' or 'lstm', got {cell!r}")
+    if cell == "gru":
+        return init_gru(input_size, hidden_size, output_size, seed, update_bias=forget_bias)
+    raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
 
 
 # --------------------------------------------------------------------------- #

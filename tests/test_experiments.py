@@ -32,14 +32,14 @@ def test_cli_tiny_budget_writes_json_and_prints_a_table(tmp_path, capsys):
     assert status == 0
     results = json.loads(out.read_text())
     assert [(r["gap"], r["model"]) for r in results] == [
-        (1, "rnn"), (1, "lstm"), (4, "rnn"), (4, "lstm")]
+        (1, "rnn"), (1, "lstm"), (1, "gru"), (4, "rnn"), (4, "lstm"), (4, "gru")]
     for r in results:
         assert tuple(r) == RESULT_KEYS
         assert isinstance(r["gap"], int) and isinstance(r["steps"], int) and r["steps"] == 5
         assert 0.0 <= r["accuracy"] <= 1.0 and r["chance"] == 0.25 and r["seconds"] > 0
     lines = capsys.readouterr().out.splitlines()
     assert "gap  model  accuracy  chance  seconds" in lines[2]
-    assert lines[3].split()[:2] == ["1", "rnn"] and lines[6].split()[:2] == ["4", "lstm"]
+    assert lines[3].split()[:2] == ["1", "rnn"] and lines[8].split()[:2] == ["4", "gru"]
     assert lines[-1].startswith("# total")
 
 
@@ -56,8 +56,8 @@ def test_cli_module_missing_a_function(tmp_path, capsys):
     partial.write_text("from autograder.reference import rnn_forward, rnn_backward\n")
     assert main(["long-range", "--impl", str(partial), "--steps", "1"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: half_done lacks lstm_forward, lstm_backward, "
-                          "clip_by_global_norm; the experiment needs")
+    assert err.startswith("error: half_done lacks lstm_forward, lstm_backward, gru_forward, "
+                          "gru_backward, clip_by_global_norm; the experiment needs")
     assert err.count("\n") == 1
 
 

@@ -21,6 +21,7 @@ import pytest
 from autograder import reference as R
 from rnn_course import contract
 from rnn_course.contract import (
+    GRU_GATES,
     LSTM_GATES,
     LSTM_STEP_ARGS,
     SEQ_ARGS,
@@ -689,6 +690,11 @@ def _calls():
     lstep = dict(x=ls["x"], prev_h=ls["prev_h"], prev_c=c, Wx=ls["Wx"], Wh=ls["Wh"], b=ls["b"])
     _, _, ls_cache = R.lstm_step_forward(**{k: v.copy() for k, v in lstep.items()})
     _, l_cache = R.lstm_forward(**{k: v.copy() for k, v in ll.items()})
+    gs = rnn_args(rng, N_, T_, D_, H_, gates=3, step=True)
+    gl = rnn_args(rng, N_, T_, D_, H_, gates=3)
+    _, gs_cache = R.gru_step_forward(**{k: v.copy() for k, v in gs.items()})
+    _, g_cache = R.gru_forward(**{k: v.copy() for k, v in gl.items()})
+    ggrads = [(D_, 3 * H_), (H_, 3 * H_), (3 * H_,)]
     rgrads = [(D_, H_), (H_, H_), (H_,)]
     lgrads = [(D_, 4 * H_), (H_, 4 * H_), (4 * H_,)]
     grads = {"Wx": rng.standard_normal((D_, H_)), "b": rng.standard_normal(H_)}
@@ -710,6 +716,12 @@ def _calls():
         "lstm_forward": (R.lstm_forward, ll, [dt, None]),
         "lstm_backward": (R.lstm_backward, dict(dh=rng.standard_normal(dt), cache=l_cache),
                           [(N_, T_, D_), nh] + lgrads),
+        "gru_step_forward": (R.gru_step_forward, gs, [nh, None]),
+        "gru_step_backward": (R.gru_step_backward, dict(dnext_h=rng.standard_normal(nh),
+                              cache=gs_cache), [(N_, D_), nh] + ggrads),
+        "gru_forward": (R.gru_forward, gl, [dt, None]),
+        "gru_backward": (R.gru_backward, dict(dh=rng.standard_normal(dt), cache=g_cache),
+                         [(N_, T_, D_), nh] + ggrads),
         "clip_by_value": (lambda **kw: tuple(R.clip_by_value(**kw).values()),
                           dict(grads=grads, clip_value=0.5), [(D_, H_), (H_,)]),
         "clip_by_global_norm": (lambda **kw: (*R.clip_by_global_norm(**kw)[0].values(), None),
@@ -766,15 +778,17 @@ def test_reference_outputs_float64_with_contract_shapes(name):
 ALIAS_CASES = [
     pytest.param(cell, N, T, id=f"{cell}-N{N}-T{T}")
     for cell, N, T in (("rnn", 2, 3), ("lstm", 2, 3), ("lstm", 2, 1),
-                       ("rnn", 1, 3), ("rnn", 2, 1), ("lstm", 1, 3), ("rnn", 1, 1))
+                       ("rnn", 1, 3), ("rnn", 2, 1), ("lstm", 1, 3), ("rnn", 1, 1),
+                       ("gru", 2, 3), ("gru", 1, 1), ("gru", 2, 1))
 ]
 
 
 @pytest.mark.parametrize("cell,N,T", ALIAS_CASES)
 def test_layer_output_is_not_the_cache(cell, N, T):
     """Writing into the returned h (e.g. masking it) must not change the backward pass."""
-    fwd, bwd, gates = ((R.rnn_forward, R.rnn_backward, 1) if cell == "rnn"
-                       else (R.lstm_forward, R.lstm_backward, 4))
+    fwd, bwd, gates = {"rnn": (R.rnn_forward, R.rnn_backward, 1),
+                       "lstm": (R.lstm_forward, R.lstm_backward, 4),
+                       "gru": (R.gru_forward, R.gru_backward, 3)}[cell]
     rng = seeded("alias", cell, N, T)
     args = rnn_args(rng, N, T, 3, 4, gates=gates)
     dh = rng.standard_normal((N, T, 4))
@@ -783,4 +797,150 @@ def test_layer_output_is_not_the_cache(cell, N, T):
     h, cache = fwd(**args)
     h[...] = 0.0
     for g, w in zip(bwd(dh, cache), want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+# --------------------------------------------------------------------------- #
+# GRU: blocks r, z, n; next_h = (1 - z) * n + z * prev_h
+# --------------------------------------------------------------------------- #
+def naive_gru_step(x, prev_h, Wx, Wh, b):
+    """One GRU step written entry by entry from the equations, with ``math`` on
+    Python floats (an oracle that shares no code or layout trick with the reference)."""
+    N, D = x.shape
+    H = prev_h.shape[1]
+
+    def pre(row, k, j, h):  # pre-activation of block k, unit j, from the state h
+        return (sum(x[row, d] * Wx[d, k * H + j] for d in range(D))
+                + sum(h[i] * Wh[i, k * H + j] for i in range(H)) + b[k * H + j])
+
+    out = np.empty((N, H))
+    for row in range(N):
+        h = [float(v) for v in prev_h[row]]
+        r = [sig(pre(row, 0, j, h)) for j in range(H)]
+        z = [sig(pre(row, 1, j, h)) for j in range(H)]
+        rh = [r[i] * h[i] for i in range(H)]
+        n = [math.tanh(pre(row, 2, j, rh)) for j in range(H)]
+        out[row] = [(1.0 - z[j]) * n[j] + z[j] * h[j] for j in range(H)]
+    return out
+
+
+def test_gru_gates_order_r_z_n():
+    assert GRU_GATES == ("r", "z", "n")
+
+
+@pytest.mark.parametrize("N,T,D,H", SHAPES)
+def test_gru_step_backward_matches_finite_differences(N, T, D, H):
+    rng = seeded("gru_step", N, T, D, H)
+    args = rnn_args(rng, N, T, D, H, gates=3, step=True)
+    assert_gradients(R.gru_step_forward, R.gru_step_backward, args, STEP_ARGS, rng)
+
+
+@pytest.mark.parametrize("N,T,D,H", SHAPES)
+def test_gru_backward_matches_finite_differences(N, T, D, H):
+    rng = seeded("gru", N, T, D, H)
+    args = rnn_args(rng, N, T, D, H, gates=3)
+    assert_gradients(R.gru_forward, R.gru_backward, args, SEQ_ARGS, rng)
+
+
+@pytest.mark.parametrize("N,T,D,H", SHAPES)
+def test_gru_step_matches_the_equations(N, T, D, H):
+    rng = seeded("gru-naive", N, T, D, H)
+    args = rnn_args(rng, N, T, D, H, gates=3, step=True)
+    next_h, _ = R.gru_step_forward(**args)
+    np.testing.assert_allclose(next_h, naive_gru_step(**args), rtol=0, atol=FWD_ATOL)
+
+
+def test_gru_forward_matches_the_equations_over_time():
+    rng = seeded("gru-naive-seq")
+    a = rnn_args(rng, 2, 4, 3, 2, gates=3)
+    h, _ = R.gru_forward(**a)
+    prev = a["h0"]
+    for t in range(4):
+        prev = naive_gru_step(a["x"][:, t], prev, a["Wx"], a["Wh"], a["b"])
+        np.testing.assert_allclose(h[:, t], prev, rtol=0, atol=FWD_ATOL, err_msg=f"t={t}")
+
+
+@pytest.mark.parametrize("k,gate", list(enumerate(GRU_GATES)))
+def test_gru_step_one_block_of_the_bias(k, gate):
+    """Wx = Wh = 0 and only bias block k nonzero: next_h = (1 - z) n + z prev_h in closed form."""
+    H, v = 2, 1.3
+    b = np.zeros(3 * H)
+    b[k * H:(k + 1) * H] = v
+    prev_h = np.array([[0.4, -0.7]])
+    next_h, _ = R.gru_step_forward(np.ones((1, 3)), prev_h, np.zeros((3, 3 * H)),
+                                   np.zeros((H, 3 * H)), b)
+    z = sig(v) if gate == "z" else 0.5
+    n = math.tanh(v) if gate == "n" else 0.0
+    want = [(1.0 - z) * n + z * p for p in prev_h[0]]
+    np.testing.assert_allclose(next_h[0], want, rtol=0, atol=FWD_ATOL)
+
+
+def test_gru_reset_gate_acts_on_h_before_wh_n():
+    """r = 0 (b_r = -800) removes prev_h from n altogether, whatever Wh_n is."""
+    rng = seeded("gru-reset")
+    a = rnn_args(rng, 3, 1, 2, 4, gates=3, step=True)
+    a["b"][:4] = -800.0
+    a["Wh"][:, :8] = 0.0  # z does not depend on prev_h either
+    h1, _ = R.gru_step_forward(**a)
+    z = R.sigmoid(a["x"] @ a["Wx"][:, 4:8] + a["b"][4:8])
+    n = np.tanh(a["x"] @ a["Wx"][:, 8:] + a["b"][8:])
+    np.testing.assert_allclose(h1, (1.0 - z) * n + z * a["prev_h"], rtol=0, atol=FWD_ATOL)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_gru_saturated_gates_are_stable(sign):
+    """|b| ~ 800: no warning, and z = 1 keeps prev_h, z = 0 (with r = 1) gives n alone."""
+    rng = seeded("gru-huge", sign)
+    a = rnn_args(rng, 3, 5, 2, 2, gates=3)
+    a["b"][:2] = -sign * 800.0
+    a["b"][2:4] = sign * 750.0
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        h, cache = R.gru_forward(**a)
+        grads = R.gru_backward(rng.standard_normal(h.shape), cache)
+    assert all(np.all(np.isfinite(g)) for g in (h, *grads))
+    if sign > 0:  # z = 1: the state never moves
+        np.testing.assert_allclose(h, np.broadcast_to(a["h0"][:, None], h.shape), rtol=0,
+                                   atol=FWD_ATOL)
+    else:  # z = 0 and r = 1: h_t = n_t
+        prev = a["h0"]
+        for t in range(5):
+            prev = np.tanh(a["x"][:, t] @ a["Wx"][:, 4:] + prev @ a["Wh"][:, 4:] + a["b"][4:])
+            np.testing.assert_allclose(h[:, t], prev, rtol=0, atol=FWD_ATOL)
+
+
+@pytest.mark.parametrize("N,T,D,H", LOOP_SHAPES)
+def test_gru_layer_equals_step_loop(N, T, D, H):
+    rng = seeded("gru-loop", N, T, D, H)
+    a = rnn_args(rng, N, T, D, H, gates=3)
+    dh = rng.standard_normal((N, T, H))
+    h_layer, cache = R.gru_forward(**a)
+    grads_layer = R.gru_backward(dh, cache)
+
+    h, hs, caches = a["h0"], [], []
+    for t in range(T):
+        h, cc = R.gru_step_forward(a["x"][:, t], h, a["Wx"], a["Wh"], a["b"])
+        hs.append(h)
+        caches.append(cc)
+    assert_close(h_layer, np.stack(hs, axis=1), "h")
+
+    dx = np.zeros_like(a["x"])
+    dWx, dWh, db = np.zeros_like(a["Wx"]), np.zeros_like(a["Wh"]), np.zeros_like(a["b"])
+    dprev = np.zeros((N, H))
+    for t in reversed(range(T)):
+        dx[:, t], dprev, gWx, gWh, gb = R.gru_step_backward(dh[:, t] + dprev, caches[t])
+        dWx, dWh, db = dWx + gWx, dWh + gWh, db + gb
+    for name, g, w in zip(SEQ_GRADS, grads_layer, [dx, dprev, dWx, dWh, db], strict=True):
+        assert_close(g, w, name)
+
+
+def test_gru_step_output_is_not_the_cache():
+    """Writing into the returned next_h must not change the step's backward pass."""
+    rng = seeded("gru-step-alias")
+    a = rnn_args(rng, 2, 1, 3, 4, gates=3, step=True)
+    d = rng.standard_normal((2, 4))
+    want = R.gru_step_backward(d, R.gru_step_forward(**a)[1])
+    next_h, cache = R.gru_step_forward(**a)
+    next_h[...] = 0.0
+    for g, w in zip(R.gru_step_backward(d, cache), want, strict=True):
         np.testing.assert_array_equal(g, w)

@@ -72,8 +72,9 @@ def test_init_is_seeded():
         np.testing.assert_array_equal(a[k], b[k])
     assert not np.array_equal(a["Wx"], c["Wx"])
     assert init_params("rnn", 4, 8, 2)["Wh"].shape == (8, 8)
-    with pytest.raises(ValueError, match="cell must be 'rnn' or 'lstm'"):
-        init_params("gru", 4, 8, 2)
+    assert init_params("gru", 4, 8, 2, forget_bias=2.0)["b"][8:16].tolist() == [2.0] * 8
+    with pytest.raises(ValueError, match="cell must be one of rnn, lstm, gru"):
+        init_params("peephole", 4, 8, 2)
     with pytest.raises(ValueError, match="hidden_size must be a positive int"):
         init_rnn(4, 0, 2)
 

@@ -1,0 +1,767 @@
+"""Checks of the ``gru`` assignment, visible and hidden.
+
+Dimension letters: N batch size, T time steps, D input size, H hidden size.
+The GRU's weights ``Wx`` (D, 3H), ``Wh`` (H, 3H) and bias ``b`` (3H,) hold the
+blocks in the order **r, z, n**: ``[:, 0:H]`` reset gate, ``[:, H:2H]`` update
+gate, ``[:, 2H:3H]`` candidate::
+
+    r = sigmoid(x Wx_r + h Wh_r + b_r)
+    z = sigmoid(x Wx_z + h Wh_z + b_z)
+    n = tanh(x Wx_n + (r * h) Wh_n + b_n)
+    next_h = (1 - z) * n + z * h
+
+How the checks isolate one bug at a time:
+
+* **gate order**: ``Wx = 0``, ``Wh`` nonzero only in its n block and only one
+  block of ``b`` nonzero, so the way ``next_h`` moves says which role the
+  student gave that block;
+* **interpolation**: ``Wx = Wh = 0`` makes r, z, n known numbers; shutting or
+  opening the update gate (a pre-activation of -+50) leaves one term alone;
+* **reset gate**: ``Wh`` nonzero only in its n block, so ``r * h`` before
+  ``Wh_n`` and ``r * (h Wh_n)`` after it give different numbers (H = 2);
+* **gradients**: centred finite differences of a correct forward pass, whose
+  evaluations the check's ``oracle`` stores once when the course is released
+  (see :mod:`rnn_course.checks` and :mod:`rnn_course.gradcheck`).  Their
+  tolerance is ``GATED_GRAD_TOL``.
+
+The hidden checks (end of the module) draw new inputs for every submission:
+random shapes with edge sizes (N, D, H or T equal to 1) and some bias entries
+of size ~800, which saturate gates (where a naive sigmoid overflows).
+Backward passes are tested through the student's own forward pass.
+
+Closed forms in verdicts use ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, which is
+exact and never overflows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnn_course.checks import check, close, copies, shape_problem, unpack, wrong_forward
+from rnn_course.contract import (
+    GRU_GATES,
+    SEQ_ARGS,
+    SEQ_GRADS,
+    STEP_ARGS,
+    STEP_GRADS,
+    gradient_names,
+    returns,
+)
+from rnn_course.gradcheck import (
+    GATED_GRAD_TOL,
+    OutputShapeError,
+    gradient_matches,
+    gradient_problem,
+    numeric_gradient,
+    perturbed_outputs,
+)
+
+GATES = GRU_GATES  # r, z, n
+GATE_NAMES = {"r": "reset gate r", "z": "update gate z", "n": "candidate n"}
+ORDER_TEXT = "the block order is r, z, n: r = [:, 0:H], z = [:, H:2H], n = [:, 2H:3H]"
+SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
+
+
+def _sigmoid(a):
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
+
+
+def _blocks(a, H):
+    """The three blocks of a (.., 3H) array, as a dict r, z, n."""
+    return {name: a[..., k * H:(k + 1) * H] for k, name in enumerate(GATES)}
+
+
+def _slice_text(k):
+    lo = "0" if k == 0 else ("H" if k == 1 else f"{k}H")
+    hi = "H" if k == 0 else f"{k + 1}H"
+    return f"[{lo}:{hi}]"
+
+
+def _closed_form_step(x, prev_h, Wx, Wh, b, reset="before", swap=False):
+    """One GRU step written out (verdicts only); ``reset`` and ``swap`` give known bugs:
+    reset="after" applies r to h @ Wh_n, "none" leaves it out; swap=True uses
+    z * n + (1 - z) * h."""
+    H = prev_h.shape[1]
+    ax, wh = _blocks(x @ Wx + b, H), _blocks(Wh, H)
+    r = _sigmoid(ax["r"] + prev_h @ wh["r"])
+    z = _sigmoid(ax["z"] + prev_h @ wh["z"])
+    recurrent = {"before": (r * prev_h) @ wh["n"], "after": r * (prev_h @ wh["n"]),
+                 "none": prev_h @ wh["n"]}[reset]
+    n = np.tanh(ax["n"] + recurrent)
+    return z * n + (1.0 - z) * prev_h if swap else (1.0 - z) * n + z * prev_h
+
+
+# --------------------------------------------------------------------------- #
+# Inputs
+# --------------------------------------------------------------------------- #
+def _step_inputs(rng):
+    """N=2, D=3, H=2, random weights of scale 0.5 and a random upstream gradient."""
+    N, D, H = 2, 3, 2
+    return {
+        "x": rng.standard_normal((N, D)),
+        "prev_h": rng.standard_normal((N, H)),
+        "Wx": 0.5 * rng.standard_normal((D, 3 * H)),
+        "Wh": 0.5 * rng.standard_normal((H, 3 * H)),
+        "b": 0.5 * rng.standard_normal(3 * H),
+        "dnext_h": rng.standard_normal((N, H)),
+    }
+
+
+def _order_inputs(rng):
+    """Wx = 0 and Wh nonzero only in its n block (so r matters, and only through Wh_n)."""
+    inputs = _step_inputs(rng)
+    inputs["Wx"] = np.zeros_like(inputs["Wx"])
+    inputs["Wh"][:, :4] = 0.0
+    inputs["Wh"][:, 4:] = np.array([[1.1, -0.7], [0.6, 0.9]])
+    inputs["b"] = np.zeros(6)
+    return inputs
+
+
+# the value of the one nonzero bias block in gru_step_forward_gate_order (two units)
+_BLOCK_VALUE = np.array([1.6, -1.2])
+
+
+def _one_block_bias(k):
+    b = np.zeros(6)
+    b[2 * k:2 * k + 2] = _BLOCK_VALUE
+    return b
+
+
+# gate pre-activations used when Wx = Wh = 0 (then they equal b): two hidden units per gate
+_BIAS = {"r": [0.5, -0.4], "z": [0.8, -0.6], "n": [0.9, -1.3]}
+
+
+def _bias(z=None):
+    """b (3H,) with H = 2 from _BIAS; ``z`` replaces the update gate's block."""
+    return np.concatenate([np.full(2, z) if (name == "z" and z is not None)
+                           else np.array(_BIAS[name]) for name in GATES])
+
+
+def _bias_only_inputs(rng):
+    """Like _step_inputs but Wx = Wh = 0, so the gates are sigmoid / tanh of b."""
+    inputs = _step_inputs(rng)
+    inputs["Wx"] = np.zeros_like(inputs["Wx"])
+    inputs["Wh"] = np.zeros_like(inputs["Wh"])
+    inputs["b"] = _bias()
+    return inputs
+
+
+def _reset_inputs(rng):
+    """Wh nonzero only in its n block (not diagonal), r known from Wx = 0 and b_r."""
+    inputs = _order_inputs(rng)
+    inputs["Wx"] = 0.5 * rng.standard_normal(inputs["Wx"].shape)
+    inputs["Wx"][:, :4] = 0.0
+    inputs["b"] = _bias()
+    return inputs
+
+
+def _seq_inputs(rng, N=2, T=4, D=3, H=2):
+    return {
+        "x": rng.standard_normal((N, T, D)),
+        "h0": rng.standard_normal((N, H)),
+        "Wx": 0.5 * rng.standard_normal((D, 3 * H)),
+        "Wh": 0.5 * rng.standard_normal((H, 3 * H)),
+        "b": 0.5 * rng.standard_normal(3 * H),
+        "dh": rng.standard_normal((N, T, H)),
+    }
+
+
+def _one_step_inputs(rng):
+    return _seq_inputs(rng, T=1)
+
+
+def _backward_inputs(rng):
+    return _seq_inputs(rng, N=2, T=3, D=2, H=2)
+
+
+def _update_path_inputs(rng):
+    """Wh = 0 and a loss on the last step only: earlier steps reach it only through
+    the z * h term of next_h."""
+    inputs = _seq_inputs(rng, N=2, T=3, D=2, H=2)
+    inputs["Wh"] = np.zeros_like(inputs["Wh"])
+    inputs["b"][2:4] = 1.5  # z ~ 0.8: a clear path
+    inputs["dh"][:, :-1] = 0.0
+    return inputs
+
+
+# --------------------------------------------------------------------------- #
+# gru_step_forward
+# --------------------------------------------------------------------------- #
+def _step(gru_step_forward, args):
+    next_h, _ = unpack(gru_step_forward(**copies(args, STEP_ARGS)), returns("gru_step_forward"),
+                       "gru_step_forward")
+    return np.asarray(next_h, dtype=np.float64)
+
+
+@check("gru_step_forward_shapes", _step_inputs, doc="returns next_h of shape (N, H) and a cache")
+def gru_step_forward_shapes(inputs, gru_step_forward):
+    return {"next_h": _step(gru_step_forward, inputs)}
+
+
+@gru_step_forward_shapes.verdict
+def gru_step_forward_shapes(inputs, outputs):
+    problem = shape_problem("next_h", outputs["next_h"], inputs["prev_h"].shape)
+    if problem and np.ndim(outputs["next_h"]) == 2 and outputs["next_h"].shape[1] == 6:
+        return problem + ": Wx has 3H columns, one block of H for each of r, z, n"
+    return problem
+
+
+@check("gru_step_forward_gate_order", _order_inputs,
+       doc="with only one block of b nonzero, next_h moves as that block's gate")
+def gru_step_forward_gate_order(inputs, gru_step_forward):
+    out = {"base": _step(gru_step_forward, inputs)}
+    for k, name in enumerate(GATES):
+        args = dict(inputs, b=_one_block_bias(k))
+        out[f"only_{name}"] = _step(gru_step_forward, args)
+    return out
+
+
+@gru_step_forward_gate_order.verdict
+def gru_step_forward_gate_order(inputs, outputs):
+    args = {k: inputs[k] for k in STEP_ARGS}
+    shape = inputs["prev_h"].shape
+    for k, name in enumerate(GATES):
+        got = outputs[f"only_{name}"]
+        problem = shape_problem("next_h", got, shape)
+        if problem:
+            return problem
+        # what next_h would be if block k played the role of each gate
+        roles = {role: _closed_form_step(**dict(args, b=_one_block_bias(GATES.index(role))))
+                 for role in GATES}
+        if close(got, roles[name]):
+            continue
+        where = f"when only b{_slice_text(k)}, the {GATE_NAMES[name]}'s block, is nonzero"
+        acted = [role for role in GATES if role != name and close(got, roles[role])]
+        if acted:
+            return f"{where}, your next_h moves as if it were the {GATE_NAMES[acted[0]]}: " \
+                   + ORDER_TEXT
+        if close(got, outputs["base"]):
+            return f"{where}, your next_h does not move: is that block read at all? " \
+                   + ORDER_TEXT
+        return (f"{where}, your next_h is wrong ({ORDER_TEXT}); if the order is right, "
+                "see gru_step_forward_interpolation and gru_step_forward_reset_gate")
+    return None
+
+
+_Z_SCENARIOS = {"z_shut": SHUT, "z_open": -SHUT, "mixed": None}
+
+
+def _bias_only_args(inputs, z=None):
+    args = copies(inputs, STEP_ARGS)
+    args["Wx"][:] = 0.0
+    args["Wh"][:] = 0.0
+    args["b"] = _bias(z)
+    return args
+
+
+@check("gru_step_forward_interpolation", _bias_only_inputs,
+       doc="next_h = (1 - z) * n + z * prev_h: update gate shut, open, in between")
+def gru_step_forward_interpolation(inputs, gru_step_forward):
+    return {label: _step(gru_step_forward, _bias_only_args(inputs, z))
+            for label, z in _Z_SCENARIOS.items()}
+
+
+@gru_step_forward_interpolation.verdict
+def gru_step_forward_interpolation(inputs, outputs):
+    prev_h = inputs["prev_h"]
+    for label, z_pre in _Z_SCENARIOS.items():
+        blocks = _blocks(_bias(z_pre), 2)
+        z, n = _sigmoid(blocks["z"]), np.tanh(blocks["n"])
+        got = outputs[label]
+        problem = shape_problem("next_h", got, prev_h.shape)
+        if problem:
+            return problem
+        if close(got, (1.0 - z) * n + z * prev_h):
+            continue
+        if close(got, z * n + (1.0 - z) * prev_h):
+            return ("next_h = z * n + (1 - z) * prev_h: the roles of z and 1 - z are swapped. "
+                    "In this course z is the fraction of the old state kept: "
+                    "next_h = (1 - z) * n + z * prev_h, so z = 1 copies prev_h unchanged")
+        if label == "z_shut":
+            where = ("with the update gate shut (z = 0, Wx = Wh = 0) next_h must be the "
+                     "candidate n = tanh(b_n)")
+            if close(got, n + prev_h):
+                return where + ": yours still adds prev_h, not weighted by z"
+            return where + ": yours is not"
+        if label == "z_open":
+            where = ("with the update gate open (z = 1, Wx = Wh = 0) next_h must be prev_h "
+                     "unchanged: that copy is how a GRU remembers")
+            if close(got, n + prev_h):
+                return where + ": yours adds n, not weighted by 1 - z"
+            if close(got, n):
+                return where + ": yours ignores prev_h"
+            return where + ": yours is not"
+        if close(got, n + z * prev_h) or close(got, (1.0 - z) * n + prev_h):
+            return ("next_h must be (1 - z) * n + z * prev_h, both terms weighted: one of "
+                    "your weights is missing")
+        return ("with z in (0, 1) next_h must be (1 - z) * n + z * prev_h: each extreme is "
+                "right but the blend is not")
+    return None
+
+
+@check("gru_step_forward_reset_gate", _reset_inputs,
+       doc="n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n): r multiplies prev_h before Wh_n")
+def gru_step_forward_reset_gate(inputs, gru_step_forward):
+    return {"next_h": _step(gru_step_forward, inputs)}
+
+
+@gru_step_forward_reset_gate.verdict
+def gru_step_forward_reset_gate(inputs, outputs):
+    args = {k: inputs[k] for k in STEP_ARGS}
+    got = outputs["next_h"]
+    problem = shape_problem("next_h", got, inputs["prev_h"].shape)
+    if problem:
+        return problem
+    if close(got, _closed_form_step(**args)):
+        return None
+    where = "the candidate must be n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n)"
+    if close(got, _closed_form_step(**args, reset="after")):
+        return (where + ": yours applies r after the product, r * (prev_h Wh_n). The reset "
+                "gate chooses which units of prev_h the candidate reads, so it multiplies "
+                "prev_h before Wh_n")
+    if close(got, _closed_form_step(**args, reset="none")):
+        return where + ": yours uses prev_h without the reset gate r"
+    return where + " (if gru_step_forward_gate_order passes, check the n block's terms)"
+
+
+@check("gru_step_forward_values", _step_inputs,
+       doc="next_h on random inputs, every weight nonzero")
+def gru_step_forward_values(inputs, gru_step_forward):
+    out = {"next_h": _step(gru_step_forward, inputs)}
+    no_bias = dict(inputs, b=np.zeros_like(inputs["b"]))
+    out["no_bias_next_h"] = _step(gru_step_forward, no_bias)
+    return out
+
+
+@gru_step_forward_values.verdict
+def gru_step_forward_values(inputs, outputs):
+    args = {k: inputs[k] for k in STEP_ARGS}
+    got = outputs["next_h"]
+    problem = shape_problem("next_h", got, inputs["prev_h"].shape)
+    if problem:
+        return problem
+    if not np.all(np.isfinite(got)):
+        return "next_h contains NaN or inf"
+    if close(got, _closed_form_step(**args)):
+        return None
+    H = inputs["prev_h"].shape[1]
+    if close(outputs["no_bias_next_h"], _closed_form_step(**dict(args, b=0.0 * args["b"]))):
+        return "next_h is right when b = 0 but not otherwise: add b (its r, z, n blocks)"
+    for k, name in enumerate(GATES[:2]):
+        Wh = np.array(args["Wh"], copy=True)
+        Wh[:, k * H:(k + 1) * H] = 0.0
+        if close(got, _closed_form_step(**dict(args, Wh=Wh))):
+            return (f"your {GATE_NAMES[name]} ignores prev_h: its pre-activation is "
+                    f"x Wx_{name} + prev_h Wh_{name} + b_{name}")
+    Wx = np.zeros_like(args["Wx"])
+    if close(got, _closed_form_step(**dict(args, Wx=Wx))):
+        return "your next_h ignores x: every block has an x Wx term"
+    return ("next_h is wrong for random inputs although the simpler checks may pass: "
+            "compare your code with the four equations term by term")
+
+
+# --------------------------------------------------------------------------- #
+# gru_step_backward
+# --------------------------------------------------------------------------- #
+def _step_backward(fwd, bwd, args, dnext_h):
+    _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("gru_step_forward"),
+                      "gru_step_forward")
+    grads = unpack(bwd(np.array(dnext_h, copy=True), cache), STEP_GRADS, "gru_step_backward")
+    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(STEP_GRADS, grads, strict=True)}
+
+
+def _step_outputs(fwd):
+    def call(args):
+        return _step(fwd, args).ravel()
+    return call
+
+
+def _fd_tables(call, inputs, arg_names, names):
+    """The correct forward's outputs ``call(args)`` (one flat vector) at every perturbation
+    of ``names`` (:func:`~rnn_course.gradcheck.perturbed_outputs`) and unperturbed."""
+    out = perturbed_outputs(lambda **args: call(args), copies(inputs, arg_names), names)
+    out["forward_ref"] = call(copies(inputs, arg_names))
+    return out
+
+
+def _step_tables(*names):
+    """An ``oracle`` for a step backward check: tables of the reference's step forward."""
+    def oracle(inputs, gru_step_forward):
+        return _fd_tables(_step_outputs(gru_step_forward), inputs, STEP_ARGS, names)
+    return oracle
+
+
+def _wrong_forward(outputs, function):
+    return wrong_forward(function, outputs.get("forward", np.zeros(0)), outputs["forward_ref"])
+
+
+def _gradient_problems(inputs, outputs, names, upstream, hints):
+    """Compare analytic ``d<name>`` outputs with finite differences; messages for the wrong ones."""
+    problems = []
+    for name, grad in zip(names, gradient_names(names), strict=True):
+        try:
+            numeric = numeric_gradient(outputs, name, upstream, inputs[name].shape)
+        except OutputShapeError:
+            return ["the forward pass returned outputs of unexpected shapes "
+                    "(see the shapes checks first)"]
+        got = outputs[grad]
+        problem = gradient_problem(grad, got, numeric, GATED_GRAD_TOL)
+        if problem and np.shape(got) == numeric.shape and np.all(np.isfinite(got)):
+            problem += f": {hints[name]}"
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+@check("gru_step_backward_shapes", _step_inputs,
+       doc="five gradients with the shapes of x, prev_h, Wx, Wh, b")
+def gru_step_backward_shapes(inputs, gru_step_forward, gru_step_backward):
+    return _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
+
+
+@gru_step_backward_shapes.verdict
+def gru_step_backward_shapes(inputs, outputs):
+    for name, grad in zip(STEP_ARGS, STEP_GRADS, strict=True):
+        problem = shape_problem(grad, outputs[grad], inputs[name].shape)
+        if problem:
+            return problem + f" (the shape of {name})"
+    return None
+
+
+_BACKWARD_ORDER = ("n", "z", "r")  # the order in which a backward pass computes them
+
+_BLOCK_HINTS = {
+    "r": "the reset gate's gradient is ((dn_pre @ Wh_n.T) * prev_h) * r * (1 - r), "
+         "dn_pre the gradient of n's pre-activation",
+    "z": "the update gate's gradient is dnext_h * (prev_h - n) * z * (1 - z)",
+    "n": "the candidate's gradient is dnext_h * (1 - z) * (1 - n**2)",
+}
+
+
+@check("gru_step_backward_gate_blocks", _step_inputs,
+       doc="db, block by block (r, z, n), against finite differences",
+       oracle=_step_tables("b"))
+def gru_step_backward_gate_blocks(inputs, gru_step_forward, gru_step_backward):
+    out = _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
+    return {"db": out["db"], "forward": _step_outputs(gru_step_forward)(inputs)}
+
+
+@gru_step_backward_gate_blocks.verdict
+def gru_step_backward_gate_blocks(inputs, outputs):
+    H = inputs["prev_h"].shape[1]
+    try:
+        numeric = numeric_gradient(outputs, "b", inputs["dnext_h"].ravel(), inputs["b"].shape)
+    except OutputShapeError:
+        return "the forward pass returned outputs of unexpected shapes (see the shapes checks)"
+    db = outputs["db"]
+    problem = shape_problem("db", db, numeric.shape)
+    if problem:
+        return problem
+    got_blocks, want_blocks = _blocks(db, H), _blocks(numeric, H)
+    # n first: the reset gate's gradient is computed from the candidate's
+    wrong = [name for name in _BACKWARD_ORDER
+             if not gradient_matches(got_blocks[name], want_blocks[name], GATED_GRAD_TOL)]
+    if not wrong:
+        return None
+    forward = _wrong_forward(outputs, "gru_step_forward")
+    if forward:
+        return forward
+    k = GATES.index(wrong[0])
+    others = f" (also wrong: {', '.join(wrong[1:])})" if len(wrong) > 1 else ""
+    if wrong[0] == "n" and "r" in wrong:
+        others += "; the r block is computed from n's, so fix n first"
+    return (f"the {GATE_NAMES[wrong[0]]} block of db, db{_slice_text(k)}, disagrees with "
+            f"finite differences of a correct forward pass{others}: {_BLOCK_HINTS[wrong[0]]}")
+
+
+_STEP_HINTS = {
+    "x": "dx = da @ Wx.T, da (N, 3H) the gradient of the three pre-activations",
+    "prev_h": "prev_h reaches next_h along three paths: directly (dnext_h * z), through "
+              "r * prev_h in the candidate ((dn_pre @ Wh_n.T) * r), and through the r and "
+              "z pre-activations (da_rz @ Wh_rz.T); add all three",
+    "Wx": "dWx = x.T @ da",
+    "Wh": "dWh_r and dWh_z are prev_h.T @ da_r and prev_h.T @ da_z, but dWh_n is "
+          "(r * prev_h).T @ dn_pre",
+    "b": "db sums da over the batch (see gru_step_backward_gate_blocks)",
+}
+
+
+@check("gru_step_backward_gradcheck", _step_inputs,
+       doc="all five gradients against centred finite differences",
+       oracle=_step_tables(*STEP_ARGS))
+def gru_step_backward_gradcheck(inputs, gru_step_forward, gru_step_backward):
+    out = _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
+    out["forward"] = _step_outputs(gru_step_forward)(inputs)
+    return out
+
+
+@gru_step_backward_gradcheck.verdict
+def gru_step_backward_gradcheck(inputs, outputs):
+    problems = _gradient_problems(inputs, outputs, STEP_ARGS, inputs["dnext_h"].ravel(),
+                                  _STEP_HINTS)
+    if not problems:
+        return None
+    return _wrong_forward(outputs, "gru_step_forward") or "; ".join(problems)
+
+
+# --------------------------------------------------------------------------- #
+# gru_forward
+# --------------------------------------------------------------------------- #
+def _sequence(gru_forward, args):
+    h, _ = unpack(gru_forward(**copies(args, SEQ_ARGS)), returns("gru_forward"), "gru_forward")
+    return np.asarray(h, dtype=np.float64)
+
+
+@check("gru_forward_shapes", _seq_inputs, doc="h of shape (N, T, H)")
+def gru_forward_shapes(inputs, gru_forward):
+    return {"h": _sequence(gru_forward, inputs)}
+
+
+@gru_forward_shapes.verdict
+def gru_forward_shapes(inputs, outputs):
+    N, T, _ = inputs["x"].shape
+    return shape_problem("h", outputs["h"], (N, T, inputs["h0"].shape[1]))
+
+
+@check("gru_forward_first_step", _one_step_inputs,
+       doc="with T = 1, h[:, 0] is one step from h0")
+def gru_forward_first_step(inputs, gru_forward):
+    return {"h": _sequence(gru_forward, inputs)}
+
+
+@gru_forward_first_step.verdict
+def gru_forward_first_step(inputs, outputs):
+    x, h0 = inputs["x"][:, 0], inputs["h0"]
+    weights = {k: inputs[k] for k in ("Wx", "Wh", "b")}
+    got = outputs["h"]
+    problem = shape_problem("h", got, (h0.shape[0], 1, h0.shape[1]))
+    if problem:
+        return problem
+    if close(got[:, 0], _closed_form_step(x, h0, **weights)):
+        return None
+    where = "with T = 1, h[:, 0] must be one GRU step from h0"
+    if close(got[:, 0], _closed_form_step(x, np.zeros_like(h0), **weights)):
+        return where + ": yours ignores h0 (the first step's prev_h is h0)"
+    if close(got[:, 0], h0):
+        return where + ": yours stores h0 itself; h[:, t] is the state after reading x[:, t]"
+    return where + " (if gru_step_forward passes its checks, check what you feed it)"
+
+
+def _reference_h(inputs, gru_forward):
+    """An ``oracle``: the states of a correct gru_forward on the check's inputs."""
+    return {"h_ref": _sequence(gru_forward, inputs)}
+
+
+@check("gru_forward_matches_steps", _seq_inputs,
+       doc="h equals T calls of gru_step_forward, from h0", oracle=_reference_h)
+def gru_forward_matches_steps(inputs, gru_forward, gru_step_forward):
+    h = _sequence(gru_forward, inputs)
+    args = copies(inputs, SEQ_ARGS)
+    prev_h, steps = args["h0"], []
+    for t in range(args["x"].shape[1]):
+        prev_h = _step(gru_step_forward, {"x": args["x"][:, t], "prev_h": prev_h,
+                                          "Wx": args["Wx"], "Wh": args["Wh"], "b": args["b"]})
+        steps.append(prev_h)
+    return {"h": h, "h_steps": np.stack(steps, axis=1)}
+
+
+@gru_forward_matches_steps.verdict
+def gru_forward_matches_steps(inputs, outputs):
+    """Right when h matches a correct forward pass; ``h_steps`` (your gru_step_forward
+    chained from h0) only chooses the message."""
+    got, want, steps = outputs["h"], outputs["h_ref"], outputs["h_steps"]
+    problem = shape_problem("h", got, want.shape)
+    if problem:
+        return problem
+    if not np.all(np.isfinite(got)):
+        return "h contains NaN or inf"
+    if close(got, want):
+        return None
+    t = next(t for t in range(want.shape[1]) if not close(got[:, t], want[:, t]))
+    if steps.shape == got.shape and close(got[:, :t + 1], steps[:, :t + 1]):
+        return (f"h[:, {t}] is wrong, although it equals what {t + 1} call(s) of your "
+                "gru_step_forward give: gru_step_forward is wrong for these inputs; fix "
+                "it first (see its checks)")
+    return (f"h[:, {t}] differs from what {t + 1} call(s) of gru_step_forward give, "
+            "starting from h0: at step t feed x[:, t] and the h of step t - 1, and store "
+            "next_h in h[:, t]")
+
+
+# --------------------------------------------------------------------------- #
+# gru_backward
+# --------------------------------------------------------------------------- #
+def _seq_backward(fwd, bwd, args):
+    _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("gru_forward"), "gru_forward")
+    grads = unpack(bwd(np.array(args["dh"], copy=True), cache), SEQ_GRADS, "gru_backward")
+    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)}
+
+
+def _seq_outputs(fwd):
+    def call(args):
+        return _sequence(fwd, args).ravel()
+    return call
+
+
+def _seq_tables(*names):
+    """An ``oracle`` for a sequence backward check: tables of the reference's forward."""
+    def oracle(inputs, gru_forward):
+        return _fd_tables(_seq_outputs(gru_forward), inputs, SEQ_ARGS, names)
+    return oracle
+
+
+@check("gru_backward_shapes", _backward_inputs,
+       doc="five gradients with the shapes of x, h0, Wx, Wh, b")
+def gru_backward_shapes(inputs, gru_forward, gru_backward):
+    return _seq_backward(gru_forward, gru_backward, inputs)
+
+
+@gru_backward_shapes.verdict
+def gru_backward_shapes(inputs, outputs):
+    for name, grad in zip(SEQ_ARGS, SEQ_GRADS, strict=True):
+        problem = shape_problem(grad, outputs[grad], inputs[name].shape)
+        if problem:
+            return problem + f" (the shape of {name})"
+    return None
+
+
+@check("gru_backward_through_update", _update_path_inputs,
+       doc="with Wh = 0 the gradient reaches earlier steps through z * h alone",
+       oracle=_seq_tables("x"))
+def gru_backward_through_update(inputs, gru_forward, gru_backward):
+    return {"dx": _seq_backward(gru_forward, gru_backward, inputs)["dx"],
+            "forward": _seq_outputs(gru_forward)(inputs)}
+
+
+@gru_backward_through_update.verdict
+def gru_backward_through_update(inputs, outputs):
+    try:
+        numeric = numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
+    except OutputShapeError:
+        return "gru_forward returned h of an unexpected shape (see gru_forward_shapes)"
+    got = outputs["dx"]
+    problem = shape_problem("dx", got, numeric.shape)
+    if problem:
+        return problem
+    if gradient_matches(got, numeric, GATED_GRAD_TOL):
+        return None
+    forward = _wrong_forward(outputs, "gru_forward")
+    if forward:
+        return forward
+    if not gradient_matches(got[:, -1], numeric[:, -1], GATED_GRAD_TOL):
+        return ("dx[:, -1], the last step's input gradient, is wrong although only the "
+                "last step has a loss here: check the step backward and that dh[:, t] "
+                "goes to step t")
+    where = ("dx at earlier steps is wrong. Here Wh = 0 and only the last step has a "
+             "loss, so the gradient can reach earlier steps only along next_h = "
+             "(1 - z) * n + z * prev_h, the update gate's copy of the old state")
+    if np.allclose(got[:, :-1], 0.0, atol=1e-12):
+        return where + (": yours is zero there. Carry dprev_h of step t back and add it to "
+                        "dh[:, t - 1]")
+    return where + ": add dprev_h of step t to dh[:, t - 1] before step t - 1's backward"
+
+
+_SEQ_HINTS = {
+    "x": "dx[:, t] is the step backward's dx at step t",
+    "h0": "dh0 is the dprev_h that step 0 sends back",
+    "Wx": "dWx is the sum of every step's dWx",
+    "Wh": "dWh is the sum of every step's dWh",
+    "b": "db is the sum of every step's db",
+}
+
+
+@check("gru_backward_gradcheck", _backward_inputs,
+       doc="all five gradients against centred finite differences, with a loss at every step",
+       oracle=_seq_tables(*SEQ_ARGS))
+def gru_backward_gradcheck(inputs, gru_forward, gru_backward):
+    out = _seq_backward(gru_forward, gru_backward, inputs)
+    out["forward"] = _seq_outputs(gru_forward)(inputs)
+    return out
+
+
+@gru_backward_gradcheck.verdict
+def gru_backward_gradcheck(inputs, outputs):
+    problems = _gradient_problems(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS)
+    if not problems:
+        return None
+    forward = _wrong_forward(outputs, "gru_forward")
+    if forward:
+        return forward
+    if len(problems) >= 4:
+        problems.append("when almost everything is off, check that the h gradient carried "
+                        "back from step t + 1 is added to dh[:, t] before the step backward")
+    return "; ".join(problems)
+
+
+# --------------------------------------------------------------------------- #
+# Hidden checks: new inputs for every submission
+# --------------------------------------------------------------------------- #
+def _size(rng, high=5):
+    """A dimension in [1, high], 1 (an edge case) about one time in three."""
+    return int(rng.choice([1, 1] + list(range(2, high + 1))))
+
+
+def _with_huge_entries(rng, a, fraction=0.25):
+    """Set about ``fraction`` of the entries of ``a`` to +-U(700, 900), in place."""
+    mask = rng.random(a.shape) < fraction
+    a[mask] = rng.choice([-1.0, 1.0], size=mask.sum()) * rng.uniform(700, 900, size=mask.sum())
+    return a
+
+
+def _draw_weights(rng, D, H, scale=0.5):
+    return {"Wx": scale * rng.standard_normal((D, 3 * H)),
+            "Wh": scale * rng.standard_normal((H, 3 * H)),
+            "b": scale * rng.standard_normal(3 * H)}
+
+
+def _draw_step(rng, huge=False):
+    N, D, H = _size(rng), _size(rng), _size(rng)
+    inputs = {"x": rng.standard_normal((N, D)), "prev_h": rng.standard_normal((N, H)),
+              **_draw_weights(rng, D, H)}
+    if huge:
+        _with_huge_entries(rng, inputs["b"][: 2 * H])  # saturate some r and z units
+    return inputs
+
+
+@check("gru_step_forward_hidden", lambda rng: _draw_step(rng, huge=True), hidden=True,
+       outputs=("next_h",), doc="one GRU step on random shapes, some gates saturated")
+def gru_step_forward_hidden(inputs, gru_step_forward):
+    return {"next_h": _step(gru_step_forward, inputs)}
+
+
+def _draw_step_backward(rng):
+    inputs = _draw_step(rng)
+    inputs["dnext_h"] = rng.standard_normal(inputs["prev_h"].shape)
+    return inputs
+
+
+@check("gru_step_backward_hidden", _draw_step_backward, hidden=True, outputs=STEP_GRADS,
+       doc="the five gradients of one step (through the student's forward pass)")
+def gru_step_backward_hidden(inputs, gru_step_forward, gru_step_backward):
+    return _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
+
+
+def _draw_seq(rng):
+    N, T, D, H = _size(rng), _size(rng, high=7), _size(rng), _size(rng)
+    inputs = {"x": rng.standard_normal((N, T, D)), "h0": rng.standard_normal((N, H)),
+              **_draw_weights(rng, D, H)}
+    _with_huge_entries(rng, inputs["b"][: 2 * H], fraction=0.15)
+    return inputs
+
+
+@check("gru_forward_hidden", _draw_seq, hidden=True, outputs=("h",),
+       doc="hidden states of a whole sequence on random shapes, some gates saturated")
+def gru_forward_hidden(inputs, gru_forward):
+    return {"h": _sequence(gru_forward, inputs)}
+
+
+def _draw_backward(rng):
+    inputs = _draw_seq(rng)
+    N, T, _ = inputs["x"].shape
+    inputs["dh"] = rng.standard_normal((N, T, inputs["h0"].shape[1]))
+    return inputs
+
+
+@check("gru_backward_hidden", _draw_backward, hidden=True, outputs=SEQ_GRADS,
+       doc="the five gradients of a whole sequence (through the student's forward pass)")
+def gru_backward_hidden(inputs, gru_forward, gru_backward):
+    return _seq_backward(gru_forward, gru_backward, inputs)
