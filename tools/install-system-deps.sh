@@ -4,7 +4,9 @@
 #  1. bubblewrap (the sandbox around student kernels), with apt-get;
 #  2. the accounts rnn-sbx-00 .. rnn-sbx-15: a root grader runs each kernel as
 #     one of them, leased for the kernel's lifetime, so that RLIMIT_NPROC (counted
-#     per uid) is not shared between students (autograder/sandbox/uids.py).
+#     per uid) is not shared between students (autograder/sandbox/uids.py);
+#  3. chromium (headless), for the test that loads a planted submission's feedback
+#     in a real browser (tests/test_sanitize.py); grading does not need it.
 set -u
 POOL_SIZE=${RNN_SBX_ACCOUNTS:-16}
 
@@ -54,6 +56,23 @@ create_accounts() {
     fi
 }
 
+install_chromium() {
+    if command -v chromium >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing chromium (headless browser for tests/test_sanitize.py) with apt-get ..."
+        if (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+                || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)) \
+                >/tmp/rnn-course-apt-chromium.log 2>&1; then
+            return 0
+        fi
+    fi
+    echo "warning: chromium is not installed: the browser test of tests/test_sanitize.py will fail" \
+         "(as root: apt-get install chromium)." >&2
+}
+
 install_bwrap
 create_accounts
+install_chromium
 exit 0

@@ -2,7 +2,7 @@
 
 :func:`render_feedback` does what ``nbgrader generate_feedback`` does for one
 notebook (``GetGrades``, ``CSSHTMLHeaderPreprocessor``, the ``feedback``
-HTMLExporter template of nbgrader's formgrader), with three differences:
+HTMLExporter template of nbgrader's formgrader), with four differences:
 
 * the scores come from the worker's own scoring (:mod:`autograder.pipeline.scoring`,
   :func:`feedback_resources`) through :class:`~autograder.pipeline.preprocessors.GradesFromScores`,
@@ -11,6 +11,12 @@ HTMLExporter template of nbgrader's formgrader), with three differences:
 * :class:`~autograder.pipeline.preprocessors.FeedbackHiddenTests` runs first, so the
   student sees which hidden checks failed (the grader's one-line verdict in
   the cell's output) but neither the hidden tests' code nor their inputs;
+* the notebook was made inert by the worker
+  (:class:`~autograder.pipeline.preprocessors.SanitizeOutputs`), which the exporter
+  runs again first (whatever notebook it is given), and it renders with
+  ``sanitize_html`` on, its ``clean_html`` filter being that same ``nh3`` sanitizer:
+  markdown cells, HTML and markdown outputs are cleaned again as they are rendered,
+  and the template writes no JavaScript or widget script;
 * a "Grader notes" cell at the top lists the submission's flags with their
   reasons (in the words of :data:`autograder.pipeline.flags.VOCABULARY`) and the
   graded cells that failed, with why.
@@ -37,9 +43,15 @@ from nbformat.v4 import new_output as nbformat_output
 from traitlets.config import Config
 
 from autograder.pipeline.flags import VOCABULARY
-from autograder.pipeline.preprocessors import FeedbackHiddenTests, GradesFromScores
+from autograder.pipeline.preprocessors import (
+    FeedbackHiddenTests,
+    GradesFromScores,
+    SanitizeOutputs,
+)
+from autograder.pipeline.preprocessors.sanitize_outputs import clean_html
 
-FEEDBACK_PREPROCESSORS = (FeedbackHiddenTests, GradesFromScores, CSSHTMLHeaderPreprocessor)
+FEEDBACK_PREPROCESSORS = (SanitizeOutputs, FeedbackHiddenTests, GradesFromScores,
+                          CSSHTMLHeaderPreprocessor)
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>])")
 _lock = threading.Lock()
@@ -70,6 +82,10 @@ def _exporter_config(course_config: Config | None) -> Config:
     cfg.HTMLExporter.extra_template_paths = [
         str(formgrader / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
     cfg.FeedbackHiddenTests.enforce_metadata = False
+    # the template's own switch: no JavaScript or widget script blocks, and markdown
+    # cells and HTML outputs pass the filter clean_html, which is the worker's sanitizer
+    cfg.HTMLExporter.sanitize_html = True
+    cfg.HTMLExporter.filters = {**cfg.HTMLExporter.get("filters", {}), "clean_html": clean_html}
     return cfg
 
 

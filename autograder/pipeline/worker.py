@@ -23,7 +23,8 @@ from :data:`autograder.pipeline.report.WORKER_STAGES`):
    and ``execute``);
 3. ``verify``: ``VerifyChecks`` in this process, then nbgrader's
    ``IgnorePattern``, ``ClearMetadataPreprocessor``, ``LimitOutput`` and
-   ``CheckCellMetadata``;
+   ``CheckCellMetadata``, then :class:`SanitizeOutputs` (every output and
+   markdown cell made inert in a browser);
 
 then, once for the submission:
 
@@ -71,7 +72,12 @@ from autograder.pipeline import feedback as feedback_mod
 from autograder.pipeline import flags as F
 from autograder.pipeline.flags import KERNEL_DIED, TIMEOUT, Flagged
 from autograder.pipeline.gradebook import memory_dir
-from autograder.pipeline.preprocessors import RestoreCells, TimedExecute, TrackedLimitOutput
+from autograder.pipeline.preprocessors import (
+    RestoreCells,
+    SanitizeOutputs,
+    TimedExecute,
+    TrackedLimitOutput,
+)
 from autograder.pipeline.preprocessors.timed_execute import TimingMixin, last_kernel_start_seconds
 from autograder.pipeline.report import WORKER_STAGES
 from autograder.pipeline.scoring import (
@@ -321,6 +327,8 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> _
     if resources.get("rnn_course", {}).get("output_truncated"):
         result.flag(F.OUTPUT_TRUNCATED, f"{name}.ipynb: output over nbgrader's LimitOutput")
     nb, resources = CheckCellMetadata(config=cfg).preprocess(nb, resources)
+    # nothing the student's code output stays active in a browser (stored and feedback alike)
+    nb, resources = SanitizeOutputs(config=cfg).preprocess(nb, resources)
     comments = auto_comments(nb)
     result.comments[name] = comments
     result.add_time("verify", time.monotonic() - since)

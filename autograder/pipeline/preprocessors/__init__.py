@@ -12,13 +12,17 @@
 - :class:`FeedbackHiddenTests`: nbgrader's ``ClearHiddenTests`` for feedback
   copies: never raises on a student's markers, and also strips what a hidden
   test's outputs could reveal.
+- :class:`SanitizeOutputs`: makes every output, markdown and raw cell of a
+  graded notebook inert in a browser (no script, handler, ``javascript:``
+  URL or widget state), with ``nh3``; also the feedback's ``clean_html``.
 """
 
 from .feedback_hidden_tests import FeedbackHiddenTests
 from .grades_from_scores import GradesFromScores
 from .limit_output import TrackedLimitOutput
 from .restore_cells import RestoreCells
+from .sanitize_outputs import SanitizeOutputs
 from .timed_execute import TimedExecute, TimingMixin
 
-__all__ = ["FeedbackHiddenTests", "GradesFromScores", "RestoreCells", "TimedExecute", "TimingMixin",
-           "TrackedLimitOutput"]
+__all__ = ["FeedbackHiddenTests", "GradesFromScores", "RestoreCells", "SanitizeOutputs",
+           "TimedExecute", "TimingMixin", "TrackedLimitOutput"]
