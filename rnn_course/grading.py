@@ -130,7 +130,7 @@ def delivered(check: str) -> "dict[str, np.ndarray] | None":
     path = input_path(_grading_folder(check_id(check), "graded inputs exist"), check)
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {k: data[k].copy() for k in data.files}
+            return decode_inputs({k: data[k] for k in data.files})
     except FileNotFoundError:
         return None
 
@@ -166,6 +166,40 @@ def prepare(folder: str | os.PathLike) -> Path:
     (folder / INPUTS_DIR).mkdir(parents=True, exist_ok=True)
     (folder / RESULTS_DIR).mkdir(parents=True, exist_ok=True)
     return folder
+
+
+_ARRAY, _SCALAR, _DICT = "a.", "s.", "d."
+
+
+def encode_inputs(inputs: dict) -> dict[str, np.ndarray]:
+    """A check's inputs as flat plain arrays, for an ``.npz``: ``a.<name>`` an array,
+    ``s.<name>`` a Python number, ``d.<name>.<key>`` an array in a dict of arrays
+    (what :func:`decode_inputs` turns back into the same structure)."""
+    flat = {}
+    for name, value in inputs.items():
+        if isinstance(value, dict):
+            flat.update({f"{_DICT}{name}.{k}": v for k, v in value.items()})
+        elif isinstance(value, (bool, int, float)) and not isinstance(value, np.ndarray):
+            flat[f"{_SCALAR}{name}"] = value
+        else:
+            flat[f"{_ARRAY}{name}"] = value
+    return as_plain_arrays(flat)
+
+
+def decode_inputs(flat: dict) -> dict:
+    """The inverse of :func:`encode_inputs` (``ValueError`` for a name it never writes)."""
+    inputs: dict = {}
+    for key, value in flat.items():
+        if key.startswith(_ARRAY):
+            inputs[key[len(_ARRAY):]] = np.array(value)
+        elif key.startswith(_SCALAR):
+            inputs[key[len(_SCALAR):]] = np.asarray(value).item()
+        elif key.startswith(_DICT) and key.count(".") >= 2:
+            name, sub = key[len(_DICT):].split(".", 1)
+            inputs.setdefault(name, {})[sub] = np.array(value)
+        else:
+            raise ValueError(f"not an input name: {key!r}")
+    return inputs
 
 
 def npz_bytes(arrays: dict) -> bytes:
@@ -255,7 +289,7 @@ def deliver(folder: str | os.PathLike, check: str, arrays: dict) -> None:
 
     Called by the grader just before the graded cell of ``check`` runs.
     """
-    data = npz_bytes(arrays)
+    data = npz_bytes(encode_inputs(arrays))
     name = f"{check_id(check)}{SUFFIX}"
     clear(folder)
     fd, _ = _open_grading_dir(folder, create=True)

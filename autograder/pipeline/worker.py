@@ -380,13 +380,14 @@ def show_scores(nb, cells: dict[str, dict], not_run: dict[str, str]) -> None:
         scored = cells.get(gid)
         if scored is None or scored["passed"] is not False:
             continue
-        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
-            continue
         message = scored["message"]
-        if gid in not_run:
+        if gid in not_run:  # whatever its verdict said, it shows that it never ran
             cell.outputs = [new_output("error", ename=STOPPED_ENAME, evalue=message,
                                        traceback=[f"{STOPPED_ENAME}: {message}"])]
-        elif scored["kind"] == "unverified":
+            continue
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            continue
+        if scored["kind"] == "unverified":
             cell.outputs.append(new_output("error", ename=UNVERIFIED_ENAME, evalue=message,
                                            traceback=[f"{UNVERIFIED_ENAME}: {message}"]))
 

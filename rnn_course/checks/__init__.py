@@ -105,8 +105,15 @@ def functions_named(fn: Callable, namespace) -> list:
 
 
 def fresh_copies(inputs: dict) -> dict:
-    """Copies of every input (so that the code being run cannot change the originals)."""
-    return {k: np.array(v, copy=True) for k, v in inputs.items()}
+    """Copies of every input (so that the code being run cannot change the originals):
+    arrays, dicts of arrays and numbers (see :func:`rnn_course.grading.encode_inputs`)."""
+    def copy(value):
+        if isinstance(value, dict):
+            return {k: np.array(v, copy=True) for k, v in value.items()}
+        if isinstance(value, (bool, int, float)) and not isinstance(value, np.ndarray):
+            return value
+        return np.array(value, copy=True)
+    return {k: copy(v) for k, v in inputs.items()}
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,7 @@ class Check:
         seed: a hidden check's always, a visible check's while grading (the
         same structure as its fixed inputs, values the student cannot know).
         """
-        return grading.as_plain_arrays(self.make_inputs(rng))
+        return grading.decode_inputs(grading.encode_inputs(self.make_inputs(rng)))
 
     # ---- judging --------------------------------------------------------- #
     def oracle_values(self) -> dict:
