@@ -197,10 +197,9 @@ def test_one_two_workers_and_a_dask_cluster_agree(template, tmp_path, fixture_ch
     for leak in ("grading.inputs(", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", '_in["a"]',
                  "grading.submit(\"" + fx.HIDDEN_ID, "my inputs: ["):
         assert leak not in html, leak
-    from autograder.protocol.secrets import seed_for
-
     from autograder.course import Course
     from autograder.pipeline.gradebook import CourseGradebook
+    from autograder.protocol.secrets import seed_for
 
     course_two = Course(courses["two"])
     digest = CourseGradebook(course_two.db_url, course_two.course_id).recorded(A)[
