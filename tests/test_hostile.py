@@ -24,8 +24,10 @@ asserts that no attempt to reach beyond the submission succeeded.
 
 The threat model (see docs/security.md): 1. code that changes what the tests
 see, 2. code that reaches beyond its submission, 3. code that exhausts
-resources, 4. malformed submissions.  ``RNN_HOSTILE_TABLE=path`` writes the
-table (student, attack, score, flags) to ``path``.
+resources, 4. malformed submissions, 5. code that looks for hidden tests and
+inputs or replays the public answers of visible checks.
+``RNN_HOSTILE_TABLE=path`` writes the table (student, attack, score, flags) to
+``path``.
 """
 
 from __future__ import annotations
@@ -949,12 +951,15 @@ for _name, _call in (("range", lambda: list(_hm.get_range(raw=True, output=True)
         _dump.append(_name + "=" + repr(_call()))
     except Exception as _e:
         _dump.append(_name + " failed: " + repr(_e))
-_dump += ["".join(_v[2]) for _v in list(linecache.cache.values())
-          if isinstance(_v, tuple) and len(_v) > 2 and _v[2]]
+# the cells' code (not the modules' files on disk, which would flood the output)
+_dump += [_k + ":" + "".join(_v[2]) for _k, _v in list(linecache.cache.items())
+          if isinstance(_v, tuple) and len(_v) > 2 and _v[2] and not _os.path.exists(_k)]
+_report["_history_cells"] = len(_ip.user_ns.get("In", []))
+_report["_linecache_cells"] = len(_dump)
+_done()  # first: the dump below may be long
 print("HISTORY-DUMP")
 print("\\n".join(_dump))
-_report["_history_cells"] = len(_ip.user_ns.get("In", []))
-''', where="end"))
+''', where="end", report=False))
 
 
 REPLAY_KEY = '''
