@@ -610,7 +610,7 @@ def test_grading_mode_visible_checks_only_write_results(grading_dir, capsys):
 def test_grading_mode_hidden_cells(assignment, grade_id, grading_dir):
     spec = SPECS[grade_id]
     seed = seed_for(b"test-secret", assignment, "student", grade_id)
-    grading.write_inputs(grading_dir, grade_id, spec.draw(np.random.default_rng(seed)))
+    grading.deliver(grading_dir, grade_id, spec.draw(np.random.default_rng(seed)))
     source = _hidden_cells(assignment)[grade_id]
     result = grading.result_path(grading_dir, grade_id)
 

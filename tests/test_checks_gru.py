@@ -390,7 +390,7 @@ def test_grading_mode_visible_check_only_writes_results(grading_dir, capsys):
 def test_grading_mode_hidden_cells(grade_id, grading_dir):
     spec = SPECS[grade_id]
     seed = seed_for(b"test-secret", "gru", "student", grade_id)
-    grading.write_inputs(grading_dir, grade_id, spec.draw(np.random.default_rng(seed)))
+    grading.deliver(grading_dir, grade_id, spec.draw(np.random.default_rng(seed)))
     source = _hidden_cells()[grade_id]
     result = grading.result_path(grading_dir, grade_id)
     exec(source, _namespace(reference))

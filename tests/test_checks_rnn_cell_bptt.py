@@ -591,16 +591,31 @@ def test_verify_checks_end_to_end(grading_mode):
     ids = ["rnn_backward_single_step", "rnn_backward_truncate_k", "rnn_backward_hidden",
            "rnn_backward_truncated_hidden", "rnn_forward_hidden"]
     nb = notebook([grade_cell("pass", i, 1) for i in ids])
-    assert verify.prepare_grading_dir(nb, grading_mode, secret, "bptt", "alice") == ids[2:4]
+    plan = verify.grading_plan(nb, secret, "bptt", "alice")
+    assert sorted(plan) == sorted(ids[:4])  # rnn_forward_hidden is no bptt check
+    assert [gid for gid in ids[:4] if plan[gid].hidden_code] == ids[2:4]
 
-    # what the kernel does: every cell calls its check on the student's functions
-    ALL_CHECKS["rnn_backward_single_step"](R.rnn_backward, R.rnn_forward)
-    ALL_CHECKS["rnn_backward_truncate_k"](_bt(shift=1), R.rnn_forward)
-    ALL_SPECS["rnn_backward_hidden"](R.rnn_backward, R.rnn_forward)
-    ALL_SPECS["rnn_backward_truncated_hidden"](bwd_wrong_dwh, R.rnn_forward)
-    assert not (grading_mode / "results" / "rnn_forward_hidden.npz").exists()
+    # what the kernel does: every cell calls its check on the student's functions, with
+    # the inputs the grader delivers only while that cell runs
+    calls = {
+        "rnn_backward_single_step": lambda: ALL_CHECKS["rnn_backward_single_step"](
+            R.rnn_backward, R.rnn_forward),
+        "rnn_backward_truncate_k": lambda: ALL_CHECKS["rnn_backward_truncate_k"](
+            _bt(shift=1), R.rnn_forward),
+        "rnn_backward_hidden": lambda: ALL_SPECS["rnn_backward_hidden"](
+            R.rnn_backward, R.rnn_forward),
+        "rnn_backward_truncated_hidden": lambda: ALL_SPECS["rnn_backward_truncated_hidden"](
+            bwd_wrong_dwh, R.rnn_forward),
+    }
+    collected = grading_mode.parent / "collected"
+    collected.mkdir()
+    for gid, cell in plan.items():
+        grading.deliver(grading_mode, gid, cell.inputs)
+        calls[gid]()
+        grading.collect(grading_mode, gid, collected / f"{gid}.npz")
+    assert sorted(p.name for p in collected.iterdir()) == sorted(f"{i}.npz" for i in ids[:4])
 
-    pp = verify.VerifyChecks(grading_dir=str(grading_mode))
+    pp = verify.VerifyChecks(grading_dir=str(collected))
     pp.secret = secret
     nb, resources = pp.preprocess(nb, {"nbgrader": {"assignment": "bptt",
                                                     "student": "alice"}})

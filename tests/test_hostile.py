@@ -24,8 +24,10 @@ asserts that no attempt to reach beyond the submission succeeded.
 
 The threat model (see docs/security.md): 1. code that changes what the tests
 see, 2. code that reaches beyond its submission, 3. code that exhausts
-resources, 4. malformed submissions.  ``RNN_HOSTILE_TABLE=path`` writes the
-table (student, attack, score, flags) to ``path``.
+resources, 4. malformed submissions, 5. code that looks for hidden tests and
+inputs or replays the public answers of visible checks.
+``RNN_HOSTILE_TABLE=path`` writes the table (student, attack, score, flags) to
+``path``.
 """
 
 from __future__ import annotations
@@ -907,6 +909,138 @@ def b_symlinked_notebook(ctx, s):
     os.symlink(ctx.course / "submitted" / "honest_correct" / A / NB, folder / NB)
 
 
+# 5. Hidden tests and inputs reaching the student; visible checks special-cased (issue 11)
+def b_read_grading_dir(ctx, s):
+    """Before every test: list and read the shared folder (inputs, results) and the scratch."""
+    write(ctx, s, with_cell(ctx, '''
+import glob
+import numpy as np
+_shared = _os.environ.get("RNN_COURSE_GRADING_DIR", "")
+_found = {}
+_patterns = [_os.path.join(_shared, "**"), "**", _os.path.join("..", "*", "*.npz")]
+for _pattern in _patterns:
+    for _p in sorted(glob.glob(_pattern, recursive=True)):
+        if not _p.endswith(".npz") or not _os.path.isfile(_p):
+            continue
+        try:
+            with np.load(_p, allow_pickle=False) as _d:
+                _found[_p] = {k: _d[k].ravel().tolist() for k in _d.files}
+        except Exception as _e:
+            _found[_p] = repr(_e)
+print("GRADING-DIR", _shared, sorted(_os.listdir(_shared)) if _shared else None)
+print("FOUND", _json.dumps(_found))
+_report["_shared"] = _shared
+_report["_files"] = sorted(_found)
+'''))
+
+
+def b_history_after(ctx, s):
+    """After every test: print the kernel's history, its outputs and linecache."""
+    write(ctx, s, with_cell(ctx, '''
+import linecache
+_ip = get_ipython()
+_dump = [repr(_ip.user_ns.get(_k)) for _k in ("In", "_ih", "Out", "_oh")]
+_dump += [_k + "=" + repr(_v) for _k, _v in list(_ip.user_ns.items())
+          if _k.startswith("_i") and _k != "_ih"]
+_hm = _ip.history_manager
+_dump += [repr(_hm.input_hist_parsed), repr(_hm.input_hist_raw), repr(_hm.output_hist)]
+for _name, _call in (("range", lambda: list(_hm.get_range(raw=True, output=True))),
+                     ("tail", lambda: list(_hm.get_tail(10**6, raw=True))),
+                     ("search", lambda: list(_hm.search("*")))):
+    try:
+        _dump.append(_name + "=" + repr(_call()))
+    except Exception as _e:
+        _dump.append(_name + " failed: " + repr(_e))
+# the cells' code (not the modules' files on disk, which would flood the output)
+_dump += [_k + ":" + "".join(_v[2]) for _k, _v in list(linecache.cache.items())
+          if isinstance(_v, tuple) and len(_v) > 2 and _v[2] and not _os.path.exists(_k)]
+_report["_history_cells"] = len(_ip.user_ns.get("In", []))
+_report["_linecache_cells"] = len(_dump)
+_done()  # first: the dump below may be long
+print("HISTORY-DUMP")
+print("\\n".join(_dump))
+''', where="end", report=False))
+
+
+REPLAY_KEY = '''
+def _replay_key(name, args):
+    """The lookup key of one call: the function's name and its arguments' values."""
+    import hashlib as _hl
+    import numpy as _np
+    h = _hl.sha256(name.encode())
+    for a in args:
+        a = _np.asarray(a, dtype=float)
+        h.update(repr(a.shape).encode() + a.tobytes())
+    return h.hexdigest()
+'''
+REPLAYED = ("rnn_step_forward", "rnn_forward")
+
+
+def public_answers() -> dict:
+    """key -> the reference's answer, for every call a public visible check of rnn_cell makes."""
+    import inspect
+    import types
+
+    from autograder import reference as R
+    from rnn_course import checks
+
+    space = {}
+    exec(REPLAY_KEY, space)
+    table = {}
+
+    def recording(name):
+        fn = getattr(R, name)
+
+        def wrapped(*args, **kwargs):
+            bound = inspect.signature(fn).bind(*args, **kwargs)
+            answer = fn(*bound.args)
+            table[space["_replay_key"](name, bound.args)] = answer
+            return answer
+        return wrapped
+
+    impl = types.SimpleNamespace(**{**{n: getattr(R, n) for n in R.__all__},
+                                    **{n: recording(n) for n in REPLAYED}})
+    for check in checks.assignment_checks(A).values():
+        if not check.hidden:
+            check.run(check.inputs(), *checks.functions_named(check.run, impl))
+    return table
+
+
+def b_replay_public(ctx, s):
+    """honest_wrong's functions, except that calls on the public inputs get the public answer."""
+    import base64
+    import pickle
+
+    blob = base64.b64encode(pickle.dumps(public_answers())).decode()
+    nb = wrong_nb(ctx)
+    step = attack_cell(ctx, REPLAY_KEY + '''
+import base64, pickle
+_TABLE = pickle.loads(base64.b64decode("''' + blob + '''"))
+_wrong_step = rnn_step_forward
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    key = _replay_key("rnn_step_forward", (x, prev_h, Wx, Wh, b))
+    return _TABLE[key] if key in _TABLE else _wrong_step(x, prev_h, Wx, Wh, b)
+''', report=False)
+    seq = attack_cell(ctx, '''
+from rnn_course import checks as _checks, grading as _grading
+_wrong_seq = rnn_forward
+def rnn_forward(x, h0, Wx, Wh, b):
+    key = _replay_key("rnn_forward", (x, h0, Wx, Wh, b))
+    return _TABLE[key] if key in _TABLE else _wrong_seq(x, h0, Wx, Wh, b)
+_passed = []
+for _id, _c in _checks.assignment_checks("rnn_cell").items():
+    if not _c.hidden:  # judged in this kernel on the public inputs, as in Jupyter
+        _fns = [globals()[n] for n in _c.functions]
+        if _c.judge(_grading.as_plain_arrays(_c.run(_c.inputs(), *_fns))) is None:
+            _passed.append(_id)
+_report["_public_passed"] = _passed
+_report["_table"] = len(_TABLE)
+''')
+    nb.cells.insert(_index_of(nb, "rnn_step_forward_impl") + 1, step)
+    nb.cells.insert(_index_of(nb, "rnn_forward_impl") + 1, seq)
+    write(ctx, s, nb)
+
+
 def b_honest_correct(ctx, s):
     write(ctx, s, fill_solutions(ctx.release_nb, ctx.source_nb))
 
@@ -1034,6 +1168,13 @@ CLASS = [
             b_symlinks, 4, flags=F({"unsafe_file"}), report=True),
     Student("t4_symlinked_notebook", "the notebook is a symlink to honest_correct's",
             b_symlinked_notebook, 4, zero=True),
+    # 5. hidden tests and inputs; public answers replayed
+    Student("t5_read_grading_dir", "before the tests: lists and reads .grading/ and scratch",
+            b_read_grading_dir, 5),
+    Student("t5_history_after", "after the tests: prints In, Out, _i*, history, linecache",
+            b_history_after, 5),
+    Student("t5_replay_public", "replays the public answers of rnn_cell's visible checks",
+            b_replay_public, 5),
 ]
 BY_ID = {s.id: s for s in CLASS}
 CONTROLS = ("honest_correct", "honest_wrong")
@@ -1348,3 +1489,96 @@ def test_output_flood_was_capped(graded):
     assert nb_path.stat().st_size < 10 * 2**20
     for html in (graded.course / "feedback" / "t3_output_flood").rglob("*.html"):
         assert html.stat().st_size < 20 * 2**20
+
+
+# --------------------------------------------------------------------------- #
+# Hidden tests and inputs, public answers (issue 11)
+# --------------------------------------------------------------------------- #
+LEAK_SEEKERS = ("t5_read_grading_dir", "t5_history_after")
+
+
+def hidden_source_lines(source_nb) -> list[str]:
+    """Every line of the hidden-test blocks of the instructor's notebook, delimiters included."""
+    lines, inside = [], False
+    for cell in source_nb.cells:
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            if inside and line.strip():
+                lines.append(line.strip())
+            if "END HIDDEN TESTS" in line:
+                inside = False
+    return lines
+
+
+def hidden_input_needles(course: Path, student: str) -> list[str]:
+    """The first digits of every non-integer value of the hidden inputs drawn for ``student``."""
+    import numpy as np
+
+    from autograder.course import Course
+    from autograder.pipeline import verify
+    from autograder.pipeline.gradebook import CourseGradebook
+    from autograder.protocol.secrets import submission_secret
+    from rnn_course import checks
+
+    info = Course(course)
+    digest = CourseGradebook(info.db_url, info.course_id).recorded(A)[student].digest
+    secret = submission_secret(ENV_SECRET.encode(), A, student, digest)
+    needles = set()
+    for check in checks.assignment_checks(A).values():
+        if check.hidden:
+            for value in verify.drawn_inputs(check, secret, A, student).values():
+                for v in np.abs(np.asarray(value, dtype=float)).ravel():
+                    if 1e-3 < v and abs(v - round(v)) > 1e-3:
+                        needles.add(repr(float(v))[:9])
+    return sorted(needles)
+
+
+def student_visible_text(graded, student) -> str:
+    """The feedback HTML (tags stripped, entities decoded) and every output of the
+    autograded notebook: what the student, or anyone shown their work, can read."""
+    import html
+    import re
+
+    parts = []
+    for page in (graded.course / "feedback" / student).rglob("*.html"):
+        body = re.sub(r"<style.*?</style>|<script.*?</script>", "", page.read_text(), flags=re.S)
+        parts.append(html.unescape(re.sub(r"<[^>]+>", "", body)))
+    nb = nbformat.read(Path(graded.report_obj.autograded_dir) / student / A / NB, 4)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(json.dumps(out, ensure_ascii=False))
+            parts.append(str(out.get("text", "")))
+            parts += [str(v) for v in out.get("data", {}).values()]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("student", LEAK_SEEKERS)
+def test_hidden_code_and_inputs_never_reach_the_student(graded, student):
+    assert graded.reports[student], f"{student} printed no report (did its cell run?)"
+    text = student_visible_text(graded, student)
+    source = nbformat.read(graded.course / "source" / A / NB, 4)
+    lines = hidden_source_lines(source)
+    assert len(lines) >= 6  # three hidden blocks: the test can fail
+    leaked = [line for line in lines if line in text]
+    assert not leaked, leaked
+    needles = hidden_input_needles(graded.course, student)
+    assert len(needles) > 20
+    leaked = [n for n in needles if n in text]
+    assert not leaked, leaked
+
+
+def test_no_graded_input_is_on_disk_between_graded_cells(graded):
+    report = graded.reports["t5_read_grading_dir"]
+    assert report["_shared"], report  # the kernel knew where the shared folder is
+    assert report["_files"] == [], report
+
+
+def test_replayed_public_answers_pass_in_jupyter_but_earn_nothing(graded):
+    """The replay beats honest_wrong on the public inputs (so the attack is real), yet
+    its grade is no better (test_hostile_never_beats_honest_wrong)."""
+    report = graded.reports["t5_replay_public"]
+    assert report.get("_table", 0) > 0, report
+    assert "rnn_step_forward_bias" in report["_public_passed"], report
+    got, honest = graded.results["t5_replay_public"], graded.results["honest_wrong"]
+    assert got.score <= honest.score

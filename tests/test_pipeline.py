@@ -197,10 +197,15 @@ def test_one_two_workers_and_a_dask_cluster_agree(template, tmp_path, fixture_ch
     for leak in ("grading.inputs(", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", '_in["a"]',
                  "grading.submit(\"" + fx.HIDDEN_ID, "my inputs: ["):
         assert leak not in html, leak
+    from autograder.course import Course
+    from autograder.pipeline.gradebook import CourseGradebook
     from autograder.protocol.secrets import seed_for
 
-    seed = seed_for(submission_secret(SECRET.encode(), A, "hidden_fail"), A, "hidden_fail",
-                    fx.HIDDEN_ID)
+    course_two = Course(courses["two"])
+    digest = CourseGradebook(course_two.db_url, course_two.course_id).recorded(A)[
+        "hidden_fail"].digest  # the submission's bytes seed its inputs too (issue 11)
+    seed = seed_for(submission_secret(SECRET.encode(), A, "hidden_fail", digest), A,
+                    "hidden_fail", fx.HIDDEN_ID)
     inputs = fx._fixture_module().hidden.draw(np.random.default_rng(seed))
     body = re.sub(r"<style.*?</style>", "", html, flags=re.S)
     for value in np.concatenate([inputs["a"], inputs["b"]]):

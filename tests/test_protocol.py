@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import types
@@ -119,9 +120,37 @@ def test_layout_is_inputs_and_results_npz(tmp_path):
     assert (folder / grading.INPUTS_DIR).is_dir() and (folder / grading.RESULTS_DIR).is_dir()
     assert grading.input_path(folder, "c1") == folder / "inputs" / "c1.npz"
     assert grading.result_path(folder, "c1") == folder / "results" / "c1.npz"
-    grading.write_inputs(folder, "c1", {"a": np.arange(3.0), "k": np.array(2)})
+    (folder / "results" / "c2.npz").write_bytes(b"planted")
+    grading.deliver(folder, "c1", {"a": np.arange(3.0), "k": np.array(2)})
     with np.load(folder / "inputs" / "c1.npz", allow_pickle=False) as data:
-        assert sorted(data.files) == ["a", "k"] and data["k"].dtype.kind == "i"
+        assert sorted(data.files) == ["a.a", "a.k"] and data["a.k"].dtype.kind == "i"
+    nested = {"grads": {"W": np.ones((2, 2))}, "c": 1.5, "x": np.arange(2)}
+    back = grading.decode_inputs(grading.encode_inputs(nested))
+    assert back["c"] == 1.5 and type(back["c"]) is float and back["grads"]["W"].shape == (2, 2)
+    assert list((folder / "results").iterdir()) == []  # nothing planted survives a delivery
+    grading.clear(folder)
+    assert list((folder / "inputs").iterdir()) == []
+
+
+def test_collect_takes_only_a_regular_file_and_empties_the_folder(tmp_path):
+    """The kernel owns the shared folder: links, fifos and a swapped folder get nowhere."""
+    folder = grading.prepare(tmp_path / "g")
+    outside = tmp_path / "outside.npz"
+    outside.write_bytes(grading.npz_bytes({"x": np.ones(2)}))
+    (folder / "results" / "c1.npz").symlink_to(outside)
+    assert grading.collect(folder, "c1", tmp_path / "got.npz") is False
+    os.mkfifo(folder / "results" / "c1.npz")  # would block a reader that opens it plainly
+    assert grading.collect(folder, "c1", tmp_path / "got.npz") is False
+    assert outside.is_file() and not (tmp_path / "got.npz").exists()
+    (tmp_path / "g").rename(tmp_path / "moved")
+    (tmp_path / "g").symlink_to(tmp_path / "moved")  # the kernel swapped the folder for a link
+    grading.deliver(tmp_path / "g", "c1", {"a": np.zeros(1)})
+    assert not (tmp_path / "g").is_symlink() and (tmp_path / "g" / "inputs" / "c1.npz").is_file()
+    assert list((tmp_path / "moved" / "inputs").iterdir()) == []
+    (tmp_path / "g" / "results" / "c1.npz").write_bytes(grading.npz_bytes({"y": np.ones(3)}))
+    assert grading.collect(tmp_path / "g", "c1", tmp_path / "got.npz") is True
+    assert grading.load_result(tmp_path / "got.npz")["y"].shape == (3,)
+    assert [list((tmp_path / "g" / d).iterdir()) for d in ("inputs", "results")] == [[], []]
 
 
 def test_submit_in_grading_mode_writes_results_only(grading_mode):
@@ -222,7 +251,7 @@ def test_interactive_hidden_check_without_the_reference_says_so(interactive_mode
 def test_grading_mode_hidden_check_reads_inputs_and_submits(grading_mode, capsys):
     drawn = STEP_HIDDEN.draw(np.random.default_rng(3))
     grading.prepare(grading_mode)
-    grading.write_inputs(grading_mode, STEP_HIDDEN.id, drawn)
+    grading.deliver(grading_mode, STEP_HIDDEN.id, drawn)
     STEP_HIDDEN(wrong_step)  # judged later, by the grader: nothing raised, nothing printed
     assert capsys.readouterr().out == ""
     got = grading.load_result(grading.result_path(grading_mode, STEP_HIDDEN.id))
@@ -265,6 +294,24 @@ def test_seed_is_deterministic_and_secret_dependent():
     assert a != secrets.seed_for(b"k1", "a", "s2", "c")
 
 
+def test_a_changed_submission_draws_new_inputs_the_same_one_the_same():
+    """The digest is part of the submission's seed material: every check's inputs change
+    when the submitted bytes change, and a regrade of the same bytes draws the same."""
+    nb = new_notebook(cells=[_graded_cell("rnn_step_forward_bias"),
+                             _graded_cell("rnn_step_forward_hidden")])
+
+    def plan(digest):
+        secret = secrets.submission_secret(b"course", "rnn_cell", "s1", digest)
+        return verify.grading_plan(nb, secret, "rnn_cell", "s1")
+
+    first, again, changed = plan("d1"), plan("d1"), plan("d2")
+    for gid in first:
+        for name, value in first[gid].inputs.items():
+            np.testing.assert_array_equal(value, again[gid].inputs[name])
+        assert any(np.shape(v) != np.shape(changed[gid].inputs[k]) or not np.array_equal(
+            v, changed[gid].inputs[k]) for k, v in first[gid].inputs.items()), gid
+
+
 # --------------------------------------------------------------------------- #
 # Registry: the course's assignment list, one module per assignment
 # --------------------------------------------------------------------------- #
@@ -290,12 +337,24 @@ def test_two_checks_with_one_id_are_an_error(proto_assignment):
 # --------------------------------------------------------------------------- #
 # The one judge: VerifyChecks
 # --------------------------------------------------------------------------- #
-def _run_kernel_side(grading_dir, student_fn, monkeypatch):
-    """What the kernel does while grading: each cell calls its check."""
+def run_graded_cells(plan, grading_dir, collect_dir, calls, monkeypatch):
+    """What GradedCells and the kernel do while grading: for each graded cell of
+    ``plan``, deliver its inputs, let the kernel call ``calls[grade_id]``, collect."""
     monkeypatch.setenv(grading.GRADING_DIR_ENV, str(grading_dir))
     monkeypatch.setattr(grading, "_grading_dir", None)
-    SHAPE_CHECK(student_fn)
-    STEP_HIDDEN(student_fn)
+    collect_dir.mkdir(exist_ok=True)
+    for grade_id, cell in plan.items():
+        grading.deliver(grading_dir, grade_id, cell.inputs)
+        calls[grade_id]()
+        grading.collect(grading_dir, grade_id, collect_dir / f"{grade_id}.npz")
+
+
+def _run_kernel_side(nb, grading_dir, collect_dir, student_fn, monkeypatch):
+    """Each graded cell calls its check on ``student_fn``."""
+    plan = verify.grading_plan(nb, SECRET, PROTO, "s1")
+    calls = {SHAPE_CHECK.id: lambda: SHAPE_CHECK(student_fn),
+             STEP_HIDDEN.id: lambda: STEP_HIDDEN(student_fn)}
+    run_graded_cells(plan, grading_dir, collect_dir, calls, monkeypatch)
 
 
 @pytest.mark.parametrize("correct", [True, False])
@@ -303,12 +362,17 @@ def test_verify_end_to_end(tmp_path, monkeypatch, proto_assignment, correct):
     nb = new_notebook(cells=[_graded_cell("proto_step_shape"), _graded_cell("proto_step_hidden"),
                              _graded_cell("not_a_check")])
     gdir = tmp_path / "scratch" / ".grading"
-    assert verify.prepare_grading_dir(nb, gdir, SECRET, PROTO, "s1") == ["proto_step_hidden"]
-    _run_kernel_side(gdir, reference.rnn_step_forward if correct else wrong_step, monkeypatch)
+    verify.prepare_grading_dir(gdir)
+    plan = verify.grading_plan(nb, SECRET, PROTO, "s1")
+    assert sorted(plan) == ["proto_step_hidden", "proto_step_shape"]
+    assert plan["proto_step_hidden"].hidden_code and not plan["proto_step_shape"].hidden_code
+    collected = tmp_path / "collected"
+    _run_kernel_side(nb, gdir, collected, reference.rnn_step_forward if correct else wrong_step,
+                     monkeypatch)
     # the kernel's own (untrusted) view of the cells is irrelevant: pretend it claimed success
     for cell in nb.cells:
         cell.outputs = [new_output("stream", name="stdout", text="all good\n")]
-    nb, res = verify.VerifyChecks(grading_dir=str(gdir), secret=SECRET).preprocess(
+    nb, res = verify.VerifyChecks(grading_dir=str(collected), secret=SECRET).preprocess(
         nb, _resources())
     verdicts = res["rnn_course"]["checks"]
     assert verdicts["proto_step_shape"] == {"kind": "visible", "passed": correct,
@@ -337,22 +401,25 @@ def test_verify_without_a_checks_module_fails_every_cell(tmp_path):
     nb, res = verify.VerifyChecks(grading_dir=str(tmp_path), secret=SECRET).preprocess(
         nb, _resources("no_such_assignment"))
     assert res["rnn_course"]["checks"]["rnn_step_forward_shapes"]["passed"] is False
-    assert verify.prepare_grading_dir(nb, tmp_path / "g", SECRET, "no_such_assignment",
-                                      "s1") == []
+    assert verify.grading_plan(nb, SECRET, "no_such_assignment", "s1") == {}
 
 
 def test_verify_regenerates_inputs_instead_of_trusting_the_kernel(tmp_path, monkeypatch,
                                                                   proto_assignment):
     nb = new_notebook(cells=[_graded_cell("proto_step_hidden")])
     gdir = tmp_path / ".grading"
-    verify.prepare_grading_dir(nb, gdir, SECRET, PROTO, "s1")
+    verify.prepare_grading_dir(gdir)
     # the student overwrites the inputs with zeros, for which a wrong function is right
     zeros = {k: np.zeros_like(v) for k, v in STEP_HIDDEN.draw(np.random.default_rng(0)).items()}
-    grading.write_inputs(gdir, STEP_HIDDEN.id, zeros)
-    monkeypatch.setenv(grading.GRADING_DIR_ENV, str(gdir))
-    monkeypatch.setattr(grading, "_grading_dir", None)
-    STEP_HIDDEN(wrong_step)
-    nb, res = verify.VerifyChecks(grading_dir=str(gdir), secret=SECRET).preprocess(
+
+    def overwrite_then_run():
+        grading.input_path(gdir, STEP_HIDDEN.id).write_bytes(
+            grading.npz_bytes(grading.encode_inputs(zeros)))
+        STEP_HIDDEN(wrong_step)
+
+    run_graded_cells(verify.grading_plan(nb, SECRET, PROTO, "s1"), gdir, tmp_path / "c",
+                     {STEP_HIDDEN.id: overwrite_then_run}, monkeypatch)
+    nb, res = verify.VerifyChecks(grading_dir=str(tmp_path / "c"), secret=SECRET).preprocess(
         nb, _resources())
     assert res["rnn_course"]["checks"]["proto_step_hidden"]["passed"] is False
 

@@ -2,19 +2,25 @@
 
 Grading a submission has three steps around the student's kernel:
 
-1. :func:`prepare_grading_dir` (before execution) draws the inputs of every
-   hidden check of the notebook from a per-submission seed and writes them
-   where the kernel can read them (:mod:`rnn_course.grading`, the channel).
-2. The notebook executes (sandboxed); its check cells only run the student's
-   functions and *submit* plain arrays through the channel.
+1. :func:`grading_plan` (before execution) says, for every graded cell of
+   the notebook, which check it calls, the inputs drawn for that check from a
+   per-submission seed (visible and hidden checks alike: a visible check's
+   fixed inputs are public) and whether the cell holds hidden test code.
+2. The notebook executes (sandboxed); the execute preprocessor
+   (:class:`autograder.pipeline.preprocessors.GradedCells`) delivers a check's
+   inputs just before its graded cell runs and takes the result out of the
+   kernel's reach right after, then empties the shared folder; a cell with
+   hidden test code runs outside the kernel's history.  The check cells only
+   run the student's functions and *submit* plain arrays through the channel.
 3. :class:`VerifyChecks`, an nbgrader preprocessor run right after the
    execution, decides every graded code cell: it finds
    the cell's check (:class:`rnn_course.checks.Check`, the checks of the
-   notebook's assignment), rebuilds the inputs itself (the visible check's
-   fixed seed, or the hidden one's per-submission seed), loads the submitted
-   arrays without unpickling anything, judges them (a hidden check against
-   :mod:`autograder.reference`), and rewrites the cell's outputs to one
-   verdict: a stdout line when it passed, an error output when it failed.
+   notebook's assignment), redraws the inputs itself from the per-submission
+   seed, loads the collected arrays without unpickling anything, judges them
+   (a hidden check against :mod:`autograder.reference`, a visible check with
+   its oracle computed there for those inputs), and rewrites the cell's
+   outputs to one verdict: a stdout line when it passed, an error output when
+   it failed.
    The verdicts (``resources["rnn_course"]["checks"]``) are what
    :mod:`autograder.pipeline.scoring` scores; the outputs are for people.
 
@@ -28,12 +34,14 @@ verdict: only the numbers it hands back do.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade
 from traitlets import Bytes, Integer, Unicode
+from traitlets.config import Config
 
 from autograder import reference
 from autograder.protocol.secrets import seed_for
@@ -61,31 +69,61 @@ def assignment_checks(assignment: str) -> dict[str, checks.Check]:
         return {}
 
 
-def hidden_inputs(check: checks.Check, secret: bytes, assignment: str,
-                  student: str) -> dict[str, np.ndarray]:
-    """The inputs of hidden ``check`` for this submission, from the per-submission seed."""
+def drawn_inputs(check: checks.Check, secret: bytes, assignment: str,
+                 student: str) -> dict[str, np.ndarray]:
+    """The inputs of ``check`` for this submission, from the per-submission seed.
+
+    Hidden and visible checks alike (``secret`` already depends on the
+    submission's bytes, :func:`autograder.protocol.secrets.submission_secret`).
+    """
     return check.draw(np.random.default_rng(seed_for(secret, assignment, student, check.id)))
 
 
-def prepare_grading_dir(nb, grading_dir: str | os.PathLike, secret: bytes,
-                        assignment: str, student: str) -> list[str]:
-    """Write the inputs of the notebook's hidden checks for this submission.
+@dataclass(frozen=True)
+class GradedCell:
+    """What the execute preprocessor needs to know about one graded cell."""
 
-    Returns the ids of the hidden checks prepared.  ``nb`` must already have
-    its graded cells restored from the gradebook (nbgrader's OverwriteCells),
-    so that the list of checks is the instructor's, not the student's.
+    check: str
+    """The check it calls (its grade_id)."""
+    inputs: dict
+    """The inputs drawn for this submission (delivered only while the cell runs)."""
+    hidden_code: bool
+    """The cell holds hidden test code: it runs outside the kernel's history."""
+
+
+def hidden_delimiter(config: "Config | None" = None) -> str:
+    """nbgrader's marker of hidden test code (``ClearHiddenTests.begin_test_delimeter``)."""
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    return ClearHiddenTests(config=config or Config()).begin_test_delimeter
+
+
+def grading_plan(nb, secret: bytes, assignment: str, student: str,
+                 config: "Config | None" = None) -> dict[str, GradedCell]:
+    """grade_id -> :class:`GradedCell` for each graded code cell with a registered check.
+
+    ``nb`` must already have its graded cells restored from the gradebook
+    (nbgrader's OverwriteCells), so that the list of checks and the hidden
+    code are the instructor's, not the student's.
     """
-    grading.prepare(grading_dir)
     registered = assignment_checks(assignment)
-    prepared = []
-    for check_id in graded_check_ids(nb):
-        check = registered.get(check_id)
-        if check is None or not check.hidden:
+    delimiter = hidden_delimiter(config)
+    plan = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not is_grade(cell):
             continue
-        grading.write_inputs(grading_dir, check_id,
-                             hidden_inputs(check, secret, assignment, student))
-        prepared.append(check_id)
-    return prepared
+        check_id = cell.metadata.nbgrader["grade_id"]
+        check = registered.get(check_id)
+        if check is None:
+            continue
+        plan[check_id] = GradedCell(check_id, drawn_inputs(check, secret, assignment, student),
+                                    check.hidden or delimiter in cell.source)
+    return plan
+
+
+def prepare_grading_dir(grading_dir: str | os.PathLike) -> None:
+    """Create the shared folder, empty: inputs are delivered cell by cell while grading."""
+    grading.prepare(grading_dir)
 
 
 def warm_up(assignments) -> None:
@@ -112,7 +150,8 @@ class VerifyChecks(NbGraderPreprocessor):
     """Decide every graded code cell in the grader's process (see module docstring)."""
 
     grading_dir = Unicode(
-        "", help="Folder shared with the kernel: inputs/ written before, results/ read after."
+        "", help="The grader's private folder of the results collected after each graded "
+                 "cell (<check id>.npz), out of the kernel's reach."
     ).tag(config=True)
     secret = Bytes(b"", help="The grader's secret that seeds hidden inputs.")
     max_result_bytes = Integer(
@@ -151,8 +190,9 @@ class VerifyChecks(NbGraderPreprocessor):
 
     def _judge(self, cell, check: checks.Check, assignment: str, student: str):
         """None when the check passed, else the message of its failure."""
-        path = grading.result_path(self.grading_dir, check.id) if self.grading_dir else None
-        if path is None or not path.is_file():
+        path = (os.path.join(self.grading_dir, f"{check.id}{grading.SUFFIX}")
+                if self.grading_dir else None)
+        if path is None or not os.path.isfile(path):
             err = _kernel_error(cell, with_message=not check.hidden)
             return f"no result ({err})" if err else "no result was produced"
         try:
@@ -160,9 +200,7 @@ class VerifyChecks(NbGraderPreprocessor):
         except ValueError as exc:
             return str(exc)
         try:
-            if check.hidden:
-                inputs = hidden_inputs(check, self.secret, assignment, student)
-                return check.judge(outputs, inputs, reference)
-            return check.judge(outputs)
+            inputs = drawn_inputs(check, self.secret, assignment, student)
+            return check.judge(outputs, inputs, reference)
         except Exception as exc:  # a verdict must never crash grading
             return f"could not be judged ({type(exc).__name__}: {str(exc)[:120]})"

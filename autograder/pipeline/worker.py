@@ -11,7 +11,8 @@ touches the course's gradebook.  What the coordinator trusts is in the job:
   cells, for nbgrader's sanitize steps (``OverwriteKernelspec``,
   ``OverwriteCells``); nothing is scored into it;
 * ``seed_secret``: per-submission seed material derived from the course's
-  secret (the secret itself never leaves the coordinator).
+  secret and the submission's digest (the secret itself never leaves the
+  coordinator).
 
 Steps for each notebook (timed per stage in ``GradeResult.timings``, names
 from :data:`autograder.pipeline.report.WORKER_STAGES`):
@@ -19,8 +20,11 @@ from :data:`autograder.pipeline.report.WORKER_STAGES`):
 1. ``sanitize``: nbgrader's ``ClearOutput``, ``DeduplicateIds``,
    ``OverwriteKernelspec``, ``OverwriteCells`` as :class:`RestoreCells` with
    ``add_missing_cells``, ``CheckCellMetadata``;
-2. ``prepare_grading_dir``, then execute in the sandbox (``sandbox_start``
-   and ``execute``);
+2. ``grading_plan`` (the inputs drawn for every graded cell's check), then
+   execute in the sandbox (``sandbox_start`` and ``execute``) with
+   :class:`~autograder.pipeline.preprocessors.GradedCells`: each check's
+   inputs exist only while its cell runs, its result is collected out of the
+   kernel's reach right after, hidden test code stays out of the history;
 3. ``verify``: ``VerifyChecks`` in this process, then nbgrader's
    ``IgnorePattern``, ``ClearMetadataPreprocessor``, ``LimitOutput`` and
    ``CheckCellMetadata``, then :class:`SanitizeOutputs` (every output and
@@ -46,7 +50,6 @@ import copy
 import os
 import shutil
 import socket
-import stat
 import tempfile
 import time
 import traceback
@@ -77,6 +80,7 @@ from autograder.pipeline.preprocessors import (
     SanitizeOutputs,
     TimedExecute,
     TrackedLimitOutput,
+    graded_cells_class,
 )
 from autograder.pipeline.preprocessors.timed_execute import TimingMixin, last_kernel_start_seconds
 from autograder.pipeline.report import WORKER_STAGES
@@ -89,9 +93,14 @@ from autograder.pipeline.scoring import (
     parse_timestamp,
     score_submission,
 )
-from autograder.pipeline.verify import VerifyChecks, prepare_grading_dir
+from autograder.pipeline.verify import (
+    VerifyChecks,
+    grading_plan,
+    hidden_delimiter,
+    prepare_grading_dir,
+)
 from autograder.sandbox import STOPPED_ENAME
-from rnn_course.grading import GRADING_DIR_ENV, RESULTS_DIR
+from rnn_course.grading import GRADING_DIR_ENV
 from rnn_course.widgets import STATIC_ENV as STATIC_WIDGETS_ENV
 
 GRADING_SUBDIR = ".grading"
@@ -117,7 +126,8 @@ class GradeJob:
     structure_db: bytes
     """SQLite gradebook with this assignment's structure only (the sanitize steps read it)."""
     seed_secret: bytes
-    """Per-submission secret that seeds the hidden checks' inputs."""
+    """Per-submission secret (course secret, assignment, student, digest) that seeds
+    every check's inputs while grading."""
     config: Config
     """The course's nbgrader configuration (preprocessor settings, timeouts, sandbox)."""
     flags: list[tuple[str, str]] = field(default_factory=list)
@@ -298,13 +308,22 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> _
         result.flag(F.TAMPERED_CELLS_RESTORED, f"{name}.ipynb: {shown}")
     result.add_time("sanitize", time.monotonic() - since)
 
-    # 2. hidden inputs, then the student's code in the sandbox
+    # 2. the student's code in the sandbox; each graded cell gets its inputs as it runs
     grading_dir = scratch / GRADING_SUBDIR
-    if grading_dir.exists():
+    if grading_dir.is_symlink() or grading_dir.is_file():
+        grading_dir.unlink()
+    elif grading_dir.exists():
         shutil.rmtree(grading_dir)
-    prepare_grading_dir(nb, grading_dir, job.seed_secret, job.assignment, job.student)
+    prepare_grading_dir(grading_dir)
+    collected = Path(tempfile.mkdtemp(prefix="results-", dir=scratch.parent))
+    verifier = VerifyChecks(config=cfg, grading_dir=str(collected))
+    verifier.secret = job.seed_secret
+    graded_cells = dict(
+        plan=grading_plan(nb, job.seed_secret, job.assignment, job.student, cfg),
+        shared_dir=grading_dir, collect_dir=collected, hidden_marker=hidden_delimiter(cfg),
+        max_result_bytes=verifier.max_result_bytes)
     since = time.monotonic()
-    nb, flags = run_notebook(nb, scratch, job, cfg)
+    nb, flags = run_notebook(nb, scratch, job, cfg, graded_cells)
     kernel = min(last_kernel_start_seconds(), time.monotonic() - since)
     result.add_time("sandbox_start", kernel)
     result.add_time("execute", time.monotonic() - since - kernel)
@@ -315,9 +334,6 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> _
 
     # 3. verdicts, judged here, then nbgrader's steps after Execute
     since = time.monotonic()
-    _secure_grading_dir(grading_dir)
-    verifier = VerifyChecks(config=cfg, grading_dir=str(grading_dir))
-    verifier.secret = job.seed_secret
     nb, resources = verifier.preprocess(nb, resources)
     verdicts = dict(resources.get("rnn_course", {}).get("checks", {}))
     for pp in (IgnorePattern, ClearMetadataPreprocessor, TrackedLimitOutput):
@@ -368,33 +384,37 @@ def show_scores(nb, cells: dict[str, dict], not_run: dict[str, str]) -> None:
         scored = cells.get(gid)
         if scored is None or scored["passed"] is not False:
             continue
-        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
-            continue
         message = scored["message"]
-        if gid in not_run:
+        if gid in not_run:  # whatever its verdict said, it shows that it never ran
             cell.outputs = [new_output("error", ename=STOPPED_ENAME, evalue=message,
                                        traceback=[f"{STOPPED_ENAME}: {message}"])]
-        elif scored["kind"] == "unverified":
+            continue
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            continue
+        if scored["kind"] == "unverified":
             cell.outputs.append(new_output("error", ename=UNVERIFIED_ENAME, evalue=message,
                                            traceback=[f"{UNVERIFIED_ENAME}: {message}"]))
 
 
 # --------------------------------------------------------------------------- #
-def run_notebook(nb, scratch: Path, job: GradeJob, cfg: Config):
+def run_notebook(nb, scratch: Path, job: GradeJob, cfg: Config, graded_cells: dict):
     """Execute ``nb`` with ``scratch`` as its working folder: ``(nb, flags)``.
 
     The one place where student code runs.  In the sandbox by default
     (:func:`autograder.sandbox.execute_notebook`), else (``--unsafe-no-sandbox``)
-    in a plain local kernel.  Never raises for the notebook's behaviour.
+    in a plain local kernel.  ``graded_cells`` are the arguments of
+    :func:`~autograder.pipeline.preprocessors.graded_cells_class` but the base.
+    Never raises for the notebook's behaviour.
     """
     if job.sandbox:
         from autograder.sandbox import SANDBOX_HOME, SandboxExecute, execute_notebook
 
         env = {GRADING_DIR_ENV: f"{SANDBOX_HOME}/{GRADING_SUBDIR}", STATIC_WIDGETS_ENV: "1"}
-        cls = type("TimedSandboxExecute", (TimingMixin, SandboxExecute), {})
+        cls = graded_cells_class(
+            type("TimedSandboxExecute", (TimingMixin, SandboxExecute), {}), **graded_cells)
         return execute_notebook(nb, str(scratch), job.limits, timeout=_timeout(job, cfg),
                                 extra_env=env, preprocessor_class=cls, config=cfg)
-    return _run_unsandboxed(nb, scratch, job, cfg)
+    return _run_unsandboxed(nb, scratch, job, cfg, graded_cells)
 
 
 def _timeout(job: GradeJob, cfg: Config) -> int | None:
@@ -404,10 +424,11 @@ def _timeout(job: GradeJob, cfg: Config) -> int | None:
     return getattr(job.limits, "cell_timeout", None)
 
 
-def _run_unsandboxed(nb, scratch: Path, job: GradeJob, cfg: Config):
+def _run_unsandboxed(nb, scratch: Path, job: GradeJob, cfg: Config, graded_cells: dict):
     env = {GRADING_DIR_ENV: str(scratch / GRADING_SUBDIR), STATIC_WIDGETS_ENV: "1"}
     # nothing in a scratch kernel is worth a graceful shutdown
-    pp = TimedExecute(config=cfg, extra_env=env, shutdown_kernel="immediate")
+    pp = graded_cells_class(TimedExecute, **graded_cells)(
+        config=cfg, extra_env=env, shutdown_kernel="immediate")
     timeout = _timeout(job, cfg)
     if timeout is not None:
         pp.timeout = timeout
@@ -422,43 +443,6 @@ def _run_unsandboxed(nb, scratch: Path, job: GradeJob, cfg: Config):
                 if TIMEOUT not in flags:
                     flags.append(TIMEOUT)
     return nb, flags
-
-
-def _secure_grading_dir(grading_dir: Path) -> None:
-    """Leave only regular files in ``results/`` before the grader reads it.
-
-    The kernel could replace ``.grading`` or ``results`` by a symlink (the
-    grader would follow it on the host), or put a symlink or a fifo (which
-    would block the reader forever) in ``results``.
-    """
-    for folder in (grading_dir, grading_dir / RESULTS_DIR):
-        try:
-            st = os.lstat(folder)
-        except FileNotFoundError:
-            folder.mkdir()
-            continue
-        if not stat.S_ISDIR(st.st_mode):  # a link would be followed on the grader's side
-            folder.unlink()
-            folder.mkdir()
-    results = grading_dir / RESULTS_DIR
-    try:
-        st = os.lstat(results)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        results.unlink()
-        results.mkdir()
-        return
-    for entry in os.listdir(results):
-        path = results / entry
-        try:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
-        except OSError:
-            pass
 
 
 def _duration(seconds: float) -> str:

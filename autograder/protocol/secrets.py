@@ -1,4 +1,4 @@
-"""The grader's secret and what is derived from it: per-submission seeds of hidden inputs."""
+"""The grader's secret and what is derived from it: per-submission seeds of graded inputs."""
 
 from __future__ import annotations
 
@@ -12,13 +12,18 @@ SECRET_ENV = "RNN_COURSE_SECRET"
 SECRET_FILE = ".grader_secret"
 
 
-def submission_secret(course_secret: bytes, assignment: str, student: str) -> bytes:
-    """Seed material for one submission's hidden inputs, derived from the course secret.
+def submission_secret(course_secret: bytes, assignment: str, student: str,
+                      digest: str) -> bytes:
+    """Seed material for one submission's graded inputs, derived from the course secret.
 
+    ``digest`` is the submission's content digest (the precheck's
+    ``Submission.digest``): resubmitting different bytes draws new inputs for
+    every check, while regrading the same bytes reproduces the grade exactly.
     Workers (possibly on other hosts) get this, never the course secret:
-    knowing it reveals nothing about another student's inputs.
+    knowing it reveals nothing about another student's inputs, nor about the
+    inputs of the same student's next submission.
     """
-    msg = f"rnn-course submission\x1f{assignment}\x1f{student}".encode()
+    msg = f"rnn-course submission\x1f{assignment}\x1f{student}\x1f{digest}".encode()
     return hmac.new(course_secret, msg, hashlib.sha256).digest()
 
 

@@ -33,8 +33,14 @@ part of a cell or inside its hidden block alike::
     checks.rnn_step_forward_shapes(rnn_step_forward)
 
 * while grading (``rnn_course.grading``): only ``run`` happens in the kernel, on
-  the visible check's fixed inputs or on the hidden inputs the grader wrote;
-  the outputs go to the grader, which judges them in its own process;
+  the inputs the grader drew for this submission and delivered for the graded
+  cell that calls the check (visible checks too: their fixed inputs are public,
+  so a kernel could recognise them and replay known answers); the outputs go
+  to the grader, which judges them in its own process, a visible check's
+  oracle computed there on the reference for those inputs.  A check called
+  in grading mode outside its own graded cell (the quick visible line at the
+  top of a hidden test cell) runs on its fixed inputs, and the grader ignores
+  what it submits;
 * interactively: a visible check judges right away and raises
   ``AssertionError`` with its message; a hidden check draws fresh inputs and
   judges against the reference where the reference is importable (the
@@ -99,8 +105,15 @@ def functions_named(fn: Callable, namespace) -> list:
 
 
 def fresh_copies(inputs: dict) -> dict:
-    """Copies of every input (so that the code being run cannot change the originals)."""
-    return {k: np.array(v, copy=True) for k, v in inputs.items()}
+    """Copies of every input (so that the code being run cannot change the originals):
+    arrays, dicts of arrays and numbers (see :func:`rnn_course.grading.encode_inputs`)."""
+    def copy(value):
+        if isinstance(value, dict):
+            return {k: np.array(v, copy=True) for k, v in value.items()}
+        if isinstance(value, (bool, int, float)) and not isinstance(value, np.ndarray):
+            return value
+        return np.array(value, copy=True)
+    return {k: copy(v) for k, v in inputs.items()}
 
 
 @dataclass(frozen=True)
@@ -146,8 +159,13 @@ class Check:
         return self.make_inputs(np.random.default_rng(self.seed))
 
     def draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """A hidden check's inputs drawn from ``rng``, as plain arrays (they cross the channel)."""
-        return grading.as_plain_arrays(self.make_inputs(rng))
+        """Inputs drawn from ``rng``, as plain arrays (they cross the channel).
+
+        The grader draws every check's inputs this way, from a per-submission
+        seed: a hidden check's always, a visible check's while grading (the
+        same structure as its fixed inputs, values the student cannot know).
+        """
+        return grading.decode_inputs(grading.encode_inputs(self.make_inputs(rng)))
 
     # ---- judging --------------------------------------------------------- #
     def oracle_values(self) -> dict:
@@ -155,6 +173,17 @@ class Check:
         if self.oracle is None or self.hidden:
             return {}
         return {k: v.copy() for k, v in _stored_oracle(self.id)}
+
+    def computed_oracle(self, inputs: dict, reference) -> dict:
+        """A visible check's ``oracle`` computed on ``reference`` for ``inputs`` ({} without one).
+
+        What the grader uses for inputs it drew (the stored values are for the
+        fixed inputs only).
+        """
+        if self.oracle is None or self.hidden:
+            return {}
+        return grading.as_plain_arrays(
+            self.oracle(fresh_copies(inputs), *functions_named(self.oracle, reference)))
 
     def expected(self, inputs: dict, reference) -> dict[str, np.ndarray]:
         """A hidden check's declared outputs computed by the ``reference`` on ``inputs``."""
@@ -170,18 +199,27 @@ class Check:
               reference=None) -> "str | None":
         """Judge plain-array ``outputs``: None when right, else a message.
 
-        A visible check rebuilds its inputs from its seed and merges its stored
-        oracle values over ``outputs`` (only ``run``'s own results come from the
-        code being judged).  A hidden check needs the ``inputs`` the outputs
-        were computed from and the ``reference`` module.
+        A visible check merges its oracle values over ``outputs`` (only
+        ``run``'s own results come from the code being judged): without
+        ``inputs``, on its fixed inputs with the stored oracle values; with the
+        ``inputs`` the grader drew, with the oracle computed on ``reference``
+        for them.  A hidden check needs the ``inputs`` the outputs were
+        computed from and the ``reference`` module.
         """
         if self.hidden:
             if inputs is None or reference is None:
                 raise ValueError(f"{self.id}: a hidden check is judged on its inputs, "
                                  "against the reference")
             return outputs_problem(self.outputs, outputs, self.expected(inputs, reference))
+        if inputs is None:
+            inputs, oracle = self.inputs(), self.oracle_values()
+        else:
+            if self.oracle is not None and reference is None:
+                raise ValueError(f"{self.id}: drawn inputs need the reference for the oracle")
+            inputs = fresh_copies(inputs)
+            oracle = self.computed_oracle(inputs, reference)
         try:
-            return self.verdict(self.inputs(), {**outputs, **self.oracle_values()})
+            return self.verdict(inputs, {**outputs, **oracle})
         except KeyError as exc:
             return f"missing output {exc}"
 
@@ -190,7 +228,12 @@ class Check:
         """Run the check on the student's functions (see the module docstring)."""
         folder = grading.grading_dir()
         if folder is not None:  # grading: run only, the grader judges
-            inputs = grading.inputs(self.id) if self.hidden else self.inputs()
+            inputs = grading.delivered(self.id)
+            if inputs is None:  # not in this check's own graded cell: nothing is judged
+                if self.hidden:
+                    raise RuntimeError(f"{self.id}: a hidden check runs only in its own "
+                                       "graded cell")
+                inputs = self.inputs()
             grading.submit(self.id, **grading.as_plain_arrays(self.run(inputs, *functions)))
             return
         if self.hidden:

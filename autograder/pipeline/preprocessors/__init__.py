@@ -5,6 +5,9 @@
   records every change (the ``tampered_cells_restored`` flag).
 - :class:`TimedExecute`: nbgrader's ``Execute`` that measures kernel start-up
   and can add environment variables to an unsandboxed kernel.
+- :class:`GradedCells`: mixed into the execute preprocessor: a graded cell's
+  inputs exist only while it runs, its result is taken out of the kernel's
+  reach right after, and hidden test code never enters the kernel's history.
 - :class:`TrackedLimitOutput`: nbgrader's ``LimitOutput`` that records whether
   it cut anything (the ``output_truncated`` flag).
 - :class:`GradesFromScores`: nbgrader's ``GetGrades`` for the worker's feedback,
@@ -18,11 +21,13 @@
 """
 
 from .feedback_hidden_tests import FeedbackHiddenTests
+from .graded_cells import GradedCells, graded_cells_class
 from .grades_from_scores import GradesFromScores
 from .limit_output import TrackedLimitOutput
 from .restore_cells import RestoreCells
 from .sanitize_outputs import SanitizeOutputs
 from .timed_execute import TimedExecute, TimingMixin
 
-__all__ = ["FeedbackHiddenTests", "GradesFromScores", "RestoreCells", "SanitizeOutputs",
-           "TimedExecute", "TimingMixin", "TrackedLimitOutput"]
+__all__ = ["FeedbackHiddenTests", "GradedCells", "GradesFromScores", "RestoreCells",
+           "SanitizeOutputs", "TimedExecute", "TimingMixin", "TrackedLimitOutput",
+           "graded_cells_class"]
