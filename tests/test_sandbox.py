@@ -1017,3 +1017,22 @@ def test_sweep_kills_what_a_dead_grader_left_running(tmp_path):
         assert not stale.exists()
     finally:
         orphan.kill()
+
+
+def test_live_path_maps_the_scratch_folder_to_its_tmpfs_copy(tmp_path):
+    """While a kernel runs in a bounded scratch (a tmpfs copy), a grader that hands
+    it files per cell (GradedCells) must write there, not into the host folder."""
+    import types
+
+    from autograder.sandbox import SandboxedKernelManager
+    from autograder.sandbox.bwrap import SandboxError
+
+    host = tmp_path / "scratch"
+    (host / ".grading").mkdir(parents=True)
+    km = SandboxedKernelManager()
+    km._scratch = str(host.resolve())
+    assert km.live_path(str(host / ".grading")) == str(host / ".grading")  # no tmpfs
+    km._bounded = types.SimpleNamespace(mountpoint="/run/sbx/scratch")
+    assert km.live_path(str(host / ".grading")) == "/run/sbx/scratch/.grading"
+    with pytest.raises(SandboxError):
+        km.live_path(str(tmp_path / "elsewhere"))

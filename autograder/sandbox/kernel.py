@@ -585,6 +585,20 @@ class SandboxedKernelManager(AsyncKernelManager):
             self._plan(self._scratch), inner, bwrap=self.bwrap_path, setpriv=self.setpriv_path
         )
 
+    def live_path(self, host_path: str) -> str:
+        """Where ``host_path``, a path inside the scratch folder, is while the kernel runs.
+
+        With a bounded scratch (a root grader) the kernel works in a tmpfs copy,
+        not in the host folder: a grader that hands the kernel files while it runs
+        (or reads them back) must use this path.  Without one it is ``host_path``.
+        """
+        if self._bounded is None or not self._scratch:
+            return str(host_path)
+        rel = os.path.relpath(os.path.realpath(host_path), self._scratch)
+        if rel == ".." or rel.startswith("../") or os.path.isabs(rel):
+            raise SandboxError(f"{host_path} is not inside the scratch folder {self._scratch}")
+        return os.path.normpath(os.path.join(self._bounded.mountpoint, rel))
+
     async def _async_pre_start_kernel(  # type: ignore[override]
         self, **kw: t.Any
     ) -> tuple[list[str], dict[str, t.Any]]:

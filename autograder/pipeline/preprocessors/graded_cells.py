@@ -73,6 +73,12 @@ class GradedCells:
         if NO_HISTORY_DB not in self.extra_arguments:
             self.extra_arguments = [*self.extra_arguments, NO_HISTORY_DB]
 
+    def _shared(self) -> str:
+        """The shared folder where the kernel sees it now: a sandbox with a bounded
+        scratch runs in a tmpfs copy of the scratch folder (``live_path``)."""
+        live = getattr(getattr(self, "km", None), "live_path", None)
+        return live(self.shared_dir) if callable(live) else self.shared_dir
+
     def _plan_entry(self, cell):
         if cell.get("cell_type") != "code" or not is_grade(cell):
             return None
@@ -84,8 +90,9 @@ class GradedCells:
         if entry is None:
             return await super().async_execute_cell(cell, cell_index, execution_count,
                                                     store_history)
+        shared = self._shared()
         try:
-            grading.deliver(self.shared_dir, entry.check, entry.inputs)
+            grading.deliver(shared, entry.check, entry.inputs)
         except OSError as exc:  # the kernel fought over the folder: the check gets no result
             log.info("%s: inputs not delivered (%s)", entry.check, exc)
         try:
@@ -94,7 +101,7 @@ class GradedCells:
                 store_history and not entry.hidden_code)
         finally:
             try:
-                grading.collect(self.shared_dir, entry.check,
+                grading.collect(shared, entry.check,
                                 Path(self.collect_dir) / f"{entry.check}{grading.SUFFIX}",
                                 self.max_result_bytes)
             except OSError as exc:
