@@ -162,12 +162,13 @@ def _header(config, file):
 
 def run_long_range(impl, gaps=None, steps=None, *, preset="default", models=("rnn", "lstm"),
                    progress=False, verbose=True, file=None, **overrides):
-    """Train an RNN and an LSTM under one budget on the France -> French task, gap by gap.
+    """Train the given models (an RNN and an LSTM by default; a GRU too with ``models``)
+    under one budget on the France -> French task, gap by gap.
 
     Inputs:
-    - impl: module or object with ``rnn_forward``, ``rnn_backward``,
-      ``lstm_forward``, ``lstm_backward`` and ``clip_by_global_norm``
-      (not needed when ``clip_norm=None``)
+    - impl: module or object with the forward and backward of each model
+      (``rnn_forward``, ``rnn_backward``, ``lstm_*``, ``gru_*``) and
+      ``clip_by_global_norm`` (not needed when ``clip_norm=None``)
     - gaps: iterable of ints >= 0 (default: the preset's)
     - steps: optimiser steps per run (default: the preset's)
     - preset: "default" (the full experiment) or "notebook" (cut down, ~10 s)
@@ -259,9 +260,9 @@ def _parser():
     sub = parser.add_subparsers(dest="command", required=True)
     lr = sub.add_parser(
         "long-range",
-        help="RNN vs LSTM on France -> French for a range of gaps, under one budget",
-        description="Train an RNN and an LSTM under one budget on the France -> French task "
-                    "for a range of gaps and report held-out accuracy.")
+        help="RNN vs LSTM vs GRU on France -> French for a range of gaps, under one budget",
+        description="Train an RNN, an LSTM and a GRU under one budget on the France -> French "
+                    "task for a range of gaps and report held-out accuracy.")
     lr.add_argument("--impl", required=True, metavar="MODULE",
                     help="module (e.g. autograder.reference) or .py file with rnn_forward, "
                          "rnn_backward, lstm_forward, lstm_backward, clip_by_global_norm")
