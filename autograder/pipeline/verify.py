@@ -52,13 +52,13 @@ FAILED_ENAME = "CheckFailed"
 UNREGISTERED = "unregistered"  # the kind of a graded cell without a check
 
 
-def graded_check_ids(nb) -> list[str]:
-    """grade_ids of the notebook's graded code cells, in order."""
-    return [
-        cell.metadata.nbgrader["grade_id"]
-        for cell in nb.cells
-        if cell.cell_type == "code" and is_grade(cell)
-    ]
+def graded_cells(nb, registered: dict):
+    """``(cell, grade_id, check)`` for each graded code cell of ``nb``, in order;
+    ``check`` is ``registered``'s check of that id, or None."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and is_grade(cell):
+            check_id = cell.metadata.nbgrader["grade_id"]
+            yield cell, check_id, registered.get(check_id)
 
 
 def assignment_checks(assignment: str) -> dict[str, checks.Check]:
@@ -106,14 +106,9 @@ def grading_plan(nb, secret: bytes, assignment: str, student: str,
     (nbgrader's OverwriteCells), so that the list of checks and the hidden
     code are the instructor's, not the student's.
     """
-    registered = assignment_checks(assignment)
     delimiter = hidden_delimiter(config)
     plan = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code" or not is_grade(cell):
-            continue
-        check_id = cell.metadata.nbgrader["grade_id"]
-        check = registered.get(check_id)
+    for cell, check_id, check in graded_cells(nb, assignment_checks(assignment)):
         if check is None:
             continue
         plan[check_id] = GradedCell(check_id, drawn_inputs(check, secret, assignment, student),
@@ -163,13 +158,8 @@ class VerifyChecks(NbGraderPreprocessor):
         info = resources.get("nbgrader", {})
         assignment = info.get("assignment", "")
         student = info.get("student", "")
-        registered = assignment_checks(assignment)
         verdicts = {}
-        for cell in nb.cells:
-            if cell.cell_type != "code" or not is_grade(cell):
-                continue
-            check_id = cell.metadata.nbgrader["grade_id"]
-            check = registered.get(check_id)
+        for cell, check_id, check in graded_cells(nb, assignment_checks(assignment)):
             if check is None:
                 kind = UNREGISTERED
                 message = f"no check is registered for graded cell {check_id!r}"
