@@ -22,7 +22,7 @@ from autograder import reference
 from autograder.commands.release import protected_lines
 from autograder.protocol.secrets import seed_for
 from rnn_course import grading
-from rnn_course.checks import Check
+from rnn_course.checks import Check, functions_named
 from rnn_course.checks import gru as gru_checks
 from rnn_course.contract import GRU_GATES
 from rnn_course.grading import load_result
@@ -41,18 +41,9 @@ SPECS = _checks(hidden=True)
 
 
 def functions_for(check_id, impl):
-    """The functions a check is called with in the notebook, taken from ``impl``."""
-    if check_id.startswith("gru_step_forward"):
-        return (impl.gru_step_forward,)
-    if check_id.startswith("gru_step_backward"):
-        return (impl.gru_step_forward, impl.gru_step_backward)
-    if check_id == "gru_forward_matches_steps":
-        return (impl.gru_forward, impl.gru_step_forward)
-    if check_id.startswith("gru_forward"):
-        return (impl.gru_forward,)
-    if check_id.startswith("gru_backward"):
-        return (impl.gru_forward, impl.gru_backward)
-    raise KeyError(check_id)
+    """The functions a check is called with in the notebook (its ``run``'s parameters),
+    taken from ``impl``."""
+    return tuple(functions_named({**CHECKS, **SPECS}[check_id].run, impl))
 
 
 @pytest.fixture(autouse=True)
