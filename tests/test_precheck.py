@@ -284,3 +284,38 @@ def test_unreadable_folder_is_a_flag(tmp_path):
     sub = Precheck().check(tmp_path / "does-not-exist", "s1", A, EXPECTED)
     assert sub.flag_names  # listed problems, no exception
     assert set(sub.flag_names) <= set(FLAGS)
+
+
+@pytest.mark.parametrize("shape, traits, reason", [
+    ("cells", {"max_cells": 10}, "cells (limit 10)"),
+    ("deep", {"max_json_depth": 12}, "nested deeper than 12"),
+    ("wide", {"max_json_items": 5000}, "more than 5000 JSON values"),
+])
+def test_notebook_over_the_structure_caps_is_not_graded(tmp_path, shape, traits, reason):
+    nb = good_nb()
+    if shape == "cells":
+        nb.cells.extend(fx.code("") for _ in range(20))
+    elif shape == "deep":
+        deep = 1
+        for _ in range(20):
+            deep = [deep]
+        nb.metadata["deep"] = deep
+    else:
+        nb.metadata["wide"] = list(range(6000))
+    sub = check(folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(nb)}), **traits)
+    assert sub.flag_names == ["too_large"] and sub.notebooks[A] is None
+    assert reason in sub.flags[0][1] and sub.flags[0][1].endswith("not graded")
+
+
+def test_the_structure_caps_leave_the_courses_notebooks_alone():
+    import json
+
+    from autograder.course import Course
+    from autograder.pipeline.precheck import structure_problem
+
+    for a in Course(fx.REPO).assignments:
+        for folder in ("source", "release"):
+            raw = json.loads((fx.REPO / folder / a / f"{a}.ipynb").read_text())
+            assert structure_problem(raw) == "", (folder, a)
+            # and a tenth of each cap would still be enough
+            assert structure_problem(raw, max_cells=100, max_depth=7, max_items=20_000) == ""

@@ -138,3 +138,70 @@ def test_a_grader_failure_comes_back_as_data(course, monkeypatch):
         (F.GRADER_ERROR, "RuntimeError: simulated grader bug")]
     assert "Traceback" in result.error
     assert result.notebooks == {} and result.scores.cells == {}
+
+
+def _slow(seconds):
+    import time
+
+    def wait_then(fn):
+        def slow(*args, **kwargs):
+            time.sleep(seconds)
+            return fn(*args, **kwargs)
+        return slow
+    return wait_then
+
+
+def test_feedback_over_its_time_limit_keeps_the_grade(course, monkeypatch):
+    from autograder.pipeline import feedback, worker
+
+    fx.submit(course, "hal", fx.student_notebook(course))
+    job, _ = fx.job_for(course, "hal")
+    job.config.WorkerLimits.feedback_seconds = 0.3
+    monkeypatch.setattr(worker.feedback_mod, "render_feedback",
+                        _slow(30)(feedback.render_feedback))
+    result = grade_submission(job)
+    assert result.status == "graded" and result.score == 4.0
+    assert result.flag_names == [F.GRADER_LIMIT]
+    assert "feedback stage took more than 0.3 s" in result.flags[0][1]
+    assert "Score: 4 / 4" in result.feedback[A] and "grader_limit" in result.feedback[A]
+    assert result.timings["feedback"] < 5
+
+
+def test_verify_over_its_time_limit_scores_zero_and_keeps_no_output(course, monkeypatch):
+    from autograder.pipeline import worker
+
+    fx.submit(course, "ida", fx.student_notebook(course))
+    job, _ = fx.job_for(course, "ida")
+    job.config.WorkerLimits.verify_seconds = 0.3
+    monkeypatch.setattr(worker, "_verify", _slow(30)(worker._verify))
+    result = grade_submission(job)
+    assert result.status == "graded" and result.flag_names == [F.GRADER_LIMIT]
+    assert (result.score, result.max_score) == (0.0, 4.0)
+    for cell in result.scores.cells[A].values():
+        assert cell["score"] == 0.0 and "grader_limit" in cell["message"]
+    nb = nbformat.reads(result.notebooks[A], as_version=4)
+    # only the grader's own verdicts are shown (show_scores): nothing the kernel output
+    kept = [o.output_type for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert kept and set(kept) == {"error"}
+
+
+def test_sanitize_over_its_time_limit_grades_the_notebook_as_unusable(course, monkeypatch):
+    from autograder.pipeline import worker
+
+    fx.submit(course, "jon", fx.student_notebook(course))
+    job, _ = fx.job_for(course, "jon")
+    job.config.WorkerLimits.sanitize_seconds = 0.3
+    monkeypatch.setattr(worker.RestoreCells, "preprocess",
+                        _slow(30)(worker.RestoreCells.preprocess))
+    result = grade_submission(job)
+    assert result.status == "graded" and result.flag_names == [F.GRADER_LIMIT]
+    assert (result.score, result.max_score) == (0.0, 4.0) and result.notebooks == {}
+
+
+def test_the_worker_reports_what_it_spent(course):
+    fx.submit(course, "kim", fx.student_notebook(course))
+    result = grade_submission(fx.job_for(course, "kim")[0])
+    usage = result.usage
+    assert set(usage) == {"cpu_seconds", "peak_rss_mib", "wall_seconds"}
+    assert 0 < usage["cpu_seconds"] and 50 < usage["peak_rss_mib"] < 4096
+    assert usage["wall_seconds"] >= result.timings["execute"]

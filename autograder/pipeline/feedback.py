@@ -213,6 +213,29 @@ def render_feedback(nb, resources: dict, flags: list[tuple[str, str]],
     return body
 
 
+def _points(value) -> str:
+    return "-" if value is None else f"{float(value):g}"
+
+
+def short_feedback(resources: dict, flags: list[tuple[str, str]]) -> str:
+    """A plain feedback page (the score, each cell's points and message, the flags), for a
+    notebook whose full rendering ran over the worker's limit.  Everything is escaped."""
+    info = resources["nbgrader"]
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(str(cid))}</td><td>{_points(v.get('score'))} / "
+        f"{_points(v.get('max_score'))}</td><td>{esc(str(v.get('message') or ''))}</td></tr>"
+        for cid, v in resources.get("rnn_course", {}).get("scores", {}).items())
+    notes = "".join(
+        f"<li><b>{esc(name)}</b>: {esc(VOCABULARY[name].text if name in VOCABULARY else name)}"
+        f"{' (' + esc(reason) + ')' if reason else ''}</li>" for name, reason in flags)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(info['notebook'])}"
+            f"</title></head><body><h1>{esc(info['assignment'])}: {esc(info['notebook'])}</h1>"
+            f"<p>Score: {float(info['score']):g} / {float(info['max_score']):g}</p>"
+            f"<table><tr><th>cell</th><th>points</th><th>message</th></tr>{rows}</table>"
+            f"<h2>Grader notes</h2><ul>{notes}</ul></body></html>")
+
+
 def write_feedback(folder: Path, feedback: dict[str, str]) -> list[Path]:
     """Write ``<notebook>.html`` files into ``folder`` (created); returns the paths."""
     folder.mkdir(parents=True, exist_ok=True)

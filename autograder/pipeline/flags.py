@@ -40,6 +40,7 @@ UNSAFE_FILE = "unsafe_file"
 TAMPERED_CELLS_RESTORED = "tampered_cells_restored"
 LATE = "late"
 GRADER_ERROR = "grader_error"
+GRADER_LIMIT = "grader_limit"
 # raised by the coordinator: the grade is recorded, the files are not (a rerun writes them)
 FILES_NOT_WRITTEN = "files_not_written"
 
@@ -77,6 +78,8 @@ VOCABULARY: dict[str, Flag] = {flag.name: flag for flag in (
                                   "versions were graded"),
     Flag(LATE, "the submission was late"),
     Flag(GRADER_ERROR, "the grader itself failed; an instructor will look at it"),
+    Flag(GRADER_LIMIT, "grading this notebook took the grader too long; what it could not "
+                       "finish scored 0 (or, for the feedback, is shown in short)"),
     Flag(FILES_NOT_WRITTEN, "the grade is recorded, but the grader could not write the graded "
                             "files; an instructor will look at it"),
 )}

@@ -23,7 +23,9 @@ The precheck raises these:
                          (``numpy.py``, ``sitecustomize.py``, ``matplotlib/``...):
                          not copied to the scratch folder
 ``too_large``            a file, the whole submission, or the number of
-                         files is over the limit: the file is not used
+                         files is over the limit: the file is not used; a
+                         notebook over the structure caps (cells, JSON depth,
+                         JSON values): not graded (0 points)
 ``unsafe_file``          a symlink, fifo or device: never read, not copied
 
 Why duplicates are resolved here: nbgrader's ``DeduplicateIds`` keeps the
@@ -129,8 +131,45 @@ def _cached_validator(cls):
     return cls()  # reads its JSON schema from disk: once per process
 
 
-def parse_notebook(data: bytes) -> tuple[nbformat.NotebookNode | None, str]:
-    """Parse and validate notebook bytes: (nb, "") or (None, one-line reason); never raises."""
+OVER_CAPS = "over the grader's limits: "
+MAX_CELLS = 1000
+"""Most cells in a notebook that is graded (the course's notebooks have under 100)."""
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of a notebook's JSON (the course's notebooks: under 10)."""
+MAX_JSON_ITEMS = 200_000
+"""Most JSON values (objects, lists, strings, numbers) in a notebook (the course's: a few
+thousand).  With the cell cap, these bound what validating, restoring, judging and
+rendering one notebook can cost the grader, whatever its size in bytes."""
+
+
+def structure_problem(raw, max_cells: int = MAX_CELLS, max_depth: int = MAX_JSON_DEPTH,
+                      max_items: int = MAX_JSON_ITEMS) -> str:
+    """Why the parsed JSON ``raw`` is over the structure caps, or "" (one pass, no recursion)."""
+    cells = raw.get("cells") if isinstance(raw, dict) else None
+    if isinstance(cells, list) and len(cells) > max_cells:
+        return f"{len(cells)} cells (limit {max_cells})"
+    items = 0
+    stack = [(raw, 1)]
+    while stack:
+        value, depth = stack.pop()
+        items += 1
+        if items > max_items:
+            return f"more than {max_items} JSON values"
+        if depth > max_depth:
+            return f"JSON nested deeper than {max_depth} levels"
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return ""
+
+
+def parse_notebook(data: bytes, **caps) -> tuple[nbformat.NotebookNode | None, str]:
+    """Parse and validate notebook bytes: (nb, "") or (None, one-line reason); never raises.
+
+    A notebook over the structure caps (``caps``: :func:`structure_problem`'s
+    limits) gets a reason that starts with :data:`OVER_CAPS`.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -150,6 +189,9 @@ def parse_notebook(data: bytes) -> tuple[nbformat.NotebookNode | None, str]:
         return None, f"unsupported nbformat version {version}"
     if version == 4 and not isinstance(raw.get("cells"), list):
         return None, "not a notebook (no list of cells)"
+    over = structure_problem(raw, **caps)
+    if over:
+        return None, f"{OVER_CAPS}{over}"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -172,6 +214,15 @@ class Precheck(LoggingConfigurable):
     ).tag(config=True)
     max_files = Integer(
         1000, help="Most files read from one submission folder (the rest are not used)."
+    ).tag(config=True)
+    max_cells = Integer(
+        MAX_CELLS, help="Most cells in a notebook that is graded (more: not graded, too_large)."
+    ).tag(config=True)
+    max_json_depth = Integer(
+        MAX_JSON_DEPTH, help="Deepest JSON nesting of a notebook that is graded."
+    ).tag(config=True)
+    max_json_items = Integer(
+        MAX_JSON_ITEMS, help="Most JSON values in a notebook that is graded."
     ).tag(config=True)
     extra_shadowed_names = List(
         Unicode(), help="More module names that a submitted file must not shadow."
@@ -275,9 +326,13 @@ class Precheck(LoggingConfigurable):
             if rel is None:
                 sub.notebooks[name] = None
                 continue
-            nb, problem = parse_notebook(regular[rel])
+            nb, problem = parse_notebook(regular[rel], max_cells=self.max_cells,
+                                         max_depth=self.max_json_depth,
+                                         max_items=self.max_json_items)
             if nb is None:
-                sub.flag(F.INVALID_NOTEBOOK, f"{rel}: {problem}")
+                over = problem.startswith(OVER_CAPS)
+                sub.flag(F.TOO_LARGE if over else F.INVALID_NOTEBOOK, f"{rel}: {problem}"
+                         + (": not graded" if over else ""))
                 sub.notebooks[name] = None
                 continue
             self._sanitize_metadata(sub, rel, nb, expected[name])

@@ -73,6 +73,7 @@ from traitlets.config import Config
 
 from autograder.pipeline import feedback as feedback_mod
 from autograder.pipeline import flags as F
+from autograder.pipeline.budget import StageOverrun, Usage, WorkerLimits, time_limit
 from autograder.pipeline.flags import KERNEL_DIED, TIMEOUT, Flagged
 from autograder.pipeline.gradebook import memory_dir
 from autograder.pipeline.preprocessors import (
@@ -162,6 +163,9 @@ class GradeResult(Flagged):
     error: str = ""
     """Traceback of a grader error (for the log, never for the student)."""
     worker: str = ""
+    usage: dict[str, float] = field(default_factory=dict)
+    """What the worker itself spent on this submission (:class:`~autograder.pipeline.budget.Usage`):
+    CPU seconds, peak resident MiB, wall seconds."""
 
     @property
     def score(self) -> float:
@@ -196,6 +200,7 @@ def grade_submission(job: GradeJob) -> GradeResult:
     result = GradeResult(student=job.student, assignment=job.assignment,
                          flags=list(job.flags), worker=f"{socket.gethostname()}:{os.getpid()}")
     started = time.monotonic()
+    usage = Usage().start()
     try:
         with warnings.catch_warnings(), tempfile.TemporaryDirectory(
                 prefix="rnn-grade-", ignore_cleanup_errors=True) as tmp, \
@@ -212,6 +217,7 @@ def grade_submission(job: GradeJob) -> GradeResult:
         result.flag(F.GRADER_ERROR, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                     if str(exc) else type(exc).__name__)
     result.timings["worker_total"] = time.monotonic() - started
+    result.usage = usage.stop()
     return result
 
 
@@ -256,11 +262,17 @@ def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:
 
     # 5. feedback: these very numbers, and every flag of the submission
     since = time.monotonic()
+    limits = WorkerLimits(config=cfg)
     for name, g in graded.items():
-        result.feedback[name] = feedback_mod.render_feedback(
-            g.nb, feedback_mod.feedback_resources(
-                job.student, job.assignment, name, scores, result.comments.get(name, {})),
-            result.flags, cfg)
+        resources = feedback_mod.feedback_resources(
+            job.student, job.assignment, name, scores, result.comments.get(name, {}))
+        try:
+            with time_limit("feedback", limits.feedback_seconds):
+                result.feedback[name] = feedback_mod.render_feedback(
+                    g.nb, resources, result.flags, cfg)
+        except StageOverrun as over:
+            result.flag(F.GRADER_LIMIT, f"{name}.ipynb: {over}")
+            result.feedback[name] = feedback_mod.short_feedback(resources, result.flags)
     result.add_time("feedback", time.monotonic() - since)
 
 
@@ -291,11 +303,17 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> _
 
     # 1. sanitize: nbgrader's own preprocessors against the private gradebook
     since = time.monotonic()
+    limits = WorkerLimits(config=cfg)
     try:
-        for pp in (ClearOutput, DeduplicateIds, OverwriteKernelspec):
-            nb, resources = pp(config=cfg).preprocess(nb, resources)
-        nb, resources = RestoreCells(config=cfg).preprocess(nb, resources)
-        nb, resources = CheckCellMetadata(config=cfg).preprocess(nb, resources)
+        with time_limit("sanitize", limits.sanitize_seconds):
+            for pp in (ClearOutput, DeduplicateIds, OverwriteKernelspec):
+                nb, resources = pp(config=cfg).preprocess(nb, resources)
+            nb, resources = RestoreCells(config=cfg).preprocess(nb, resources)
+            nb, resources = CheckCellMetadata(config=cfg).preprocess(nb, resources)
+    except StageOverrun as over:  # graded as unusable, like a notebook nbgrader rejects
+        result.flag(F.GRADER_LIMIT, f"{name}.ipynb: {over}")
+        result.add_time("sanitize", time.monotonic() - since)
+        return None
     except Exception as exc:  # metadata nbgrader cannot work with: graded as unusable
         result.flag(F.INVALID_NOTEBOOK, f"{name}.ipynb: nbgrader could not sanitize it "
                                         f"({type(exc).__name__}: {str(exc)[:100]})")
@@ -334,23 +352,41 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> _
 
     # 3. verdicts, judged here, then nbgrader's steps after Execute
     since = time.monotonic()
-    nb, resources = verifier.preprocess(nb, resources)
-    verdicts = dict(resources.get("rnn_course", {}).get("checks", {}))
-    for pp in (IgnorePattern, ClearMetadataPreprocessor, TrackedLimitOutput):
-        instance = pp(config=cfg)
-        if getattr(instance, "enabled", True):
-            nb, resources = instance.preprocess(nb, resources)
+    try:
+        with time_limit("verify", limits.verify_seconds):
+            nb, resources, verdicts = _verify(nb, resources, verifier, cfg)
+    except StageOverrun as over:
+        # nothing judged: every graded cell scores 0; no output of the student's is kept,
+        # since the sanitizer may not have run
+        result.flag(F.GRADER_LIMIT, f"{name}.ipynb: {over}")
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = []
+        nb, resources = SanitizeOutputs(config=cfg).preprocess(nb, resources)  # markdown
+        verdicts = {}
+        not_run = {gid: F.GRADER_LIMIT for gid in job.structure.notebooks.get(name, {})}
     if resources.get("rnn_course", {}).get("output_truncated"):
         result.flag(F.OUTPUT_TRUNCATED, f"{name}.ipynb: output over nbgrader's LimitOutput")
-    nb, resources = CheckCellMetadata(config=cfg).preprocess(nb, resources)
-    # nothing the student's code output stays active in a browser (stored and feedback alike)
-    nb, resources = SanitizeOutputs(config=cfg).preprocess(nb, resources)
     comments = auto_comments(nb)
     result.comments[name] = comments
     result.add_time("verify", time.monotonic() - since)
     return _Graded(nb=nb, run=NotebookRun(
         verdicts=verdicts, not_run=not_run,
         unanswered=frozenset(gid for gid, c in comments.items() if c == NO_RESPONSE)))
+
+
+def _verify(nb, resources, verifier, cfg):
+    """Step 3: the verdicts, judged here; nbgrader's steps after Execute; the sanitizer."""
+    nb, resources = verifier.preprocess(nb, resources)
+    verdicts = dict(resources.get("rnn_course", {}).get("checks", {}))
+    for pp in (IgnorePattern, ClearMetadataPreprocessor, TrackedLimitOutput):
+        instance = pp(config=cfg)
+        if getattr(instance, "enabled", True):
+            nb, resources = instance.preprocess(nb, resources)
+    nb, resources = CheckCellMetadata(config=cfg).preprocess(nb, resources)
+    # nothing the student's code output stays active in a browser (stored and feedback alike)
+    nb, resources = SanitizeOutputs(config=cfg).preprocess(nb, resources)
+    return nb, resources, verdicts
 
 
 def never_ran(nb, reason: str) -> dict[str, str]:
