@@ -621,10 +621,56 @@ def test_huge_print_is_truncated_while_it_arrives(tmp_path):
 def test_message_over_the_size_cap_is_never_read(tmp_path):
     cfg = Config()
     cfg.SandboxedKernelManager.max_message_bytes = 2_000_000
-    nb, flags, elapsed = run(tmp_path / "s", "print('z' * 10_000_000)", "1", config=cfg)
-    assert OUTPUT_TRUNCATED in flags and TIMEOUT in flags
+    nb, flags, elapsed = run(tmp_path / "s", "print('z' * 10_000_000)", "print('after')",
+                             config=cfg)
+    # the relay drops the message; the notebook goes on
+    assert flags == [OUTPUT_TRUNCATED]
     assert "z" * 1000 not in json.dumps(nb)
+    assert stdout(nb.cells[1]) == "after\n"
     assert elapsed < 30
+
+
+# One Jupyter message whose frames are each under the cap, all together far over it: the
+# same buffer sent N times costs the kernel its size once and the receiver N times.
+MANY_FRAMES = """
+k = get_ipython().kernel
+buf = memoryview(bytearray({mib} * 2**20))
+content = {{"data": {{"text/plain": "big"}}, "metadata": {{}}}}
+k.session.send(k.iopub_socket, "display_data", content, parent=k.get_parent(),
+               buffers=[buf] * {count})
+print("sent")
+"""
+
+
+def _peak_rss_mib_during(fn):
+    from autograder.pipeline.budget import Usage
+
+    usage = Usage().start()
+    out = fn()
+    return out, usage.stop()["peak_rss_mib"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mib, count, goes_on", [
+    (8, 12, True),  # 96 MiB: the relay can hold it, and drops it; the notebook goes on
+    (12, 100, False),  # 1.2 GiB: more than the relay may hold: its connection to the kernel
+])                    # drops (zmq), and the cell stops
+def test_a_message_is_bounded_as_a_whole_before_the_grader_holds_it(tmp_path, mib, count,
+                                                                    goes_on):
+    cfg = Config()
+    cfg.SandboxedKernelManager.max_message_bytes = 16 * 2**20  # each frame is under this
+    (nb, flags, elapsed), peak = _peak_rss_mib_during(lambda: run(
+        tmp_path / "s", MANY_FRAMES.format(mib=mib, count=count), "print('after')",
+        config=cfg))
+    assert "big" not in json.dumps([o for c in nb.cells for o in c.outputs
+                                    if o.output_type == "display_data"])
+    if goes_on:
+        assert flags == [OUTPUT_TRUNCATED] and stdout(nb.cells[1]) == "after\n"
+    else:
+        assert flags == [TIMEOUT, OUTPUT_TRUNCATED] and STOPPED_ENAME in enames(nb.cells[1])
+    # the grader (this process) never held the message: far under mib * count
+    assert peak < 600, f"grader peak {peak} MiB for a {mib * count} MiB message"
+    assert elapsed < 40
 
 
 # --------------------------------------------------------------------------- whole submission

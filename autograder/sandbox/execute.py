@@ -312,6 +312,10 @@ def _whole_submission_flags(km: t.Any) -> set[str]:
             flags.add(PROCESS_LIMIT)
     if getattr(km, "scratch_full", False):
         flags.add(DISK_LIMIT)
+    if getattr(km, "relay_dropped", 0):
+        flags.add(OUTPUT_TRUNCATED)
+    if getattr(km, "relay_died", False):
+        flags.add(OUTPUT_TRUNCATED)
     return flags
 
 
@@ -423,8 +427,9 @@ def execute_notebook(
         if wall_expired.is_set() or isinstance(failure, CellTimeoutError):
             flags.add(TIMEOUT)
             if "IOPub" in str(failure):
-                # The reply came but the outputs did not: almost always a message
-                # over max_message_bytes, which made zmq drop the connection.
+                # The reply came but the outputs did not: almost always a message too big
+                # for the relay's memory (or a frame over max_message_bytes), which made
+                # zmq drop the connection.
                 flags.add(OUTPUT_TRUNCATED)
         elif not pp.kernel_ready:
             # No student code has run yet: the sandbox (or the host) is at fault.

@@ -22,6 +22,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import resource
+import select
 import shutil
 import signal
 import stat
@@ -54,6 +56,23 @@ from .uids import LOCK_DIR, POOL_PREFIX
 _DEFAULTS = Limits()
 # Bytes of the kernel's stderr kept for diagnostics (bwrap errors, tracebacks).
 LOG_TAIL_BYTES = 4096
+RELAY_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "relay.py")
+RELAY_READY = b"ready\n"  # relay.READY (relay.py imports nothing of this package, nor it of it)
+RELAY_MEMORY_FACTOR = 2
+RELAY_MEMORY_BASE = 512 * 1024**2
+"""The relay's address space: RELAY_MEMORY_FACTOR x max_message_bytes + RELAY_MEMORY_BASE."""
+RELAY_START_SECONDS = 20.0
+
+
+def relay_preexec(address_space: int):
+    """preexec_fn of the relay: its own session, and its address space bounded."""
+
+    def apply() -> None:
+        os.setsid()
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
 
 
 def _chown_tree(path: str, uid: int, gid: int) -> None:
@@ -280,10 +299,18 @@ class SandboxedKernelManager(AsyncKernelManager):
     ).tag(config=True)
     max_message_bytes = Int(
         256 * 1024**2,
-        help="Largest message the grader accepts from the kernel (zmq MAXMSGSIZE on "
-        "the client's sockets).  Bigger messages are not read: zmq drops the connection, "
-        "and execution then stops with a timeout.  Bounds the grader's transient memory "
-        "(a decoded message costs about three times its size).",
+        help="Largest message, all frames together, the grader accepts from the kernel. "
+        "With the relay (the default), a bigger message is dropped by the relay (flag "
+        "output_truncated), and one too big for the relay's own memory "
+        "(RELAY_MEMORY_FACTOR times this, plus a base) stops the notebook (flag "
+        "message_limit); the grader never holds it.  The client's sockets also refuse any "
+        "frame over this size (zmq MAXMSGSIZE).",
+    ).tag(config=True)
+    relay = Bool(
+        True,
+        help="Put a relay process (autograder/sandbox/relay.py), memory-bounded, between "
+        "the kernel and the grader's client, so that a message is bounded as a whole "
+        "before the grader holds it.  Off: only each frame is bounded.",
     ).tag(config=True)
     share_font_list = Bool(
         True,
@@ -318,6 +345,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.cgroup_usage: cgroups.Usage | None = None
         #: Whether the kernel filled its scratch folder (set when it ends).
         self.scratch_full = False
+        self._relay: subprocess.Popen | None = None
+        self._relay_dir: str | None = None
+        #: Messages the relay dropped (over ``max_message_bytes``), and whether it
+        #: died (a message too big for its memory); both read when the kernel ends.
+        self.relay_dropped = 0
+        self.relay_died = False
 
     # --- limits as one object ---------------------------------------------------------
     def apply_limits(self, limits: Limits) -> None:
@@ -559,6 +592,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._run_dir = os.path.join(self._base_dir, "run")
         self._plan(scratch)  # refuses a bad scratch folder before anything is chowned
         self.cgroup_usage, self.scratch_full = None, False
+        self._relay_dir, self.relay_dropped, self.relay_died = None, 0, False
         self._proc = None
         try:
             self._bounded = BoundedScratch.create(
@@ -648,11 +682,73 @@ class SandboxedKernelManager(AsyncKernelManager):
         assert self.provisioner is not None
         self._proc = getattr(self.provisioner, "process", None)
         self.sandbox_pgid = getattr(self.provisioner, "pgid", None)
+        if self.relay:
+            try:
+                self._start_relay()
+            except BaseException:
+                self.kill_sandbox()
+                self._discard_runtime()
+                raise
 
     _launch_kernel = _async_launch_kernel  # type: ignore[assignment]
 
+    # --- the relay between kernel and client -----------------------------------------------
+    def _start_relay(self) -> None:
+        """Start the relay (see :mod:`.relay`) and wait until its sockets are bound."""
+        assert self._base_dir is not None
+        self._relay_dir = os.path.join(self._base_dir, "relay")
+        os.mkdir(self._relay_dir, 0o700)  # the grader's only: the kernel cannot reach it
+        cmd = [sys.executable, "-I", RELAY_SCRIPT, self.connection_file,
+               os.path.join(self._relay_dir, "c"), str(self.max_message_bytes),
+               os.path.join(self._relay_dir, "dropped")]
+        memory = RELAY_MEMORY_FACTOR * self.max_message_bytes + RELAY_MEMORY_BASE
+        self._relay = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin", "MALLOC_ARENA_MAX": "2"},
+            preexec_fn=relay_preexec(memory), close_fds=True)
+        assert self._relay.stdout is not None
+        ready, _, _ = select.select([self._relay.stdout], [], [], RELAY_START_SECONDS)
+        line = self._relay.stdout.readline() if ready else b""
+        if line != RELAY_READY:
+            self._stop_relay()
+            raise SandboxError(f"the message relay did not start (status {self.relay_status})")
+
+    @property
+    def relay_status(self) -> int | None:
+        return None if self._relay is None else self._relay.poll()
+
+    def _stop_relay(self) -> None:
+        """Stop the relay; read how many messages it dropped and whether it had died."""
+        if self._relay is None:
+            return
+        status = self._relay.poll()
+        self.relay_died = status is not None and status != 0
+        if status is None:
+            self._relay.kill()
+        self._relay.wait()
+        if self._relay.stdout is not None:
+            self._relay.stdout.close()
+        self._relay = None
+        try:
+            with open(os.path.join(self._relay_dir or "", "dropped")) as fh:
+                self.relay_dropped = int(fh.read().strip() or 0)
+        except (OSError, ValueError):
+            pass
+
+    async def _async_is_alive(self) -> bool:
+        """False, and the sandbox killed, once the relay is gone: nothing reaches the grader."""
+        if self._relay is not None and self._relay.poll() is not None:
+            self.kill_sandbox()
+            return False
+        return await super()._async_is_alive()
+
+    is_alive = _async_is_alive  # type: ignore[assignment]
+
     def client(self, **kwargs: t.Any) -> t.Any:
-        """A kernel client whose sockets refuse messages over ``max_message_bytes``."""
+        """A kernel client that talks to the relay (when there is one), and whose sockets
+        refuse frames over ``max_message_bytes``."""
+        if self._relay_dir is not None:
+            kwargs.setdefault("ip", os.path.join(self._relay_dir, "c"))
         kc = super().client(**kwargs)
         # The client creates (and later destroys) its own context; sockets made
         # from it inherit this default.  Set before any channel connects.
@@ -713,6 +809,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         sockets).
         """
         self._close_data_fds()
+        self._stop_relay()
         if self._cgroup is not None:
             self._cgroup.kill()
             self.cgroup_usage = self._cgroup.usage()
