@@ -755,6 +755,19 @@ _sys.stdout.flush()
 '''))
 
 
+def b_huge_message(ctx, s):
+    # one Jupyter message: a 200 MB buffer sent 12 times (each frame under the grader's
+    # per-frame cap, 2.4 GB together; the kernel holds it once)
+    write(ctx, s, with_cell(ctx, '''
+_k = get_ipython().kernel
+_buf = memoryview(bytearray(200 * 2**20))
+_k.session.send(_k.iopub_socket, "display_data",
+                {"data": {"text/plain": "huge"}, "metadata": {}},
+                parent=_k.get_parent(), buffers=[_buf] * 12)
+del _buf
+'''))
+
+
 def b_kill_kernel(ctx, s):
     write(ctx, s, with_cell(ctx, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
                             where="end", report=False))
@@ -884,6 +897,21 @@ def b_too_large(ctx, s):
     blob = new_code_cell("pass")
     blob.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (130 * 2**20))]
     nb.cells.append(blob)
+    write(ctx, s, nb)
+
+
+def b_many_cells(ctx, s):
+    nb = wrong_nb(ctx)
+    nb.cells.extend(new_code_cell("") for _ in range(100_000))  # about 7 MB
+    write(ctx, s, nb)
+
+
+def b_deep_json(ctx, s):
+    nb = wrong_nb(ctx)
+    deep: object = "x"
+    for _ in range(900):  # under json's recursion limit, far over the precheck's cap
+        deep = [deep]
+    nb.metadata["deep"] = deep
     write(ctx, s, nb)
 
 
@@ -1133,6 +1161,10 @@ CLASS = [
             flags=F({"output_truncated"})),
     Student("t3_output_flood_neighbour", "none (honest_correct next to the flood)",
             b_honest_correct, control="honest_correct"),
+    Student("t3_huge_message", "one kernel message: a 200 MB buffer 12 times (2.4 GB)",
+            b_huge_message, 3, flags=F({"output_truncated"})),
+    Student("t3_huge_message_neighbour", "none (honest_correct next to the huge message)",
+            b_honest_correct, control="honest_correct"),
     Student("t3_kill_kernel", "SIGKILLs its own kernel after the tests", b_kill_kernel, 3,
             flags=F({"kernel_died"})),
     Student("t3_disk_fill", "writes 8 x 60 MiB files in its scratch folder", b_disk_fill, 3),
@@ -1163,6 +1195,10 @@ CLASS = [
             b_grade_ids_changed, 4, flags=F({"unknown_grade_id"})),
     Student("t4_kernelspec", "kernelspec says bash", b_kernelspec, 4, control="honest_wrong"),
     Student("t4_too_large", "a 130 MB output in the notebook", b_too_large, 4,
+            flags=F({"too_large"}), zero=True),
+    Student("t4_many_cells", "100,000 empty cells (7 MB)", b_many_cells, 4,
+            flags=F({"too_large"}), zero=True),
+    Student("t4_deep_json", "metadata nested 900 levels deep", b_deep_json, 4,
             flags=F({"too_large"}), zero=True),
     Student("t4_symlinks", "symlinks to source, the secret, another student, autograder/",
             b_symlinks, 4, flags=F({"unsafe_file"}), report=True),
@@ -1363,12 +1399,16 @@ def graded(tmp_path_factory):
 
 
 def _write_table(o: Outcome) -> None:
-    lines = [f"{'student':<28} {'threat':<6} {'score':>9}  {'flags':<40} attack"]
+    lines = [f"{'student':<28} {'threat':<6} {'score':>9}  {'flags':<40} {'cpu s':>6} "
+             f"{'MiB':>5}  attack"]
     for s in CLASS:
         r = o.results.get(s.id)
         score = f"{r.score:g}/{r.max_score:g}" if r else "-"
         flags = ",".join(r.flags) if r else "NOT GRADED"
-        lines.append(f"{s.id:<28} {s.threat or '-':<6} {score:>9}  {flags:<40} {s.attack}")
+        cpu = f"{r.usage['cpu_seconds']:.1f}" if r and r.usage else "-"
+        peak = f"{r.usage['peak_rss_mib']:.0f}" if r and r.usage else "-"
+        lines.append(f"{s.id:<28} {s.threat or '-':<6} {score:>9}  {flags:<40} {cpu:>6} "
+                     f"{peak:>5}  {s.attack}")
     lines.append(f"batch of {len(CLASS)} graded in {o.seconds:.0f} s with 2 workers; "
                  f"tcp connections {o.tcp}, udp datagrams {o.udp}")
     text = "\n".join(lines)
@@ -1582,3 +1622,17 @@ def test_replayed_public_answers_pass_in_jupyter_but_earn_nothing(graded):
     assert "rnn_step_forward_bias" in report["_public_passed"], report
     got, honest = graded.results["t5_replay_public"], graded.results["honest_wrong"]
     assert got.score <= honest.score
+
+
+def test_the_graders_own_cost_per_submission_is_bounded(graded):
+    """The worker's CPU and peak memory for every student, hostile or not, stay under the
+    bounds docs/security.md states (budget.WORKER_BOUNDS)."""
+    from autograder.pipeline.budget import WORKER_BOUNDS
+
+    over = {sid: r.usage for sid, r in graded.results.items()
+            if r.usage and (r.usage["cpu_seconds"] > WORKER_BOUNDS["cpu_seconds"]
+                            or r.usage["peak_rss_mib"] > WORKER_BOUNDS["peak_rss_mib"])}
+    assert not over, over
+    measured = [r.usage for r in graded.results.values() if r.usage]
+    assert len(measured) >= len(CLASS) - 8  # the precheck's rejects never reach a worker
+

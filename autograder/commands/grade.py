@@ -45,6 +45,7 @@ def run(args) -> int:
               file=sys.stderr)
     print(report.table())
     print(report.stages())
+    print(report.usage())
     print(f"workers:    {report.workers}")
     print(f"gradebook:  {report.gradebook}")
     print(f"autograded: {report.autograded_dir}")

@@ -114,7 +114,8 @@ def record(result, sub, *, book: CourseGradebook, coursedir, assignment, stage,
         names = sorted(set(names) | {F.FILES_NOT_WRITTEN})
     stage["gradebook"] += time.monotonic() - t0
     status = "error" if result.status == "error" or F.GRADER_ERROR in names else "graded"
-    return StudentResult(result.student, saved.score, saved.max_score, names, status)
+    return StudentResult(result.student, saved.score, saved.max_score, names, status,
+                         usage=dict(result.usage))
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.pipeline.flags import FILES_NOT_WRITTEN
@@ -25,6 +25,8 @@ class StudentResult:
     flags: list[str]
     status: str
     """"graded" (this run), "skipped" (already recorded) or "error" (grader_error)."""
+    usage: dict[str, float] = field(default_factory=dict)
+    """What the worker spent on it (``GradeResult.usage``): CPU seconds, peak MiB."""
 
 
 @dataclass
@@ -71,6 +73,16 @@ class GradeReport:
                      f"recorded (skipped), {len(self.errors)} grader error(s) "
                      f"in {self.seconds:.1f}s")
         return "\n".join(lines)
+
+    def usage(self) -> str:
+        """One line: the most CPU and memory the grader's worker spent on one submission."""
+        used = [r.usage for r in self.results if r.usage]
+        if not used:
+            return "grader per submission: -"
+        cpu = max(u["cpu_seconds"] for u in used)
+        peak = max(u["peak_rss_mib"] for u in used)
+        return (f"grader per submission (worker, not the sandbox): at most {cpu:.1f} s CPU, "
+                f"peak memory at most {peak:.0f} MiB")
 
     def stages(self) -> str:
         """One line: seconds per stage, summed over the submissions graded."""
