@@ -48,7 +48,7 @@ class WorkerLimits(Configurable):
         return float(getattr(self, f"{stage}_seconds"))
 
 
-WORKER_BOUNDS = {"cpu_seconds": 20.0, "peak_rss_mib": 1024.0}
+WORKER_BOUNDS = {"cpu_seconds": 10.0, "peak_rss_mib": 768.0}
 """What the grader's worker process may spend on one submission, hostile or not: its own
 CPU seconds (the sandboxed kernel's are its own limits) and its peak resident memory.
 docs/security.md states these; the hostile suite checks every student against them."""
