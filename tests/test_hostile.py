@@ -915,6 +915,30 @@ def b_deep_json(ctx, s):
     write(ctx, s, raw=raw.encode())
 
 
+def b_bad_encodings(ctx, s):
+    nb = wrong_nb(ctx)
+    nb.cells.insert(0, new_markdown_cell("caf\udce9: a lone surrogate, as a broken editor saves"))
+    raw = json.dumps(nb).encode()  # valid JSON holding the escape "\udce9"
+    write(ctx, s, raw=raw, files={os.fsdecode(b"notes-\xe9\xff.txt"): b"\xe9t\xe9 \xff\xfe"})
+
+
+ACTIVE = "ACTIVE_OUTPUT_RAN"
+
+
+def b_active_outputs(ctx, s):
+    # what a student's cell can display that a browser would run (issue 11): a script, an
+    # event handler, a javascript: link, a widget view of a model that is not there
+    write(ctx, s, with_cell(ctx, f'''
+from IPython.display import HTML, Javascript, display
+display(HTML("<script>document.title = '{ACTIVE}'</script>"
+             "<img src=x onerror=\\"document.title='{ACTIVE}'\\">"
+             "<a href=\\"javascript:document.title='{ACTIVE}'\\">link</a>"))
+display(Javascript("document.title = '{ACTIVE}'"))
+display({{"application/vnd.jupyter.widget-view+json": {{"model_id": "{ACTIVE}",
+         "version_major": 2, "version_minor": 0}}, "text/plain": "w"}}, raw=True)
+'''))
+
+
 def b_symlinks(ctx, s):
     nb = with_cell(ctx, ADOPT + '''
 for _name in ("leak_source.ipynb", "leak_correct.ipynb", "leak_secret", "leak_dir"):
@@ -1200,6 +1224,10 @@ CLASS = [
             flags=F({"too_large"}), zero=True),
     Student("t4_deep_json", "metadata nested 900 levels deep", b_deep_json, 4,
             flags=F({"too_large"}), zero=True),
+    Student("t4_bad_encodings", "a lone surrogate in the JSON, a file name and text not UTF-8",
+            b_bad_encodings, 4, control="honest_wrong"),
+    Student("t6_active_outputs", "outputs a script, onerror, javascript: link, widget view",
+            b_active_outputs, 6, control="honest_wrong"),
     Student("t4_symlinks", "symlinks to source, the secret, another student, autograder/",
             b_symlinks, 4, flags=F({"unsafe_file"}), report=True),
     Student("t4_symlinked_notebook", "the notebook is a symlink to honest_correct's",
@@ -1636,3 +1664,25 @@ def test_the_graders_own_cost_per_submission_is_bounded(graded):
     measured = [r.usage for r in graded.results.values() if r.usage]
     assert len(measured) >= len(CLASS) - 8  # the precheck's rejects never reach a worker
 
+
+def test_no_active_student_output_reaches_a_page(graded):
+    """What the student's cells displayed is stored and shown inert: no script of theirs,
+    no event handler, no javascript: link, no widget view (tests/test_sanitize.py proves the
+    same in chromium)."""
+    import re
+
+    from autograder.pipeline.preprocessors.sanitize_outputs import SAFE_MIME, SANITIZED_MIME
+
+    nb_path = Path(graded.report_obj.autograded_dir) / "t6_active_outputs" / A / NB
+    stored = nbformat.read(nb_path, 4)
+    kinds = {kind for c in stored.cells if c.cell_type == "code" for o in c.outputs
+             for kind in o.get("data", {})}
+    assert kinds and kinds <= set(SAFE_MIME) | set(SANITIZED_MIME), kinds
+    assert "output removed by the grader" in nbformat.writes(stored)  # it ran, and was cut
+    outputs = json.dumps([c.outputs for c in stored.cells if c.cell_type == "code"])
+    page = (graded.course / "feedback" / "t6_active_outputs" / A / NB.replace(
+        ".ipynb", ".html")).read_text()
+    for text in (outputs, page):  # real tags only: the cell's source shows escaped
+        assert not re.search(r"<script[^>]*>[^<]*" + ACTIVE, text)
+        assert not re.search(r"<[a-z]+[^>]*\bonerror\s*=", text, re.I)
+        assert not re.search(r"<a[^>]*href=[\"']?\s*javascript:", text, re.I)
