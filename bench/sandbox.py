@@ -6,7 +6,7 @@ A class of K solution submissions of ``rnn_cell`` is graded by
 ``python -m autograder grade`` (in a fresh process each time, ``--force``),
 alternately sandboxed and with ``--unsafe-no-sandbox``, ``reps`` times each.
 Reported: every run's wall time, the medians and their ratio against the
-target (sandboxed within 1.5x of unsandboxed), and whether both ways gave
+target (sandboxed within 1.3x of unsandboxed), and whether both ways gave
 every student the same score.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import course_template, loadavg, solution_notebook, table, verdict, write_json
 
-TARGET = 1.5
+TARGET = 1.3  # issue 11: sandboxed grading within 1.3x of --unsafe-no-sandbox
 FULL = {"k": 12, "reps": 2}
 QUICK = {"k": 2, "reps": 1}
 
