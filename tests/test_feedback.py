@@ -9,7 +9,13 @@ import nbfixtures as fx
 from nbformat.v4 import new_output
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.feedback import feedback_resources, notes_cell, render_feedback
+from autograder.pipeline.feedback import (
+    cell_doc,
+    feedback_resources,
+    math_html,
+    notes_cell,
+    render_feedback,
+)
 from autograder.pipeline.scoring import NO_RESPONSE, Scores
 
 A = fx.ASSIGNMENT
@@ -95,3 +101,81 @@ def test_hidden_tests_are_hidden_and_the_verdict_shown():
 def test_an_answer_left_as_released_says_no_response():
     assert NO_RESPONSE in render(comments={"add_impl": NO_RESPONSE})
     assert NO_RESPONSE not in render()
+
+
+# --------------------------------------------------------------------------- #
+# read offline: named cells, rendered math, tables
+# --------------------------------------------------------------------------- #
+MATH_MD = (
+    "The step: $h_t = \\tanh(x_t W_x + h_{t-1} W_h + b)$, and\n\n"
+    "$$\\frac{\\partial E}{\\partial h_t} = \\sum_{k \\le t} \\delta_k$$\n\n"
+    "| letter | meaning |\n| --- | --- |\n| `N` | batch size |\n| `D` | size of $x_t$ |\n"
+)
+
+
+def render_with(*extra_cells, flags=()):
+    nb = graded_notebook()
+    nb.cells[1:1] = list(extra_cells)
+    res = feedback_resources("ann", A, A, scores(), {"add_impl": None})
+    return render_feedback(nb, res, list(flags))
+
+
+def toc(html: str) -> str:
+    return text_of(html[html.index('<div id="toc">'):html.index('<div class="panel-body">')])
+
+
+def test_every_graded_cell_is_named_by_its_check_id_and_docstring():
+    html = render()
+    listed = toc(html)
+    assert "Test cell" not in listed
+    for gid, doc in ((fx.PLAIN_ID, "add adds."), (fx.VISIBLE_ID, "add works on arrays."),
+                     (fx.HIDDEN_ID, "add is right on inputs the grader draws.")):
+        assert f"{gid}: {doc}" in " ".join(listed.split()), gid
+        assert f'href="#{gid}"' in html
+
+
+def test_hidden_checks_are_listed_by_name_with_their_reason_and_no_code():
+    listed = " ".join(toc(render()).split())
+    assert f"{fx.HIDDEN_ID}: add is right on inputs the grader draws. (hidden check)" in listed
+    assert f"failed: {HIDDEN_MESSAGE}" in listed
+    assert f"{fx.VISIBLE_ID}: add works on arrays. (Score: 1.0 / 1.0) passed" in listed
+    for leak in ("grading.inputs", "BEGIN HIDDEN", '_in["a"]'):
+        assert leak not in listed
+
+
+def test_a_docstring_is_its_first_line():
+    assert cell_doc('"""One line.\n\nMore text."""\nx = 1') == "One line."
+    assert cell_doc('%%time\n"""After a magic."""\nx') == "After a magic."
+    assert cell_doc('"""Unterminated code below."""\nx = (') == "Unterminated code below."
+    assert cell_doc("x = 1") == ""
+
+
+def test_math_is_rendered_as_mathml_without_any_script():
+    html = render_with(fx.markdown(MATH_MD))
+    assert "<script" not in html.lower() and "cdnjs" not in html and "MathJax" not in html
+    assert html.count("<math") == 3
+    assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">' in html
+    body = text_of(html)
+    assert "$" not in body and "\\frac" not in body and "\\tanh" not in body
+
+
+def test_tables_keep_their_header_row_and_their_math():
+    html = render_with(fx.markdown(MATH_MD))
+    table = html[html.index("<table"):html.index("</table>")]
+    header = table[table.index("<thead>"):table.index("</thead>")]
+    assert "<th>letter</th>" in header and "<th>meaning</th>" in header
+    assert "<math" in table  # $x_t$ inside a cell
+    assert ".rendered_html thead th" in html  # the header row is drawn apart from the body
+
+
+def test_math_cannot_carry_markup():
+    # (a student's markdown with raw HTML never gets here: SanitizeOutputs escapes it first)
+    for tex in ("\\text{<img src=x onerror=alert(1)>}", "\\href{javascript:alert(1)}{x}",
+                "\\style{background:url(x)}{x}", "\\class{navbar}{x}"):
+        mathml = math_html(tex, False)
+        assert mathml.startswith("<math"), tex
+        for bad in ("<img", "onerror", "javascript:", "href", "style", "class"):
+            assert bad not in mathml, (tex, bad)
+    assert math_html("a < b", False).count("&lt;") == 1
+    html = render_with(fx.markdown("Unreadable: $\\frac{1}{$ stays text."))
+    assert '<code class="math-tex">\\frac{1}{</code>' in html
