@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from html import unescape
 
 import nbfixtures as fx
+import nbformat
+import pytest
 from nbformat.v4 import new_output
 
 from autograder.pipeline import flags as F
@@ -179,3 +182,85 @@ def test_math_cannot_carry_markup():
     assert math_html("a < b", False).count("&lt;") == 1
     html = render_with(fx.markdown("Unreadable: $\\frac{1}{$ stays text."))
     assert '<code class="math-tex">\\frac{1}{</code>' in html
+
+
+# --------------------------------------------------------------------------- #
+# slow: a real assignment's feedback in chromium, without network
+# --------------------------------------------------------------------------- #
+REAL = "rnn_cell"
+# the tanh derivative written as (1 - h) instead of (1 - h**2): rnn_step_backward is wrong
+TANH_BUG = ("(1.0 - next_h ** 2)", "(1.0 - next_h)")
+SCREENSHOT = fx.REPO / "docs" / "img" / "feedback.png"
+UPDATE_SCREENSHOT = "UPDATE_DOCS_IMG"  # set to 1 to rewrite SCREENSHOT from this test
+
+PROBE = """
+const cells = [...document.querySelectorAll('#toc li.graded-cell')].map(li => ({
+  id: li.dataset.gradeId, code: li.querySelector('code.check-id').textContent,
+  text: li.textContent.replace(/\\s+/g, ' ').trim()}));
+const maths = [...document.querySelectorAll('.text_cell_render math')];
+const boxes = maths.map(m => m.getBoundingClientRect());
+const fracs = [...document.querySelectorAll('.text_cell_render math[display=block] mfrac')]
+  .map(f => f.getBoundingClientRect().height / parseFloat(getComputedStyle(f).fontSize));
+const raw = [...document.querySelectorAll('.text_cell_render')].map(e => e.innerText)
+  .filter(t => /\\$[^$\\n]+\\$/.test(t) || t.includes('\\\\frac') || t.includes('\\\\tanh'));
+return {cells, maths: maths.length, laid_out: boxes.filter(b => b.width > 0 && b.height > 0).length,
+        tall: fracs.map(h => h > 1.6), ratios: fracs, raw, scripts: document.scripts.length,
+        tables: [...document.querySelectorAll('.text_cell_render table')].map(
+          t => t.querySelectorAll('thead th').length)};
+"""
+
+
+def graded_real_submission(tmp_path, monkeypatch) -> tuple[str, nbformat.NotebookNode]:
+    """The feedback of a submission of ``rnn_cell`` with one planted bug, graded by the worker."""
+    from autograder.commands.demo import fill_solutions
+    from autograder.pipeline.worker import grade_submission
+
+    for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("RNN_COURSE_SECRET", "feedback-screenshot")
+    source = nbformat.read(fx.REPO / "source" / REAL / f"{REAL}.ipynb", as_version=4)
+    course = fx.make_course(tmp_path / "course", source, assignment=REAL,
+                            config_extra="c.Execute.timeout = 120\n")
+    nb = fill_solutions(fx.release_notebook(course, REAL), source)
+    cell = next(c for c in nb.cells if TANH_BUG[0] in c.source)
+    cell.source = cell.source.replace(*TANH_BUG)
+    fx.submit(course, "ann", nb, assignment=REAL)
+    job, _ = fx.job_for(course, "ann", assignment=REAL)
+    result = grade_submission(job)
+    assert result.status == "graded", result.error
+    assert 0 < result.score < result.max_score
+    return result.feedback[REAL], source
+
+
+@pytest.mark.slow
+def test_in_a_browser_offline_the_feedback_names_every_cell_and_renders_its_math(
+        tmp_path, monkeypatch):
+    from browser import probe, screenshot
+
+    body, source = graded_real_submission(tmp_path, monkeypatch)
+    page = tmp_path / f"{REAL}.html"
+    page.write_text(body, encoding="utf-8")
+    got = probe(page, PROBE, tmp_path)
+
+    graded = [(c.metadata.nbgrader["grade_id"], cell_doc(c.source)) for c in source.cells
+              if c.metadata.get("nbgrader", {}).get("grade")]
+    assert [c["id"] for c in got["cells"]] == [gid for gid, _ in graded]
+    for (gid, doc), cell in zip(graded, got["cells"], strict=True):
+        assert doc and cell["code"] == gid and cell["text"].startswith(f"{gid}: {doc}"), cell
+    listed = [c["text"] for c in got["cells"]]
+    assert any("rnn_step_backward" in t and "failed:" in t for t in listed), listed
+    assert any("(hidden check)" in t and t.endswith("passed") for t in listed), listed
+
+    assert got["scripts"] == 1  # the probe's own: the page has none
+    assert got["maths"] > 20 and got["laid_out"] == got["maths"]
+    assert got["tall"] and all(got["tall"]), got["ratios"]  # fractions stacked: MathML laid out
+    assert got["raw"] == []  # no $...$ left in any markdown cell
+    assert got["tables"] and all(n >= 2 for n in got["tables"]), got["tables"]
+
+    png = screenshot(page, tmp_path / "feedback.png", tmp_path, width=1100, height=1700)
+    if os.environ.get(UPDATE_SCREENSHOT) == "1":
+        from PIL import Image  # (matplotlib's dependency) a palette PNG, a third of the bytes
+
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(png).convert("RGB").quantize(colors=128).save(SCREENSHOT, optimize=True)
+    assert SCREENSHOT.is_file(), f"no {SCREENSHOT}: run this test with {UPDATE_SCREENSHOT}=1"
