@@ -190,8 +190,6 @@ def test_math_cannot_carry_markup():
 REAL = "rnn_cell"
 # the tanh derivative written as (1 - h) instead of (1 - h**2): rnn_step_backward is wrong
 TANH_BUG = ("(1.0 - next_h ** 2)", "(1.0 - next_h)")
-SCREENSHOT = fx.REPO / "docs" / "img" / "feedback.png"
-UPDATE_SCREENSHOT = "UPDATE_DOCS_IMG"  # set to 1 to rewrite SCREENSHOT from this test
 
 PROBE = """
 const cells = [...document.querySelectorAll('#toc li.graded-cell')].map(li => ({
@@ -235,7 +233,7 @@ def graded_real_submission(tmp_path, monkeypatch) -> tuple[str, nbformat.Noteboo
 @pytest.mark.slow
 def test_in_a_browser_offline_the_feedback_names_every_cell_and_renders_its_math(
         tmp_path, monkeypatch):
-    from browser import probe, screenshot
+    from browser import keep_for_docs, probe, screenshot
 
     body, source = graded_real_submission(tmp_path, monkeypatch)
     page = tmp_path / f"{REAL}.html"
@@ -257,10 +255,5 @@ def test_in_a_browser_offline_the_feedback_names_every_cell_and_renders_its_math
     assert got["raw"] == []  # no $...$ left in any markdown cell
     assert got["tables"] and all(n >= 2 for n in got["tables"]), got["tables"]
 
-    png = screenshot(page, tmp_path / "feedback.png", tmp_path, width=1100, height=1700)
-    if os.environ.get(UPDATE_SCREENSHOT) == "1":
-        from PIL import Image  # (matplotlib's dependency) a palette PNG, a third of the bytes
-
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        Image.open(png).convert("RGB").quantize(colors=128).save(SCREENSHOT, optimize=True)
-    assert SCREENSHOT.is_file(), f"no {SCREENSHOT}: run this test with {UPDATE_SCREENSHOT}=1"
+    keep_for_docs(screenshot(page, tmp_path / "feedback.png", tmp_path, width=1100,
+                             height=1700), "feedback.png")

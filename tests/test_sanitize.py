@@ -18,23 +18,16 @@ shows the instructor for it (:mod:`browser`: chromium without network).
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import json
 import re
-import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
 import nbfixtures as fx
 import nbformat
 import pytest
-from browser import browse
+from browser import browse, jupyter
 from nbconvert.exporters import HTMLExporter
 from nbformat.v4 import new_output, new_raw_cell
 
@@ -384,61 +377,6 @@ def test_in_a_browser_the_planted_script_does_nothing(course, tmp_path):
 # --------------------------------------------------------------------------- #
 # slow: what nbgrader's formgrader shows the instructor, in a real browser
 # --------------------------------------------------------------------------- #
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def formgrader(course: Path, tmp: Path):
-    """nbgrader's formgrader (a ``jupyter server`` with its extension) over ``course``.
-
-    Yields ``url(path)``, which adds the server's address and token to a path.
-    """
-    from autograder.commands.release import nbgrader_env
-
-    port, token = _free_port(), secrets.token_hex(16)
-    config = tmp / "jupyter-config"
-    config.mkdir()
-    (config / "jupyter_server_config.json").write_text(json.dumps({"ServerApp": {
-        "jpserver_extensions": {"nbgrader.server_extensions.formgrader": True}}}))
-    env = nbgrader_env() | {"JUPYTER_CONFIG_DIR": str(config),
-                            "JUPYTER_RUNTIME_DIR": str(tmp / "jupyter-runtime")}
-    log = (tmp / "formgrader.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={course}"],
-        cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def url(path: str) -> str:
-        return f"http://127.0.0.1:{port}{path}?token={token}"
-
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url("/formgrader/api/assignments"), timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                (tmp / "formgrader.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
 def _submission_notebook_id(course: Path, student: str) -> str:
     from nbgrader.api import Gradebook
 
@@ -498,7 +436,9 @@ def test_in_the_formgraders_view_the_planted_submission_is_inert(course, tmp_pat
     assert fx.gradebook_scores(course)["mallory"]["score"] == 4.0
     nbformat.write(planted_notebook()[0], course / "autograded" / "control" / A / f"{A}.ipynb")
 
-    with formgrader(course, tmp_path) as url:
+    extension = {"nbgrader.server_extensions.formgrader": True}
+    with jupyter("server", course, tmp_path, extensions=extension,
+                 ready="/formgrader/api/assignments") as url:
         doms = {student: browse(url(f"/formgrader/submissions/"
                                     f"{_submission_notebook_id(course, student)}/"), tmp_path)
                 for student in ("control", "mallory")}
