@@ -257,3 +257,9 @@ def test_in_a_browser_offline_the_feedback_names_every_cell_and_renders_its_math
 
     keep_for_docs(screenshot(page, tmp_path / "feedback.png", tmp_path, width=1100,
                              height=1700), "feedback.png")
+
+
+def test_a_flag_reason_is_never_read_as_math():
+    html = render(flags=[(F.RENAMED_NOTEBOOK, "Copy of $x_t$ notebook.ipynb")])
+    assert "Copy of $x_t$ notebook.ipynb" in text_of(html)
+    assert html.count("<math") == 0

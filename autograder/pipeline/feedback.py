@@ -72,7 +72,7 @@ TEMPLATE = "rnn_course_feedback"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 _DOC_START = re.compile(r"""\s*[rRuU]?(\"\"\"|'''|"|')([^\n]*?)(?:\1|$)""", re.M)
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$])")  # $: no math either
 _lock = threading.Lock()
 
 
@@ -114,9 +114,8 @@ def math_html(tex: str, display: bool) -> str:
                                  display="block" if display else "inline")
     except Exception:  # latex2mathml cannot read it: show the source, as text
         return f'<code class="math-tex">{html.escape(tex)}</code>'
-    clean = nh3.clean(mathml, tags=set(MATHML_TAGS), attributes=_MATHML_ATTRIBUTES,
-                      url_schemes=set(), strip_comments=True)
-    return clean
+    return nh3.clean(mathml, tags=set(MATHML_TAGS), attributes=_MATHML_ATTRIBUTES,
+                     url_schemes=set(), strip_comments=True)
 
 
 class MathMLRenderer(IPythonRenderer):
@@ -130,9 +129,6 @@ class MathMLRenderer(IPythonRenderer):
 
     def latex_environment(self, name: str, body: str) -> str:
         return math_html(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
-
-    def multiline_math(self, text: str) -> str:  # mistune < 3 only
-        return text
 
 
 class FeedbackExporter(HTMLExporter):
