@@ -116,10 +116,12 @@ MATH_MD = (
 )
 
 
-def render_with(*extra_cells, flags=()):
+def render_with(*extra_cells, flags=(), extra_scores=None):
     nb = graded_notebook()
     nb.cells[1:1] = list(extra_cells)
-    res = feedback_resources("ann", A, A, scores(), {"add_impl": None})
+    graded = scores()
+    graded.cells[A].update(extra_scores or {})
+    res = feedback_resources("ann", A, A, graded, {"add_impl": None})
     return render_feedback(nb, res, list(flags))
 
 
@@ -263,3 +265,19 @@ def test_a_flag_reason_is_never_read_as_math():
     html = render(flags=[(F.RENAMED_NOTEBOOK, "Copy of $x_t$ notebook.ipynb")])
     assert "Copy of $x_t$ notebook.ipynb" in text_of(html)
     assert html.count("<math") == 0
+
+
+def test_answers_graded_by_hand_are_listed_as_such():
+    essay = fx.markdown("Why does the gradient vanish? $\\prod_k W_h$")
+    essay.metadata.nbgrader = fx._meta("essay", grade=True, solution=True, points=2)
+    code = fx.code("def explain():\n    return 1")
+    code.metadata.nbgrader = fx._meta("explain", grade=True, solution=True, points=1)
+    manual = {  # as scoring leaves them: one answered (for a person to grade), one left as released
+        "essay": {"score": None, "max_score": 2.0, "passed": None, "kind": "manual",
+                  "message": "graded by an instructor"},
+        "explain": {"score": 0.0, "max_score": 1.0, "passed": False, "kind": "manual",
+                    "message": NO_RESPONSE}}
+    listed = " ".join(toc(render_with(essay, code, extra_scores=manual)).split())
+    assert "essay (written response) (Score: 0.0 / 2.0)" in listed
+    assert "explain (coding free-response) (Score: 0.0 / 1.0)" in listed
+    assert "failed" not in listed.replace(f"failed: {HIDDEN_MESSAGE}", "")
