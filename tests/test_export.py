@@ -1,4 +1,5 @@
-"""``grades.csv`` (``autograder.pipeline.export``): the flags column comes from the database."""
+"""``grades.csv`` (``autograder.pipeline.export``): nbgrader's columns, then ``submitted`` and
+``flags``, both from the database."""
 
 from __future__ import annotations
 
@@ -6,10 +7,18 @@ import csv
 from pathlib import Path
 
 from nbgrader.api import Base, Gradebook
+from nbgrader.plugins import CsvExportPlugin
 from sqlalchemy import create_engine, insert
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.export import FlagsCsvExportPlugin, export_grades
+from autograder.pipeline.export import (
+    FLAGS_COLUMN,
+    NOT_SUBMITTED,
+    SUBMITTED,
+    SUBMITTED_COLUMN,
+    FlagsCsvExportPlugin,
+    export_grades,
+)
 from autograder.pipeline.gradebook import FLAG, CourseGradebook, ensure_tables
 from autograder.pipeline.precheck import Submission
 from autograder.pipeline.record import save_grades
@@ -96,3 +105,29 @@ def test_a_gradebook_never_graded_by_us_exports_empty_flags(tmp_path):
     url = gradebook(tmp_path)
     got = rows(export_grades(url, COURSE, tmp_path / "grades.csv"))
     assert len(got) == 6 and {r["flags"] for r in got.values()} == {""}
+    assert {r[SUBMITTED_COLUMN] for r in got.values()} == {NOT_SUBMITTED}
+
+
+def test_not_submitted_is_told_from_a_zero(tmp_path):
+    url = gradebook(tmp_path)
+    record_all(url)
+    got = rows(export_grades(url, COURSE, tmp_path / "grades.csv"))
+    for key, row in got.items():
+        assert row[SUBMITTED_COLUMN] == (SUBMITTED if key in FLAGGED else NOT_SUBMITTED), key
+    # s2 submitted a1 and scored 0; s3 never submitted a1: nbgrader writes 0.0 for both
+    real_zero, absent = got[("a1", "s2")], got[("a1", "s3")]
+    assert float(real_zero["score"]) == float(absent["score"]) == 0.0
+    assert (real_zero[SUBMITTED_COLUMN], absent[SUBMITTED_COLUMN]) == (SUBMITTED, NOT_SUBMITTED)
+
+
+def test_nbgraders_columns_come_first_as_nbgrader_writes_them(tmp_path):
+    url = gradebook(tmp_path)
+    record_all(url)
+    plain = tmp_path / "nbgrader.csv"
+    with Gradebook(url, COURSE) as gb:
+        CsvExportPlugin(to=str(plain)).export(gb)
+    ours = export_grades(url, COURSE, tmp_path / "grades.csv")
+    theirs = plain.read_text().splitlines()
+    lines = ours.read_text().splitlines()
+    assert lines[0] == f"{theirs[0]},{SUBMITTED_COLUMN},{FLAGS_COLUMN}"
+    assert sorted(line.rsplit(",", 2)[0] for line in lines[1:]) == sorted(theirs[1:])

@@ -10,7 +10,9 @@ title to :data:`MARK` and add an element with id :data:`MARK_ID`.
 
 The fast tests run the preprocessor and the feedback renderer on a notebook
 built here; the slow ones grade the planted submission through the worker
-(``sandbox=False``) and load its feedback in headless chromium.
+(``sandbox=False``) and load its feedback in headless chromium, and grade it
+with ``python -m autograder grade`` and load the page nbgrader's formgrader
+shows the instructor for it (:mod:`browser`: chromium without network).
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ import base64
 import copy
 import json
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import nbfixtures as fx
 import nbformat
 import pytest
+from browser import browse, jupyter
 from nbconvert.exporters import HTMLExporter
 from nbformat.v4 import new_output, new_raw_cell
 
@@ -346,27 +347,6 @@ def test_a_planted_submission_is_graded_inert(course):
     assert f"data:image/png;base64,{pngs[0][:40]}" in result.feedback[A]
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.fail("chromium is not installed (tools/install-system-deps.sh installs it as root)",
-                pytrace=False)
-
-
-def browse(html_file: Path, tmp: Path, *extra: str) -> str:
-    """The DOM of ``html_file`` after load and 5 s of its scripts (headless chromium)."""
-    proc = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp / 'profile'}", "--virtual-time-budget=5000", *extra,
-         html_file.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
 def _pwned(dom: str) -> bool:
     title = re.search(r"<title>(.*?)</title>", dom, re.S)
     return f'id="{MARK_ID}"' in dom or (title is not None and title.group(1).strip() == MARK)
@@ -386,9 +366,88 @@ def test_in_a_browser_the_planted_script_does_nothing(course, tmp_path):
     nb, _ = planted_notebook()
     control = tmp_path / "control.html"
     control.write_text(HTMLExporter(template_name="classic").from_notebook_node(nb)[0])
-    assert _pwned(browse(control, tmp_path, "--dump-dom"))
+    assert _pwned(browse(control, tmp_path))
     for name, body in pages.items():
         path = tmp_path / f"{name}.html"
         path.write_text(body, encoding="utf-8")
-        dom = browse(path, tmp_path, "--dump-dom")
+        dom = browse(path, tmp_path)
         assert "loss" in dom and not _pwned(dom), name
+
+
+# --------------------------------------------------------------------------- #
+# slow: what nbgrader's formgrader shows the instructor, in a real browser
+# --------------------------------------------------------------------------- #
+def _submission_notebook_id(course: Path, student: str) -> str:
+    from nbgrader.api import Gradebook
+
+    from autograder.course import Course
+
+    c = Course(course)
+    with Gradebook(c.db_url, c.course_id) as gb:
+        return gb.find_submission_notebook(A, A, student).id
+
+
+def _live(dom: str, needle: str) -> list[str]:
+    """The script texts and attribute values of ``dom`` that contain ``needle``."""
+    found: list[str] = []
+
+    class Parser(HTMLParser):
+        in_script = False
+
+        def handle_starttag(self, tag, attrs):
+            self.in_script = tag == "script"
+            found.extend(f"{tag} {name}={value}" for name, value in attrs
+                         if value and needle in value)
+
+        def handle_endtag(self, tag):
+            self.in_script = False
+
+        def handle_data(self, data):
+            if self.in_script and needle in data:
+                found.append(f"script: {data[:200]}")
+
+    parser = Parser(convert_charrefs=True)
+    parser.feed(dom)
+    parser.close()
+    return found
+
+
+@pytest.mark.slow
+def test_in_the_formgraders_view_the_planted_submission_is_inert(course, tmp_path):
+    """The instructor's view of an autograded submission (nbgrader's formgrader), in chromium.
+
+    ``mallory`` submits every attack and is graded by ``python -m autograder
+    grade``; ``control`` is graded honestly, then its autograded notebook is
+    replaced by the attacks unsanitized, to show that this very page, in this
+    very browser, would run them.
+    """
+    from autograder import cli
+
+    nb = fx.student_notebook(course, {"add_impl": ATTACK_ANSWER})
+    nb.metadata.widgets = copy.deepcopy(WIDGET_STATE_META)
+    attack = fx.code(ATTACK_CELL)
+    attack.metadata.widgets = copy.deepcopy(WIDGET_STATE_META)
+    nb.cells += [attack, fx.markdown(ATTACK_MARKDOWN),
+                 new_raw_cell(ATTACK_HTML, metadata={"raw_mimetype": "text/html"})]
+    fx.submit(course, "mallory", nb)
+    fx.submit(course, "control", fx.student_notebook(course))
+    assert cli.main(["grade", A, "--course-dir", str(course), "--workers", "1",
+                     "--unsafe-no-sandbox"]) == 0
+    assert fx.gradebook_scores(course)["mallory"]["score"] == 4.0
+    nbformat.write(planted_notebook()[0], course / "autograded" / "control" / A / f"{A}.ipynb")
+
+    extension = {"nbgrader.server_extensions.formgrader": True}
+    with jupyter("server", course, tmp_path, extensions=extension,
+                 ready="/formgrader/api/assignments") as url:
+        doms = {student: browse(url(f"/formgrader/submissions/"
+                                    f"{_submission_notebook_id(course, student)}/"), tmp_path)
+                for student in ("control", "mallory")}
+    assert _pwned(doms["control"])  # the formgrader renders a notebook's outputs live
+    dom = doms["mallory"]
+    assert 'class="dataframe"' in dom and fx.VISIBLE_ID in dom  # the submission is shown
+    assert not _pwned(dom)
+    assert _live(dom, MARK_ID) == []  # no script, handler or URL carries the payload
+    assert _live(dom.lower(), "javascript:") == []  # (the attack cell's code shows it as text)
+    assert _live(dom, WIDGET_VIEW) == [] and _live(dom, WIDGET_STATE) == []
+    # the planted HTML is there, sanitized: its text without its active parts
+    assert ">hover</div>" in dom and ">click</a>" in dom

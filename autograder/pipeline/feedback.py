@@ -2,7 +2,7 @@
 
 :func:`render_feedback` does what ``nbgrader generate_feedback`` does for one
 notebook (``GetGrades``, ``CSSHTMLHeaderPreprocessor``, the ``feedback``
-HTMLExporter template of nbgrader's formgrader), with four differences:
+HTMLExporter template of nbgrader's formgrader), with five differences:
 
 * the scores come from the worker's own scoring (:mod:`autograder.pipeline.scoring`,
   :func:`feedback_resources`) through :class:`~autograder.pipeline.preprocessors.GradesFromScores`,
@@ -19,13 +19,21 @@ HTMLExporter template of nbgrader's formgrader), with four differences:
   and the template writes no JavaScript or widget script;
 * a "Grader notes" cell at the top lists the submission's flags with their
   reasons (in the words of :data:`autograder.pipeline.flags.VOCABULARY`) and the
-  graded cells that failed, with why.
+  graded cells that failed, with why;
+* it reads well offline: the template (:data:`TEMPLATE`, in ``templates/`` beside
+  this module, extending nbgrader's) names every graded cell in the list at the
+  top (its check id, its one-line docstring, hidden or not, passed or why it
+  failed: never a hidden test's code or inputs) and draws the rules of tables;
+  math is rendered as MathML when the page is made (:class:`MathMLRenderer`,
+  ``latex2mathml``), which browsers display natively: the page loads no MathJax,
+  no script at all, and needs no network.
 
 The exporter (templates, filters) is built once per worker process and kept.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import functools
 import hashlib
@@ -36,7 +44,13 @@ import re
 import threading
 from pathlib import Path
 
-from nbconvert.exporters import HTMLExporter
+import nh3
+from jinja2 import pass_context
+from latex2mathml.converter import convert as latex_to_mathml
+from nbconvert.exporters import HTMLExporter, TemplateExporter
+from nbconvert.filters.highlight import Highlight2HTML
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbformat.v4 import new_markdown_cell
 from nbformat.v4 import new_output as nbformat_output
@@ -53,13 +67,112 @@ from autograder.pipeline.preprocessors.sanitize_outputs import clean_html
 FEEDBACK_PREPROCESSORS = (SanitizeOutputs, FeedbackHiddenTests, GradesFromScores,
                           CSSHTMLHeaderPreprocessor)
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>])")
+TEMPLATE = "rnn_course_feedback"
+"""The feedback template (``templates/rnn_course_feedback``), based on nbgrader's ``feedback``."""
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+_DOC_START = re.compile(r"""\s*[rRuU]?(\"\"\"|'''|"|')([^\n]*?)(?:\1|$)""", re.M)
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$])")  # $: no math either
 _lock = threading.Lock()
 
 
 def md_escape(text: str) -> str:
     """``text`` as literal markdown: no markup, no HTML (flag reasons name students' files)."""
     return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+# --------------------------------------------------------------------------- #
+# math, rendered when the page is made
+# --------------------------------------------------------------------------- #
+MATHML_TAGS = frozenset({
+    "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msub", "msup", "msubsup",
+    "mfrac", "msqrt", "mroot", "mover", "munder", "munderover", "mtable", "mtr", "mtd",
+    "mstyle", "mpadded", "mphantom", "menclose", "merror", "semantics", "annotation",
+})
+"""The MathML elements the feedback keeps (presentation MathML only, no links)."""
+_MATHML_ATTRIBUTES = {"*": {
+    "xmlns", "display", "mathvariant", "stretchy", "fence", "separator", "form", "lspace",
+    "rspace", "columnalign", "rowalign", "width", "height", "depth", "displaystyle",
+    "scriptlevel", "accent", "accentunder", "linethickness", "minsize", "maxsize",
+    "movablelimits", "symmetric", "notation", "rowspacing", "columnspacing", "columnlines",
+    "rowlines", "frame", "largeop",
+}}
+
+
+_ROW_SPACE = re.compile(r"\\\\\[[^\]]*\]")
+
+
+@functools.lru_cache(maxsize=8192)
+def math_html(tex: str, display: bool) -> str:
+    """``tex`` as MathML (sanitized: no script, style, link or handler), or as escaped code.
+
+    Cached: the instructor's formulas are the same in every submission a worker renders.
+    """
+    try:
+        # a row break's extra space (\\[6pt]): latex2mathml would print it as text
+        mathml = latex_to_mathml(_ROW_SPACE.sub(r"\\\\", tex),
+                                 display="block" if display else "inline")
+    except Exception:  # latex2mathml cannot read it: show the source, as text
+        return f'<code class="math-tex">{html.escape(tex)}</code>'
+    return nh3.clean(mathml, tags=set(MATHML_TAGS), attributes=_MATHML_ATTRIBUTES,
+                     url_schemes=set(), strip_comments=True)
+
+
+class MathMLRenderer(IPythonRenderer):
+    """nbconvert's markdown renderer, with math written as MathML instead of left for MathJax."""
+
+    def block_math(self, body: str) -> str:
+        return math_html(body, True)
+
+    def inline_math(self, body: str) -> str:
+        return math_html(body, False)
+
+    def latex_environment(self, name: str, body: str) -> str:
+        return math_html(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
+
+
+class FeedbackExporter(HTMLExporter):
+    """nbconvert's HTML exporter whose ``markdown2html`` renders math (:class:`MathMLRenderer`).
+
+    Its :meth:`from_notebook_node` is nbconvert's without the last pass, which
+    parses the finished page with BeautifulSoup to add alt texts to images and
+    ``tabindex`` to the lab template's cells, then writes it out again: more than
+    half of a feedback page's rendering time, for a template (classic) without
+    those cells.
+    """
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        langinfo = nb.metadata.get("language_info", {})
+        lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+        self.register_filter("highlight_code", self.filters.get(
+            "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+        resources = self._init_resources(resources)
+        self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+            notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+        return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+    @pass_context
+    def markdown2html(self, context, source):
+        cell = context.get("cell", {})
+        renderer = MathMLRenderer(
+            escape=False, attachments=cell.get("attachments", {}),
+            embed_images=self.embed_images,
+            path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+            anchor_link_text=self.anchor_link_text,
+            exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+        return MarkdownWithMath(renderer=renderer).render(source)
+
+
+def cell_doc(source) -> str:
+    """The first line of a graded cell's docstring ("" when it has none)."""
+    text = "\n".join(line for line in str(source).splitlines()
+                     if not line.lstrip().startswith(("%", "!")))  # IPython magics
+    try:
+        doc = ast.get_docstring(ast.parse(text), clean=True)
+    except (SyntaxError, ValueError):  # not plain Python: the string the cell starts with
+        match = _DOC_START.match(text)
+        doc = match.group(2) if match else None
+    return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
 
 
 def _nbgrader_dir() -> Path:
@@ -75,17 +188,22 @@ def _exporter_config(course_config: Config | None) -> Config:
         cfg.merge(copy.deepcopy(course_config))
     cfg.Exporter.default_preprocessors = []  # as nbgrader's converters do
     if "template_name" not in cfg.HTMLExporter:
-        cfg.HTMLExporter.template_name = "feedback"
+        cfg.HTMLExporter.template_name = TEMPLATE
     formgrader = _nbgrader_dir() / "server_extensions" / "formgrader"
     if "extra_template_basedirs" not in cfg.HTMLExporter:
-        cfg.HTMLExporter.extra_template_basedirs = [str(formgrader / "templates")]
+        cfg.HTMLExporter.extra_template_basedirs = [str(TEMPLATES),
+                                                    str(formgrader / "templates")]
+    # nbgrader's templates by their path ('feedback/index.html.j2', which ours extends),
+    # and bootstrap's CSS, which nbgrader's template inlines
     cfg.HTMLExporter.extra_template_paths = [
+        str(formgrader / "templates"),
         str(formgrader / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
     cfg.FeedbackHiddenTests.enforce_metadata = False
     # the template's own switch: no JavaScript or widget script blocks, and markdown
     # cells and HTML outputs pass the filter clean_html, which is the worker's sanitizer
     cfg.HTMLExporter.sanitize_html = True
-    cfg.HTMLExporter.filters = {**cfg.HTMLExporter.get("filters", {}), "clean_html": clean_html}
+    cfg.HTMLExporter.filters = {**cfg.HTMLExporter.get("filters", {}), "clean_html": clean_html,
+                                "cell_doc": cell_doc}
     return cfg
 
 
@@ -109,15 +227,15 @@ class _Hashable:
         return isinstance(other, _Hashable) and other.key == self.key
 
 
-def exporter(course_config: Config | None = None) -> HTMLExporter:
+def exporter(course_config: Config | None = None) -> FeedbackExporter:
     """The feedback exporter of this process for ``course_config`` (built on first use)."""
     key = _config_key(course_config)
     return _cached(_Hashable(key, course_config))
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(wrapped: _Hashable) -> HTMLExporter:
-    exp = HTMLExporter(config=_exporter_config(wrapped.config))
+def _cached(wrapped: _Hashable) -> FeedbackExporter:
+    exp = FeedbackExporter(config=_exporter_config(wrapped.config))
     for pp in FEEDBACK_PREPROCESSORS:
         exp.register_preprocessor(pp, enabled=True)
     return exp
