@@ -95,7 +95,8 @@ at least this."""
 def _budget(lags, steps, **extra):
     """A task's shared budget: the same for every model trained on it."""
     config = {"lags": tuple(lags), "steps": steps, "batch_size": 32, "hidden_size": 32,
-              "lr": 3e-3, "clip_norm": 1.0, "forget_bias": 3.0, "eval_size": 1000, "seed": 0}
+              "lr": 3e-3, "anneal": False, "clip_norm": 1.0, "forget_bias": 3.0,
+              "eval_size": 1000, "seed": 0}
     config.update(extra)
     return config
 
@@ -106,9 +107,11 @@ PRESETS = {
         "country": _budget((2, 5, 10, 20, 50, 100, 150), 600, n_countries=4, n_fillers=4),
         "adding": _budget((20, 50, 100), 1000),
         "order": _budget((20, 50, 100), 1000),
-        # RNN only, with rnn_backward(..., truncate=k): gaps on either side of k - 2
-        "truncation": _budget((2, 3, 6, 7, 14, 15), 600, n_countries=4, n_fillers=4,
-                              truncates=(4, 8, 16), eval_size=500),
+        # RNN only, with rnn_backward(..., truncate=k): gaps on either side of k - 2; Wx
+        # starting at zero (only a gradient can make it read the country) or Xavier
+        "truncation": _budget((2, 6, 14, 20, 30, 50), 600, n_countries=4, n_fillers=4,
+                              truncates=(4, 8, 16), input_inits=("zero", "xavier"),
+                              eval_size=500),
         # fresh networks, no training: the lags at which the gradient is reported
         "gradients": {"lag": 150, "report": (1, 2, 5, 10, 20, 50, 100, 150), "batch_size": 32,
                       "hidden_size": 32, "forget_bias": 3.0, "seed": 0},
@@ -119,7 +122,7 @@ PRESETS = {
         "adding": _budget((20,), 300, hidden_size=16, eval_size=300),
         "order": _budget((10, 30), 150, hidden_size=16, eval_size=300),
         "truncation": _budget((2, 3, 6, 7), 150, hidden_size=16, n_countries=4, n_fillers=4,
-                              truncates=(4, 8), eval_size=300),
+                              truncates=(4, 8), input_inits=("zero",), eval_size=300),
         "gradients": {"lag": 60, "report": (1, 5, 10, 20, 40, 60), "batch_size": 16,
                       "hidden_size": 32, "forget_bias": 3.0, "seed": 0},
     },
@@ -228,11 +231,14 @@ def _run_one(impl, job, progress=False):
     # the same seed for every model: the same training batches and held-out batch
     params = init_params(model, task.input_size, config["hidden_size"], task.output_size,
                          seed=config["seed"], forget_bias=config["forget_bias"])
+    if config.get("input_init") == "zero":
+        params["Wx"][:] = 0.0  # the input is read only once a gradient has taught Wx to
     start = time.perf_counter()
     history = train(forward, backward, params, task, steps=config["steps"],
                     batch_size=config["batch_size"], optimizer=Adam(lr=config["lr"]),
                     clip=clip, seed=config["seed"], eval_every=config["steps"],
-                    eval_size=100, progress=progress, desc=f"{model} {name} {lag}")
+                    eval_size=100, progress=progress, desc=f"{model} {name} {lag}",
+                    anneal=config["anneal"])
     # a fresh held-out batch, drawn from a stream training never uses
     score = evaluate(forward, params, task, n=config["eval_size"], seed=config["seed"])
     result = {"task": name, "model": model, "lag": lag, "min_lag": task.min_lag,
@@ -240,6 +246,7 @@ def _run_one(impl, job, progress=False):
               "seconds": round(time.perf_counter() - start, 3)}
     if truncate is not None:
         result["truncate"] = truncate
+        result["input_init"] = config.get("input_init", "xavier")
     return result, history.diverged
 
 
@@ -308,10 +315,11 @@ def _budget_line(task, config):
     if task == "country":
         extra = f", K={config['n_countries']} countries, {config['n_fillers']} filler words"
     clip = "off" if config["clip_norm"] is None else f"global norm {config['clip_norm']}"
+    anneal = " annealed linearly to 0" if config["anneal"] else ""
     return (f"# {task} ({TASK_TITLES[task]}{extra}): H={config['hidden_size']}, Adam "
-            f"lr={config['lr']:g}, batch {config['batch_size']}, {config['steps']} steps, clip "
-            f"{clip}, LSTM forget / GRU update bias {config['forget_bias']:g}, held-out "
-            f"{config['eval_size']}, seed {config['seed']}, lags {list(config['lags'])}")
+            f"lr={config['lr']:g}{anneal}, batch {config['batch_size']}, {config['steps']} "
+            f"steps, clip {clip}, LSTM forget / GRU update bias {config['forget_bias']:g}, "
+            f"held-out {config['eval_size']}, seed {config['seed']}, lags {list(config['lags'])}")
 
 
 def summary_table(results):
@@ -427,40 +435,58 @@ def run_truncation(impl, truncates=None, lags=None, *, preset="default", jobs=1,
                    verbose=True, file=None, **overrides):
     """The RNN on France -> French, trained with ``rnn_backward(dh, cache, truncate=k)``.
 
+    With T = gap + 2 steps, the loss at the query reaches the country's cell
+    only when k >= T: the gradient beyond k cells is exactly zero, so the
+    weights never *learn* to read the country for a gap beyond k - 2.  Each k
+    runs twice: with ``Wx`` starting at zero (``input_init`` "zero": the
+    network can read the country only once a gradient has taught it to) and
+    with the usual Xavier ``Wx`` ("xavier": a random projection of the country
+    enters the state from the start, and the untrained recurrence may carry it
+    some way; what is learnt beyond k - 2 is a readout of that).
+
     Inputs:
     - impl: with ``rnn_forward``, ``rnn_backward`` (taking ``truncate``) and
       ``clip_by_global_norm``
     - truncates: the k to try (default: the preset's)
     - lags: the gaps (default: the preset's)
     - preset, jobs, verbose, file: as for :func:`run_study`; overrides: keys of
-      ``PRESETS[preset]["truncation"]``
+      ``PRESETS[preset]["truncation"]`` (e.g. ``input_inits=("zero",)``)
 
     Returns:
     - list of result dicts (see :func:`run_study`) with ``task`` "country",
-      ``model`` "rnn" and ``truncate`` (k) added, one per (k, gap)
+      ``model`` "rnn", ``truncate`` (k) and ``input_init`` added, one per
+      (input_init, k, gap)
     """
     if truncates is not None:
         overrides["truncates"] = tuple(truncates)
     if lags is not None:
         overrides["lags"] = tuple(lags)
     config = _config(preset, "truncation", overrides)
+    bad = [i for i in config["input_inits"] if i not in ("zero", "xavier")]
+    if bad or not config["input_inits"]:
+        raise ValueError(f"input_inits must be a non-empty subset of ('zero', 'xavier'), "
+                         f"got {config['input_inits']!r}")
     _check_models(impl, ("rnn",), config)
     file = sys.stdout if file is None else file
     if verbose:
-        print(_budget_line("country", config) + f", truncate k in {list(config['truncates'])}",
-              file=file, flush=True)
-    jobs_list = [("country", lag, "rnn", config, k)
-                 for k in config["truncates"] for lag in config["lags"]]
+        print(_budget_line("country", config) + f", truncate k in {list(config['truncates'])}"
+              f", Wx starting {' / '.join(config['input_inits'])}", file=file, flush=True)
+    jobs_list = [("country", lag, "rnn", dict(config, input_init=init), k)
+                 for init in config["input_inits"] for k in config["truncates"]
+                 for lag in config["lags"]]
     results = _execute(impl, jobs_list, jobs, False, verbose, file)
     if verbose:
         print(truncation_table(results), file=file, flush=True)
     return results
 
 
-def longest_learned(results):
-    """For each ``truncate`` k: the longest gap whose run succeeded (None if none did)."""
+def longest_learned(results, input_init="zero"):
+    """For each ``truncate`` k: the longest gap whose run succeeded (None if none did),
+    among the rows with this ``input_init`` (rows without one count as "xavier")."""
     out = {}
     for r in results:
+        if r.get("input_init", "xavier") != input_init:
+            continue
         k = r["truncate"]
         out.setdefault(k, None)
         if r["accuracy"] >= SUCCESS and (out[k] is None or r["lag"] > out[k]):
@@ -469,17 +495,22 @@ def longest_learned(results):
 
 
 def truncation_table(results):
-    """Accuracy of the truncated RNN: one row per k, one column per gap, and the longest
-    gap learned (a ``*`` marks a success)."""
+    """Accuracy of the truncated RNN: per ``input_init``, one row per k, one column per
+    gap, and the longest gap learned (a ``*`` marks a success)."""
     gaps = sorted({r["lag"] for r in results})
-    ks = list(dict.fromkeys(r["truncate"] for r in results))
-    acc = {(r["truncate"], r["lag"]): r["accuracy"] for r in results}
-    longest = longest_learned(results)
-    lines = ["truncate  " + "  ".join(f"gap {g:>3}" for g in gaps) + "  longest gap learned"]
-    for k in ks:
-        cells = [f"{acc[k, g]:>6.3f}{'*' if acc[k, g] >= SUCCESS else ' '}"
-                 if (k, g) in acc else f"{'-':>7}" for g in gaps]
-        lines.append(f"{k:>8}  " + "  ".join(cells) + f"  {longest[k]} (bound k - 2 = {k - 2})")
+    lines = []
+    for init in dict.fromkeys(r.get("input_init", "xavier") for r in results):
+        rows = [r for r in results if r.get("input_init", "xavier") == init]
+        ks = list(dict.fromkeys(r["truncate"] for r in rows))
+        acc = {(r["truncate"], r["lag"]): r["accuracy"] for r in rows}
+        longest = longest_learned(rows, init)
+        lines.append(f"Wx {init:<6}  " + "  ".join(f"gap {g:>3}" for g in gaps)
+                     + "  longest gap learned")
+        for k in ks:
+            cells = [f"{acc[k, g]:>6.3f}{'*' if acc[k, g] >= SUCCESS else ' '}"
+                     if (k, g) in acc else f"{'-':>7}" for g in gaps]
+            lines.append(f"k = {k:<6}  " + "  ".join(cells)
+                         + f"  {longest[k]} (bound k - 2 = {k - 2})")
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ from rnn_course.experiments import (
     run_study,
     run_truncation,
     summary_table,
+    truncation_table,
 )
 
 
@@ -90,16 +91,32 @@ def test_summary_table_marks_successes():
 def test_truncation_tiny_and_longest_learned(capsys):
     results = run_truncation(ref, truncates=[2, 5], lags=[1, 4], steps=2, eval_size=20,
                              hidden_size=4)
-    assert [(r["truncate"], r["lag"], r["model"]) for r in results] == [
-        (2, 1, "rnn"), (2, 4, "rnn"), (5, 1, "rnn"), (5, 4, "rnn")]
+    assert [(r["input_init"], r["truncate"], r["lag"], r["model"]) for r in results] == [
+        (init, k, g, "rnn") for init in ("zero", "xavier") for k in (2, 5) for g in (1, 4)]
     assert "longest gap learned" in capsys.readouterr().out
-    fake = [{"truncate": k, "lag": g, "accuracy": a}
+    fake = [{"truncate": k, "lag": g, "accuracy": a, "input_init": "zero"}
             for k, g, a in ((4, 2, 1.0), (4, 3, 0.3), (8, 2, 1.0), (8, 6, 0.97), (8, 7, 0.2),
                             (16, 2, 0.5))]
+    fake.append({"truncate": 4, "lag": 9, "accuracy": 1.0, "input_init": "xavier"})
     assert longest_learned(fake) == {4: 2, 8: 6, 16: None}
+    assert longest_learned(fake, "xavier") == {4: 9}
+    table = truncation_table(fake).splitlines()
+    assert table[0].startswith("Wx zero") and table[1].startswith("k = 4")
+    assert table[1].endswith("2 (bound k - 2 = 2)") and table[4].startswith("Wx xavier")
     assert main(["truncation", "--impl", "autograder.reference", "--truncates", "0",
                  "--gaps", "1", "--steps", "1"]) == 1
     assert "truncate must be None or a positive int" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="input_inits must be a non-empty subset"):
+        run_truncation(ref, input_inits=("orthogonal",), verbose=False)
+
+
+@pytest.mark.slow
+def test_zero_input_weights_cannot_learn_beyond_the_window():
+    """Wx starting at zero: the RNN reads the country only where the gradient reaches it."""
+    results = run_truncation(ref, truncates=[4], lags=[2, 6], steps=300, hidden_size=16,
+                             input_inits=("zero",), eval_size=300, verbose=False)
+    acc = {r["lag"]: r["accuracy"] for r in results}
+    assert acc[2] >= SUCCESS and acc[6] < 0.35  # chance is 0.25
 
 
 def test_gradients_command(tmp_path, capsys):
