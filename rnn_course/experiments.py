@@ -105,8 +105,8 @@ def _budget(lags, steps, **extra):
 PRESETS = {
     "default": {
         "country": _budget((2, 5, 10, 20, 50, 100, 150), 600, n_countries=4, n_fillers=4),
-        "adding": _budget((20, 50, 100), 1000),
-        "order": _budget((20, 50, 100), 1000),
+        "adding": _budget((20, 50), 2000, anneal=True),
+        "order": _budget((20, 50, 100), 1000, forget_bias=1.0),
         # RNN only, with rnn_backward(..., truncate=k): gaps on either side of k - 2; Wx
         # starting at zero (only a gradient can make it read the country) or Xavier
         "truncation": _budget((2, 6, 14, 20, 30, 50), 600, n_countries=4, n_fillers=4,
@@ -119,8 +119,8 @@ PRESETS = {
     # cut down to run inside the notebook's time budget
     "notebook": {
         "country": _budget((2, 10, 30, 100), 200, n_countries=4, n_fillers=4, eval_size=500),
-        "adding": _budget((20,), 300, hidden_size=16, eval_size=300),
-        "order": _budget((10, 30), 150, hidden_size=16, eval_size=300),
+        "adding": _budget((20,), 300, hidden_size=16, anneal=True, eval_size=300),
+        "order": _budget((10, 40), 200, hidden_size=16, forget_bias=1.0, eval_size=300),
         "truncation": _budget((2, 3, 6, 7), 150, hidden_size=16, n_countries=4, n_fillers=4,
                               truncates=(4, 8), input_inits=("zero",), eval_size=300),
         "gradients": {"lag": 60, "report": (1, 5, 10, 20, 40, 60), "batch_size": 16,

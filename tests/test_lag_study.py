@@ -130,3 +130,32 @@ def test_find_carrier_on_a_planted_network():
     assert found["h"].shape == (200, task.seq_len, 5) and found["scores"].shape == (10, 5)
     with pytest.raises(ValueError, match="a gap of at least one"):
         find_carrier(copy_forward, params, CountryLanguageTask(0))
+
+
+def test_the_gru_notebooks_provided_truncated_bptt_matches_the_reference():
+    """The provided assignment-2 rnn_backward of the gru notebook, run on the provided
+    rnn_forward's cache, equals the reference for full and truncated BPTT."""
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "source" / "gru" / "gru.ipynb")
+                    .read_text())
+    cells = {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) for c in nb["cells"]}
+    ns = {"np": np}
+    exec(cells["gru_rnn_lstm_provided"], ns)  # noqa: S102 - the course's own notebook
+    exec(cells["gru_bptt_provided"], ns)  # noqa: S102
+    rng = np.random.default_rng(0)
+    N, T, D, H = 3, 9, 4, 5
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
+    Wx, Wh = 0.5 * rng.standard_normal((D, H)), 0.5 * rng.standard_normal((H, H))
+    b = rng.standard_normal(H)
+    dh = rng.standard_normal((N, T, H))
+    _, cache = ns["rnn_forward"](x, h0, Wx, Wh, b)
+    _, ref_cache = ref.rnn_forward(x, h0, Wx, Wh, b)
+    for k in (None, 1, 2, 5, T, 20):
+        got = ns["rnn_backward"](dh, cache, truncate=k)
+        want = ref.rnn_backward(dh, ref_cache, truncate=k)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="truncate must be a positive int or None"):
+        ns["rnn_backward"](dh, cache, truncate=0)
