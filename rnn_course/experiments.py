@@ -390,8 +390,8 @@ def run_study(impl, tasks=TASK_NAMES, *, preset="default", models=CELLS, lags=No
 
 
 def run_long_range(impl, lags=None, steps=None, *, task="country", preset="default",
-                   models=CELLS, jobs=1, progress=False, verbose=True, file=None, gaps=None,
-                   **overrides):
+                   models=("rnn", "lstm"), jobs=1, progress=False, verbose=True, file=None,
+                   gaps=None, **overrides):
     """Train the models under one budget on one task, lag by lag.
 
     Inputs:
@@ -400,7 +400,9 @@ def run_long_range(impl, lags=None, steps=None, *, task="country", preset="defau
       France -> French, where the lag is the gap
     - steps: optimiser steps per run (default: the preset's)
     - task: one of ``TASK_NAMES`` (default "country", France -> French)
-    - preset, models, jobs, progress, verbose, file: as for :func:`run_study`
+    - models: as for :func:`run_study`, but an RNN and an LSTM by default (the
+      ``lstm`` notebook's comparison; pass ``CELLS`` for the GRU too)
+    - preset, jobs, progress, verbose, file: as for :func:`run_study`
     - overrides: any other key of ``PRESETS[preset][task]``: batch_size,
       hidden_size, lr, clip_norm (None: no clipping), forget_bias, eval_size,
       seed, and for country n_countries, n_fillers
@@ -589,6 +591,8 @@ def _parser():
     def common(p):
         p.add_argument("--impl", required=True, metavar="MODULE", help=impl_help)
         p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+        p.add_argument("--plot", metavar="FILE",
+                       help="also draw the results into an image (e.g. study.png)")
         p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                        help="shared setup (default: %(default)s)")
 
@@ -662,7 +666,42 @@ def main(argv=None):
     print(f"# total {time.perf_counter() - start:.1f} s", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    if args.plot:
+        _plot(args.command, results, args.plot)
     return 0
+
+
+def _plot(command, results, path):
+    """Draw the results of ``command`` into the image file ``path`` (headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rnn_course.demos import gru as demos
+
+    if command == "long-range":
+        axes = demos.plot_lag_study(results)
+        fig = axes[0].figure
+    elif command == "gradients":
+        fig = demos.plot_gradient_at_lag(results).figure
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for r in ({"input_init": i, "truncate": k} for i, k in dict.fromkeys(
+                (r["input_init"], r["truncate"]) for r in results)):
+            rows = sorted((x["lag"], x["accuracy"]) for x in results
+                          if (x["input_init"], x["truncate"]) == (r["input_init"], r["truncate"]))
+            ax.plot(*zip(*rows, strict=True), marker="o",
+                    ls="-" if r["input_init"] == "zero" else "--",
+                    label=f"truncate={r['truncate']}, Wx from {r['input_init']}")
+        ax.axhline(SUCCESS, color="tab:green", ls=":", lw=1)
+        ax.set_xlabel("gap")
+        ax.set_ylabel("held-out accuracy")
+        ax.set_title("RNN with truncated BPTT on France -> French")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

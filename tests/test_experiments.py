@@ -178,6 +178,10 @@ def test_run_long_range_accepts_a_namespace_of_functions():
     no_clip = SimpleNamespace(rnn_forward=ref.rnn_forward, rnn_backward=ref.rnn_backward)
     assert run_long_range(no_clip, gaps=[0], steps=1, models=("rnn",), clip_norm=None,
                           verbose=False)[0]["steps"] == 1
+    # the lstm notebook's namespace has no GRU: run_long_range trains an RNN and an LSTM
+    lstm_notebook = SimpleNamespace(**{n: getattr(ref, n) for n in REQUIRED if "gru" not in n})
+    rows = run_long_range(lstm_notebook, gaps=[0], steps=1, verbose=False)
+    assert [r["model"] for r in rows] == ["rnn", "lstm"]
     with pytest.raises(ValueError, match="unknown settings"):
         run_long_range(ref, gaps=[0], steps=1, learning_rate=0.1)
     with pytest.raises(ValueError, match="preset must be one of"):
