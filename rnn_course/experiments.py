@@ -687,13 +687,12 @@ def _plot(command, results, path):
         fig = demos.plot_gradient_at_lag(results).figure
     else:
         fig, ax = plt.subplots(figsize=(7, 4))
-        for r in ({"input_init": i, "truncate": k} for i, k in dict.fromkeys(
-                (r["input_init"], r["truncate"]) for r in results)):
+        ks = list(dict.fromkeys(r["truncate"] for r in results))
+        for init, k in dict.fromkeys((r["input_init"], r["truncate"]) for r in results):
             rows = sorted((x["lag"], x["accuracy"]) for x in results
-                          if (x["input_init"], x["truncate"]) == (r["input_init"], r["truncate"]))
-            ax.plot(*zip(*rows, strict=True), marker="o",
-                    ls="-" if r["input_init"] == "zero" else "--",
-                    label=f"truncate={r['truncate']}, Wx from {r['input_init']}")
+                          if (x["input_init"], x["truncate"]) == (init, k))
+            ax.plot(*zip(*rows, strict=True), marker="o", color=f"C{ks.index(k)}",
+                    ls="-" if init == "zero" else "--", label=f"truncate={k}, Wx from {init}")
         ax.axhline(SUCCESS, color="tab:green", ls=":", lw=1)
         ax.set_xlabel("gap")
         ax.set_ylabel("held-out accuracy")
