@@ -1,6 +1,6 @@
 """Deterministic generators for long-range sequence tasks.
 
-Two tasks, both with the answer needed only at the **last** time step, so that
+Four tasks, all with the answer needed only at the **last** time step, so that
 a model has to carry information across the whole sequence:
 
 * :class:`CountryLanguageTask` -- the language-like "France -> French" task.
@@ -13,6 +13,19 @@ a model has to carry information across the whole sequence:
   formulation of Le et al. (2015) and Arjovsky et al. (2016): two input
   channels, random values and a marker channel with exactly two 1s (one in
   each half); the target is the sum of the two marked values.
+
+* :class:`AddingTask1997` -- the adding problem exactly as Hochreiter &
+  Schmidhuber (1997, experiment 4) define it: values in [-1, 1], markers
+  1 / 0 / -1, random lengths, target ``0.5 + (X1 + X2) / 4``.
+
+* :class:`TemporalOrderTask` -- their temporal-order task (experiment 6a): two
+  relevant symbols X / Y among random distractors; the class is their order.
+
+The two 1997 tasks have sequences of random lengths (T .. T + T/10).  A batch
+holds them in one array: a shorter sequence is **padded at the start** with
+all-zero input vectors (no symbol, no value), so that every sequence ends at
+the last step, where the model's output is read.  Each sequence still opens
+with its own start marker.
 
 Dimension letters
 -----------------
@@ -46,6 +59,9 @@ __all__ = [
     "QUERY_TOKEN",
     "CountryLanguageTask",
     "AddingTask",
+    "AddingTask1997",
+    "TemporalOrderTask",
+    "ORDER_CLASSES",
     "one_hot",
 ]
 
@@ -191,6 +207,7 @@ class CountryLanguageTask(_Task):
         self.tokens = self.countries + self.fillers + (QUERY_TOKEN,)
         self.query_index = len(self.tokens) - 1
         self.seq_len = self.gap + 2
+        self.min_lag = self.gap + 1  # steps from the country to the query
         self.input_size = len(self.tokens)
         self.output_size = self.n_countries
         self.chance = 1.0 / self.n_countries
@@ -331,4 +348,181 @@ class AddingTask(_Task):
         x[rows, first, 1] = 1.0
         x[rows, second, 1] = 1.0
         y = x[rows, first, 0] + x[rows, second, 0]
+        return x, y
+
+
+# --------------------------------------------------------------------------- #
+# Hochreiter & Schmidhuber (1997): the adding problem and the temporal order
+# --------------------------------------------------------------------------- #
+def _lengths_and_pads(rng, n, T):
+    """Per-sequence lengths uniform in [T, T + T // 10] and the left padding of each."""
+    lengths = rng.integers(T, T + T // 10 + 1, size=n)
+    return lengths, lengths.max() - lengths
+
+
+class AddingTask1997(_Task):
+    """The adding problem of Hochreiter & Schmidhuber (1997), experiment 4.
+
+    Each element of a sequence is a pair: a value drawn uniformly from
+    [-1, 1] and a marker in {1, 0, -1}.  The length is an integer drawn
+    uniformly from [T, T + T/10].  Exactly two pairs are marked with 1: one
+    of the first ten (its value is X1), then one of the first T/2 - 1 pairs
+    still unmarked (X2).  The first and the last pair carry the marker -1
+    unless marked; every other marker is 0.  When the first pair is marked,
+    its value is set to 0 (the paper says so for X1; X2 may land there too).
+    The target, at the end only, is
+    ``0.5 + (X1 + X2) / 4`` (the sum scaled into [0, 1]), and a sequence is
+    processed correctly when the absolute error is below ``tolerance = 0.04``.
+    The minimal time lag (from X2 to the end) is T/2.
+
+    In a batch, shorter sequences are padded at the start with zero pairs
+    (see the module docstring), so x has ``T + T // 10`` steps at most.
+
+    ``chance`` is the fraction a constant prediction of 0.5 gets right,
+    P(|X1 + X2| < 0.16): ``0.16 - 0.16**2 / 4`` for two uniform values, ``0.16``
+    when the first pair is marked (one value is 0), which happens with
+    probability ``p0 = 1/10 + 9/10 / (T/2 - 1)``; about 0.154 at T = 100.
+    ``baseline_loss`` is the target's variance, ``((1 - p0) 2/3 + p0 / 3) / 16``.
+
+    Inputs:
+    - seq_len: T, the minimal sequence length (int >= 20, so that X2 has a
+      choice of at least 8 pairs; the paper uses 100, 500 and 1000)
+    """
+
+    kind = "regression"
+    tolerance = 0.04
+    n_first = 10  # X1 is one of the first ten pairs
+
+    def __init__(self, seq_len):
+        self.seq_len = _check_int("seq_len", seq_len, 20)
+        self.max_len = self.seq_len + self.seq_len // 10
+        self.min_lag = self.seq_len // 2
+        self.input_size = 2
+        self.output_size = 1
+        a = 4 * self.tolerance  # |target - 0.5| < tol  <=>  |X1 + X2| < 4 tol
+        # the first pair is marked by X1 (1 in 10), or else by X2 (1 in T/2 - 1)
+        p0 = 1.0 / self.n_first + (1 - 1.0 / self.n_first) / (self.seq_len // 2 - 1)
+        self.chance = (1 - p0) * (a - a * a / 4) + p0 * a
+        self.baseline_loss = ((1 - p0) * 2 / 3 + p0 / 3) / 16
+
+    def __repr__(self):
+        return f"AddingTask1997(seq_len={self.seq_len})"
+
+    def batch(self, n, seed=None):
+        """A batch of sequences and their targets.
+
+        Inputs:
+        - n: batch size N (int >= 1)
+        - seed: None, int, SeedSequence or Generator
+
+        Returns a tuple of:
+        - x: float64 inputs, of shape (N, L, 2) with L the longest length drawn:
+          values in channel 0, markers in channel 1, zero rows before a shorter
+          sequence starts
+        - y: float64 targets, of shape (N,): 0.5 + (X1 + X2) / 4
+        """
+        n = _check_int("n", n, 1)
+        rng = _rng(seed)
+        T = self.seq_len
+        lengths, pads = _lengths_and_pads(rng, n, T)
+        L = int(lengths.max())
+        rows = np.arange(n)
+        values = rng.uniform(-1.0, 1.0, size=(n, L))
+        marks = np.zeros((n, L))
+        first = rng.integers(0, self.n_first, size=n)
+        # X2: one of the first T/2 - 1 pairs other than X1's, uniformly
+        second = rng.integers(0, T // 2 - 1, size=n)
+        second += second >= first  # the r-th unmarked pair: skip X1's position
+        start = pads
+        marks[rows, start] = -1.0
+        marks[rows, L - 1] = -1.0
+        marks[rows, start + first] = 1.0
+        marks[rows, start + second] = 1.0
+        values[rows, start] = np.where(marks[rows, start] == 1.0, 0.0, values[rows, start])
+        values[np.arange(L) < start[:, None]] = 0.0  # the padding is all zero
+        x = np.stack([values, marks], axis=2)
+        y = 0.5 + (values[rows, start + first] + values[rows, start + second]) / 4.0
+        return x, y
+
+
+# X, Y at the two relevant positions -> class: XX -> Q, XY -> R, YX -> S, YY -> U
+ORDER_CLASSES = ("XX", "XY", "YX", "YY")
+
+
+class TemporalOrderTask(_Task):
+    """The temporal-order task of Hochreiter & Schmidhuber (1997), experiment 6a.
+
+    Symbols are one-hot, in this order: ``E`` (start), ``B`` (end, the
+    trigger), the distractors ``a b c d``, and ``X Y``, so D = 8.  A sequence
+    of length L (uniform in [T, T + T/10]) starts with E, ends with B and
+    otherwise holds random distractors, except at two positions t1 (uniform
+    in [T/10, T/5]) and t2 (uniform in [T/2, T/2 + T/10]), which hold X or Y.
+    The class is the order: XX, XY, YX, YY (the paper's Q, R, S, U), so
+    ``chance = 1/4`` and ``baseline_loss = ln 4``.  With T = 100 this is the
+    paper's task exactly (length 100..110, t1 in 10..20, t2 in 50..60).  The
+    first relevant symbol is at least ``T - 1 - T/5`` steps before the end
+    (79 at T = 100), the second at least ``min_lag = T - 1 - T/2 - T/10`` (39).
+
+    In a batch, shorter sequences are padded at the start with zero vectors.
+
+    Inputs:
+    - seq_len: T, the minimal sequence length (int >= 10)
+    """
+
+    kind = "classification"
+    symbols = ("E", "B", "a", "b", "c", "d", "X", "Y")
+
+    def __init__(self, seq_len):
+        self.seq_len = _check_int("seq_len", seq_len, 10)
+        T = self.seq_len
+        self.max_len = T + T // 10
+        self.t1_range = (T // 10, T // 5)  # inclusive
+        self.t2_range = (T // 2, T // 2 + T // 10)
+        self.min_lag = T - 1 - self.t2_range[1]
+        self.classes = ORDER_CLASSES
+        self.input_size = len(self.symbols)
+        self.output_size = len(ORDER_CLASSES)
+        self.chance = 1.0 / len(ORDER_CLASSES)
+        self.baseline_loss = float(np.log(len(ORDER_CLASSES)))
+
+    def __repr__(self):
+        return f"TemporalOrderTask(seq_len={self.seq_len})"
+
+    def batch_indices(self, n, seed=None):
+        """A batch as symbol indices (-1 for padding) and the classes.
+
+        Returns a tuple of:
+        - tokens: int64 array of shape (N, L), indices into ``self.symbols``, -1 before
+          a shorter sequence starts
+        - y: int64 array of shape (N,), indices into ``ORDER_CLASSES``
+        """
+        n = _check_int("n", n, 1)
+        rng = _rng(seed)
+        lengths, pads = _lengths_and_pads(rng, n, self.seq_len)
+        L = int(lengths.max())
+        rows = np.arange(n)
+        sym = {s: i for i, s in enumerate(self.symbols)}
+        tokens = sym["a"] + rng.integers(0, 4, size=(n, L))
+        t1 = pads + rng.integers(self.t1_range[0], self.t1_range[1] + 1, size=n)
+        t2 = pads + rng.integers(self.t2_range[0], self.t2_range[1] + 1, size=n)
+        first_y, second_y = rng.integers(0, 2, size=n), rng.integers(0, 2, size=n)
+        tokens[rows, t1] = sym["X"] + first_y
+        tokens[rows, t2] = sym["X"] + second_y
+        tokens[rows, pads] = sym["E"]
+        tokens[:, L - 1] = sym["B"]
+        tokens[np.arange(L) < pads[:, None]] = -1
+        y = 2 * first_y + second_y  # XX 0, XY 1, YX 2, YY 3
+        return tokens, y
+
+    def batch(self, n, seed=None):
+        """A batch of one-hot sequences and their classes.
+
+        Returns a tuple of:
+        - x: float64 one-hot inputs, of shape (N, L, 8), all zero before a shorter
+          sequence starts
+        - y: int64 classes, of shape (N,), values in [0, 4)
+        """
+        tokens, y = self.batch_indices(n, seed)
+        x = one_hot(np.maximum(tokens, 0), self.input_size)
+        x[tokens < 0] = 0.0
         return x, y

@@ -275,3 +275,24 @@ def test_bad_student_functions_give_clear_errors():
 
 def test_global_norm():
     assert global_norm({"a": np.array([3.0]), "b": np.array([[4.0]])}) == pytest.approx(5.0)
+
+
+def test_anneal_decays_the_learning_rate_linearly_and_restores_it():
+    task = CountryLanguageTask(2)
+    params = init_rnn(task.input_size, 4, task.output_size)
+    seen = []
+
+    class Recording(SGD):
+        def step(self, params, grads):
+            seen.append(self.lr)
+            super().step(params, grads)
+
+    opt = Recording(lr=0.4)
+    train(ref.rnn_forward, ref.rnn_backward, params, task, steps=4, optimizer=opt,
+          anneal=True, progress=False)
+    np.testing.assert_allclose(seen, [0.4, 0.3, 0.2, 0.1], rtol=1e-12)
+    assert opt.lr == 0.4  # the caller's optimiser comes back as it went in
+    seen.clear()
+    train(ref.rnn_forward, ref.rnn_backward, params, task, steps=2, optimizer=opt,
+          progress=False)
+    assert seen == [0.4, 0.4]  # without anneal: constant

@@ -13,6 +13,8 @@ import numpy as np
 from rnn_course import data, training
 from rnn_course.widgets import Slider, slider_plot
 
+MODEL_COLORS = {"rnn": "tab:gray", "lstm": "tab:blue", "gru": "tab:purple"}
+
 
 def first_token_trace(forward, params, x, x_other):
     """How much the first token still changes the hidden state, step by step.
@@ -104,8 +106,8 @@ def plot_lag_comparison(results, ax=None):
     """Held-out accuracy of each model at each gap, as grouped bars with the chance line.
 
     Inputs:
-    - results: list of dicts with keys ``model``, ``gap``, ``accuracy`` and
-      ``chance`` (:func:`rnn_course.experiments.run_long_range`)
+    - results: list of dicts with keys ``model``, ``lag`` (the gap), ``accuracy`` and
+      ``chance`` (:func:`rnn_course.experiments.run_long_range` on France -> French)
     - ax: optional matplotlib axes
     """
     import matplotlib.pyplot as plt
@@ -113,11 +115,11 @@ def plot_lag_comparison(results, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     models = list(dict.fromkeys(r["model"] for r in results))
-    gaps = sorted({r["gap"] for r in results})
-    colors = {"rnn": "tab:gray", "lstm": "tab:blue", "gru": "tab:purple"}
+    gaps = sorted({r["lag"] for r in results})
+    colors = MODEL_COLORS
     width = 0.8 / len(models)
     for j, model in enumerate(models):
-        acc = {r["gap"]: r["accuracy"] for r in results if r["model"] == model}
+        acc = {r["lag"]: r["accuracy"] for r in results if r["model"] == model}
         pos = np.arange(len(gaps)) + (j - (len(models) - 1) / 2) * width
         ax.bar(pos, [acc.get(g, np.nan) for g in gaps], width, label=model.upper(),
                color=colors.get(model))
@@ -129,4 +131,65 @@ def plot_lag_comparison(results, ax=None):
     ax.set_ylabel("held-out accuracy")
     ax.set_title("France -> French under one budget")
     ax.legend(loc="lower left")
+    return ax
+
+
+def plot_lag_study(results, success=None, axes=None):
+    """Success against the lag, one panel per task, one line per model.
+
+    Inputs:
+    - results: rows of :func:`rnn_course.experiments.run_study` (keys ``task``,
+      ``model``, ``lag``, ``accuracy``, ``chance``)
+    - success: the success threshold to draw (default
+      :data:`rnn_course.experiments.SUCCESS`)
+    - axes: optional sequence of matplotlib axes, one per task
+    """
+    import matplotlib.pyplot as plt
+
+    from rnn_course.experiments import SUCCESS, TASK_TITLES
+
+    success = SUCCESS if success is None else success
+    tasks = list(dict.fromkeys(r["task"] for r in results))
+    if axes is None:
+        _, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
+        axes = axes[0]
+    for ax, task in zip(axes, tasks, strict=True):
+        rows = [r for r in results if r["task"] == task]
+        for model in dict.fromkeys(r["model"] for r in rows):
+            mine = sorted((r["lag"], r["accuracy"]) for r in rows if r["model"] == model)
+            ax.plot(*zip(*mine, strict=True), marker="o", lw=2, color=MODEL_COLORS.get(model),
+                    label=model.upper())
+        chance = sorted((r["lag"], r["chance"]) for r in rows)
+        ax.plot(*zip(*chance, strict=True), color="k", ls=":", lw=1, label="chance")
+        ax.axhline(success, color="tab:green", ls="--", lw=1, label=f"success ({success:.0%})")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("gap (filler words)" if task == "country" else "T (minimal length)")
+        ax.set_title(TASK_TITLES.get(task, task))
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("held-out success (adding: |error| < 0.04)")
+    axes[0].legend(fontsize="small", loc="lower left")
+    return axes
+
+
+def plot_gradient_at_lag(rows, ax=None):
+    """The gradient reaching lag k, relative to lag 0, one line per cell (log scale).
+
+    Inputs:
+    - rows: from :func:`rnn_course.experiments.run_gradients` (``model``,
+      ``lags``, ``gradient``)
+    - ax: optional matplotlib axes
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for r in rows:
+        g = np.maximum(np.asarray(r["gradient"]), 1e-300)
+        ax.semilogy(r["lags"], g, lw=2, color=MODEL_COLORS.get(r["model"]),
+                    label=f"{r['model'].upper()}: {g[-1]:.1e} at lag {r['lags'][-1]}")
+    ax.set_xlabel("k: steps between the input and the loss")
+    ax.set_ylabel("||dL/dx_{T-1-k}||, relative to k = 0")
+    ax.set_title("The gradient reaching lag k (fresh networks, your backward passes)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize="small", loc="lower left")
     return ax

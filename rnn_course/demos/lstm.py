@@ -99,7 +99,7 @@ def plot_accuracy_vs_gap(results, ax=None, title=None):
     """Held-out accuracy against gap, one line per model, with the chance level.
 
     Inputs:
-    - results: list of dicts with keys ``model``, ``gap``, ``accuracy`` and
+    - results: list of dicts with keys ``model``, ``lag`` (the gap), ``accuracy`` and
       ``chance``, as returned by :func:`rnn_course.experiments.run_long_range`
     - ax: optional matplotlib axes
     - title: optional title
@@ -111,11 +111,11 @@ def plot_accuracy_vs_gap(results, ax=None, title=None):
     # hollow, larger RNN markers stay visible where the two curves coincide
     styles = {"rnn": ("RNN", "tab:gray", "s", 11), "lstm": ("LSTM", "tab:blue", "o", 6)}
     for model in dict.fromkeys(r["model"] for r in results):
-        rows = sorted((r["gap"], r["accuracy"]) for r in results if r["model"] == model)
+        rows = sorted((r["lag"], r["accuracy"]) for r in results if r["model"] == model)
         label, color, marker, size = styles.get(model, (model, None, "^", 8))
         ax.plot([g for g, _ in rows], [a for _, a in rows], marker=marker, color=color,
                 lw=2, ms=size, mfc="none" if model == "rnn" else color, mew=2, label=label)
-    gaps = sorted({r["gap"] for r in results})
+    gaps = sorted({r["lag"] for r in results})
     chance = results[0]["chance"]
     ax.axhline(chance, color="k", ls=":", lw=1, label=f"chance ({chance:.0%})")
     ax.set_xscale("log")
