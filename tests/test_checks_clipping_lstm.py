@@ -418,7 +418,7 @@ LSTM_BUGS = [
      "Carry dprev_c"),
     ("lstm_backward_gradcheck",
      Impl(lstm_forward=_step_forward_cache, lstm_backward=_backward_with(carry_h=False)),
-     "dh0 disagrees"),
+     "the h gradient from step t + 1"),
     ("lstm_backward_gradcheck",
      Impl(lstm_forward=_step_forward_cache, lstm_backward=_backward_with(sum_weights=False)),
      "dWx disagrees"),

@@ -215,7 +215,7 @@ GRU_BUGS = [
      "Carry dprev_h"),
     ("gru_backward_gradcheck",
      Impl(gru_forward=_step_forward_cache, gru_backward=backward_with(carry_h=False)),
-     "dh0 disagrees"),
+     "carried back from step"),
     ("gru_backward_gradcheck",
      Impl(gru_forward=_step_forward_cache, gru_backward=backward_with(sum_weights=False)),
      "dWx disagrees"),

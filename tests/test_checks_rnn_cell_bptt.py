@@ -621,7 +621,8 @@ def test_verify_checks_end_to_end(grading_mode):
                                                     "student": "alice"}})
     verdicts = resources["rnn_course"]["checks"]
     assert verdicts["rnn_backward_single_step"]["passed"] is True
-    assert verdicts["rnn_backward_hidden"] == {"kind": "hidden", "passed": True, "message": ""}
+    assert verdicts["rnn_backward_hidden"] == {"kind": "hidden", "passed": True, "message": "",
+                                               "fraction": 1.0}
     assert verdicts["rnn_backward_truncate_k"]["passed"] is False
     assert "off by one" in verdicts["rnn_backward_truncate_k"]["message"]
     assert verdicts["rnn_backward_truncated_hidden"]["passed"] is False

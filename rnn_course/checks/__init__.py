@@ -65,8 +65,19 @@ from typing import Callable
 
 import numpy as np
 
-from rnn_course import grading
-from rnn_course.gradcheck import EXACT_RTOL, HIDDEN_ATOL, HIDDEN_RTOL, VALUE_ATOL, VALUE_RTOL
+from rnn_course import grading, standins
+from rnn_course.contract import gradient_names, tested_function
+from rnn_course.gradcheck import (
+    EXACT_RTOL,
+    HIDDEN_ATOL,
+    HIDDEN_RTOL,
+    VALUE_ATOL,
+    VALUE_RTOL,
+    OutputShapeError,
+    gradient_matches,
+    gradient_problem,
+    numeric_gradient,
+)
 
 VISIBLE_SEED = 20261121  # visible checks use fixed inputs: students may rerun them
 ORACLE_DIR = Path(__file__).parent / "oracles"
@@ -223,6 +234,17 @@ class Check:
         except KeyError as exc:
             return f"missing output {exc}"
 
+    def graded_run(self, inputs: dict, *functions) -> dict[str, np.ndarray]:
+        """``run`` as while grading: on the delivered ``inputs``, with the stand-ins of
+        their ``standins`` tables in place of the functions the checked one is built on
+        (:mod:`rnn_course.standins`); the plain arrays to submit."""
+        inputs = dict(inputs)
+        flat = inputs.pop(standins.INPUT_NAME, None)
+        tables = standins.Tables(flat) if isinstance(flat, dict) else None
+        with standins.installed(tables, self.functions, list(functions),
+                                tested_function(self.id)) as passed:
+            return grading.as_plain_arrays(self.run(inputs, *passed))
+
     # ---- in a notebook --------------------------------------------------- #
     def __call__(self, *functions):
         """Run the check on the student's functions (see the module docstring)."""
@@ -234,7 +256,7 @@ class Check:
                     raise RuntimeError(f"{self.id}: a hidden check runs only in its own "
                                        "graded cell")
                 inputs = self.inputs()
-            grading.submit(self.id, **grading.as_plain_arrays(self.run(inputs, *functions)))
+            grading.submit(self.id, **self.graded_run(inputs, *functions))
             return
         if self.hidden:
             reference = _instructor_reference()
@@ -416,24 +438,106 @@ def wrong_forward(function: str, got, want) -> "str | None":
             "check again")
 
 
+class Partial(str):
+    """A failed verdict's message that still earns ``fraction`` of the check's points
+    (the outputs that are right, when a check compares several)."""
+
+    fraction: float = 0.0
+
+    def __new__(cls, message: str, fraction: float = 0.0):
+        obj = super().__new__(cls, message)
+        obj.fraction = float(min(max(fraction, 0.0), 1.0))
+        return obj
+
+
+def fraction_of(message) -> float:
+    """The share of a check's points a verdict earns: 1 when it passed (None), else the
+    :class:`Partial` fraction of its message (0 for a plain message)."""
+    if message is None:
+        return 1.0
+    return float(getattr(message, "fraction", 0.0))
+
+
+def per_output(problems: dict, suffix: str = "") -> "str | None":
+    """One verdict from the problems of several outputs (name -> message or None), each
+    output worth the same share: None when all are right, else the first problem (and
+    the names of the other wrong outputs) as a :class:`Partial` worth the share of the
+    right ones."""
+    wrong = [name for name, m in problems.items() if m]
+    if not wrong:
+        return None
+    message = problems[wrong[0]] + suffix
+    if len(wrong) > 1:
+        message += f" (also wrong: {', '.join(wrong[1:])})"
+    return Partial(message, 1.0 - len(wrong) / len(problems))
+
+
+def keep_share(message: "str | None", verdict: "str | None") -> "str | None":
+    """``message`` (a better diagnosis) worth the share that ``verdict`` earns."""
+    if message is None or verdict is None:
+        return message if verdict is not None else None
+    return Partial(message, fraction_of(verdict))
+
+
+def carry_problem(inputs: dict, outputs: dict, tol: float, carries: str) -> "str | None":
+    """A sequence backward whose ``dx`` is right at the last step (where nothing is
+    carried) and wrong before it misses what is carried back between steps (``carries``
+    says what that is); None otherwise.  ``outputs`` holds the oracle's tables for x."""
+    try:
+        numeric = numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
+    except (OutputShapeError, KeyError):
+        return None
+    got = np.asarray(outputs.get("dx", np.zeros(0)))
+    if got.shape != numeric.shape or got.shape[1] < 2 or gradient_matches(got, numeric, tol):
+        return None
+    if not gradient_matches(got[:, -1], numeric[:, -1], tol):
+        return None
+    return ("dx[:, T-1] is right but earlier steps are not: something carried back from step "
+            f"t + 1 is missing or wrong: {carries}")
+
+
+def gradients_verdict(inputs: dict, outputs: dict, names, upstream, hints: dict,
+                      tol: float) -> "str | None":
+    """Each analytic gradient ``d<name>`` of ``outputs`` against the finite differences of a
+    correct forward (the oracle's tables in ``outputs``), each worth the same share
+    (:func:`per_output`); a value problem gets ``hints[name]``."""
+    problems = {}
+    for name, grad in zip(names, gradient_names(names), strict=True):
+        try:
+            numeric = numeric_gradient(outputs, name, upstream, inputs[name].shape)
+        except OutputShapeError:
+            return ("the forward pass returned outputs of unexpected shapes "
+                    "(see the shapes checks first)")
+        got = outputs[grad]
+        problem = gradient_problem(grad, got, numeric, tol)
+        if problem and np.shape(got) == numeric.shape and np.all(np.isfinite(got)):
+            problem += f": {hints[name]}"  # a value problem, not a shape or NaN one
+        problems[grad] = problem
+    return per_output(problems)
+
+
+def _output_problem(name: str, got: dict, want) -> "str | None":
+    w = np.asarray(want)
+    if name not in got:
+        return f"no value for {name!r} was produced"
+    g = np.asarray(got[name])
+    if g.dtype.kind not in "fiub":
+        return f"{name} is not a numeric array"
+    if g.shape != w.shape:
+        return f"{name} has shape {g.shape}, expected {w.shape}"
+    if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
+        return f"{name} contains NaN or inf"
+    if not np.allclose(g.astype(np.float64), w, rtol=HIDDEN_RTOL, atol=HIDDEN_ATOL):
+        err = float(np.max(np.abs(g.astype(np.float64) - w)))
+        return f"{name} differs from the expected values (max abs error {err:.3g})"
+    return None
+
+
 def outputs_problem(names, got: dict, want: dict) -> "str | None":
     """A hidden check's verdict: None when every declared output matches, else a message.
 
-    The message names the output and the kind of mismatch; it never shows the
-    inputs or the expected values.
+    Each output is worth the same share of the check's points (:func:`per_output`).
+    The message names the first wrong output and the kind of mismatch; it never
+    shows the inputs or the expected values.
     """
-    for name in names:
-        w = np.asarray(want[name])
-        if name not in got:
-            return f"no value for {name!r} was produced"
-        g = np.asarray(got[name])
-        if g.dtype.kind not in "fiub":
-            return f"{name} is not a numeric array"
-        if g.shape != w.shape:
-            return f"{name} has shape {g.shape}, expected {w.shape}"
-        if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
-            return f"{name} contains NaN or inf"
-        if not np.allclose(g.astype(np.float64), w, rtol=HIDDEN_RTOL, atol=HIDDEN_ATOL):
-            err = float(np.max(np.abs(g.astype(np.float64) - w)))
-            return f"{name} differs from the expected values (max abs error {err:.3g})"
-    return None
+    return per_output({name: _output_problem(name, got, want[name]) for name in names})

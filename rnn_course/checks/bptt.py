@@ -28,9 +28,12 @@ hidden state.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rnn_course.checks import (
+    Partial,
     check,
     copies,
     modified_flags,
@@ -180,6 +183,27 @@ def _safe(verdict):
     return wrapped
 
 
+def _shares(scheme: str, labels=("f",), names=SEQ_GRADS):
+    """Each gradient ``names`` of each run ``labels`` is worth the same share of the
+    check's points: a failing verdict earns the share of those that match the
+    finite differences of ``scheme`` (one wrong gradient costs its own share)."""
+    def wrap(verdict):
+        @functools.wraps(verdict)
+        def wrapped(inp, out):
+            message = verdict(inp, out)
+            if message is None or isinstance(message, Partial):
+                return message
+            try:
+                want = _numeric(inp, out, scheme)
+            except (OutputShapeError, KeyError):
+                return message
+            pairs = [(_got(out, label)[g], want[g]) for label in labels for g in names]
+            right = sum(gradient_matches(got, w) for got, w in pairs)
+            return Partial(message, right / len(pairs)) if right else message
+        return wrapped
+    return wrap
+
+
 LOCAL_HINTS = {
     "dx": "dx[:, t] is the pre-activation gradient of step t times Wx.T",
     "dh0": "dh0 is what flows from cell 0 back into h0: its pre-activation gradient times Wh.T",
@@ -219,6 +243,7 @@ def rnn_backward_single_step(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_single_step.verdict
+@_shares("full")
 @_safe
 def rnn_backward_single_step(inp, out):
     got, want = _got(out, "f"), _numeric(inp, out, "full")
@@ -244,6 +269,7 @@ def rnn_backward_dx_dh0(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_dx_dh0.verdict
+@_shares("full", names=("dx", "dh0"))
 @_safe
 def rnn_backward_dx_dh0(inp, out):
     got, want, local = _got(out, "f"), _numeric(inp, out, "full"), _numeric(inp, out, "w1")
@@ -277,6 +303,7 @@ def rnn_backward_weights(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_weights.verdict
+@_shares("full", names=("dWx", "dWh", "db"))
 @_safe
 def rnn_backward_weights(inp, out):
     got, want = _got(out, "f"), _numeric(inp, out, "full")
@@ -305,6 +332,7 @@ def rnn_backward_truncate_one(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_truncate_one.verdict
+@_shares("w1", labels=("k",))
 @_safe
 def rnn_backward_truncate_one(inp, out):
     got, want, full = _got(out, "k"), _numeric(inp, out, "w1"), _numeric(inp, out, "full")
@@ -337,6 +365,7 @@ def rnn_backward_truncate_k(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_truncate_k.verdict
+@_shares("wk", labels=("k",))
 @_safe
 def rnn_backward_truncate_k(inp, out):
     k = TRUNC_K
@@ -375,6 +404,7 @@ def rnn_backward_truncate_long(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_truncate_long.verdict
+@_shares("full", labels=("kT", "kmore"))
 @_safe
 def rnn_backward_truncate_long(inp, out):
     T = inp["x"].shape[1]

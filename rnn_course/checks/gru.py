@@ -37,21 +37,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import check, close, copies, shape_problem, unpack, wrong_forward
+from rnn_course.checks import (
+    carry_problem,
+    check,
+    close,
+    copies,
+    gradients_verdict,
+    keep_share,
+    shape_problem,
+    unpack,
+    wrong_forward,
+)
 from rnn_course.contract import (
     GRU_GATES,
     SEQ_ARGS,
     SEQ_GRADS,
     STEP_ARGS,
     STEP_GRADS,
-    gradient_names,
     returns,
 )
 from rnn_course.gradcheck import (
     GATED_GRAD_TOL,
     OutputShapeError,
     gradient_matches,
-    gradient_problem,
     numeric_gradient,
     perturbed_outputs,
 )
@@ -395,24 +403,6 @@ def _wrong_forward(outputs, function):
     return wrong_forward(function, outputs.get("forward", np.zeros(0)), outputs["forward_ref"])
 
 
-def _gradient_problems(inputs, outputs, names, upstream, hints):
-    """Compare analytic ``d<name>`` outputs with finite differences; messages for the wrong ones."""
-    problems = []
-    for name, grad in zip(names, gradient_names(names), strict=True):
-        try:
-            numeric = numeric_gradient(outputs, name, upstream, inputs[name].shape)
-        except OutputShapeError:
-            return ["the forward pass returned outputs of unexpected shapes "
-                    "(see the shapes checks first)"]
-        got = outputs[grad]
-        problem = gradient_problem(grad, got, numeric, GATED_GRAD_TOL)
-        if problem and np.shape(got) == numeric.shape and np.all(np.isfinite(got)):
-            problem += f": {hints[name]}"
-        if problem:
-            problems.append(problem)
-    return problems
-
-
 @check("gru_step_backward_shapes", _step_inputs,
        doc="five gradients with the shapes of x, prev_h, Wx, Wh, b")
 def gru_step_backward_shapes(inputs, gru_step_forward, gru_step_backward):
@@ -497,11 +487,9 @@ def gru_step_backward_gradcheck(inputs, gru_step_forward, gru_step_backward):
 
 @gru_step_backward_gradcheck.verdict
 def gru_step_backward_gradcheck(inputs, outputs):
-    problems = _gradient_problems(inputs, outputs, STEP_ARGS, inputs["dnext_h"].ravel(),
-                                  _STEP_HINTS)
-    if not problems:
-        return None
-    return _wrong_forward(outputs, "gru_step_forward") or "; ".join(problems)
+    verdict = gradients_verdict(inputs, outputs, STEP_ARGS, inputs["dnext_h"].ravel(),
+                                _STEP_HINTS, GATED_GRAD_TOL)
+    return keep_share(_wrong_forward(outputs, "gru_step_forward"), verdict) or verdict
 
 
 # --------------------------------------------------------------------------- #
@@ -680,16 +668,13 @@ def gru_backward_gradcheck(inputs, gru_forward, gru_backward):
 
 @gru_backward_gradcheck.verdict
 def gru_backward_gradcheck(inputs, outputs):
-    problems = _gradient_problems(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS)
-    if not problems:
-        return None
-    forward = _wrong_forward(outputs, "gru_forward")
-    if forward:
-        return forward
-    if len(problems) >= 4:
-        problems.append("when almost everything is off, check that the h gradient carried "
-                        "back from step t + 1 is added to dh[:, t] before the step backward")
-    return "; ".join(problems)
+    verdict = gradients_verdict(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS,
+                                GATED_GRAD_TOL)
+    return (keep_share(_wrong_forward(outputs, "gru_forward")
+                       or carry_problem(inputs, outputs, GATED_GRAD_TOL,
+                                        "the h gradient from step t + 1, added to dh[:, t]"),
+                       verdict)
+            or verdict)
 
 
 # --------------------------------------------------------------------------- #

@@ -36,14 +36,23 @@ import warnings
 
 import numpy as np
 
-from rnn_course.checks import check, close, copies, shape_problem, unpack, wrong_forward
+from rnn_course.checks import (
+    carry_problem,
+    check,
+    close,
+    copies,
+    gradients_verdict,
+    keep_share,
+    shape_problem,
+    unpack,
+    wrong_forward,
+)
 from rnn_course.contract import (
     LSTM_GATES,
     LSTM_STEP_ARGS,
     LSTM_STEP_GRADS,
     SEQ_ARGS,
     SEQ_GRADS,
-    gradient_names,
     returns,
 )
 from rnn_course.gradcheck import (
@@ -51,7 +60,6 @@ from rnn_course.gradcheck import (
     GATED_GRAD_TOL,
     OutputShapeError,
     gradient_matches,
-    gradient_problem,
     numeric_gradient,
     perturbed_outputs,
 )
@@ -82,24 +90,6 @@ def _slice_text(k):
 # Finite differences (rnn_course.gradcheck): forward evaluations in an oracle,
 # differences in verdict
 # --------------------------------------------------------------------------- #
-def _gradient_problems(inputs, outputs, names, upstream, hints):
-    """Compare analytic ``d<name>`` outputs with finite differences; messages for the wrong ones."""
-    problems = []
-    for name, grad in zip(names, gradient_names(names), strict=True):
-        try:
-            numeric = numeric_gradient(outputs, name, upstream, inputs[name].shape)
-        except OutputShapeError:
-            return ["the forward pass returned outputs of unexpected shapes "
-                    "(see the shapes checks first)"]
-        got = outputs[grad]
-        problem = gradient_problem(grad, got, numeric, GATED_GRAD_TOL)
-        if problem and np.shape(got) == numeric.shape and np.all(np.isfinite(got)):
-            problem += f": {hints[name]}"  # a value problem, not a shape or NaN one
-        if problem:
-            problems.append(problem)
-    return problems
-
-
 # --------------------------------------------------------------------------- #
 # Inputs
 # --------------------------------------------------------------------------- #
@@ -570,7 +560,8 @@ def lstm_step_backward_dprev_c(inputs, outputs):
 _STEP_HINTS = {
     "x": "dx = da @ Wx.T, da (N, 4H) the gradient of the pre-activation",
     "prev_h": "dprev_h = da @ Wh.T",
-    "prev_c": "see lstm_step_backward_dprev_c",
+    "prev_c": ("dprev_c = (dnext_c + dnext_h * o * (1 - tanh(next_c)**2)) * f; every gate's "
+               "gradient uses that total gradient of next_c, so check it first"),
     "Wx": "dWx = x.T @ da",
     "Wh": "dWh = prev_h.T @ da",
     "b": "db sums da over the batch (see lstm_step_backward_gate_blocks)",
@@ -659,10 +650,10 @@ def lstm_step_backward_gradcheck(inputs, lstm_step_forward, lstm_step_backward):
 @lstm_step_backward_gradcheck.verdict
 def lstm_step_backward_gradcheck(inputs, outputs):
     upstream = np.concatenate([inputs["dnext_h"].ravel(), inputs["dnext_c"].ravel()])
-    problems = _gradient_problems(inputs, outputs, STEP_ARGS, upstream, _STEP_HINTS)
-    if not problems:
-        return None
-    return _wrong_forward(outputs, "lstm_step_forward") or "; ".join(problems)
+    # dprev_c first: the gradient of next_c feeds every other one
+    verdict = gradients_verdict(inputs, outputs, ("prev_c", "x", "prev_h", "Wx", "Wh", "b"),
+                                upstream, _STEP_HINTS, GATED_GRAD_TOL)
+    return keep_share(_wrong_forward(outputs, "lstm_step_forward"), verdict) or verdict
 
 
 # --------------------------------------------------------------------------- #
@@ -879,16 +870,15 @@ def lstm_backward_gradcheck(inputs, lstm_forward, lstm_backward):
 
 @lstm_backward_gradcheck.verdict
 def lstm_backward_gradcheck(inputs, outputs):
-    problems = _gradient_problems(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS)
-    if not problems:
-        return None
-    forward = _wrong_forward(outputs, "lstm_forward")
-    if forward:
-        return forward
-    if len(problems) >= 4:
-        problems.append("when almost everything is off, check that the h gradient carried "
-                        "back from step t + 1 is added to dh[:, t] before the step backward")
-    return "; ".join(problems)
+    verdict = gradients_verdict(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS,
+                                GATED_GRAD_TOL)
+    return (keep_share(_wrong_forward(outputs, "lstm_forward")
+                       or carry_problem(inputs, outputs, GATED_GRAD_TOL, _CARRIES), verdict)
+            or verdict)
+
+
+_CARRIES = ("the h gradient from step t + 1, added to dh[:, t], or the c gradient from "
+            "step t + 1, passed as dnext_c (lstm_backward_through_cell tests that one alone)")
 
 
 # --------------------------------------------------------------------------- #

@@ -38,6 +38,7 @@ from rnn_course.checks import (
     copies,
     modified_flags,
     modified_problem,
+    per_output,
     shape_problem,
     unpack,
     value_problem,
@@ -383,11 +384,12 @@ def rnn_step_backward_input(inp, rnn_step_forward, rnn_step_backward):
 
 @rnn_step_backward_input.verdict
 def rnn_step_backward_input(inp, out):
-    return (_step_gradient_verdict(inp, out, "x", "dx",
-                                   hint="x meets Wx in x @ Wx; for Y = X @ W, dX = dY @ W.T")
-            or _step_gradient_verdict(inp, out, "Wx", "dWx",
+    return per_output({
+        "dx": _step_gradient_verdict(inp, out, "x", "dx",
+                                     hint="x meets Wx in x @ Wx; for Y = X @ W, dX = dY @ W.T"),
+        "dWx": _step_gradient_verdict(inp, out, "Wx", "dWx",
                                       hint="for Y = X @ W, dW = X.T @ dY, summed over the "
-                                           "batch by the product itself"))
+                                           "batch by the product itself")})
 
 
 @check("rnn_step_backward_recurrent", _backward_cases,
@@ -412,11 +414,12 @@ def rnn_step_backward_recurrent(inp, out):
                     "(here X is prev_h)")
         return None
 
-    return (_step_gradient_verdict(inp, out, "prev_h", "dprev_h", extra=transposed_wh)
-            or _step_gradient_verdict(
-                inp, out, "Wh", "dWh", extra=transposed_dwh,
-                hint="dWh pairs every unit of prev_h (the state that entered the step, not "
-                     "next_h) with the gradient of the pre-activation, summed over the batch"))
+    return per_output({
+        "dprev_h": _step_gradient_verdict(inp, out, "prev_h", "dprev_h", extra=transposed_wh),
+        "dWh": _step_gradient_verdict(
+            inp, out, "Wh", "dWh", extra=transposed_dwh,
+            hint="dWh pairs every unit of prev_h (the state that entered the step, not "
+                 "next_h) with the gradient of the pre-activation, summed over the batch")})
 
 
 # --------------------------------------------------------------------------- #
