@@ -281,6 +281,52 @@ def _instructor_reference():
         return None
 
 
+EDGE, GENERIC = "edge", "generic"
+"""The two size regimes of a hidden check: every size 1, and distinct sizes of at least 2."""
+
+
+def regime_sizes(rng: np.random.Generator, regime: str, names: str = "NTDH") -> dict:
+    """Sizes for a regime: all 1 (``EDGE``), or distinct values in 2..7 (``GENERIC``: a
+    swapped or transposed axis cannot go unnoticed)."""
+    if regime == EDGE:
+        return {n: 1 for n in names}
+    values = rng.choice(np.arange(2, 8), size=len(names), replace=False)
+    return {n: int(v) for n, v in zip(names, values, strict=True)}
+
+
+def _over_regimes(tags, fn):
+    """``fn(inputs, *functions)`` applied to each regime's inputs (``<tag>_<name>``), its
+    outputs prefixed the same way.  A regime whose call raises gives no outputs (they
+    fail as missing), unless every regime raises."""
+    @functools.wraps(fn)
+    def over(inputs, *functions):
+        out, errors = {}, []
+        for tag in tags:
+            case = {k[len(tag) + 1:]: v for k, v in inputs.items() if k.startswith(f"{tag}_")}
+            try:
+                result = fn(case, *functions)
+            except Exception as exc:  # noqa: BLE001 - the others still count
+                errors.append(exc)
+                continue
+            out.update({f"{tag}_{k}": v for k, v in result.items()})
+        if errors and not out:
+            raise errors[-1]
+        return out
+    return over
+
+
+def regimes(draws: dict):
+    """``make_inputs`` of a check over several regimes (tag -> draw): each regime's inputs,
+    prefixed ``<tag>_``, so that every draw covers every regime."""
+    def make(rng):
+        out = {}
+        for tag, draw in draws.items():
+            out.update({f"{tag}_{k}": v for k, v in draw(rng).items()})
+        return out
+    make.tags = tuple(draws)
+    return make
+
+
 def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED, oracle=None,
           hidden: bool = False, outputs=()):
     """Decorator form, on ``run``.
@@ -288,10 +334,21 @@ def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED, oracle=
     A visible check: ``@check(id, make_inputs)`` on ``run``, then
     ``@<run>.verdict`` on the verdict, so each check reads top to bottom:
     inputs, run, verdict.  A hidden check: ``@check(id, draw, hidden=True,
-    outputs=(...))`` on ``run`` gives the finished :class:`Check` at once.
+    outputs=(...))`` on ``run`` gives the finished :class:`Check` at once; with
+    ``draw`` a dict of regimes (tag -> draw), every submission's inputs hold one
+    case of each, and each output of each regime (``<tag>_<output>``) is worth the
+    same share.
     """
+    if isinstance(make_inputs, dict):
+        make_inputs = regimes(make_inputs)
+    tags = getattr(make_inputs, "tags", None)
 
     def wrap(run):
+        nonlocal oracle, outputs
+        if tags:
+            run = _over_regimes(tags, run)
+            oracle = _over_regimes(tags, oracle) if oracle is not None else None
+            outputs = tuple(f"{t}_{o}" for t in tags for o in outputs)
         if hidden:
             return Check(id=id, make_inputs=make_inputs, run=run, outputs=outputs,
                          hidden=True, oracle=oracle, doc=doc)
@@ -519,7 +576,7 @@ def gradients_verdict(inputs: dict, outputs: dict, names, upstream, hints: dict,
 def _output_problem(name: str, got: dict, want) -> "str | None":
     w = np.asarray(want)
     if name not in got:
-        return f"no value for {name!r} was produced"
+        return f"no value for {name!r} was produced (an error on this case?)"
     g = np.asarray(got[name])
     if g.dtype.kind not in "fiub":
         return f"{name} is not a numeric array"

@@ -33,6 +33,8 @@ import functools
 import numpy as np
 
 from rnn_course.checks import (
+    EDGE,
+    GENERIC,
     Partial,
     check,
     copies,
@@ -580,14 +582,25 @@ def gradient_norms_values(inp, out):
 # ``truncate`` in 1..T+1 (so k = 1, 1 < k < T and k >= T all occur).
 # ``rnn_backward`` is called on the cache of the notebook's own (provided,
 # locked) ``rnn_forward``; the reference's cache differs, its gradients agree.
-def _draw_backward(rng, truncated=False):
-    s = draw_sizes(rng)
+def _draw_backward(rng, regime=GENERIC, truncate=None):
+    """Inputs of one BPTT case; ``truncate`` (a function of T) adds a truncate."""
+    s = draw_sizes(rng, regime)
     N, T, D, H = s["N"], s["T"], s["D"], s["H"]
+    if truncate is not None:
+        T = int(rng.integers(4, 8))  # room for 1 < k < T
     inp = {"x": rng.standard_normal((N, T, D)), "h0": rng.uniform(-1, 1, size=(N, H)),
            **draw_weights(rng, D, H), "dh": rng.standard_normal((N, T, H))}
-    if truncated:
-        inp["truncate"] = np.array(int(rng.integers(1, T + 2)))
+    if truncate is not None:
+        inp["truncate"] = np.array(int(truncate(rng, T)))
     return inp
+
+
+TRUNCATE_REGIMES = {  # every side of the truncation: k = 1, 1 < k < T, k = T, k > T
+    "k1": lambda rng, T: 1,
+    "kmid": lambda rng, T: rng.integers(2, T),
+    "kT": lambda rng, T: T,
+    "kover": lambda rng, T: T + rng.integers(1, 4),
+}
 
 
 def _hidden_backward(inp, rnn_backward, rnn_forward):
@@ -600,14 +613,19 @@ def _hidden_backward(inp, rnn_backward, rnn_forward):
     return dict(zip(SEQ_GRADS, unpack(result, SEQ_GRADS, "rnn_backward"), strict=True))
 
 
-@check("rnn_backward_hidden", _draw_backward, hidden=True, outputs=SEQ_GRADS,
+@check("rnn_backward_hidden", {GENERIC: _draw_backward,
+                               EDGE: lambda rng: _draw_backward(rng, EDGE)},
+       hidden=True, outputs=SEQ_GRADS,
        doc="full BPTT on random sizes, after the notebook's rnn_forward")
 def rnn_backward_hidden(inp, rnn_backward, rnn_forward):
     return _hidden_backward(inp, rnn_backward, rnn_forward)
 
 
-@check("rnn_backward_truncated_hidden", lambda rng: _draw_backward(rng, truncated=True),
-       hidden=True, outputs=SEQ_GRADS, doc="truncated BPTT with a random truncate in 1..T+1")
+@check("rnn_backward_truncated_hidden",
+       {tag: (lambda rng, k=k: _draw_backward(rng, truncate=k))
+        for tag, k in TRUNCATE_REGIMES.items()},
+       hidden=True, outputs=SEQ_GRADS,
+       doc="truncated BPTT with truncate = 1, between 1 and T, T, and above T")
 def rnn_backward_truncated_hidden(inp, rnn_backward, rnn_forward):
     return _hidden_backward(inp, rnn_backward, rnn_forward)
 
@@ -643,10 +661,10 @@ def reference_gradient_norms(rnn_step_backward, dact, Wh, dlast) -> np.ndarray:
     return np.array(norms)
 
 
-def _draw_norms(rng):
+def _draw_norms(rng, linear):
     s = draw_sizes(rng)
     N, T, H = s["N"], s["T"], s["H"]
-    if rng.random() < 1 / 3:
+    if linear:
         dact = np.ones((N, T, H))  # a linear RNN
     else:
         dact = rng.uniform(0.0, 1.0, size=(N, T, H))
@@ -660,7 +678,9 @@ def _reference_norms(inp, rnn_step_backward):
                                               inp["dlast"])}
 
 
-@check("gradient_norms_hidden", _draw_norms, hidden=True, outputs=("norms",),
+@check("gradient_norms_hidden", {"tanh": lambda rng: _draw_norms(rng, linear=False),
+                                 "linear": lambda rng: _draw_norms(rng, linear=True)},
+       hidden=True, outputs=("norms",),
        oracle=_reference_norms,
        doc="gradient_norms_through_time on random sizes, tanh-like and linear")
 def gradient_norms_hidden(inp, gradient_norms_through_time):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import check, shape_problem, unpack
+from rnn_course.checks import GENERIC, check, regime_sizes, shape_problem, unpack
 from rnn_course.contract import PARAMS, returns
 from rnn_course.gradcheck import EXACT_RTOL
 
@@ -342,14 +342,9 @@ def clip_by_global_norm_untouched(inputs, outputs):
 # ``run`` rebuilds the dict; a threshold is a 0-d array.  After the call
 # ``run`` also hands back the dict's arrays (``after_*``), which must equal
 # the originals: the functions must leave their input untouched.
-def _size(rng):
-    """A dimension, 1 (an edge case) about one time in three."""
-    return int(rng.choice([1, 1, 2, 3, 4, 6]))
-
-
 def _draw_grads(rng, prefix, scale):
-    D, H = _size(rng), _size(rng)
-    shapes = {"Wx": (D, H), "Wh": (H, H), "b": (H,)}
+    s = regime_sizes(rng, GENERIC, "DH")  # every array has two entries or more
+    shapes = {"Wx": (s["D"], s["H"]), "Wh": (s["H"], s["H"]), "b": (s["H"],)}
     return {f"{prefix}{k}": scale * rng.standard_normal(shapes[k]) for k in KEYS}
 
 
@@ -369,9 +364,16 @@ def _hidden_outputs(result, grads, prefix=""):
 
 
 def _draw_value(rng):
-    inputs = _draw_grads(rng, "g_", scale=2.0)
-    # a threshold that leaves some entries alone and clips others (on both sides)
-    inputs["clip_value"] = np.array(rng.uniform(0.3, 1.5))
+    inputs = _draw_grads(rng, "g_", scale=0.3)
+    clip_value = float(rng.uniform(0.3, 1.5))
+    # every array has entries inside the interval and entries beyond it on both sides
+    for k in KEYS:
+        flat = inputs[f"g_{k}"].reshape(-1)
+        flat[:] = np.clip(flat, -0.9 * clip_value, 0.9 * clip_value)
+        flat[0] = clip_value + rng.uniform(0.2, 2.0)
+        flat[1] = -clip_value - rng.uniform(0.2, 2.0)
+        rng.shuffle(flat)
+    inputs["clip_value"] = np.array(clip_value)
     return inputs
 
 
@@ -389,16 +391,14 @@ def _global_norm(arrays):
 
 def _draw_global(rng):
     """One gradient above the threshold (``big_``), one below (``small_``)."""
-    big = _draw_grads(rng, "big_", scale=3.0)
+    big = _draw_grads(rng, "big_", scale=1.0)
     small = _draw_grads(rng, "small_", scale=1.0)
-    # max_norm strictly between the two global norms: `big` is clipped, `small` is not
-    small_norm = _global_norm(small)
-    big_norm = _global_norm(big)
-    if big_norm <= 2.0 * small_norm:  # make the gap wide enough to be unambiguous
-        factor = 4.0 * small_norm / max(big_norm, 1e-12)
-        big = {k: v * factor for k, v in big.items()}
-        big_norm *= factor
-    low, high = 1.5 * small_norm, 0.75 * big_norm
+    # fixed regimes, random values: `small` has a norm below 1 and below max_norm (not
+    # clipped), `big` one above 2 and well above max_norm (clipped)
+    small_norm, big_norm = rng.uniform(0.3, 0.8), rng.uniform(4.0, 12.0)
+    small = {k: v * small_norm / _global_norm(small) for k, v in small.items()}
+    big = {k: v * big_norm / _global_norm(big) for k, v in big.items()}
+    low, high = max(1.5 * small_norm, 1.2), 0.75 * big_norm
     inputs = {**big, **small}
     inputs["max_norm"] = np.array(rng.uniform(low, high))
     return inputs

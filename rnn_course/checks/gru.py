@@ -42,6 +42,7 @@ from rnn_course.checks import (
     check,
     close,
     copies,
+    gated,
     gradients_verdict,
     keep_share,
     shape_problem,
@@ -680,73 +681,30 @@ def gru_backward_gradcheck(inputs, outputs):
 # --------------------------------------------------------------------------- #
 # Hidden checks: new inputs for every submission
 # --------------------------------------------------------------------------- #
-def _size(rng, high=5):
-    """A dimension in [1, high], 1 (an edge case) about one time in three."""
-    return int(rng.choice([1, 1] + list(range(2, high + 1))))
-
-
-def _with_huge_entries(rng, a, fraction=0.25):
-    """Set about ``fraction`` of the entries of ``a`` to +-U(700, 900), in place."""
-    mask = rng.random(a.shape) < fraction
-    a[mask] = rng.choice([-1.0, 1.0], size=mask.sum()) * rng.uniform(700, 900, size=mask.sum())
-    return a
-
-
-def _draw_weights(rng, D, H, scale=0.5):
-    return {"Wx": scale * rng.standard_normal((D, 3 * H)),
-            "Wh": scale * rng.standard_normal((H, 3 * H)),
-            "b": scale * rng.standard_normal(3 * H)}
-
-
-def _draw_step(rng, huge=False):
-    N, D, H = _size(rng), _size(rng), _size(rng)
-    inputs = {"x": rng.standard_normal((N, D)), "prev_h": rng.standard_normal((N, H)),
-              **_draw_weights(rng, D, H)}
-    if huge:
-        _with_huge_entries(rng, inputs["b"][: 2 * H])  # saturate some r and z units
-    return inputs
-
-
-@check("gru_step_forward_hidden", lambda rng: _draw_step(rng, huge=True), hidden=True,
+@check("gru_step_forward_hidden", gated.both(gated.step, blocks=3, with_c=False, saturated=2),
+       hidden=True,
        outputs=("next_h",), doc="one GRU step on random shapes, some gates saturated")
 def gru_step_forward_hidden(inputs, gru_step_forward):
     return {"next_h": _step(gru_step_forward, inputs)}
 
 
-def _draw_step_backward(rng):
-    inputs = _draw_step(rng)
-    inputs["dnext_h"] = rng.standard_normal(inputs["prev_h"].shape)
-    return inputs
-
-
-@check("gru_step_backward_hidden", _draw_step_backward, hidden=True, outputs=STEP_GRADS,
+@check("gru_step_backward_hidden", gated.both(gated.step, blocks=3, with_c=False, upstream=True),
+       hidden=True, outputs=STEP_GRADS,
        doc="the five gradients of one step (through the student's forward pass)")
 def gru_step_backward_hidden(inputs, gru_step_forward, gru_step_backward):
     return _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
 
 
-def _draw_seq(rng):
-    N, T, D, H = _size(rng), _size(rng, high=7), _size(rng), _size(rng)
-    inputs = {"x": rng.standard_normal((N, T, D)), "h0": rng.standard_normal((N, H)),
-              **_draw_weights(rng, D, H)}
-    _with_huge_entries(rng, inputs["b"][: 2 * H], fraction=0.15)
-    return inputs
-
-
-@check("gru_forward_hidden", _draw_seq, hidden=True, outputs=("h",),
+@check("gru_forward_hidden", gated.both(gated.sequence, blocks=3, saturated=2), hidden=True,
+       outputs=("h",),
        doc="hidden states of a whole sequence on random shapes, some gates saturated")
 def gru_forward_hidden(inputs, gru_forward):
     return {"h": _sequence(gru_forward, inputs)}
 
 
-def _draw_backward(rng):
-    inputs = _draw_seq(rng)
-    N, T, _ = inputs["x"].shape
-    inputs["dh"] = rng.standard_normal((N, T, inputs["h0"].shape[1]))
-    return inputs
-
-
-@check("gru_backward_hidden", _draw_backward, hidden=True, outputs=SEQ_GRADS,
+@check("gru_backward_hidden",
+       gated.both(gated.sequence, blocks=3, saturated=2, upstream=True), hidden=True,
+       outputs=SEQ_GRADS,
        doc="the five gradients of a whole sequence (through the student's forward pass)")
 def gru_backward_hidden(inputs, gru_forward, gru_backward):
     return _seq_backward(gru_forward, gru_backward, inputs)

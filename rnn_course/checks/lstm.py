@@ -37,12 +37,15 @@ import warnings
 import numpy as np
 
 from rnn_course.checks import (
+    EDGE,
     carry_problem,
     check,
     close,
     copies,
+    gated,
     gradients_verdict,
     keep_share,
+    regime_sizes,
     shape_problem,
     unpack,
     wrong_forward,
@@ -884,45 +887,20 @@ _CARRIES = ("the h gradient from step t + 1, added to dh[:, t], or the c gradien
 # --------------------------------------------------------------------------- #
 # Hidden checks: new inputs for every submission
 # --------------------------------------------------------------------------- #
-def _size(rng, high=5):
-    """A dimension in [1, high], 1 (an edge case) about one time in three."""
-    return int(rng.choice([1, 1] + list(range(2, high + 1))))
+def _draw_gates(rng, regime):
+    s = regime_sizes(rng, regime, "NH")
+    a = 3.0 * rng.standard_normal((s["N"], 4 * s["H"]))
+    return {"a": a if regime == EDGE else gated.saturate(rng, a)}
 
 
-def _with_huge_entries(rng, a, fraction=0.2):
-    """Set about ``fraction`` of the entries of ``a`` to +-U(700, 900), in place."""
-    mask = rng.random(a.shape) < fraction
-    a[mask] = rng.choice([-1.0, 1.0], size=mask.sum()) * rng.uniform(700, 900, size=mask.sum())
-    return a
-
-
-def _draw_weights(rng, D, H, scale=0.5):
-    return {"Wx": scale * rng.standard_normal((D, 4 * H)),
-            "Wh": scale * rng.standard_normal((H, 4 * H)),
-            "b": scale * rng.standard_normal(4 * H)}
-
-
-def _draw_gates(rng):
-    N, H = _size(rng), _size(rng)
-    return {"a": _with_huge_entries(rng, 3.0 * rng.standard_normal((N, 4 * H)))}
-
-
-@check("lstm_gates_hidden", _draw_gates, hidden=True, outputs=GATES,
+@check("lstm_gates_hidden", gated.both(_draw_gates), hidden=True, outputs=GATES,
        doc="gate values on random shapes, with pre-activations up to |a| ~ 900")
 def lstm_gates_hidden(inputs, lstm_gates):
     return dict(zip(GATES, _gates(lstm_gates, inputs["a"]), strict=True))
 
 
-def _draw_step(rng, huge=False):
-    N, D, H = _size(rng), _size(rng), _size(rng)
-    inputs = {"x": rng.standard_normal((N, D)), "prev_h": rng.standard_normal((N, H)),
-              "prev_c": 2.0 * rng.standard_normal((N, H)), **_draw_weights(rng, D, H)}
-    if huge:
-        _with_huge_entries(rng, inputs["b"], fraction=0.25)
-    return inputs
-
-
-@check("lstm_step_forward_hidden", lambda rng: _draw_step(rng, huge=True), hidden=True,
+@check("lstm_step_forward_hidden", gated.both(gated.step, blocks=4, with_c=True, saturated=4),
+       hidden=True,
        outputs=("next_h", "next_c"),
        doc="one LSTM step on random shapes, some gates saturated by |b| ~ 800")
 def lstm_step_forward_hidden(inputs, lstm_step_forward):
@@ -930,41 +908,23 @@ def lstm_step_forward_hidden(inputs, lstm_step_forward):
     return {"next_h": next_h, "next_c": next_c}
 
 
-def _draw_step_backward(rng):
-    inputs = _draw_step(rng)
-    N, H = inputs["prev_h"].shape
-    inputs["dnext_h"] = rng.standard_normal((N, H))
-    inputs["dnext_c"] = rng.standard_normal((N, H))
-    return inputs
-
-
-@check("lstm_step_backward_hidden", _draw_step_backward, hidden=True, outputs=LSTM_STEP_GRADS,
+@check("lstm_step_backward_hidden", gated.both(gated.step, blocks=4, with_c=True, upstream=True),
+       hidden=True, outputs=LSTM_STEP_GRADS,
        doc="the six gradients of one step (through the student's forward pass)")
 def lstm_step_backward_hidden(inputs, lstm_step_forward, lstm_step_backward):
     return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
                           inputs["dnext_h"], inputs["dnext_c"])
 
 
-def _draw_seq(rng):
-    N, T, D, H = _size(rng), _size(rng, high=7), _size(rng), _size(rng)
-    return {"x": rng.standard_normal((N, T, D)), "h0": rng.standard_normal((N, H)),
-            **_draw_weights(rng, D, H)}
-
-
-@check("lstm_forward_hidden", _draw_seq, hidden=True, outputs=("h",),
+@check("lstm_forward_hidden", gated.both(gated.sequence, blocks=4), hidden=True,
+       outputs=("h",),
        doc="hidden states of a whole sequence on random shapes")
 def lstm_forward_hidden(inputs, lstm_forward):
     return {"h": _sequence(lstm_forward, inputs)}
 
 
-def _draw_backward(rng):
-    inputs = _draw_seq(rng)
-    N, T, _ = inputs["x"].shape
-    inputs["dh"] = rng.standard_normal((N, T, inputs["h0"].shape[1]))
-    return inputs
-
-
-@check("lstm_backward_hidden", _draw_backward, hidden=True, outputs=SEQ_GRADS,
+@check("lstm_backward_hidden", gated.both(gated.sequence, blocks=4, upstream=True),
+       hidden=True, outputs=SEQ_GRADS,
        doc="the five gradients of a whole sequence (through the student's forward pass)")
 def lstm_backward_hidden(inputs, lstm_forward, lstm_backward):
     return _seq_backward(lstm_forward, lstm_backward, inputs)

@@ -21,9 +21,9 @@ does not contain the solution:
   but wrong elsewhere point at the tanh derivative; gradients that are right
   only for a symmetric Wh point at a missing transpose.
 
-The hidden checks (end of the module) draw random sizes for every submission,
-small edge sizes (1) included: N in 1..5, D and H in 1..7, T in 1..8, with
-moderate values (pre-activations of order 1, so that tanh is neither linear
+The hidden checks (end of the module) draw, for every submission, one case of
+each regime: distinct random sizes N, T, D, H in 2..7, and the edge sizes (all
+1), with moderate values (pre-activations of order 1, so that tanh is neither linear
 nor saturated everywhere).  Backward passes go through the student's own
 forward pass.
 """
@@ -33,12 +33,15 @@ from __future__ import annotations
 import numpy as np
 
 from rnn_course.checks import (
+    EDGE,
+    GENERIC,
     check,
     close,
     copies,
     modified_flags,
     modified_problem,
     per_output,
+    regime_sizes,
     shape_problem,
     unpack,
     value_problem,
@@ -598,10 +601,10 @@ def rnn_forward_values(inp, out):
 # --------------------------------------------------------------------------- #
 # Hidden checks: new random sizes and values for every submission
 # --------------------------------------------------------------------------- #
-def draw_sizes(rng: np.random.Generator) -> dict:
-    """Random sizes N in 1..5, T in 1..8, D and H in 1..7 (each edge size 1 is common)."""
-    return {"N": int(rng.integers(1, 6)), "T": int(rng.integers(1, 9)),
-            "D": int(rng.integers(1, 8)), "H": int(rng.integers(1, 8))}
+def draw_sizes(rng: np.random.Generator, regime: str = GENERIC) -> dict:
+    """Sizes N, T, D, H of a regime (:func:`rnn_course.checks.regime_sizes`): all 1, or
+    distinct values in 2..7."""
+    return regime_sizes(rng, regime)
 
 
 def draw_weights(rng: np.random.Generator, D: int, H: int) -> dict:
@@ -611,27 +614,32 @@ def draw_weights(rng: np.random.Generator, D: int, H: int) -> dict:
             "b": 0.5 * rng.standard_normal(H)}
 
 
-def _draw_step(rng):
-    s = draw_sizes(rng)
+def _draw_step(rng, regime):
+    s = draw_sizes(rng, regime)
     N, D, H = s["N"], s["D"], s["H"]
     return {"x": rng.standard_normal((N, D)), "prev_h": rng.uniform(-1, 1, size=(N, H)),
             **draw_weights(rng, D, H)}
 
 
-def _draw_step_backward(rng):
-    inp = _draw_step(rng)
+def _draw_step_backward(rng, regime):
+    inp = _draw_step(rng, regime)
     inp["dnext_h"] = rng.standard_normal(inp["prev_h"].shape)
     return inp
 
 
-def _draw_seq(rng):
-    s = draw_sizes(rng)
+def _draw_seq(rng, regime):
+    s = draw_sizes(rng, regime)
     N, T, D, H = s["N"], s["T"], s["D"], s["H"]
     return {"x": rng.standard_normal((N, T, D)), "h0": rng.uniform(-1, 1, size=(N, H)),
             **draw_weights(rng, D, H)}
 
 
-@check("rnn_step_forward_hidden", _draw_step, hidden=True, outputs=("next_h",),
+def sized(draw):
+    """Regimes of a hidden check: the generic sizes and the edge sizes (all 1)."""
+    return {GENERIC: lambda rng: draw(rng, GENERIC), EDGE: lambda rng: draw(rng, EDGE)}
+
+
+@check("rnn_step_forward_hidden", sized(_draw_step), hidden=True, outputs=("next_h",),
        doc="rnn_step_forward on random sizes and values")
 def rnn_step_forward_hidden(inp, rnn_step_forward):
     next_h, _ = unpack(rnn_step_forward(**copies(inp, STEP_ARGS)), STEP_RETURNS,
@@ -639,7 +647,7 @@ def rnn_step_forward_hidden(inp, rnn_step_forward):
     return {"next_h": next_h}
 
 
-@check("rnn_step_backward_hidden", _draw_step_backward, hidden=True, outputs=STEP_GRADS,
+@check("rnn_step_backward_hidden", sized(_draw_step_backward), hidden=True, outputs=STEP_GRADS,
        doc="rnn_step_backward, through the student's rnn_step_forward, on random sizes")
 def rnn_step_backward_hidden(inp, rnn_step_forward, rnn_step_backward):
     _, cache = unpack(rnn_step_forward(**copies(inp, STEP_ARGS)), STEP_RETURNS,
@@ -649,8 +657,8 @@ def rnn_step_backward_hidden(inp, rnn_step_forward, rnn_step_backward):
     return dict(zip(STEP_GRADS, grads, strict=True))
 
 
-@check("rnn_forward_hidden", _draw_seq, hidden=True, outputs=("h",),
-       doc="rnn_forward on random sizes (T = 1 included)")
+@check("rnn_forward_hidden", sized(_draw_seq), hidden=True, outputs=("h",),
+       doc="rnn_forward on random sizes, and on sizes 1")
 def rnn_forward_hidden(inp, rnn_forward):
     h, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), SEQ_RETURNS, "rnn_forward")
     return {"h": h}
