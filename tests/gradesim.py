@@ -77,7 +77,7 @@ def grade(assignment: str, ns: dict, student: str = "student", digest: str = "di
         try:
             outputs = check.graded_run(delivered, *(ns.get(n) for n in check.functions))
         except Exception as exc:  # noqa: BLE001 - a crashing cell scores 0, as when graded
-            message = f"no result ({type(exc).__name__}: {exc})"
+            message = f"no result ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
         else:
             try:
                 message = check.judge(outputs, inputs, reference)

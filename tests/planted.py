@@ -88,7 +88,7 @@ def gradient_norms_through_time(dact, Wh, dlast):
     "clipping/value_never_clips": ("clipping", """
 def clip_by_value(grads, clip_value):
     return {k: np.array(v, copy=True) for k, v in grads.items()}
-""", "clip"),
+""", "must become exactly"),
     "clipping/norm_without_sqrt": ("clipping", """
 def clip_by_global_norm(grads, max_norm):
     total = float(sum(np.sum(g * g) for g in grads.values()))

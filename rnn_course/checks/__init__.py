@@ -426,6 +426,24 @@ def modified_flags(before: dict, after: dict) -> np.ndarray:
                      for k in before], dtype=np.int64)
 
 
+_SHAPE_ERRORS = ("matmul", "not aligned", "could not be broadcast", "shapes")
+
+
+def call(fn, fn_name: str, *args, **kwargs):
+    """``fn(*args, **kwargs)``; a numpy shape mismatch raised inside a backward pass becomes
+    a ValueError that starts with its likely cause (a missing or extra transpose)."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as exc:
+        text = " ".join(str(exc).split())
+        if not any(word in text for word in _SHAPE_ERRORS):
+            raise
+        raise ValueError(
+            f"{fn_name}: the shapes of a product do not fit, a transpose is missing or extra "
+            f"(for Y = X @ W: dX = dY @ W.T, dW = X.T @ dY); numpy said: {text[:120]}"
+        ) from None
+
+
 def unpack(result, names, fn_name: str) -> tuple:
     """``result`` as a tuple of ``len(names)`` items, or a readable TypeError."""
     if not isinstance(result, (tuple, list)) or len(result) != len(names):

@@ -36,6 +36,7 @@ from rnn_course.checks import (
     EDGE,
     GENERIC,
     Partial,
+    call,
     check,
     copies,
     modified_flags,
@@ -112,7 +113,8 @@ def _run_backward(inp, rnn_backward, rnn_forward, truncates: dict):
         args = copies(inp, SEQ_ARGS)
         _, cache = unpack(rnn_forward(**args), SEQ_RETURNS, "rnn_forward")
         dh = np.array(inp["dh"], copy=True)
-        result = rnn_backward(dh, cache) if k is None else rnn_backward(dh, cache, truncate=k)
+        result = (call(rnn_backward, "rnn_backward", dh, cache) if k is None
+                  else call(rnn_backward, "rnn_backward", dh, cache, truncate=k))
         grads = unpack(result, SEQ_GRADS, "rnn_backward")
         out.update({f"{label}_{g}": v for g, v in zip(SEQ_GRADS, grads, strict=True)})
         out[f"{label}_modified"] = np.array([int(not np.array_equal(dh, inp["dh"]))])
@@ -607,9 +609,9 @@ def _hidden_backward(inp, rnn_backward, rnn_forward):
     _, cache = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), SEQ_RETURNS, "rnn_forward")
     dh = np.array(inp["dh"], dtype=np.float64, copy=True)
     if "truncate" in inp:
-        result = rnn_backward(dh, cache, truncate=int(inp["truncate"]))
+        result = call(rnn_backward, "rnn_backward", dh, cache, truncate=int(inp["truncate"]))
     else:
-        result = rnn_backward(dh, cache)
+        result = call(rnn_backward, "rnn_backward", dh, cache)
     return dict(zip(SEQ_GRADS, unpack(result, SEQ_GRADS, "rnn_backward"), strict=True))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from rnn_course.checks import GENERIC, check, regime_sizes, shape_problem, unpack
 from rnn_course.contract import PARAMS, returns
-from rnn_course.gradcheck import EXACT_RTOL
+from rnn_course.gradcheck import EXACT_RTOL, VALUE_RTOL
 
 KEYS = PARAMS  # the keys of every gradient dict here
 GLOBAL_RETURNS = returns("clip_by_global_norm")  # clipped, total_norm
@@ -230,12 +230,13 @@ def clip_by_global_norm_total_norm(inputs, outputs):
         if got.size != 1:
             return f"total_norm must be a single number, got an array of shape {got.shape}"
         value = float(_scalar(got))
-        if np.isclose(value, 13.0, rtol=EXACT_RTOL, atol=0):
+        if np.isclose(value, 13.0, rtol=VALUE_RTOL, atol=0):
             continue
         for number, bug in wrong.items():
-            if np.isclose(value, number, rtol=EXACT_RTOL, atol=0):
-                return f"with {when} your total_norm is {value:g}, expected 13: it is {bug}"
-        return f"with {when} your total_norm is {value:g}, expected sqrt(9 + 16 + 144) = 13"
+            if np.isclose(value, number, rtol=VALUE_RTOL, atol=0):
+                return f"with {when} your total_norm is {value:.9g}, expected 13: it is {bug}"
+        return (f"with {when} your total_norm is {value:.9g}, expected sqrt(9 + 16 + 144) "
+                "= 13")
     return None
 
 
@@ -265,21 +266,21 @@ def clip_by_global_norm_scaling(inputs, outputs):
                     "global norm rescales every array, it never changes its direction "
                     "(np.clip on the entries is clip_by_value)")
         factors[k] = f
-    if max(factors.values()) - min(factors.values()) > EXACT_RTOL:
+    if max(factors.values()) - min(factors.values()) > VALUE_RTOL * abs(scale):
         shown = ", ".join(f"{k} by {v:.3g}" for k, v in factors.items())
         return (f"the arrays were scaled by different factors ({shown}): each array was "
                 "clipped by its own norm. Use one factor for all of them, "
                 f"max_norm / total_norm = {max_norm:g} / 13 = {scale:.3g}, so that the "
                 "direction of the whole gradient is kept")
     f = factors[KEYS[0]]
-    if not np.isclose(f, scale, rtol=EXACT_RTOL, atol=0):
+    if not np.isclose(f, scale, rtol=VALUE_RTOL, atol=0):
         hint = ""
         if np.isclose(f, 1.0):
             hint = ": the global norm 13 is above max_norm, so the gradients must shrink"
         elif np.isclose(f, 13.0 / max_norm):
             hint = ": the factor is upside down (total_norm / max_norm)"
-        return (f"every array was multiplied by {f:.4g}, expected max_norm / total_norm = "
-                f"{max_norm:g} / 13 = {scale:.4g}{hint}")
+        return (f"every array was multiplied by {f:.9g}, expected max_norm / total_norm = "
+                f"{max_norm:g} / 13 = {scale:.9g}{hint}")
     return None
 
 

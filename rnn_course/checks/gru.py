@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnn_course.checks import (
+    call,
     carry_problem,
     check,
     close,
@@ -375,7 +376,8 @@ def gru_step_forward_values(inputs, outputs):
 def _step_backward(fwd, bwd, args, dnext_h):
     _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("gru_step_forward"),
                       "gru_step_forward")
-    grads = unpack(bwd(np.array(dnext_h, copy=True), cache), STEP_GRADS, "gru_step_backward")
+    grads = unpack(call(bwd, "gru_step_backward", np.array(dnext_h, copy=True), cache),
+                   STEP_GRADS, "gru_step_backward")
     return {k: np.asarray(v, dtype=np.float64) for k, v in zip(STEP_GRADS, grads, strict=True)}
 
 
@@ -581,7 +583,8 @@ def gru_forward_matches_steps(inputs, outputs):
 # --------------------------------------------------------------------------- #
 def _seq_backward(fwd, bwd, args):
     _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("gru_forward"), "gru_forward")
-    grads = unpack(bwd(np.array(args["dh"], copy=True), cache), SEQ_GRADS, "gru_backward")
+    grads = unpack(call(bwd, "gru_backward", np.array(args["dh"], copy=True), cache),
+                   SEQ_GRADS, "gru_backward")
     return {k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)}
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from rnn_course.checks import (
     EDGE,
+    call,
     carry_problem,
     check,
     close,
@@ -485,7 +486,8 @@ def lstm_step_forward_hidden_state(inputs, outputs):
 def _step_backward(fwd, bwd, args, dnext_h, dnext_c):
     _, _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("lstm_step_forward"),
                          "lstm_step_forward")
-    grads = unpack(bwd(np.array(dnext_h, copy=True), np.array(dnext_c, copy=True), cache),
+    grads = unpack(call(bwd, "lstm_step_backward", np.array(dnext_h, copy=True),
+                        np.array(dnext_c, copy=True), cache),
                    LSTM_STEP_GRADS, "lstm_step_backward")
     return {k: np.asarray(v, dtype=np.float64)
             for k, v in zip(LSTM_STEP_GRADS, grads, strict=True)}
@@ -785,7 +787,8 @@ def lstm_forward_matches_steps(inputs, outputs):
 # --------------------------------------------------------------------------- #
 def _seq_backward(fwd, bwd, args):
     _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("lstm_forward"), "lstm_forward")
-    grads = unpack(bwd(np.array(args["dh"], copy=True), cache), SEQ_GRADS, "lstm_backward")
+    grads = unpack(call(bwd, "lstm_backward", np.array(args["dh"], copy=True), cache),
+                   SEQ_GRADS, "lstm_backward")
     return {k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)}
 
 
