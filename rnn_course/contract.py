@@ -73,7 +73,7 @@ CALLS: dict[str, tuple[str, ...]] = {
 }
 
 
-def tested_function(check_id: str) -> "str | None":
+def checked_function(check_id: str) -> "str | None":
     """The contract function a check (by its id, ``<function>_<what>``) is about, or None."""
     names = [name for name in CONTRACT if check_id.startswith(name + "_")]
     return max(names, key=len) if names else None

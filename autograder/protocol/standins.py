@@ -1,6 +1,6 @@
 """The grader's side of the stand-ins (see :mod:`rnn_course.standins`): their tables.
 
-For a check of function F (its id names it: :func:`rnn_course.contract.tested_function`),
+For a check of function F (its id names it: :func:`rnn_course.contract.checked_function`),
 the stand-ins are every other contract function the check's ``run`` is called
 with (the forward pass whose cache a backward pass reads) and every helper
 those functions and F call (:data:`rnn_course.contract.CALLS`).  The grader
@@ -21,7 +21,7 @@ import numpy as np
 from autograder import reference
 from rnn_course import standins
 from rnn_course.checks import Check, fresh_copies
-from rnn_course.contract import CALLS, CONTRACT, helpers_of, tested_function
+from rnn_course.contract import CALLS, CONTRACT, checked_function, helpers_of
 
 
 # --------------------------------------------------------------------------- #
@@ -106,7 +106,7 @@ assert set(COMPOSED) == set(CALLS), "every function with helpers has a composed 
 def standin_functions(check: Check) -> tuple[str, ...]:
     """The contract functions that stand-ins answer while ``check`` runs (never the one
     it is about); empty for a check about no contract function."""
-    tested = tested_function(check.id)
+    tested = checked_function(check.id)
     if tested is None:
         return ()
     passed = [n for n in check.functions if n in CONTRACT]

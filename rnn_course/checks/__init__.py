@@ -66,7 +66,7 @@ from typing import Callable
 import numpy as np
 
 from rnn_course import grading, standins
-from rnn_course.contract import gradient_names, tested_function
+from rnn_course.contract import checked_function, gradient_names
 from rnn_course.gradcheck import (
     EXACT_RTOL,
     HIDDEN_ATOL,
@@ -242,7 +242,7 @@ class Check:
         flat = inputs.pop(standins.INPUT_NAME, None)
         tables = standins.Tables(flat) if isinstance(flat, dict) else None
         with standins.installed(tables, self.functions, list(functions),
-                                tested_function(self.id)) as passed:
+                                checked_function(self.id)) as passed:
             return grading.as_plain_arrays(self.run(inputs, *passed))
 
     # ---- in a notebook --------------------------------------------------- #
