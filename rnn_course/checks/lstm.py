@@ -104,7 +104,9 @@ def _gate_inputs(rng):
 
 def _stable_inputs(rng):
     """Huge pre-activations, where exp(-a) or exp(a) overflows float64 (exp(710) = inf)."""
-    row = np.array([800.0, -800.0, 710.0, -710.0, 0.0, 30.0, -30.0, 1.5])
+    huge, edge = rng.uniform(750.0, 900.0, size=2), rng.uniform(710.0, 720.0, size=2)
+    large, small = rng.uniform(20.0, 40.0, size=2), rng.uniform(0.5, 2.5)
+    row = np.array([huge[0], -huge[1], edge[0], -edge[1], 0.0, large[0], -large[1], small])
     return {"a": np.stack([row, -row[::-1]]), "H": 2}
 
 
@@ -301,13 +303,13 @@ def lstm_gates_stable(inputs, outputs):
         if problem:
             return problem
         if not np.all(np.isfinite(got)):
-            return (f"{name} contains NaN or inf for pre-activations of +-800: "
-                    "exp(800) overflows to inf, and inf / inf is NaN")
+            return (f"{name} contains NaN or inf for pre-activations beyond +-710: "
+                    "exp(710) overflows to inf, and inf / inf is NaN")
         want = np.tanh(blocks[name]) if name == "g" else _sigmoid(blocks[name])
         if not np.allclose(got, want, rtol=EXACT_RTOL, atol=1e-15):
             return (f"{name} is wrong for large pre-activations (max abs error "
-                    f"{float(np.max(np.abs(got - want))):.3g}): sigmoid(800) = 1 and "
-                    "sigmoid(-800) = 0")
+                    f"{float(np.max(np.abs(got - want))):.3g}): sigmoid(a) is 1 for a large "
+                    "a > 0 and 0 for a large a < 0")
     n_warnings = int(np.ravel(outputs["n_warnings"])[0])
     if n_warnings:
         return (f"computing the gates raised {n_warnings} overflow "

@@ -118,7 +118,8 @@ def _step_bias_only(rng):
     inp = _step_dense(rng)
     inp["Wx"][:] = 0.0
     inp["Wh"][:] = 0.0
-    inp["b"] = np.array([-2.0, -0.6, 0.1, 0.9, 2.5])
+    # biases of both signs, large enough that tanh(b) and b differ clearly
+    inp["b"] = rng.choice([-1.0, 1.0], size=5) * rng.uniform(0.3, 2.5, size=5)
     return inp
 
 
