@@ -26,6 +26,12 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     next_h = x @ Wx + prev_h @ Wh + b
     return next_h, (x, prev_h, Wx, Wh, next_h)
 """, "forgot the tanh"),
+    "rnn_cell/tanh_from_exponentials": ("rnn_cell", """
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    a = x @ Wx + prev_h @ Wh + b
+    next_h = (np.exp(a) - np.exp(-a)) / (np.exp(a) + np.exp(-a))
+    return next_h, (x, prev_h, Wx, Wh, next_h)
+""", "np.tanh"),
     "rnn_cell/dx_no_transpose": ("rnn_cell", """
 def rnn_step_backward(dnext_h, cache):
     x, prev_h, Wx, Wh, next_h = cache
@@ -129,6 +135,13 @@ def lstm_backward(dh, cache):
         dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
     return dx, carry_h, dWx, dWh, db
 """, "dnext_c"),
+    "lstm/step_backward_modifies_dnext_c": ("lstm", """
+_right_step_backward = lstm_step_backward
+def lstm_step_backward(dnext_h, dnext_c, cache):
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
+    dnext_c += dnext_h * o * (1.0 - tanh_c ** 2)
+    return _right_step_backward(dnext_h, dnext_c - dnext_h * o * (1.0 - tanh_c ** 2), cache)
+""", "modified dnext_c in place"),
     # ---- gru ------------------------------------------------------------ #
     "gru/swapped_blend": ("gru", """
 _right_step = gru_step_forward

@@ -488,6 +488,25 @@ def value_problem(name: str, got: np.ndarray, want: np.ndarray, hint: str = "",
     return None
 
 
+def upstream_modified(fn_name: str, upstream: dict, out: dict) -> "str | None":
+    """A message when a backward pass changed one of its upstream gradients (``upstream``:
+    name -> the original array) in place, judged from ``out``'s ``modified_<name>`` flags
+    (kernel side: :func:`upstream_flags`)."""
+    changed = [n for n in upstream if int(np.ravel(out.get(f"modified_{n}", [0]))[0])]
+    if changed:
+        return (f"{fn_name} modified {', '.join(changed)} in place; compute into a new array "
+                f"(e.g. d = {changed[0]} + ..., not {changed[0]} += ...): the caller still "
+                "needs it")
+    return None
+
+
+def upstream_flags(before: dict, after: dict) -> dict:
+    """``modified_<name>``: 1 where the call changed the upstream gradient ``name``."""
+    return {f"modified_{n}": np.array([int(not np.array_equal(before[n], after[n],
+                                                                equal_nan=True))])
+            for n in before}
+
+
 def modified_problem(out: dict, key: str, names, fn_name: str) -> "str | None":
     """A message if the ``key`` flags of ``run`` say that an argument was modified in place."""
     flags = np.asarray(out[key]).ravel()

@@ -48,6 +48,8 @@ from rnn_course.checks import (
     keep_share,
     shape_problem,
     unpack,
+    upstream_flags,
+    upstream_modified,
     wrong_forward,
 )
 from rnn_course.contract import (
@@ -376,9 +378,12 @@ def gru_step_forward_values(inputs, outputs):
 def _step_backward(fwd, bwd, args, dnext_h):
     _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("gru_step_forward"),
                       "gru_step_forward")
-    grads = unpack(call(bwd, "gru_step_backward", np.array(dnext_h, copy=True), cache),
+    up = {"dnext_h": np.array(dnext_h, copy=True)}
+    passed = {k: v.copy() for k, v in up.items()}
+    grads = unpack(call(bwd, "gru_step_backward", passed["dnext_h"], cache),
                    STEP_GRADS, "gru_step_backward")
-    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(STEP_GRADS, grads, strict=True)}
+    return {**{k: np.asarray(v, dtype=np.float64) for k, v in zip(STEP_GRADS, grads, strict=True)},
+            **upstream_flags(up, passed)}
 
 
 def _step_outputs(fwd):
@@ -418,7 +423,7 @@ def gru_step_backward_shapes(inputs, outputs):
         problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
-    return None
+    return upstream_modified("gru_step_backward", dict.fromkeys(("dnext_h",)), outputs)
 
 
 _BACKWARD_ORDER = ("n", "z", "r")  # the order in which a backward pass computes them
@@ -583,9 +588,11 @@ def gru_forward_matches_steps(inputs, outputs):
 # --------------------------------------------------------------------------- #
 def _seq_backward(fwd, bwd, args):
     _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("gru_forward"), "gru_forward")
-    grads = unpack(call(bwd, "gru_backward", np.array(args["dh"], copy=True), cache),
-                   SEQ_GRADS, "gru_backward")
-    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)}
+    up = {"dh": np.array(args["dh"], copy=True)}
+    passed = {k: v.copy() for k, v in up.items()}
+    grads = unpack(call(bwd, "gru_backward", passed["dh"], cache), SEQ_GRADS, "gru_backward")
+    return {**{k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)},
+            **upstream_flags(up, passed)}
 
 
 def _seq_outputs(fwd):
@@ -613,7 +620,7 @@ def gru_backward_shapes(inputs, outputs):
         problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
-    return None
+    return upstream_modified("gru_backward", {"dh": None}, outputs)
 
 
 @check("gru_backward_through_update", _update_path_inputs,
@@ -695,7 +702,8 @@ def gru_step_forward_hidden(inputs, gru_step_forward):
        hidden=True, outputs=STEP_GRADS,
        doc="the five gradients of one step (through the student's forward pass)")
 def gru_step_backward_hidden(inputs, gru_step_forward, gru_step_backward):
-    return _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
+    out = _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
+    return {k: out[k] for k in STEP_GRADS}
 
 
 @check("gru_forward_hidden", gated.both(gated.sequence, blocks=3, saturated=2), hidden=True,
@@ -710,4 +718,5 @@ def gru_forward_hidden(inputs, gru_forward):
        outputs=SEQ_GRADS,
        doc="the five gradients of a whole sequence (through the student's forward pass)")
 def gru_backward_hidden(inputs, gru_forward, gru_backward):
-    return _seq_backward(gru_forward, gru_backward, inputs)
+    out = _seq_backward(gru_forward, gru_backward, inputs)
+    return {k: out[k] for k in SEQ_GRADS}

@@ -49,6 +49,8 @@ from rnn_course.checks import (
     regime_sizes,
     shape_problem,
     unpack,
+    upstream_flags,
+    upstream_modified,
     wrong_forward,
 )
 from rnn_course.contract import (
@@ -488,11 +490,13 @@ def lstm_step_forward_hidden_state(inputs, outputs):
 def _step_backward(fwd, bwd, args, dnext_h, dnext_c):
     _, _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("lstm_step_forward"),
                          "lstm_step_forward")
-    grads = unpack(call(bwd, "lstm_step_backward", np.array(dnext_h, copy=True),
-                        np.array(dnext_c, copy=True), cache),
+    up = {"dnext_h": np.array(dnext_h, copy=True), "dnext_c": np.array(dnext_c, copy=True)}
+    passed = {k: v.copy() for k, v in up.items()}
+    grads = unpack(call(bwd, "lstm_step_backward", passed["dnext_h"], passed["dnext_c"], cache),
                    LSTM_STEP_GRADS, "lstm_step_backward")
-    return {k: np.asarray(v, dtype=np.float64)
-            for k, v in zip(LSTM_STEP_GRADS, grads, strict=True)}
+    return {**{k: np.asarray(v, dtype=np.float64)
+               for k, v in zip(LSTM_STEP_GRADS, grads, strict=True)},
+            **upstream_flags(up, passed)}
 
 
 def _step_outputs(fwd):
@@ -505,8 +509,9 @@ def _step_outputs(fwd):
 @check("lstm_step_backward_shapes", _step_inputs,
        doc="six gradients with the shapes of x, prev_h, prev_c, Wx, Wh, b")
 def lstm_step_backward_shapes(inputs, lstm_step_forward, lstm_step_backward):
-    return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                          inputs["dnext_h"], inputs["dnext_c"])
+    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                         inputs["dnext_h"], inputs["dnext_c"])
+    return {k: out[k] for k in LSTM_STEP_GRADS}
 
 
 @lstm_step_backward_shapes.verdict
@@ -515,7 +520,7 @@ def lstm_step_backward_shapes(inputs, outputs):
         problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
-    return None
+    return upstream_modified("lstm_step_backward", dict.fromkeys(("dnext_h", "dnext_c")), outputs)
 
 
 @check("lstm_step_backward_dprev_c", _bias_only_inputs,
@@ -789,9 +794,11 @@ def lstm_forward_matches_steps(inputs, outputs):
 # --------------------------------------------------------------------------- #
 def _seq_backward(fwd, bwd, args):
     _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("lstm_forward"), "lstm_forward")
-    grads = unpack(call(bwd, "lstm_backward", np.array(args["dh"], copy=True), cache),
-                   SEQ_GRADS, "lstm_backward")
-    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)}
+    up = {"dh": np.array(args["dh"], copy=True)}
+    passed = {k: v.copy() for k, v in up.items()}
+    grads = unpack(call(bwd, "lstm_backward", passed["dh"], cache), SEQ_GRADS, "lstm_backward")
+    return {**{k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)},
+            **upstream_flags(up, passed)}
 
 
 def _seq_outputs(fwd):
@@ -812,7 +819,7 @@ def lstm_backward_shapes(inputs, outputs):
         problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
-    return None
+    return upstream_modified("lstm_backward", {"dh": None}, outputs)
 
 
 def _seq_tables(*names):
@@ -917,8 +924,9 @@ def lstm_step_forward_hidden(inputs, lstm_step_forward):
        hidden=True, outputs=LSTM_STEP_GRADS,
        doc="the six gradients of one step (through the student's forward pass)")
 def lstm_step_backward_hidden(inputs, lstm_step_forward, lstm_step_backward):
-    return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                          inputs["dnext_h"], inputs["dnext_c"])
+    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                         inputs["dnext_h"], inputs["dnext_c"])
+    return {k: out[k] for k in LSTM_STEP_GRADS}
 
 
 @check("lstm_forward_hidden", gated.both(gated.sequence, blocks=4), hidden=True,
@@ -932,4 +940,5 @@ def lstm_forward_hidden(inputs, lstm_forward):
        hidden=True, outputs=SEQ_GRADS,
        doc="the five gradients of a whole sequence (through the student's forward pass)")
 def lstm_backward_hidden(inputs, lstm_forward, lstm_backward):
-    return _seq_backward(lstm_forward, lstm_backward, inputs)
+    out = _seq_backward(lstm_forward, lstm_backward, inputs)
+    return {k: out[k] for k in SEQ_GRADS}

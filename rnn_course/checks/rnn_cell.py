@@ -118,13 +118,17 @@ def _step_bias_only(rng):
     inp = _step_dense(rng)
     inp["Wx"][:] = 0.0
     inp["Wh"][:] = 0.0
-    # biases of both signs, large enough that tanh(b) and b differ clearly
-    inp["b"] = rng.choice([-1.0, 1.0], size=5) * rng.uniform(0.3, 2.5, size=5)
+    # biases of both signs, large enough that tanh(b) and b differ clearly, and two
+    # huge ones (+ and -) where a tanh written with exponentials overflows (exp(2a) past
+    # |a| = 355, exp(a) past 710)
+    b = rng.choice([-1.0, 1.0], size=5) * rng.uniform(0.3, 2.5, size=5)
+    b[rng.choice(5, size=2, replace=False)] = [rng.uniform(720, 900), -rng.uniform(720, 900)]
+    inp["b"] = b
     return inp
 
 
 @check("rnn_step_forward_bias", _step_bias_only,
-       doc="with Wx = 0 and Wh = 0, every row of next_h is tanh(b)")
+       doc="with Wx = 0 and Wh = 0, every row of next_h is tanh(b), also for |b| > 720")
 def rnn_step_forward_bias(inp, rnn_step_forward):
     return _run_step(inp, rnn_step_forward)
 
@@ -136,6 +140,9 @@ def rnn_step_forward_bias(inp, out):
     want = np.tile(np.tanh(b), (N, 1))
     if close(got, np.tile(b, (N, 1))):
         return "with zero weights next_h equals b: you forgot the tanh"
+    if got.shape == want.shape and not np.all(np.isfinite(got)):
+        return ("next_h is NaN or inf where |b| is large (above 720): use np.tanh; a tanh "
+                "written with np.exp overflows (exp(710) is inf, and inf / inf is NaN)")
     if close(got, np.zeros_like(want)):
         return "with zero weights next_h is 0, expected tanh(b): the bias b is not added"
     return value_problem("next_h", got, want,
