@@ -118,3 +118,17 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     assert cells["rnn_step_forward_bias"][1] is not None
     _, _, without = grade("rnn_cell", ns, use_standins=False)
     assert without["rnn_step_backward_bias"][1] is not None
+
+
+def test_a_helper_that_raises_does_not_fail_the_function_built_on_it():
+    """lstm_step_forward not written yet (it raises): lstm_forward, which calls it, still
+    gets its points, from the right values of the stand-in."""
+    ns = student_namespace("lstm", """
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    raise NotImplementedError()
+""")
+    _, _, cells = grade("lstm", ns)
+    for check_id in ("lstm_forward_shapes", "lstm_forward_c0_zero", "lstm_forward_carries_cell",
+                     "lstm_forward_matches_steps", "lstm_forward_hidden"):
+        assert cells[check_id][1] is None, (check_id, cells[check_id])
+    assert cells["lstm_step_forward_hidden"][0] == 0
