@@ -95,3 +95,38 @@ def cost(assignment: str, planted: str, **kwargs) -> float:
     """The share of the assignment's points that ``planted`` costs (0 = none)."""
     score, maximum, _ = grade(assignment, student_namespace(assignment, planted), **kwargs)
     return 1.0 - score / maximum
+
+
+def main(argv=None) -> None:
+    """``python tests/gradesim.py [--before]``: what each planted bug costs (tests/planted.py),
+    and its scores under 20 student ids; ``--before`` without stand-ins and with every
+    check all-or-nothing, as grading was before issue 13."""
+    import argparse
+    import sys
+    import warnings
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from planted import BUGS
+
+    args = argparse.ArgumentParser(description=main.__doc__).parse_known_args(argv)[1]
+    before = "--before" in args
+    warnings.simplefilter("ignore", RuntimeWarning)
+    print(f"{'planted bug':36s} {'cost':>6s}  scores under 20 ids  first message")
+    for name, (assignment, code, _) in BUGS.items():
+        ns = student_namespace(assignment, code)
+        points = dict(graded_cells(assignment))
+        scores = set()
+        for i in range(20):
+            score, maximum, cells = grade(assignment, ns, student=f"student{i:02d}",
+                                          use_standins=not before)
+            if before:
+                score = sum(points[k] for k, (_, m) in cells.items() if m is None)
+            scores.add(round(score, 4))
+        _, _, cells = grade(assignment, ns, use_standins=not before)
+        first = next((str(m) for _, m in cells.values() if m), "")
+        cost = 1.0 - min(scores) / maximum
+        print(f"{name:36s} {cost:6.1%}  {sorted(scores)!s:19s}  {first[:70]}")
+
+
+if __name__ == "__main__":
+    main()

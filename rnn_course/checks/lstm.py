@@ -509,9 +509,8 @@ def _step_outputs(fwd):
 @check("lstm_step_backward_shapes", _step_inputs,
        doc="six gradients with the shapes of x, prev_h, prev_c, Wx, Wh, b")
 def lstm_step_backward_shapes(inputs, lstm_step_forward, lstm_step_backward):
-    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                         inputs["dnext_h"], inputs["dnext_c"])
-    return {k: out[k] for k in LSTM_STEP_GRADS}
+    return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                          inputs["dnext_h"], inputs["dnext_c"])
 
 
 @lstm_step_backward_shapes.verdict
