@@ -37,7 +37,12 @@ part of a cell or inside its hidden block alike::
   cell that calls the check (visible checks too: their fixed inputs are public,
   so a kernel could recognise them and replay known answers); the outputs go
   to the grader, which judges them in its own process, a visible check's
-  oracle computed there on the reference for those inputs.  A check called
+  oracle computed there on the reference for those inputs.  The functions the
+  checked one is built on are stand-ins for the duration of ``run``
+  (:meth:`Check.graded_run`, :mod:`rnn_course.standins`), and a failed check
+  that compares several outputs still earns the share of the right ones
+  (:class:`Partial`); a hidden check's draw holds one case of each of its
+  regimes (:func:`regimes`).  A check called
   in grading mode outside its own graded cell (the quick visible line at the
   top of a hidden test cell) runs on its fixed inputs, and the grader ignores
   what it submits;
