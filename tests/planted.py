@@ -4,7 +4,8 @@ Each is a few lines of notebook code run after the notebook's correct
 functions (:func:`gradesim.student_namespace`): the wrong function replaces the
 right one, and the functions built on it call it by name as a student's do.
 ``BUGS`` maps a name to (assignment, code, a phrase the first failing check's
-message must contain).
+message must contain); ``CORRECT`` maps a name to (assignment, code) of right code
+written differently, which must score full marks.
 """
 
 from __future__ import annotations
@@ -153,4 +154,39 @@ def gru_step_forward(x, prev_h, Wx, Wh, b):
     n = np.tanh(a[:, 2 * H:] + (r * prev_h) @ Wh[:, 2 * H:])
     return z * n + (1 - z) * prev_h, _right_step(x, prev_h, Wx, Wh, b)[1]
 """, "z"),
+}
+
+
+CORRECT: dict[str, tuple[str, str]] = {
+    # right code written differently: usual numerical guards, another decomposition
+    "clipping/guarded_global_norm": ("clipping", """
+def clip_by_global_norm(grads, max_norm):
+    total_norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+    factor = max_norm / (total_norm + 1e-6) if total_norm > max_norm else 1.0
+    return {k: g * factor for k, g in grads.items()}, total_norm
+"""),
+    "lstm/gates_through_tanh": ("lstm", """
+def lstm_gates(a):
+    H = a.shape[1] // 4
+    s = 0.5 * (1.0 + np.tanh(0.5 * a[:, :3 * H]))
+    return s[:, :H], s[:, H:2 * H], s[:, 2 * H:], np.tanh(a[:, 3 * H:])
+"""),
+    "lstm/stacked_step_forward": ("lstm", """
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    a = np.hstack([x, prev_h]) @ np.vstack([Wx, Wh]) + b
+    i, f, o, g = lstm_gates(a)
+    next_c = f * prev_c + i * g
+    tanh_c = np.tanh(next_c)
+    return o * tanh_c, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c)
+"""),
+    "rnn_cell/bias_first": ("rnn_cell", """
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    next_h = np.tanh(b + prev_h @ Wh + x @ Wx)
+    return next_h, {"x": x, "prev_h": prev_h, "Wx": Wx, "Wh": Wh, "next_h": next_h}
+
+def rnn_step_backward(dnext_h, cache):
+    da = dnext_h * (1.0 - cache["next_h"] ** 2)
+    return (da @ cache["Wx"].T, da @ cache["Wh"].T, cache["x"].T @ da,
+            cache["prev_h"].T @ da, da.sum(axis=0))
+"""),
 }

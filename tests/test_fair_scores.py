@@ -18,7 +18,7 @@ import warnings
 
 import gradesim
 import pytest
-from planted import BUGS
+from planted import BUGS, CORRECT
 
 from autograder.course import Course
 
@@ -86,3 +86,13 @@ def test_before_stand_ins_and_shares_these_bugs_cost_more(name):
     assert 1.0 - all_or_nothing / sum(points.values()) > MAX_COST
     score, maximum, _ = _graded(name)
     assert 1.0 - score / maximum <= MAX_COST
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_right_code_written_differently_scores_full_marks(name):
+    """A usual numerical guard (max_norm / (total_norm + 1e-6)), another sigmoid, a stacked
+    product the stand-ins' tables do not answer, another cache layout: full marks."""
+    assignment, code = CORRECT[name]
+    score, maximum, cells = gradesim.grade(assignment,
+                                           gradesim.student_namespace(assignment, code))
+    assert score == maximum, {k: str(m)[:120] for k, (_, m) in cells.items() if m}
