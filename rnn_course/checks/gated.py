@@ -1,15 +1,46 @@
-"""Hidden-check inputs shared by the gated cells (LSTM: 4 blocks, GRU: 3 blocks).
+"""What the checks of the gated cells share (LSTM: 4 blocks, GRU: 3 blocks).
 
-Every draw holds one case of each regime (:func:`rnn_course.checks.regimes`): the
-generic sizes (distinct, 2..7) with some sigmoid gates saturated in both
-directions, and the edge sizes (all 1).  Not an assignment: no checks here.
+* the blocks of a gate array, a sigmoid that is exact for any input;
+* finite-difference tables of a correct forward (an ``oracle``'s work) and the
+  message for a backward check whose forward pass is wrong;
+* hidden-check inputs: every draw holds one case of each regime
+  (:func:`rnn_course.checks.regimes`), the generic sizes (distinct, 2..7) with some
+  sigmoid gates saturated in both directions, and the edge sizes (all 1).
+
+Not an assignment: no checks here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import EDGE, GENERIC, regime_sizes
+from rnn_course.checks import EDGE, GENERIC, copies, regime_sizes, wrong_forward
+from rnn_course.gradcheck import perturbed_outputs
+
+
+def sigmoid(a):
+    """The logistic sigmoid through tanh (no overflow for any a), as float64."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
+
+
+def blocks(a, H: int, names) -> dict:
+    """The gate blocks of a (.., len(names) * H) array, as a dict name -> block."""
+    return {name: a[..., k * H:(k + 1) * H] for k, name in enumerate(names)}
+
+
+def fd_tables(call, inputs, arg_names, names) -> dict:
+    """The correct forward's outputs ``call(args)`` (one flat vector) at every perturbation
+    of ``names`` (:func:`~rnn_course.gradcheck.perturbed_outputs`) and unperturbed."""
+    out = perturbed_outputs(lambda **args: call(args), copies(inputs, arg_names), names)
+    out["forward_ref"] = call(copies(inputs, arg_names))
+    return out
+
+
+def forward_problem(outputs, function: str) -> "str | None":
+    """:func:`~rnn_course.checks.wrong_forward` on ``forward`` (from ``run``) and
+    ``forward_ref`` (stored by the oracle)."""
+    return wrong_forward(function, outputs.get("forward", np.zeros(0)), outputs["forward_ref"])
+
 
 HUGE = (700.0, 900.0)
 """|pre-activation| that overflows a naive exp: exp(710) is inf in float64."""

@@ -50,7 +50,6 @@ from rnn_course.checks import (
     unpack,
     upstream_flags,
     upstream_modified,
-    wrong_forward,
 )
 from rnn_course.contract import (
     GRU_GATES,
@@ -65,7 +64,6 @@ from rnn_course.gradcheck import (
     OutputShapeError,
     gradient_matches,
     numeric_gradient,
-    perturbed_outputs,
 )
 
 GATES = GRU_GATES  # r, z, n
@@ -74,13 +72,8 @@ ORDER_TEXT = "the block order is r, z, n: r = [:, 0:H], z = [:, H:2H], n = [:, 2
 SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
 
 
-def _sigmoid(a):
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
 
 
-def _blocks(a, H):
-    """The three blocks of a (.., 3H) array, as a dict r, z, n."""
-    return {name: a[..., k * H:(k + 1) * H] for k, name in enumerate(GATES)}
 
 
 def _slice_text(k):
@@ -94,9 +87,9 @@ def _closed_form_step(x, prev_h, Wx, Wh, b, reset="before", swap=False):
     reset="after" applies r to h @ Wh_n, "none" leaves it out; swap=True uses
     z * n + (1 - z) * h."""
     H = prev_h.shape[1]
-    ax, wh = _blocks(x @ Wx + b, H), _blocks(Wh, H)
-    r = _sigmoid(ax["r"] + prev_h @ wh["r"])
-    z = _sigmoid(ax["z"] + prev_h @ wh["z"])
+    ax, wh = gated.blocks(x @ Wx + b, H, GATES), gated.blocks(Wh, H, GATES)
+    r = gated.sigmoid(ax["r"] + prev_h @ wh["r"])
+    z = gated.sigmoid(ax["z"] + prev_h @ wh["z"])
     recurrent = {"before": (r * prev_h) @ wh["n"], "after": r * (prev_h @ wh["n"]),
                  "none": prev_h @ wh["n"]}[reset]
     n = np.tanh(ax["n"] + recurrent)
@@ -277,8 +270,8 @@ def gru_step_forward_interpolation(inputs, gru_step_forward):
 def gru_step_forward_interpolation(inputs, outputs):
     prev_h = inputs["prev_h"]
     for label, z_pre in _Z_SCENARIOS.items():
-        blocks = _blocks(_bias(z_pre), 2)
-        z, n = _sigmoid(blocks["z"]), np.tanh(blocks["n"])
+        blocks = gated.blocks(_bias(z_pre), 2, GATES)
+        z, n = gated.sigmoid(blocks["z"]), np.tanh(blocks["n"])
         got = outputs[label]
         problem = shape_problem("next_h", got, prev_h.shape)
         if problem:
@@ -392,23 +385,15 @@ def _step_outputs(fwd):
     return call
 
 
-def _fd_tables(call, inputs, arg_names, names):
-    """The correct forward's outputs ``call(args)`` (one flat vector) at every perturbation
-    of ``names`` (:func:`~rnn_course.gradcheck.perturbed_outputs`) and unperturbed."""
-    out = perturbed_outputs(lambda **args: call(args), copies(inputs, arg_names), names)
-    out["forward_ref"] = call(copies(inputs, arg_names))
-    return out
 
 
 def _step_tables(*names):
     """An ``oracle`` for a step backward check: tables of the reference's step forward."""
     def oracle(inputs, gru_step_forward):
-        return _fd_tables(_step_outputs(gru_step_forward), inputs, STEP_ARGS, names)
+        return gated.fd_tables(_step_outputs(gru_step_forward), inputs, STEP_ARGS, names)
     return oracle
 
 
-def _wrong_forward(outputs, function):
-    return wrong_forward(function, outputs.get("forward", np.zeros(0)), outputs["forward_ref"])
 
 
 @check("gru_step_backward_shapes", _step_inputs,
@@ -455,13 +440,13 @@ def gru_step_backward_gate_blocks(inputs, outputs):
     problem = shape_problem("db", db, numeric.shape)
     if problem:
         return problem
-    got_blocks, want_blocks = _blocks(db, H), _blocks(numeric, H)
+    got_blocks, want_blocks = gated.blocks(db, H, GATES), gated.blocks(numeric, H, GATES)
     # n first: the reset gate's gradient is computed from the candidate's
     wrong = [name for name in _BACKWARD_ORDER
              if not gradient_matches(got_blocks[name], want_blocks[name], GATED_GRAD_TOL)]
     if not wrong:
         return None
-    forward = _wrong_forward(outputs, "gru_step_forward")
+    forward = gated.forward_problem(outputs, "gru_step_forward")
     if forward:
         return forward
     k = GATES.index(wrong[0])
@@ -497,7 +482,7 @@ def gru_step_backward_gradcheck(inputs, gru_step_forward, gru_step_backward):
 def gru_step_backward_gradcheck(inputs, outputs):
     verdict = gradients_verdict(inputs, outputs, STEP_ARGS, inputs["dnext_h"].ravel(),
                                 _STEP_HINTS, GATED_GRAD_TOL)
-    return keep_share(_wrong_forward(outputs, "gru_step_forward"), verdict) or verdict
+    return keep_share(gated.forward_problem(outputs, "gru_step_forward"), verdict) or verdict
 
 
 # --------------------------------------------------------------------------- #
@@ -604,7 +589,7 @@ def _seq_outputs(fwd):
 def _seq_tables(*names):
     """An ``oracle`` for a sequence backward check: tables of the reference's forward."""
     def oracle(inputs, gru_forward):
-        return _fd_tables(_seq_outputs(gru_forward), inputs, SEQ_ARGS, names)
+        return gated.fd_tables(_seq_outputs(gru_forward), inputs, SEQ_ARGS, names)
     return oracle
 
 
@@ -643,7 +628,7 @@ def gru_backward_through_update(inputs, outputs):
         return problem
     if gradient_matches(got, numeric, GATED_GRAD_TOL):
         return None
-    forward = _wrong_forward(outputs, "gru_forward")
+    forward = gated.forward_problem(outputs, "gru_forward")
     if forward:
         return forward
     if not gradient_matches(got[:, -1], numeric[:, -1], GATED_GRAD_TOL):
@@ -681,7 +666,7 @@ def gru_backward_gradcheck(inputs, gru_forward, gru_backward):
 def gru_backward_gradcheck(inputs, outputs):
     verdict = gradients_verdict(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS,
                                 GATED_GRAD_TOL)
-    return (keep_share(_wrong_forward(outputs, "gru_forward")
+    return (keep_share(gated.forward_problem(outputs, "gru_forward")
                        or carry_problem(inputs, outputs, GATED_GRAD_TOL,
                                         "the h gradient from step t + 1, added to dh[:, t]"),
                        verdict)

@@ -51,7 +51,6 @@ from rnn_course.checks import (
     unpack,
     upstream_flags,
     upstream_modified,
-    wrong_forward,
 )
 from rnn_course.contract import (
     LSTM_GATES,
@@ -67,7 +66,6 @@ from rnn_course.gradcheck import (
     OutputShapeError,
     gradient_matches,
     numeric_gradient,
-    perturbed_outputs,
 )
 
 GATES = LSTM_GATES  # i, f, o, g
@@ -77,13 +75,8 @@ GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "o": "output gate o",
 SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
 
 
-def _blocks(a, H):
-    """The four gate blocks of a (.., 4H) array, as a dict i, f, o, g."""
-    return {name: a[..., k * H:(k + 1) * H] for k, name in enumerate(GATES)}
 
 
 def _slice_text(k):
@@ -262,13 +255,14 @@ def lstm_gates_values(inputs, lstm_gates):
 @lstm_gates_values.verdict
 def lstm_gates_values(inputs, outputs):
     H = inputs["H"]
-    blocks = _blocks(inputs["a"], H)
+    blocks = gated.blocks(inputs["a"], H, GATES)
     for name in GATES:
         got, z = outputs[name], blocks[name]
         problem = shape_problem(name, got, z.shape)
         if problem:
             return problem
-        want, other = (np.tanh(z), _sigmoid(z)) if name == "g" else (_sigmoid(z), np.tanh(z))
+        sig, tanh = gated.sigmoid(z), np.tanh(z)
+        want, other = (tanh, sig) if name == "g" else (sig, tanh)
         if close(got, want):
             continue
         if close(got, other):
@@ -298,7 +292,7 @@ def lstm_gates_stable(inputs, lstm_gates):
 @lstm_gates_stable.verdict
 def lstm_gates_stable(inputs, outputs):
     H = inputs["H"]
-    blocks = _blocks(inputs["a"], H)
+    blocks = gated.blocks(inputs["a"], H, GATES)
     for name in GATES:
         got = outputs[name]
         problem = shape_problem(name, got, blocks[name].shape)
@@ -307,7 +301,7 @@ def lstm_gates_stable(inputs, outputs):
         if not np.all(np.isfinite(got)):
             return (f"{name} contains NaN or inf for pre-activations beyond +-710: "
                     "exp(710) overflows to inf, and inf / inf is NaN")
-        want = np.tanh(blocks[name]) if name == "g" else _sigmoid(blocks[name])
+        want = np.tanh(blocks[name]) if name == "g" else gated.sigmoid(blocks[name])
         if not np.allclose(got, want, rtol=EXACT_RTOL, atol=1e-15):
             return (f"{name} is wrong for large pre-activations (max abs error "
                     f"{float(np.max(np.abs(got - want))):.3g}): sigmoid(a) is 1 for a large "
@@ -333,9 +327,9 @@ def _step(lstm_step_forward, args):
 def _closed_form_step(x, prev_h, prev_c, Wx, Wh, b):
     """One LSTM step written out with the closed-form sigmoid (verdicts only)."""
     H = prev_h.shape[1]
-    z = _blocks(x @ Wx + prev_h @ Wh + b, H)
-    c = _sigmoid(z["f"]) * prev_c + _sigmoid(z["i"]) * np.tanh(z["g"])
-    return _sigmoid(z["o"]) * np.tanh(c), c
+    z = gated.blocks(x @ Wx + prev_h @ Wh + b, H, GATES)
+    c = gated.sigmoid(z["f"]) * prev_c + gated.sigmoid(z["i"]) * np.tanh(z["g"])
+    return gated.sigmoid(z["o"]) * np.tanh(c), c
 
 
 @check("lstm_step_forward_shapes", _step_inputs,
@@ -420,8 +414,8 @@ def lstm_step_forward_cell_state(inputs, lstm_step_forward):
 def lstm_step_forward_cell_state(inputs, outputs):
     prev_c, prev_h = inputs["prev_c"], inputs["prev_h"]
     for label, shut in _SCENARIOS.items():
-        z = _blocks(_bias(**shut), 2)
-        i, f, g = _sigmoid(z["i"]), _sigmoid(z["f"]), np.tanh(z["g"])
+        z = gated.blocks(_bias(**shut), 2, GATES)
+        i, f, g = gated.sigmoid(z["i"]), gated.sigmoid(z["f"]), np.tanh(z["g"])
         keep, write = f * prev_c, np.broadcast_to(i * g, prev_c.shape)
         got = outputs[f"{label}_next_c"]
         problem = shape_problem("next_c", got, prev_c.shape)
@@ -467,8 +461,8 @@ def lstm_step_forward_hidden_state(inputs, outputs):
                or shape_problem("next_c", outputs["next_c"], shape))
     if problem:
         return problem
-    z = _blocks(_bias(), 2)
-    o, c, got = _sigmoid(z["o"]), outputs["next_c"], outputs["next_h"]
+    z = gated.blocks(_bias(), 2, GATES)
+    o, c, got = gated.sigmoid(z["o"]), outputs["next_c"], outputs["next_h"]
     if close(got, o * np.tanh(c)):
         return None
     where = "next_h must be o * tanh(next_c) (o the third block, applied to your next_c)"
@@ -477,7 +471,7 @@ def lstm_step_forward_hidden_state(inputs, outputs):
     if close(got, np.tanh(o * c)):
         return where + ": yours applies tanh after multiplying by o"
     for name in ("i", "f"):
-        if close(got, _sigmoid(z[name]) * np.tanh(c)):
+        if close(got, gated.sigmoid(z[name]) * np.tanh(c)):
             return where + f": yours uses the {GATE_NAMES[name]} instead of o"
     if close(got, o * np.tanh(inputs["prev_c"])):
         return where + ": yours uses prev_c instead of next_c"
@@ -536,8 +530,9 @@ def lstm_step_backward_dprev_c(inputs, lstm_step_forward, lstm_step_backward):
 
 @lstm_step_backward_dprev_c.verdict
 def lstm_step_backward_dprev_c(inputs, outputs):
-    z = _blocks(_bias(), 2)
-    i, f, o, g = (_sigmoid(z["i"]), _sigmoid(z["f"]), _sigmoid(z["o"]), np.tanh(z["g"]))
+    z = gated.blocks(_bias(), 2, GATES)
+    i, f, o = (gated.sigmoid(z[k]) for k in ("i", "f", "o"))
+    g = np.tanh(z["g"])
     c = f * inputs["prev_c"] + i * g
     dnext_c, dnext_h = inputs["dnext_c"], inputs["dnext_h"]
     got = outputs["via_c"]
@@ -579,25 +574,15 @@ _STEP_HINTS = {
 }
 
 
-def _fd_tables(call, inputs, arg_names, names):
-    """The correct forward's outputs ``call(args)`` (one flat vector) at every perturbation
-    of ``names`` (:func:`~rnn_course.gradcheck.perturbed_outputs`) and unperturbed."""
-    out = perturbed_outputs(lambda **args: call(args), copies(inputs, arg_names), names)
-    out["forward_ref"] = call(copies(inputs, arg_names))
-    return out
 
 
 def _step_tables(*names):
     """An ``oracle`` for a step backward check: tables of the reference's step forward."""
     def oracle(inputs, lstm_step_forward):
-        return _fd_tables(_step_outputs(lstm_step_forward), inputs, STEP_ARGS, names)
+        return gated.fd_tables(_step_outputs(lstm_step_forward), inputs, STEP_ARGS, names)
     return oracle
 
 
-def _wrong_forward(outputs, function):
-    """:func:`~rnn_course.checks.wrong_forward` on ``forward`` (from ``run``) and
-    ``forward_ref`` (stored by the oracle)."""
-    return wrong_forward(function, outputs.get("forward", np.zeros(0)), outputs["forward_ref"])
 
 
 @check("lstm_step_backward_gate_blocks", _step_inputs,
@@ -629,12 +614,12 @@ def lstm_step_backward_gate_blocks(inputs, outputs):
     problem = shape_problem("db", db, numeric.shape)
     if problem:
         return problem
-    wrong = [name for name, got, want in zip(GATES, _blocks(db, H).values(),
-                                             _blocks(numeric, H).values(), strict=True)
+    wrong = [name for name, got, want in zip(GATES, gated.blocks(db, H, GATES).values(),
+                                             gated.blocks(numeric, H, GATES).values(), strict=True)
              if not gradient_matches(got, want, GATED_GRAD_TOL)]
     if not wrong:
         return None
-    forward = _wrong_forward(outputs, "lstm_step_forward")
+    forward = gated.forward_problem(outputs, "lstm_step_forward")
     if forward:
         return forward
     k = GATES.index(wrong[0])
@@ -664,7 +649,7 @@ def lstm_step_backward_gradcheck(inputs, outputs):
     # dprev_c first: the gradient of next_c feeds every other one
     verdict = gradients_verdict(inputs, outputs, ("prev_c", "x", "prev_h", "Wx", "Wh", "b"),
                                 upstream, _STEP_HINTS, GATED_GRAD_TOL)
-    return keep_share(_wrong_forward(outputs, "lstm_step_forward"), verdict) or verdict
+    return keep_share(gated.forward_problem(outputs, "lstm_step_forward"), verdict) or verdict
 
 
 # --------------------------------------------------------------------------- #
@@ -728,8 +713,9 @@ def lstm_forward_carries_cell(inputs, outputs):
     problem = shape_problem("h", got, (N, T, 2))
     if problem:
         return problem
-    z = _blocks(inputs["b"], 2)
-    i, f, o, g = (_sigmoid(z["i"]), _sigmoid(z["f"]), _sigmoid(z["o"]), np.tanh(z["g"]))
+    z = gated.blocks(inputs["b"], 2, GATES)
+    i, f, o = (gated.sigmoid(z[k]) for k in ("i", "f", "o"))
+    g = np.tanh(z["g"])
     # c_t = i g (1 + f + ... + f^t), a geometric sum, the same for every sequence
     t = np.arange(1, T + 1)[:, None]
     want = np.broadcast_to(o * np.tanh(i * g * (1.0 - f ** t) / (1.0 - f)), (N, T, 2))
@@ -824,7 +810,7 @@ def lstm_backward_shapes(inputs, outputs):
 def _seq_tables(*names):
     """An ``oracle`` for a sequence backward check: tables of the reference's forward."""
     def oracle(inputs, lstm_forward):
-        return _fd_tables(_seq_outputs(lstm_forward), inputs, SEQ_ARGS, names)
+        return gated.fd_tables(_seq_outputs(lstm_forward), inputs, SEQ_ARGS, names)
     return oracle
 
 
@@ -847,7 +833,7 @@ def lstm_backward_through_cell(inputs, outputs):
     if problem:
         return problem
     if not gradient_matches(got, numeric, GATED_GRAD_TOL):
-        forward = _wrong_forward(outputs, "lstm_forward")
+        forward = gated.forward_problem(outputs, "lstm_forward")
         if forward:
             return forward
     if not gradient_matches(got[:, -1], numeric[:, -1], GATED_GRAD_TOL):
@@ -886,7 +872,7 @@ def lstm_backward_gradcheck(inputs, lstm_forward, lstm_backward):
 def lstm_backward_gradcheck(inputs, outputs):
     verdict = gradients_verdict(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS,
                                 GATED_GRAD_TOL)
-    return (keep_share(_wrong_forward(outputs, "lstm_forward")
+    return (keep_share(gated.forward_problem(outputs, "lstm_forward")
                        or carry_problem(inputs, outputs, GATED_GRAD_TOL, _CARRIES), verdict)
             or verdict)
 
