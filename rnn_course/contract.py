@@ -57,3 +57,35 @@ CONTRACT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def returns(function: str) -> tuple[str, ...]:
     """The names of what contract function ``function`` returns, in order."""
     return CONTRACT[function][1]
+
+
+# The contract functions that a correct solution of another one calls (the notebooks'
+# own decomposition): while the grader checks a function, these are answered by
+# stand-ins with the grader's correct values (rnn_course.standins), so that a bug in
+# a helper costs the helper's points only.
+CALLS: dict[str, tuple[str, ...]] = {
+    "rnn_forward": ("rnn_step_forward",),
+    "lstm_step_forward": ("lstm_gates",),
+    "lstm_forward": ("lstm_step_forward",),
+    "lstm_backward": ("lstm_step_backward",),
+    "gru_forward": ("gru_step_forward",),
+    "gru_backward": ("gru_step_backward",),
+}
+
+
+def checked_function(check_id: str) -> "str | None":
+    """The contract function a check (by its id, ``<function>_<what>``) is about, or None."""
+    names = [name for name in CONTRACT if check_id.startswith(name + "_")]
+    return max(names, key=len) if names else None
+
+
+def helpers_of(names) -> tuple[str, ...]:
+    """Every contract function that ``names`` call, directly or not (:data:`CALLS`), in order."""
+    found: list[str] = []
+    todo = list(names)
+    while todo:
+        for helper in CALLS.get(todo.pop(0), ()):
+            if helper not in found:
+                found.append(helper)
+                todo.append(helper)
+    return tuple(found)

@@ -215,7 +215,7 @@ GRU_BUGS = [
      "Carry dprev_h"),
     ("gru_backward_gradcheck",
      Impl(gru_forward=_step_forward_cache, gru_backward=backward_with(carry_h=False)),
-     "dh0 disagrees"),
+     "carried back from step"),
     ("gru_backward_gradcheck",
      Impl(gru_forward=_step_forward_cache, gru_backward=backward_with(sum_weights=False)),
      "dWx disagrees"),
@@ -278,14 +278,18 @@ def test_spec_accepts_reference_rejects_perturbed(spec_id):
 
 
 def test_specs_draw_edge_sizes_and_saturated_gates():
+    """Every draw holds the edge sizes (all 1) and distinct generic sizes whose r and z
+    biases saturate in both directions."""
     steps = [SPECS["gru_step_forward_hidden"].draw(np.random.default_rng(s)) for s in range(40)]
-    assert any(d["prev_h"].shape[0] == 1 for d in steps)
-    assert any(d["prev_h"].shape[1] == 1 for d in steps)
-    assert sum(np.abs(d["b"]).max() > 700 for d in steps) >= 20
+    for d in steps:
+        assert d["edge_prev_h"].shape == (1, 1) and min(d["generic_prev_h"].shape) >= 2
+        H = d["generic_prev_h"].shape[1]
+        rz = d["generic_b"][: 2 * H]
+        assert rz.max() > 700 and rz.min() < -700
     seqs = [SPECS["gru_backward_hidden"].draw(np.random.default_rng(s)) for s in range(40)]
-    assert any(d["x"].shape[2] == 1 for d in seqs) and any(d["x"].shape[1] == 1 for d in seqs)
-    assert any(np.abs(d["b"]).max() > 700 for d in seqs)
-    assert len({d["x"].shape for d in seqs}) > 10
+    assert all(d["edge_x"].shape == (1, 1, 1) for d in seqs)
+    assert all(np.abs(d["generic_b"]).max() > 700 for d in seqs)
+    assert len({d["generic_x"].shape for d in seqs}) > 10
 
 
 def test_hidden_specs_reject_planted_bugs():

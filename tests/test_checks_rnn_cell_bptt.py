@@ -510,7 +510,14 @@ def test_hidden_checks_are_every_graded_functions_hidden_test():
     assert set(ALL_SPECS) == {
         "rnn_step_forward_hidden", "rnn_step_backward_hidden", "rnn_forward_hidden",
         "rnn_backward_hidden", "rnn_backward_truncated_hidden", "gradient_norms_hidden"}
-    assert {tuple(c.outputs) for c in ALL_SPECS.values()} == {
+    def unprefixed(check):  # every regime (<tag>_<output>) has the same outputs
+        tags = check.make_inputs.tags
+        names = [o.split("_", 1)[1] for o in check.outputs]
+        assert [o.split("_", 1)[0] for o in check.outputs] == [
+            t for t in tags for _ in range(len(names) // len(tags))]
+        return tuple(names[:len(names) // len(tags)])
+
+    assert {unprefixed(c) for c in ALL_SPECS.values()} == {
         ("next_h",), STEP_GRADS, ("h",), SEQ_GRADS, ("norms",)}
 
 
@@ -536,19 +543,22 @@ def test_hidden_check_accepts_reference_and_rejects_perturbed(spec_id):
 
 
 def test_hidden_draws_cover_edge_sizes_and_truncations():
-    sizes, truncs = set(), set()
-    for seed in range(300):
+    """Every draw holds every regime: the edge sizes (all 1) and distinct generic sizes;
+    truncate = 1, 1 < k < T, k = T and k > T; a tanh-like and a linear RNN."""
+    for seed in range(50):
         rng = np.random.default_rng(seed)
+        inp = ALL_SPECS["rnn_backward_hidden"].draw(rng)
+        assert inp["edge_x"].shape == (1, 1, 1) and inp["edge_h0"].shape == (1, 1)
+        N, T, D = inp["generic_x"].shape
+        H = inp["generic_h0"].shape[1]
+        assert len({N, T, D, H}) == 4 and min(N, T, D, H) >= 2
         inp = ALL_SPECS["rnn_backward_truncated_hidden"].draw(rng)
-        N, T, D = inp["x"].shape
-        H = inp["h0"].shape[1]
-        sizes |= {("N", N), ("T", T), ("D", D), ("H", H)}
-        k = int(inp["truncate"])
-        assert 1 <= k <= T + 1
-        truncs.add("one" if k == 1 else "full" if k >= T else "middle")
-    for letter, top in (("N", 5), ("T", 8), ("D", 7), ("H", 7)):
-        assert {(letter, 1), (letter, top)} <= sizes
-    assert truncs == {"one", "middle", "full"}
+        ks = {tag: (int(inp[f"{tag}_truncate"]), inp[f"{tag}_x"].shape[1])
+              for tag in ("k1", "kmid", "kT", "kover")}
+        assert ks["k1"][0] == 1 and 1 < ks["kmid"][0] < ks["kmid"][1]
+        assert ks["kT"][0] == ks["kT"][1] and ks["kover"][0] > ks["kover"][1]
+        inp = ALL_SPECS["gradient_norms_hidden"].draw(rng)
+        assert np.all(inp["linear_dact"] == 1.0) and np.all(inp["tanh_dact"] < 1.0)
 
 
 def test_hidden_norm_spec_is_composed_from_the_reference():
@@ -621,7 +631,8 @@ def test_verify_checks_end_to_end(grading_mode):
                                                     "student": "alice"}})
     verdicts = resources["rnn_course"]["checks"]
     assert verdicts["rnn_backward_single_step"]["passed"] is True
-    assert verdicts["rnn_backward_hidden"] == {"kind": "hidden", "passed": True, "message": ""}
+    assert verdicts["rnn_backward_hidden"] == {"kind": "hidden", "passed": True, "message": "",
+                                               "fraction": 1.0}
     assert verdicts["rnn_backward_truncate_k"]["passed"] is False
     assert "off by one" in verdicts["rnn_backward_truncate_k"]["message"]
     assert verdicts["rnn_backward_truncated_hidden"]["passed"] is False

@@ -51,6 +51,19 @@ def test_every_visible_check_is_drawn_from_a_seed_not_from_its_fixed_inputs():
 
 
 @pytest.mark.parametrize("check_id", sorted(VISIBLE))
+def test_every_visible_checks_grading_inputs_depend_on_the_seed(check_id):
+    """No visible check is judged on inputs a student can know: two submissions' draws
+    differ from each other and from the public inputs (issue 13: the clipping checks,
+    lstm_gates_stable and rnn_step_forward_bias's b used to ignore the seed)."""
+    check = VISIBLE[check_id]
+    a, b = drawn(check, DRAWS[0]), drawn(check, DRAWS[1])
+    fixed = grading.encode_inputs(check.inputs())
+    a, b = grading.encode_inputs(a), grading.encode_inputs(b)
+    assert any(not np.array_equal(a[k], b[k]) for k in a)
+    assert any(not np.array_equal(a[k], fixed[k]) for k in a)
+
+
+@pytest.mark.parametrize("check_id", sorted(VISIBLE))
 def test_the_reference_passes_every_visible_check_on_grader_draws(check_id):
     check = VISIBLE[check_id]
     for digest in DRAWS:

@@ -376,7 +376,8 @@ def test_verify_end_to_end(tmp_path, monkeypatch, proto_assignment, correct):
         nb, _resources())
     verdicts = res["rnn_course"]["checks"]
     assert verdicts["proto_step_shape"] == {"kind": "visible", "passed": correct,
-                                            "message": verdicts["proto_step_shape"]["message"]}
+                                            "message": verdicts["proto_step_shape"]["message"],
+                                            "fraction": 1.0 if correct else 0.0}
     assert verdicts["proto_step_hidden"]["kind"] == "hidden"
     assert verdicts["proto_step_hidden"]["passed"] is correct
     kinds = [o.output_type for o in nb.cells[1].outputs]
@@ -391,7 +392,7 @@ def test_verify_fails_a_graded_cell_without_a_check(tmp_path, proto_assignment):
         nb, _resources())
     assert res["rnn_course"]["checks"]["not_a_check"] == {
         "kind": verify.UNREGISTERED, "passed": False,
-        "message": "no check is registered for graded cell 'not_a_check'"}
+        "message": "no check is registered for graded cell 'not_a_check'", "fraction": 0.0}
     [out] = nb.cells[0].outputs
     assert out.output_type == "error" and out.ename == verify.FAILED_ENAME
 

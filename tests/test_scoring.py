@@ -130,3 +130,16 @@ def test_times_as_nbgrader_reads_them():
     assert S.seconds_late(None, datetime(2026, 1, 1)) == 0.0
     assert S.seconds_late(datetime(2026, 1, 2), None) == 0.0
     assert S.seconds_late(datetime(2026, 1, 1), datetime(2026, 1, 2)) == 0.0
+
+
+@pytest.mark.parametrize("fraction, points", [
+    (None, 0.0), (0.0, 0.0), (0.4, 1.2), (0.8, 2.4), (float("nan"), 0.0), (-1.0, 0.0),
+    ("bad", 0.0), (1.0, 3.0 * 0.9999)])
+def test_a_failed_check_earns_the_share_of_its_right_outputs(fraction, points):
+    """Issue 13: a failed verdict may carry ``fraction``, the share of its right outputs; a
+    failed check never earns its full points."""
+    cell = S.GradedCell(max_score=3.0)
+    verdict = {"kind": "hidden", "passed": False, "message": "dh0 differs", "fraction": fraction}
+    scored = S.score_cell(cell, verdict)
+    assert scored["score"] == pytest.approx(points) and scored["passed"] is False
+    assert S.score_cell(cell, dict(verdict, passed=True))["score"] == 3.0

@@ -14,7 +14,9 @@
 Its rules, each written here and nowhere else:
 
 * a notebook that was not graded (missing or unusable) scores 0 in every cell;
-* an autograded test cell scores its points when its verdict passed, else 0;
+* an autograded test cell scores its points when its verdict passed, else the
+  share its verdict still earns (``fraction``: the right outputs of a check that
+  compares several, each worth the same share), else 0;
   a cell without a verdict scores 0 (never from what the kernel printed);
 * a cell that never ran (the notebook was stopped: a stopping flag) fails;
 * a cell graded by a person (a graded answer cell, a written answer, a task)
@@ -159,8 +161,20 @@ def score_cell(cell: GradedCell, verdict: dict | None, *, not_run: str | None = 
         return _cell(0.0, cell.max_score, False, "unverified",
                      "no check is registered for this cell: it scores 0")
     passed = verdict["passed"] is True
-    return _cell(cell.max_score if passed else 0.0, cell.max_score, passed, kind,
-                 str(verdict.get("message") or ""))
+    return _cell(cell.max_score * (1.0 if passed else earned_fraction(verdict)),
+                 cell.max_score, passed, kind, str(verdict.get("message") or ""))
+
+
+def earned_fraction(verdict: dict) -> float:
+    """The share of its points a failed verdict still earns (its right outputs, see
+    :class:`rnn_course.checks.Partial`), in [0, 1), rounded to 1e-4."""
+    try:
+        fraction = float(verdict.get("fraction") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    if not fraction == fraction:  # NaN
+        return 0.0
+    return round(min(max(fraction, 0.0), 0.9999), 4)
 
 
 def seconds_late(timestamp: datetime | None, duedate: datetime | None,

@@ -44,8 +44,10 @@ from traitlets import Bytes, Integer, Unicode
 from traitlets.config import Config
 
 from autograder import reference
+from autograder.protocol import standins
 from autograder.protocol.secrets import seed_for
 from rnn_course import checks, grading
+from rnn_course import standins as rnn_standins
 
 PASSED_TEXT = "passed (verified by the grader)\n"
 FAILED_ENAME = "CheckFailed"
@@ -111,8 +113,11 @@ def grading_plan(nb, secret: bytes, assignment: str, student: str,
     for cell, check_id, check in graded_cells(nb, assignment_checks(assignment)):
         if check is None:
             continue
-        plan[check_id] = GradedCell(check_id, drawn_inputs(check, secret, assignment, student),
-                                    check.hidden or delimiter in cell.source)
+        inputs = drawn_inputs(check, secret, assignment, student)
+        tables = standins.tables_for(check, inputs)
+        if tables:
+            inputs = {**inputs, rnn_standins.INPUT_NAME: tables}
+        plan[check_id] = GradedCell(check_id, inputs, check.hidden or delimiter in cell.source)
     return plan
 
 
@@ -174,7 +179,8 @@ class VerifyChecks(NbGraderPreprocessor):
                 cell.outputs = [new_output("error", ename=FAILED_ENAME, evalue=text,
                                            traceback=[f"{FAILED_ENAME}: {text}"])]
             verdicts[check_id] = {"kind": kind, "passed": message is None,
-                                  "message": message or ""}
+                                  "message": str(message or ""),
+                                  "fraction": checks.fraction_of(message)}
         resources.setdefault("rnn_course", {})["checks"] = verdicts
         return nb, resources
 

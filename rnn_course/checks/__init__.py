@@ -37,7 +37,12 @@ part of a cell or inside its hidden block alike::
   cell that calls the check (visible checks too: their fixed inputs are public,
   so a kernel could recognise them and replay known answers); the outputs go
   to the grader, which judges them in its own process, a visible check's
-  oracle computed there on the reference for those inputs.  A check called
+  oracle computed there on the reference for those inputs.  The functions the
+  checked one is built on are stand-ins for the duration of ``run``
+  (:meth:`Check.graded_run`, :mod:`rnn_course.standins`), and a failed check
+  that compares several outputs still earns the share of the right ones
+  (:class:`Partial`); a hidden check's draw holds one case of each of its
+  regimes (:func:`regimes`).  A check called
   in grading mode outside its own graded cell (the quick visible line at the
   top of a hidden test cell) runs on its fixed inputs, and the grader ignores
   what it submits;
@@ -65,8 +70,19 @@ from typing import Callable
 
 import numpy as np
 
-from rnn_course import grading
-from rnn_course.gradcheck import EXACT_RTOL, HIDDEN_ATOL, HIDDEN_RTOL, VALUE_ATOL, VALUE_RTOL
+from rnn_course import grading, standins
+from rnn_course.contract import checked_function, gradient_names
+from rnn_course.gradcheck import (
+    EXACT_RTOL,
+    HIDDEN_ATOL,
+    HIDDEN_RTOL,
+    VALUE_ATOL,
+    VALUE_RTOL,
+    OutputShapeError,
+    gradient_matches,
+    gradient_problem,
+    numeric_gradient,
+)
 
 VISIBLE_SEED = 20261121  # visible checks use fixed inputs: students may rerun them
 ORACLE_DIR = Path(__file__).parent / "oracles"
@@ -223,6 +239,17 @@ class Check:
         except KeyError as exc:
             return f"missing output {exc}"
 
+    def graded_run(self, inputs: dict, *functions) -> dict[str, np.ndarray]:
+        """``run`` as while grading: on the delivered ``inputs``, with the stand-ins of
+        their ``standins`` tables in place of the functions the checked one is built on
+        (:mod:`rnn_course.standins`); the plain arrays to submit."""
+        inputs = dict(inputs)
+        flat = inputs.pop(standins.INPUT_NAME, None)
+        tables = standins.Tables(flat) if isinstance(flat, dict) else None
+        with standins.installed(tables, self.functions, list(functions),
+                                checked_function(self.id)) as passed:
+            return grading.as_plain_arrays(self.run(inputs, *passed))
+
     # ---- in a notebook --------------------------------------------------- #
     def __call__(self, *functions):
         """Run the check on the student's functions (see the module docstring)."""
@@ -234,7 +261,7 @@ class Check:
                     raise RuntimeError(f"{self.id}: a hidden check runs only in its own "
                                        "graded cell")
                 inputs = self.inputs()
-            grading.submit(self.id, **grading.as_plain_arrays(self.run(inputs, *functions)))
+            grading.submit(self.id, **self.graded_run(inputs, *functions))
             return
         if self.hidden:
             reference = _instructor_reference()
@@ -259,6 +286,52 @@ def _instructor_reference():
         return None
 
 
+EDGE, GENERIC = "edge", "generic"
+"""The two size regimes of a hidden check: every size 1, and distinct sizes of at least 2."""
+
+
+def regime_sizes(rng: np.random.Generator, regime: str, names: str = "NTDH") -> dict:
+    """Sizes for a regime: all 1 (``EDGE``), or distinct values in 2..7 (``GENERIC``: a
+    swapped or transposed axis cannot go unnoticed)."""
+    if regime == EDGE:
+        return {n: 1 for n in names}
+    values = rng.choice(np.arange(2, 8), size=len(names), replace=False)
+    return {n: int(v) for n, v in zip(names, values, strict=True)}
+
+
+def _over_regimes(tags, fn):
+    """``fn(inputs, *functions)`` applied to each regime's inputs (``<tag>_<name>``), its
+    outputs prefixed the same way.  A regime whose call raises gives no outputs (they
+    fail as missing), unless every regime raises."""
+    @functools.wraps(fn)
+    def over(inputs, *functions):
+        out, errors = {}, []
+        for tag in tags:
+            case = {k[len(tag) + 1:]: v for k, v in inputs.items() if k.startswith(f"{tag}_")}
+            try:
+                result = fn(case, *functions)
+            except Exception as exc:  # noqa: BLE001 - the others still count
+                errors.append(exc)
+                continue
+            out.update({f"{tag}_{k}": v for k, v in result.items()})
+        if errors and not out:
+            raise errors[-1]
+        return out
+    return over
+
+
+def regimes(draws: dict):
+    """``make_inputs`` of a check over several regimes (tag -> draw): each regime's inputs,
+    prefixed ``<tag>_``, so that every draw covers every regime."""
+    def make(rng):
+        out = {}
+        for tag, draw in draws.items():
+            out.update({f"{tag}_{k}": v for k, v in draw(rng).items()})
+        return out
+    make.tags = tuple(draws)
+    return make
+
+
 def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED, oracle=None,
           hidden: bool = False, outputs=()):
     """Decorator form, on ``run``.
@@ -266,10 +339,21 @@ def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED, oracle=
     A visible check: ``@check(id, make_inputs)`` on ``run``, then
     ``@<run>.verdict`` on the verdict, so each check reads top to bottom:
     inputs, run, verdict.  A hidden check: ``@check(id, draw, hidden=True,
-    outputs=(...))`` on ``run`` gives the finished :class:`Check` at once.
+    outputs=(...))`` on ``run`` gives the finished :class:`Check` at once; with
+    ``draw`` a dict of regimes (tag -> draw), every submission's inputs hold one
+    case of each, and each output of each regime (``<tag>_<output>``) is worth the
+    same share.
     """
+    if isinstance(make_inputs, dict):
+        make_inputs = regimes(make_inputs)
+    tags = getattr(make_inputs, "tags", None)
 
     def wrap(run):
+        nonlocal oracle, outputs
+        if tags:
+            run = _over_regimes(tags, run)
+            oracle = _over_regimes(tags, oracle) if oracle is not None else None
+            outputs = tuple(f"{t}_{o}" for t in tags for o in outputs)
         if hidden:
             return Check(id=id, make_inputs=make_inputs, run=run, outputs=outputs,
                          hidden=True, oracle=oracle, doc=doc)
@@ -347,6 +431,24 @@ def modified_flags(before: dict, after: dict) -> np.ndarray:
                      for k in before], dtype=np.int64)
 
 
+_SHAPE_ERRORS = ("matmul", "not aligned", "could not be broadcast", "shapes")
+
+
+def call(fn, fn_name: str, *args, **kwargs):
+    """``fn(*args, **kwargs)``; a numpy shape mismatch raised inside a backward pass becomes
+    a ValueError that starts with its likely cause (a missing or extra transpose)."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as exc:
+        text = " ".join(str(exc).split())
+        if not any(word in text for word in _SHAPE_ERRORS):
+            raise
+        raise ValueError(
+            f"{fn_name}: the shapes of a product do not fit, a transpose is missing or extra "
+            f"(for Y = X @ W: dX = dY @ W.T, dW = X.T @ dY); numpy said: {text[:120]}"
+        ) from None
+
+
 def unpack(result, names, fn_name: str) -> tuple:
     """``result`` as a tuple of ``len(names)`` items, or a readable TypeError."""
     if not isinstance(result, (tuple, list)) or len(result) != len(names):
@@ -391,6 +493,25 @@ def value_problem(name: str, got: np.ndarray, want: np.ndarray, hint: str = "",
     return None
 
 
+def upstream_modified(fn_name: str, upstream: dict, out: dict) -> "str | None":
+    """A message when a backward pass changed one of its upstream gradients (``upstream``:
+    name -> the original array) in place, judged from ``out``'s ``modified_<name>`` flags
+    (kernel side: :func:`upstream_flags`)."""
+    changed = [n for n in upstream if int(np.ravel(out.get(f"modified_{n}", [0]))[0])]
+    if changed:
+        return (f"{fn_name} modified {', '.join(changed)} in place; compute into a new array "
+                f"(e.g. d = {changed[0]} + ..., not {changed[0]} += ...): the caller still "
+                "needs it")
+    return None
+
+
+def upstream_flags(before: dict, after: dict) -> dict:
+    """``modified_<name>``: 1 where the call changed the upstream gradient ``name``."""
+    return {f"modified_{n}": np.array([int(not np.array_equal(before[n], after[n],
+                                                                equal_nan=True))])
+            for n in before}
+
+
 def modified_problem(out: dict, key: str, names, fn_name: str) -> "str | None":
     """A message if the ``key`` flags of ``run`` say that an argument was modified in place."""
     flags = np.asarray(out[key]).ravel()
@@ -416,24 +537,106 @@ def wrong_forward(function: str, got, want) -> "str | None":
             "check again")
 
 
+class Partial(str):
+    """A failed verdict's message that still earns ``fraction`` of the check's points
+    (the outputs that are right, when a check compares several)."""
+
+    fraction: float = 0.0
+
+    def __new__(cls, message: str, fraction: float = 0.0):
+        obj = super().__new__(cls, message)
+        obj.fraction = float(min(max(fraction, 0.0), 1.0))
+        return obj
+
+
+def fraction_of(message) -> float:
+    """The share of a check's points a verdict earns: 1 when it passed (None), else the
+    :class:`Partial` fraction of its message (0 for a plain message)."""
+    if message is None:
+        return 1.0
+    return float(getattr(message, "fraction", 0.0))
+
+
+def per_output(problems: dict, suffix: str = "") -> "str | None":
+    """One verdict from the problems of several outputs (name -> message or None), each
+    output worth the same share: None when all are right, else the first problem (and
+    the names of the other wrong outputs) as a :class:`Partial` worth the share of the
+    right ones."""
+    wrong = [name for name, m in problems.items() if m]
+    if not wrong:
+        return None
+    message = problems[wrong[0]] + suffix
+    if len(wrong) > 1:
+        message += f" (also wrong: {', '.join(wrong[1:])})"
+    return Partial(message, 1.0 - len(wrong) / len(problems))
+
+
+def keep_share(message: "str | None", verdict: "str | None") -> "str | None":
+    """``message`` (a better diagnosis) worth the share that ``verdict`` earns."""
+    if message is None or verdict is None:
+        return message if verdict is not None else None
+    return Partial(message, fraction_of(verdict))
+
+
+def carry_problem(inputs: dict, outputs: dict, tol: float, carries: str) -> "str | None":
+    """A sequence backward whose ``dx`` is right at the last step (where nothing is
+    carried) and wrong before it misses what is carried back between steps (``carries``
+    says what that is); None otherwise.  ``outputs`` holds the oracle's tables for x."""
+    try:
+        numeric = numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
+    except (OutputShapeError, KeyError):
+        return None
+    got = np.asarray(outputs.get("dx", np.zeros(0)))
+    if got.shape != numeric.shape or got.shape[1] < 2 or gradient_matches(got, numeric, tol):
+        return None
+    if not gradient_matches(got[:, -1], numeric[:, -1], tol):
+        return None
+    return ("dx[:, T-1] is right but earlier steps are not: something carried back from step "
+            f"t + 1 is missing or wrong: {carries}")
+
+
+def gradients_verdict(inputs: dict, outputs: dict, names, upstream, hints: dict,
+                      tol: float) -> "str | None":
+    """Each analytic gradient ``d<name>`` of ``outputs`` against the finite differences of a
+    correct forward (the oracle's tables in ``outputs``), each worth the same share
+    (:func:`per_output`); a value problem gets ``hints[name]``."""
+    problems = {}
+    for name, grad in zip(names, gradient_names(names), strict=True):
+        try:
+            numeric = numeric_gradient(outputs, name, upstream, inputs[name].shape)
+        except OutputShapeError:
+            return ("the forward pass returned outputs of unexpected shapes "
+                    "(see the shapes checks first)")
+        got = outputs[grad]
+        problem = gradient_problem(grad, got, numeric, tol)
+        if problem and np.shape(got) == numeric.shape and np.all(np.isfinite(got)):
+            problem += f": {hints[name]}"  # a value problem, not a shape or NaN one
+        problems[grad] = problem
+    return per_output(problems)
+
+
+def _output_problem(name: str, got: dict, want) -> "str | None":
+    w = np.asarray(want)
+    if name not in got:
+        return f"no value for {name!r} was produced (an error on this case?)"
+    g = np.asarray(got[name])
+    if g.dtype.kind not in "fiub":
+        return f"{name} is not a numeric array"
+    if g.shape != w.shape:
+        return f"{name} has shape {g.shape}, expected {w.shape}"
+    if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
+        return f"{name} contains NaN or inf"
+    if not np.allclose(g.astype(np.float64), w, rtol=HIDDEN_RTOL, atol=HIDDEN_ATOL):
+        err = float(np.max(np.abs(g.astype(np.float64) - w)))
+        return f"{name} differs from the expected values (max abs error {err:.3g})"
+    return None
+
+
 def outputs_problem(names, got: dict, want: dict) -> "str | None":
     """A hidden check's verdict: None when every declared output matches, else a message.
 
-    The message names the output and the kind of mismatch; it never shows the
-    inputs or the expected values.
+    Each output is worth the same share of the check's points (:func:`per_output`).
+    The message names the first wrong output and the kind of mismatch; it never
+    shows the inputs or the expected values.
     """
-    for name in names:
-        w = np.asarray(want[name])
-        if name not in got:
-            return f"no value for {name!r} was produced"
-        g = np.asarray(got[name])
-        if g.dtype.kind not in "fiub":
-            return f"{name} is not a numeric array"
-        if g.shape != w.shape:
-            return f"{name} has shape {g.shape}, expected {w.shape}"
-        if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
-            return f"{name} contains NaN or inf"
-        if not np.allclose(g.astype(np.float64), w, rtol=HIDDEN_RTOL, atol=HIDDEN_ATOL):
-            err = float(np.max(np.abs(g.astype(np.float64) - w)))
-            return f"{name} differs from the expected values (max abs error {err:.3g})"
-    return None
+    return per_output({name: _output_problem(name, got, want[name]) for name in names})

@@ -28,9 +28,15 @@ hidden state.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rnn_course.checks import (
+    EDGE,
+    GENERIC,
+    Partial,
+    call,
     check,
     copies,
     modified_flags,
@@ -107,7 +113,8 @@ def _run_backward(inp, rnn_backward, rnn_forward, truncates: dict):
         args = copies(inp, SEQ_ARGS)
         _, cache = unpack(rnn_forward(**args), SEQ_RETURNS, "rnn_forward")
         dh = np.array(inp["dh"], copy=True)
-        result = rnn_backward(dh, cache) if k is None else rnn_backward(dh, cache, truncate=k)
+        result = (call(rnn_backward, "rnn_backward", dh, cache) if k is None
+                  else call(rnn_backward, "rnn_backward", dh, cache, truncate=k))
         grads = unpack(result, SEQ_GRADS, "rnn_backward")
         out.update({f"{label}_{g}": v for g, v in zip(SEQ_GRADS, grads, strict=True)})
         out[f"{label}_modified"] = np.array([int(not np.array_equal(dh, inp["dh"]))])
@@ -180,6 +187,27 @@ def _safe(verdict):
     return wrapped
 
 
+def _shares(scheme: str, labels=("f",), names=SEQ_GRADS):
+    """Each gradient ``names`` of each run ``labels`` is worth the same share of the
+    check's points: a failing verdict earns the share of those that match the
+    finite differences of ``scheme`` (one wrong gradient costs its own share)."""
+    def wrap(verdict):
+        @functools.wraps(verdict)
+        def wrapped(inp, out):
+            message = verdict(inp, out)
+            if message is None or isinstance(message, Partial):
+                return message
+            try:
+                want = _numeric(inp, out, scheme)
+            except (OutputShapeError, KeyError):
+                return message
+            pairs = [(_got(out, label)[g], want[g]) for label in labels for g in names]
+            right = sum(gradient_matches(got, w) for got, w in pairs)
+            return Partial(message, right / len(pairs)) if right else message
+        return wrapped
+    return wrap
+
+
 LOCAL_HINTS = {
     "dx": "dx[:, t] is the pre-activation gradient of step t times Wx.T",
     "dh0": "dh0 is what flows from cell 0 back into h0: its pre-activation gradient times Wh.T",
@@ -219,6 +247,7 @@ def rnn_backward_single_step(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_single_step.verdict
+@_shares("full")
 @_safe
 def rnn_backward_single_step(inp, out):
     got, want = _got(out, "f"), _numeric(inp, out, "full")
@@ -244,6 +273,7 @@ def rnn_backward_dx_dh0(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_dx_dh0.verdict
+@_shares("full", names=("dx", "dh0"))
 @_safe
 def rnn_backward_dx_dh0(inp, out):
     got, want, local = _got(out, "f"), _numeric(inp, out, "full"), _numeric(inp, out, "w1")
@@ -277,6 +307,7 @@ def rnn_backward_weights(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_weights.verdict
+@_shares("full", names=("dWx", "dWh", "db"))
 @_safe
 def rnn_backward_weights(inp, out):
     got, want = _got(out, "f"), _numeric(inp, out, "full")
@@ -305,6 +336,7 @@ def rnn_backward_truncate_one(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_truncate_one.verdict
+@_shares("w1", labels=("k",))
 @_safe
 def rnn_backward_truncate_one(inp, out):
     got, want, full = _got(out, "k"), _numeric(inp, out, "w1"), _numeric(inp, out, "full")
@@ -337,6 +369,7 @@ def rnn_backward_truncate_k(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_truncate_k.verdict
+@_shares("wk", labels=("k",))
 @_safe
 def rnn_backward_truncate_k(inp, out):
     k = TRUNC_K
@@ -375,6 +408,7 @@ def rnn_backward_truncate_long(inp, rnn_backward, rnn_forward):
 
 
 @rnn_backward_truncate_long.verdict
+@_shares("full", labels=("kT", "kmore"))
 @_safe
 def rnn_backward_truncate_long(inp, out):
     T = inp["x"].shape[1]
@@ -550,34 +584,50 @@ def gradient_norms_values(inp, out):
 # ``truncate`` in 1..T+1 (so k = 1, 1 < k < T and k >= T all occur).
 # ``rnn_backward`` is called on the cache of the notebook's own (provided,
 # locked) ``rnn_forward``; the reference's cache differs, its gradients agree.
-def _draw_backward(rng, truncated=False):
-    s = draw_sizes(rng)
+def _draw_backward(rng, regime=GENERIC, truncate=None):
+    """Inputs of one BPTT case; ``truncate`` (a function of T) adds a truncate."""
+    s = draw_sizes(rng, regime)
     N, T, D, H = s["N"], s["T"], s["D"], s["H"]
+    if truncate is not None:
+        T = int(rng.integers(4, 8))  # room for 1 < k < T
     inp = {"x": rng.standard_normal((N, T, D)), "h0": rng.uniform(-1, 1, size=(N, H)),
            **draw_weights(rng, D, H), "dh": rng.standard_normal((N, T, H))}
-    if truncated:
-        inp["truncate"] = np.array(int(rng.integers(1, T + 2)))
+    if truncate is not None:
+        inp["truncate"] = np.array(int(truncate(rng, T)))
     return inp
+
+
+TRUNCATE_REGIMES = {  # every side of the truncation: k = 1, 1 < k < T, k = T, k > T
+    "k1": lambda rng, T: 1,
+    "kmid": lambda rng, T: rng.integers(2, T),
+    "kT": lambda rng, T: T,
+    "kover": lambda rng, T: T + rng.integers(1, 4),
+}
 
 
 def _hidden_backward(inp, rnn_backward, rnn_forward):
     _, cache = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), SEQ_RETURNS, "rnn_forward")
     dh = np.array(inp["dh"], dtype=np.float64, copy=True)
     if "truncate" in inp:
-        result = rnn_backward(dh, cache, truncate=int(inp["truncate"]))
+        result = call(rnn_backward, "rnn_backward", dh, cache, truncate=int(inp["truncate"]))
     else:
-        result = rnn_backward(dh, cache)
+        result = call(rnn_backward, "rnn_backward", dh, cache)
     return dict(zip(SEQ_GRADS, unpack(result, SEQ_GRADS, "rnn_backward"), strict=True))
 
 
-@check("rnn_backward_hidden", _draw_backward, hidden=True, outputs=SEQ_GRADS,
+@check("rnn_backward_hidden", {GENERIC: _draw_backward,
+                               EDGE: lambda rng: _draw_backward(rng, EDGE)},
+       hidden=True, outputs=SEQ_GRADS,
        doc="full BPTT on random sizes, after the notebook's rnn_forward")
 def rnn_backward_hidden(inp, rnn_backward, rnn_forward):
     return _hidden_backward(inp, rnn_backward, rnn_forward)
 
 
-@check("rnn_backward_truncated_hidden", lambda rng: _draw_backward(rng, truncated=True),
-       hidden=True, outputs=SEQ_GRADS, doc="truncated BPTT with a random truncate in 1..T+1")
+@check("rnn_backward_truncated_hidden",
+       {tag: (lambda rng, k=k: _draw_backward(rng, truncate=k))
+        for tag, k in TRUNCATE_REGIMES.items()},
+       hidden=True, outputs=SEQ_GRADS,
+       doc="truncated BPTT with truncate = 1, between 1 and T, T, and above T")
 def rnn_backward_truncated_hidden(inp, rnn_backward, rnn_forward):
     return _hidden_backward(inp, rnn_backward, rnn_forward)
 
@@ -613,10 +663,10 @@ def reference_gradient_norms(rnn_step_backward, dact, Wh, dlast) -> np.ndarray:
     return np.array(norms)
 
 
-def _draw_norms(rng):
+def _draw_norms(rng, linear):
     s = draw_sizes(rng)
     N, T, H = s["N"], s["T"], s["H"]
-    if rng.random() < 1 / 3:
+    if linear:
         dact = np.ones((N, T, H))  # a linear RNN
     else:
         dact = rng.uniform(0.0, 1.0, size=(N, T, H))
@@ -630,7 +680,9 @@ def _reference_norms(inp, rnn_step_backward):
                                               inp["dlast"])}
 
 
-@check("gradient_norms_hidden", _draw_norms, hidden=True, outputs=("norms",),
+@check("gradient_norms_hidden", {"tanh": lambda rng: _draw_norms(rng, linear=False),
+                                 "linear": lambda rng: _draw_norms(rng, linear=True)},
+       hidden=True, outputs=("norms",),
        oracle=_reference_norms,
        doc="gradient_norms_through_time on random sizes, tanh-like and linear")
 def gradient_norms_hidden(inp, gradient_norms_through_time):

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import check, shape_problem, unpack
+from rnn_course.checks import GENERIC, check, regime_sizes, shape_problem, unpack
 from rnn_course.contract import PARAMS, returns
-from rnn_course.gradcheck import EXACT_RTOL
+from rnn_course.gradcheck import EXACT_RTOL, VALUE_ATOL, VALUE_RTOL
 
 KEYS = PARAMS  # the keys of every gradient dict here
 GLOBAL_RETURNS = returns("clip_by_global_norm")  # clipped, total_norm
@@ -29,23 +29,37 @@ GLOBAL_RETURNS = returns("clip_by_global_norm")  # clipped, total_norm
 # Inputs (fixed, readable numbers)
 # --------------------------------------------------------------------------- #
 def _value_inputs(rng):
-    """Entries inside, on and outside [-1, 1], in arrays of three shapes (D=2, H=2)."""
+    """Entries inside, on and outside [-c, c], in arrays of three shapes (D=2, H=2); a
+    threshold c drawn from ``rng`` (the pattern is fixed, the values are not)."""
+    c = float(rng.uniform(0.5, 2.0))
     grads = {
-        "Wx": np.array([[0.5, -3.0], [2.0, -0.25]]),  # (D, H)
-        "Wh": np.array([[-1.5, 1.0], [-1.0, 0.75]]),  # (H, H); +-1.0 sit on the boundary
-        "b": np.array([7.0, -0.9]),  # (H,)
+        "Wx": c * np.array([[0.5, -3.0], [2.0, -0.25]]),  # (D, H)
+        "Wh": c * np.array([[-1.5, 1.0], [-1.0, 0.75]]),  # (H, H); +-c sit on the boundary
+        "b": c * np.array([7.0, -0.9]),  # (H,)
     }
-    return {"grads": grads, "clip_value": 1.0}
+    return {"grads": grads, "clip_value": c}
 
 
 def _norm_inputs(rng):
-    """Arrays of norms 3, 4 and 12: the global norm is sqrt(9 + 16 + 144) = 13."""
+    """Arrays of norms 3s, 4s and 12s: the global norm is sqrt(9 + 16 + 144) s = 13 s, for a
+    scale s drawn from ``rng``; max_norm = 5 s (clipped), big_max_norm = 20 s (not)."""
+    s = float(rng.uniform(0.5, 2.0))
     grads = {
-        "Wx": np.array([[2.0, 0.0], [1.0, 2.0]]),  # norm 3
-        "Wh": np.array([[0.0, 4.0], [0.0, 0.0]]),  # norm 4
-        "b": np.array([0.0, -12.0]),  # norm 12
+        "Wx": s * np.array([[2.0, 0.0], [1.0, 2.0]]),  # norm 3 s
+        "Wh": s * np.array([[0.0, 4.0], [0.0, 0.0]]),  # norm 4 s
+        "b": s * np.array([0.0, -12.0]),  # norm 12 s
     }
-    return {"grads": grads, "max_norm": 5.0, "big_max_norm": 20.0}
+    return {"grads": grads, "max_norm": 5.0 * s, "big_max_norm": 20.0 * s}
+
+
+def _norms(inputs) -> list:
+    """The three arrays' norms (3 s, 4 s, 12 s)."""
+    return [float(np.linalg.norm(inputs["grads"][k])) for k in KEYS]
+
+
+def _total(inputs) -> float:
+    """The global norm of the check's gradients (13 s)."""
+    return float(np.sqrt(sum(n * n for n in _norms(inputs))))
 
 
 def _scalar(value):
@@ -205,7 +219,7 @@ def clip_by_value_untouched(inputs, outputs):
 # clip_by_global_norm
 # --------------------------------------------------------------------------- #
 @check("clip_by_global_norm_total_norm", _norm_inputs,
-       doc="total_norm is sqrt(3**2 + 4**2 + 12**2) = 13, measured before clipping")
+       doc="total_norm of arrays of norms 3s, 4s, 12s is 13s, measured before clipping")
 def clip_by_global_norm_total_norm(inputs, clip_by_global_norm):
     _, total = _global_result(clip_by_global_norm(_copy(inputs["grads"]), inputs["max_norm"]))
     _, total_big = _global_result(
@@ -216,26 +230,29 @@ def clip_by_global_norm_total_norm(inputs, clip_by_global_norm):
 
 @clip_by_global_norm_total_norm.verdict
 def clip_by_global_norm_total_norm(inputs, outputs):
-    # the arrays have norms 3, 4 and 12; every plausible wrong recipe gives another number
+    # the arrays have norms 3s, 4s and 12s; every plausible wrong recipe gives another number
+    norms, total = _norms(inputs), _total(inputs)
     wrong = {
-        19.0: "the sum of the three arrays' norms (3 + 4 + 12): square every entry of "
-              "every array, add them all up, and take one square root at the end",
-        169.0: "the sum of squares (169) without the final square root",
-        12.0: "the largest array norm; the global norm combines every array",
+        sum(norms): "the sum of the three arrays' norms: square every entry of every array, "
+                    "add them all up, and take one square root at the end",
+        total ** 2: f"the sum of squares ({total ** 2:.9g}) without the final square root",
+        max(norms): "the largest array norm; the global norm combines every array",
         inputs["max_norm"]: "the norm *after* clipping; return the norm measured before",
     }
-    for key, when in (("total_norm", f"max_norm={inputs['max_norm']:g}"),
-                      ("total_norm_unclipped", f"max_norm={inputs['big_max_norm']:g}")):
+    for key, when in (("total_norm", f"max_norm={inputs['max_norm']:.9g}"),
+                      ("total_norm_unclipped", f"max_norm={inputs['big_max_norm']:.9g}")):
         got = outputs[key]
         if got.size != 1:
             return f"total_norm must be a single number, got an array of shape {got.shape}"
         value = float(_scalar(got))
-        if np.isclose(value, 13.0, rtol=EXACT_RTOL, atol=0):
+        if np.isclose(value, total, rtol=VALUE_RTOL, atol=0):
             continue
         for number, bug in wrong.items():
-            if np.isclose(value, number, rtol=EXACT_RTOL, atol=0):
-                return f"with {when} your total_norm is {value:g}, expected 13: it is {bug}"
-        return f"with {when} your total_norm is {value:g}, expected sqrt(9 + 16 + 144) = 13"
+            if np.isclose(value, number, rtol=VALUE_RTOL, atol=0):
+                return (f"with {when} your total_norm is {value:.9g}, expected "
+                        f"{total:.9g}: it is {bug}")
+        return (f"with {when} your total_norm is {value:.9g}, expected the square root of "
+                f"the sum of every squared entry, {total:.9g}")
     return None
 
 
@@ -252,7 +269,8 @@ def clip_by_global_norm_scaling(inputs, outputs):
     if problem:
         return problem
     grads, max_norm = inputs["grads"], inputs["max_norm"]
-    scale = max_norm / 13.0
+    total = _total(inputs)
+    scale = max_norm / total
     # the factor each array was multiplied by (least squares; exact for a pure rescaling)
     factors = {}
     for k in KEYS:
@@ -265,21 +283,21 @@ def clip_by_global_norm_scaling(inputs, outputs):
                     "global norm rescales every array, it never changes its direction "
                     "(np.clip on the entries is clip_by_value)")
         factors[k] = f
-    if max(factors.values()) - min(factors.values()) > EXACT_RTOL:
+    if max(factors.values()) - min(factors.values()) > VALUE_RTOL * abs(scale):
         shown = ", ".join(f"{k} by {v:.3g}" for k, v in factors.items())
         return (f"the arrays were scaled by different factors ({shown}): each array was "
                 "clipped by its own norm. Use one factor for all of them, "
-                f"max_norm / total_norm = {max_norm:g} / 13 = {scale:.3g}, so that the "
+                f"max_norm / total_norm = {max_norm:.9g} / {total:.9g} = {scale:.9g}, so that the "
                 "direction of the whole gradient is kept")
     f = factors[KEYS[0]]
-    if not np.isclose(f, scale, rtol=EXACT_RTOL, atol=0):
+    if not np.isclose(f, scale, rtol=VALUE_RTOL, atol=0):
         hint = ""
         if np.isclose(f, 1.0):
-            hint = ": the global norm 13 is above max_norm, so the gradients must shrink"
-        elif np.isclose(f, 13.0 / max_norm):
+            hint = ": the global norm is above max_norm, so the gradients must shrink"
+        elif np.isclose(f, total / max_norm):
             hint = ": the factor is upside down (total_norm / max_norm)"
-        return (f"every array was multiplied by {f:.4g}, expected max_norm / total_norm = "
-                f"{max_norm:g} / 13 = {scale:.4g}{hint}")
+        return (f"every array was multiplied by {f:.9g}, expected max_norm / total_norm = "
+                f"{max_norm:.9g} / {total:.9g} = {scale:.9g}{hint}")
     return None
 
 
@@ -296,16 +314,17 @@ def clip_by_global_norm_noop(inputs, outputs):
     problem = _shapes_problem(inputs, outputs)
     if problem:
         return problem
-    big = inputs["big_max_norm"]
+    big, total = inputs["big_max_norm"], _total(inputs)
     for k in KEYS:
         g, out = inputs["grads"][k], outputs[f"out_{k}"]
-        if not np.allclose(out, g, rtol=1e-12, atol=1e-15):
+        if not np.allclose(out, g, rtol=VALUE_RTOL, atol=VALUE_ATOL):
             ratio = float(np.vdot(g, out) / np.vdot(g, g))
-            if np.isclose(ratio, big / 13.0):
-                return (f"with total_norm 13 below max_norm {big:g} your gradients were "
-                        f"scaled *up* by {ratio:.3g}: clipping only ever shrinks, so "
-                        "below the threshold leave them unchanged (scale = 1)")
-            return (f"with total_norm 13 below max_norm {big:g}, result[{k!r}] must equal "
+            below = f"with total_norm {total:.9g} below max_norm {big:.9g}"
+            if np.isclose(ratio, big / total):
+                return (f"{below} your gradients were scaled *up* by {ratio:.9g}: clipping "
+                        "only ever shrinks, so below the threshold leave them unchanged "
+                        "(scale = 1)")
+            return (f"{below}, result[{k!r}] must equal "
                     f"grads[{k!r}] (scale 1); it differs (max abs error "
                     f"{float(np.max(np.abs(out - g))):.3g})")
     return None
@@ -342,14 +361,9 @@ def clip_by_global_norm_untouched(inputs, outputs):
 # ``run`` rebuilds the dict; a threshold is a 0-d array.  After the call
 # ``run`` also hands back the dict's arrays (``after_*``), which must equal
 # the originals: the functions must leave their input untouched.
-def _size(rng):
-    """A dimension, 1 (an edge case) about one time in three."""
-    return int(rng.choice([1, 1, 2, 3, 4, 6]))
-
-
 def _draw_grads(rng, prefix, scale):
-    D, H = _size(rng), _size(rng)
-    shapes = {"Wx": (D, H), "Wh": (H, H), "b": (H,)}
+    s = regime_sizes(rng, GENERIC, "DH")  # every array has two entries or more
+    shapes = {"Wx": (s["D"], s["H"]), "Wh": (s["H"], s["H"]), "b": (s["H"],)}
     return {f"{prefix}{k}": scale * rng.standard_normal(shapes[k]) for k in KEYS}
 
 
@@ -369,9 +383,16 @@ def _hidden_outputs(result, grads, prefix=""):
 
 
 def _draw_value(rng):
-    inputs = _draw_grads(rng, "g_", scale=2.0)
-    # a threshold that leaves some entries alone and clips others (on both sides)
-    inputs["clip_value"] = np.array(rng.uniform(0.3, 1.5))
+    inputs = _draw_grads(rng, "g_", scale=0.3)
+    clip_value = float(rng.uniform(0.3, 1.5))
+    # every array has entries inside the interval and entries beyond it on both sides
+    for k in KEYS:
+        flat = inputs[f"g_{k}"].reshape(-1)
+        flat[:] = np.clip(flat, -0.9 * clip_value, 0.9 * clip_value)
+        flat[0] = clip_value + rng.uniform(0.2, 2.0)
+        flat[1] = -clip_value - rng.uniform(0.2, 2.0)
+        rng.shuffle(flat)
+    inputs["clip_value"] = np.array(clip_value)
     return inputs
 
 
@@ -389,16 +410,14 @@ def _global_norm(arrays):
 
 def _draw_global(rng):
     """One gradient above the threshold (``big_``), one below (``small_``)."""
-    big = _draw_grads(rng, "big_", scale=3.0)
+    big = _draw_grads(rng, "big_", scale=1.0)
     small = _draw_grads(rng, "small_", scale=1.0)
-    # max_norm strictly between the two global norms: `big` is clipped, `small` is not
-    small_norm = _global_norm(small)
-    big_norm = _global_norm(big)
-    if big_norm <= 2.0 * small_norm:  # make the gap wide enough to be unambiguous
-        factor = 4.0 * small_norm / max(big_norm, 1e-12)
-        big = {k: v * factor for k, v in big.items()}
-        big_norm *= factor
-    low, high = 1.5 * small_norm, 0.75 * big_norm
+    # fixed regimes, random values: `small` has a norm below 1 and below max_norm (not
+    # clipped), `big` one above 2 and well above max_norm (clipped)
+    small_norm, big_norm = rng.uniform(0.3, 0.8), rng.uniform(4.0, 12.0)
+    small = {k: v * small_norm / _global_norm(small) for k, v in small.items()}
+    big = {k: v * big_norm / _global_norm(big) for k, v in big.items()}
+    low, high = max(1.5 * small_norm, 1.2), 0.75 * big_norm
     inputs = {**big, **small}
     inputs["max_norm"] = np.array(rng.uniform(low, high))
     return inputs

@@ -37,23 +37,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import check, close, copies, shape_problem, unpack, wrong_forward
+from rnn_course.checks import (
+    call,
+    carry_problem,
+    check,
+    close,
+    copies,
+    gated,
+    gradients_verdict,
+    keep_share,
+    shape_problem,
+    unpack,
+    upstream_flags,
+    upstream_modified,
+)
 from rnn_course.contract import (
     GRU_GATES,
     SEQ_ARGS,
     SEQ_GRADS,
     STEP_ARGS,
     STEP_GRADS,
-    gradient_names,
     returns,
 )
 from rnn_course.gradcheck import (
     GATED_GRAD_TOL,
     OutputShapeError,
     gradient_matches,
-    gradient_problem,
     numeric_gradient,
-    perturbed_outputs,
 )
 
 GATES = GRU_GATES  # r, z, n
@@ -62,13 +72,8 @@ ORDER_TEXT = "the block order is r, z, n: r = [:, 0:H], z = [:, H:2H], n = [:, 2
 SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
 
 
-def _sigmoid(a):
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
 
 
-def _blocks(a, H):
-    """The three blocks of a (.., 3H) array, as a dict r, z, n."""
-    return {name: a[..., k * H:(k + 1) * H] for k, name in enumerate(GATES)}
 
 
 def _slice_text(k):
@@ -82,9 +87,9 @@ def _closed_form_step(x, prev_h, Wx, Wh, b, reset="before", swap=False):
     reset="after" applies r to h @ Wh_n, "none" leaves it out; swap=True uses
     z * n + (1 - z) * h."""
     H = prev_h.shape[1]
-    ax, wh = _blocks(x @ Wx + b, H), _blocks(Wh, H)
-    r = _sigmoid(ax["r"] + prev_h @ wh["r"])
-    z = _sigmoid(ax["z"] + prev_h @ wh["z"])
+    ax, wh = gated.blocks(x @ Wx + b, H, GATES), gated.blocks(Wh, H, GATES)
+    r = gated.sigmoid(ax["r"] + prev_h @ wh["r"])
+    z = gated.sigmoid(ax["z"] + prev_h @ wh["z"])
     recurrent = {"before": (r * prev_h) @ wh["n"], "after": r * (prev_h @ wh["n"]),
                  "none": prev_h @ wh["n"]}[reset]
     n = np.tanh(ax["n"] + recurrent)
@@ -265,8 +270,8 @@ def gru_step_forward_interpolation(inputs, gru_step_forward):
 def gru_step_forward_interpolation(inputs, outputs):
     prev_h = inputs["prev_h"]
     for label, z_pre in _Z_SCENARIOS.items():
-        blocks = _blocks(_bias(z_pre), 2)
-        z, n = _sigmoid(blocks["z"]), np.tanh(blocks["n"])
+        blocks = gated.blocks(_bias(z_pre), 2, GATES)
+        z, n = gated.sigmoid(blocks["z"]), np.tanh(blocks["n"])
         got = outputs[label]
         problem = shape_problem("next_h", got, prev_h.shape)
         if problem:
@@ -366,8 +371,12 @@ def gru_step_forward_values(inputs, outputs):
 def _step_backward(fwd, bwd, args, dnext_h):
     _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("gru_step_forward"),
                       "gru_step_forward")
-    grads = unpack(bwd(np.array(dnext_h, copy=True), cache), STEP_GRADS, "gru_step_backward")
-    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(STEP_GRADS, grads, strict=True)}
+    up = {"dnext_h": np.array(dnext_h, copy=True)}
+    passed = {k: v.copy() for k, v in up.items()}
+    grads = unpack(call(bwd, "gru_step_backward", passed["dnext_h"], cache),
+                   STEP_GRADS, "gru_step_backward")
+    return {**{k: np.asarray(v, dtype=np.float64) for k, v in zip(STEP_GRADS, grads, strict=True)},
+            **upstream_flags(up, passed)}
 
 
 def _step_outputs(fwd):
@@ -376,41 +385,15 @@ def _step_outputs(fwd):
     return call
 
 
-def _fd_tables(call, inputs, arg_names, names):
-    """The correct forward's outputs ``call(args)`` (one flat vector) at every perturbation
-    of ``names`` (:func:`~rnn_course.gradcheck.perturbed_outputs`) and unperturbed."""
-    out = perturbed_outputs(lambda **args: call(args), copies(inputs, arg_names), names)
-    out["forward_ref"] = call(copies(inputs, arg_names))
-    return out
 
 
 def _step_tables(*names):
     """An ``oracle`` for a step backward check: tables of the reference's step forward."""
     def oracle(inputs, gru_step_forward):
-        return _fd_tables(_step_outputs(gru_step_forward), inputs, STEP_ARGS, names)
+        return gated.fd_tables(_step_outputs(gru_step_forward), inputs, STEP_ARGS, names)
     return oracle
 
 
-def _wrong_forward(outputs, function):
-    return wrong_forward(function, outputs.get("forward", np.zeros(0)), outputs["forward_ref"])
-
-
-def _gradient_problems(inputs, outputs, names, upstream, hints):
-    """Compare analytic ``d<name>`` outputs with finite differences; messages for the wrong ones."""
-    problems = []
-    for name, grad in zip(names, gradient_names(names), strict=True):
-        try:
-            numeric = numeric_gradient(outputs, name, upstream, inputs[name].shape)
-        except OutputShapeError:
-            return ["the forward pass returned outputs of unexpected shapes "
-                    "(see the shapes checks first)"]
-        got = outputs[grad]
-        problem = gradient_problem(grad, got, numeric, GATED_GRAD_TOL)
-        if problem and np.shape(got) == numeric.shape and np.all(np.isfinite(got)):
-            problem += f": {hints[name]}"
-        if problem:
-            problems.append(problem)
-    return problems
 
 
 @check("gru_step_backward_shapes", _step_inputs,
@@ -425,7 +408,7 @@ def gru_step_backward_shapes(inputs, outputs):
         problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
-    return None
+    return upstream_modified("gru_step_backward", dict.fromkeys(("dnext_h",)), outputs)
 
 
 _BACKWARD_ORDER = ("n", "z", "r")  # the order in which a backward pass computes them
@@ -457,13 +440,13 @@ def gru_step_backward_gate_blocks(inputs, outputs):
     problem = shape_problem("db", db, numeric.shape)
     if problem:
         return problem
-    got_blocks, want_blocks = _blocks(db, H), _blocks(numeric, H)
+    got_blocks, want_blocks = gated.blocks(db, H, GATES), gated.blocks(numeric, H, GATES)
     # n first: the reset gate's gradient is computed from the candidate's
     wrong = [name for name in _BACKWARD_ORDER
              if not gradient_matches(got_blocks[name], want_blocks[name], GATED_GRAD_TOL)]
     if not wrong:
         return None
-    forward = _wrong_forward(outputs, "gru_step_forward")
+    forward = gated.forward_problem(outputs, "gru_step_forward")
     if forward:
         return forward
     k = GATES.index(wrong[0])
@@ -497,11 +480,9 @@ def gru_step_backward_gradcheck(inputs, gru_step_forward, gru_step_backward):
 
 @gru_step_backward_gradcheck.verdict
 def gru_step_backward_gradcheck(inputs, outputs):
-    problems = _gradient_problems(inputs, outputs, STEP_ARGS, inputs["dnext_h"].ravel(),
-                                  _STEP_HINTS)
-    if not problems:
-        return None
-    return _wrong_forward(outputs, "gru_step_forward") or "; ".join(problems)
+    verdict = gradients_verdict(inputs, outputs, STEP_ARGS, inputs["dnext_h"].ravel(),
+                                _STEP_HINTS, GATED_GRAD_TOL)
+    return keep_share(gated.forward_problem(outputs, "gru_step_forward"), verdict) or verdict
 
 
 # --------------------------------------------------------------------------- #
@@ -592,8 +573,11 @@ def gru_forward_matches_steps(inputs, outputs):
 # --------------------------------------------------------------------------- #
 def _seq_backward(fwd, bwd, args):
     _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("gru_forward"), "gru_forward")
-    grads = unpack(bwd(np.array(args["dh"], copy=True), cache), SEQ_GRADS, "gru_backward")
-    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)}
+    up = {"dh": np.array(args["dh"], copy=True)}
+    passed = {k: v.copy() for k, v in up.items()}
+    grads = unpack(call(bwd, "gru_backward", passed["dh"], cache), SEQ_GRADS, "gru_backward")
+    return {**{k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)},
+            **upstream_flags(up, passed)}
 
 
 def _seq_outputs(fwd):
@@ -605,7 +589,7 @@ def _seq_outputs(fwd):
 def _seq_tables(*names):
     """An ``oracle`` for a sequence backward check: tables of the reference's forward."""
     def oracle(inputs, gru_forward):
-        return _fd_tables(_seq_outputs(gru_forward), inputs, SEQ_ARGS, names)
+        return gated.fd_tables(_seq_outputs(gru_forward), inputs, SEQ_ARGS, names)
     return oracle
 
 
@@ -621,7 +605,7 @@ def gru_backward_shapes(inputs, outputs):
         problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
-    return None
+    return upstream_modified("gru_backward", {"dh": None}, outputs)
 
 
 @check("gru_backward_through_update", _update_path_inputs,
@@ -644,7 +628,7 @@ def gru_backward_through_update(inputs, outputs):
         return problem
     if gradient_matches(got, numeric, GATED_GRAD_TOL):
         return None
-    forward = _wrong_forward(outputs, "gru_forward")
+    forward = gated.forward_problem(outputs, "gru_forward")
     if forward:
         return forward
     if not gradient_matches(got[:, -1], numeric[:, -1], GATED_GRAD_TOL):
@@ -680,88 +664,44 @@ def gru_backward_gradcheck(inputs, gru_forward, gru_backward):
 
 @gru_backward_gradcheck.verdict
 def gru_backward_gradcheck(inputs, outputs):
-    problems = _gradient_problems(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS)
-    if not problems:
-        return None
-    forward = _wrong_forward(outputs, "gru_forward")
-    if forward:
-        return forward
-    if len(problems) >= 4:
-        problems.append("when almost everything is off, check that the h gradient carried "
-                        "back from step t + 1 is added to dh[:, t] before the step backward")
-    return "; ".join(problems)
+    verdict = gradients_verdict(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS,
+                                GATED_GRAD_TOL)
+    return (keep_share(gated.forward_problem(outputs, "gru_forward")
+                       or carry_problem(inputs, outputs, GATED_GRAD_TOL,
+                                        "the h gradient from step t + 1, added to dh[:, t]"),
+                       verdict)
+            or verdict)
 
 
 # --------------------------------------------------------------------------- #
 # Hidden checks: new inputs for every submission
 # --------------------------------------------------------------------------- #
-def _size(rng, high=5):
-    """A dimension in [1, high], 1 (an edge case) about one time in three."""
-    return int(rng.choice([1, 1] + list(range(2, high + 1))))
-
-
-def _with_huge_entries(rng, a, fraction=0.25):
-    """Set about ``fraction`` of the entries of ``a`` to +-U(700, 900), in place."""
-    mask = rng.random(a.shape) < fraction
-    a[mask] = rng.choice([-1.0, 1.0], size=mask.sum()) * rng.uniform(700, 900, size=mask.sum())
-    return a
-
-
-def _draw_weights(rng, D, H, scale=0.5):
-    return {"Wx": scale * rng.standard_normal((D, 3 * H)),
-            "Wh": scale * rng.standard_normal((H, 3 * H)),
-            "b": scale * rng.standard_normal(3 * H)}
-
-
-def _draw_step(rng, huge=False):
-    N, D, H = _size(rng), _size(rng), _size(rng)
-    inputs = {"x": rng.standard_normal((N, D)), "prev_h": rng.standard_normal((N, H)),
-              **_draw_weights(rng, D, H)}
-    if huge:
-        _with_huge_entries(rng, inputs["b"][: 2 * H])  # saturate some r and z units
-    return inputs
-
-
-@check("gru_step_forward_hidden", lambda rng: _draw_step(rng, huge=True), hidden=True,
+@check("gru_step_forward_hidden", gated.both(gated.step, blocks=3, with_c=False, saturated=2),
+       hidden=True,
        outputs=("next_h",), doc="one GRU step on random shapes, some gates saturated")
 def gru_step_forward_hidden(inputs, gru_step_forward):
     return {"next_h": _step(gru_step_forward, inputs)}
 
 
-def _draw_step_backward(rng):
-    inputs = _draw_step(rng)
-    inputs["dnext_h"] = rng.standard_normal(inputs["prev_h"].shape)
-    return inputs
-
-
-@check("gru_step_backward_hidden", _draw_step_backward, hidden=True, outputs=STEP_GRADS,
+@check("gru_step_backward_hidden", gated.both(gated.step, blocks=3, with_c=False, upstream=True),
+       hidden=True, outputs=STEP_GRADS,
        doc="the five gradients of one step (through the student's forward pass)")
 def gru_step_backward_hidden(inputs, gru_step_forward, gru_step_backward):
-    return _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
+    out = _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
+    return {k: out[k] for k in STEP_GRADS}
 
 
-def _draw_seq(rng):
-    N, T, D, H = _size(rng), _size(rng, high=7), _size(rng), _size(rng)
-    inputs = {"x": rng.standard_normal((N, T, D)), "h0": rng.standard_normal((N, H)),
-              **_draw_weights(rng, D, H)}
-    _with_huge_entries(rng, inputs["b"][: 2 * H], fraction=0.15)
-    return inputs
-
-
-@check("gru_forward_hidden", _draw_seq, hidden=True, outputs=("h",),
+@check("gru_forward_hidden", gated.both(gated.sequence, blocks=3, saturated=2), hidden=True,
+       outputs=("h",),
        doc="hidden states of a whole sequence on random shapes, some gates saturated")
 def gru_forward_hidden(inputs, gru_forward):
     return {"h": _sequence(gru_forward, inputs)}
 
 
-def _draw_backward(rng):
-    inputs = _draw_seq(rng)
-    N, T, _ = inputs["x"].shape
-    inputs["dh"] = rng.standard_normal((N, T, inputs["h0"].shape[1]))
-    return inputs
-
-
-@check("gru_backward_hidden", _draw_backward, hidden=True, outputs=SEQ_GRADS,
+@check("gru_backward_hidden",
+       gated.both(gated.sequence, blocks=3, saturated=2, upstream=True), hidden=True,
+       outputs=SEQ_GRADS,
        doc="the five gradients of a whole sequence (through the student's forward pass)")
 def gru_backward_hidden(inputs, gru_forward, gru_backward):
-    return _seq_backward(gru_forward, gru_backward, inputs)
+    out = _seq_backward(gru_forward, gru_backward, inputs)
+    return {k: out[k] for k in SEQ_GRADS}

@@ -36,14 +36,28 @@ import warnings
 
 import numpy as np
 
-from rnn_course.checks import check, close, copies, shape_problem, unpack, wrong_forward
+from rnn_course.checks import (
+    EDGE,
+    call,
+    carry_problem,
+    check,
+    close,
+    copies,
+    gated,
+    gradients_verdict,
+    keep_share,
+    regime_sizes,
+    shape_problem,
+    unpack,
+    upstream_flags,
+    upstream_modified,
+)
 from rnn_course.contract import (
     LSTM_GATES,
     LSTM_STEP_ARGS,
     LSTM_STEP_GRADS,
     SEQ_ARGS,
     SEQ_GRADS,
-    gradient_names,
     returns,
 )
 from rnn_course.gradcheck import (
@@ -51,9 +65,7 @@ from rnn_course.gradcheck import (
     GATED_GRAD_TOL,
     OutputShapeError,
     gradient_matches,
-    gradient_problem,
     numeric_gradient,
-    perturbed_outputs,
 )
 
 GATES = LSTM_GATES  # i, f, o, g
@@ -63,13 +75,8 @@ GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "o": "output gate o",
 SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
 
 
-def _blocks(a, H):
-    """The four gate blocks of a (.., 4H) array, as a dict i, f, o, g."""
-    return {name: a[..., k * H:(k + 1) * H] for k, name in enumerate(GATES)}
 
 
 def _slice_text(k):
@@ -82,24 +89,6 @@ def _slice_text(k):
 # Finite differences (rnn_course.gradcheck): forward evaluations in an oracle,
 # differences in verdict
 # --------------------------------------------------------------------------- #
-def _gradient_problems(inputs, outputs, names, upstream, hints):
-    """Compare analytic ``d<name>`` outputs with finite differences; messages for the wrong ones."""
-    problems = []
-    for name, grad in zip(names, gradient_names(names), strict=True):
-        try:
-            numeric = numeric_gradient(outputs, name, upstream, inputs[name].shape)
-        except OutputShapeError:
-            return ["the forward pass returned outputs of unexpected shapes "
-                    "(see the shapes checks first)"]
-        got = outputs[grad]
-        problem = gradient_problem(grad, got, numeric, GATED_GRAD_TOL)
-        if problem and np.shape(got) == numeric.shape and np.all(np.isfinite(got)):
-            problem += f": {hints[name]}"  # a value problem, not a shape or NaN one
-        if problem:
-            problems.append(problem)
-    return problems
-
-
 # --------------------------------------------------------------------------- #
 # Inputs
 # --------------------------------------------------------------------------- #
@@ -110,7 +99,9 @@ def _gate_inputs(rng):
 
 def _stable_inputs(rng):
     """Huge pre-activations, where exp(-a) or exp(a) overflows float64 (exp(710) = inf)."""
-    row = np.array([800.0, -800.0, 710.0, -710.0, 0.0, 30.0, -30.0, 1.5])
+    huge, edge = rng.uniform(750.0, 900.0, size=2), rng.uniform(710.0, 720.0, size=2)
+    large, small = rng.uniform(20.0, 40.0, size=2), rng.uniform(0.5, 2.5)
+    row = np.array([huge[0], -huge[1], edge[0], -edge[1], 0.0, large[0], -large[1], small])
     return {"a": np.stack([row, -row[::-1]]), "H": 2}
 
 
@@ -264,13 +255,14 @@ def lstm_gates_values(inputs, lstm_gates):
 @lstm_gates_values.verdict
 def lstm_gates_values(inputs, outputs):
     H = inputs["H"]
-    blocks = _blocks(inputs["a"], H)
+    blocks = gated.blocks(inputs["a"], H, GATES)
     for name in GATES:
         got, z = outputs[name], blocks[name]
         problem = shape_problem(name, got, z.shape)
         if problem:
             return problem
-        want, other = (np.tanh(z), _sigmoid(z)) if name == "g" else (_sigmoid(z), np.tanh(z))
+        sig, tanh = gated.sigmoid(z), np.tanh(z)
+        want, other = (tanh, sig) if name == "g" else (sig, tanh)
         if close(got, want):
             continue
         if close(got, other):
@@ -300,20 +292,20 @@ def lstm_gates_stable(inputs, lstm_gates):
 @lstm_gates_stable.verdict
 def lstm_gates_stable(inputs, outputs):
     H = inputs["H"]
-    blocks = _blocks(inputs["a"], H)
+    blocks = gated.blocks(inputs["a"], H, GATES)
     for name in GATES:
         got = outputs[name]
         problem = shape_problem(name, got, blocks[name].shape)
         if problem:
             return problem
         if not np.all(np.isfinite(got)):
-            return (f"{name} contains NaN or inf for pre-activations of +-800: "
-                    "exp(800) overflows to inf, and inf / inf is NaN")
-        want = np.tanh(blocks[name]) if name == "g" else _sigmoid(blocks[name])
+            return (f"{name} contains NaN or inf for pre-activations beyond +-710: "
+                    "exp(710) overflows to inf, and inf / inf is NaN")
+        want = np.tanh(blocks[name]) if name == "g" else gated.sigmoid(blocks[name])
         if not np.allclose(got, want, rtol=EXACT_RTOL, atol=1e-15):
             return (f"{name} is wrong for large pre-activations (max abs error "
-                    f"{float(np.max(np.abs(got - want))):.3g}): sigmoid(800) = 1 and "
-                    "sigmoid(-800) = 0")
+                    f"{float(np.max(np.abs(got - want))):.3g}): sigmoid(a) is 1 for a large "
+                    "a > 0 and 0 for a large a < 0")
     n_warnings = int(np.ravel(outputs["n_warnings"])[0])
     if n_warnings:
         return (f"computing the gates raised {n_warnings} overflow "
@@ -335,9 +327,9 @@ def _step(lstm_step_forward, args):
 def _closed_form_step(x, prev_h, prev_c, Wx, Wh, b):
     """One LSTM step written out with the closed-form sigmoid (verdicts only)."""
     H = prev_h.shape[1]
-    z = _blocks(x @ Wx + prev_h @ Wh + b, H)
-    c = _sigmoid(z["f"]) * prev_c + _sigmoid(z["i"]) * np.tanh(z["g"])
-    return _sigmoid(z["o"]) * np.tanh(c), c
+    z = gated.blocks(x @ Wx + prev_h @ Wh + b, H, GATES)
+    c = gated.sigmoid(z["f"]) * prev_c + gated.sigmoid(z["i"]) * np.tanh(z["g"])
+    return gated.sigmoid(z["o"]) * np.tanh(c), c
 
 
 @check("lstm_step_forward_shapes", _step_inputs,
@@ -422,8 +414,8 @@ def lstm_step_forward_cell_state(inputs, lstm_step_forward):
 def lstm_step_forward_cell_state(inputs, outputs):
     prev_c, prev_h = inputs["prev_c"], inputs["prev_h"]
     for label, shut in _SCENARIOS.items():
-        z = _blocks(_bias(**shut), 2)
-        i, f, g = _sigmoid(z["i"]), _sigmoid(z["f"]), np.tanh(z["g"])
+        z = gated.blocks(_bias(**shut), 2, GATES)
+        i, f, g = gated.sigmoid(z["i"]), gated.sigmoid(z["f"]), np.tanh(z["g"])
         keep, write = f * prev_c, np.broadcast_to(i * g, prev_c.shape)
         got = outputs[f"{label}_next_c"]
         problem = shape_problem("next_c", got, prev_c.shape)
@@ -469,8 +461,8 @@ def lstm_step_forward_hidden_state(inputs, outputs):
                or shape_problem("next_c", outputs["next_c"], shape))
     if problem:
         return problem
-    z = _blocks(_bias(), 2)
-    o, c, got = _sigmoid(z["o"]), outputs["next_c"], outputs["next_h"]
+    z = gated.blocks(_bias(), 2, GATES)
+    o, c, got = gated.sigmoid(z["o"]), outputs["next_c"], outputs["next_h"]
     if close(got, o * np.tanh(c)):
         return None
     where = "next_h must be o * tanh(next_c) (o the third block, applied to your next_c)"
@@ -479,7 +471,7 @@ def lstm_step_forward_hidden_state(inputs, outputs):
     if close(got, np.tanh(o * c)):
         return where + ": yours applies tanh after multiplying by o"
     for name in ("i", "f"):
-        if close(got, _sigmoid(z[name]) * np.tanh(c)):
+        if close(got, gated.sigmoid(z[name]) * np.tanh(c)):
             return where + f": yours uses the {GATE_NAMES[name]} instead of o"
     if close(got, o * np.tanh(inputs["prev_c"])):
         return where + ": yours uses prev_c instead of next_c"
@@ -492,10 +484,13 @@ def lstm_step_forward_hidden_state(inputs, outputs):
 def _step_backward(fwd, bwd, args, dnext_h, dnext_c):
     _, _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("lstm_step_forward"),
                          "lstm_step_forward")
-    grads = unpack(bwd(np.array(dnext_h, copy=True), np.array(dnext_c, copy=True), cache),
+    up = {"dnext_h": np.array(dnext_h, copy=True), "dnext_c": np.array(dnext_c, copy=True)}
+    passed = {k: v.copy() for k, v in up.items()}
+    grads = unpack(call(bwd, "lstm_step_backward", passed["dnext_h"], passed["dnext_c"], cache),
                    LSTM_STEP_GRADS, "lstm_step_backward")
-    return {k: np.asarray(v, dtype=np.float64)
-            for k, v in zip(LSTM_STEP_GRADS, grads, strict=True)}
+    return {**{k: np.asarray(v, dtype=np.float64)
+               for k, v in zip(LSTM_STEP_GRADS, grads, strict=True)},
+            **upstream_flags(up, passed)}
 
 
 def _step_outputs(fwd):
@@ -518,7 +513,7 @@ def lstm_step_backward_shapes(inputs, outputs):
         problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
-    return None
+    return upstream_modified("lstm_step_backward", dict.fromkeys(("dnext_h", "dnext_c")), outputs)
 
 
 @check("lstm_step_backward_dprev_c", _bias_only_inputs,
@@ -535,8 +530,9 @@ def lstm_step_backward_dprev_c(inputs, lstm_step_forward, lstm_step_backward):
 
 @lstm_step_backward_dprev_c.verdict
 def lstm_step_backward_dprev_c(inputs, outputs):
-    z = _blocks(_bias(), 2)
-    i, f, o, g = (_sigmoid(z["i"]), _sigmoid(z["f"]), _sigmoid(z["o"]), np.tanh(z["g"]))
+    z = gated.blocks(_bias(), 2, GATES)
+    i, f, o = (gated.sigmoid(z[k]) for k in ("i", "f", "o"))
+    g = np.tanh(z["g"])
     c = f * inputs["prev_c"] + i * g
     dnext_c, dnext_h = inputs["dnext_c"], inputs["dnext_h"]
     got = outputs["via_c"]
@@ -570,32 +566,23 @@ def lstm_step_backward_dprev_c(inputs, outputs):
 _STEP_HINTS = {
     "x": "dx = da @ Wx.T, da (N, 4H) the gradient of the pre-activation",
     "prev_h": "dprev_h = da @ Wh.T",
-    "prev_c": "see lstm_step_backward_dprev_c",
+    "prev_c": ("dprev_c = (dnext_c + dnext_h * o * (1 - tanh(next_c)**2)) * f; every gate's "
+               "gradient uses that total gradient of next_c, so check it first"),
     "Wx": "dWx = x.T @ da",
     "Wh": "dWh = prev_h.T @ da",
     "b": "db sums da over the batch (see lstm_step_backward_gate_blocks)",
 }
 
 
-def _fd_tables(call, inputs, arg_names, names):
-    """The correct forward's outputs ``call(args)`` (one flat vector) at every perturbation
-    of ``names`` (:func:`~rnn_course.gradcheck.perturbed_outputs`) and unperturbed."""
-    out = perturbed_outputs(lambda **args: call(args), copies(inputs, arg_names), names)
-    out["forward_ref"] = call(copies(inputs, arg_names))
-    return out
 
 
 def _step_tables(*names):
     """An ``oracle`` for a step backward check: tables of the reference's step forward."""
     def oracle(inputs, lstm_step_forward):
-        return _fd_tables(_step_outputs(lstm_step_forward), inputs, STEP_ARGS, names)
+        return gated.fd_tables(_step_outputs(lstm_step_forward), inputs, STEP_ARGS, names)
     return oracle
 
 
-def _wrong_forward(outputs, function):
-    """:func:`~rnn_course.checks.wrong_forward` on ``forward`` (from ``run``) and
-    ``forward_ref`` (stored by the oracle)."""
-    return wrong_forward(function, outputs.get("forward", np.zeros(0)), outputs["forward_ref"])
 
 
 @check("lstm_step_backward_gate_blocks", _step_inputs,
@@ -627,12 +614,12 @@ def lstm_step_backward_gate_blocks(inputs, outputs):
     problem = shape_problem("db", db, numeric.shape)
     if problem:
         return problem
-    wrong = [name for name, got, want in zip(GATES, _blocks(db, H).values(),
-                                             _blocks(numeric, H).values(), strict=True)
+    wrong = [name for name, got, want in zip(GATES, gated.blocks(db, H, GATES).values(),
+                                             gated.blocks(numeric, H, GATES).values(), strict=True)
              if not gradient_matches(got, want, GATED_GRAD_TOL)]
     if not wrong:
         return None
-    forward = _wrong_forward(outputs, "lstm_step_forward")
+    forward = gated.forward_problem(outputs, "lstm_step_forward")
     if forward:
         return forward
     k = GATES.index(wrong[0])
@@ -659,10 +646,10 @@ def lstm_step_backward_gradcheck(inputs, lstm_step_forward, lstm_step_backward):
 @lstm_step_backward_gradcheck.verdict
 def lstm_step_backward_gradcheck(inputs, outputs):
     upstream = np.concatenate([inputs["dnext_h"].ravel(), inputs["dnext_c"].ravel()])
-    problems = _gradient_problems(inputs, outputs, STEP_ARGS, upstream, _STEP_HINTS)
-    if not problems:
-        return None
-    return _wrong_forward(outputs, "lstm_step_forward") or "; ".join(problems)
+    # dprev_c first: the gradient of next_c feeds every other one
+    verdict = gradients_verdict(inputs, outputs, ("prev_c", "x", "prev_h", "Wx", "Wh", "b"),
+                                upstream, _STEP_HINTS, GATED_GRAD_TOL)
+    return keep_share(gated.forward_problem(outputs, "lstm_step_forward"), verdict) or verdict
 
 
 # --------------------------------------------------------------------------- #
@@ -726,8 +713,9 @@ def lstm_forward_carries_cell(inputs, outputs):
     problem = shape_problem("h", got, (N, T, 2))
     if problem:
         return problem
-    z = _blocks(inputs["b"], 2)
-    i, f, o, g = (_sigmoid(z["i"]), _sigmoid(z["f"]), _sigmoid(z["o"]), np.tanh(z["g"]))
+    z = gated.blocks(inputs["b"], 2, GATES)
+    i, f, o = (gated.sigmoid(z[k]) for k in ("i", "f", "o"))
+    g = np.tanh(z["g"])
     # c_t = i g (1 + f + ... + f^t), a geometric sum, the same for every sequence
     t = np.arange(1, T + 1)[:, None]
     want = np.broadcast_to(o * np.tanh(i * g * (1.0 - f ** t) / (1.0 - f)), (N, T, 2))
@@ -791,8 +779,11 @@ def lstm_forward_matches_steps(inputs, outputs):
 # --------------------------------------------------------------------------- #
 def _seq_backward(fwd, bwd, args):
     _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("lstm_forward"), "lstm_forward")
-    grads = unpack(bwd(np.array(args["dh"], copy=True), cache), SEQ_GRADS, "lstm_backward")
-    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)}
+    up = {"dh": np.array(args["dh"], copy=True)}
+    passed = {k: v.copy() for k, v in up.items()}
+    grads = unpack(call(bwd, "lstm_backward", passed["dh"], cache), SEQ_GRADS, "lstm_backward")
+    return {**{k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)},
+            **upstream_flags(up, passed)}
 
 
 def _seq_outputs(fwd):
@@ -813,13 +804,13 @@ def lstm_backward_shapes(inputs, outputs):
         problem = shape_problem(grad, outputs[grad], inputs[name].shape)
         if problem:
             return problem + f" (the shape of {name})"
-    return None
+    return upstream_modified("lstm_backward", {"dh": None}, outputs)
 
 
 def _seq_tables(*names):
     """An ``oracle`` for a sequence backward check: tables of the reference's forward."""
     def oracle(inputs, lstm_forward):
-        return _fd_tables(_seq_outputs(lstm_forward), inputs, SEQ_ARGS, names)
+        return gated.fd_tables(_seq_outputs(lstm_forward), inputs, SEQ_ARGS, names)
     return oracle
 
 
@@ -842,7 +833,7 @@ def lstm_backward_through_cell(inputs, outputs):
     if problem:
         return problem
     if not gradient_matches(got, numeric, GATED_GRAD_TOL):
-        forward = _wrong_forward(outputs, "lstm_forward")
+        forward = gated.forward_problem(outputs, "lstm_forward")
         if forward:
             return forward
     if not gradient_matches(got[:, -1], numeric[:, -1], GATED_GRAD_TOL):
@@ -879,60 +870,34 @@ def lstm_backward_gradcheck(inputs, lstm_forward, lstm_backward):
 
 @lstm_backward_gradcheck.verdict
 def lstm_backward_gradcheck(inputs, outputs):
-    problems = _gradient_problems(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS)
-    if not problems:
-        return None
-    forward = _wrong_forward(outputs, "lstm_forward")
-    if forward:
-        return forward
-    if len(problems) >= 4:
-        problems.append("when almost everything is off, check that the h gradient carried "
-                        "back from step t + 1 is added to dh[:, t] before the step backward")
-    return "; ".join(problems)
+    verdict = gradients_verdict(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS,
+                                GATED_GRAD_TOL)
+    return (keep_share(gated.forward_problem(outputs, "lstm_forward")
+                       or carry_problem(inputs, outputs, GATED_GRAD_TOL, _CARRIES), verdict)
+            or verdict)
+
+
+_CARRIES = ("the h gradient from step t + 1, added to dh[:, t], or the c gradient from "
+            "step t + 1, passed as dnext_c (lstm_backward_through_cell tests that one alone)")
 
 
 # --------------------------------------------------------------------------- #
 # Hidden checks: new inputs for every submission
 # --------------------------------------------------------------------------- #
-def _size(rng, high=5):
-    """A dimension in [1, high], 1 (an edge case) about one time in three."""
-    return int(rng.choice([1, 1] + list(range(2, high + 1))))
+def _draw_gates(rng, regime):
+    s = regime_sizes(rng, regime, "NH")
+    a = 3.0 * rng.standard_normal((s["N"], 4 * s["H"]))
+    return {"a": a if regime == EDGE else gated.saturate(rng, a)}
 
 
-def _with_huge_entries(rng, a, fraction=0.2):
-    """Set about ``fraction`` of the entries of ``a`` to +-U(700, 900), in place."""
-    mask = rng.random(a.shape) < fraction
-    a[mask] = rng.choice([-1.0, 1.0], size=mask.sum()) * rng.uniform(700, 900, size=mask.sum())
-    return a
-
-
-def _draw_weights(rng, D, H, scale=0.5):
-    return {"Wx": scale * rng.standard_normal((D, 4 * H)),
-            "Wh": scale * rng.standard_normal((H, 4 * H)),
-            "b": scale * rng.standard_normal(4 * H)}
-
-
-def _draw_gates(rng):
-    N, H = _size(rng), _size(rng)
-    return {"a": _with_huge_entries(rng, 3.0 * rng.standard_normal((N, 4 * H)))}
-
-
-@check("lstm_gates_hidden", _draw_gates, hidden=True, outputs=GATES,
+@check("lstm_gates_hidden", gated.both(_draw_gates), hidden=True, outputs=GATES,
        doc="gate values on random shapes, with pre-activations up to |a| ~ 900")
 def lstm_gates_hidden(inputs, lstm_gates):
     return dict(zip(GATES, _gates(lstm_gates, inputs["a"]), strict=True))
 
 
-def _draw_step(rng, huge=False):
-    N, D, H = _size(rng), _size(rng), _size(rng)
-    inputs = {"x": rng.standard_normal((N, D)), "prev_h": rng.standard_normal((N, H)),
-              "prev_c": 2.0 * rng.standard_normal((N, H)), **_draw_weights(rng, D, H)}
-    if huge:
-        _with_huge_entries(rng, inputs["b"], fraction=0.25)
-    return inputs
-
-
-@check("lstm_step_forward_hidden", lambda rng: _draw_step(rng, huge=True), hidden=True,
+@check("lstm_step_forward_hidden", gated.both(gated.step, blocks=4, with_c=True, saturated=4),
+       hidden=True,
        outputs=("next_h", "next_c"),
        doc="one LSTM step on random shapes, some gates saturated by |b| ~ 800")
 def lstm_step_forward_hidden(inputs, lstm_step_forward):
@@ -940,41 +905,25 @@ def lstm_step_forward_hidden(inputs, lstm_step_forward):
     return {"next_h": next_h, "next_c": next_c}
 
 
-def _draw_step_backward(rng):
-    inputs = _draw_step(rng)
-    N, H = inputs["prev_h"].shape
-    inputs["dnext_h"] = rng.standard_normal((N, H))
-    inputs["dnext_c"] = rng.standard_normal((N, H))
-    return inputs
-
-
-@check("lstm_step_backward_hidden", _draw_step_backward, hidden=True, outputs=LSTM_STEP_GRADS,
+@check("lstm_step_backward_hidden", gated.both(gated.step, blocks=4, with_c=True, upstream=True),
+       hidden=True, outputs=LSTM_STEP_GRADS,
        doc="the six gradients of one step (through the student's forward pass)")
 def lstm_step_backward_hidden(inputs, lstm_step_forward, lstm_step_backward):
-    return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                          inputs["dnext_h"], inputs["dnext_c"])
+    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
+                         inputs["dnext_h"], inputs["dnext_c"])
+    return {k: out[k] for k in LSTM_STEP_GRADS}
 
 
-def _draw_seq(rng):
-    N, T, D, H = _size(rng), _size(rng, high=7), _size(rng), _size(rng)
-    return {"x": rng.standard_normal((N, T, D)), "h0": rng.standard_normal((N, H)),
-            **_draw_weights(rng, D, H)}
-
-
-@check("lstm_forward_hidden", _draw_seq, hidden=True, outputs=("h",),
+@check("lstm_forward_hidden", gated.both(gated.sequence, blocks=4), hidden=True,
+       outputs=("h",),
        doc="hidden states of a whole sequence on random shapes")
 def lstm_forward_hidden(inputs, lstm_forward):
     return {"h": _sequence(lstm_forward, inputs)}
 
 
-def _draw_backward(rng):
-    inputs = _draw_seq(rng)
-    N, T, _ = inputs["x"].shape
-    inputs["dh"] = rng.standard_normal((N, T, inputs["h0"].shape[1]))
-    return inputs
-
-
-@check("lstm_backward_hidden", _draw_backward, hidden=True, outputs=SEQ_GRADS,
+@check("lstm_backward_hidden", gated.both(gated.sequence, blocks=4, upstream=True),
+       hidden=True, outputs=SEQ_GRADS,
        doc="the five gradients of a whole sequence (through the student's forward pass)")
 def lstm_backward_hidden(inputs, lstm_forward, lstm_backward):
-    return _seq_backward(lstm_forward, lstm_backward, inputs)
+    out = _seq_backward(lstm_forward, lstm_backward, inputs)
+    return {k: out[k] for k in SEQ_GRADS}

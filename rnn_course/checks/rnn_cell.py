@@ -21,9 +21,9 @@ does not contain the solution:
   but wrong elsewhere point at the tanh derivative; gradients that are right
   only for a symmetric Wh point at a missing transpose.
 
-The hidden checks (end of the module) draw random sizes for every submission,
-small edge sizes (1) included: N in 1..5, D and H in 1..7, T in 1..8, with
-moderate values (pre-activations of order 1, so that tanh is neither linear
+The hidden checks (end of the module) draw, for every submission, one case of
+each regime: distinct random sizes N, T, D, H in 2..7, and the edge sizes (all
+1), with moderate values (pre-activations of order 1, so that tanh is neither linear
 nor saturated everywhere).  Backward passes go through the student's own
 forward pass.
 """
@@ -33,11 +33,16 @@ from __future__ import annotations
 import numpy as np
 
 from rnn_course.checks import (
+    EDGE,
+    GENERIC,
+    call,
     check,
     close,
     copies,
     modified_flags,
     modified_problem,
+    per_output,
+    regime_sizes,
     shape_problem,
     unpack,
     value_problem,
@@ -113,12 +118,17 @@ def _step_bias_only(rng):
     inp = _step_dense(rng)
     inp["Wx"][:] = 0.0
     inp["Wh"][:] = 0.0
-    inp["b"] = np.array([-2.0, -0.6, 0.1, 0.9, 2.5])
+    # biases of both signs, large enough that tanh(b) and b differ clearly, and two
+    # huge ones (+ and -) where a tanh written with exponentials overflows (exp(2a) past
+    # |a| = 355, exp(a) past 710)
+    b = rng.choice([-1.0, 1.0], size=5) * rng.uniform(0.3, 2.5, size=5)
+    b[rng.choice(5, size=2, replace=False)] = [rng.uniform(720, 900), -rng.uniform(720, 900)]
+    inp["b"] = b
     return inp
 
 
 @check("rnn_step_forward_bias", _step_bias_only,
-       doc="with Wx = 0 and Wh = 0, every row of next_h is tanh(b)")
+       doc="with Wx = 0 and Wh = 0, every row of next_h is tanh(b), also for |b| > 720")
 def rnn_step_forward_bias(inp, rnn_step_forward):
     return _run_step(inp, rnn_step_forward)
 
@@ -130,6 +140,9 @@ def rnn_step_forward_bias(inp, out):
     want = np.tile(np.tanh(b), (N, 1))
     if close(got, np.tile(b, (N, 1))):
         return "with zero weights next_h equals b: you forgot the tanh"
+    if got.shape == want.shape and not np.all(np.isfinite(got)):
+        return ("next_h is NaN or inf where |b| is large (above 720): use np.tanh; a tanh "
+                "written with np.exp overflows (exp(710) is inf, and inf / inf is NaN)")
     if close(got, np.zeros_like(want)):
         return "with zero weights next_h is 0, expected tanh(b): the bias b is not added"
     return value_problem("next_h", got, want,
@@ -235,7 +248,9 @@ def _backward_cases(rng):
     a["dnext_h"] = rng.standard_normal((N, H))
     lin = {k: v.copy() for k, v in a.items()}
     for k in ("x", "prev_h", "b"):
-        lin[k] *= 1e-4  # |pre-activation| ~ 1e-4: 1 - tanh^2 = 1 - 1e-8
+        # |pre-activation| ~ 1e-7: any derivative that is 1 at 0 (1 - h**2, 1 - h, 1)
+        # is within LINEAR_TOL there, so only the tanh derivative can tell them apart
+        lin[k] *= 1e-7
     sym = {k: v.copy() for k, v in a.items()}
     sym["Wh"] = a["Wh"] + a["Wh"].T
     out = {}
@@ -258,7 +273,8 @@ def _run_step_backward(inp, rnn_step_forward, rnn_step_backward):
                                "rnn_step_forward")
         out[f"{tag}_next_h"] = next_h  # only chooses a message (see _forward_problem)
         dnext_h = np.array(case["dnext_h"], copy=True)
-        grads = unpack(rnn_step_backward(dnext_h, cache), STEP_GRADS, "rnn_step_backward")
+        grads = unpack(call(rnn_step_backward, "rnn_step_backward", dnext_h, cache),
+                       STEP_GRADS, "rnn_step_backward")
         out.update({f"{tag}_{g}": v for g, v in zip(STEP_GRADS, grads, strict=True)})
         out[f"{tag}_modified"] = np.array(
             [int(not np.array_equal(dnext_h, case["dnext_h"]))], dtype=np.int64)
@@ -383,11 +399,12 @@ def rnn_step_backward_input(inp, rnn_step_forward, rnn_step_backward):
 
 @rnn_step_backward_input.verdict
 def rnn_step_backward_input(inp, out):
-    return (_step_gradient_verdict(inp, out, "x", "dx",
-                                   hint="x meets Wx in x @ Wx; for Y = X @ W, dX = dY @ W.T")
-            or _step_gradient_verdict(inp, out, "Wx", "dWx",
+    return per_output({
+        "dx": _step_gradient_verdict(inp, out, "x", "dx",
+                                     hint="x meets Wx in x @ Wx; for Y = X @ W, dX = dY @ W.T"),
+        "dWx": _step_gradient_verdict(inp, out, "Wx", "dWx",
                                       hint="for Y = X @ W, dW = X.T @ dY, summed over the "
-                                           "batch by the product itself"))
+                                           "batch by the product itself")})
 
 
 @check("rnn_step_backward_recurrent", _backward_cases,
@@ -412,11 +429,12 @@ def rnn_step_backward_recurrent(inp, out):
                     "(here X is prev_h)")
         return None
 
-    return (_step_gradient_verdict(inp, out, "prev_h", "dprev_h", extra=transposed_wh)
-            or _step_gradient_verdict(
-                inp, out, "Wh", "dWh", extra=transposed_dwh,
-                hint="dWh pairs every unit of prev_h (the state that entered the step, not "
-                     "next_h) with the gradient of the pre-activation, summed over the batch"))
+    return per_output({
+        "dprev_h": _step_gradient_verdict(inp, out, "prev_h", "dprev_h", extra=transposed_wh),
+        "dWh": _step_gradient_verdict(
+            inp, out, "Wh", "dWh", extra=transposed_dwh,
+            hint="dWh pairs every unit of prev_h (the state that entered the step, not "
+                 "next_h) with the gradient of the pre-activation, summed over the batch")})
 
 
 # --------------------------------------------------------------------------- #
@@ -595,10 +613,10 @@ def rnn_forward_values(inp, out):
 # --------------------------------------------------------------------------- #
 # Hidden checks: new random sizes and values for every submission
 # --------------------------------------------------------------------------- #
-def draw_sizes(rng: np.random.Generator) -> dict:
-    """Random sizes N in 1..5, T in 1..8, D and H in 1..7 (each edge size 1 is common)."""
-    return {"N": int(rng.integers(1, 6)), "T": int(rng.integers(1, 9)),
-            "D": int(rng.integers(1, 8)), "H": int(rng.integers(1, 8))}
+def draw_sizes(rng: np.random.Generator, regime: str = GENERIC) -> dict:
+    """Sizes N, T, D, H of a regime (:func:`rnn_course.checks.regime_sizes`): all 1, or
+    distinct values in 2..7."""
+    return regime_sizes(rng, regime)
 
 
 def draw_weights(rng: np.random.Generator, D: int, H: int) -> dict:
@@ -608,27 +626,32 @@ def draw_weights(rng: np.random.Generator, D: int, H: int) -> dict:
             "b": 0.5 * rng.standard_normal(H)}
 
 
-def _draw_step(rng):
-    s = draw_sizes(rng)
+def _draw_step(rng, regime):
+    s = draw_sizes(rng, regime)
     N, D, H = s["N"], s["D"], s["H"]
     return {"x": rng.standard_normal((N, D)), "prev_h": rng.uniform(-1, 1, size=(N, H)),
             **draw_weights(rng, D, H)}
 
 
-def _draw_step_backward(rng):
-    inp = _draw_step(rng)
+def _draw_step_backward(rng, regime):
+    inp = _draw_step(rng, regime)
     inp["dnext_h"] = rng.standard_normal(inp["prev_h"].shape)
     return inp
 
 
-def _draw_seq(rng):
-    s = draw_sizes(rng)
+def _draw_seq(rng, regime):
+    s = draw_sizes(rng, regime)
     N, T, D, H = s["N"], s["T"], s["D"], s["H"]
     return {"x": rng.standard_normal((N, T, D)), "h0": rng.uniform(-1, 1, size=(N, H)),
             **draw_weights(rng, D, H)}
 
 
-@check("rnn_step_forward_hidden", _draw_step, hidden=True, outputs=("next_h",),
+def sized(draw):
+    """Regimes of a hidden check: the generic sizes and the edge sizes (all 1)."""
+    return {GENERIC: lambda rng: draw(rng, GENERIC), EDGE: lambda rng: draw(rng, EDGE)}
+
+
+@check("rnn_step_forward_hidden", sized(_draw_step), hidden=True, outputs=("next_h",),
        doc="rnn_step_forward on random sizes and values")
 def rnn_step_forward_hidden(inp, rnn_step_forward):
     next_h, _ = unpack(rnn_step_forward(**copies(inp, STEP_ARGS)), STEP_RETURNS,
@@ -636,18 +659,19 @@ def rnn_step_forward_hidden(inp, rnn_step_forward):
     return {"next_h": next_h}
 
 
-@check("rnn_step_backward_hidden", _draw_step_backward, hidden=True, outputs=STEP_GRADS,
+@check("rnn_step_backward_hidden", sized(_draw_step_backward), hidden=True, outputs=STEP_GRADS,
        doc="rnn_step_backward, through the student's rnn_step_forward, on random sizes")
 def rnn_step_backward_hidden(inp, rnn_step_forward, rnn_step_backward):
     _, cache = unpack(rnn_step_forward(**copies(inp, STEP_ARGS)), STEP_RETURNS,
                       "rnn_step_forward")
-    grads = unpack(rnn_step_backward(inp["dnext_h"].copy(), cache), STEP_GRADS,
+    grads = unpack(call(rnn_step_backward, "rnn_step_backward", inp["dnext_h"].copy(), cache),
+                   STEP_GRADS,
                    "rnn_step_backward")
     return dict(zip(STEP_GRADS, grads, strict=True))
 
 
-@check("rnn_forward_hidden", _draw_seq, hidden=True, outputs=("h",),
-       doc="rnn_forward on random sizes (T = 1 included)")
+@check("rnn_forward_hidden", sized(_draw_seq), hidden=True, outputs=("h",),
+       doc="rnn_forward on random sizes, and on sizes 1")
 def rnn_forward_hidden(inp, rnn_forward):
     h, _ = unpack(rnn_forward(**copies(inp, SEQ_ARGS)), SEQ_RETURNS, "rnn_forward")
     return {"h": h}
