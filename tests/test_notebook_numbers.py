@@ -49,12 +49,12 @@ def test_the_points_line_matches_the_graded_cells(assignment):
 
 def test_the_lstm_notebook_quotes_the_notebook_preset():
     text = " ".join(_markdown("lstm").split())
-    steps = PRESETS["notebook"]["steps"]
+    steps = PRESETS["notebook"]["country"]["steps"]
     for pattern in (r"(\d+) training steps per model", r"short budget \((\d+) steps\)",
                     r"single seed with (\d+) steps per model"):
         assert {int(n) for n in _all(pattern, text)} == {steps}, pattern
     assert {int(n) for n in _all(r"time budget: (\d+) gaps", text)} == {
-        len(PRESETS["notebook"]["gaps"])}
+        len(PRESETS["notebook"]["country"]["lags"])}
 
 
 @pytest.mark.parametrize("assignment", ["lstm", "gru"])
