@@ -2,7 +2,7 @@
 
 :func:`run_round` takes the journal rows of one assignment and
 
-1. **collects** the assignment from the exchange (nbgrader's collect, with
+1. **collects** the rows' students from the exchange (nbgrader's collect, with
    :class:`~autograder.pipeline.exchange.SafeExchangeCollect` and ``update``:
    each student's latest submission, a complete copy or none), then reads
    each row against ``submitted/<student>/<assignment>/timestamp.txt``: the
@@ -85,13 +85,13 @@ def _exchange_log() -> logging.Logger:
     return logger
 
 
-def collect(course: Course, assignment: str) -> None:
-    """nbgrader's collect of ``assignment`` (every student, ``--update``), in this process."""
+def collect(course: Course, assignment: str, student: str) -> None:
+    """nbgrader's collect of ``student``'s ``assignment`` (``--update``), in this process."""
     from nbgrader.auth import Authenticator
     from nbgrader.exchange import ExchangeFactory
 
     factory = ExchangeFactory(config=course.config)
-    collector = factory.Collect(coursedir=coursedir_for(course, assignment),
+    collector = factory.Collect(coursedir=coursedir_for(course, assignment, glob.escape(student)),
                                 authenticator=Authenticator(config=course.config),
                                 config=course.config, log=_exchange_log())
     collector.update = True
@@ -211,7 +211,11 @@ def run_round(opts: Options, assignment: str, grade_ids=(), release_ids=()) -> N
         rows = journal.rows(ids=grade_ids, states=J.PENDING)
         if not rows:
             return
-        collect(course, assignment)
+        for student in sorted({row.student_id for row in rows}):
+            try:
+                collect(course, assignment, student)
+            except Exception as exc:  # one student's (too big...): theirs is not collected
+                event("exchange", f"{student} {assignment}: collect failed: {first_line(exc)}")
         rows = reconcile(course, journal, rows)
         if not rows:
             return

@@ -156,6 +156,27 @@ def in_hub() -> bool:
     return bool(os.environ.get("JUPYTERHUB_SERVICE_URL") and os.environ.get("JUPYTERHUB_API_TOKEN"))
 
 
+def instructor_check(course_id: str, hub_auth):
+    """The hub user check of the status page: ``model`` back if allowed, else UserNotAllowed.
+
+    Allowed: whoever holds the service's access scope (``access:services``, which
+    the hub grants by role) or belongs to the group ``formgrade-<course_id>``.
+    """
+    from jupyterhub.services.auth import UserNotAllowed
+
+    group = f"formgrade-{course_id}"
+
+    def check(model: dict) -> dict:
+        scopes = hub_auth.access_scopes
+        if scopes and hub_auth.check_scopes(scopes, model):
+            return model
+        if group in (model.get("groups") or []):
+            return model
+        raise UserNotAllowed(model)
+
+    return check
+
+
 def make_app(service, *, hub: bool):
     """The tornado application: ``<prefix>``, ``<prefix>api/status`` (+ the OAuth callback)."""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/") if hub else "/"
@@ -169,19 +190,11 @@ def make_app(service, *, hub: bool):
         from jupyterhub.services.auth import (
             HubOAuthCallbackHandler,
             HubOAuthenticated,
-            UserNotAllowed,
         )
-
-        group = f"formgrade-{service.course.course_id}"
 
         class Protected(HubOAuthenticated, Base):
             def check_hub_user(self, model):
-                scopes = self.hub_scopes
-                if scopes and self.hub_auth.check_scopes(scopes, model):
-                    return model
-                if group in (model.get("groups") or []):
-                    return model
-                raise UserNotAllowed(model)
+                return instructor_check(service.course.course_id, self.hub_auth)(model)
 
         Handler = Protected
         authenticated = web.authenticated
