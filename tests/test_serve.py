@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -141,14 +140,9 @@ class Served:
 
 def journal(course: Path) -> dict:
     """student -> [(state, timestamp, attempts, score, flags)] from the journal, in row order."""
-    try:
-        with sqlite3.connect(course / "gradebook.db", timeout=10) as db:
-            rows = db.execute("SELECT student_id, state, timestamp, attempts, score, flags "
-                              "FROM rnn_course_inbound ORDER BY id").fetchall()
-    except sqlite3.OperationalError:  # not created yet
-        return {}
     out: dict = {}
-    for student, *rest in rows:
+    for student, *rest in fx.query(course, "SELECT student_id, state, timestamp, attempts, "
+                                           "score, flags FROM rnn_course_inbound ORDER BY id"):
         out.setdefault(student, []).append(tuple(rest))
     return out
 
@@ -158,14 +152,12 @@ def states(course: Path) -> dict:
 
 
 def graded_at(course: Path) -> dict:
-    with sqlite3.connect(course / "gradebook.db", timeout=10) as db:
-        return dict(db.execute("SELECT student_id, graded_at FROM rnn_course_grading").fetchall())
+    return dict(fx.query(course, "SELECT student_id, graded_at FROM rnn_course_grading"))
 
 
 def submission_rows(course: Path) -> dict:
-    with sqlite3.connect(course / "gradebook.db", timeout=10) as db:
-        return dict(db.execute("SELECT student_id, count(*) FROM submitted_assignment "
-                               "GROUP BY student_id").fetchall())
+    return dict(fx.query(course, "SELECT student_id, count(*) FROM submitted_assignment "
+                                 "GROUP BY student_id"))
 
 
 def released(hub, entry: Path) -> bool:
@@ -218,8 +210,9 @@ def test_submissions_are_graded_and_feedback_fetched(hub):
     assert len(re.findall(r"^\S+Z graded ", log, re.M)) == 3
 
 
-def test_sigkill_mid_grading_then_restart_grades_each_exactly_once(hub):
+def test_sigkill_mid_grading_then_restart_grades_each_exactly_once(hub, gradebook_db):
     course = hub["course"]
+    gradebook_db(course)  # the journal and the gradebook on SQLite, then on PostgreSQL
     students = [f"s{i}" for i in range(5)]
     entries = {}
     for i, s in enumerate(students):

@@ -35,6 +35,7 @@ from autograder.service.rounds import Options, event, first_line, run_round
 
 log = logging.getLogger("autograder.serve")
 LOCK_NAME = ".autograder-serve.lock"
+HELD_EVERY = 10.0  # seconds between two readings of the held feedback's due dates
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -117,6 +118,7 @@ class Service:
         self._ignored: set[str] = set()
         self._known: set[str] = set()
         self._wake = None
+        self._held_next = 0.0
 
     # ----------------------------------------------------------------- start-up
     def check(self) -> None:
@@ -199,16 +201,21 @@ class Service:
     def next_round(self):
         """``(assignment, grade_ids, release_ids)`` of the next round, or None."""
         now = J.utcnow()
-        held = self.journal.rows(states=(J.HELD,))
+        held = []
+        if time.monotonic() >= self._held_next:  # due dates are read every HELD_EVERY s
+            self._held_next = time.monotonic() + HELD_EVERY
+            held = self.journal.rows(states=(J.HELD,))
         if held:
-            from autograder.service.rounds import due_for
+            from autograder.service.rounds import due_dates
 
+            dues = due_dates(self.course, [(r.assignment, r.student_id) for r in held])
             by_assignment: dict[str, list[int]] = {}
             for row in held:
-                due = due_for(self.course, row.assignment, row.student_id)
+                due = dues[(row.assignment, row.student_id)]
                 if due is None or due <= now:
                     by_assignment.setdefault(row.assignment, []).append(row.id)
             for assignment, ids in by_assignment.items():
+                self._held_next = 0.0  # more may be due: look again next time
                 return assignment, [], ids
         pending = [r for r in self.journal.rows(states=J.PENDING)
                    if r.attempts < self.opts.max_attempts]

@@ -123,22 +123,34 @@ def submitted_timestamp(course: Course, assignment: str, student: str) -> dateti
         return None
 
 
-def due_for(course: Course, assignment: str, student: str) -> datetime | None:
-    """When ``student``'s feedback on ``assignment`` may go back (due date + extension)."""
+def due_dates(course: Course, pairs) -> dict[tuple[str, str], datetime | None]:
+    """(assignment, student) -> when that feedback may go back (due date + extension).
+
+    None where the assignment has no due date (or is not in the gradebook).
+    """
     from nbgrader.api import Gradebook, MissingEntry
 
+    out: dict[tuple[str, str], datetime | None] = {}
     with Gradebook(course.db_url, course.course_id) as gb:
-        try:
-            duedate = gb.find_assignment(assignment).duedate
-        except MissingEntry:
-            return None
-        if duedate is None:
-            return None
-        try:
-            extension = gb.find_submission(assignment, student).extension
-        except MissingEntry:
-            extension = None
-    return duedate + (extension or timedelta(0))
+        for assignment, student in set(pairs):
+            try:
+                duedate = gb.find_assignment(assignment).duedate
+            except MissingEntry:
+                duedate = None
+            if duedate is None:
+                out[(assignment, student)] = None
+                continue
+            try:
+                extension = gb.find_submission(assignment, student).extension
+            except MissingEntry:
+                extension = None
+            out[(assignment, student)] = duedate + (extension or timedelta(0))
+    return out
+
+
+def due_for(course: Course, assignment: str, student: str) -> datetime | None:
+    """When ``student``'s feedback on ``assignment`` may go back (due date + extension)."""
+    return due_dates(course, [(assignment, student)])[(assignment, student)]
 
 
 def hand_back(course: Course, journal: J.Journal, row) -> str:
