@@ -76,8 +76,13 @@ def _require_oracles(assignments) -> None:
 
 
 def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, students=None,
-                     force=False, unsafe_no_sandbox=False, progress=True) -> GradeReport:
+                     force=False, unsafe_no_sandbox=False, progress=True,
+                     on_result=None) -> GradeReport:
     """Grade ``assignment``'s submissions in ``course_dir`` (see the module docstring).
+
+    ``on_result``, when given, is called with each :class:`StudentResult` as soon
+    as it is recorded (graded, skipped or failed), before the run ends: the
+    grading service (:mod:`autograder.service`) hands feedback back from there.
 
     Raises :class:`~autograder.cli.UsageError` for problems a person must fix
     (unknown assignment or student, no ``submitted/`` folder, no sandbox, no
@@ -125,6 +130,11 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
                       maker=maker)
     prechecked: dict[str, Submission] = {}
 
+    def done(result: StudentResult) -> StudentResult:
+        if on_result is not None:
+            on_result(result)
+        return result
+
     def jobs():
         from autograder.pipeline.worker import GradeResult
 
@@ -134,14 +144,14 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
             stage["precheck"] += time.monotonic() - t0
             state = recorded.get(student)
             if not force and is_recorded(state, sub.digest):
-                results[student] = StudentResult(student, state.score, state.max_score,
-                                                 flag_names(state.flags), "skipped")
+                results[student] = done(StudentResult(student, state.score, state.max_score,
+                                                      flag_names(state.flags), "skipped"))
                 bar.update(1)
                 continue
             job = maker.job(sub)
             if GRADER_ERROR in sub.flag_names:  # the precheck itself failed
-                results[student] = record(crashed(GradeResult, job, "precheck failed"),
-                                           sub, **record_ctx)
+                results[student] = done(record(crashed(GradeResult, job, "precheck failed"),
+                                                sub, **record_ctx))
                 bar.update(1)
                 continue
             prechecked[student] = sub
@@ -166,14 +176,14 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
                 if result.status == "error":
                     retry.append(student)  # maybe transient (a neighbour's fork bomb)
                     continue
-                results[student] = record(result, prechecked.pop(student), **record_ctx)
+                results[student] = done(record(result, prechecked.pop(student), **record_ctx))
             workers_text = runner.description
             if retry:
                 # once more, alone, after the batch: what failed again is recorded as is
                 again = Runner(1, scheduler, course.config)
                 for student, result in again.run(
                         ((s, jobs_by_student[s]) for s in retry), NoBar()):
-                    results[student] = record(result, prechecked.pop(student), **record_ctx)
+                    results[student] = done(record(result, prechecked.pop(student), **record_ctx))
     finally:
         bar.close()
 
