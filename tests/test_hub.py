@@ -56,6 +56,8 @@ PREFIX = "rnnt-"
 TIMEOUT_MS = 60_000
 # running every cell of a notebook in the browser, on a loaded 2-core machine
 RUN_TIMEOUT_S = 150
+# from submit to feedback released by the grading service (polls every 2 s, sandboxed grading)
+GRADE_TIMEOUT_S = 180
 
 
 def _remove_account(user: str) -> None:
@@ -156,11 +158,6 @@ def get_notebook(ctx, url: str, user: str, path: str):
     return nbformat.from_dict(r.json()["content"])
 
 
-def as_grader(st: hubtools.Settings, *argv: str) -> str:
-    env = hubtools.user_env(st, st.grader, PYTHONPATH=str(st.course))
-    return hubtools.run(list(argv), " ".join(argv[:3]), user=st.grader, env=env, cwd=st.course)
-
-
 def fetch(page, assignment: str) -> None:
     open_assignment_list(page)
     page.locator("#released_assignments_list > .list_item", has_text=assignment) \
@@ -192,8 +189,9 @@ def open_and_run_all(page, url: str, user: str, assignment: str, nb) -> None:
                  '#jp-mainmenu-run li[data-command="runmenu:run-all"]').first.click()
     n_code = sum(c.cell_type == "code" for c in nb.cells)
     prompts = page.locator(f"{panel} .jp-CodeCell .jp-InputPrompt")
-    errors = page.locator(f"{panel} .jp-OutputArea-output[data-mime-type="
-                          "'application/vnd.jupyter.stderr']", has_text=re.compile("Error|Traceback"))
+    errors = page.locator(
+        f"{panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+        has_text=re.compile("Error|Traceback"))
     end = time.monotonic() + RUN_TIMEOUT_S
     while True:
         # textContent: cells scrolled out of view are not rendered (no innerText)
@@ -203,6 +201,22 @@ def open_and_run_all(page, url: str, user: str, assignment: str, nb) -> None:
             return
         assert time.monotonic() < end, f"cells not run after {RUN_TIMEOUT_S} s: {texts}"
         page.wait_for_timeout(500)
+
+
+def wait_released(ictx, service: str, student: str, since: float) -> dict:
+    """The student's row of the grading service's api/status once its feedback is out."""
+    while True:
+        r = ictx.request.get(f"{service}/api/status")
+        assert r.ok, r.text()
+        data = r.json()
+        rows = [x for x in data["students"] if x["student"] == student
+                and x["assignment"] == ASSIGNMENT]
+        assert not data["failures"], data["failures"]
+        if rows and rows[0]["state"] == "released":
+            return rows[0]
+        assert time.monotonic() - since < GRADE_TIMEOUT_S, \
+            f"not released after {GRADE_TIMEOUT_S} s: {rows or data['counts']}"
+        time.sleep(1)
 
 
 def step(times: dict, name: str, since: float) -> None:
@@ -292,15 +306,19 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     shot(page, "07-submitted")
     submitted_at = time.monotonic()
 
-    # 2. grading, as the grader account
-    as_grader(st, "nbgrader", "collect", ASSIGNMENT)
-    step(times, "collect", submitted_at)
-    t = time.monotonic()
-    table = as_grader(st, "python", "-m", "autograder", "grade", ASSIGNMENT)
-    step(times, "grade", t)
-    as_grader(st, "nbgrader", "release_feedback", ASSIGNMENT)
+    # 2. the grading service collects, grades and releases the feedback; the instructor
+    #    watches its status page (hub OAuth: instructors only)
+    ictx, ipage = login(browser, url, instructor, passwords[instructor])
+    service = f"{url}/services/{hubtools.GRADING_SERVICE}"
+    ipage.goto(f"{service}/")
+    ipage.locator("#summary").wait_for()
+    row = wait_released(ictx, service, student, submitted_at)
     step(times, "submit -> feedback released", submitted_at)
-    assert student in table
+    ipage.reload()
+    ipage.locator("td", has_text=student).first.wait_for()
+    shot(ipage, "08-grading-service-status")
+    assert row["state"] == "released" and row["score"] == row["max_score"] > 0, row
+    assert f"{row['score']:g}" in ipage.locator("body").inner_text()
 
     # 3. the student fetches the feedback and reads the score
     page.reload()
@@ -309,31 +327,39 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     item = page.locator("#submitted_assignments_list > .list_item", has_text=ASSIGNMENT)
     item.locator('button:text("Fetch Feedback")').click()
     item.locator('a:text("view feedback")').wait_for()
-    shot(page, "08-feedback-fetched")
+    shot(page, "09-feedback-fetched")
     # the link shows the feedback folder in the file browser: open the page from there
     item.locator('a:text("view feedback")').click()
     page.locator(".jp-DirListing-item", has_text=f"{ASSIGNMENT}.html").dblclick()
     viewer = page.frame_locator(".jp-HTMLViewer iframe")
     text = viewer.locator("body").inner_text()
-    shot(page, "09-feedback")
+    shot(page, "10-feedback")
 
     # 4. the instructor: the formgrader (own tab) shows the grade
-    ictx, ipage = login(browser, url, instructor, passwords[instructor])
     fg = f"{url}/services/rnn-course/formgrader"
     r = ictx.request.get(f"{fg}/api/submitted_notebooks/{ASSIGNMENT}/{ASSIGNMENT}")
     assert r.ok, r.text()
     (sub,) = r.json()
     assert sub["student"] == student
     assert sub["score"] == sub["max_score"] > 0, sub
-    assert f"{sub['score']:g}" in text and f"{sub['max_score']:g}" in text
+    assert (sub["score"], sub["max_score"]) == (row["score"], row["max_score"])
+    assert f"Score: {sub['score']:.1f} / {sub['max_score']:.1f}" in text
     ipage.goto(f"{fg}/gradebook/{ASSIGNMENT}/{ASSIGNMENT}")
-    ipage.locator("td", has_text=student).first.wait_for()
-    shot(ipage, "10-formgrader-gradebook")
+    # (the formgrader hides the names: "Submission #1", with its score)
+    ipage.locator("td", has_text=f"{sub['score']:g} / {sub['max_score']:g}").first.wait_for()
+    shot(ipage, "11-formgrader-gradebook")
 
     # the autograded notebook as the formgrader shows it: the planted outputs are inert
     ipage.goto(f"{fg}/submissions/{sub['id']}/?index=0")
-    ipage.locator(".cell, .jp-Cell").first.wait_for()
-    ipage.wait_for_timeout(3000)
-    shot(ipage, "11-formgrader-submission")
-    assert not _pwned(ipage.content()) and ipage.title() != MARK
-    assert "loss" in ipage.locator("body").inner_text()
+    table = ipage.locator("table.dataframe").last  # the planted cell's honest output
+    table.wait_for()
+    table.scroll_into_view_if_needed()
+    ipage.wait_for_timeout(3000)  # time for anything planted to run
+    shot(ipage, "12-formgrader-submission-planted-cell")
+    for frame in ipage.frames:
+        assert not _pwned(frame.content()), frame.url
+    assert ipage.title() != MARK
+    # the attacks did run in the grader's kernel: what is left of them is shown, inert
+    # (the script and widget bundles as their text/plain parts, the HTML without its handlers)
+    assert {"js", "widget"} <= {t.strip() for t in ipage.locator("pre").all_inner_texts()}
+    assert ipage.locator("div", has_text=re.compile(r"^hover$")).count() >= 1

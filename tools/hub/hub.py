@@ -15,7 +15,10 @@ up, each step idempotent (``make hub`` twice works):
   fresh random passwords, homes mode 0700;
 - ``<state>/course``: a copy of this checkout owned by the grader, mode 0700,
   with the assignments released to ``<state>/exchange`` (mode 1777);
-- ``<state>/hub``: tools/hub/jupyterhub_config.py and the settings.json it reads.
+- ``<state>/hub``: tools/hub/jupyterhub_config.py and the settings.json it reads;
+  the hub runs two services as the grader account: the formgrader
+  (``/services/rnn-course/``) and the grading service ``python -m autograder
+  serve`` (``/services/rnn-course-grader/``).
 
 The same functions set up and stop the hub of tests/test_hub.py (other
 accounts, another state folder, free ports).  Stdlib only: it runs with any
@@ -77,8 +80,8 @@ class Settings:
     ports: dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PORTS))
     # assignments to release (None: every one of c.RnnCourse.assignments)
     release: list[str] | None = None
-    # arguments of `python -m autograder serve` (None: no grading service)
-    serve_args: list[str] | None = None
+    # arguments of `python -m autograder serve`, the grading service
+    serve_args: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def venv(self) -> Path:
@@ -339,8 +342,7 @@ def write_config(st: Settings) -> Path:
         "hub_dir": str(st.hub_dir), "course_id": "rnn-course", "ports": st.ports,
         "instructors": st.instructors, "students": st.students, "grader": st.grader,
         "grader_home": str(home_of(st.grader)),
-        "grading_service": None if st.serve_args is None else
-        {"name": GRADING_SERVICE, "args": st.serve_args},
+        "grading_service": {"name": GRADING_SERVICE, "args": st.serve_args},
     }
     (st.hub_dir / "settings.json").write_text(json.dumps(settings, indent=2))
     shutil.copy(HERE / "jupyterhub_config.py", st.hub_dir / "jupyterhub_config.py")
@@ -519,9 +521,6 @@ def banner(st: Settings, passwords: dict[str, str], released: list[str]) -> str:
     width = max(len(u) for u in passwords)
     rows = "\n".join(f"    {u:<{width}}  {passwords[u]}  "
                      f"({'instructor' if u in st.instructors else 'student'})" for u in passwords)
-    grading = (f"\n  The grading service grades each submission as it arrives: status page at\n"
-               f"    {st.url}/services/{GRADING_SERVICE}/ (instructors)\n"
-               if st.serve_args is not None else "")
     return f"""
   JupyterHub for rnn-course: {st.url}/   (127.0.0.1 only)
 
@@ -532,7 +531,10 @@ def banner(st: Settings, passwords: dict[str, str], released: list[str]) -> str:
     Submit; later, Fetch Feedback in the same list.
   An instructor: log in, Nbgrader > Course List > rnn-course, or open the formgrader in a tab:
     {st.url}/services/rnn-course/formgrader
-{grading}
+  The grading service (python -m autograder serve, as {st.grader}) grades each submission
+    as it arrives and releases its feedback; its status page, for instructors:
+    {st.url}/services/{GRADING_SERVICE}/
+
   State: {st.state} (course copy, exchange, hub log {st.hub_dir}/jupyterhub.log)
   Ctrl-C stops the hub, its services and every server it started.
 """

@@ -56,7 +56,7 @@ instructor_scopes = [
     "list:services",
     f"read:services!service={s['course_id']}",
 ]
-if s.get("grading_service"):
+if s.get("grading_service"):  # its status page, for instructors
     instructor_scopes += [
         f"access:services!service={s['grading_service']['name']}",
         f"read:services!service={s['grading_service']['name']}",
