@@ -65,8 +65,7 @@ def _remove_account(user: str) -> None:
         uid = pwd.getpwnam(user).pw_uid
     except KeyError:
         return
-    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and hubtools.uid_of(int(p)) == uid]
-    for pid in pids:  # a server left by a failed run: only this account's processes
+    for pid in hubtools.pids_of({uid}):  # a server left by a failed run: this account's only
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

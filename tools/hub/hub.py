@@ -316,7 +316,10 @@ def ensure_exchange_and_release(st: Settings) -> list[str]:
     os.chmod(st.jupyter_config / "nbgrader_config.py", 0o644)
     wanted = st.release if st.release is not None else assignments(st)
     course_id = "rnn-course"
-    todo = [a for a in wanted if not (st.exchange / course_id / "outbound" / a).is_dir()]
+    # what earlier runs released (both steps done) in this state folder
+    done_file = st.state / "released.json"
+    done = set(json.loads(done_file.read_text())) if done_file.is_file() else set()
+    todo = [a for a in wanted if a not in done]
     env = user_env(st, st.grader, PYTHONPATH=str(st.course))
     if todo:
         # release/ rebuilt and checked for leaks, the gradebook told of the assignments
@@ -324,9 +327,12 @@ def ensure_exchange_and_release(st: Settings) -> list[str]:
         run(["python", "-m", "autograder", "release", *todo], "python -m autograder release",
             user=st.grader, env=env, cwd=st.course)
     for name in todo:
-        log(f"nbgrader release_assignment {name} ...")
-        run(["nbgrader", "release_assignment", name], f"nbgrader release_assignment {name}",
-            user=st.grader, env=env, cwd=st.course)
+        if not (st.exchange / course_id / "outbound" / name).is_dir():
+            log(f"nbgrader release_assignment {name} ...")
+            run(["nbgrader", "release_assignment", name], f"nbgrader release_assignment {name}",
+                user=st.grader, env=env, cwd=st.course)
+        done.add(name)
+        done_file.write_text(json.dumps(sorted(done)))
     return wanted
 
 
@@ -413,11 +419,25 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def uid_of(pid: int) -> int | None:
     try:
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
+
+
+def pids_of(uids: set[int]) -> list[int]:
+    """The processes that run as one of ``uids``."""
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and uid_of(int(p)) in uids]
 
 
 def _signal(pids, sig) -> None:
@@ -451,6 +471,18 @@ class Hub:
 
     def __init__(self, st: Settings, proc: subprocess.Popen, log_path: Path):
         self.st, self.proc, self.log_path = st, proc, log_path
+        # every process seen in the hub's tree (pid -> start time, against pid reuse):
+        # a hub that dies leaves its children to init
+        self.known: dict[int, int] = {}
+
+    def track(self) -> None:
+        for pid in descendants(self.proc.pid):
+            self.known.setdefault(pid, start_time(pid))
+
+    def _ours(self, uids: set[int]) -> list[int]:
+        """Tracked processes still the same, and every process of the hub's accounts."""
+        same = [p for p, t in self.known.items() if t is not None and start_time(p) == t]
+        return sorted(set(same) | set(pids_of(uids)))
 
     @property
     def url(self) -> str:
@@ -466,22 +498,27 @@ class Hub:
             return ""
 
     def stop(self) -> None:
-        """Services first (SIGTERM), then the hub; whatever is left of its tree is killed."""
-        if self.proc.poll() is not None:
-            return
-        tree = descendants(self.proc.pid)
+        """Services first (SIGTERM), then the hub; whatever is left of what it started is killed.
+
+        What it started: its process tree (as tracked while it ran) and every process
+        of the hub's accounts (made for it: their servers, the services' kernels).
+        """
+        if self.proc.poll() is None:
+            self.track()
+        uids = {pwd.getpwnam(u).pw_uid for u in self.st.accounts}
         grader_uid = pwd.getpwnam(self.st.grader).pw_uid
         # The services' servers ignore the hub's shutdown for 30 s: stop them first.
-        services = [p for p in tree if uid_of(p) == grader_uid]
+        services = [p for p in self._ours(uids) if uid_of(p) == grader_uid]
         _signal(services, signal.SIGTERM)
         _wait_gone(services, 10)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        left = _wait_gone(tree, 5)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        left = _wait_gone(self._ours(uids), 5)
         _signal(left, signal.SIGKILL)
         _wait_gone(left, 5)
 
@@ -503,7 +540,9 @@ def start(st: Settings, timeout: float = 90) -> Hub:
     hub = Hub(st, proc, log_path)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        hub.track()
         if proc.poll() is not None:
+            hub.stop()  # what it had started (the proxy, a service) is left behind
             raise HubError(f"jupyterhub exited ({proc.returncode}); its log:\n{hub.log_tail()}")
         try:
             with urllib.request.urlopen(f"{st.url}/hub/login", timeout=2) as r:
@@ -557,7 +596,9 @@ def up(st: Settings) -> int:
     signal.signal(signal.SIGTERM, on_term)
     try:
         while hub.alive():
+            hub.track()
             time.sleep(1)
+        hub.stop()
         print(f"make hub: jupyterhub exited ({hub.proc.returncode}); log:\n{hub.log_tail()}",
               file=sys.stderr)
         return 1
