@@ -4,16 +4,19 @@ tools/hub/hub.py sets up and starts a hub as ``make hub`` does, with accounts
 of its own (``rnnt-*``, removed afterwards), a fresh state folder and free
 ports; Playwright drives Debian's chromium (no browser download):
 
-1. a student logs in, fetches rnn_cell from the Assignments tab, fills in the
-   solutions (through the Jupyter contents API, as the browser's session),
-   opens the notebook, runs every cell (a live ipywidgets slider appears) and
-   submits;
-2. the grading happens as the grader account (collect, sandboxed grade,
-   release feedback);
+1. a student logs in and fetches rnn_cell and bptt from the Assignments tab;
+   in each, the solutions are filled in (saved through the Jupyter contents
+   API, as the browser's session), the notebook is opened and every cell run:
+   in bptt a live ipywidgets slider appears and moving it redraws the plot
+   (rnn_cell has no widget); rnn_cell, with one more cell of the student's
+   that displays planted HTML/script/SVG/widget outputs, is submitted;
+2. the grading service (``python -m autograder serve``, a hub service run as
+   the grader account) collects, grades and releases the feedback; the
+   instructor watches it on the service's status page (hub OAuth);
 3. the student fetches the feedback in the Assignments tab and reads the score;
 4. the instructor sees the grade in the formgrader (its own tab: nbgrader
-   #1870) and, on the submission's page, the planted outputs of the student's
-   extra cell are inert (issue 11).
+   #1870) and, on the submission's page, the planted outputs are inert
+   (issue 11: tests/test_sanitize.py's check, on every frame).
 
 Every step leaves a screenshot in ``build/hub-test/`` (printed at the end).
 Run as root (accounts, servers as other users): as `make test` is on CI.
@@ -318,6 +321,9 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     shot(ipage, "08-grading-service-status")
     assert row["state"] == "released" and row["score"] == row["max_score"] > 0, row
     assert f"{row['score']:g}" in ipage.locator("body").inner_text()
+    # and a student may not see it
+    denied = ctx.request.get(f"{service}/api/status")
+    assert denied.status == 403, (denied.status, denied.text()[:300])
 
     # 3. the student fetches the feedback and reads the score
     page.reload()
