@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -246,6 +247,7 @@ def run_round(opts: Options, assignment: str, grade_ids=(), release_ids=(), *,
         if not rows:
             return
         active = {row.student_id: row for row in rows}  # handed out, no result yet
+        take_at_once = max(2, opts.workers or len(os.sched_getaffinity(0)))
         count = len(rows)
         started = last_new = time.monotonic()
         event("grading", f"{assignment}: {len(rows)} submission(s): "
@@ -255,6 +257,11 @@ def run_round(opts: Options, assignment: str, grade_ids=(), release_ids=(), *,
             nonlocal count, last_new
             fresh = [r for r in journal.rows(states=J.PENDING, assignment=assignment)
                      if r.attempts == 0 and r.student_id not in active]
+            # a few at a time: the workers wait while this collects, and the rest stay
+            # in the queue (where the status page shows them) until a worker has room
+            students = sorted({r.student_id for r in fresh}, key=lambda s: min(
+                r.id for r in fresh if r.student_id == s))[:take_at_once]
+            fresh = [r for r in fresh if r.student_id in students]
             got = take(course, journal, assignment, fresh) if fresh else []
             if not got:
                 return [] if time.monotonic() - last_new < linger else None
