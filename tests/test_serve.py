@@ -320,8 +320,8 @@ def test_feedback_waits_for_the_due_date_when_the_policy_says_so(hub):
     assert served.stop() == 0
 
 
-@pytest.mark.parametrize("case", ["no course", "bad flag", "public bind", "no exchange",
-                                  "bad workers", "bad policy", "second service"])
+@pytest.mark.parametrize("case", ["no course", "bad flag", "public bind", "port in use",
+                                  "no exchange", "bad workers", "bad policy", "second service"])
 def test_usage_errors_are_one_line(hub, capsys, monkeypatch, case):
     course = hub["course"]
     for var, value in hub["instructor_env"].items():
@@ -337,6 +337,13 @@ def test_usage_errors_are_one_line(hub, capsys, monkeypatch, case):
         argv.append("--frobnicate")
     elif case == "public bind":
         argv[4] = "0.0.0.0:8765"
+    elif case == "port in use":
+        import socket
+
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        argv[4] = f"127.0.0.1:{busy.getsockname()[1]}"
     elif case == "no exchange":
         shutil.rmtree(eh.inbound(hub))
     elif case == "bad workers":
@@ -351,10 +358,13 @@ def test_usage_errors_are_one_line(hub, capsys, monkeypatch, case):
     finally:
         if holder is not None:
             holder.stop()
+        if case == "port in use":
+            busy.close()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: "), err
     expected = {"no course": "not a course directory", "bad flag": "unrecognized arguments",
-                "public bind": "127.0.0.1 only", "no exchange": "no inbound folder",
+                "public bind": "127.0.0.1 only", "port in use": "cannot serve the status page",
+                "no exchange": "no inbound folder",
                 "bad workers": "--workers must be at least 1",
                 "bad policy": "feedback_release", "second service": "another grading service"}
     assert expected[case] in err, err

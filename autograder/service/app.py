@@ -166,6 +166,11 @@ class Service:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the file releases its POSIX lock
+            self._lock_fd = None
+
     # -------------------------------------------------------------------- scan
     def scan(self) -> int:
         """Journal the new inbound entries; how many were queued."""
