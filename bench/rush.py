@@ -113,7 +113,7 @@ def rush(students=40, spread=60.0, workers=None, scheduler=None, timeout=900.0) 
         inbound = eh.inbound(hub)
         inbound.mkdir(parents=True)
         inbound.chmod(0o2733)
-        env = clean_env({"RNN_COURSE_EXCHANGE": hub["exchange"], "RNN_COURSE_ID": COURSE_ID})
+        env = dict(clean_env(), RNN_COURSE_EXCHANGE=str(hub["exchange"]), RNN_COURSE_ID=COURSE_ID)
         full = solution_notebook(course, ASSIGNMENT)
         partial = solution_notebook(course, ASSIGNMENT, count=2)
         service = Service(course, env, hub["base"] / "serve.log", workers, scheduler)
@@ -148,7 +148,8 @@ def rush(students=40, spread=60.0, workers=None, scheduler=None, timeout=900.0) 
             load_after = loadavg()
             service.stop()
         log = service.log.read_text()
-        rounds = re.findall(r" round +\S+: (\d+) submission\(s\) in ([\d.]+) s", log)
+        rounds = [int(n) for n in re.findall(r" grading +\S+: (\d+) (?:submission\(s\)|more)",
+                                              log)]
         waits = {n: visible[n] - submitted[n] for n in names}
         return {
             "students": students, "spread_s": spread, "workers": workers or os.cpu_count(),
@@ -157,7 +158,7 @@ def rush(students=40, spread=60.0, workers=None, scheduler=None, timeout=900.0) 
             "p95_s": round(percentile(waits.values(), 0.95), 1),
             "worst_s": round(max(waits.values()), 1),
             "waits_s": {n: round(w, 2) for n, w in waits.items()},
-            "rounds": [{"submissions": int(n), "seconds": float(s)} for n, s in rounds],
+            "rounds": status["throughput"]["rounds"], "handed_out": rounds,
             "graded": status["throughput"]["graded"],
             "failures": len(status["failures"]),
             "scores": sorted({(r["score"], r["max_score"]) for r in status["students"]}),
@@ -181,8 +182,8 @@ def run(quick=False, out_dir=None, workers=None, scheduler=None, students=None,
     note = (f"{result['students']} rnn_cell submissions over {result['spread_s']:g} s, "
             f"graded by `python -m autograder serve` "
             f"({'dask ' + scheduler if scheduler else str(result['workers']) + ' local workers'}, "
-            f"sandboxed) in {result['wall_s']:g} s; {len(result['rounds'])} grading round(s) of "
-            f"{', '.join(str(r['submissions']) for r in result['rounds'])} submission(s); "
+            f"sandboxed) in {result['wall_s']:g} s; {result['rounds']} grading round(s), "
+            f"handing out {', '.join(map(str, result['handed_out']))} submission(s) at a time; "
             f"1-minute load {result['load_before']} before, {result['load_after']} after.\n"
             f"target: 95th percentile under {TARGET_P95:g} s: "
             f"{verdict(result['p95_s'] < TARGET_P95)}")

@@ -250,6 +250,20 @@ def test_sigkill_mid_grading_then_restart_grades_each_exactly_once(hub, gradeboo
         assert released(hub, entries[s])
 
 
+def test_a_submission_that_arrives_during_a_round_joins_it(hub):
+    course = hub["course"]
+    eh.drop_submission(hub, "early", fx.student_notebook(course))
+    served = Served(hub, "--workers", "1")
+    served.wait_for(lambda: re.search(r" grading +rnn_cell: 1 submission\(s\): early",
+                                      served.log()), 120, "the first round")
+    late = eh.drop_submission(hub, "late", fx.student_notebook(course))
+    served.wait_for(lambda: states(course).get("late") == ["released"], 120, "the late one")
+    assert released(hub, late)
+    assert re.search(r" grading +rnn_cell: 1 more: late", served.log()), served.log()
+    assert served.api()["throughput"]["rounds"] == 1
+    assert served.stop() == 0
+
+
 def test_a_hostile_submission_does_not_stop_the_service(hub):
     course = hub["course"]
     t = datetime.now(timezone.utc)
@@ -265,8 +279,8 @@ def test_a_hostile_submission_does_not_stop_the_service(hub):
     served.wait_for(lambda: len(states(course)) == 6 and all(
         st[-1] in finals for st in states(course).values()), 300, "every submission settled")
     got = states(course)
-    assert got["ann"] == ["released"] and released(hub, honest)
-    assert got["loop"] == ["released"]
+    assert got["ann"] == ["released"] and released(hub, honest), served.log()
+    assert got["loop"] == ["released"], served.log()
     assert got["broken"] == ["graded"]  # an unreadable notebook has no feedback to hand back
     assert got["crash"] == ["failed"]
     assert got["eve"] == ["rejected"] and got["zed"] == ["rejected"]
@@ -306,8 +320,8 @@ def test_feedback_waits_for_the_due_date_when_the_policy_says_so(hub):
     assert served.stop() == 0
 
 
-@pytest.mark.parametrize("case", ["no course", "bad flag", "public bind", "no exchange",
-                                  "bad workers", "bad policy", "second service"])
+@pytest.mark.parametrize("case", ["no course", "bad flag", "public bind", "port in use",
+                                  "no exchange", "bad workers", "bad policy", "second service"])
 def test_usage_errors_are_one_line(hub, capsys, monkeypatch, case):
     course = hub["course"]
     for var, value in hub["instructor_env"].items():
@@ -323,6 +337,13 @@ def test_usage_errors_are_one_line(hub, capsys, monkeypatch, case):
         argv.append("--frobnicate")
     elif case == "public bind":
         argv[4] = "0.0.0.0:8765"
+    elif case == "port in use":
+        import socket
+
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        argv[4] = f"127.0.0.1:{busy.getsockname()[1]}"
     elif case == "no exchange":
         shutil.rmtree(eh.inbound(hub))
     elif case == "bad workers":
@@ -337,10 +358,13 @@ def test_usage_errors_are_one_line(hub, capsys, monkeypatch, case):
     finally:
         if holder is not None:
             holder.stop()
+        if case == "port in use":
+            busy.close()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: "), err
     expected = {"no course": "not a course directory", "bad flag": "unrecognized arguments",
-                "public bind": "127.0.0.1 only", "no exchange": "no inbound folder",
+                "public bind": "127.0.0.1 only", "port in use": "cannot serve the status page",
+                "no exchange": "no inbound folder",
                 "bad workers": "--workers must be at least 1",
                 "bad policy": "feedback_release", "second service": "another grading service"}
     assert expected[case] in err, err
@@ -364,3 +388,45 @@ def test_the_status_page_lets_only_instructors_in(monkeypatch):
     assert check(instructor) is instructor and check(scoped) is scoped
     with pytest.raises(UserNotAllowed):
         check(student)
+
+
+def test_under_a_hub_the_status_page_sends_a_stranger_to_the_hubs_login(monkeypatch):
+    import asyncio
+    from types import SimpleNamespace
+
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.httpserver import HTTPServer
+    from tornado.netutil import bind_sockets
+
+    from autograder.service.status import in_hub, make_app
+
+    hub = "http://127.0.0.1:9/hub"
+    for var, value in {"JUPYTERHUB_API_TOKEN": "secret-token",
+                       "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:9999",
+                       "JUPYTERHUB_SERVICE_PREFIX": "/services/grader/",
+                       "JUPYTERHUB_API_URL": f"{hub}/api",
+                       "JUPYTERHUB_BASE_URL": "/",
+                       "JUPYTERHUB_CLIENT_ID": "service-grader",
+                       "JUPYTERHUB_OAUTH_CALLBACK_URL": "/services/grader/oauth_callback",
+                       "JUPYTERHUB_OAUTH_ACCESS_SCOPES":
+                           json.dumps(["access:services!service=grader"])}.items():
+        monkeypatch.setenv(var, value)
+    assert in_hub()
+    app = make_app(SimpleNamespace(course=SimpleNamespace(course_id="rnn-course")), hub=True)
+
+    async def visit(path):
+        sockets = bind_sockets(0, "127.0.0.1")
+        server = HTTPServer(app)
+        server.add_sockets(sockets)
+        try:
+            return await AsyncHTTPClient().fetch(
+                f"http://127.0.0.1:{sockets[0].getsockname()[1]}{path}",
+                follow_redirects=False, raise_error=False)
+        finally:
+            server.stop()
+
+    for path in ("/services/grader/", "/services/grader/api/status"):
+        response = asyncio.run(visit(path))
+        assert response.code == 302, (path, response.code)
+        assert "/hub/api/oauth2/authorize" in response.headers["Location"]
+        assert "client_id=service-grader" in response.headers["Location"]

@@ -19,6 +19,7 @@ The work is :mod:`autograder.service.app`; this module reads the command line.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 
 
@@ -67,9 +68,19 @@ def run(args) -> int:
     service = Service(opts, poll=args.poll, grace=args.grace, retry_failed=args.retry_failed)
     service.check()
     service.lock()
+    sockets = []
+    if address is not None:
+        from tornado.netutil import bind_sockets
+
+        try:
+            sockets = bind_sockets(address[1], address[0])
+        except OSError as exc:
+            service.unlock()
+            raise UsageError(f"cannot serve the status page on {address[0]}:{address[1]}: "
+                             f"{exc.strerror or exc}") from None
     setup_logging(args.verbose)
     event("started", f"course {service.course.course_id} in {service.course.root}, "
-                     f"pid {__import__('os').getpid()}, "
+                     f"pid {os.getpid()}, "
                      f"{'dask ' + args.scheduler if args.scheduler else 'local workers'}"
                      + (" WITHOUT the sandbox" if args.unsafe_no_sandbox else ""))
 
@@ -82,14 +93,10 @@ def run(args) -> int:
             from tornado.httpserver import HTTPServer
 
             server = HTTPServer(make_app(service, hub=hub))
-            sockets = __import__("tornado.netutil", fromlist=["bind_sockets"]).bind_sockets(
-                address[1], address[0])
             server.add_sockets(sockets)
             port = sockets[0].getsockname()[1]
             host = f"[{address[0]}]" if ":" in address[0] else address[0]
             if hub:
-                import os
-
                 event("status", f"http://{host}:{port}"
                                 f"{os.environ.get('JUPYTERHUB_SERVICE_PREFIX', '/')} "
                                 "(JupyterHub OAuth: the course's instructors only)")

@@ -8,6 +8,10 @@ line in the log and one more attempt for its rows (``max_attempts``, then
 ``failed``); rows retried after a crash go one at a time, so that a
 submission that kills its round cannot take its neighbours with it.
 
+A round stays open for the submissions of its assignment that arrive while
+it runs (the main process keeps journaling them), so that a worker never
+waits for the next round's start-up during a rush.
+
 SIGTERM or SIGINT: no new round starts; the running one is interrupted
 (what it recorded is kept), given ``grace`` seconds, then killed; the
 process exits 0.  A second service on the same course directory refuses to
@@ -72,7 +76,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _round_main(opts: Options, assignment: str, grade_ids, release_ids) -> None:
+def _round_main(opts: Options, assignment: str, grade_ids, release_ids, follow) -> None:
     """The body of a round's child process."""
     _die_with_parent()
     signal.set_wakeup_fd(-1)  # the parent's event loop's, inherited by the fork
@@ -84,7 +88,7 @@ def _round_main(opts: Options, assignment: str, grade_ids, release_ids) -> None:
     signal.signal(signal.SIGINT, interrupt)
     os.setpgid(0, 0)  # the parent signals the round (and its workers) as a group
     try:
-        run_round(opts, assignment, grade_ids, release_ids)
+        run_round(opts, assignment, grade_ids, release_ids, follow=follow)
     except KeyboardInterrupt:
         event("interrupted", f"{assignment}: what was recorded is kept")
         os._exit(3)
@@ -162,6 +166,11 @@ class Service:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the file releases its POSIX lock
+            self._lock_fd = None
+
     # -------------------------------------------------------------------- scan
     def scan(self) -> int:
         """Journal the new inbound entries; how many were queued."""
@@ -228,15 +237,19 @@ class Service:
         return pending[0].assignment, [pending[0].id], []  # after a crash: one at a time
 
     def start_round(self, assignment: str, grade_ids, release_ids) -> None:
+        # a round that retries a submission after a crash grades it alone; others follow
+        alone = any(r.attempts > 0 for r in self.journal.rows(ids=grade_ids))
         ctx = multiprocessing.get_context("fork")
         proc = ctx.Process(target=_round_main, name=f"round-{assignment}",
-                           args=(self.opts, assignment, list(grade_ids), list(release_ids)))
+                           args=(self.opts, assignment, list(grade_ids), list(release_ids),
+                                 not alone))
         proc.start()
-        self.round = (proc, assignment, list(grade_ids), time.time())
+        self.round = (proc, assignment, list(grade_ids), time.time(), not alone)
         self.rounds += 1
 
     def finish_round(self) -> None:
-        proc, assignment, ids, _ = self.round
+        proc, assignment = self.round[:2]
+        left = self.round_rows()
         proc.join()
         self.round = None
         code = proc.exitcode
@@ -244,7 +257,7 @@ class Service:
             return
         self.crashed_rounds += 1
         how = f"signal {-code}" if code < 0 else f"exit status {code}"
-        left = [r for r in self.journal.rows(ids=ids, states=J.PENDING)]
+        left = [r for r in self.journal.rows(ids=[r.id for r in left], states=J.PENDING)]
         failed = 0
         for row in left:
             state = self.journal.fail_attempt(row.id, self.opts.max_attempts,
@@ -254,8 +267,19 @@ class Service:
                          f"{len(left) - failed} submission(s) back in the queue, "
                          f"{failed} failed for good")
 
-    def running_ids(self) -> list[int]:
-        return list(self.round[2]) if self.round is not None else []
+    def round_rows(self, rows=None) -> list:
+        """The pending rows the running round has taken: its own, and those it collected since."""
+        if self.round is None:
+            return []
+        _, assignment, ids, _, follows = self.round
+        rows = self.journal.rows(states=J.PENDING) if rows is None else rows
+        # what a following round took since: fresh rows of its assignment it collected
+        return [r for r in rows if r.state in J.PENDING and (r.id in ids or (
+            follows and r.assignment == assignment and r.state == J.COLLECTED
+            and r.attempts == 0))]
+
+    def running_ids(self, rows=None) -> list[int]:
+        return [r.id for r in self.round_rows(rows)]
 
     # -------------------------------------------------------------------- loop
     async def run(self) -> None:
@@ -266,24 +290,23 @@ class Service:
         event("watching", f"{self.inbound} every {self.poll:g} s; feedback: "
                           + ", ".join(f"{a} {p}" for a, p in self.policies.items()))
         self._wake = asyncio.Event()
+        scanned = 0.0
         while not self.stopping:
-            if self.round is None:
-                try:
+            try:
+                if time.monotonic() - scanned >= self.poll:  # also while a round runs:
+                    scanned = time.monotonic()              # it takes what arrives
                     self.scan()
-                    work = self.next_round()
-                except Exception as exc:  # the database went away...: say so, try again
-                    event("warning", f"{first_line(exc)}; trying again in {self.poll:g} s")
-                    work = None
-                if work is not None:
-                    self.start_round(*work)
-                    continue
-                await self._sleep(self.poll)
-            else:
-                proc = self.round[0]
-                if proc.is_alive():
-                    await self._sleep(0.2)
-                else:
+                if self.round is not None and not self.round[0].is_alive():
                     self.finish_round()
+                work = self.next_round() if self.round is None else None
+            except Exception as exc:  # the database went away...: say so, try again
+                event("warning", f"{first_line(exc)}; trying again in {self.poll:g} s")
+                work = None
+                await self._sleep(self.poll)
+            if work is not None:
+                self.start_round(*work)
+                continue
+            await self._sleep(0.2 if self.round is not None else self.poll)
         await self._stop_round()
 
     async def _sleep(self, seconds: float) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ from autograder.pipeline.scoring import parse_timestamp
 from autograder.service import journal as J
 
 log = logging.getLogger("autograder.serve")
+# a round stays open this long for more submissions of its assignment
+LINGER_SECONDS = 3.0
 
 
 @dataclass
@@ -211,8 +214,25 @@ def reconcile(course: Course, journal: J.Journal, rows) -> list:
     return collected
 
 
-def run_round(opts: Options, assignment: str, grade_ids=(), release_ids=()) -> None:
-    """Collect and grade the rows ``grade_ids``, release the held rows ``release_ids``."""
+def take(course: Course, journal: J.Journal, assignment: str, rows) -> list:
+    """Collect the students of ``rows`` and reconcile them; the rows ready to grade."""
+    for student in sorted({row.student_id for row in rows}):
+        try:
+            collect(course, assignment, student)
+        except Exception as exc:  # one student's (too big...): theirs is not collected
+            event("exchange", f"{student} {assignment}: collect failed: {first_line(exc)}")
+    return reconcile(course, journal, rows)
+
+
+def run_round(opts: Options, assignment: str, grade_ids=(), release_ids=(), *,
+              follow: bool = True, linger: float = LINGER_SECONDS) -> None:
+    """Collect and grade the rows ``grade_ids``, release the held rows ``release_ids``.
+
+    With ``follow``, the round stays open for new submissions of the same
+    assignment (journaled by the main process meanwhile) until none has come
+    for ``linger`` seconds: a worker that frees up takes the next submission
+    at once, without a new round's start-up.
+    """
     from autograder.pipeline.coordinator import grade_assignment
 
     course = Course(opts.course_dir)
@@ -223,21 +243,37 @@ def run_round(opts: Options, assignment: str, grade_ids=(), release_ids=()) -> N
         rows = journal.rows(ids=grade_ids, states=J.PENDING)
         if not rows:
             return
-        for student in sorted({row.student_id for row in rows}):
-            try:
-                collect(course, assignment, student)
-            except Exception as exc:  # one student's (too big...): theirs is not collected
-                event("exchange", f"{student} {assignment}: collect failed: {first_line(exc)}")
-        rows = reconcile(course, journal, rows)
+        rows = take(course, journal, assignment, rows)
         if not rows:
             return
-        by_student = {row.student_id: row for row in rows}
-        started = time.monotonic()
+        active = {row.student_id: row for row in rows}  # handed out, no result yet
+        take_at_once = max(2, opts.workers or len(os.sched_getaffinity(0)))
+        count = len(rows)
+        started = last_new = time.monotonic()
         event("grading", f"{assignment}: {len(rows)} submission(s): "
-                         f"{', '.join(sorted(by_student))}")
+                         f"{', '.join(sorted(active))}")
+
+        def more():
+            nonlocal count, last_new
+            fresh = [r for r in journal.rows(states=J.PENDING, assignment=assignment)
+                     if r.attempts == 0 and r.student_id not in active]
+            # a few at a time: the workers wait while this collects, and the rest stay
+            # in the queue (where the status page shows them) until a worker has room
+            students = sorted({r.student_id for r in fresh}, key=lambda s: min(
+                r.id for r in fresh if r.student_id == s))[:take_at_once]
+            fresh = [r for r in fresh if r.student_id in students]
+            got = take(course, journal, assignment, fresh) if fresh else []
+            if not got:
+                return [] if time.monotonic() - last_new < linger else None
+            last_new = time.monotonic()
+            count += len(got)
+            active.update({row.student_id: row for row in got})
+            event("grading", f"{assignment}: {len(got)} more: "
+                             f"{', '.join(sorted(r.student_id for r in got))}")
+            return sorted(r.student_id for r in got)
 
         def on_result(result) -> None:
-            row = by_student.get(result.student)
+            row = active.pop(result.student, None)
             if row is None:
                 return
             flags = ";".join(result.flags)
@@ -260,10 +296,10 @@ def run_round(opts: Options, assignment: str, grade_ids=(), release_ids=()) -> N
             hand_back(course, journal, journal.get(row.id))
 
         grade_assignment(course.root, assignment, workers=opts.workers,
-                         scheduler=opts.scheduler, students=sorted(by_student),
+                         scheduler=opts.scheduler, students=sorted(active),
                          unsafe_no_sandbox=opts.unsafe_no_sandbox, progress=False,
-                         on_result=on_result)
-        event("round", f"{assignment}: {len(rows)} submission(s) in "
+                         on_result=on_result, follow=more if follow else None)
+        event("round", f"{assignment}: {count} submission(s) in "
                        f"{time.monotonic() - started:.1f} s")
     finally:
         journal.close()

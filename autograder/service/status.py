@@ -55,7 +55,7 @@ def _percentile(values, q):
 def status(service) -> dict:
     """Everything the page shows, as plain data (the JSON of ``api/status``)."""
     rows = service.journal.rows()
-    running = set(service.running_ids())
+    running = set(service.running_ids(rows))
     now = J.utcnow()
     latest: dict[tuple[str, str], object] = {}
     for row in rows:
