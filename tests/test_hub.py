@@ -261,6 +261,13 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     ctx, page = login(browser, url, student, passwords[student])
     step(times, "student login", t0)
     shot(page, "01-student-lab")
+    # a student's Nbgrader menu: the assignment list only (no course list, no formgrader)
+    page.click('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Nbgrader")')
+    menu = page.locator("#jp-mainmenu-nbgrader li[data-command]")
+    menu.first.wait_for()
+    shown = "els => els.filter(e => e.getClientRects().length).map(e => e.dataset.command)"
+    assert menu.evaluate_all(shown) == ["nbgrader:open-assignment-list"]
+    page.keyboard.press("Escape")
     open_assignment_list(page)
     page.locator("#released_assignments_list > .list_item", has_text=ASSIGNMENT).wait_for()
     shot(page, "02-assignments-released")
@@ -311,6 +318,10 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     # 2. the grading service collects, grades and releases the feedback; the instructor
     #    watches its status page (hub OAuth: instructors only)
     ictx, ipage = login(browser, url, instructor, passwords[instructor])
+    ipage.click('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Nbgrader")')
+    ipage.click('#jp-mainmenu-nbgrader li[data-command="nbgrader:open-course-list"]')
+    ipage.locator(".lm-DockPanel a", has_text="rnn-course").first.wait_for()
+    shot(ipage, "07b-instructor-course-list")
     service = f"{url}/services/{hubtools.GRADING_SERVICE}"
     ipage.goto(f"{service}/")
     ipage.locator("#summary").wait_for()
