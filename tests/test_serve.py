@@ -250,6 +250,27 @@ def test_sigkill_mid_grading_then_restart_grades_each_exactly_once(hub, gradeboo
         assert released(hub, entries[s])
 
 
+def test_sigint_mid_round_stops_cleanly_and_a_restart_finishes(hub):
+    course = hub["course"]
+    for s in ("a", "b", "c"):  # each runs into the 5 s cell timeout
+        eh.drop_submission(hub, s, fx.student_notebook(course, {"add_impl": LOOP}))
+    served = Served(hub, "--workers", "1", "--grace", "20")
+    served.wait_for(lambda: " grading " in served.log(), 120, "a round")
+    t0 = time.monotonic()
+    assert served.stop(signal.SIGINT) == 0
+    assert time.monotonic() - t0 < 40
+    log = served.log()
+    assert re.search(r"^\S+Z stopping +SIGINT", log, re.M), log
+    assert re.search(r"^\S+Z stopped ", log, re.M) and "Traceback" not in log, log
+    assert "crashed" not in log  # a stop is not a crash: no attempt is counted
+    assert all(r[2] == 0 for rows in journal(course).values() for r in rows)
+    again = Served(hub, "--workers", "2")
+    again.wait_for(lambda: states(course) == dict.fromkeys("abc", ["released"]), 240,
+                   "every release")
+    assert again.stop() == 0
+    assert submission_rows(course) == dict.fromkeys("abc", 1)
+
+
 def test_a_submission_that_arrives_during_a_round_joins_it(hub):
     course = hub["course"]
     eh.drop_submission(hub, "early", fx.student_notebook(course))
