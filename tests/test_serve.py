@@ -250,6 +250,27 @@ def test_sigkill_mid_grading_then_restart_grades_each_exactly_once(hub, gradeboo
         assert released(hub, entries[s])
 
 
+def test_sigint_mid_round_stops_cleanly_and_a_restart_finishes(hub):
+    course = hub["course"]
+    for s in ("a", "b", "c"):  # each runs into the 5 s cell timeout
+        eh.drop_submission(hub, s, fx.student_notebook(course, {"add_impl": LOOP}))
+    served = Served(hub, "--workers", "1", "--grace", "20")
+    served.wait_for(lambda: " grading " in served.log(), 120, "a round")
+    t0 = time.monotonic()
+    assert served.stop(signal.SIGINT) == 0
+    assert time.monotonic() - t0 < 40
+    log = served.log()
+    assert re.search(r"^\S+Z stopping +SIGINT", log, re.M), log
+    assert re.search(r"^\S+Z stopped ", log, re.M) and "Traceback" not in log, log
+    assert "crashed" not in log  # a stop is not a crash: no attempt is counted
+    assert all(r[2] == 0 for rows in journal(course).values() for r in rows)
+    again = Served(hub, "--workers", "2")
+    again.wait_for(lambda: states(course) == dict.fromkeys("abc", ["released"]), 240,
+                   "every release")
+    assert again.stop() == 0
+    assert submission_rows(course) == dict.fromkeys("abc", 1)
+
+
 def test_a_submission_that_arrives_during_a_round_joins_it(hub):
     course = hub["course"]
     eh.drop_submission(hub, "early", fx.student_notebook(course))
@@ -430,3 +451,14 @@ def test_under_a_hub_the_status_page_sends_a_stranger_to_the_hubs_login(monkeypa
         assert response.code == 302, (path, response.code)
         assert "/hub/api/oauth2/authorize" in response.headers["Location"]
         assert "client_id=service-grader" in response.headers["Location"]
+
+
+def test_the_rush_benchmark_runs_and_reports_every_student(tmp_path, capsys):
+    from bench import rush
+
+    result = rush.run(quick=True, out_dir=tmp_path)
+    assert result["graded"] == result["students"] == 3 and result["failures"] == 0
+    assert sorted(result["waits_s"]) == ["r000", "r001", "r002"]
+    assert 0 < result["median_s"] <= result["p95_s"] <= result["worst_s"]
+    assert (tmp_path / "rush.json").is_file()
+    assert "submit -> feedback visible" in capsys.readouterr().out
