@@ -21,8 +21,9 @@ up, each step idempotent (``make hub`` twice works):
   serve`` (``/services/rnn-course-grader/``).
 
 The same functions set up and stop the hub of tests/test_hub.py (other
-accounts, another state folder, free ports).  Stdlib only: it runs with any
-Python 3.11 and imports nothing of the hub's venv.
+accounts, another state folder, free ports).  It runs with the checkout's
+.venv (Python 3.11+: tomllib; the assignment list through autograder.course)
+and imports nothing of the hub's venv.
 """
 
 from __future__ import annotations
