@@ -12,7 +12,7 @@ export MPLBACKEND := Agg
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: test quick demo bench release lint setup clean
+.PHONY: test quick demo bench release lint setup clean hub hub-test
 
 setup: $(STAMP)
 
@@ -49,3 +49,12 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache submitted autograded feedback gradebook.db grades.csv
+
+# A real JupyterHub on http://127.0.0.1:18000 serving this course (as root;
+# docs/jupyterhub.md): accounts, the formgrader and grading services; Ctrl-C stops it.
+hub: $(STAMP)
+	$(PY) tools/hub/hub.py up
+
+# The browser end-to-end test in that hub alone (also part of `make test`: marked slow).
+hub-test: $(STAMP)
+	$(PY) -m pytest tests/test_hub.py -m hub -q -s

@@ -28,6 +28,18 @@ c.CourseDirectory.db_url = os.environ.get(
 c.ExecutePreprocessor.timeout = 60
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
+# --- the grading service (`python -m autograder serve`, docs/jupyterhub.md) ---
+# When it hands feedback back to students: "on_grade" (as soon as a submission is
+# graded) or "after_due" (once the assignment's due date in the gradebook, plus the
+# student's extension, has passed); one value, or a dict by assignment with "default".
+c.RnnCourse.feedback_release = {"default": "on_grade"}
+
+# --- grades out ---------------------------------------------------------------
+# grades.csv (nbgrader's columns + flags) and grades-canvas.csv (Canvas's gradebook
+# import) are written after each grading.  The Canvas assignment each assignment's
+# column goes to, e.g. {"rnn_cell": 12345}; an assignment not named gets a new column.
+c.CanvasCsvExportPlugin.canvas_assignment_ids = {}
+
 # --- exchange (JupyterHub) ----------------------------------------------------
 # The folder shared by instructors and students for release/fetch/submit/collect.
 c.Exchange.root = os.environ.get("RNN_COURSE_EXCHANGE", "/srv/nbgrader/exchange")

@@ -1,4 +1,4 @@
-"""Command line of the grader: ``python -m autograder {release,grade,demo}``.
+"""Command line of the grader: ``python -m autograder {release,grade,serve,demo}``.
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
 ``run(args) -> int``.  Errors a person can fix (a missing folder, a wrong
@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "release": ("autograder.commands.release",
                 "build release/ from source/ and check it leaks nothing"),
     "grade": ("autograder.commands.grade", "grade every submission of an assignment"),
+    "serve": ("autograder.commands.serve",
+              "grade submissions as they arrive in the exchange (the grading service)"),
     "demo": ("autograder.commands.demo", "build, hand out and grade a sample class"),
 }
 

@@ -24,6 +24,38 @@ def assignments_in(config, where: str = "nbgrader_config.py") -> list[str]:
     return list(assignments)
 
 
+# When the grading service (``python -m autograder serve``) hands feedback back:
+# as soon as a submission is graded, or once the assignment's due date (plus the
+# student's extension) has passed.  ``c.RnnCourse.feedback_release`` in nbgrader_config.py.
+ON_GRADE = "on_grade"
+AFTER_DUE = "after_due"
+FEEDBACK_POLICIES = (ON_GRADE, AFTER_DUE)
+
+
+def feedback_policies(config, assignments, where: str = "nbgrader_config.py") -> dict[str, str]:
+    """assignment -> its feedback policy, from ``c.RnnCourse.feedback_release``.
+
+    One policy for the course (``"on_grade"``), or a dict of assignment names
+    (``"default"`` for the others); unset means ``"on_grade"``.  A wrong value
+    or an unknown assignment is a one-line :class:`UsageError`.
+    """
+    value = config.get("RnnCourse", {}).get("feedback_release", ON_GRADE)
+    hint = (f'{where}: c.RnnCourse.feedback_release must be "on_grade", "after_due" or a dict '
+            'of them by assignment ({"default": ..., "<assignment>": ...})')
+    if isinstance(value, str):
+        value = {"default": value}
+    if not isinstance(value, dict):
+        raise UsageError(hint)
+    unknown = sorted(set(value) - set(assignments) - {"default"})
+    if unknown:
+        raise UsageError(f"{where}: c.RnnCourse.feedback_release names unknown "
+                         f"assignment(s) {', '.join(map(str, unknown))}")
+    policies = {a: value.get(a, value.get("default", ON_GRADE)) for a in assignments}
+    if not all(p in FEEDBACK_POLICIES for p in policies.values()):
+        raise UsageError(hint)
+    return policies
+
+
 class Course:
     """An nbgrader course directory (the repository root by default)."""
 
@@ -41,6 +73,11 @@ class Course:
         coursedir = self.config.get("CourseDirectory", {})
         self.course_id = coursedir.get("course_id", "rnn-course")
         self.db_url = coursedir.get("db_url", f"sqlite:///{self.root / 'gradebook.db'}")
+        self.config_file = config_file
+
+    def feedback_policy(self, assignment: str) -> str:
+        """``"on_grade"`` or ``"after_due"``: when the service releases the feedback."""
+        return feedback_policies(self.config, self.assignments, str(self.config_file))[assignment]
 
     def source_notebook(self, assignment: str) -> Path:
         return self.root / "source" / assignment / f"{assignment}.ipynb"

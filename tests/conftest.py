@@ -4,6 +4,11 @@
 per test session (``nbgrader generate_assignment`` takes seconds);
 ``course`` is a fresh copy of it for one test, with the fixture checks
 registered and a clean ``RNN_COURSE_*`` environment.
+
+``gradebook_db`` runs a test twice, its course's gradebook on SQLite and on
+PostgreSQL (a server of the session's own, :mod:`postgres_cluster`; the
+PostgreSQL variant is skipped, saying why, where the server is not installed);
+``database`` does the same with the URL of an empty database.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbfixtures as fx  # noqa: E402
+import postgres_cluster as pg  # noqa: E402
 
 SECRET = "stage-test-secret"
 
@@ -37,3 +43,31 @@ def course(released_course, tmp_path, monkeypatch):
     fx.install_fixture_checks()
     yield shutil.copytree(released_course, tmp_path / "course")
     fx.uninstall_fixture_checks()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the session (:class:`postgres_cluster.Cluster`)."""
+    bin_dir = pg.server_bin()
+    if bin_dir is None:
+        pytest.skip(pg.MISSING)
+    cluster = pg.Cluster(bin_dir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def gradebook_db(request):
+    """``prepare(course)``: leave a released course on SQLite, or move it to PostgreSQL."""
+    if request.param == "sqlite":
+        return lambda course: None
+    cluster = request.getfixturevalue("postgres")
+    return lambda course: pg.use_postgres(course, cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """The URL of an empty database: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gradebook.db'}"
+    return request.getfixturevalue("postgres").new_database()

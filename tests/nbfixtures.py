@@ -224,6 +224,29 @@ def gradebook_scores(course: Path, assignment: str = ASSIGNMENT) -> dict:
     return out
 
 
+def query(course: Path, sql: str, **params) -> list[tuple]:
+    """Rows of ``sql`` on the course's gradebook database (its ``db_url``: SQLite or PostgreSQL).
+
+    A table that does not exist yet reads as no rows.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from autograder.course import Course
+
+    url = Course(course).db_url
+    engine = create_engine(url, connect_args={"timeout": 10} if url.startswith("sqlite") else {})
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params).all()]
+    except (OperationalError, ProgrammingError) as exc:
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            return []
+        raise
+    finally:
+        engine.dispose()
+
+
 def flags_of(course: Path, student: str, assignment: str = ASSIGNMENT) -> list[str]:
     """The flags recorded for a submission (from the gradebook's database)."""
     from nbgrader.api import Gradebook

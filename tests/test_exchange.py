@@ -19,84 +19,19 @@ a folder they may not enter (``other_accounts``).
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import nbformat
 import pytest
-from other_accounts import NOBODY, as_account
+from exchange_hub import ASSIGNMENT, COURSE_ID
+from exchange_hub import make_hub as _make_hub
+from exchange_hub import nbgrader as _nbgrader
+from exchange_hub import run as _run
 
 from autograder.commands.demo import fill_solutions
-from autograder.commands.release import nbgrader_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("exchange")]
-
-REPO = Path(__file__).resolve().parents[1]
-ASSIGNMENT = "rnn_cell"
-COURSE_ID = "rnn-course-exchange-test"
-AS_ROOT = os.geteuid() == 0
-
-
-def _run(cmd, cwd, env, *, as_student=False, check=True):
-    """Run ``cmd`` (as the student's user when running as root); fail with its output."""
-    if as_student and AS_ROOT:
-        try:
-            cmd = as_account(cmd, uid=NOBODY, gid=NOBODY)
-        except RuntimeError as exc:
-            pytest.fail(str(exc))
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
-                    f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def _nbgrader(*args):
-    return [sys.executable, "-m", "nbgrader", *args]
-
-
-def _make_hub():
-    """Folders of a one-machine hub: course (instructor), exchange, a student's home.
-
-    Not under pytest's tmp_path: that is private to root (mode 0700), and the
-    student's user must be able to reach the exchange and their home.
-    """
-    base = Path(tempfile.mkdtemp(prefix="rnn-exchange-"))
-    base.chmod(0o755)
-    course = base / "course"
-    (course / "source").mkdir(parents=True)
-    shutil.copy2(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(REPO / "source" / ASSIGNMENT, course / "source" / ASSIGNMENT)
-    # As on a hub: a folder every user may write into, where nobody may delete
-    # another's files (sticky bit).  nbgrader release_assignment insists on 0777.
-    exchange = base / "exchange"
-    exchange.mkdir()
-    exchange.chmod(0o1777)
-    home = base / "student"
-    (home / ".jupyter").mkdir(parents=True)
-    (home / "nbgrader_config.py").write_text(
-        "c = get_config()  # noqa: F821\n"
-        f"c.Exchange.root = {str(exchange)!r}\n"
-        f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
-    )
-    if AS_ROOT:
-        for path in [home, *home.rglob("*")]:
-            os.chown(path, NOBODY, NOBODY)
-    base_env = nbgrader_env()
-    for var in list(base_env):  # the real course's settings must not leak into this one
-        if var.startswith(("RNN_COURSE_", "JUPYTER_")):
-            base_env.pop(var)
-    instructor_env = dict(base_env, HOME=str(base / "instructor"),
-                          RNN_COURSE_EXCHANGE=str(exchange), RNN_COURSE_ID=COURSE_ID)
-    student_env = dict(base_env, HOME=str(home))
-    return {"base": base, "course": course, "exchange": exchange, "home": home,
-            "instructor_env": instructor_env, "student_env": student_env,
-            "student": "nobody" if AS_ROOT else os.environ.get("USER", "student")}
-
 
 @pytest.fixture
 def hub():

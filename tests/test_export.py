@@ -9,14 +9,19 @@ from pathlib import Path
 from nbgrader.api import Base, Gradebook
 from nbgrader.plugins import CsvExportPlugin
 from sqlalchemy import create_engine, insert
+from traitlets.config import Config
 
 from autograder.pipeline import flags as F
 from autograder.pipeline.export import (
+    CANVAS_COLUMNS,
+    CANVAS_POINTS_ROW,
     FLAGS_COLUMN,
     NOT_SUBMITTED,
     SUBMITTED,
     SUBMITTED_COLUMN,
+    CanvasCsvExportPlugin,
     FlagsCsvExportPlugin,
+    canvas_csv,
     export_grades,
 )
 from autograder.pipeline.gradebook import FLAG, CourseGradebook, ensure_tables
@@ -36,9 +41,9 @@ FLAGGED = {
 }
 
 
-def gradebook(tmp_path: Path) -> str:
-    """Two assignments of one notebook each; students added in an order of their own."""
-    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+def gradebook(url: str) -> str:
+    """Two assignments of one notebook each, in the empty database at ``url``; students
+    added in an order of their own."""
     engine = create_engine(url)
     Base.metadata.create_all(engine)  # nbgrader's tables (no alembic run needed)
     engine.dispose()
@@ -72,8 +77,8 @@ def rows(path: Path) -> dict:
         return {(r["assignment"], r["student_id"]): r for r in csv.DictReader(fh)}
 
 
-def test_the_flags_column_is_read_by_student_and_assignment(tmp_path):
-    url = gradebook(tmp_path)
+def test_the_flags_column_is_read_by_student_and_assignment(tmp_path, database):
+    url = gradebook(database)
     record_all(url)
     with Gradebook(url, COURSE) as gb:  # a stale row (its submission is gone) is never shown
         ensure_tables(gb.engine)
@@ -89,8 +94,8 @@ def test_the_flags_column_is_read_by_student_and_assignment(tmp_path):
     assert got[("a1", "s3")]["flags"] == ""  # no submission, no flags
 
 
-def test_nbgraders_filters_still_apply(tmp_path):
-    url = gradebook(tmp_path)
+def test_nbgraders_filters_still_apply(tmp_path, database):
+    url = gradebook(database)
     record_all(url)
     dest = tmp_path / "a2.csv"
     plugin = FlagsCsvExportPlugin(to=str(dest), assignment=["a2"], student=["s2", "s3"])
@@ -101,15 +106,15 @@ def test_nbgraders_filters_still_apply(tmp_path):
         ("a2", "s2"): f"{F.INVALID_NOTEBOOK};{F.RENAMED_NOTEBOOK}", ("a2", "s3"): F.TIMEOUT}
 
 
-def test_a_gradebook_never_graded_by_us_exports_empty_flags(tmp_path):
-    url = gradebook(tmp_path)
+def test_a_gradebook_never_graded_by_us_exports_empty_flags(tmp_path, database):
+    url = gradebook(database)
     got = rows(export_grades(url, COURSE, tmp_path / "grades.csv"))
     assert len(got) == 6 and {r["flags"] for r in got.values()} == {""}
     assert {r[SUBMITTED_COLUMN] for r in got.values()} == {NOT_SUBMITTED}
 
 
-def test_not_submitted_is_told_from_a_zero(tmp_path):
-    url = gradebook(tmp_path)
+def test_not_submitted_is_told_from_a_zero(tmp_path, database):
+    url = gradebook(database)
     record_all(url)
     got = rows(export_grades(url, COURSE, tmp_path / "grades.csv"))
     for key, row in got.items():
@@ -120,8 +125,8 @@ def test_not_submitted_is_told_from_a_zero(tmp_path):
     assert (real_zero[SUBMITTED_COLUMN], absent[SUBMITTED_COLUMN]) == (SUBMITTED, NOT_SUBMITTED)
 
 
-def test_nbgraders_columns_come_first_as_nbgrader_writes_them(tmp_path):
-    url = gradebook(tmp_path)
+def test_nbgraders_columns_come_first_as_nbgrader_writes_them(tmp_path, database):
+    url = gradebook(database)
     record_all(url)
     plain = tmp_path / "nbgrader.csv"
     with Gradebook(url, COURSE) as gb:
@@ -131,3 +136,39 @@ def test_nbgraders_columns_come_first_as_nbgrader_writes_them(tmp_path):
     lines = ours.read_text().splitlines()
     assert lines[0] == f"{theirs[0]},{SUBMITTED_COLUMN},{FLAGS_COLUMN}"
     assert sorted(line.rsplit(",", 2)[0] for line in lines[1:]) == sorted(theirs[1:])
+
+
+def canvas_rows(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def test_the_canvas_file_is_what_canvass_gradebook_import_reads(tmp_path, database):
+    url = gradebook(database)
+    record_all(url)
+    with Gradebook(url, COURSE) as gb:
+        gb.update_or_create_student("s1", first_name="Ann", last_name="Young, Jr",
+                                    lms_user_id="SIS-001")
+    config = Config()
+    config.CanvasCsvExportPlugin.canvas_assignment_ids = {"a2": 4711}
+    grades = export_grades(url, COURSE, tmp_path / "grades.csv", config)
+    header, points, *students = canvas_rows(canvas_csv(grades))
+    assert canvas_csv(grades) == tmp_path / "grades-canvas.csv"
+    assert header == [*CANVAS_COLUMNS, "a1", "a2 (4711)"]
+    assert points == [CANVAS_POINTS_ROW, "", "", "", "", "2", "2"]
+    assert students == [
+        ["Young, Jr, Ann", "", "SIS-001", "s1", "", "2", "2"],
+        ["Moore", "", "", "s2", "", "0", "0"],
+        ["Adams", "", "", "s3", "", "", "2"],  # no submission of a1: left alone in Canvas
+    ]
+
+
+def test_the_canvas_export_runs_from_nbgraders_command_line_filters_included(tmp_path, database):
+    url = gradebook(database)
+    record_all(url)
+    dest = tmp_path / "a2.csv"
+    plugin = CanvasCsvExportPlugin(to=str(dest), assignment=["a2"], student=["s2", "s3"])
+    with Gradebook(url, COURSE) as gb:
+        plugin.export(gb)
+    assert canvas_rows(dest) == [[*CANVAS_COLUMNS, "a2"], [CANVAS_POINTS_ROW, "", "", "", "", "2"],
+                                 ["Moore", "", "", "s2", "", "0"], ["Adams", "", "", "s3", "", "2"]]

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -274,8 +273,10 @@ def test_a_hostile_batch_is_graded_completely(template, tmp_path, fixture_checks
         assert student in table
 
 
-def test_rerun_student_filter_resubmission_and_force(template, tmp_path, fixture_checks):
+def test_rerun_student_filter_resubmission_and_force(template, tmp_path, fixture_checks,
+                                                     gradebook_db):
     course = copy_course(template, tmp_path / "course")
+    gradebook_db(course)
     good = fx.student_notebook(course)
     fx.submit(course, "ann", good)
     fx.submit(course, "bob", fx.student_notebook(course, {"add_impl": WRONG}))
@@ -310,29 +311,20 @@ def test_rerun_student_filter_resubmission_and_force(template, tmp_path, fixture
 
 def _flag_reasons(course: Path, student: str) -> list[tuple[str, str]]:
     """(flag, reason) recorded for ``student`` in the gradebook's database."""
-    with sqlite3.connect(course / "gradebook.db") as db:
-        return db.execute(
-            "SELECT f.name, f.reason FROM rnn_course_flag f JOIN submitted_assignment s "
-            "ON s.id = f.submission_id WHERE s.student_id = ? ORDER BY f.position",
-            (student,)).fetchall()
+    return fx.query(course, "SELECT f.name, f.reason FROM rnn_course_flag f JOIN "
+                    "submitted_assignment s ON s.id = f.submission_id "
+                    "WHERE s.student_id = :student ORDER BY f.position", student=student)
 
 
 def _completed(course: Path) -> set[str]:
     """Students whose grading is fully recorded (gradebook and files), read while a run goes on."""
-    try:
-        with sqlite3.connect(course / "gradebook.db", timeout=5) as db:
-            rows = db.execute("SELECT student_id FROM rnn_course_grading "
-                              "WHERE files_written").fetchall()
-    except sqlite3.OperationalError:  # the table is not created yet
-        return set()
+    rows = fx.query(course, "SELECT student_id FROM rnn_course_grading WHERE files_written")
     return {student for (student,) in rows}
 
 
 def _submission_rows(course: Path) -> dict:
-    with sqlite3.connect(course / "gradebook.db") as db:
-        rows = db.execute("SELECT student_id, count(*) FROM submitted_assignment "
-                          "GROUP BY student_id").fetchall()
-    return dict(rows)
+    return dict(fx.query(course, "SELECT student_id, count(*) FROM submitted_assignment "
+                                 "GROUP BY student_id"))
 
 
 # ``python -m autograder grade`` with the fixture checks registered first
@@ -353,8 +345,10 @@ def _cli(course: Path, *args):
     return cmd, env
 
 
-def test_killed_run_resumes_without_losing_or_duplicating(template, tmp_path, fixture_checks):
+def test_killed_run_resumes_without_losing_or_duplicating(template, tmp_path, fixture_checks,
+                                                          gradebook_db):
     course = copy_course(template, tmp_path / "course")
+    gradebook_db(course)
     students = [f"s{i}" for i in range(5)]
     for s in students:
         answer = WRONG if s == "s3" else CORRECT

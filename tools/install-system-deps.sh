@@ -6,7 +6,11 @@
 #     one of them, leased for the kernel's lifetime, so that RLIMIT_NPROC (counted
 #     per uid) is not shared between students (autograder/sandbox/uids.py);
 #  3. chromium (headless), for the test that loads a planted submission's feedback
-#     in a real browser (tests/test_sanitize.py); grading does not need it.
+#     in a real browser (tests/test_sanitize.py) and the hub's browser test
+#     (tests/test_hub.py); grading does not need it;
+#  4. for `make hub` and tests/test_hub.py (tools/hub/hub.py): node and npm
+#     (JupyterHub's proxy, configurable-http-proxy, comes from npm) and Debian's
+#     python3-venv (the hub's venv is built from /usr/bin/python3).
 set -u
 POOL_SIZE=${RNN_SBX_ACCOUNTS:-16}
 
@@ -72,7 +76,26 @@ install_chromium() {
          "(as root: apt-get install chromium)." >&2
 }
 
+install_hub_deps() {
+    local wanted=()
+    command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || wanted+=(nodejs npm)
+    /usr/bin/python3 -c "import ensurepip, venv" >/dev/null 2>&1 || wanted+=(python3-venv)
+    [ "${#wanted[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing ${wanted[*]} (for make hub) with apt-get ..."
+        if (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${wanted[@]}" \
+                || (apt-get update -qq \
+                    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${wanted[@]}")) \
+                >/tmp/rnn-course-apt-hub.log 2>&1; then
+            return 0
+        fi
+    fi
+    echo "warning: ${wanted[*]} not installed: make hub and tests/test_hub.py need them" \
+         "(as root: apt-get install ${wanted[*]})." >&2
+}
+
 install_bwrap
 create_accounts
 install_chromium
+install_hub_deps
 exit 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 
 from autograder.pipeline.coordinator import grade_assignment
+from autograder.pipeline.export import canvas_csv
 
 
 def add_arguments(parser) -> None:
@@ -51,6 +52,7 @@ def run(args) -> int:
     print(f"autograded: {report.autograded_dir}")
     print(f"feedback:   {report.feedback_dir}")
     print(f"grades:     {report.csv_path}")
+    print(f"canvas:     {canvas_csv(report.csv_path)}")
     status = 0
     if report.errors:
         print(f"error: {len(report.errors)} submission(s) could not be graded (grader_error): "

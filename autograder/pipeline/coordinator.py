@@ -60,7 +60,7 @@ from autograder.pipeline.jobs import JobMaker
 from autograder.pipeline.precheck import Precheck, Submission
 from autograder.pipeline.record import is_recorded, record
 from autograder.pipeline.report import STAGES, GradeReport, StudentResult
-from autograder.pipeline.runner import NoBar, Runner, crashed, progress_bar
+from autograder.pipeline.runner import WAIT, NoBar, Runner, crashed, progress_bar
 
 SANDBOX_HINT = "install bubblewrap (make setup) or pass --unsafe-no-sandbox"
 
@@ -76,8 +76,17 @@ def _require_oracles(assignments) -> None:
 
 
 def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, students=None,
-                     force=False, unsafe_no_sandbox=False, progress=True) -> GradeReport:
+                     force=False, unsafe_no_sandbox=False, progress=True,
+                     on_result=None, follow=None) -> GradeReport:
     """Grade ``assignment``'s submissions in ``course_dir`` (see the module docstring).
+
+    ``on_result``, when given, is called with each :class:`StudentResult` as soon
+    as it is recorded (graded, skipped or failed), before the run ends: the
+    grading service (:mod:`autograder.service`) hands feedback back from there.
+    ``follow``, when given, keeps the run open once ``students`` are handed
+    out: it is called whenever a worker has room and returns more students
+    whose ``submitted/`` folders are ready to grade, ``[]`` for "none yet, ask
+    again", or None to finish the run.
 
     Raises :class:`~autograder.cli.UsageError` for problems a person must fix
     (unknown assignment or student, no ``submitted/`` folder, no sandbox, no
@@ -119,29 +128,49 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
     checker = Precheck(config=course.config)
     if "ignore" in course.config.get("CourseDirectory", {}):
         checker.ignore = list(coursedir.ignore)
-    recorded = book.recorded(assignment) if found else {}
+    recorded = book.recorded(assignment) if found or follow is not None else {}
     maker = JobMaker(course, coursedir, book, assignment, unsafe_no_sandbox, structure)
     record_ctx = dict(book=book, coursedir=coursedir, assignment=assignment, stage=stage,
                       maker=maker)
     prechecked: dict[str, Submission] = {}
 
+    def done(result: StudentResult) -> StudentResult:
+        if on_result is not None:
+            on_result(result)
+        return result
+
     def jobs():
+        yield from submissions(sorted(found.items()))
+        while follow is not None:  # the grading service: more may arrive while this runs
+            more = follow()
+            if more is None:
+                return
+            if not more:
+                yield WAIT
+                continue
+            recorded.update(book.recorded(assignment))
+            folders = {s: Path(coursedir.format_path(coursedir.submitted_directory, s,
+                                                     assignment)) for s in more}
+            found.update(folders)
+            yield from submissions(folders.items())
+
+    def submissions(items):
         from autograder.pipeline.worker import GradeResult
 
-        for student, folder in sorted(found.items()):
+        for student, folder in items:
             t0 = time.monotonic()
             sub = checker.check(folder, student, assignment, structure.cell_ids)
             stage["precheck"] += time.monotonic() - t0
             state = recorded.get(student)
             if not force and is_recorded(state, sub.digest):
-                results[student] = StudentResult(student, state.score, state.max_score,
-                                                 flag_names(state.flags), "skipped")
+                results[student] = done(StudentResult(student, state.score, state.max_score,
+                                                      flag_names(state.flags), "skipped"))
                 bar.update(1)
                 continue
             job = maker.job(sub)
             if GRADER_ERROR in sub.flag_names:  # the precheck itself failed
-                results[student] = record(crashed(GradeResult, job, "precheck failed"),
-                                           sub, **record_ctx)
+                results[student] = done(record(crashed(GradeResult, job, "precheck failed"),
+                                                sub, **record_ctx))
                 bar.update(1)
                 continue
             prechecked[student] = sub
@@ -152,9 +181,10 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
     jobs_by_student = {}
 
     def remembered(stream):
-        for student, job in stream:
-            jobs_by_student[student] = job
-            yield student, job
+        for item in stream:
+            if item is not WAIT:
+                jobs_by_student[item[0]] = item[1]
+            yield item
 
     try:
         stream = remembered(jobs())
@@ -166,14 +196,14 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
                 if result.status == "error":
                     retry.append(student)  # maybe transient (a neighbour's fork bomb)
                     continue
-                results[student] = record(result, prechecked.pop(student), **record_ctx)
+                results[student] = done(record(result, prechecked.pop(student), **record_ctx))
             workers_text = runner.description
             if retry:
                 # once more, alone, after the batch: what failed again is recorded as is
                 again = Runner(1, scheduler, course.config)
                 for student, result in again.run(
                         ((s, jobs_by_student[s]) for s in retry), NoBar()):
-                    results[student] = record(result, prechecked.pop(student), **record_ctx)
+                    results[student] = done(record(result, prechecked.pop(student), **record_ctx))
     finally:
         bar.close()
 

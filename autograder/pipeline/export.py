@@ -1,4 +1,5 @@
-"""``grades.csv``: nbgrader's CSV export plus a ``submitted`` and a ``flags`` column.
+"""``grades.csv``: nbgrader's CSV export plus a ``submitted`` and a ``flags`` column;
+``grades-canvas.csv`` for Canvas.
 
 :class:`FlagsCsvExportPlugin` is an nbgrader export plugin, so it also works
 from nbgrader's own command line, run in the course directory::
@@ -18,16 +19,33 @@ are), then appends to each row
 
 Each row is matched by its ``assignment`` and ``student_id`` columns, never by
 its position.
+
+:class:`CanvasCsvExportPlugin` writes the same grades in the CSV that Canvas's
+gradebook import reads (Grades > Import): the columns ``Student`` ("Last,
+First"), ``ID`` (Canvas's own user id: left empty), ``SIS User ID`` (nbgrader's
+``lms_user_id``, when the roster has it), ``SIS Login ID`` (the nbgrader /
+hub user name), ``Section`` (empty), then one column per assignment, then a
+``Points Possible`` row as Canvas's own export writes it.  Canvas matches each
+row by one of ``ID``, ``SIS User ID`` or ``SIS Login ID``.  An assignment's
+column is its name, which makes Canvas create the assignment, or
+``name (12345)`` when ``c.CanvasCsvExportPlugin.canvas_assignment_ids =
+{"rnn_cell": 12345}`` (nbgrader_config.py) names the Canvas assignment it goes
+to.  A score is the total after the late penalty; a student with no submission
+gets an empty cell (Canvas leaves that grade alone).  ``export_grades`` writes
+it beside ``grades.csv``; alone::
+
+    nbgrader export --exporter=autograder.pipeline.export.CanvasCsvExportPlugin
 """
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
-from nbgrader.api import Assignment, Gradebook, SubmittedAssignment
-from nbgrader.plugins import CsvExportPlugin
-from traitlets import Unicode
+from nbgrader.api import Assignment, Gradebook, MissingEntry, SubmittedAssignment
+from nbgrader.plugins import CsvExportPlugin, ExportPlugin
+from traitlets import Dict, Unicode
 
 from autograder.pipeline.gradebook import recorded_flags
 
@@ -37,6 +55,10 @@ SUBMITTED, NOT_SUBMITTED = "yes", "no"
 """The values of :data:`SUBMITTED_COLUMN`."""
 # the columns of nbgrader's CSV that name a row; they come before any free-text column
 KEY_COLUMNS = ("assignment", "student_id")
+# the columns Canvas's gradebook import reads before the assignments, in its order
+CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+CANVAS_POINTS_ROW = "    Points Possible"  # the first cell of Canvas's points row
+CANVAS_FILE = "grades-canvas.csv"
 
 
 class FlagsCsvExportPlugin(CsvExportPlugin):
@@ -85,9 +107,65 @@ def submitted_pairs(gradebook: Gradebook) -> set[tuple[str, str]]:
     return {(str(name), str(student)) for name, student in rows}
 
 
+class CanvasCsvExportPlugin(ExportPlugin):
+    """The gradebook as Canvas's gradebook import reads it (see the module docstring)."""
+
+    canvas_assignment_ids = Dict(
+        {}, help="assignment -> the id of its Canvas assignment (the column becomes "
+                 "'name (id)'); an assignment not named here gets a column of its own name.",
+    ).tag(config=True)
+
+    def export(self, gradebook: Gradebook) -> None:
+        dest = self.to or CANVAS_FILE
+        assignments = [a for a in gradebook.assignments
+                       if not self.assignment or a.name in self.assignment]
+        students = sorted((s for s in gradebook.students
+                           if not self.student or s.id in self.student), key=lambda s: s.id)
+        header = list(CANVAS_COLUMNS) + [self.column(a.name) for a in assignments]
+        points = [CANVAS_POINTS_ROW, "", "", "", ""] + [_number(a.max_score)
+                                                         for a in assignments]
+        rows = []
+        for student in students:
+            name = ", ".join(p for p in (student.last_name, student.first_name) if p)
+            row = [name or student.id, "", student.lms_user_id or "", student.id, ""]
+            for a in assignments:
+                try:
+                    sub = gradebook.find_submission(a.name, student.id)
+                except MissingEntry:
+                    row.append("")
+                    continue
+                row.append(_number(sub.score - (sub.late_submission_penalty or 0.0)))
+            rows.append(row)
+        tmp = f"{dest}.tmp"
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerow(points)
+            writer.writerows(rows)
+        os.replace(tmp, dest)
+
+    def column(self, assignment: str) -> str:
+        canvas_id = self.canvas_assignment_ids.get(assignment)
+        return f"{assignment} ({canvas_id})" if canvas_id not in (None, "") else assignment
+
+
+def _number(value) -> str:
+    """A score as Canvas reads it: ``4``, ``2.5`` (no float noise)."""
+    value = round(float(value), 6)
+    return f"{value:g}" if value != int(value) else str(int(value))
+
+
+def canvas_csv(csv_path: Path) -> Path:
+    """Where ``export_grades`` writes the Canvas file: beside ``grades.csv``."""
+    return Path(csv_path).with_name(CANVAS_FILE)
+
+
 def export_grades(db_url: str, course_id: str, dest: Path, config=None) -> Path:
-    """Write ``dest`` (every assignment and student of the gradebook), with our two columns."""
+    """Write ``dest`` (every assignment and student of the gradebook) with our two columns,
+    and Canvas's import file beside it (:func:`canvas_csv`)."""
     plugin = FlagsCsvExportPlugin(config=config, to=str(dest))
+    canvas = CanvasCsvExportPlugin(config=config, to=str(canvas_csv(dest)))
     with Gradebook(db_url, course_id) as gb:
         plugin.export(gb)
+        canvas.export(gb)
     return Path(dest)

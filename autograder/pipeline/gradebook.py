@@ -18,7 +18,11 @@ gradebook's engine (:func:`ensure_tables`):
                         the submission digest, the status of the grading
                         (``graded`` or ``error``), whether its files were
                         written, when it was graded and by which worker;
-``rnn_course_flag``     the submission's flags: name and one-line reason, in order.
+``rnn_course_flag``     the submission's flags: name and one-line reason, in order;
+``rnn_course_inbound``  the grading service's journal (:mod:`autograder.service.journal`):
+                        one row per submission seen in the exchange's inbound
+                        folder, keyed by student, assignment and the submission's
+                        timestamp, with where it stands (queued, graded, released...).
 
 No foreign key ties them to nbgrader's tables, so that nbgrader's own commands
 can still delete a student or a submission; rows are always read through
@@ -43,12 +47,14 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     select,
     text,
@@ -78,6 +84,27 @@ FLAG = Table(
     Column("position", Integer, nullable=False),
     Column("name", String(64), nullable=False),
     Column("reason", Text, nullable=False, default=""),
+)
+
+INBOUND = Table(
+    "rnn_course_inbound", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("student_id", String(128), nullable=False),
+    Column("assignment", String(128), nullable=False),
+    Column("timestamp", String(64), nullable=False),
+    Column("entry", String(512), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("score", Float, nullable=True),
+    Column("max_score", Float, nullable=True),
+    Column("flags", Text, nullable=False, default=""),
+    Column("note", Text, nullable=False, default=""),
+    Column("submitted_at", DateTime, nullable=True),
+    Column("seen_at", DateTime, nullable=False),
+    Column("graded_at", DateTime, nullable=True),
+    Column("released_at", DateTime, nullable=True),
+    UniqueConstraint("student_id", "assignment", "timestamp",
+                     name="uq_rnn_course_inbound_submission"),
 )
 
 

@@ -18,6 +18,10 @@ from autograder.errors import UsageError
 from autograder.pipeline.flags import GRADER_ERROR
 
 WATCHDOG_SECONDS = 5.0  # how often the coordinator looks for hung jobs
+# what a job stream yields for "nothing now, ask again" (the grading service's
+# rounds stay open for submissions that arrive while they run)
+WAIT = object()
+WAIT_SECONDS = 0.5
 
 
 class NoBar:
@@ -97,10 +101,12 @@ class Runner:
         """Yield ``(student, GradeResult)`` for every ``(student, job)`` of the iterable ``jobs``.
 
         Results come in completion order; ``jobs`` is pulled only when a
-        worker has room.  ``bar`` (tqdm) advances once per result.  A job
-        still running after :func:`_deadline` seconds (the sandbox's own wall
-        clock failed) counts as a dead worker: a local pool is killed and its
-        jobs retried as above; on dask the job ends with ``grader_error``.
+        worker has room, and may yield :data:`WAIT` for "nothing yet": it is
+        asked again after the next result, or :data:`WAIT_SECONDS` later.
+        ``bar`` (tqdm) advances once per result.  A job still running after
+        :func:`_deadline` seconds (the sandbox's own wall clock failed) counts
+        as a dead worker: a local pool is killed and its jobs retried as
+        above; on dask the job ends with ``grader_error``.
         """
         from autograder.pipeline.worker import GradeResult, grade_submission
 
@@ -116,6 +122,7 @@ class Runner:
         self._start()
         try:
             while not exhausted or suspects or in_flight:
+                waiting = False
                 if suspects:  # a suspect runs alone, once the others are done
                     if not in_flight:
                         submit(*suspects.popleft(), True)
@@ -125,10 +132,16 @@ class Runner:
                         if item is None:
                             exhausted = True
                             break
+                        if item is WAIT:
+                            waiting = True
+                            break
                         submit(*item, False)
                 if not in_flight:
+                    if not suspects and not exhausted:
+                        time.sleep(WAIT_SECONDS)
                     continue
-                done, _ = wait(list(in_flight), timeout=WATCHDOG_SECONDS,
+                done, _ = wait(list(in_flight),
+                               timeout=WAIT_SECONDS if waiting else WATCHDOG_SECONDS,
                                return_when=FIRST_COMPLETED)
                 broken = False
                 for fut in done:

@@ -1,0 +1,625 @@
+"""A real JupyterHub serving this course on 127.0.0.1: ``make hub``.
+
+    python tools/hub/hub.py up [--state DIR]      # set up, start, print, wait for Ctrl-C
+
+Run as root (it makes Unix accounts and runs servers as them).  What it sets
+up, each step idempotent (``make hub`` twice works):
+
+- ``<shared>/venv``: jupyterhub, jupyterlab, nbgrader and the course's pinned
+  dependencies (pyproject.toml), in a venv of Debian's /usr/bin/python3 (a venv
+  of a python under a private home would be unusable by the students);
+  ``rnn_course`` alone is put on its path (``<shared>/lib``): students import it,
+  and never see ``autograder/`` (whose ``reference.py`` holds the solutions);
+- ``<shared>/proxy``: configurable-http-proxy from npm (tools/hub/package.json);
+- the accounts: instructors, the grader service account, demo students, with
+  fresh random passwords, homes mode 0700;
+- ``<state>/course``: a copy of this checkout owned by the grader, mode 0700,
+  with the assignments released to ``<state>/exchange`` (mode 1777);
+- ``<state>/hub``: tools/hub/jupyterhub_config.py and the settings.json it reads;
+  the hub runs two services as the grader account: the formgrader
+  (``/services/rnn-course/``) and the grading service ``python -m autograder
+  serve`` (``/services/rnn-course-grader/``).
+
+The same functions set up and stop the hub of tests/test_hub.py (other
+accounts, another state folder, free ports).  It runs with the checkout's
+.venv (Python 3.11+: tomllib; the assignment list through autograder.course)
+and imports nothing of the hub's venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import tomllib
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+# The Python the hub venv is built from: Debian's, world-readable (not pyenv's under /root).
+BASE_PYTHON = "/usr/bin/python3"
+SHARED = Path(os.environ.get("RNN_HUB_SHARED", "/srv/rnn-course-hub"))
+STATE = Path(os.environ.get("RNN_HUB_STATE", "/srv/rnn-course-hub"))
+DEFAULT_PORTS = {"hub": 18000, "proxy_api": 18001, "hub_api": 18081,
+                 "formgrader": 19999, "grading_service": 19998}
+GRADING_SERVICE = "rnn-course-grader"
+# nbgrader's lab extensions: all on once installed; students keep only the Assignments tab.
+INSTRUCTOR_LAB_EXTENSIONS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                             "@jupyter/nbgrader:course-list")
+INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
+                                "nbgrader.server_extensions.course_list")
+
+
+class HubError(Exception):
+    """A set-up step failed: one line saying which and why."""
+
+
+@dataclasses.dataclass
+class Settings:
+    """Where a hub lives, its accounts and ports."""
+
+    state: Path = STATE
+    shared: Path = SHARED
+    repo: Path = REPO
+    instructors: list[str] = dataclasses.field(default_factory=lambda: ["instructor1"])
+    grader: str = "grader-rnn-course"
+    students: list[str] = dataclasses.field(
+        default_factory=lambda: ["student1", "student2", "student3"])
+    ports: dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PORTS))
+    # assignments to release (None: every one of c.RnnCourse.assignments)
+    release: list[str] | None = None
+    # arguments of `python -m autograder serve`, the grading service
+    serve_args: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def venv(self) -> Path:
+        return self.shared / "venv"
+
+    @property
+    def lib(self) -> Path:
+        return self.shared / "lib"
+
+    @property
+    def proxy(self) -> Path:
+        return self.shared / "proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
+
+    @property
+    def course(self) -> Path:
+        return self.state / "course"
+
+    @property
+    def exchange(self) -> Path:
+        return self.state / "exchange"
+
+    @property
+    def jupyter_config(self) -> Path:
+        return self.state / "etc" / "jupyter"
+
+    @property
+    def hub_dir(self) -> Path:
+        return self.state / "hub"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['hub']}"
+
+    @property
+    def accounts(self) -> list[str]:
+        return [*self.instructors, self.grader, *self.students]
+
+
+def log(msg: str) -> None:
+    print(f"[hub] {msg}", flush=True)
+
+
+def run(argv: list[str], what: str, *, user: str | None = None, env: dict | None = None,
+        cwd: Path | None = None, input: str | None = None) -> str:
+    """Run ``argv`` (as ``user``); a failure is a HubError naming ``what`` with the output's end."""
+    if user is not None:
+        argv = ["runuser", "-u", user, "--", "env", "-i", *[f"{k}={v}" for k, v in env.items()],
+                *argv]
+        env = None
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, input=input)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise HubError(f"{what} failed (exit {proc.returncode}): " + " | ".join(tail))
+    return proc.stdout
+
+
+def _chmod_tree_readable(path: Path) -> None:
+    for root, _dirs, files in os.walk(path):
+        os.chmod(root, 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+
+
+# --------------------------------------------------------------------------- #
+# software: the hub venv and the proxy
+# --------------------------------------------------------------------------- #
+def requirements(repo: Path = REPO) -> list[str]:
+    """The course's pinned dependencies (pyproject.toml: jupyterhub and jupyterlab among them)."""
+    with open(repo / "pyproject.toml", "rb") as f:
+        return list(tomllib.load(f)["project"]["dependencies"])
+
+
+def ensure_venv(st: Settings) -> None:
+    """The hub venv: Debian's python, the course's dependencies, rnn_course on its path."""
+    if not os.access(BASE_PYTHON, os.X_OK):
+        raise HubError(f"{BASE_PYTHON} is missing: the hub venv needs a system Python that every "
+                       "account can run (apt-get install python3-venv)")
+    reqs = requirements(st.repo)
+    stamp = st.venv / ".rnn-course-stamp"
+    digest = hashlib.sha256("\n".join(reqs).encode()).hexdigest()
+    python = st.venv / "bin" / "python"
+    if not (stamp.is_file() and stamp.read_text() == digest and python.exists()):
+        log(f"installing jupyterhub, jupyterlab and the course's dependencies in {st.venv} ...")
+        st.shared.mkdir(parents=True, exist_ok=True)
+        os.chmod(st.shared, 0o755)
+        if not python.exists():
+            run([BASE_PYTHON, "-m", "venv", str(st.venv)], "python3 -m venv")
+        run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], "pip upgrade")
+        run([str(python), "-m", "pip", "install", "--quiet", *reqs], "pip install (hub venv)")
+        run([str(python), "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3",
+             "--display-name", "Python 3 (rnn-course)"], "ipykernel install")
+        _student_extensions(st)
+        stamp.write_text(digest)
+    # rnn_course for the students' kernels (refreshed every time: it follows the checkout)
+    target = st.lib / "rnn_course"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(st.repo / "rnn_course", target,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    _chmod_tree_readable(st.lib)
+    site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+               "locate site-packages").strip()
+    Path(site, "rnn_course.pth").write_text(f"{st.lib}\n")
+
+
+def _student_extensions(st: Settings) -> None:
+    """nbgrader's extensions as students get them: the Assignments tab only (sys-prefix)."""
+    env = dict(os.environ, PATH=f"{st.venv / 'bin'}:{os.environ['PATH']}")
+    jupyter = str(st.venv / "bin" / "jupyter")
+    for ext in INSTRUCTOR_SERVER_EXTENSIONS:
+        run([jupyter, "server", "extension", "disable", "--sys-prefix", ext],
+            f"disable {ext}", env=env)
+    for ext in INSTRUCTOR_LAB_EXTENSIONS:
+        run([jupyter, "labextension", "disable", "--level=sys_prefix", ext],
+            f"disable {ext}", env=env)
+        # JupyterLab >= 4.1 locks what it disables at this level: instructors enable it per user
+        run([jupyter, "labextension", "unlock", "--level=sys_prefix", ext],
+            f"unlock {ext}", env=env)
+    settings = st.venv / "share" / "jupyter" / "lab" / "settings"
+    settings.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HERE / "overrides.json", settings / "overrides.json")  # no news pop-up
+
+
+def ensure_proxy(st: Settings) -> None:
+    """configurable-http-proxy, pinned in tools/hub/package.json, installed with npm."""
+    folder = st.proxy.parent.parent.parent
+    spec = (HERE / "package.json").read_text()
+    if st.proxy.exists() and (folder / "package.json").is_file() \
+            and (folder / "package.json").read_text() == spec:
+        return
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise HubError("npm is missing: JupyterHub's proxy (configurable-http-proxy) comes from "
+                       "npm; as root run tools/install-system-deps.sh, or apt-get install npm")
+    log(f"installing configurable-http-proxy with npm in {folder} ...")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text(spec)
+    run([npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--loglevel=error"],
+        "npm install configurable-http-proxy")
+    _chmod_tree_readable(folder)
+    for exe in (folder / "node_modules" / ".bin").iterdir():
+        os.chmod(exe.resolve(), 0o755)
+
+
+# --------------------------------------------------------------------------- #
+# accounts, course, exchange
+# --------------------------------------------------------------------------- #
+def home_of(user: str) -> Path:
+    return Path(pwd.getpwnam(user).pw_dir)
+
+
+def user_env(st: Settings, user: str, **extra: str) -> dict[str, str]:
+    return {"HOME": str(home_of(user)), "USER": user, "LANG": "C.UTF-8",
+            "PATH": f"{st.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "JUPYTER_CONFIG_PATH": str(st.jupyter_config),
+            "RNN_COURSE_EXCHANGE": str(st.exchange), **extra}
+
+
+def ensure_accounts(st: Settings) -> dict[str, str]:
+    """Every account exists with a home of mode 0700 and a fresh random password."""
+    passwords = {}
+    for user in st.accounts:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            run(["useradd", "--create-home", "--shell", "/bin/bash", user], f"useradd {user}")
+        os.chmod(home_of(user), 0o700)  # Debian's useradd makes homes world-readable
+        passwords[user] = secrets.token_urlsafe(9)
+    logins = {u: p for u, p in passwords.items() if u != st.grader}  # the grader never logs in
+    run(["chpasswd"], "chpasswd", input="".join(f"{u}:{p}\n" for u, p in passwords.items()))
+    _jupyter_user_config(st)
+    return logins
+
+
+def _jupyter_user_config(st: Settings) -> None:
+    """~/.jupyter of the grader (formgrader, course list) and instructors (course list).
+
+    Copied from tools/hub/jupyter/<role>/: the server extensions written by hand
+    (`jupyter server extension enable --user` cannot find nbgrader's), the lab
+    extensions as `jupyter labextension enable --level=user` writes them.
+    """
+    roles = {st.grader: "grader", **{u: "instructor" for u in st.instructors}}
+    for user, role in roles.items():
+        entry = pwd.getpwnam(user)
+        config = Path(entry.pw_dir) / ".jupyter"
+        shutil.copytree(HERE / "jupyter" / role, config, dirs_exist_ok=True)
+        for root, dirs, files in os.walk(config):
+            for name in [".", *dirs, *files]:
+                os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
+def copy_course(st: Settings) -> None:
+    """This checkout's files (tracked and not ignored) into the grader's course folder."""
+    listing = subprocess.run(["git", "-C", str(st.repo), "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], capture_output=True, text=True)
+    if listing.returncode != 0:
+        raise HubError(f"{st.repo} is not a git checkout: `make hub` copies the course's "
+                       "tracked files")
+    st.state.mkdir(parents=True, exist_ok=True)
+    os.chmod(st.state, 0o755)
+    st.course.mkdir(exist_ok=True)
+    for rel in filter(None, listing.stdout.split("\0")):
+        src = st.repo / rel
+        if src.is_file():
+            dst = st.course / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    grader = pwd.getpwnam(st.grader)
+    for root, dirs, files in os.walk(st.course):
+        for name in [*dirs, *files]:
+            os.lchown(os.path.join(root, name), grader.pw_uid, grader.pw_gid)
+    os.chown(st.course, grader.pw_uid, grader.pw_gid)
+    os.chmod(st.course, 0o700)  # source/ holds the solutions
+
+
+def assignments(st: Settings) -> list[str]:
+    """c.RnnCourse.assignments of the course (autograder.course reads it)."""
+    sys.path.insert(0, str(st.repo))
+    from autograder.course import Course
+
+    return Course(st.repo).assignments
+
+
+def ensure_exchange_and_release(st: Settings) -> list[str]:
+    """The exchange (mode 1777) with every wanted assignment released by the grader."""
+    st.exchange.mkdir(parents=True, exist_ok=True)
+    os.chmod(st.exchange, 0o1777)
+    st.jupyter_config.mkdir(parents=True, exist_ok=True)
+    os.chmod(st.state / "etc", 0o755)
+    os.chmod(st.jupyter_config, 0o755)
+    shutil.copy(HERE / "nbgrader_config.py", st.jupyter_config / "nbgrader_config.py")
+    os.chmod(st.jupyter_config / "nbgrader_config.py", 0o644)
+    wanted = st.release if st.release is not None else assignments(st)
+    course_id = "rnn-course"
+    # what earlier runs released (both steps done) in this state folder
+    done_file = st.state / "released.json"
+    done = set(json.loads(done_file.read_text())) if done_file.is_file() else set()
+    todo = [a for a in wanted if a not in done]
+    env = user_env(st, st.grader, PYTHONPATH=str(st.course))
+    if todo:
+        # release/ rebuilt and checked for leaks, the gradebook told of the assignments
+        log(f"python -m autograder release {' '.join(todo)} ...")
+        run(["python", "-m", "autograder", "release", *todo], "python -m autograder release",
+            user=st.grader, env=env, cwd=st.course)
+    for name in todo:
+        if not (st.exchange / course_id / "outbound" / name).is_dir():
+            log(f"nbgrader release_assignment {name} ...")
+            run(["nbgrader", "release_assignment", name], f"nbgrader release_assignment {name}",
+                user=st.grader, env=env, cwd=st.course)
+        done.add(name)
+        done_file.write_text(json.dumps(sorted(done)))
+    return wanted
+
+
+# --------------------------------------------------------------------------- #
+# the hub's configuration, start and stop
+# --------------------------------------------------------------------------- #
+def write_config(st: Settings) -> Path:
+    st.hub_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(st.hub_dir, 0o700)  # cookie secret, hub database
+    settings = {
+        "venv": str(st.venv), "proxy": str(st.proxy), "course": str(st.course),
+        "exchange": str(st.exchange), "jupyter_config": str(st.jupyter_config),
+        "hub_dir": str(st.hub_dir), "course_id": "rnn-course", "ports": st.ports,
+        "instructors": st.instructors, "students": st.students, "grader": st.grader,
+        "grader_home": str(home_of(st.grader)),
+        "grading_service": {"name": GRADING_SERVICE, "args": st.serve_args},
+    }
+    (st.hub_dir / "settings.json").write_text(json.dumps(settings, indent=2))
+    shutil.copy(HERE / "jupyterhub_config.py", st.hub_dir / "jupyterhub_config.py")
+    return st.hub_dir / "jupyterhub_config.py"
+
+
+def prepare(st: Settings) -> tuple[dict[str, str], list[str]]:
+    """Every set-up step; the accounts' passwords (the grader's left out), the released."""
+    if os.geteuid() != 0:
+        raise HubError("run as root: the hub makes Unix accounts and runs servers as them")
+    t = time.monotonic()
+    ensure_proxy(st)
+    ensure_venv(st)
+    log(f"software ready ({time.monotonic() - t:.1f} s)")
+    t = time.monotonic()
+    passwords = ensure_accounts(st)
+    copy_course(st)
+    log(f"accounts and course copy ready ({time.monotonic() - t:.1f} s)")
+    t = time.monotonic()
+    released = ensure_exchange_and_release(st)
+    log(f"released: {', '.join(released)} ({time.monotonic() - t:.1f} s)")
+    write_config(st)
+    return passwords, released
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports() -> dict[str, int]:
+    """A free port on 127.0.0.1 for each of DEFAULT_PORTS' roles (tests)."""
+    socks, ports = [], {}
+    for role in DEFAULT_PORTS:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports[role] = s.getsockname()[1]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def descendants(pid: int) -> list[int]:
+    kids, out, todo = _children(), [], [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def uid_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def pids_of(uids: set[int]) -> list[int]:
+    """The processes that run as one of ``uids``."""
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and uid_of(int(p)) in uids]
+
+
+def _signal(pids, sig) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_gone(pids, timeout: float) -> list[int]:
+    end = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < end:
+        time.sleep(0.2)
+        alive = [p for p in alive if Path(f"/proc/{p}").exists()
+                 and _state(p) != "Z"]
+    return alive
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+class Hub:
+    """A running jupyterhub process (and everything it started)."""
+
+    def __init__(self, st: Settings, proc: subprocess.Popen, log_path: Path):
+        self.st, self.proc, self.log_path = st, proc, log_path
+        # every process seen in the hub's tree (pid -> start time, against pid reuse):
+        # a hub that dies leaves its children to init
+        self.known: dict[int, int] = {}
+
+    def track(self) -> None:
+        for pid in descendants(self.proc.pid):
+            self.known.setdefault(pid, start_time(pid))
+
+    def _ours(self, uids: set[int]) -> list[int]:
+        """Tracked processes still the same, and every process of the hub's accounts."""
+        same = [p for p, t in self.known.items() if t is not None and start_time(p) == t]
+        return sorted(set(same) | set(pids_of(uids)))
+
+    @property
+    def url(self) -> str:
+        return self.st.url
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Services first (SIGTERM), then the hub; whatever is left of what it started is killed.
+
+        What it started: its process tree (as tracked while it ran) and every process
+        of the hub's accounts (made for it: their servers, the services' kernels).
+        """
+        if self.proc.poll() is None:
+            self.track()
+        uids = {pwd.getpwnam(u).pw_uid for u in self.st.accounts}
+        grader_uid = pwd.getpwnam(self.st.grader).pw_uid
+        # The services' servers ignore the hub's shutdown for 30 s: stop them first.
+        services = [p for p in self._ours(uids) if uid_of(p) == grader_uid]
+        _signal(services, signal.SIGTERM)
+        _wait_gone(services, 10)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        left = _wait_gone(self._ours(uids), 5)
+        _signal(left, signal.SIGKILL)
+        _wait_gone(left, 5)
+
+
+def start(st: Settings, timeout: float = 90) -> Hub:
+    """Start jupyterhub (its own session: Ctrl-C reaches only us) and wait for its login page."""
+    for role, port in st.ports.items():
+        if not port_free(port):
+            raise HubError(f"port {port} ({role}) on 127.0.0.1 is in use: is another hub "
+                           "running? (stop it, or free the port)")
+    config = st.hub_dir / "jupyterhub_config.py"
+    log_path = st.hub_dir / "jupyterhub.log"
+    env = {"PATH": f"{st.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "HOME": "/root"}
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen([str(st.venv / "bin" / "jupyterhub"), "-f", str(config)],
+                                cwd=st.hub_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    hub = Hub(st, proc, log_path)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        hub.track()
+        if proc.poll() is not None:
+            hub.stop()  # what it had started (the proxy, a service) is left behind
+            raise HubError(f"jupyterhub exited ({proc.returncode}); its log:\n{hub.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{st.url}/hub/login", timeout=2) as r:
+                if r.status == 200:
+                    return hub
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    hub.stop()
+    raise HubError(f"jupyterhub did not serve {st.url}/hub/login in {timeout:.0f} s; its log:\n"
+                   f"{hub.log_tail()}")
+
+
+def banner(st: Settings, passwords: dict[str, str], released: list[str]) -> str:
+    width = max(len(u) for u in passwords)
+    rows = "\n".join(f"    {u:<{width}}  {passwords[u]}  "
+                     f"({'instructor' if u in st.instructors else 'student'})" for u in passwords)
+    return f"""
+  JupyterHub for rnn-course: {st.url}/   (127.0.0.1 only)
+
+  Accounts (passwords are new each time `make hub` starts):
+{rows}
+
+  A student: log in, menu Nbgrader > Assignment List, Fetch {released[0]}, open it, work,
+    Submit; later, Fetch Feedback in the same list.
+  An instructor: log in, Nbgrader > Course List > rnn-course, or open the formgrader in a tab:
+    {st.url}/services/rnn-course/formgrader
+  The grading service (python -m autograder serve, as {st.grader}) grades each submission
+    as it arrives and releases its feedback; its status page, for instructors:
+    {st.url}/services/{GRADING_SERVICE}/
+
+  State: {st.state} (course copy, exchange, hub log {st.hub_dir}/jupyterhub.log)
+  Ctrl-C stops the hub, its services and every server it started.
+"""
+
+
+def up(st: Settings) -> int:
+    try:
+        passwords, released = prepare(st)
+        hub = start(st)
+    except HubError as exc:
+        print(f"make hub: {exc}", file=sys.stderr)
+        return 1
+    print(banner(st, passwords, released), flush=True)
+    stopping = []
+
+    def on_term(signum, frame):
+        stopping.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        while hub.alive():
+            hub.track()
+            time.sleep(1)
+        hub.stop()
+        print(f"make hub: jupyterhub exited ({hub.proc.returncode}); log:\n{hub.log_tail()}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        log("stopping the services, the hub and its servers ...")
+        hub.stop()
+        log("stopped")
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tools/hub/hub.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="set up, start the hub and wait for Ctrl-C")
+    p_up.add_argument("--state", type=Path, default=STATE,
+                      help=f"folder of the course copy, exchange and hub state ({STATE})")
+    args = parser.parse_args(argv)
+    st = Settings(state=args.state)
+    return up(st)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
