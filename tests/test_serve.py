@@ -345,6 +345,7 @@ def test_feedback_waits_for_the_due_date_when_the_policy_says_so(hub):
                                   "no exchange", "bad workers", "bad policy", "second service"])
 def test_usage_errors_are_one_line(hub, capsys, monkeypatch, case):
     course = hub["course"]
+    monkeypatch.setenv("PATH", os.environ.get("PATH", ""))  # serve puts its bin/ first
     for var, value in hub["instructor_env"].items():
         if var.startswith("RNN_COURSE_"):
             monkeypatch.setenv(var, value)

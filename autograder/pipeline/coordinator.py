@@ -148,7 +148,7 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
             if not more:
                 yield WAIT
                 continue
-            recorded.update(book.recorded(assignment))
+            recorded.update(book.recorded(assignment, more))
             folders = {s: Path(coursedir.format_path(coursedir.submitted_directory, s,
                                                      assignment)) for s in more}
             found.update(folders)

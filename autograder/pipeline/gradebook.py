@@ -229,11 +229,17 @@ class CourseGradebook:
                              f"release it first (python -m autograder release {assignment})")
         return result
 
-    def recorded(self, assignment: str) -> dict[str, RecordedState]:
-        """student -> what the gradebook holds for their submission of ``assignment``."""
+    def recorded(self, assignment: str, students=None) -> dict[str, RecordedState]:
+        """student -> what the gradebook holds for their submission of ``assignment``
+        (only ``students``' when given)."""
         with self.open() as gb:
             self.ensure_tables(gb)
-            subs = gb.assignment_submissions(assignment)
+            if students is None:
+                subs = gb.assignment_submissions(assignment)
+            else:
+                subs = (gb.db.query(SubmittedAssignment).join(Assignment)
+                        .filter(Assignment.name == assignment,
+                                SubmittedAssignment.student_id.in_(list(students))).all())
             ids = [sub.id for sub in subs]
             rows = {r.submission_id: r for r in gb.db.execute(
                 select(GRADING).where(GRADING.c.submission_id.in_(ids))).all()} if ids else {}
