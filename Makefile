@@ -48,7 +48,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check rnn_course autograder tests bench
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache submitted autograded feedback gradebook.db grades.csv
+	rm -rf $(VENV) *.egg-info .pytest_cache submitted autograded feedback gradebook.db grades.csv grades-canvas.csv
 
 # A real JupyterHub on http://127.0.0.1:18000 serving this course (as root;
 # docs/jupyterhub.md): accounts, the formgrader and grading services; Ctrl-C stops it.
