@@ -20,19 +20,24 @@ from autograder.pipeline.coordinator import grade_assignment
 from autograder.pipeline.export import canvas_csv
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment to grade")
+def add_grading_options(parser) -> None:
+    """The options of every command that grades (``grade``, ``serve``): where, with what."""
+    parser.add_argument("--course-dir", default=".", help="the nbgrader course directory")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="submissions graded at once (default: the number of cores)")
     parser.add_argument("--scheduler", default=None, metavar="ADDR",
                         help="grade on this dask.distributed cluster (e.g. tcp://host:8786)")
-    parser.add_argument("--course-dir", default=".", help="the nbgrader course directory")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="run student code without the sandbox (trusted code only!)")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment to grade")
+    add_grading_options(parser)
     parser.add_argument("--student", nargs="+", action="extend", default=None, metavar="ID",
                         help="grade only these students")
     parser.add_argument("--force", action="store_true",
                         help="regrade submissions that are already recorded")
-    parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="run student code without the sandbox (trusted code only!)")
 
 
 def run(args) -> int:

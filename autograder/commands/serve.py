@@ -25,11 +25,9 @@ import sys
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--course-dir", default=".", help="the nbgrader course directory")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="submissions graded at once (default: the number of cores)")
-    parser.add_argument("--scheduler", default=None, metavar="ADDR",
-                        help="grade on this dask.distributed cluster (e.g. tcp://host:8786)")
+    from autograder.commands.grade import add_grading_options
+
+    add_grading_options(parser)
     parser.add_argument("--bind", default=None, metavar="127.0.0.1:PORT",
                         help="outside a hub: serve the status page here, without "
                              "authentication (port 0: any free port)")
@@ -43,8 +41,6 @@ def add_arguments(parser) -> None:
                              "(default 3)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="put the submissions marked failed back in the queue")
-    parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="run student code without the sandbox (trusted code only!)")
     parser.add_argument("--verbose", action="store_true",
                         help="also log tracebacks of crashed rounds")
 
