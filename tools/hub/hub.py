@@ -317,10 +317,14 @@ def ensure_exchange_and_release(st: Settings) -> list[str]:
     os.chmod(st.jupyter_config / "nbgrader_config.py", 0o644)
     wanted = st.release if st.release is not None else assignments(st)
     course_id = "rnn-course"
-    # what earlier runs released (both steps done) in this state folder
+    # what earlier runs released (both steps done) in this state folder, and from which
+    # source: an assignment whose source notebook changed since is released again
     done_file = st.state / "released.json"
-    done = set(json.loads(done_file.read_text())) if done_file.is_file() else set()
-    todo = [a for a in wanted if a not in done]
+    done = json.loads(done_file.read_text()) if done_file.is_file() else {}
+    if not isinstance(done, dict):  # the list an earlier version wrote: sources unknown
+        done = {}
+    digests = {a: source_digest(st, a) for a in wanted}
+    todo = [a for a in wanted if done.get(a) != digests[a]]
     env = user_env(st, st.grader, PYTHONPATH=str(st.course))
     if todo:
         # release/ rebuilt and checked for leaks, the gradebook told of the assignments
@@ -328,13 +332,20 @@ def ensure_exchange_and_release(st: Settings) -> list[str]:
         run(["python", "-m", "autograder", "release", *todo], "python -m autograder release",
             user=st.grader, env=env, cwd=st.course)
     for name in todo:
-        if not (st.exchange / course_id / "outbound" / name).is_dir():
-            log(f"nbgrader release_assignment {name} ...")
-            run(["nbgrader", "release_assignment", name], f"nbgrader release_assignment {name}",
-                user=st.grader, env=env, cwd=st.course)
-        done.add(name)
-        done_file.write_text(json.dumps(sorted(done)))
+        again = (st.exchange / course_id / "outbound" / name).is_dir()
+        log(f"nbgrader release_assignment {name}{' --force (its source changed)' if again else ''}"
+            " ...")
+        run(["nbgrader", "release_assignment", name, *(["--force"] if again else [])],
+            f"nbgrader release_assignment {name}", user=st.grader, env=env, cwd=st.course)
+        done[name] = digests[name]
+        done_file.write_text(json.dumps(done, indent=1, sort_keys=True))
     return wanted
+
+
+def source_digest(st: Settings, assignment: str) -> str:
+    """sha256 of the course copy's source notebook of ``assignment`` ("" when it is missing)."""
+    path = st.course / "source" / assignment / f"{assignment}.ipynb"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
 # --------------------------------------------------------------------------- #
