@@ -46,7 +46,9 @@ def nbgrader_env() -> dict:
     """
     env = dict(os.environ)
     bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    path = env.get("PATH", "")
+    if path.split(os.pathsep)[0] != bindir:
+        env["PATH"] = bindir + os.pathsep + path
     return env
 
 

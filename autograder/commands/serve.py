@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 
 
 def add_arguments(parser) -> None:
@@ -56,9 +55,9 @@ def run(args) -> int:
     if args.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
     # nbgrader runs `alembic` by name: this environment's bin/ first, as for every nbgrader call
-    bindir = os.path.dirname(sys.executable)
-    if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    from autograder.commands.release import nbgrader_env
+
+    os.environ["PATH"] = nbgrader_env()["PATH"]
     hub = in_hub()
     if args.bind is not None and hub:
         raise UsageError("--bind: run by JupyterHub, the status page is served at "

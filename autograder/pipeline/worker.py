@@ -237,13 +237,14 @@ def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:
     scratch = tmp / "scratch"
     _populate_scratch(scratch, job)
     cfg = job.config if job.config is not None else Config()
+    limits = WorkerLimits(config=cfg)  # the worker's own stages (budget.py)
 
     graded: dict[str, _Graded] = {}
     for name in job.structure.notebooks:
         nb_json = job.notebooks.get(name)
         if nb_json is None:
             continue
-        done = _grade_notebook(job, result, name, nb_json, db_url, scratch, cfg)
+        done = _grade_notebook(job, result, name, nb_json, db_url, scratch, cfg, limits)
         if done is not None:
             graded[name] = done
 
@@ -262,7 +263,6 @@ def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:
 
     # 5. feedback: these very numbers, and every flag of the submission
     since = time.monotonic()
-    limits = WorkerLimits(config=cfg)
     for name, g in graded.items():
         resources = feedback_mod.feedback_resources(
             job.student, job.assignment, name, scores, result.comments.get(name, {}))
@@ -290,7 +290,8 @@ def _populate_scratch(scratch: Path, job: GradeJob) -> None:
             target.write_bytes(data)
 
 
-def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> _Graded | None:
+def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg,
+                    limits: WorkerLimits) -> _Graded | None:
     """Steps 1 to 3 for one notebook; None when nbgrader cannot sanitize it (graded as missing)."""
     resources = {
         "nbgrader": {"student": job.student, "assignment": job.assignment, "notebook": name,
@@ -303,7 +304,6 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg) -> _
 
     # 1. sanitize: nbgrader's own preprocessors against the private gradebook
     since = time.monotonic()
-    limits = WorkerLimits(config=cfg)
     try:
         with time_limit("sanitize", limits.sanitize_seconds):
             for pp in (ClearOutput, DeduplicateIds, OverwriteKernelspec):

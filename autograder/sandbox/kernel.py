@@ -38,6 +38,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, CaselessStrEnum, Dict, Int, List, Unicode, default
 
 from . import cgroups, uids
+from . import relay as relay_process
 from .bwrap import (
     ETC_FILES,
     SANDBOX_HOME,
@@ -56,8 +57,7 @@ from .uids import LOCK_DIR, POOL_PREFIX
 _DEFAULTS = Limits()
 # Bytes of the kernel's stderr kept for diagnostics (bwrap errors, tracebacks).
 LOG_TAIL_BYTES = 4096
-RELAY_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "relay.py")
-RELAY_READY = b"ready\n"  # relay.READY (relay.py imports nothing of this package, nor it of it)
+RELAY_SCRIPT = os.path.abspath(relay_process.__file__)
 RELAY_MEMORY_FACTOR = 2
 RELAY_MEMORY_BASE = 512 * 1024**2
 """The relay's address space: RELAY_MEMORY_FACTOR x max_message_bytes + RELAY_MEMORY_BASE."""
@@ -709,7 +709,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         assert self._relay.stdout is not None
         ready, _, _ = select.select([self._relay.stdout], [], [], RELAY_START_SECONDS)
         line = self._relay.stdout.readline() if ready else b""
-        if line != RELAY_READY:
+        if line != relay_process.READY:
             self._stop_relay()
             raise SandboxError(f"the message relay did not start (status {self.relay_status})")
 
