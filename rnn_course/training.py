@@ -31,7 +31,6 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from rnn_course.contract import GRU_GATES, LSTM_GATES
 from rnn_course.validation import Dims, check_array, check_shapes
@@ -600,6 +599,8 @@ def train(forward, backward, params, task, *, steps=500, batch_size=32, optimize
     eval_batch = task.batch(eval_size, seed=np.random.SeedSequence([seed, 1]))
     start = time.perf_counter()
     _record_eval(history, forward, params, task, eval_batch, 0)
+    from tqdm.auto import tqdm  # here: every notebook imports this module, few train
+
     bar = tqdm(total=steps, desc=desc, disable=None if progress is None else not progress,
                leave=True)
     try:

@@ -319,3 +319,39 @@ def test_the_structure_caps_leave_the_courses_notebooks_alone():
             assert structure_problem(raw) == "", (folder, a)
             # and a tenth of each cap would still be enough
             assert structure_problem(raw, max_cells=100, max_depth=7, max_items=20_000) == ""
+
+
+def test_the_compiled_metadata_validator_says_what_nbgraders_says():
+    """autograder's MetadataValidator (schema compiled once) against nbgrader's, rule by rule."""
+    import copy
+
+    from nbgrader.nbgraderformat import MetadataValidator as Nbgrader
+
+    from autograder.pipeline.preprocessors import metadata_validator
+
+    nb = good_nb()
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade"))
+    mutations = {
+        "valid": lambda m: None,
+        "points not a number": lambda m: m.__setitem__("points", "x"),
+        "grade not a bool": lambda m: m.__setitem__("grade", "yes"),
+        "old schema": lambda m: m.__setitem__("schema_version", 1),
+        "new schema": lambda m: m.__setitem__("schema_version", 9),
+        "no grade id": lambda m: m.pop("grade_id"),
+        "extra key": lambda m: m.__setitem__("extra", 1),
+        "no points": lambda m: m.pop("points"),
+    }
+    outcomes = set()
+    for name, mutate in mutations.items():
+        said = []
+        for validator in (Nbgrader(), metadata_validator()):
+            changed = copy.deepcopy(cell)
+            mutate(changed.metadata.nbgrader)
+            try:
+                validator.validate_cell(changed)
+                said.append("valid")
+            except Exception as exc:
+                said.append(f"{type(exc).__name__}: {exc}")
+        assert said[0] == said[1], name
+        outcomes.add(said[0].split(":")[0])
+    assert outcomes >= {"valid", "ValidationError", "SchemaTooOldError", "SchemaTooNewError"}

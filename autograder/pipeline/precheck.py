@@ -120,17 +120,6 @@ def module_name_of(filename: str) -> str | None:
     return base if base.isidentifier() else None
 
 
-def _metadata_validator():
-    from nbgrader.nbgraderformat import MetadataValidator
-
-    return _cached_validator(MetadataValidator)
-
-
-@functools.lru_cache(maxsize=1)
-def _cached_validator(cls):
-    return cls()  # reads its JSON schema from disk: once per process
-
-
 OVER_CAPS = "over the grader's limits: "
 MAX_CELLS = 1000
 """Most cells in a notebook that is graded (the course's notebooks have under 100)."""
@@ -434,7 +423,9 @@ class Precheck(LoggingConfigurable):
 
     def _sanitize_metadata(self, sub: Submission, rel: str, nb, known: set[str]) -> None:
         """Make nbgrader metadata safe for nbgrader's sanitize preprocessors (module doc)."""
-        validator = _metadata_validator()
+        from autograder.pipeline.preprocessors.cell_metadata import metadata_validator
+
+        validator = metadata_validator()
         seen: set[str] = set()
         for index, cell in enumerate(nb.cells):
             if "nbgrader" not in cell.get("metadata", {}):

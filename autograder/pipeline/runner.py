@@ -63,12 +63,22 @@ class Runner:
                 raise UsageError(f"cannot connect to the dask scheduler {self.scheduler}: "
                                  f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
             self.executor = self.client.get_executor(pure=False)
+            self._warm_dask_workers()
             threads = sum(self.client.nthreads().values()) or 1
             self.capacity = self.workers or 2 * threads
             self.description = f"dask cluster {self.scheduler} ({threads} thread(s))"
         else:
             self._new_pool()
             self.description = f"{self.capacity - 1} local worker process(es)"
+
+    def _warm_dask_workers(self):
+        """``worker.warm_up`` on every dask worker, as a local pool's workers have it by fork."""
+        from autograder.pipeline import worker
+
+        try:
+            self.client.run(worker.warm_up, self.config)
+        except Exception:  # pickling, a worker gone: it imports on its first job instead
+            pass
 
     def _new_pool(self):
         import multiprocessing

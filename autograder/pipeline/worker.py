@@ -61,7 +61,6 @@ import nbformat
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import (
-    CheckCellMetadata,
     ClearOutput,
     DeduplicateIds,
     IgnorePattern,
@@ -77,6 +76,7 @@ from autograder.pipeline.budget import StageOverrun, Usage, WorkerLimits, time_l
 from autograder.pipeline.flags import KERNEL_DIED, TIMEOUT, Flagged
 from autograder.pipeline.gradebook import memory_dir
 from autograder.pipeline.preprocessors import (
+    CheckCellMetadata,
     RestoreCells,
     SanitizeOutputs,
     TimedExecute,
@@ -225,9 +225,11 @@ def warm_up(config: Config | None = None) -> None:
     """Import and build what every job needs, once (call before forking workers)."""
     from autograder.course import assignments_in
     from autograder.pipeline import verify
+    from autograder.sandbox import compile_student_packages
 
     verify.warm_up(assignments_in(config if config is not None else Config()))
     feedback_mod.warm_up(config)
+    compile_student_packages(config)
 
 
 def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:

@@ -14,6 +14,8 @@ Public API (see each module for details):
   ``Execute`` in the sandbox; flags come from :data:`FLAGS`.
 - :class:`SandboxExecute` / :class:`OutputLimitMixin`: the preprocessor and
   the output cap it adds to nbclient.
+- :func:`compile_student_packages`: bytecode beside the student packages'
+  sources, which kernels may not write themselves (call before grading).
 """
 
 from .bwrap import SANDBOX_HOME, SandboxError, sandbox_available, unavailable_reason
@@ -32,7 +34,7 @@ from .execute import (
     SandboxExecute,
     execute_notebook,
 )
-from .kernel import SandboxedKernelManager
+from .kernel import SandboxedKernelManager, compile_student_packages
 from .limits import Limits
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "SandboxError",
     "SandboxExecute",
     "SandboxedKernelManager",
+    "compile_student_packages",
     "execute_notebook",
     "sandbox_available",
     "unavailable_reason",

@@ -99,6 +99,34 @@ def _package_location(name: str) -> tuple[str, bool]:
     return os.path.realpath(spec.origin), False
 
 
+def compile_student_packages(config=None) -> list[str]:
+    """Byte-compile the student packages where they lie; returns the folders compiled.
+
+    A sandboxed kernel cannot write ``.pyc`` files (``PYTHONDONTWRITEBYTECODE``,
+    read-only binds), so without bytecode beside the sources every kernel
+    compiles them again: about 0.1 s of CPU per ``rnn_cell`` submission.
+    Bytecode is checked against the source's size and modification time, so
+    an edited source is never run stale.  Best effort: a folder the grader
+    may not write is left as it is.
+    """
+    import compileall
+
+    section = (config or {}).get("SandboxedKernelManager", {})
+    names = section.get("student_packages",
+                        SandboxedKernelManager.class_traits()["student_packages"].default())
+    done = []
+    for name in names:
+        try:
+            src, is_dir = _package_location(name)
+            ok = (compileall.compile_dir(src, quiet=2) if is_dir
+                  else compileall.compile_file(src, quiet=2))
+        except (SandboxError, OSError):
+            continue
+        if ok:
+            done.append(src)
+    return done
+
+
 def _traversable_by(path: str, uid: int, gid: int) -> bool:
     """Whether ``uid:gid`` may walk down to ``path`` (search permission on each folder)."""
     current = "/"

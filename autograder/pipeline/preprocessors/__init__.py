@@ -18,8 +18,11 @@
 - :class:`SanitizeOutputs`: makes every output, markdown and raw cell of a
   graded notebook inert in a browser (no script, handler, ``javascript:``
   URL or widget state), with ``nh3``; also the feedback's ``clean_html``.
+- :class:`CheckCellMetadata`: nbgrader's, with its JSON schema compiled once
+  per process (:func:`metadata_validator`, also the precheck's).
 """
 
+from .cell_metadata import CheckCellMetadata, metadata_validator
 from .feedback_hidden_tests import FeedbackHiddenTests
 from .graded_cells import GradedCells, graded_cells_class
 from .grades_from_scores import GradesFromScores
@@ -28,6 +31,6 @@ from .restore_cells import RestoreCells
 from .sanitize_outputs import SanitizeOutputs
 from .timed_execute import TimedExecute, TimingMixin
 
-__all__ = ["FeedbackHiddenTests", "GradedCells", "GradesFromScores", "RestoreCells",
-           "SanitizeOutputs", "TimedExecute", "TimingMixin", "TrackedLimitOutput",
-           "graded_cells_class"]
+__all__ = ["CheckCellMetadata", "FeedbackHiddenTests", "GradedCells", "GradesFromScores",
+           "RestoreCells", "SanitizeOutputs", "TimedExecute", "TimingMixin", "TrackedLimitOutput",
+           "graded_cells_class", "metadata_validator"]
