@@ -70,6 +70,7 @@ def record_all(url: str) -> None:
                 "kind": "visible", "passed": student != "s2", "message": ""}})},
             student=student)
         save_grades(book, result, Submission(student, assignment, path=None, digest="d"))
+    book.close()
 
 
 def rows(path: Path) -> dict:

@@ -187,7 +187,8 @@ def test_one_two_workers_and_a_dask_cluster_agree(template, tmp_path, fixture_ch
     assert [(r.student, r.score, r.flags) for r in on_dask.results] == \
         [(r.student, r.score, r.flags) for r in one.results]
     assert "dask" in on_dask.workers
-    for stage in ("precheck", "sandbox_start", "execute", "verify", "gradebook", "feedback"):
+    for stage in ("intake", "precheck", "sandbox_start", "execute", "verify", "gradebook",
+                  "feedback"):
         assert two.stage_seconds[stage] > 0, stage
 
     # the feedback of a failed hidden check names it and hides its code and inputs

@@ -53,7 +53,12 @@ def make_result(job, verdict=PASS, *, flags=(), feedback="<html>feedback</html>"
 
 def stub_grade(job):
     """Stands in for ``worker.grade_submission`` in coordinator runs: every check passes."""
-    return make_result(job)
+    from autograder.pipeline.worker import finish_precheck
+
+    job = finish_precheck(job)
+    result = make_result(job)
+    result.files = sorted(job.files)
+    return result
 
 
 def context(course: Path) -> dict:
@@ -129,6 +134,38 @@ def test_a_failure_while_writing_files_keeps_the_grade_and_a_rerun_writes_them(
     assert fx.flags_of(course, "bob") == []
     with Gradebook(Course(course).db_url) as gb:
         assert not gb.find_submission_notebook(A, A, "bob").flagged
+
+
+def test_results_recorded_together_share_one_transaction_and_one_refused_fails_alone(
+        course, capsys):
+    students = ["amy", "ben", "cat"]
+    items = []
+    for student in students:
+        fx.submit(course, student, fx.student_notebook(course))
+        job, sub = fx.job_for(course, student)
+        items.append((make_result(job), sub))
+    ctx = context(course)
+    got = R.record_batch(items, **ctx)
+    assert [(g.student, g.score, g.status) for g in got] == [(s, 4.0, "graded")
+                                                           for s in students]
+    assert all(state(course, s).complete for s in students)
+    assert ctx["book"].writing  # one connection for the run, closed by its owner
+    ctx["book"].close()
+
+    # a result the gradebook refuses (its assignment is unknown) fails alone
+    for result, _sub in items:
+        result.feedback = {A: "<p>again</p>"}
+    items[1][0].assignment = "no_such_assignment"
+    ctx = context(course)
+    got = R.record_batch(items, **ctx)
+    ctx["book"].close()
+    assert [(g.student, g.status) for g in got] == [
+        ("amy", "graded"), ("ben", "error"), ("cat", "graded")]
+    assert got[1].flags == [F.GRADER_ERROR]
+    assert "could not record ben" in capsys.readouterr().err
+    for student in ("amy", "cat"):
+        assert (course / "feedback" / student / A / f"{A}.html").read_text() == "<p>again</p>"
+    assert (course / "feedback" / "ben" / A / f"{A}.html").read_text() != "<p>again</p>"
 
 
 def test_text_that_is_not_utf8_is_recorded(course):

@@ -5,11 +5,13 @@
     python -m autograder grade ASSIGNMENT [--workers N] [--scheduler ADDR]
         [--course-dir DIR] [--student ID ...] [--force] [--unsafe-no-sandbox]
 
-The coordinator (this process) prechecks every ``submitted/<student>/<assignment>/``
-(:mod:`autograder.pipeline.precheck`), hands one self-contained job per submission to
-workers (:mod:`autograder.pipeline.worker`) on a ``concurrent.futures`` executor (a
-local process pool, or a ``dask.distributed`` cluster with ``--scheduler``),
-and records each result as it arrives, as the gradebook's only writer
+The coordinator (this process) reads and hashes every
+``submitted/<student>/<assignment>/`` (:meth:`~autograder.pipeline.precheck.Precheck.gather`)
+and hands one self-contained job per submission to workers
+(:mod:`autograder.pipeline.worker`, which finish the precheck) on a
+``concurrent.futures`` executor (a local process pool, or a ``dask.distributed``
+cluster with ``--scheduler``); it records the results as they arrive, as the
+gradebook's only writer, several at once when several are waiting
 (:mod:`autograder.pipeline.record`).  Feedback HTML comes back with each result;
 ``grades.csv`` is exported at the end (:mod:`autograder.pipeline.export`).
 
@@ -58,7 +60,7 @@ from autograder.pipeline.flags import GRADER_ERROR, flag_names
 from autograder.pipeline.gradebook import CourseGradebook
 from autograder.pipeline.jobs import JobMaker
 from autograder.pipeline.precheck import Precheck, Submission
-from autograder.pipeline.record import is_recorded, record
+from autograder.pipeline.record import is_recorded, record, record_batch
 from autograder.pipeline.report import STAGES, GradeReport, StudentResult
 from autograder.pipeline.runner import WAIT, NoBar, Runner, crashed, progress_bar
 
@@ -159,16 +161,18 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
 
         for student, folder in items:
             t0 = time.monotonic()
-            sub = checker.check(folder, student, assignment, structure.cell_ids)
-            stage["precheck"] += time.monotonic() - t0
+            # reading and hashing only: the worker finishes the precheck (Precheck.finish)
+            sub = checker.gather(folder, student, assignment, structure.cell_ids)
             state = recorded.get(student)
             if not force and is_recorded(state, sub.digest):
+                stage["intake"] += time.monotonic() - t0
                 results[student] = done(StudentResult(student, state.score, state.max_score,
                                                       flag_names(state.flags), "skipped"))
                 bar.update(1)
                 continue
             job = maker.job(sub)
-            if GRADER_ERROR in sub.flag_names:  # the precheck itself failed
+            stage["intake"] += time.monotonic() - t0
+            if GRADER_ERROR in sub.flag_names:  # the folder could not be read
                 results[student] = done(record(crashed(GradeResult, job, "precheck failed"),
                                                 sub, **record_ctx))
                 bar.update(1)
@@ -192,20 +196,27 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
         if first is not None:
             runner = Runner(workers, scheduler, course.config)
             retry = []
-            for student, result in runner.run(itertools.chain([first], stream), bar):
-                if result.status == "error":
-                    retry.append(student)  # maybe transient (a neighbour's fork bomb)
-                    continue
-                results[student] = done(record(result, prechecked.pop(student), **record_ctx))
+
+            def record_all(batch):
+                # what finished together is recorded together (record_batch)
+                items = [(result, prechecked.pop(student)) for student, result in batch]
+                for item in record_batch(items, **record_ctx):
+                    results[item.student] = done(item)
+
+            for batch in runner.run_batches(itertools.chain([first], stream), bar):
+                # an error may be transient (a neighbour's fork bomb): retried after the run
+                retry += [student for student, result in batch if result.status == "error"]
+                record_all([(s, r) for s, r in batch if r.status != "error"])
             workers_text = runner.description
             if retry:
                 # once more, alone, after the batch: what failed again is recorded as is
                 again = Runner(1, scheduler, course.config)
-                for student, result in again.run(
+                for batch in again.run_batches(
                         ((s, jobs_by_student[s]) for s in retry), NoBar()):
-                    results[student] = done(record(result, prechecked.pop(student), **record_ctx))
+                    record_all(batch)
     finally:
         bar.close()
+        book.close()
 
     from autograder.pipeline.export import export_grades
 

@@ -103,7 +103,10 @@ class JobMaker:
         shared = self.shared()
         return GradeJob(
             student=sub.student, assignment=self.assignment, course_id=self.course.course_id,
-            notebooks=sub.notebooks, files=sub.files, source_files=shared["source_files"],
+            # a gathered submission travels as read; the worker finishes its precheck
+            notebooks=sub.notebooks, files=sub.files,
+            submission=None if sub.finished else sub, expected=self.structure.cell_ids,
+            source_files=shared["source_files"],
             structure=self.structure, structure_db=shared["structure_db"],
             seed_secret=submission_secret(shared["secret"], self.assignment, sub.student,
                                           sub.digest),

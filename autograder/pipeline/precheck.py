@@ -86,6 +86,15 @@ class Submission(Flagged):
     """Contents of ``timestamp.txt`` (None when absent or empty)."""
     digest: str = ""
     """sha256 over the folder's names and contents: changes when anything is resubmitted."""
+    raw: dict[str, bytes] = field(default_factory=dict)
+    """Every regular file read (but ``timestamp.txt``), within the limits: what
+    :meth:`Precheck.finish` works on, and what ``autograded/`` copies from."""
+    entries: list[tuple[str, str, int]] = field(default_factory=list)
+    """(relative path, kind, size) of everything in the folder (the scan)."""
+    notebooks_found: list[str] = field(default_factory=list)
+    """Relative paths of the ``.ipynb`` files found, shallowest first."""
+    finished: bool = False
+    """Whether :meth:`Precheck.finish` has run (:attr:`notebooks` and :attr:`files` are set)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -226,22 +235,49 @@ class Precheck(LoggingConfigurable):
               expected: dict[str, set[str]]) -> Submission:
         """Check ``folder`` against the expected notebooks (name -> known grade ids).
 
-        Never raises for the folder's contents; an unexpected error in the
-        precheck itself becomes a ``grader_error`` flag.
+        :meth:`gather` then :meth:`finish`.  Never raises for the folder's
+        contents; an unexpected error in the precheck itself becomes a
+        ``grader_error`` flag.
+        """
+        sub = self.gather(folder, student, assignment, expected)
+        if F.GRADER_ERROR not in sub.flag_names:
+            self.finish(sub, expected)
+        return sub
+
+    def gather(self, folder, student: str, assignment: str,
+               expected: dict[str, set[str]]) -> Submission:
+        """Read the folder within the limits: files, timestamp, digest (the coordinator's part).
+
+        The files are kept as bytes in :attr:`Submission.raw` for :meth:`finish`,
+        which may run elsewhere (a worker): reading and hashing is all the
+        grading run's coordinator does per submission.
         """
         sub = Submission(student=student, assignment=assignment, path=Path(folder))
         try:
-            self._check(sub, expected)
+            self._gather(sub, expected)
         except Exception as exc:  # the precheck must never abort a batch
             self.log.exception("precheck of %s failed", folder)
             sub.flag(F.GRADER_ERROR, f"precheck failed: {type(exc).__name__}: {exc}")
         return sub
 
-    def _check(self, sub: Submission, expected: dict[str, set[str]]) -> None:
+    def finish(self, sub: Submission, expected: dict[str, set[str]]) -> Submission:
+        """Choose, parse and validate the notebooks; keep the other files that are safe.
+
+        Works on what :meth:`gather` read, never on the folder.  Never raises;
+        an unexpected error becomes a ``grader_error`` flag.
+        """
+        try:
+            self._finish(sub, expected)
+        except Exception as exc:
+            self.log.exception("precheck of %s failed", sub.path)
+            sub.flag(F.GRADER_ERROR, f"precheck failed: {type(exc).__name__}: {exc}")
+        sub.finished = True
+        return sub
+
+    def _gather(self, sub: Submission, expected: dict[str, set[str]]) -> None:
         entries, notebooks_found = self._scan(sub)
         total = 0
         digest = hashlib.sha256()
-        shadowed = shadowed_module_names() | set(self.extra_shadowed_names)
         regular: dict[str, bytes] = {}
         wanted = expected_files(expected)
         # notebooks first: when the submission is over its size limit, they are what counts
@@ -276,6 +312,13 @@ class Precheck(LoggingConfigurable):
         if stamp is not None:
             text = stamp.decode("utf-8", "replace").strip()
             sub.timestamp = text or None
+        sub.raw = regular
+        sub.entries = entries
+        sub.notebooks_found = notebooks_found
+
+    def _finish(self, sub: Submission, expected: dict[str, set[str]]) -> None:
+        regular, entries, notebooks_found = sub.raw, sub.entries, sub.notebooks_found
+        shadowed = shadowed_module_names() | set(self.extra_shadowed_names)
 
         # which file is which expected notebook
         top_notebooks = [rel for rel in notebooks_found if "/" not in rel]

@@ -82,40 +82,79 @@ def is_recorded(state: RecordedState | None, digest: str) -> bool:
 # --------------------------------------------------------------------------- #
 def record(result, sub, *, book: CourseGradebook, coursedir, assignment, stage,
            maker) -> StudentResult:
-    """Record one result, gradebook first, then files; never lets one student stop the run."""
+    """Record one result, gradebook first, then files; never lets one student stop the run.
+
+    Outside a run (``book``'s writing connection not open yet), the connection
+    is closed again afterwards.
+    """
+    opened_here = not book.writing
+    try:
+        return record_batch([(result, sub)], book=book, coursedir=coursedir,
+                            assignment=assignment, stage=stage, maker=maker)[0]
+    finally:
+        if opened_here:
+            book.close()
+
+
+def record_batch(items, *, book: CourseGradebook, coursedir, assignment, stage,
+                 maker) -> list[StudentResult]:
+    """Record ``(result, submission)`` pairs: one gradebook transaction for all of them,
+    then each one's files, then one transaction marking those whose files are written.
+
+    Each result keeps the guarantees of :func:`record`: if the gradebook refuses
+    the batch, each result is tried alone, so only the one it refuses fails.
+    """
     t0 = time.monotonic()
-    for key, seconds in result.timings.items():
-        if key in stage and key not in COORDINATOR_STAGES:
-            stage[key] += seconds
-    if result.status == "error" and result.error:
-        say(f"grader error for {result.student} ({result.worker}):\n{result.error}")
-    names = F.flag_names(result.flags)
+    for result, _sub in items:
+        for key, seconds in result.timings.items():
+            if key in stage and key not in COORDINATOR_STAGES:
+                stage[key] += seconds
+        if result.status == "error" and result.error:
+            say(f"grader error for {result.student} ({result.worker}):\n{result.error}")
     try:
-        saved = save_grades(book, result, sub)
-    except Exception:  # the gradebook refused: a grader error, and the run says so
-        say(f"could not record {result.student}:\n{traceback.format_exc()}")
-        stage["gradebook"] += time.monotonic() - t0
-        return StudentResult(result.student, 0.0, result.scores.max_score,
-                             sorted(set(names) | {F.GRADER_ERROR}), "error")
-    dest = Path(coursedir.format_path(coursedir.autograded_directory, result.student,
-                                      assignment))
-    fb = Path(coursedir.format_path(coursedir.feedback_directory, result.student, assignment))
-    try:
-        write_files(result, sub, dest, fb, maker.source_files)
-        mark_files_written(book, saved.submission_id)
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        say(f"error: {result.student}: grade recorded, files not written "
-            f"({F.clean_text(reason)}); run again to write them")
+        saved: list[Saved | None] = save_all(book, items)
+    except Exception:  # the gradebook refused: each alone, so that only the culprit fails
+        saved = []
+        for result, sub in items:
+            try:
+                saved.append(save_all(book, [(result, sub)])[0])
+            except Exception:  # a grader error, and the run says so
+                say(f"could not record {result.student}:\n{traceback.format_exc()}")
+                saved.append(None)
+    out: list[StudentResult] = []
+    written: list[str] = []
+    for (result, sub), done in zip(items, saved, strict=True):
+        names = F.flag_names(result.flags)
+        if done is None:
+            out.append(StudentResult(result.student, 0.0, result.scores.max_score,
+                                     sorted(set(names) | {F.GRADER_ERROR}), "error"))
+            continue
+        dest = Path(coursedir.format_path(coursedir.autograded_directory, result.student,
+                                          assignment))
+        fb = Path(coursedir.format_path(coursedir.feedback_directory, result.student,
+                                        assignment))
         try:
-            flag_files_not_written(book, saved.submission_id, reason)
-        except Exception:  # the row still says "files not written": a rerun regrades
-            pass
-        names = sorted(set(names) | {F.FILES_NOT_WRITTEN})
+            write_files(result, sub, dest, fb, maker.source_files)
+            written.append(done.submission_id)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            say(f"error: {result.student}: grade recorded, files not written "
+                f"({F.clean_text(reason)}); run again to write them")
+            try:
+                flag_files_not_written(book, done.submission_id, reason)
+            except Exception:  # the row still says "files not written": a rerun regrades
+                pass
+            names = sorted(set(names) | {F.FILES_NOT_WRITTEN})
+        status = "error" if result.status == "error" or F.GRADER_ERROR in names else "graded"
+        out.append(StudentResult(result.student, done.score, done.max_score, names, status,
+                                 usage=dict(result.usage)))
+    try:
+        mark_files_written(book, written)
+    except Exception:  # their rows still say "files not written": a rerun regrades them
+        say(f"could not mark the files of {len(written)} submission(s) written:\n"
+            f"{traceback.format_exc()}")
     stage["gradebook"] += time.monotonic() - t0
-    status = "error" if result.status == "error" or F.GRADER_ERROR in names else "graded"
-    return StudentResult(result.student, saved.score, saved.max_score, names, status,
-                         usage=dict(result.usage))
+    return out
 
 
 @dataclass
@@ -134,12 +173,18 @@ class Saved:
 # --------------------------------------------------------------------------- #
 def save_grades(book: CourseGradebook, result, sub) -> Saved:
     """Write one result into the gradebook in one transaction (module docstring, step 1)."""
-    with warnings.catch_warnings(), book.open() as gb:
+    return save_all(book, [(result, sub)])[0]
+
+
+def save_all(book: CourseGradebook, items) -> list[Saved]:
+    """Write ``(result, submission)`` pairs into the gradebook in one transaction."""
+    with warnings.catch_warnings(), book.writer() as gb:
         # nbgrader's models trip SQLAlchemy's autoflush warnings: noise
         warnings.simplefilter("ignore", SAWarning)
         book.ensure_tables(gb)
         session = gb.db
-        try:
+        submissions = []
+        for result, sub in items:
             submission = _submission(gb, result.assignment, result.student)
             timestamp = parse_timestamp(sub.timestamp)
             if timestamp is not None:
@@ -149,13 +194,10 @@ def save_grades(book: CourseGradebook, result, sub) -> Saved:
             for snb in submission.notebooks:
                 _save_notebook(snb, result, flagged=bool(result.flags), unflag=bool(prior))
             _save_grading(session, submission.id, result, sub)
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
-        return Saved(submission.id,
-                     float(submission.score - (submission.late_submission_penalty or 0.0)),
-                     float(submission.max_score))
+            submissions.append(submission)
+        session.commit()
+        return [Saved(s.id, float(s.score - (s.late_submission_penalty or 0.0)),
+                      float(s.max_score)) for s in submissions]
 
 
 def _submission(gb, assignment: str, student: str) -> SubmittedAssignment:
@@ -229,10 +271,13 @@ def _save_grading(session, submission_id: str, result, sub) -> None:
             for i, (name, reason) in enumerate(result.flags)])
 
 
-def mark_files_written(book: CourseGradebook, submission_id: str) -> None:
-    """The grading of this submission is complete (step 3)."""
-    with book.open() as gb:
-        gb.db.execute(update(GRADING).where(GRADING.c.submission_id == submission_id)
+def mark_files_written(book: CourseGradebook, submission_ids) -> None:
+    """The grading of these submissions is complete (step 3), in one transaction."""
+    ids = [submission_ids] if isinstance(submission_ids, str) else list(submission_ids)
+    if not ids:
+        return
+    with book.writer() as gb:
+        gb.db.execute(update(GRADING).where(GRADING.c.submission_id.in_(ids))
                       .values(files_written=True))
         gb.db.commit()
 
@@ -241,7 +286,7 @@ def flag_files_not_written(book: CourseGradebook, submission_id: str, reason: st
     """Add the ``files_not_written`` flag to a recorded submission."""
     flags: list[tuple[str, str]] = []
     F.add_flag(flags, F.FILES_NOT_WRITTEN, reason)
-    with book.open() as gb:
+    with book.writer() as gb:
         session = gb.db
         position = len(flags_by_submission(session, [submission_id])[submission_id])
         session.execute(insert(FLAG).values(submission_id=submission_id, position=position,
@@ -255,6 +300,13 @@ def flag_files_not_written(book: CourseGradebook, submission_id: str, reason: st
 # --------------------------------------------------------------------------- #
 # 2. the files
 # --------------------------------------------------------------------------- #
+def kept_files(result, sub) -> dict[str, bytes]:
+    """The submission's files that the precheck kept (in the worker: ``result.files``)."""
+    if sub.files:  # the precheck was finished here
+        return sub.files
+    return {rel: sub.raw[rel] for rel in result.files if rel in sub.raw}
+
+
 def write_files(result, sub, autograded: Path, feedback: Path,
                 source_files: dict[str, bytes] | None = None) -> None:
     """The autograded and feedback folders of one submission, replaced (step 2)."""
@@ -263,7 +315,7 @@ def write_files(result, sub, autograded: Path, feedback: Path,
         shutil.rmtree(autograded)
     autograded.mkdir(parents=True)
     if result.status == "graded":
-        for files in (sub.files, source_files or {}):
+        for files in (kept_files(result, sub), source_files or {}):
             for rel, data in files.items():
                 target = autograded.joinpath(*rel.split("/"))
                 target.parent.mkdir(parents=True, exist_ok=True)

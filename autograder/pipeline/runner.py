@@ -108,7 +108,16 @@ class Runner:
         self.executor = None
 
     def run(self, jobs, bar):
-        """Yield ``(student, GradeResult)`` for every ``(student, job)`` of the iterable ``jobs``.
+        """Yield ``(student, GradeResult)`` for every ``(student, job)`` of ``jobs``, one by one."""
+        for batch in self.run_batches(jobs, bar):
+            yield from batch
+
+    def run_batches(self, jobs, bar):
+        """Yield lists of ``(student, GradeResult)`` for the ``(student, job)`` pairs of ``jobs``.
+
+        Each list holds every result finished when the coordinator looks (so the
+        coordinator can record them together when results come faster than it
+        records them, and never waits for a result that is not there).
 
         Results come in completion order; ``jobs`` is pulled only when a
         worker has room, and may yield :data:`WAIT` for "nothing yet": it is
@@ -154,6 +163,7 @@ class Runner:
                                timeout=WAIT_SECONDS if waiting else WATCHDOG_SECONDS,
                                return_when=FIRST_COMPLETED)
                 broken = False
+                batch = []
                 for fut in done:
                     student, job, alone, _ = in_flight.pop(fut)
                     try:
@@ -167,15 +177,15 @@ class Runner:
                     except Exception as exc:  # dask KilledWorker, pickling errors...
                         result = crashed(GradeResult, job,
                                           f"{type(exc).__name__}: {str(exc)[:200]}")
-                    yield self._done(bar, student, result)
+                    batch.append(self._done(bar, student, result))
                 now = time.monotonic()
                 overdue = [f for f, entry in in_flight.items() if entry[3] < now]
                 if overdue and self.scheduler:
                     for fut in overdue:
                         fut.cancel()
                         student, job, _, _ = in_flight.pop(fut)
-                        yield self._done(bar, student, crashed(
-                            GradeResult, job, "the worker did not finish in time"))
+                        batch.append(self._done(bar, student, crashed(
+                            GradeResult, job, "the worker did not finish in time")))
                 elif overdue and not broken:
                     self._kill_pool()  # its futures now fail with BrokenProcessPool
                 if broken and not self.scheduler:
@@ -184,6 +194,8 @@ class Runner:
                     in_flight.clear()
                     self.executor.shutdown(wait=False, cancel_futures=True)
                     self._new_pool()
+                if batch:
+                    yield batch
             self.close(wait=True)
         finally:
             self.close()

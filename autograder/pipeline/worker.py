@@ -47,6 +47,7 @@ failure of the grader itself comes back as ``status="error"`` with the
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
 import socket
@@ -75,6 +76,7 @@ from autograder.pipeline import flags as F
 from autograder.pipeline.budget import StageOverrun, Usage, WorkerLimits, time_limit
 from autograder.pipeline.flags import KERNEL_DIED, TIMEOUT, Flagged
 from autograder.pipeline.gradebook import memory_dir
+from autograder.pipeline.precheck import Precheck, Submission, shadowed_module_names
 from autograder.pipeline.preprocessors import (
     CheckCellMetadata,
     RestoreCells,
@@ -117,7 +119,8 @@ class GradeJob:
     assignment: str
     course_id: str
     notebooks: dict[str, str | None]
-    """Expected notebook name -> prechecked notebook JSON (None: missing or unusable)."""
+    """Expected notebook name -> prechecked notebook JSON (None: missing or unusable);
+    filled in by the worker's precheck when the job carries a :attr:`submission`."""
     files: dict[str, bytes]
     """The submission's other files (relative path -> bytes) for the scratch folder."""
     source_files: dict[str, bytes]
@@ -140,6 +143,12 @@ class GradeJob:
     """``autograder.sandbox.Limits`` (None: its defaults)."""
     timeout: int | None = None
     """Seconds per cell (None: the limits' or the config's)."""
+    submission: Submission | None = None
+    """The folder as the coordinator read it (:meth:`Precheck.gather`): the worker
+    finishes the precheck (:meth:`Precheck.finish`) and fills :attr:`notebooks`,
+    :attr:`files` and :attr:`flags` from it.  None: they are filled in already."""
+    expected: dict[str, set[str]] = field(default_factory=dict)
+    """Expected notebook name -> its grade ids (what the precheck checks against)."""
 
 
 @dataclass
@@ -159,6 +168,8 @@ class GradeResult(Flagged):
     comments: dict[str, dict[str, str | None]] = field(default_factory=dict)
     """Notebook name -> answer cell id -> nbgrader's automatic comment (graded notebooks)."""
     flags: list[tuple[str, str]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    """The submission's files (relative paths) the precheck kept: what ``autograded/`` holds."""
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
     """Traceback of a grader error (for the log, never for the student)."""
@@ -202,6 +213,13 @@ def grade_submission(job: GradeJob) -> GradeResult:
     started = time.monotonic()
     usage = Usage().start()
     try:
+        since = time.monotonic()
+        job = finish_precheck(job)
+        result.flags, result.files = list(job.flags), sorted(job.files)
+        result.add_time("precheck", time.monotonic() - since)
+        if F.GRADER_ERROR in F.flag_names(result.flags):  # the precheck itself failed
+            result.status = "error"
+            return _finished(result, started, usage)
         with warnings.catch_warnings(), tempfile.TemporaryDirectory(
                 prefix="rnn-grade-", ignore_cleanup_errors=True) as tmp, \
                 tempfile.TemporaryDirectory(prefix="rnn-gradebook-", dir=memory_dir(),
@@ -216,9 +234,25 @@ def grade_submission(job: GradeJob) -> GradeResult:
         result.scores = Scores()
         result.flag(F.GRADER_ERROR, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                     if str(exc) else type(exc).__name__)
+    return _finished(result, started, usage)
+
+
+def _finished(result: GradeResult, started: float, usage: Usage) -> GradeResult:
     result.timings["worker_total"] = time.monotonic() - started
     result.usage = usage.stop()
     return result
+
+
+def finish_precheck(job: GradeJob) -> GradeJob:
+    """``job`` with its precheck finished (:meth:`Precheck.finish`), if it carries a gathered
+    submission: the precheck's CPU part runs here rather than in the coordinator."""
+    if job.submission is None:
+        return job
+    sub = dataclasses.replace(job.submission, notebooks={}, files={},
+                              flags=list(job.submission.flags))
+    Precheck(config=job.config if job.config is not None else Config()).finish(sub, job.expected)
+    return copy_job(job, notebooks=sub.notebooks, files=sub.files, flags=list(sub.flags),
+                    submission=None)
 
 
 def warm_up(config: Config | None = None) -> None:
@@ -230,6 +264,7 @@ def warm_up(config: Config | None = None) -> None:
     verify.warm_up(assignments_in(config if config is not None else Config()))
     feedback_mod.warm_up(config)
     compile_student_packages(config)
+    shadowed_module_names()  # the precheck's list of importable names: 0.5 s to build
 
 
 def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:
