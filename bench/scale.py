@@ -353,7 +353,7 @@ def render_markdown(rows, assignment, tgts, notes, info):
             for r in rows]
     out = [f"{_title(assignment, rows)}; measured on {describe_machine(info)}, 1-min load "
            f"{info['loadavg_at_start'][0]:.2f} at start.", "", head, sep, *body, ""]
-    out += notes + [""] + ["- " + t for t in _target_lines(tgts)]
+    out += ["- " + n for n in notes] + ["- Target: " + t for t in _target_lines(tgts)]
     return "\n".join(out) + "\n"
 
 

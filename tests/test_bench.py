@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import pytest
 
@@ -144,7 +145,12 @@ def test_scale_rows_projection_targets_and_markdown():
     assert len(table_lines) == 2 + len(rows)
     assert {ln.count("|") for ln in table_lines} == {len(scale.COLUMNS) + 1}
     assert "| local | 15 | 48 | 10.0 | 288.0 | 12.00 | 80% |" in md
-    assert "Test CPU" in md
+    assert "Test CPU" in md and "- Target: parallel efficiency >= 80% at 15 workers" in md
+
+
+def test_scale_says_why_dask_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    assert scale.dask_missing().startswith("distributed is not importable (")
 
 
 # --------------------------------------------------------------------------- #
