@@ -202,7 +202,7 @@ def run(quick=False, assignment="rnn_cell", k=None, out_dir=None, workers=None, 
     tgts = targets(rows, cores)
     notes = notes_for(counts, cores, stages, skipped)
     text = render(rows, assignment, proj, tgts, notes, info)
-    md = render_markdown(rows, assignment, tgts, notes, info)
+    md = render_markdown(rows, assignment, tgts, notes, info, proj)
     print(text, flush=True)
     if markdown:
         Path(markdown).write_text(md)
@@ -345,8 +345,19 @@ def render(rows, assignment, proj, tgts, notes, info):
     return table(_title(assignment, rows), COLUMNS, rows, "\n".join(lines))
 
 
-def render_markdown(rows, assignment, tgts, notes, info):
-    """The table as markdown, with the machine and the targets: verbatim for docs/."""
+def projection_line(proj):
+    """The projection in one sentence (for the markdown)."""
+    p, bound = proj, proj["coordinator_bound_per_min"]
+    cores = ", ".join(f"{v['minutes']:.1f} min on {c}" for c, v in p["cores"].items())
+    return (f"Projection to {p['class']} students from the '{p['base']}' row (Amdahl: "
+            f"{p['worker_s_per_sub']:.2f} worker core-s and {p['coordinator_s_per_sub']:.3f} "
+            f"serial s per submission, {p['fixed_s']:.1f} s fixed): {cores} worker cores"
+            + (f"; one coordinator caps a run at {bound:.0f} submissions/min." if bound else "."))
+
+
+def render_markdown(rows, assignment, tgts, notes, info, proj=None):
+    """The table as markdown, with the machine, the targets and the projection: verbatim
+    for docs/."""
     head = "| " + " | ".join(h for h, _, _ in COLUMNS) + " |"
     sep = "| " + " | ".join("---" for _ in COLUMNS) + " |"
     body = ["| " + " | ".join(fmt(r.get(key), spec) for _, key, spec in COLUMNS) + " |"
@@ -354,6 +365,8 @@ def render_markdown(rows, assignment, tgts, notes, info):
     out = [f"{_title(assignment, rows)}; measured on {describe_machine(info)}, 1-min load "
            f"{info['loadavg_at_start'][0]:.2f} at start.", "", head, sep, *body, ""]
     out += ["- " + n for n in notes] + ["- Target: " + t for t in _target_lines(tgts)]
+    if proj:
+        out.append("- " + projection_line(proj))
     return "\n".join(out) + "\n"
 
 

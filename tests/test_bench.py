@@ -140,12 +140,14 @@ def test_scale_rows_projection_targets_and_markdown():
     text = scale.render(rows, "rnn_cell", proj, tgts, notes, info)
     assert "Projection to 1000 students" in text and "efficiency" in text
     assert "Test CPU, 16 cores, 64 GiB memory, TestOS" in text and "-> MET" in text
-    md = scale.render_markdown(rows, "rnn_cell", tgts, notes, info)
+    md = scale.render_markdown(rows, "rnn_cell", tgts, notes, info, proj)
     table_lines = [ln for ln in md.splitlines() if ln.startswith("|")]
     assert len(table_lines) == 2 + len(rows)
     assert {ln.count("|") for ln in table_lines} == {len(scale.COLUMNS) + 1}
     assert "| local | 15 | 48 | 10.0 | 288.0 | 12.00 | 80% |" in md
     assert "Test CPU" in md and "- Target: parallel efficiency >= 80% at 15 workers" in md
+    assert md.rstrip().endswith("one coordinator caps a run at 600 submissions/min.")
+    assert "4.2 min on 16, " in md  # (2 + 1000 x 4 / 16) / 60
 
 
 def test_scale_says_why_dask_is_missing(monkeypatch):
