@@ -161,8 +161,11 @@ def run(quick=False, assignment="rnn_cell", k=None, out_dir=None, workers=None, 
         course = work / ("".join(c if c.isalnum() else "-" for c in executor) + f"-{n}")
         make_class(template, course, assignment, k, nb)
         la = loadavg()
-        res = run_autograder(course, assignment, workers=None if scheduler else n,
-                             scheduler=scheduler)
+        try:
+            res = run_autograder(course, assignment, workers=None if scheduler else n,
+                                 scheduler=scheduler)
+        finally:
+            shutil.rmtree(course, ignore_errors=True)  # K x rows copies add up on big machines
         st = res["stage_seconds"]
         scores = res["scores"]
         rows.append({
