@@ -10,8 +10,9 @@ test.  Four of them, each also runnable alone (``python -m bench.numerics``):
   (autograde + generate_feedback + export) on identical copies of a class;
 - :mod:`bench.notebooks` wall time and kernel peak memory of every instructor
   notebook, and of grading one submission of each assignment;
-- :mod:`bench.scale`     grading throughput with 1 and 2 local workers and on
-  a ``dask.distributed.LocalCluster``.
+- :mod:`bench.scale`     grading throughput and parallel efficiency with 1, 2, 4, ...
+  local workers up to this machine's cores, and on a ``dask.distributed.LocalCluster``
+  of as many workers.
 
 Every module has ``run(quick=False) -> dict`` (prints its table, returns the
 JSON-able results) and a ``--quick`` mode on tiny sizes for the smoke test.
@@ -136,13 +137,47 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def usable_cores():
+    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` where the
+    platform has none): what a benchmark can spread work over."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def os_name():
+    """The distribution's name (``PRETTY_NAME`` of os-release), else ``platform.system()``."""
+    try:
+        return platform.freedesktop_os_release()["PRETTY_NAME"]
+    except (OSError, KeyError):
+        return f"{platform.system()} {platform.release()}".strip()
+
+
+def describe_machine(info):
+    """One line naming the machine of :func:`machine` without its hostname, e.g.
+    ``AMD EPYC 7B13, 2 cores, 7.8 GiB memory, Debian GNU/Linux 12 (bookworm), Python 3.11.2``."""
+    usable, cores = info.get("cores_usable"), info.get("cores")
+    cores_text = (f"{usable} cores" if usable == cores or cores is None
+                  else f"{usable} of {cores} cores usable")
+    parts = [info.get("cpu", "unknown CPU"), cores_text]
+    if info.get("mem_gb") is not None:
+        parts.append(f"{info['mem_gb']:g} GiB memory")
+    parts += [info.get("os", ""), f"Python {info.get('python', '?')}"]
+    return ", ".join(p for p in parts if p)
+
+
 def machine():
-    """What the numbers were measured on (recorded in every JSON)."""
+    """What the numbers were measured on (recorded in every JSON): CPU model, cores
+    (all, and those this process may use), memory, OS, Python, numpy and its BLAS,
+    the load at start; never the hostname."""
     import numpy as np
 
     info = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        "cores_usable": usable_cores(),
+        "os": os_name(),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "platform": platform.platform(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import pytest
 
@@ -74,15 +75,84 @@ def test_renderers_on_canned_rows(tmp_path):
     assert "kernel peak MB" in text and "MISSED" in text
     assert [t["met"] for t in notebooks.targets(rows)] == [True, False]
 
-    srows = [{"executor": e, "workers": w, "K": 12, "wall": 60.0 / w, "per_min": 12.0 * w,
-              "startup_s": 2.0, "worker_s_per_sub": 4.0, "coordinator_s_per_sub": 0.1,
-              "cluster_start_s": None, "all_full_marks": True}
-             for e, w in (("local, 1 worker", 1), ("local, 2 workers", 2))]
-    proj = scale.projection(srows)
-    assert proj["coordinator_bound_per_min"] == pytest.approx([600.0, 600.0])
-    assert proj["base"] == "local, 2 workers"
-    assert proj["cores"][16]["minutes"] == pytest.approx([(2.0 + 1000 * 4.0 / 16) / 60] * 2)
-    assert "Projection to 1000 students" in scale.render(srows, "rnn_cell", proj)
+
+
+def test_scale_worker_counts_double_up_to_the_machine():
+    assert scale.default_workers(1) == [1]
+    assert scale.default_workers(2) == [1, 2]
+    assert scale.default_workers(4) == [1, 2, 3]  # cores - 1: the coordinator keeps a core
+    assert scale.default_workers(16) == [1, 2, 4, 8, 15]
+    assert scale.default_workers(32) == [1, 2, 4, 8, 15, 16, 31]  # the target's 15 added
+    assert scale.default_k([1, 2]) == scale.MIN_K
+    assert scale.default_k([1, 2, 4, 8, 15]) == 3 * 15
+
+
+def test_scale_cli_rejects_bad_counts(capsys):
+    for argv in (["--workers", "1,x"], ["--workers", "0,2"], ["--k", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            scale.main(argv)
+        assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a comma-separated list of integers: '1,x'" in err
+    assert "worker counts must be >= 1" in err and "not a positive integer: '0'" in err
+
+
+def _scale_rows(wall_by_workers, coord=0.1):
+    return scale.add_speedups(
+        [{"executor": e, "workers": w, "K": 48, "wall": wall, "per_min": 48 * 60.0 / wall,
+          "startup_s": 2.0, "worker_s_per_sub": 4.0, "coordinator_s_per_sub": coord,
+          "cluster_start_s": 3.0 if e == scale.DASK else None, "same_full_score": True,
+          "loadavg": 1.0}
+         for e in (scale.LOCAL, scale.DASK, scale.WARM) for w, wall in wall_by_workers.items()])
+
+
+def test_scale_rows_projection_targets_and_markdown():
+    from autograder.pipeline.report import COORDINATOR_STAGES
+
+    info = {"cpu": "Test CPU", "cores": 16, "cores_usable": 16, "os": "TestOS",
+            "python": "3.x", "mem_gb": 64.0, "loadavg_at_start": (0.5, 0.5, 0.5)}
+    rows = _scale_rows({1: 120.0, 2: 60.0, 15: 10.0})
+    by = {(r["executor"], r["workers"]): r for r in rows}
+    assert by[scale.LOCAL, 1]["speedup"] == pytest.approx(1.0)
+    assert by[scale.LOCAL, 15]["speedup"] == pytest.approx(12.0)
+    assert by[scale.LOCAL, 15]["efficiency"] == pytest.approx(0.8)
+
+    proj = scale.projection(rows)
+    assert proj["base"] == "local, 15 workers"
+    assert proj["coordinator_bound_per_min"] == pytest.approx(600.0)
+    assert proj["cores_to_saturate"] == pytest.approx(40.0)
+    assert proj["cores"][16]["minutes"] == pytest.approx((2.0 + 1000 * 4.0 / 16) / 60)
+    assert proj["cores"][256]["minutes"] == pytest.approx((2.0 + 1000 * 0.1) / 60)
+
+    tgts = scale.targets(rows, cores=16)
+    assert [t["met"] for t in tgts] == [True, True, False]  # 80% local, 80% warm, 0.1 > 0.05
+    slower = _scale_rows({1: 120.0, 15: 11.0}, coord=0.04)
+    assert [t["met"] for t in scale.targets(slower, cores=16)] == [False, False, True]
+    (here, serial) = scale.targets(rows, cores=2)
+    assert here["met"] is None and here["why"] == "not measurable here (2 cores)"
+    assert serial["met"] is False
+
+    notes = scale.notes_for([1, 2, 4, 8, 15], 16, COORDINATOR_STAGES, None)
+    assert "the coordinator keeps a core" in notes[1]
+    assert " + ".join(COORDINATOR_STAGES) in notes[0]
+    assert scale.notes_for([1, 2], 2, COORDINATOR_STAGES, "--no-dask")[-1] == \
+        "dask rows skipped: --no-dask."
+    text = scale.render(rows, "rnn_cell", proj, tgts, notes, info)
+    assert "Projection to 1000 students" in text and "efficiency" in text
+    assert "Test CPU, 16 cores, 64 GiB memory, TestOS" in text and "-> MET" in text
+    md = scale.render_markdown(rows, "rnn_cell", tgts, notes, info, proj)
+    table_lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    assert len(table_lines) == 2 + len(rows)
+    assert {ln.count("|") for ln in table_lines} == {len(scale.COLUMNS) + 1}
+    assert "| local | 15 | 48 | 10.0 | 288.0 | 12.00 | 80% |" in md
+    assert "Test CPU" in md and "- Target: parallel efficiency >= 80% at 15 workers" in md
+    assert md.rstrip().endswith("one coordinator caps a run at 600 submissions/min.")
+    assert "4.2 min on 16, " in md  # (2 + 1000 x 4 / 16) / 60
+
+
+def test_scale_says_why_dask_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    assert scale.dask_missing().startswith("distributed is not importable (")
 
 
 # --------------------------------------------------------------------------- #
@@ -124,13 +194,19 @@ def test_notebooks_quick(tmp_path):
 @needs_sandbox
 @same_worker
 def test_scale_quick(tmp_path):
-    data = scale.run(quick=True, out_dir=tmp_path)
-    assert _load(tmp_path / "scale.json")["K"] == scale.QUICK["k"]
-    assert [r["executor"] for r in data["rows"]] == [
-        "local, 1 worker", "local, 2 workers", "dask LocalCluster, 2 procs",
-        "dask, same cluster (warm)"]
-    assert all(r["all_full_marks"] and not r["errors"] for r in data["rows"])
+    md = tmp_path / "scale.md"
+    data = scale.run(quick=True, out_dir=tmp_path, markdown=md)
+    saved = _load(tmp_path / "scale.json")
+    assert saved["K"] == scale.QUICK["k"] and saved["machine"]["cores_usable"] >= 1
+    assert [(r["executor"], r["workers"]) for r in data["rows"]] == [
+        (scale.LOCAL, 1), (scale.LOCAL, 2), (scale.DASK, 2), (scale.WARM, 2)]
+    assert all(r["same_full_score"] and not r["errors"] for r in data["rows"])
+    assert data["rows"][0]["speedup"] == pytest.approx(1.0)
+    assert all(r["efficiency"] > 0 and r["coordinator_s_per_sub"] > 0 for r in data["rows"])
+    assert data["rows"][2]["cluster_start_s"] > 0 and data["rows"][3]["cluster_start_s"] is None
     assert set(data["projection"]["cores"]) == set(scale.CLUSTER_CORES)
+    assert md.read_text() == data["markdown"] == saved["markdown"]
+    assert f"parallel efficiency >= 80% at {scale.TARGET_WORKERS} workers" in data["table"]
 
 
 @pytest.mark.slow
