@@ -197,6 +197,20 @@ def machine():
     return info
 
 
+TARGET_SERIAL_S = 0.05
+"""Issue 15: the coordinator's serial share at most 0.05 s per submission."""
+
+
+def serial_share(stage_seconds, k):
+    """Seconds per submission of the stages the coordinator runs itself (its serial share).
+
+    The stages are :data:`autograder.pipeline.report.COORDINATOR_STAGES` (one home).
+    """
+    from autograder.pipeline.report import COORDINATOR_STAGES
+
+    return sum(stage_seconds.get(s, 0.0) for s in COORDINATOR_STAGES) / k
+
+
 def loadavg():
     try:
         return round(os.getloadavg()[0], 2)

@@ -44,13 +44,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder.pipeline.report import COORDINATOR_STAGES
 from bench import (
+    TARGET_SERIAL_S,
     clean_env,
     course_template,
     describe_machine,
     fmt,
     loadavg,
     machine,
+    serial_share,
     solution_notebook,
     table,
     verdict,
@@ -67,8 +70,6 @@ CLUSTER_CORES = (16, 64, 256)
 TARGET_WORKERS = 15
 TARGET_EFFICIENCY = 0.80
 """Issue 15: at least 80% parallel efficiency at 15 workers, on a machine with more cores."""
-TARGET_SERIAL_S = 0.05
-"""Issue 15: the coordinator's serial share at most 0.05 s per submission."""
 
 LOCAL, DASK, WARM = "local", "dask", "dask (warm)"
 """The executors of the rows: local process pool, a fresh LocalCluster, the same again."""
@@ -103,13 +104,6 @@ def dask_missing():
     except ImportError as exc:
         return f"distributed is not importable ({exc})"
     return None
-
-
-def coordinator_stages():
-    """The stages the coordinator runs itself (its serial share): one home, the report's."""
-    from autograder.pipeline.report import COORDINATOR_STAGES
-
-    return COORDINATOR_STAGES
 
 
 def start_cluster(n_workers=2):
@@ -151,7 +145,6 @@ def run(quick=False, assignment="rnn_cell", k=None, out_dir=None, workers=None, 
     skipped = None if dask else "--no-dask"
     skipped = skipped or dask_missing()
     dask_counts = [] if skipped else [max(counts)] if quick else counts
-    stages = coordinator_stages()
     template = course_template([assignment])
     nb = solution_notebook(template, assignment)
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -173,7 +166,7 @@ def run(quick=False, assignment="rnn_cell", k=None, out_dir=None, workers=None, 
             "wall": res["wall"], "per_min": 60.0 * k / res["wall"],
             "grading_s": res["seconds"], "startup_s": res["wall"] - res["seconds"],
             "worker_s_per_sub": res["seconds"] * n / k,
-            "coordinator_s_per_sub": sum(st.get(s, 0.0) for s in stages) / k,
+            "coordinator_s_per_sub": serial_share(st, k),
             "cluster_start_s": start_s,
             "same_full_score": (not res["errors"] and len(scores) == k
                                 and len({tuple(v) for v in scores.values()}) == 1
@@ -203,14 +196,15 @@ def run(quick=False, assignment="rnn_cell", k=None, out_dir=None, workers=None, 
     add_speedups(rows)
     proj = projection(rows)
     tgts = targets(rows, cores)
-    notes = notes_for(counts, cores, stages, skipped)
+    notes = notes_for(counts, cores, COORDINATOR_STAGES, skipped)
     text = render(rows, assignment, proj, tgts, notes, info)
     md = render_markdown(rows, assignment, tgts, notes, info, proj)
     print(text, flush=True)
     if markdown:
         Path(markdown).write_text(md)
     data = {"benchmark": "scale", "quick": quick, "assignment": assignment, "K": k,
-            "workers": counts, "dask_skipped": skipped, "coordinator_stages": list(stages),
+            "workers": counts, "dask_skipped": skipped,
+            "coordinator_stages": list(COORDINATOR_STAGES),
             "machine": info, "rows": rows, "projection": proj, "targets": tgts,
             "table": text, "markdown": md, "seconds": time.perf_counter() - t_start}
     write_json("scale", data, out_dir)

@@ -58,14 +58,18 @@ def test_flop_formula():
 
 
 def test_renderers_on_canned_rows(tmp_path):
-    g = {"K": 12, "workers": 2, "loadavg": 1.0, "ours_s": 20.0, "ours_per_sub": 1.67,
-         "stock_s": 40.0, "stock_per_sub": 3.33, "speedup": 2.0, "same_scores": True,
+    g = {"K": 12, "workers": 2, "loadavg": 1.0, "ours_s": 12.0, "ours_per_sub": 1.0,
+         "stock_s": 40.0, "stock_per_sub": 3.33, "speedup": 40.0 / 12.0, "same_scores": True,
+         "serial_s_per_sub": 0.04,
          "ours_scores": {"s001": [19, 19]}, "stock_scores": {"s001": [19.0, 19.0]},
          "ours_flags": {}, **{f"st_{s}": 1.0 for s in grading.STAGE_NAMES},
          "stock_autograde": 30.0, "stock_generate_feedback": 6.0, "stock_export": 4.0}
     text = grading.render([g], "rnn_cell", 2)
     assert "speed-up" in text and "19/19 x1" in text and "MET" in text
-    assert [t["met"] for t in grading.targets([g])] == [True, True]
+    assert [t["met"] for t in grading.targets([g])] == [True, True, True]
+    assert [t["met"] for t in grading.targets([{**g, "speedup": 2.9, "serial_s_per_sub": 0.06}])
+            ] == [False, False, True]
+    assert "0.040 s" in text
 
     rows = [{"what": "lstm.ipynb (instructor)", "kind": "notebook", "assignment": "lstm",
              "wall": 12.0, "cells_s": 10.0, "mb": 200.0, "error": None},
