@@ -163,13 +163,15 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
             t0 = time.monotonic()
             # reading and hashing only: the worker finishes the precheck (Precheck.finish)
             sub = checker.gather(folder, student, assignment, structure.cell_ids)
+            stage["intake"] += time.monotonic() - t0
             state = recorded.get(student)
             if not force and is_recorded(state, sub.digest):
-                stage["intake"] += time.monotonic() - t0
                 results[student] = done(StudentResult(student, state.score, state.max_score,
                                                       flag_names(state.flags), "skipped"))
                 bar.update(1)
                 continue
+            maker.shared()  # the first time: what every job of the run shares (a fixed cost)
+            t0 = time.monotonic()
             job = maker.job(sub)
             stage["intake"] += time.monotonic() - t0
             if GRADER_ERROR in sub.flag_names:  # the folder could not be read

@@ -38,7 +38,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nbgrader.api import Comment, Grade, Student, SubmittedAssignment, SubmittedNotebook
+from nbgrader.api import (
+    BaseCell,
+    Comment,
+    Grade,
+    Student,
+    SubmittedAssignment,
+    SubmittedNotebook,
+)
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SAWarning
 
@@ -184,30 +191,45 @@ def save_all(book: CourseGradebook, items) -> list[Saved]:
         book.ensure_tables(gb)
         session = gb.db
         submissions = []
+        # cell id -> name, once: reading grade.cell.name loaded each cell row on its own
+        names = dict(session.execute(select(BaseCell.id, BaseCell.name)).all())
+        assignments: dict[str, object] = {}  # name -> row, looked up once per batch
         for result, sub in items:
-            submission = _submission(gb, result.assignment, result.student)
+            if result.assignment not in assignments:
+                assignments[result.assignment] = gb.find_assignment(result.assignment)
+            submission = _submission(gb, assignments[result.assignment], result.student)
             timestamp = parse_timestamp(sub.timestamp)
             if timestamp is not None:
                 submission.timestamp = timestamp
             session.flush()
             prior = flags_by_submission(session, [submission.id])[submission.id]
             for snb in submission.notebooks:
-                _save_notebook(snb, result, flagged=bool(result.flags), unflag=bool(prior))
+                _save_notebook(snb, result, names, flagged=bool(result.flags),
+                               unflag=bool(prior))
             _save_grading(session, submission.id, result, sub)
-            submissions.append(submission)
+            submissions.append(submission.id)
         session.commit()
-        return [Saved(s.id, float(s.score - (s.late_submission_penalty or 0.0)),
-                      float(s.max_score)) for s in submissions]
+        # the scores as the gradebook computes them (a person's included), in one query
+        # rather than three deferred loads per submission
+        totals = {row.id: row for row in session.execute(select(
+            SubmittedAssignment.id, SubmittedAssignment.score,
+            SubmittedAssignment.late_submission_penalty, SubmittedAssignment.max_score,
+        ).where(SubmittedAssignment.id.in_(submissions)))}
+        return [Saved(sid, float(totals[sid].score - (totals[sid].late_submission_penalty or 0.0)),
+                      float(totals[sid].max_score)) for sid in submissions]
 
 
-def _submission(gb, assignment: str, student: str) -> SubmittedAssignment:
-    """The student's submission, created as nbgrader's ``add_submission`` does (no commit)."""
+def _submission(gb, assignment, student: str) -> SubmittedAssignment:
+    """The student's submission, created as nbgrader's ``add_submission`` does (no commit).
+
+    ``assignment``: its name, or its ``Assignment`` row.
+    """
     session = gb.db
     person = session.get(Student, student)
     if person is None:
         person = Student(id=student)
         session.add(person)
-    a = gb.find_assignment(assignment)
+    a = gb.find_assignment(assignment) if isinstance(assignment, str) else assignment
     submission = session.execute(select(SubmittedAssignment).where(
         SubmittedAssignment.assignment_id == a.id,
         SubmittedAssignment.student_id == student)).scalar_one_or_none()
@@ -227,7 +249,8 @@ def _submission(gb, assignment: str, student: str) -> SubmittedAssignment:
     return submission
 
 
-def _save_notebook(snb, result, *, flagged: bool, unflag: bool) -> None:
+def _save_notebook(snb, result, names: dict[str, str], *, flagged: bool, unflag: bool) -> None:
+    """One notebook's grades and comments; ``names``: cell id -> cell name."""
     name = snb.notebook.name
     if flagged:
         snb.flagged = True
@@ -240,7 +263,7 @@ def _save_notebook(snb, result, *, flagged: bool, unflag: bool) -> None:
         return
     cells = result.scores.cells.get(name, {})
     for grade in snb.grades:
-        cell = cells.get(grade.cell.name)
+        cell = cells.get(names.get(grade.cell_id))
         if cell is None:
             continue
         grade.auto_score = cell["score"]
@@ -249,7 +272,7 @@ def _save_notebook(snb, result, *, flagged: bool, unflag: bool) -> None:
     comments = result.comments.get(name)
     if comments is not None:
         for comment in snb.comments:
-            comment.auto_comment = comments.get(comment.cell.name)
+            comment.auto_comment = comments.get(names.get(comment.cell_id))
     snb.late_submission_penalty = result.scores.late_penalties.get(name)
 
 
