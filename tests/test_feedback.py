@@ -281,3 +281,22 @@ def test_answers_graded_by_hand_are_listed_as_such():
     assert "essay (written response) (Score: 0.0 / 2.0)" in listed
     assert "explain (coding free-response) (Score: 0.0 / 1.0)" in listed
     assert "failed" not in listed.replace(f"failed: {HIDDEN_MESSAGE}", "")
+
+
+def test_what_the_exporter_remembers_renders_as_nbconvert_does():
+    """Highlighted code and markdown are cached per worker: the same HTML as rendered afresh."""
+    from nbconvert.filters.highlight import Highlight2HTML
+
+    from autograder.pipeline.feedback import CachedHighlight2HTML, exporter
+
+    cached, plain = CachedHighlight2HTML(pygments_lexer="ipython3"), Highlight2HTML(
+        pygments_lexer="ipython3")
+    for source, metadata in (("x = 1  # a comment\nprint(x)", None),
+                             ("SELECT 1", {"magics_language": "sql"}), ("", {})):
+        first = cached(source, None, metadata)
+        assert first == plain(source, None, metadata) == cached(source, None, metadata)
+    exp = exporter()
+    markdown = "# Title\n\nSome *text* and $\\tanh(x)$ and `code`."
+    once = exp._markdown(markdown)
+    assert once == exp._render_markdown(markdown) == exp._markdown(markdown)
+    assert "<math" in once and exp._markdown.cache_info().hits >= 1

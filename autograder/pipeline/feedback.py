@@ -131,6 +131,30 @@ class MathMLRenderer(IPythonRenderer):
         return math_html(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
 
 
+_RENDERED_CACHE = 4096
+"""Most highlighted sources and markdown cells a worker remembers (:class:`FeedbackExporter`)."""
+
+
+class CachedHighlight2HTML(Highlight2HTML):
+    """nbconvert's ``highlight_code`` filter, remembering what it highlighted.
+
+    Most cells of a submission are the instructor's, the same in every
+    submission a worker renders; pygments re-lexed them every time.
+    """
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self._rendered = functools.lru_cache(maxsize=_RENDERED_CACHE)(self._render)
+
+    def _render(self, source, language, magics_language):
+        metadata = {"magics_language": magics_language} if magics_language else None
+        return super().__call__(source, language, metadata)
+
+    def __call__(self, source, language=None, metadata=None):
+        magics = metadata.get("magics_language") if metadata else None
+        return self._rendered(source, language, magics)
+
+
 class FeedbackExporter(HTMLExporter):
     """nbconvert's HTML exporter whose ``markdown2html`` renders math (:class:`MathMLRenderer`).
 
@@ -141,11 +165,19 @@ class FeedbackExporter(HTMLExporter):
     those cells.
     """
 
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._highlighters: dict = {}  # pygments lexer -> CachedHighlight2HTML
+        self._markdown = functools.lru_cache(maxsize=_RENDERED_CACHE)(self._render_markdown)
+
     def from_notebook_node(self, nb, resources=None, **kw):
         langinfo = nb.metadata.get("language_info", {})
         lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
-        self.register_filter("highlight_code", self.filters.get(
-            "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+        if "highlight_code" not in self.filters:
+            if lexer not in self._highlighters:
+                self._highlighters[lexer] = CachedHighlight2HTML(pygments_lexer=lexer,
+                                                                 parent=self)
+            self.register_filter("highlight_code", self._highlighters[lexer])
         resources = self._init_resources(resources)
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
@@ -154,10 +186,17 @@ class FeedbackExporter(HTMLExporter):
     @pass_context
     def markdown2html(self, context, source):
         cell = context.get("cell", {})
+        if not cell.get("attachments") and not self.embed_images:
+            # then the page depends on the source alone: instructor cells render once
+            return self._markdown(source)
+        return self._render_markdown(source, cell.get("attachments", {}),
+                                     context.get("resources", {}).get("metadata", {})
+                                     .get("path", ""))
+
+    def _render_markdown(self, source, attachments=None, path=""):
         renderer = MathMLRenderer(
-            escape=False, attachments=cell.get("attachments", {}),
-            embed_images=self.embed_images,
-            path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+            escape=False, attachments=attachments or {},
+            embed_images=self.embed_images, path=path,
             anchor_link_text=self.anchor_link_text,
             exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
         return MarkdownWithMath(renderer=renderer).render(source)

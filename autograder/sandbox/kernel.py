@@ -232,10 +232,12 @@ class SandboxedKernelManager(AsyncKernelManager):
     ).tag(config=True)
     hidden_packages = List(
         Unicode(),
-        ["autograder"],
+        ["autograder", "debugpy"],
         help="Packages that must stay invisible to the kernel.  If one is installed "
         "inside the Python environment (not editable), an empty read-only folder "
-        "hides it; if it lives elsewhere (editable), it is simply not bound.",
+        "hides it; if it lives elsewhere (editable), it is simply not bound.  "
+        "debugpy: a grading kernel needs no debugger, and ipykernel importing it "
+        "costs each kernel 80 ms of CPU.",
     ).tag(config=True)
     extra_ro_binds = Dict(
         value_trait=Unicode(),
