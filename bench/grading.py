@@ -9,7 +9,8 @@ repository's ``source/`` with :func:`autograder.commands.demo.make_course_dir`. 
 in the same run:
 
 - **autograder**: ``grade_assignment(dir, assignment, workers=W)``, what
-  ``python -m autograder grade ASSIGNMENT --workers W`` runs, in a fresh Python
+  ``python -m autograder grade ASSIGNMENT [--workers W]`` runs (by default
+  with the command's own number of workers), in a fresh Python
   process (interpreter start and imports included), sandboxed: precheck,
   bubblewrap sandbox + kernel start, execution, verification outside the
   kernel, gradebook, feedback HTML, grades.csv;
@@ -52,7 +53,7 @@ from bench import (
     write_json,
 )
 
-FULL = dict(ks=(6, 12, 24), workers=2)
+FULL = dict(ks=(6, 12, 24), workers=None)  # None: the command's own default
 QUICK = dict(ks=(1,), workers=1)
 TARGET_SPEEDUP = 3.0  # issue 15: at K=12 on 2 cores, sandbox included
 TARGET_K = 12
@@ -256,9 +257,11 @@ def render(rows, assignment, workers, quick=False):
     stage_cols += [("| nbgrader autograde", "stock_autograde", ".1f"),
                    ("generate_feedback", "stock_generate_feedback", ".1f"),
                    ("export", "stock_export", ".1f")]
+    flag = f" --workers {workers}" if workers else ""
+    used = sorted({r.get("workers_text", "") for r in rows} - {""})
     note = [f"{assignment}: K solution submissions, two identical course copies; autograder = "
-            f"grade_assignment(workers={workers}) in a fresh process (= python -m autograder "
-            f"grade {assignment} --workers {workers}), sandboxed;",
+            f"grade_assignment in a fresh process (= python -m autograder grade {assignment}"
+            f"{flag}: {', '.join(used) or '?'}), sandboxed;",
             "stock = nbgrader autograde + generate_feedback + export, sequential, unsandboxed. "
             "Wall seconds; load = 1-min load average before the pair.",
             "Scores (autograder | stock):"]

@@ -24,7 +24,7 @@ def add_grading_options(parser) -> None:
     """The options of every command that grades (``grade``, ``serve``): where, with what."""
     parser.add_argument("--course-dir", default=".", help="the nbgrader course directory")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="submissions graded at once (default: the number of cores)")
+                        help="submissions graded at once (default: 1.5 per core)")
     parser.add_argument("--scheduler", default=None, metavar="ADDR",
                         help="grade on this dask.distributed cluster (e.g. tcp://host:8786)")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",

@@ -76,7 +76,7 @@ from autograder.pipeline import flags as F
 from autograder.pipeline.budget import StageOverrun, Usage, WorkerLimits, time_limit
 from autograder.pipeline.flags import KERNEL_DIED, TIMEOUT, Flagged
 from autograder.pipeline.gradebook import memory_dir
-from autograder.pipeline.precheck import Precheck, Submission, shadowed_module_names
+from autograder.pipeline.precheck import Precheck, Submission
 from autograder.pipeline.preprocessors import (
     CheckCellMetadata,
     RestoreCells,
@@ -264,7 +264,6 @@ def warm_up(config: Config | None = None) -> None:
     verify.warm_up(assignments_in(config if config is not None else Config()))
     feedback_mod.warm_up(config)
     compile_student_packages(config)
-    shadowed_module_names()  # the precheck's list of importable names: 0.5 s to build
 
 
 def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:

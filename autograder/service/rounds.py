@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import glob
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from autograder.course import AFTER_DUE, Course
+from autograder.pipeline.runner import default_workers
 from autograder.pipeline.scoring import parse_timestamp
 from autograder.service import journal as J
 
@@ -247,7 +247,7 @@ def run_round(opts: Options, assignment: str, grade_ids=(), release_ids=(), *,
         if not rows:
             return
         active = {row.student_id: row for row in rows}  # handed out, no result yet
-        take_at_once = max(2, opts.workers or len(os.sched_getaffinity(0)))
+        take_at_once = max(2, opts.workers or default_workers())
         count = len(rows)
         started = last_new = time.monotonic()
         event("grading", f"{assignment}: {len(rows)} submission(s): "
