@@ -259,11 +259,12 @@ def warm_up(config: Config | None = None) -> None:
     """Import and build what every job needs, once (call before forking workers)."""
     from autograder.course import assignments_in
     from autograder.pipeline import verify
-    from autograder.sandbox import compile_student_packages
+    from autograder.sandbox import compile_student_packages, prebuild_font_list
 
     verify.warm_up(assignments_in(config if config is not None else Config()))
     feedback_mod.warm_up(config)
     compile_student_packages(config)
+    prebuild_font_list(config)
 
 
 def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:

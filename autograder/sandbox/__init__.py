@@ -15,7 +15,8 @@ Public API (see each module for details):
 - :class:`SandboxExecute` / :class:`OutputLimitMixin`: the preprocessor and
   the output cap it adds to nbclient.
 - :func:`compile_student_packages`: bytecode beside the student packages'
-  sources, which kernels may not write themselves (call before grading).
+  sources, which kernels may not write themselves (call before grading);
+  :func:`prebuild_font_list`: matplotlib's font list, built before forking.
 """
 
 from .bwrap import SANDBOX_HOME, SandboxError, sandbox_available, unavailable_reason
@@ -34,7 +35,7 @@ from .execute import (
     SandboxExecute,
     execute_notebook,
 )
-from .kernel import SandboxedKernelManager, compile_student_packages
+from .kernel import SandboxedKernelManager, compile_student_packages, prebuild_font_list
 from .limits import Limits
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "SandboxedKernelManager",
     "compile_student_packages",
     "execute_notebook",
+    "prebuild_font_list",
     "sandbox_available",
     "unavailable_reason",
 ]
