@@ -46,6 +46,7 @@ from bench import (
     course_template,
     loadavg,
     machine,
+    median,
     serial_share,
     solution_notebook,
     table,
@@ -53,8 +54,8 @@ from bench import (
     write_json,
 )
 
-FULL = dict(ks=(6, 12, 24), workers=None)  # None: the command's own default
-QUICK = dict(ks=(1,), workers=1)
+FULL = dict(ks=(6, 12, 24), workers=None, reps=3)  # workers None: the command's default
+QUICK = dict(ks=(1,), workers=1, reps=1)
 TARGET_SPEEDUP = 3.0  # issue 15: at K=12 on 2 cores, sandbox included
 TARGET_K = 12
 FLAT_SLACK = 1.15  # "flat": the largest class costs at most 15% more per submission
@@ -159,10 +160,12 @@ def run_stock(course_dir: Path, assignment: str, log=None) -> dict:
 # --------------------------------------------------------------------------- #
 # the benchmark
 # --------------------------------------------------------------------------- #
-def run(quick=False, assignment="rnn_cell", ks=None, workers=None, out_dir=None, keep=False):
+def run(quick=False, assignment="rnn_cell", ks=None, workers=None, out_dir=None, keep=False,
+        reps=None):
     P = QUICK if quick else FULL
     ks = tuple(ks or P["ks"])
     workers = workers or P["workers"]
+    reps = reps or P["reps"]
     t_start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     rows = []
@@ -170,17 +173,34 @@ def run(quick=False, assignment="rnn_cell", ks=None, workers=None, out_dir=None,
         template = course_template([assignment])
         nb = solution_notebook(template, assignment)
         for k in ks:
-            a_dir, b_dir = work / f"autograder-K{k}", work / f"stock-K{k}"
-            make_class(template, a_dir, assignment, k, nb)
-            make_class(template, b_dir, assignment, k, nb)
-            la = loadavg()
-            ours = run_autograder(a_dir, assignment, workers, log=work / f"autograder-K{k}.log")
-            stock = run_stock(b_dir, assignment, log=work / f"stock-K{k}.log")
-            same = ours["scores"] == stock["scores"]
-            row = {"K": k, "workers": workers, "loadavg": la,
+            ours_runs, stock_runs, loads = [], [], []
+            for rep in range(reps):
+                a_dir, b_dir = work / f"autograder-K{k}-{rep}", work / f"stock-K{k}-{rep}"
+                make_class(template, a_dir, assignment, k, nb)
+                make_class(template, b_dir, assignment, k, nb)
+                loads.append(loadavg())
+                # alternate which side goes first: a machine's drift falls on both
+                sides = [("ours", a_dir), ("stock", b_dir)]
+                for side, folder in sides if rep % 2 == 0 else sides[::-1]:
+                    log = work / f"{side}-K{k}-{rep}.log"
+                    if side == "ours":
+                        ours_runs.append(run_autograder(folder, assignment, workers, log=log))
+                    else:
+                        stock_runs.append(run_stock(folder, assignment, log=log))
+                if not keep:
+                    shutil.rmtree(a_dir, ignore_errors=True)
+                    shutil.rmtree(b_dir, ignore_errors=True)
+                print(f"  K={k}, run {rep + 1}/{reps}: autograder {ours_runs[-1]['wall']:.1f}s, "
+                      f"stock nbgrader {stock_runs[-1]['wall']:.1f}s", flush=True)
+            ours = _median_run(ours_runs)
+            stock = _median_run(stock_runs)
+            same = all(o["scores"] == s["scores"] for o in ours_runs for s in stock_runs)
+            row = {"K": k, "workers": workers, "loadavg": median(loads), "reps": reps,
                    "serial_s_per_sub": serial_share(ours["stage_seconds"], k),
                    "ours_s": ours["wall"], "ours_per_sub": ours["wall"] / k,
                    "ours_report_s": ours["seconds"],
+                   "ours_walls": [r["wall"] for r in ours_runs],
+                   "stock_walls": [r["wall"] for r in stock_runs],
                    "stock_s": stock["wall"], "stock_per_sub": stock["wall"] / k,
                    "speedup": stock["wall"] / ours["wall"], "same_scores": same,
                    "ours_scores": ours["scores"], "stock_scores": stock["scores"],
@@ -192,8 +212,6 @@ def run(quick=False, assignment="rnn_cell", ks=None, workers=None, out_dir=None,
             for st, v in stock["steps"].items():
                 row[f"stock_{st}"] = v
             rows.append(row)
-            print(f"  K={k}: autograder {ours['wall']:.1f}s, stock nbgrader {stock['wall']:.1f}s",
-                  flush=True)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -206,6 +224,12 @@ def run(quick=False, assignment="rnn_cell", ks=None, workers=None, out_dir=None,
         data["workdir"] = str(work)
     write_json("grading", data, out_dir)
     return data
+
+
+def _median_run(runs):
+    """The run of median wall time (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def targets(rows):
@@ -263,12 +287,17 @@ def render(rows, assignment, workers, quick=False):
             f"grade_assignment in a fresh process (= python -m autograder grade {assignment}"
             f"{flag}: {', '.join(used) or '?'}), sandboxed;",
             "stock = nbgrader autograde + generate_feedback + export, sequential, unsandboxed. "
-            "Wall seconds; load = 1-min load average before the pair.",
+            "Wall seconds; load = 1-min load average before the pairs (median).",
             "Scores (autograder | stock):"]
     for r in rows:
         note.append(f"  K={r['K']}: {_scores_line(r['ours_scores'])} | "
                     f"{_scores_line(r['stock_scores'])}"
                     + ("" if not r["ours_flags"] else f"  flags: {r['ours_flags']}"))
+    for r in rows:
+        if r.get("reps", 1) > 1:
+            note.append(f"  K={r['K']}, {r['reps']} runs each (the table: medians), wall s: "
+                        f"autograder {', '.join(f'{w:.1f}' for w in r['ours_walls'])} | "
+                        f"stock {', '.join(f'{w:.1f}' for w in r['stock_walls'])}")
     if len(rows) > 1:
         for side, key in (("autograder", "ours_s"), ("stock", "stock_s")):
             fixed, marginal = linear_fit([r["K"] for r in rows], [r[key] for r in rows])
@@ -293,6 +322,8 @@ def main(argv=None):
     p.add_argument("--ks", default=None, help="class sizes, comma-separated (6,12,24)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the temporary course folders")
+    p.add_argument("--reps", type=int, default=None,
+                   help="pairs of runs per class size, medians reported (3)")
     p.add_argument("--out-dir", default=None)
     p.add_argument("--child-grade", nargs=2, metavar=("COURSE_DIR", "ASSIGNMENT"),
                    help=argparse.SUPPRESS)
@@ -304,7 +335,7 @@ def main(argv=None):
         return _child_grade(*args.child_grade, args.workers, args.scheduler, args.out,
                             args.unsafe_no_sandbox)
     ks = tuple(int(k) for k in args.ks.split(",")) if args.ks else None
-    run(args.quick, args.assignment, ks, args.workers, args.out_dir, args.keep)
+    run(args.quick, args.assignment, ks, args.workers, args.out_dir, args.keep, args.reps)
     return 0
 
 

@@ -60,7 +60,8 @@ def test_flop_formula():
 def test_renderers_on_canned_rows(tmp_path):
     g = {"K": 12, "workers": 2, "loadavg": 1.0, "ours_s": 12.0, "ours_per_sub": 1.0,
          "stock_s": 40.0, "stock_per_sub": 3.33, "speedup": 40.0 / 12.0, "same_scores": True,
-         "serial_s_per_sub": 0.04,
+         "serial_s_per_sub": 0.04, "reps": 3, "ours_walls": [11.0, 12.0, 13.0],
+         "stock_walls": [38.0, 40.0, 41.0],
          "ours_scores": {"s001": [19, 19]}, "stock_scores": {"s001": [19.0, 19.0]},
          "ours_flags": {}, **{f"st_{s}": 1.0 for s in grading.STAGE_NAMES},
          "stock_autograde": 30.0, "stock_generate_feedback": 6.0, "stock_export": 4.0}
@@ -69,7 +70,9 @@ def test_renderers_on_canned_rows(tmp_path):
     assert [t["met"] for t in grading.targets([g])] == [True, True, True]
     assert [t["met"] for t in grading.targets([{**g, "speedup": 2.9, "serial_s_per_sub": 0.06}])
             ] == [False, False, True]
-    assert "0.040 s" in text
+    assert "0.040 s" in text and "3 runs each" in text and "stock 38.0, 40.0, 41.0" in text
+    runs = [{"wall": w} for w in (14.0, 11.0, 12.0, 13.0)]
+    assert grading._median_run(runs)["wall"] == 12.0
 
     rows = [{"what": "lstm.ipynb (instructor)", "kind": "notebook", "assignment": "lstm",
              "wall": 12.0, "cells_s": 10.0, "mb": 200.0, "error": None},

@@ -52,6 +52,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -261,10 +262,13 @@ def warm_up(config: Config | None = None) -> None:
     from autograder.pipeline import verify
     from autograder.sandbox import compile_student_packages, prebuild_font_list
 
+    # the font list is built by a sandboxed interpreter: meanwhile, the rest warms up here
+    fonts = threading.Thread(target=prebuild_font_list, args=(config,), daemon=True)
+    fonts.start()
     verify.warm_up(assignments_in(config if config is not None else Config()))
     feedback_mod.warm_up(config)
     compile_student_packages(config)
-    prebuild_font_list(config)
+    fonts.join()
 
 
 def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:
