@@ -148,9 +148,11 @@ def test_results_recorded_together_share_one_transaction_and_one_refused_fails_a
     got = R.record_batch(items, **ctx)
     assert [(g.student, g.score, g.status) for g in got] == [(s, 4.0, "graded")
                                                            for s in students]
-    assert all(state(course, s).complete for s in students)
+    # complete once marked: with the next batch's transaction, or when the book is closed
+    assert not any(state(course, s).complete for s in students)
     assert ctx["book"].writing  # one connection for the run, closed by its owner
     ctx["book"].close()
+    assert all(state(course, s).complete for s in students)
 
     # a result the gradebook refuses (its assignment is unknown) fails alone
     for result, _sub in items:
@@ -166,6 +168,16 @@ def test_results_recorded_together_share_one_transaction_and_one_refused_fails_a
     for student in ("amy", "cat"):
         assert (course / "feedback" / student / A / f"{A}.html").read_text() == "<p>again</p>"
     assert (course / "feedback" / "ben" / A / f"{A}.html").read_text() != "<p>again</p>"
+
+    # the next batch's transaction marks the one before it complete
+    items[1][0].assignment = A
+    ctx = context(course)
+    R.record_batch(items[:1], **ctx)
+    assert not state(course, "amy").complete
+    R.record_batch(items[1:2], **ctx)
+    assert state(course, "amy").complete and not state(course, "ben").complete
+    ctx["book"].close()
+    assert state(course, "ben").complete
 
 
 def test_text_that_is_not_utf8_is_recorded(course):

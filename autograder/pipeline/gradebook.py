@@ -59,6 +59,7 @@ from sqlalchemy import (
     create_engine,
     select,
     text,
+    update,
 )
 from traitlets.config import Config
 
@@ -185,6 +186,7 @@ class CourseGradebook:
         self.config = config if config is not None else Config()
         self._tables = False
         self._writer: Gradebook | None = None
+        self._written: list[str] = []  # files written, not yet marked: see files_written()
 
     def open(self) -> Gradebook:
         """A new connection (close it: ``with book.open() as gb``)."""
@@ -212,8 +214,36 @@ class CourseGradebook:
         """Whether :meth:`writer`'s connection is open."""
         return self._writer is not None
 
+    def files_written(self, submission_ids) -> None:
+        """These submissions' files are written: their rows become complete with the next
+        transaction of :meth:`writer` that calls :meth:`mark_written`, or at :meth:`close`.
+
+        Deferred, to save a commit per result: until then a row says "files not
+        written", so a run that dies in between grades those submissions again.
+        """
+        self._written.extend(submission_ids)
+
+    def mark_written(self, session) -> list[str]:
+        """Mark the pending rows complete in ``session``'s transaction; returns their ids
+        (pass them to :meth:`marked` once that transaction is committed)."""
+        ids = list(self._written)
+        if ids:
+            session.execute(update(GRADING).where(GRADING.c.submission_id.in_(ids))
+                            .values(files_written=True))
+        return ids
+
+    def marked(self, ids) -> None:
+        """The rows of ``ids`` are committed complete."""
+        done = set(ids)
+        self._written = [i for i in self._written if i not in done]
+
     def close(self) -> None:
-        """Close :meth:`writer`'s connection, if it was opened."""
+        """Mark what is pending complete, then close :meth:`writer`'s connection."""
+        if self._written:
+            with self.writer() as gb:
+                ids = self.mark_written(gb.db)
+                gb.db.commit()
+            self.marked(ids)
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.close()

@@ -18,7 +18,13 @@ For each :class:`~autograder.pipeline.worker.GradeResult`:
    ``release_feedback`` reads).  Text that is not valid UTF-8 (a lone
    surrogate in a notebook's JSON string or a file name) is written escaped,
    never dropped;
-3. the grading row says ``files_written`` only once they are all there.
+3. the grading row says ``files_written`` only once they are all there: it is
+   marked in the next batch's transaction, or when the run closes the gradebook
+   (:meth:`~autograder.pipeline.gradebook.CourseGradebook.files_written`), which
+   saves a commit per result.
+
+Results that finish together are recorded together (:func:`record_batch`): one
+transaction for their grades, then their files.
 
 A failure while writing the files never loses the recorded grade: the run
 says so in one line, the submission gets the ``files_not_written`` flag, and
@@ -46,7 +52,7 @@ from nbgrader.api import (
     SubmittedAssignment,
     SubmittedNotebook,
 )
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SAWarning
 
 from autograder.pipeline import flags as F
@@ -155,11 +161,8 @@ def record_batch(items, *, book: CourseGradebook, coursedir, assignment, stage,
         status = "error" if result.status == "error" or F.GRADER_ERROR in names else "graded"
         out.append(StudentResult(result.student, done.score, done.max_score, names, status,
                                  usage=dict(result.usage)))
-    try:
-        mark_files_written(book, written)
-    except Exception:  # their rows still say "files not written": a rerun regrades them
-        say(f"could not mark the files of {len(written)} submission(s) written:\n"
-            f"{traceback.format_exc()}")
+    # complete with the next batch's transaction, or when the book is closed
+    book.files_written(written)
     stage["gradebook"] += time.monotonic() - t0
     return out
 
@@ -190,6 +193,7 @@ def save_all(book: CourseGradebook, items) -> list[Saved]:
         warnings.simplefilter("ignore", SAWarning)
         book.ensure_tables(gb)
         session = gb.db
+        marked = book.mark_written(session)  # the previous batch's files are written
         submissions = []
         # cell id -> name, once: reading grade.cell.name loaded each cell row on its own
         names = dict(session.execute(select(BaseCell.id, BaseCell.name)).all())
@@ -209,6 +213,7 @@ def save_all(book: CourseGradebook, items) -> list[Saved]:
             _save_grading(session, submission.id, result, sub)
             submissions.append(submission.id)
         session.commit()
+        book.marked(marked)
         # the scores as the gradebook computes them (a person's included), in one query
         # rather than three deferred loads per submission
         totals = {row.id: row for row in session.execute(select(
@@ -292,17 +297,6 @@ def _save_grading(session, submission_id: str, result, sub) -> None:
         session.execute(insert(FLAG), [
             {"submission_id": submission_id, "position": i, "name": name, "reason": reason}
             for i, (name, reason) in enumerate(result.flags)])
-
-
-def mark_files_written(book: CourseGradebook, submission_ids) -> None:
-    """The grading of these submissions is complete (step 3), in one transaction."""
-    ids = [submission_ids] if isinstance(submission_ids, str) else list(submission_ids)
-    if not ids:
-        return
-    with book.writer() as gb:
-        gb.db.execute(update(GRADING).where(GRADING.c.submission_id.in_(ids))
-                      .values(files_written=True))
-        gb.db.commit()
 
 
 def flag_files_not_written(book: CourseGradebook, submission_id: str, reason: str) -> None:

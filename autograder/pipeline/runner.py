@@ -226,7 +226,7 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) * 3 // 2)
 
 
-WORKER_NICENESS = 5
+WORKER_NICENESS = 10
 """How much lower a local worker's (and so its kernels') CPU priority is than the
 coordinator's.  The coordinator's work is the run's serial part: when the cores are
 busy, it should not wait for one behind the workers (Amdahl)."""
