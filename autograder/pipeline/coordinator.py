@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -101,6 +102,13 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
         raise UsageError("--workers must be at least 1")
     if not unsafe_no_sandbox:
         _require_sandbox()
+        if scheduler is None:
+            # the local workers' warm-up waits for this (a sandboxed interpreter builds
+            # matplotlib's font list): started now, it runs while the run is set up
+            from autograder.sandbox import prebuild_font_list
+
+            threading.Thread(target=prebuild_font_list, args=(course.config,),
+                             daemon=True).start()
     _require_oracles(course.assignments)
 
     coursedir = CourseDirectory(config=course.config)
