@@ -174,6 +174,22 @@ def test_runs_a_notebook_and_keeps_outputs_and_errors(tmp_path):
     assert [c.execution_count for c in nb.cells] == [1, 2, 3]
 
 
+def test_kernels_load_the_student_packages_bytecode_and_no_debugger(tmp_path):
+    """What a grading kernel need not do: compile the course package, import debugpy."""
+    from autograder.sandbox import compile_student_packages
+
+    assert compile_student_packages() == [str(Path(rnn_course.__file__).resolve().parent)]
+    nb, flags, _ = run(tmp_path / "s", textwrap.dedent("""
+        import importlib.util, json, os, sys
+        import rnn_course.checks.rnn_cell as m
+        print(json.dumps({"cached": os.path.exists(m.__cached__),
+                          "debugpy": importlib.util.find_spec("debugpy.server") is not None,
+                          "ipykernel": sys.modules["ipykernel.debugger"]._is_debugpy_available}))
+    """))
+    assert flags == []
+    assert report(nb.cells[0]) == {"cached": True, "debugpy": False, "ipykernel": False}
+
+
 def test_only_the_scratch_folder_is_writable(tmp_path):
     scratch = tmp_path / "scratch"
     marker = f"rnn-sbx-test-{uuid.uuid4().hex}"
