@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import nbfixtures as fx
 import nbformat
+import pytest
 from nbformat.v4 import new_markdown_cell
 
 from autograder.course import Course
@@ -78,3 +79,27 @@ def test_a_test_cell_turned_into_markdown_is_code_again(course):
     nb, changes = restore(course, nb)
     assert cells_by_id(nb)[fx.HIDDEN_ID].cell_type == "code"
     assert f"{fx.HIDDEN_ID}: cell_type restored" in changes
+
+
+def test_the_notebooks_cells_read_at_once_are_the_gradebooks_own(course):
+    """RestoreCells reads a notebook's cells in two queries: the same answers as nbgrader's."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from autograder.pipeline.preprocessors.restore_cells import _NotebookCells
+
+    with Gradebook(Course(course).db_url) as gb:
+        cells = _NotebookCells(gb, fx.ASSIGNMENT, fx.ASSIGNMENT)
+        names = [c.name for c in cells.notebook.source_cells]
+        assert fx.HIDDEN_ID in names
+        for name in names:
+            assert cells.find_source_cell(name, fx.ASSIGNMENT, fx.ASSIGNMENT) is \
+                gb.find_source_cell(name, fx.ASSIGNMENT, fx.ASSIGNMENT)
+            try:
+                theirs = gb.find_graded_cell(name, fx.ASSIGNMENT, fx.ASSIGNMENT)
+            except MissingEntry:
+                with pytest.raises(MissingEntry):
+                    cells.find_graded_cell(name, fx.ASSIGNMENT, fx.ASSIGNMENT)
+            else:
+                assert cells.find_graded_cell(name, fx.ASSIGNMENT, fx.ASSIGNMENT) is theirs
+        with pytest.raises(MissingEntry):
+            cells.find_source_cell("no_such_cell", fx.ASSIGNMENT, fx.ASSIGNMENT)
