@@ -33,19 +33,18 @@ class _NotebookCells:
             return self.notebook
         return self._gb.find_notebook(name, assignment)
 
+    def _find(self, cells: dict, kind: str, name, notebook, assignment):
+        if (notebook, assignment) != self._key:
+            return getattr(self._gb, f"find_{kind}_cell")(name, notebook, assignment)
+        if name not in cells:
+            raise MissingEntry(f"No such {kind} cell: {assignment}/{notebook}/{name}")
+        return cells[name]
+
     def find_source_cell(self, name, notebook, assignment):
-        if (notebook, assignment) == self._key:
-            if name not in self._source:
-                raise MissingEntry(f"No such source cell: {assignment}/{notebook}/{name}")
-            return self._source[name]
-        return self._gb.find_source_cell(name, notebook, assignment)
+        return self._find(self._source, "source", name, notebook, assignment)
 
     def find_graded_cell(self, name, notebook, assignment):
-        if (notebook, assignment) == self._key:
-            if name not in self._graded:
-                raise MissingEntry(f"No such grade cell: {assignment}/{notebook}/{name}")
-            return self._graded[name]
-        return self._gb.find_graded_cell(name, notebook, assignment)
+        return self._find(self._graded, "graded", name, notebook, assignment)
 
     def __getattr__(self, name):
         return getattr(self._gb, name)
