@@ -112,7 +112,8 @@ def record(result, sub, *, book: CourseGradebook, coursedir, assignment, stage,
 def record_batch(items, *, book: CourseGradebook, coursedir, assignment, stage,
                  maker) -> list[StudentResult]:
     """Record ``(result, submission)`` pairs: one gradebook transaction for all of them,
-    then each one's files, then one transaction marking those whose files are written.
+    then each one's files; the rows of those whose files are written are marked complete
+    with the next transaction (:meth:`CourseGradebook.files_written`).
 
     Each result keeps the guarantees of :func:`record`: if the gradebook refuses
     the batch, each result is tried alone, so only the one it refuses fails.
@@ -224,17 +225,14 @@ def save_all(book: CourseGradebook, items) -> list[Saved]:
                       float(totals[sid].max_score)) for sid in submissions]
 
 
-def _submission(gb, assignment, student: str) -> SubmittedAssignment:
-    """The student's submission, created as nbgrader's ``add_submission`` does (no commit).
-
-    ``assignment``: its name, or its ``Assignment`` row.
-    """
+def _submission(gb, a, student: str) -> SubmittedAssignment:
+    """The student's submission to assignment row ``a``, created as nbgrader's
+    ``add_submission`` does (no commit)."""
     session = gb.db
     person = session.get(Student, student)
     if person is None:
         person = Student(id=student)
         session.add(person)
-    a = gb.find_assignment(assignment) if isinstance(assignment, str) else assignment
     submission = session.execute(select(SubmittedAssignment).where(
         SubmittedAssignment.assignment_id == a.id,
         SubmittedAssignment.student_id == student)).scalar_one_or_none()
@@ -319,7 +317,7 @@ def flag_files_not_written(book: CourseGradebook, submission_id: str, reason: st
 # --------------------------------------------------------------------------- #
 def kept_files(result, sub) -> dict[str, bytes]:
     """The submission's files that the precheck kept (in the worker: ``result.files``)."""
-    if sub.files:  # the precheck was finished here
+    if sub.finished:  # the precheck was finished here, not in the worker
         return sub.files
     return {rel: sub.raw[rel] for rel in result.files if rel in sub.raw}
 

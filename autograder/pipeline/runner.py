@@ -108,11 +108,6 @@ class Runner:
             self.executor.shutdown(wait=wait, cancel_futures=not wait)
         self.executor = None
 
-    def run(self, jobs, bar):
-        """Yield ``(student, GradeResult)`` for every ``(student, job)`` of ``jobs``, one by one."""
-        for batch in self.run_batches(jobs, bar):
-            yield from batch
-
     def run_batches(self, jobs, bar):
         """Yield lists of ``(student, GradeResult)`` for the ``(student, job)`` pairs of ``jobs``.
 

@@ -124,11 +124,8 @@ def compile_student_packages(config=None) -> list[str]:
     """
     import compileall
 
-    section = (config or {}).get("SandboxedKernelManager", {})
-    names = section.get("student_packages",
-                        SandboxedKernelManager.class_traits()["student_packages"].default())
     done = []
-    for name in names:
+    for name in SandboxedKernelManager(config=config).student_packages:
         try:
             src, is_dir = _package_location(name)
             ok = (compileall.compile_dir(src, quiet=2) if is_dir
