@@ -212,6 +212,39 @@ def test_one_two_workers_and_a_dask_cluster_agree(template, tmp_path, fixture_ch
         assert repr(float(abs(value)))[:7] not in body, value
 
 
+@pytest.mark.skipif(UNSAFE, reason="kernels are started ahead only in the sandbox")
+def test_kernels_started_ahead_are_all_gone_when_the_run_ends(template, tmp_path, fixture_checks,
+                                                               monkeypatch):
+    """Local workers start their next job's kernel ahead (autograder.pipeline.warm); when
+    the run is over, none is left running, and neither are their folders."""
+    import tempfile
+
+    private = Path(tempfile.mkdtemp(prefix="rnn-warm-test-"))
+    private.chmod(0o755)  # the runtime folders are made here too: kernels must reach them
+    monkeypatch.setattr(tempfile, "tempdir", str(private))  # forked workers inherit it
+    try:
+        course = copy_course(template, tmp_path / "c")
+        small_class(course)
+        grade(course, workers=2, students=["dup", "good"])
+        # the runner counts 4 jobs; 2 are skipped (recorded): the kernels both workers
+        # start for a next job are never used, and must end with the workers
+        report = grade(course, workers=2)
+        assert [r.status for r in report.results] == ["skipped", "skipped", "graded", "graded"]
+        assert by_student(report)["late"].score == 4
+        left = sorted(p.name for p in private.iterdir()
+                      if p.name.startswith(("rnn-warm-", "rnn-sbx-")))
+        assert left == []
+        needle = str(private).encode()
+        for entry in os.listdir("/proc"):
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            assert needle not in cmdline, cmdline
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
 def test_a_hostile_batch_is_graded_completely(template, tmp_path, fixture_checks):
     course = copy_course(template, tmp_path / "course")
     hostile_class(course)

@@ -1098,3 +1098,95 @@ def test_live_path_maps_the_scratch_folder_to_its_tmpfs_copy(tmp_path):
     assert km.live_path(str(host / ".grading")) == "/run/sbx/scratch/.grading"
     with pytest.raises(SandboxError):
         km.live_path(str(tmp_path / "elsewhere"))
+
+
+# --------------------------------------------------------------------------- kernels started ahead
+def _runtime_folder() -> Path:
+    """A runtime base of the test's own (reachable by the kernel's uid: not under tmp_path)."""
+    runtime = Path(tempfile.mkdtemp(prefix="rnn-sbx-test-rt-"))
+    runtime.chmod(0o755)
+    return runtime
+
+
+@pytest.mark.slow
+def test_a_kernel_started_ahead_sees_only_what_it_is_handed_then_ends(tmp_path):
+    """start_kernel on an empty folder; the files written after it started are what the
+    notebook sees (in its tmpfs copy when root), what it writes comes back, and nothing
+    of the sandbox is left once execute_notebook has used it."""
+    from autograder.sandbox.execute import start_kernel
+
+    runtime = _runtime_folder()
+    cfg = Config()
+    cfg.SandboxedKernelManager.runtime_base = str(runtime)
+    folder = tmp_path / "s"
+    folder.mkdir()
+    km = start_kernel(str(folder), Limits(), config=cfg)
+    try:
+        assert km.has_kernel and km.exit_status is None
+        (folder / "answer.txt").write_text("handed in after the start")
+        nb = new_notebook(cells=[new_code_cell(
+            "import json, os\n"
+            "print(json.dumps({'files': sorted(os.listdir('.')), 'uid': os.getuid(),\n"
+            "                  'text': open('answer.txt').read()}))\n"
+            "open('written.txt', 'w').write('by the kernel')")])
+        nb, flags = execute_notebook(nb, str(folder), Limits(), config=cfg, kernel=km)
+        assert flags == []
+        seen = report(nb.cells[0])
+        assert seen["files"] == ["answer.txt"] and seen["text"] == "handed in after the start"
+        assert seen["uid"] in KERNEL_UIDS
+        assert (folder / "written.txt").read_text() == "by the kernel"
+        assert not km.has_kernel, "a kernel started ahead serves one notebook"
+        assert list(runtime.iterdir()) == [], "the runtime folder was left behind"
+        assert scratch.mounts_under(str(runtime)) == []
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_kernel_started_ahead_and_never_used_is_discarded_completely(tmp_path):
+    from autograder.sandbox.execute import discard_kernel, start_kernel
+
+    runtime = _runtime_folder()
+    cfg = Config()
+    cfg.SandboxedKernelManager.runtime_base = str(runtime)
+    (tmp_path / "s").mkdir()
+    try:
+        km = start_kernel(str(tmp_path / "s"), Limits(), config=cfg)
+        [base] = runtime.iterdir()
+        deadline = time.monotonic() + 10
+        while not host_processes_with(str(base)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert host_processes_with(str(base)), "the sandbox never started"
+        discard_kernel(km)
+        assert not km.has_kernel
+        deadline = time.monotonic() + 5
+        while host_processes_with(str(base)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert host_processes_with(str(base)) == []
+        assert list(runtime.iterdir()) == [] and scratch.mounts_under(str(runtime)) == []
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_files_that_do_not_fit_the_scratch_tmpfs_are_refused_at_hand_in(tmp_path):
+    """hand_in is where a kernel started ahead first gets the files: over the tmpfs
+    size it says so (SandboxError, as a start would), and the kernel is gone."""
+    if not IS_ROOT:
+        pytest.skip("the scratch tmpfs exists only when the grader is root")
+    from autograder.sandbox.execute import start_kernel
+
+    runtime = _runtime_folder()
+    cfg = Config()
+    cfg.SandboxedKernelManager.runtime_base = str(runtime)
+    folder = tmp_path / "s"
+    folder.mkdir()
+    limits = Limits(scratch_bytes=2 * 1024 * 1024)
+    try:
+        km = start_kernel(str(folder), limits, config=cfg)
+        (folder / "big.bin").write_bytes(b"\0" * (4 * 1024 * 1024))
+        with pytest.raises(SandboxError, match="tmpfs"):
+            execute_notebook(new_notebook(cells=[new_code_cell("1")]), str(folder), limits,
+                             config=cfg, kernel=km)
+        assert not km.has_kernel and list(runtime.iterdir()) == []
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)

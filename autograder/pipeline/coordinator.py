@@ -213,7 +213,9 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
                 for item in record_batch(items, **record_ctx):
                     results[item.student] = done(item)
 
-            for batch in runner.run_batches(itertools.chain([first], stream), bar):
+            # with `follow`, more may come: the workers keep a kernel started for them
+            total = None if follow is not None else len(found)
+            for batch in runner.run_batches(itertools.chain([first], stream), bar, total):
                 # an error may be transient (a neighbour's fork bomb): retried after the run
                 retry += [student for student, result in batch if result.status == "error"]
                 record_all([(s, r) for s, r in batch if r.status != "error"])
@@ -222,7 +224,7 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
                 # once more, alone, after the batch: what failed again is recorded as is
                 again = Runner(1, scheduler, course.config)
                 for batch in again.run_batches(
-                        ((s, jobs_by_student[s]) for s in retry), NoBar()):
+                        ((s, jobs_by_student[s]) for s in retry), NoBar(), len(retry)):
                     record_all(batch)
     finally:
         bar.close()

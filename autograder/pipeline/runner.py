@@ -7,6 +7,7 @@ worker ends with ``grader_error``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -108,7 +109,7 @@ class Runner:
             self.executor.shutdown(wait=wait, cancel_futures=not wait)
         self.executor = None
 
-    def run_batches(self, jobs, bar):
+    def run_batches(self, jobs, bar, total=None):
         """Yield lists of ``(student, GradeResult)`` for the ``(student, job)`` pairs of ``jobs``.
 
         Each list holds every result finished when the coordinator looks (so the
@@ -118,7 +119,10 @@ class Runner:
         Results come in completion order; ``jobs`` is pulled only when a
         worker has room, and may yield :data:`WAIT` for "nothing yet": it is
         asked again after the next result, or :data:`WAIT_SECONDS` later.
-        ``bar`` (tqdm) advances once per result.  A job still running after
+        ``bar`` (tqdm) advances once per result.  ``total``: how many jobs
+        ``jobs`` holds at most (None: unknown, more may come): a local worker
+        starts its next job's kernel ahead (``GradeJob.warm_next``) unless the
+        jobs left are fewer than the workers.  A job still running after
         :func:`_deadline` seconds (the sandbox's own wall clock failed) counts
         as a dead worker: a local pool is killed and its jobs retried as
         above; on dask the job ends with ``grader_error``.
@@ -130,8 +134,14 @@ class Runner:
         suspects: deque = deque()
         in_flight: dict = {}  # future -> (student, job, alone, deadline)
 
+        submitted = 0
+
         def submit(student, job, alone):
-            fut = self.executor.submit(grade_submission, job)
+            nonlocal submitted
+            submitted += 1
+            warm_next = self._warm_next(submitted, total) and not alone
+            fut = self.executor.submit(grade_submission,
+                                       dataclasses.replace(job, warm_next=warm_next))
             in_flight[fut] = (student, job, alone, time.monotonic() + _deadline(job))
 
         self._start()
@@ -195,6 +205,17 @@ class Runner:
             self.close(wait=True)
         finally:
             self.close()
+
+    def _warm_next(self, submitted: int, total: int | None) -> bool:
+        """Whether the ``submitted``-th job's worker should start a kernel for a next job.
+
+        Local workers only: a dask worker's threads may sit idle for long after a
+        run, and their kernels with them.  Not when fewer jobs are left than
+        workers: those workers get no next job.
+        """
+        if self.scheduler:
+            return False
+        return total is None or submitted + (self.capacity - 1) <= total
 
     @staticmethod
     def _done(bar, student, result):

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 import shutil
 import socket
@@ -74,6 +75,7 @@ from traitlets.config import Config
 
 from autograder.pipeline import feedback as feedback_mod
 from autograder.pipeline import flags as F
+from autograder.pipeline import warm
 from autograder.pipeline.budget import StageOverrun, Usage, WorkerLimits, time_limit
 from autograder.pipeline.flags import KERNEL_DIED, TIMEOUT, Flagged
 from autograder.pipeline.gradebook import memory_dir
@@ -150,6 +152,9 @@ class GradeJob:
     :attr:`files` and :attr:`flags` from it.  None: they are filled in already."""
     expected: dict[str, set[str]] = field(default_factory=dict)
     """Expected notebook name -> its grade ids (what the precheck checks against)."""
+    warm_next: bool = False
+    """Another job will follow on this worker: start its kernel while grading this one
+    (:mod:`autograder.pipeline.warm`; set by the runner)."""
 
 
 @dataclass
@@ -275,19 +280,31 @@ def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:
     db_path = db_dir / "gradebook.db"
     db_path.write_bytes(job.structure_db)
     db_url = f"sqlite:///{db_path}"
-    scratch = tmp / "scratch"
-    _populate_scratch(scratch, job)
     cfg = job.config if job.config is not None else Config()
     limits = WorkerLimits(config=cfg)  # the worker's own stages (budget.py)
-
+    started = None  # a kernel started for this job while the last one was graded
+    if job.sandbox:
+        key = _kernel_key(job, cfg)
+        started = warm.take(key)
+        if job.warm_next and warm.enabled(cfg):
+            warm.prestart(key, lambda folder: _start_kernel(job, cfg, folder))
     graded: dict[str, _Graded] = {}
-    for name in job.structure.notebooks:
-        nb_json = job.notebooks.get(name)
-        if nb_json is None:
-            continue
-        done = _grade_notebook(job, result, name, nb_json, db_url, scratch, cfg, limits)
-        if done is not None:
-            graded[name] = done
+    try:
+        scratch = started.scratch if started is not None else tmp / "scratch"
+        _populate_scratch(scratch, job)
+        kernel = started.km if started is not None else None  # for the first notebook run
+        for name in job.structure.notebooks:
+            nb_json = job.notebooks.get(name)
+            if nb_json is None:
+                continue
+            done = _grade_notebook(job, result, name, nb_json, db_url, scratch, cfg, limits,
+                                   kernel)
+            if done is not None:
+                graded[name] = done
+                kernel = None  # it ran that notebook and is shut down
+    finally:
+        if started is not None:  # its folder goes; the kernel too, if no notebook ran
+            started.discard()
 
     # 4. the points, once, from the verdicts
     since = time.monotonic()
@@ -319,7 +336,7 @@ def _grade(job: GradeJob, result: GradeResult, tmp: Path, db_dir: Path) -> None:
 
 def _populate_scratch(scratch: Path, job: GradeJob) -> None:
     """The student's files, then the instructor's (which win), under ``scratch``."""
-    scratch.mkdir()
+    scratch.mkdir(exist_ok=True)  # a kernel started ahead waits on it, empty
     for files in (job.files, job.source_files):
         for rel, data in files.items():
             target = scratch.joinpath(*rel.split("/"))
@@ -332,8 +349,12 @@ def _populate_scratch(scratch: Path, job: GradeJob) -> None:
 
 
 def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg,
-                    limits: WorkerLimits) -> _Graded | None:
-    """Steps 1 to 3 for one notebook; None when nbgrader cannot sanitize it (graded as missing)."""
+                    limits: WorkerLimits, kernel=None) -> _Graded | None:
+    """Steps 1 to 3 for one notebook; None when nbgrader cannot sanitize it (graded as missing).
+
+    ``kernel``: one started ahead on ``scratch`` (:mod:`~autograder.pipeline.warm`), used
+    to run the notebook (and so shut down) unless this returns None.
+    """
     resources = {
         "nbgrader": {"student": job.student, "assignment": job.assignment, "notebook": name,
                      "db_url": db_url},
@@ -382,7 +403,7 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg,
         shared_dir=grading_dir, collect_dir=collected, hidden_marker=hidden_delimiter(cfg),
         max_result_bytes=verifier.max_result_bytes)
     since = time.monotonic()
-    nb, flags = run_notebook(nb, scratch, job, cfg, graded_cells)
+    nb, flags = run_notebook(nb, scratch, job, cfg, graded_cells, kernel)
     kernel = min(last_kernel_start_seconds(), time.monotonic() - since)
     result.add_time("sandbox_start", kernel)
     result.add_time("execute", time.monotonic() - since - kernel)
@@ -474,24 +495,60 @@ def show_scores(nb, cells: dict[str, dict], not_run: dict[str, str]) -> None:
 
 
 # --------------------------------------------------------------------------- #
-def run_notebook(nb, scratch: Path, job: GradeJob, cfg: Config, graded_cells: dict):
+def run_notebook(nb, scratch: Path, job: GradeJob, cfg: Config, graded_cells: dict,
+                 kernel=None):
     """Execute ``nb`` with ``scratch`` as its working folder: ``(nb, flags)``.
 
     The one place where student code runs.  In the sandbox by default
-    (:func:`autograder.sandbox.execute_notebook`), else (``--unsafe-no-sandbox``)
-    in a plain local kernel.  ``graded_cells`` are the arguments of
-    :func:`~autograder.pipeline.preprocessors.graded_cells_class` but the base.
-    Never raises for the notebook's behaviour.
+    (:func:`autograder.sandbox.execute_notebook`; ``kernel``: one
+    :func:`_start_kernel` started on ``scratch``), else
+    (``--unsafe-no-sandbox``) in a plain local kernel.  ``graded_cells`` are
+    the arguments of :func:`~autograder.pipeline.preprocessors.graded_cells_class`
+    but the base.  Never raises for the notebook's behaviour.
     """
     if job.sandbox:
-        from autograder.sandbox import SANDBOX_HOME, SandboxExecute, execute_notebook
+        from autograder.sandbox import execute_notebook
 
-        env = {GRADING_DIR_ENV: f"{SANDBOX_HOME}/{GRADING_SUBDIR}", STATIC_WIDGETS_ENV: "1"}
-        cls = graded_cells_class(
-            type("TimedSandboxExecute", (TimingMixin, SandboxExecute), {}), **graded_cells)
+        cls = graded_cells_class(_timed_sandbox_execute(), **graded_cells)
         return execute_notebook(nb, str(scratch), job.limits, timeout=_timeout(job, cfg),
-                                extra_env=env, preprocessor_class=cls, config=cfg)
+                                extra_env=_kernel_env(), preprocessor_class=cls, config=cfg,
+                                kernel=kernel)
     return _run_unsandboxed(nb, scratch, job, cfg, graded_cells)
+
+
+KERNEL_SECTIONS = ("SandboxedKernelManager", "Execute", "ExecutePreprocessor", "NotebookClient")
+"""The config sections that decide how a sandboxed kernel is started (:func:`_kernel_key`)."""
+
+
+def _kernel_env() -> dict[str, str]:
+    from autograder.sandbox import SANDBOX_HOME
+
+    return {GRADING_DIR_ENV: f"{SANDBOX_HOME}/{GRADING_SUBDIR}", STATIC_WIDGETS_ENV: "1"}
+
+
+@functools.cache
+def _timed_sandbox_execute() -> type:
+    from autograder.sandbox import SandboxExecute
+
+    return type("TimedSandboxExecute", (TimingMixin, SandboxExecute), {})
+
+
+def _kernel_key(job: GradeJob, cfg: Config) -> str:
+    """What :func:`run_notebook` starts ``job``'s kernel with: a waiting kernel must match."""
+    return warm.kernel_key(job.limits, _kernel_env(),
+                           {name: cfg.get(name) for name in KERNEL_SECTIONS})
+
+
+def _start_kernel(job: GradeJob, cfg: Config, scratch: Path):
+    """Start, on the empty folder ``scratch``, the kernel :func:`run_notebook` would start."""
+    from autograder.sandbox.execute import start_kernel
+
+    # the plan and folders of GradedCells only matter once cells run; its kernel
+    # arguments (no history database) are the same for every job
+    cls = graded_cells_class(_timed_sandbox_execute(), plan={}, shared_dir="",
+                             collect_dir="", hidden_marker="")
+    return start_kernel(str(scratch), job.limits, extra_env=_kernel_env(),
+                        preprocessor_class=cls, config=cfg)
 
 
 def _timeout(job: GradeJob, cfg: Config) -> int | None:

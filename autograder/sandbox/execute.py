@@ -18,6 +18,7 @@ from nbclient.client import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 from nbconvert.preprocessors import ExecutePreprocessor
 from nbformat import NotebookNode
+from nbformat.v4 import new_notebook
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, Set, Unicode
 from traitlets.config import Config
@@ -344,6 +345,81 @@ def _mark_stopped(nb: NotebookNode, last_finished: int, reason: str) -> None:
         cell.setdefault("outputs", []).append(_error_output(reason))
 
 
+def _preprocessor(
+    scratch_dir: str,
+    limits: Limits,
+    timeout: int | None,
+    extra_env: dict[str, str] | None,
+    preprocessor_class: type[ExecutePreprocessor] | None,
+    config: Config | None,
+) -> t.Any:
+    """The preprocessor of one notebook run, its kernel manager configured for ``scratch_dir``."""
+    cls = with_output_limits(preprocessor_class or SandboxExecute)
+    cfg = Config()
+    if config is not None:
+        cfg.merge(config)
+    km_cfg = cfg.SandboxedKernelManager
+    km_cfg.scratch_dir = str(scratch_dir)
+    for name in KERNEL_LIMITS:
+        km_cfg[name] = getattr(limits, name)
+    if extra_env:
+        km_cfg.extra_env = {**dict(km_cfg.get("extra_env", {})), **extra_env}
+    return cls(
+        config=cfg,
+        kernel_manager_class=SandboxedKernelManager,
+        timeout=timeout if timeout is not None else limits.cell_timeout,
+        cell_output_bytes=limits.cell_output_bytes,
+        notebook_output_bytes=limits.notebook_output_bytes,
+        shutdown_kernel="immediate",
+    )
+
+
+def start_kernel(
+    scratch_dir: str,
+    limits: Limits | None = None,
+    *,
+    extra_env: dict[str, str] | None = None,
+    preprocessor_class: type[ExecutePreprocessor] | None = None,
+    config: Config | None = None,
+) -> SandboxedKernelManager:
+    """Start, ahead of need, the sandboxed kernel that :func:`execute_notebook` would start.
+
+    Same arguments as :func:`execute_notebook` (the same command line, limits
+    and environment), on ``scratch_dir``, an empty folder the caller owns.
+    Returns as soon as the sandbox is launched: the kernel boots meanwhile.
+    Hand it to exactly one ``execute_notebook(..., kernel=km)`` once the
+    submission's files are in ``scratch_dir`` (it hands them in and shuts
+    the kernel down), or shut it down with :func:`discard_kernel`.  Raises
+    :class:`SandboxError` when the sandbox cannot start.
+    """
+    limits = limits or Limits()
+    pp = _preprocessor(scratch_dir, limits, None, extra_env, preprocessor_class, config)
+    pp.nb = new_notebook()  # nbclient reads the kernel's name from it (the sandbox ignores it)
+    pp.km = pp.create_kernel_manager()
+    pp.resources = {"metadata": {"path": str(scratch_dir)}}
+    try:
+        # nbclient's own start: the kernel arguments it adds (in-memory history) included
+        run_sync(pp.async_start_new_kernel)(cwd=str(scratch_dir))
+    except SandboxError:
+        raise
+    except Exception as exc:
+        discard_kernel(pp.km)
+        raise SandboxError(f"the sandboxed kernel could not start: {exc}") from exc
+    return pp.km
+
+
+def discard_kernel(km: SandboxedKernelManager) -> None:
+    """Shut down a kernel from :func:`start_kernel` that will not be used (never raises)."""
+    try:
+        if km.has_kernel:
+            run_sync(km.shutdown_kernel)(now=True)
+    except Exception as exc:  # already gone: what is left is removed below
+        log.info("discarding a kernel started ahead: %s", exc)
+    km.kill_sandbox()
+    km._discard_runtime()
+    km.close_log()
+
+
 def execute_notebook(
     nb: NotebookNode,
     scratch_dir: str,
@@ -354,6 +430,7 @@ def execute_notebook(
     preprocessor_class: type[ExecutePreprocessor] | None = None,
     config: Config | None = None,
     mark_unexecuted: bool = True,
+    kernel: SandboxedKernelManager | None = None,
 ) -> tuple[NotebookNode, list[str]]:
     """Execute ``nb`` (in place) in a sandboxed kernel whose cwd is ``scratch_dir``.
 
@@ -372,26 +449,20 @@ def execute_notebook(
     never ran get an error output (``ename`` :data:`STOPPED_ENAME`).  Raises
     :class:`SandboxError` only when the kernel could not start (before any
     student code ran): a grader-side problem, not a grade.
+
+    ``kernel``: a kernel from :func:`start_kernel` on ``scratch_dir``, started
+    with the same arguments, used instead of starting one (and shut down
+    after, like one started here).
     """
     limits = limits or Limits()
-    cls = with_output_limits(preprocessor_class or SandboxExecute)
-    cfg = Config()
-    if config is not None:
-        cfg.merge(config)
-    km_cfg = cfg.SandboxedKernelManager
-    km_cfg.scratch_dir = str(scratch_dir)
-    for name in KERNEL_LIMITS:
-        km_cfg[name] = getattr(limits, name)
-    if extra_env:
-        km_cfg.extra_env = {**dict(km_cfg.get("extra_env", {})), **extra_env}
-    pp = cls(
-        config=cfg,
-        kernel_manager_class=SandboxedKernelManager,
-        timeout=timeout if timeout is not None else limits.cell_timeout,
-        cell_output_bytes=limits.cell_output_bytes,
-        notebook_output_bytes=limits.notebook_output_bytes,
-        shutdown_kernel="immediate",
-    )
+    pp = _preprocessor(scratch_dir, limits, timeout, extra_env, preprocessor_class, config)
+    if kernel is not None:
+        pp.sandbox_km = kernel
+        try:
+            kernel.hand_in()
+        except BaseException:
+            discard_kernel(kernel)
+            raise
 
     wall_expired = threading.Event()
 
@@ -409,13 +480,15 @@ def execute_notebook(
     started = time.monotonic()
     timer.start()
     try:
-        pp.preprocess(nb, {"metadata": {"path": str(scratch_dir)}})
+        pp.preprocess(nb, {"metadata": {"path": str(scratch_dir)}}, km=kernel)
     except SandboxError:
         raise
     except Exception as exc:  # DeadKernelError, CellTimeoutError, zmq or protocol errors
         failure = exc
     finally:
         timer.cancel()
+        if kernel is not None:  # nbclient leaves a kernel it was given running
+            _shut_down(pp, kernel)
     km = pp.sandbox_km
     flags |= set(pp.sandbox_flags)
     flags |= _whole_submission_flags(km)
@@ -458,6 +531,17 @@ def execute_notebook(
     if km is not None:
         km.close_log()
     return nb, [f for f in FLAGS if f in flags]
+
+
+def _shut_down(pp: t.Any, kernel: SandboxedKernelManager) -> None:
+    """End a kernel handed to :func:`execute_notebook` as nbclient ends its own."""
+    try:
+        if pp.km is not None:
+            pp._cleanup_kernel()
+    except Exception as exc:  # a dead kernel: its sandbox and runtime still go
+        log.info("shutting down a kernel started ahead: %s", exc)
+    kernel.kill_sandbox()  # both safe to repeat: nothing of the sandbox may outlive the run
+    kernel._discard_runtime()
 
 
 def _last_line(text: str) -> str:

@@ -677,6 +677,30 @@ class SandboxedKernelManager(AsyncKernelManager):
             raise SandboxError(f"{host_path} is not inside the scratch folder {self._scratch}")
         return os.path.normpath(os.path.join(self._bounded.mountpoint, rel))
 
+    def hand_in(self) -> None:
+        """Show the kernel what its scratch folder holds now.
+
+        For a kernel started ahead of need (:func:`~.execute.start_kernel`) on an
+        empty scratch folder, before any code runs in it: the grader then writes
+        the submission's files into that host folder and calls this.  A bounded
+        scratch (root grader) gets a fresh copy of the folder in its tmpfs; a
+        root grader without one chowns the folder to the kernel's uid, as at a
+        start; otherwise the kernel already sees the host folder itself.
+        Raises :class:`SandboxError` when the files cannot be handed in.
+        """
+        if not self._scratch or self._base_dir is None:
+            raise SandboxError("no kernel was started to hand files to")
+        uid, gid = self._kernel_ids()
+        try:
+            if self._bounded is not None:
+                self._bounded.refill(uid, gid)
+            elif os.geteuid() == 0:
+                _chown_tree(self._scratch, uid, gid)
+        except OSError as exc:
+            raise SandboxError(
+                f"cannot copy the scratch folder into its {self.scratch_bytes}-byte tmpfs: {exc}"
+            ) from exc
+
     async def _async_pre_start_kernel(  # type: ignore[override]
         self, **kw: t.Any
     ) -> tuple[list[str], dict[str, t.Any]]:

@@ -126,6 +126,15 @@ class BoundedScratch:
             raise
         return scratch
 
+    def refill(self, uid: int, gid: int) -> None:
+        """Make the tmpfs hold what the host folder holds now, owned by ``uid:gid``.
+
+        For a kernel started ahead of need on an empty folder (see
+        :meth:`SandboxedKernelManager.hand_in`): what it holds is replaced.
+        """
+        clear_folder(self.mountpoint)
+        copy_tree(self.host, self.mountpoint, owner=(uid, gid))
+
     def full(self) -> bool:
         """Whether the kernel filled it (less than a MiB or no inode left)."""
         try:
