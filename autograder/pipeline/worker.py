@@ -404,9 +404,9 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg,
         max_result_bytes=verifier.max_result_bytes)
     since = time.monotonic()
     nb, flags = run_notebook(nb, scratch, job, cfg, graded_cells, kernel)
-    kernel = min(last_kernel_start_seconds(), time.monotonic() - since)
-    result.add_time("sandbox_start", kernel)
-    result.add_time("execute", time.monotonic() - since - kernel)
+    start_seconds = min(last_kernel_start_seconds(), time.monotonic() - since)
+    result.add_time("sandbox_start", start_seconds)
+    result.add_time("execute", time.monotonic() - since - start_seconds)
     for flag in flags:
         result.flag(flag, f"{name}.ipynb")
     stopping = [f for f in flags if f in F.STOPPING]

@@ -12,6 +12,9 @@ Public API (see each module for details):
   ``kernel_manager_class`` or ``NotebookClient(nb, km=...)``).
 - :func:`execute_notebook` -> ``(nb, flags)``: run a notebook with nbgrader's
   ``Execute`` in the sandbox; flags come from :data:`FLAGS`.
+  (``execute.start_kernel`` starts its kernel ahead of need, on an empty
+  folder, for ``execute_notebook(..., kernel=km)``; ``execute.discard_kernel``
+  ends one never used.)
 - :class:`SandboxExecute` / :class:`OutputLimitMixin`: the preprocessor and
   the output cap it adds to nbclient.
 - :func:`compile_student_packages`: bytecode beside the student packages'
