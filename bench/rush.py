@@ -1,7 +1,7 @@
 """The deadline rush: submit-to-feedback times under a burst, with the grading service running.
 
     python -m bench.rush [--quick] [--students 40] [--spread 60] [--workers N]
-        [--scheduler ADDR] [--out-dir DIR]
+        [--scheduler ADDR] [--no-warm-kernels] [--out-dir DIR]
 
 A course with ``rnn_cell`` released (:func:`bench.course_template`), an nbgrader
 exchange in a temporary folder, and ``python -m autograder serve`` running on
@@ -14,6 +14,10 @@ them with only some solutions filled in).  For each student the time from the
 moment their submission is in the inbound folder to the moment their feedback
 is visible in the exchange (the file ``nbgrader fetch_feedback`` would copy,
 named from the submission's secret) is measured.
+
+``--no-warm-kernels`` turns off the kernels the service's workers start ahead
+of need (``c.WarmKernels.enabled = False``, :mod:`autograder.pipeline.warm`),
+to compare.
 
 Printed: median, 95th percentile and worst of those times, the whole rush's
 wall time, the service's rounds, and the machine's 1-minute load before and
@@ -35,6 +39,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from autograder.pipeline.runner import default_workers
 from bench import (
     ROOT,
     clean_env,
@@ -104,12 +109,16 @@ class Service:
             self._fh.close()
 
 
-def rush(students=40, spread=60.0, workers=None, scheduler=None, timeout=900.0) -> dict:
+def rush(students=40, spread=60.0, workers=None, scheduler=None, timeout=900.0,
+         warm_kernels=True) -> dict:
     """Run one rush; the measured times and facts (see the module docstring)."""
     template = course_template([ASSIGNMENT])
     hub = eh.make_hub(lambda path: shutil.copytree(template, path), course_id=COURSE_ID)
     try:
         course = hub["course"]
+        if not warm_kernels:
+            with open(course / "nbgrader_config.py", "a") as fh:
+                fh.write("\nc.WarmKernels.enabled = False\n")
         inbound = eh.inbound(hub)
         inbound.mkdir(parents=True)
         inbound.chmod(0o2733)
@@ -152,8 +161,8 @@ def rush(students=40, spread=60.0, workers=None, scheduler=None, timeout=900.0) 
                                               log)]
         waits = {n: visible[n] - submitted[n] for n in names}
         return {
-            "students": students, "spread_s": spread, "workers": workers or os.cpu_count(),
-            "scheduler": scheduler, "wall_s": round(wall, 1),
+            "students": students, "spread_s": spread, "workers": workers or default_workers(),
+            "scheduler": scheduler, "warm_kernels": warm_kernels, "wall_s": round(wall, 1),
             "median_s": round(percentile(waits.values(), 0.5), 1),
             "p95_s": round(percentile(waits.values(), 0.95), 1),
             "worst_s": round(max(waits.values()), 1),
@@ -169,20 +178,21 @@ def rush(students=40, spread=60.0, workers=None, scheduler=None, timeout=900.0) 
 
 
 def run(quick=False, out_dir=None, workers=None, scheduler=None, students=None,
-        spread=None) -> dict:
+        spread=None, warm_kernels=True) -> dict:
     sizes = dict(QUICK if quick else FULL)
     if students:
         sizes["students"] = students
     if spread is not None:
         sizes["spread"] = spread
-    result = rush(workers=workers, scheduler=scheduler, **sizes)
+    result = rush(workers=workers, scheduler=scheduler, warm_kernels=warm_kernels, **sizes)
     result["machine"] = machine()
     rows = [{"what": "submit -> feedback visible", "median": result["median_s"],
              "p95": result["p95_s"], "worst": result["worst_s"]}]
     note = (f"{result['students']} rnn_cell submissions over {result['spread_s']:g} s, "
             f"graded by `python -m autograder serve` "
             f"({'dask ' + scheduler if scheduler else str(result['workers']) + ' local workers'}, "
-            f"sandboxed) in {result['wall_s']:g} s; {result['rounds']} grading round(s), "
+            f"sandboxed, kernels started ahead: {'yes' if warm_kernels else 'no'}) "
+            f"in {result['wall_s']:g} s; {result['rounds']} grading round(s), "
             f"handing out {', '.join(map(str, result['handed_out']))} submission(s) at a time; "
             f"1-minute load {result['load_before']} before, {result['load_after']} after.\n"
             f"target: 95th percentile under {TARGET_P95:g} s: "
@@ -202,11 +212,14 @@ def main(argv=None) -> int:
                    help="seconds over which they arrive (default 60)")
     p.add_argument("--workers", type=int, default=None, help="the service's --workers")
     p.add_argument("--scheduler", default=None, help="the service's --scheduler")
+    p.add_argument("--no-warm-kernels", action="store_true",
+                   help="the workers start no kernel ahead of need (to compare)")
     p.add_argument("--out-dir", default=None, help="where rush.json goes (bench/results)")
     args = p.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
     run(quick=args.quick, out_dir=args.out_dir, workers=args.workers,
-        scheduler=args.scheduler, students=args.students, spread=args.spread)
+        scheduler=args.scheduler, students=args.students, spread=args.spread,
+        warm_kernels=not args.no_warm_kernels)
     return 0
 
 
