@@ -123,6 +123,30 @@ def test_the_runner_starts_kernels_ahead_only_for_jobs_that_will_come():
     assert not Runner(3, "tcp://scheduler:8786", Config())._warm_next(1, 12)
 
 
+def test_no_kernel_waits_on_the_shared_fallback_uid(course, monkeypatch):
+    """When every pool account is leased, a kernel started ahead would run as the shared
+    fallback uid next to running kernels: it is shut down instead of kept waiting."""
+    from autograder.pipeline import worker
+    from autograder.sandbox import execute
+
+    made = []
+
+    class Shared(FakeKernel):
+        shares_uid = True
+
+    def start(*args, **kwargs):
+        made.append(Shared())
+        return made[-1]
+
+    monkeypatch.setattr(execute, "start_kernel", start)
+    monkeypatch.setattr(execute, "discard_kernel",
+                        lambda km: setattr(km, "discarded", km.discarded + 1))
+    fx.submit(course, "ann", fx.student_notebook(course))
+    job, _ = fx.job_for(course, "ann", unsafe=False)
+    warm.prestart("k", lambda folder: worker._start_kernel(job, job.config, folder))
+    assert [k.discarded for k in made] == [1] and warm.waiting() == 0
+
+
 def test_config_turns_it_off():
     cfg = Config()
     assert warm.enabled(cfg)
@@ -179,3 +203,15 @@ def test_no_kernel_waits_when_it_is_turned_off(course):
     cfg.WarmKernels.enabled = False
     result = grade_submission(copy_job(job, warm_next=True, config=cfg))
     assert result.status == "graded" and warm.waiting() == 0
+
+
+def test_a_kernel_on_the_fallback_uid_says_it_shares_it():
+    from autograder.sandbox import SandboxedKernelManager, uids
+
+    km = SandboxedKernelManager()
+    assert not km.shares_uid  # no lease: not root, or not started
+    km._lease = uids.Lease(65534, 65534)  # the fallback: no lock held
+    assert km.shares_uid
+    km._lease = uids.Lease(990, 990, fd=-1)  # a pool account, its lock held
+    assert not km.shares_uid
+    km._lease = None

@@ -540,15 +540,26 @@ def _kernel_key(job: GradeJob, cfg: Config) -> str:
 
 
 def _start_kernel(job: GradeJob, cfg: Config, scratch: Path):
-    """Start, on the empty folder ``scratch``, the kernel :func:`run_notebook` would start."""
-    from autograder.sandbox.execute import start_kernel
+    """Start, on the empty folder ``scratch``, the kernel :func:`run_notebook` would start.
+
+    Raises :class:`SandboxError` when it cannot, or when it would run as the shared
+    fallback uid (no pool account free).
+    """
+    from autograder.sandbox import SandboxError
+    from autograder.sandbox.execute import discard_kernel, start_kernel
 
     # the plan and folders of GradedCells only matter once cells run; its kernel
     # arguments (no history database) are the same for every job
     cls = graded_cells_class(_timed_sandbox_execute(), plan={}, shared_dir="",
                              collect_dir="", hidden_marker="")
-    return start_kernel(str(scratch), job.limits, extra_env=_kernel_env(),
-                        preprocessor_class=cls, config=cfg)
+    km = start_kernel(str(scratch), job.limits, extra_env=_kernel_env(),
+                      preprocessor_class=cls, config=cfg)
+    if km.shares_uid:
+        # every pool account is taken: a kernel that only waits must not crowd the shared
+        # uid (and its process limit) of the kernels that run
+        discard_kernel(km)
+        raise SandboxError("no free kernel account for a kernel started ahead")
+    return km
 
 
 def _timeout(job: GradeJob, cfg: Config) -> int | None:

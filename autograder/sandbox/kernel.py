@@ -469,6 +469,12 @@ class SandboxedKernelManager(AsyncKernelManager):
             self._lease = uids.lease(uids.pool_accounts(self.kernel_uid_pool),
                                      (self.kernel_uid, self.kernel_gid), self.uid_lock_dir)
 
+    @property
+    def shares_uid(self) -> bool:
+        """Whether the kernel runs as the shared fallback uid (root grader, no pool account
+        was free): its processes then count against the same RLIMIT_NPROC as others'."""
+        return self._lease is not None and self._lease.shared
+
     def _release_uid(self) -> None:
         if self._lease is not None:
             self._lease.release()
