@@ -215,3 +215,20 @@ def test_a_kernel_on_the_fallback_uid_says_it_shares_it():
     km._lease = uids.Lease(990, 990, fd=-1)  # a pool account, its lock held
     assert not km.shares_uid
     km._lease = None
+
+
+def test_folders_of_workers_that_died_are_swept(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = tmp_path / f"{warm.PREFIX}{int(gone.stdout)}-abc"
+    (dead / warm.SCRATCH).mkdir(parents=True)
+    (dead / warm.SCRATCH / "answer.py").write_text("a student's file")
+    alive = tmp_path / f"{warm.PREFIX}{os.getppid()}-def"
+    alive.mkdir()
+    other = tmp_path / "rnn-warm-notapid"
+    other.mkdir()
+    warm.sweep_stale(str(tmp_path))
+    assert not dead.exists() and alive.exists() and other.exists()

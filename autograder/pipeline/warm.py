@@ -18,8 +18,8 @@ demand:
 * the one still waiting when the worker process ends (or the run is over) is
   shut down by :func:`close`, registered for both ways a worker ends
   (``atexit`` and multiprocessing's finalizers).  A worker killed outright
-  takes it along (bubblewrap's ``--die-with-parent``), and the next run's
-  sweep removes its runtime folder.
+  takes it along (bubblewrap's ``--die-with-parent``); the next run's sweeps
+  remove its runtime folder and its folder here (:func:`sweep_stale`).
 
 ``c.WarmKernels.enabled = False`` in ``nbgrader_config.py`` turns this off.
 """
@@ -30,6 +30,7 @@ import atexit
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -43,6 +44,9 @@ from traitlets.config import Config, Configurable
 log = logging.getLogger(__name__)
 
 SCRATCH = "scratch"
+PREFIX = "rnn-warm-"
+"""Folders of kernels started ahead are ``<tmp>/rnn-warm-<worker pid>-*``."""
+_STALE = re.compile(rf"{PREFIX}(\d+)-")
 
 
 class WarmKernels(Configurable):
@@ -122,7 +126,7 @@ def prestart(key: str, start: Callable[[Path], object]) -> None:
     if old is not None:
         old.discard()
     _register()
-    folder = Path(tempfile.mkdtemp(prefix="rnn-warm-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     (folder / SCRATCH).mkdir()
     try:
         km = start(folder / SCRATCH)
@@ -159,11 +163,40 @@ def _register() -> None:
     if _registered_in == os.getpid():
         return
     _registered_in = os.getpid()
+    sweep_stale()
     atexit.register(close)
     from multiprocessing import util
 
     # a pool's worker process ends through os._exit: atexit does not run there
     util.Finalize(None, close, exitpriority=10)
+
+
+def sweep_stale(folder: str | None = None) -> None:
+    """Remove the folders of kernels started ahead by workers that died (killed outright:
+    their kernels went with them, their folders did not).  A folder whose worker is alive,
+    or that another user owns, is left alone."""
+    folder = folder or tempfile.gettempdir()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _STALE.match(name)
+        if not match or int(match.group(1)) == os.getpid():
+            continue
+        path = os.path.join(folder, name)
+        try:
+            os.kill(int(match.group(1)), 0)
+            continue  # its worker is alive
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            if os.lstat(path).st_uid == os.geteuid():
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _forget_in_child() -> None:
