@@ -190,7 +190,8 @@ def test_the_next_submission_runs_in_the_kernel_started_for_it(course):
             (result.flags, result.error)
     assert "'ann.txt'" in _answer_output(first)
     shown = _answer_output(second)
-    assert "'bob.txt'" in shown and "ann" not in shown, shown
+    # neither the first student's files nor what their kernel wrote
+    assert "'bob.txt'" in shown and "ann" not in shown and "left-by" not in shown, shown
     assert shown == _answer_output(cold)
     assert second.timings["sandbox_start"] < cold.timings["sandbox_start"]
 
