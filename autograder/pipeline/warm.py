@@ -175,28 +175,10 @@ def sweep_stale(folder: str | None = None) -> None:
     """Remove the folders of kernels started ahead by workers that died (killed outright:
     their kernels went with them, their folders did not).  A folder whose worker is alive,
     or that another user owns, is left alone."""
-    folder = folder or tempfile.gettempdir()
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        match = _STALE.match(name)
-        if not match or int(match.group(1)) == os.getpid():
-            continue
-        path = os.path.join(folder, name)
-        try:
-            os.kill(int(match.group(1)), 0)
-            continue  # its worker is alive
-        except ProcessLookupError:
-            pass
-        except OSError:
-            continue
-        try:
-            if os.lstat(path).st_uid == os.geteuid():
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            continue
+    from autograder.sandbox.kernel import stale_folders
+
+    for path in stale_folders(folder or tempfile.gettempdir(), _STALE):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _forget_in_child() -> None:

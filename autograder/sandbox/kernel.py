@@ -169,27 +169,36 @@ def _sweep_stale_runtime(runtime_base: str) -> None:
     if runtime_base in _swept:
         return
     _swept.add(runtime_base)
+    for path in stale_folders(runtime_base, _STALE):
+        _kill_processes_naming(path)
+        unmount_under(path)  # its scratch tmpfs: rmtree would only empty it
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def stale_folders(base: str, pattern: re.Pattern) -> list[str]:
+    """Folders in ``base`` whose name ``pattern`` matches, its group 1 the pid of the
+    process that made them, when that process is gone and this user owns them."""
     try:
-        names = os.listdir(runtime_base)
+        names = os.listdir(base)
     except OSError:
-        return
+        return []
+    found = []
     for name in names:
-        match = _STALE.match(name)
+        match = pattern.match(name)
         if not match or int(match.group(1)) == os.getpid():
             continue
-        path = os.path.join(runtime_base, name)
+        path = os.path.join(base, name)
         try:
             st = os.lstat(path)
             os.kill(int(match.group(1)), 0)
-            continue  # its grader is alive
+            continue  # its maker is alive
         except ProcessLookupError:
             pass
         except OSError:
             continue  # alive but not ours, or not a folder we can inspect
         if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
-            _kill_processes_naming(path)
-            unmount_under(path)  # its scratch tmpfs: rmtree would only empty it
-            shutil.rmtree(path, ignore_errors=True)
+            found.append(path)
+    return found
 
 
 def _kill_processes_naming(path: str) -> None:
