@@ -77,9 +77,7 @@ class WarmKernel:
         return self.folder / SCRATCH
 
     def alive(self) -> bool:
-        km = self.km
-        return (getattr(km, "exit_status", 0) is None
-                and getattr(km, "relay_status", None) is None)
+        return self.km.exit_status is None and self.km.relay_status is None
 
     def discard(self) -> None:
         """Shut the kernel down (if it still runs) and remove the folder (never raises)."""

@@ -659,10 +659,9 @@ class SandboxedKernelManager(AsyncKernelManager):
             )
         except OSError as exc:
             raise SandboxError(
-                f"cannot copy the scratch folder into its {self.scratch_bytes}-byte tmpfs: {exc}"
+                f"cannot mount the scratch folder's {self.scratch_bytes}-byte tmpfs: {exc}"
             ) from exc
-        if self._bounded is None and os.geteuid() == 0:
-            _chown_tree(scratch, uid, gid)
+        self.hand_in()  # the folder as it is now: its copy in the tmpfs, or chowned
         self._cgroup = cgroups.default().create(self.submission_memory_bytes,
                                                 self.submission_tasks)
         self.connection_file = os.path.join(self._run_dir, "kernel.json")
@@ -695,20 +694,20 @@ class SandboxedKernelManager(AsyncKernelManager):
     def hand_in(self) -> None:
         """Show the kernel what its scratch folder holds now.
 
-        For a kernel started ahead of need (:func:`~.execute.start_kernel`) on an
-        empty scratch folder, before any code runs in it: the grader then writes
-        the submission's files into that host folder and calls this.  A bounded
-        scratch (root grader) gets a fresh copy of the folder in its tmpfs; a
-        root grader without one chowns the folder to the kernel's uid, as at a
-        start; otherwise the kernel already sees the host folder itself.
-        Raises :class:`SandboxError` when the files cannot be handed in.
+        Done at every start; again for a kernel started ahead of need
+        (:func:`~.execute.start_kernel`) on an empty scratch folder, before any
+        code runs in it: the grader then writes the submission's files into that
+        host folder and calls this.  A bounded scratch (root grader) gets a fresh
+        copy of the folder in its tmpfs; a root grader without one chowns the
+        folder to the kernel's uid; otherwise the kernel sees the host folder
+        itself.  Raises :class:`SandboxError` when the files cannot be handed in.
         """
         if not self._scratch or self._base_dir is None:
             raise SandboxError("no kernel was started to hand files to")
         uid, gid = self._kernel_ids()
         try:
             if self._bounded is not None:
-                self._bounded.refill(uid, gid)
+                self._bounded.fill(uid, gid)
             elif os.geteuid() == 0:
                 _chown_tree(self._scratch, uid, gid)
         except OSError as exc:

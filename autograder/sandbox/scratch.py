@@ -102,7 +102,8 @@ class BoundedScratch:
     @classmethod
     def create(cls, host: str, mountpoint: str, size: int, uid: int, gid: int,
                inodes: int = SCRATCH_INODES) -> BoundedScratch | None:
-        """Mount, fill from ``host`` and give to ``uid:gid``; None (said once) if not root."""
+        """Mount, empty and owned by ``uid:gid``; None (said once) if not root.  :meth:`fill`
+        then copies the host folder in."""
         if os.geteuid() != 0:
             warn_once(f"{LOST} (only root can mount a size-limited tmpfs as the kernel's "
                       f"scratch folder): {CONSEQUENCE}; to get it back, run the grader as root")
@@ -119,19 +120,11 @@ class BoundedScratch:
                       "get it back, run the grader as root with CAP_SYS_ADMIN")
             return None
         scratch.mounted = True
-        try:
-            copy_tree(host, mountpoint, owner=(uid, gid))
-        except BaseException:
-            scratch.unmount()
-            raise
         return scratch
 
-    def refill(self, uid: int, gid: int) -> None:
-        """Make the tmpfs hold what the host folder holds now, owned by ``uid:gid``.
-
-        For a kernel started ahead of need on an empty folder (see
-        :meth:`SandboxedKernelManager.hand_in`): what it holds is replaced.
-        """
+    def fill(self, uid: int, gid: int) -> None:
+        """Make the tmpfs hold what the host folder holds now, owned by ``uid:gid``
+        (what it held is replaced: see :meth:`SandboxedKernelManager.hand_in`)."""
         clear_folder(self.mountpoint)
         copy_tree(self.host, self.mountpoint, owner=(uid, gid))
 
