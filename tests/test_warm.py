@@ -233,3 +233,38 @@ def test_folders_of_workers_that_died_are_swept(tmp_path):
     other.mkdir()
     warm.sweep_stale(str(tmp_path))
     assert not dead.exists() and alive.exists() and other.exists()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_worker_ends_with_its_coordinator():
+    """A coordinator killed outright (an OOM kill, a crashed service round) must not leave
+    its pool workers waiting forever, each holding a kernel started ahead and its uid lease:
+    the runner's pool initializer ties each worker's life to the coordinator's."""
+    import subprocess
+    import sys
+    import time
+
+    coordinator = (
+        "import concurrent.futures, multiprocessing, os, signal\n"
+        "from autograder.pipeline.runner import _worker_start\n"
+        "pool = concurrent.futures.ProcessPoolExecutor(\n"
+        "    1, mp_context=multiprocessing.get_context('fork'),\n"
+        "    initializer=_worker_start, initargs=(os.getpid(),))\n"
+        "print(pool.submit(os.getpid).result(), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.Popen([sys.executable, "-c", coordinator], stdout=subprocess.PIPE,
+                            text=True)
+    with proc.stdout:  # the first line only: a worker left alive keeps the pipe open
+        worker = int(proc.stdout.readline())
+    assert proc.wait(timeout=60) == -9
+    deadline = time.monotonic() + 10
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(worker), "the worker outlived its coordinator"

@@ -7,8 +7,10 @@ worker ends with ``grader_error``.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -97,7 +99,8 @@ class Runner:
             self._warm = True
         self.executor = ProcessPoolExecutor(max_workers=n,
                                             mp_context=multiprocessing.get_context("fork"),
-                                            initializer=_yield_to_coordinator)
+                                            initializer=_worker_start,
+                                            initargs=(os.getpid(),))
 
     def close(self, wait: bool = False):
         """Stop the executor: after a complete run, wait for the workers to exit."""
@@ -248,8 +251,26 @@ coordinator's.  The coordinator's work is the run's serial part: when the cores 
 busy, it should not wait for one behind the workers (Amdahl)."""
 
 
-def _yield_to_coordinator() -> None:
-    """Pool initializer: lower this worker's priority by :data:`WORKER_NICENESS`."""
+def die_with_parent() -> None:
+    """This process gets SIGKILL when its parent dies (Linux; elsewhere nothing happens)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux
+        pass
+
+
+def _worker_start(coordinator: int) -> None:
+    """Pool initializer: the worker ends with its coordinator, at a lower priority.
+
+    A coordinator that dies (an OOM kill, a crashed service round) would leave its
+    workers waiting for jobs forever, each with the kernel it started ahead and that
+    kernel's uid lease; killed with it, a worker takes its sandboxes along
+    (``--die-with-parent``).  Its priority is :data:`WORKER_NICENESS` lower.
+    """
+    die_with_parent()
+    if os.getppid() != coordinator:  # it died before the line above
+        os._exit(1)
     try:
         os.nice(WORKER_NICENESS)
     except OSError:  # not allowed here: the worker runs at the coordinator's priority

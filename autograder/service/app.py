@@ -21,7 +21,6 @@ start (a POSIX lock on ``.autograder-serve.lock``, released with the process).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import fcntl
 import logging
 import multiprocessing
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from autograder.course import Course
 from autograder.errors import UsageError
+from autograder.pipeline.runner import die_with_parent
 from autograder.pipeline.scoring import parse_timestamp
 from autograder.service import journal as J
 from autograder.service.rounds import Options, event, first_line, run_round
@@ -67,18 +67,9 @@ def parse_entry(name: str):
     return parts[0], parts[1], parts[2]
 
 
-def _die_with_parent() -> None:
-    """This process gets SIGKILL when its parent dies (Linux), so no round outlives its service."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # not Linux: the lock still keeps a second service out
-        pass
-
-
 def _round_main(opts: Options, assignment: str, grade_ids, release_ids, follow) -> None:
     """The body of a round's child process."""
-    _die_with_parent()
+    die_with_parent()  # no round outlives its service
     signal.set_wakeup_fd(-1)  # the parent's event loop's, inherited by the fork
 
     def interrupt(signum, frame):
