@@ -62,7 +62,7 @@ from autograder.pipeline.preprocessors import (
     GradesFromScores,
     SanitizeOutputs,
 )
-from autograder.pipeline.preprocessors.sanitize_outputs import clean_html
+from autograder.pipeline.preprocessors.sanitize_outputs import RENDERED_CACHE, clean_html
 
 FEEDBACK_PREPROCESSORS = (SanitizeOutputs, FeedbackHiddenTests, GradesFromScores,
                           CSSHTMLHeaderPreprocessor)
@@ -131,10 +131,6 @@ class MathMLRenderer(IPythonRenderer):
         return math_html(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
 
 
-_RENDERED_CACHE = 4096
-"""Most highlighted sources and markdown cells a worker remembers (:class:`FeedbackExporter`)."""
-
-
 class CachedHighlight2HTML(Highlight2HTML):
     """nbconvert's ``highlight_code`` filter, remembering what it highlighted.
 
@@ -144,7 +140,7 @@ class CachedHighlight2HTML(Highlight2HTML):
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self._rendered = functools.lru_cache(maxsize=_RENDERED_CACHE)(self._render)
+        self._rendered = functools.lru_cache(maxsize=RENDERED_CACHE)(self._render)
 
     def _render(self, source, language, magics_language):
         metadata = {"magics_language": magics_language} if magics_language else None
@@ -168,7 +164,7 @@ class FeedbackExporter(HTMLExporter):
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self._highlighters: dict = {}  # pygments lexer -> CachedHighlight2HTML
-        self._markdown = functools.lru_cache(maxsize=_RENDERED_CACHE)(self._render_markdown)
+        self._markdown = functools.lru_cache(maxsize=RENDERED_CACHE)(self._render_markdown)
 
     def from_notebook_node(self, nb, resources=None, **kw):
         langinfo = nb.metadata.get("language_info", {})

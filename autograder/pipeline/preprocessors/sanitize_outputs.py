@@ -30,10 +30,19 @@ than http(s), mailto and relative ones, except ``data:image/png`` and
 
 from __future__ import annotations
 
+import functools
 from html.parser import HTMLParser
 
 import nh3
 from nbconvert.preprocessors import Preprocessor
+
+RENDERED_CACHE = 4096
+"""Most markdown sources and highlighted code a worker process remembers rendered.
+
+A class's notebooks repeat the instructor's markdown cells, so each is
+rendered (here and in :class:`autograder.pipeline.feedback.FeedbackExporter`)
+once per assignment and worker rather than once per submission.
+"""
 
 SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
 """Output MIME types kept as they are (rendered escaped, or as base64 images)."""
@@ -170,13 +179,19 @@ def _as_inert_markdown(html: str) -> str:
 def safe_markdown(source: str) -> str:
     """``source``, or its sanitized rendering when it has raw HTML or a URL the sanitizer drops.
 
+    A pure function of ``source``: results are remembered (:data:`RENDERED_CACHE`).
+
     Markdown without raw HTML makes active content only through the URLs of
     its links and images: when :func:`clean_html` keeps them all, ``source``
     is kept as written.  Otherwise its rendering (nbconvert's own
     ``markdown2html``) is sanitized by :func:`clean_html` and returned as
     inert markdown (:func:`_as_inert_markdown`).
     """
-    text = str(source)
+    return _safe_markdown(str(source))
+
+
+@functools.lru_cache(maxsize=RENDERED_CACHE)
+def _safe_markdown(text: str) -> str:
     if not text.strip():
         return text
     probe = _encodable(text)
