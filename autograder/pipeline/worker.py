@@ -106,6 +106,7 @@ from autograder.pipeline.verify import (
     prepare_grading_dir,
 )
 from autograder.sandbox import STOPPED_ENAME
+from autograder.sandbox.client import ReadyKernelManager
 from rnn_course.grading import GRADING_DIR_ENV
 from rnn_course.widgets import STATIC_ENV as STATIC_WIDGETS_ENV
 
@@ -573,7 +574,8 @@ def _run_unsandboxed(nb, scratch: Path, job: GradeJob, cfg: Config, graded_cells
     env = {GRADING_DIR_ENV: str(scratch / GRADING_SUBDIR), STATIC_WIDGETS_ENV: "1"}
     # nothing in a scratch kernel is worth a graceful shutdown
     pp = graded_cells_class(TimedExecute, **graded_cells)(
-        config=cfg, extra_env=env, shutdown_kernel="immediate")
+        config=cfg, extra_env=env, shutdown_kernel="immediate",
+        kernel_manager_class=ReadyKernelManager)
     timeout = _timeout(job, cfg)
     if timeout is not None:
         pp.timeout = timeout

@@ -34,7 +34,6 @@ import typing as t
 
 import zmq
 from jupyter_client.kernelspec import KernelSpec
-from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, CaselessStrEnum, Dict, Int, List, Unicode, default
 
 from . import cgroups, uids
@@ -49,6 +48,7 @@ from .bwrap import (
     SandboxPlan,
     build_command,
 )
+from .client import ReadyKernelManager
 from .fontcache import matplotlib_font_list
 from .limits import KERNEL_LIMITS, Limits, make_preexec, rlimits_for
 from .scratch import BoundedScratch, unmount_under
@@ -224,7 +224,7 @@ def _within(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
-class SandboxedKernelManager(AsyncKernelManager):
+class SandboxedKernelManager(ReadyKernelManager):
     """Starts an ipykernel in a bubblewrap sandbox with resource limits."""
 
     # --- what the kernel sees -------------------------------------------------
