@@ -391,6 +391,65 @@ def test_submission_files_cannot_take_over_kernel_start(tmp_path):
     assert "HIJACKED" not in json.dumps(nb)
 
 
+PRELOAD_PROBE = (
+    # what the kernel had imported, and which names it had, before any cell
+    "import json, sys\n"
+    "print(json.dumps({'loaded': [m for m in PRELOAD if m in sys.modules],\n"
+    "                  'names': [n for n in ('importlib', 'os', 'cwd', 'path', 'name', 'NAMES')\n"
+    "                            if n in globals()]}))",
+    # the notebook's own imports, against a submission's numpy.py and matplotlibrc
+    "import numpy\nprint(json.dumps({'shadow': getattr(numpy, 'SHADOW', False)}))",
+    "import os, matplotlib\n"
+    "print(json.dumps({'linewidth': matplotlib.rcParams['lines.linewidth'], 'cwd': os.getcwd()}))",
+)
+
+
+def _preload_probe(folder: Path, files: dict[str, str], config=None, ahead=False):
+    """The probe's reports, run in ``folder`` holding ``files`` (handed in after the start)."""
+    from autograder.sandbox.execute import start_kernel
+    from autograder.sandbox.kernel import PRELOAD_MODULES
+
+    folder.mkdir()
+    km = start_kernel(str(folder), Limits(), config=config) if ahead else None
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    sources = [src.replace("PRELOAD", repr(PRELOAD_MODULES)) for src in PRELOAD_PROBE]
+    nb = new_notebook(cells=[new_code_cell(src) for src in sources])
+    nb, flags = execute_notebook(nb, str(folder), Limits(), config=config, kernel=km)
+    return [report(cell) if stdout(cell) else enames(cell) for cell in nb.cells]
+
+
+SHADOWS = {"numpy.py": "SHADOW = True\n", "matplotlibrc": "lines.linewidth: 7\n"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ahead", [False, True], ids=["on-demand", "started-ahead"])
+def test_preloaded_modules_come_from_the_environment_only(tmp_path, ahead):
+    """The kernel imports PRELOAD_MODULES before any cell, binding no name, from the
+    Python environment (not a submission's numpy.py; its matplotlibrc not read), the
+    same whether it was started ahead of need or on demand."""
+    from autograder.sandbox.kernel import PRELOAD_MODULES
+
+    loaded, own_numpy, mpl = _preload_probe(tmp_path / "s", SHADOWS, ahead=ahead)
+    assert loaded == {"loaded": list(PRELOAD_MODULES), "names": []}
+    assert own_numpy == {"shadow": False}
+    assert mpl["linewidth"] == 1.5
+    assert mpl["cwd"] != "/", "the kernel works in its scratch folder after the imports"
+
+
+@pytest.mark.slow
+def test_without_preloaded_modules_the_submissions_files_are_read(tmp_path):
+    """The control of the test above: with ``preload_modules = []`` the same files win."""
+    cfg = Config()
+    cfg.SandboxedKernelManager.preload_modules = []
+    loaded, own_numpy, _ = _preload_probe(tmp_path / "s", {"numpy.py": SHADOWS["numpy.py"]},
+                                          config=cfg)
+    assert loaded["loaded"] == [] and own_numpy == {"shadow": True}
+    _, _, mpl = _preload_probe(tmp_path / "t", {"matplotlibrc": SHADOWS["matplotlibrc"]},
+                               config=cfg)
+    assert mpl["linewidth"] == 7
+
+
 def test_host_loopback_is_unreachable(tmp_path):
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.2)

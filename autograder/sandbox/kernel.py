@@ -55,6 +55,24 @@ from .scratch import BoundedScratch, unmount_under
 from .uids import LOCK_DIR, POOL_PREFIX
 
 _DEFAULTS = Limits()
+PRELOAD_MODULES = ("numpy", "matplotlib.pyplot")
+"""What every notebook of the course imports first (``preload_modules``' default)."""
+# Run by the kernel as it starts (IPKernelApp.exec_lines), in a namespace of its own.
+_PRELOAD = """\
+import importlib, os, sys
+cwd, path = os.getcwd(), sys.path[:]
+sys.path[:] = [p for p in path if p not in ("", ".", cwd)]
+os.chdir("/")
+try:
+    for name in NAMES:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+finally:
+    os.chdir(cwd)
+    sys.path[:] = path
+"""
 # Bytes of the kernel's stderr kept for diagnostics (bwrap errors, tracebacks).
 LOG_TAIL_BYTES = 4096
 RELAY_SCRIPT = os.path.abspath(relay_process.__file__)
@@ -248,6 +266,17 @@ class SandboxedKernelManager(ReadyKernelManager):
         help="Importable packages the student's code may use beyond the Python "
         f"environment; each is bound read-only under {SANDBOX_LIB} (on PYTHONPATH). "
         "Editable installs point into the course folder, which the sandbox does not show.",
+    ).tag(config=True)
+    preload_modules = List(
+        Unicode(),
+        list(PRELOAD_MODULES),
+        help="Modules the kernel imports as it starts, before any cell runs, so that a "
+        "kernel started ahead of need has them imported while it waits (matplotlib.pyplot "
+        "alone is about 0.4 s of CPU).  Imported the same way whether the kernel was "
+        "started ahead or on demand: from the Python environment and the student "
+        "packages only, never from the scratch folder, with / as working folder (a "
+        "submission's matplotlibrc or numpy.py is not read).  One that fails to import "
+        "is left for the notebook to import itself.  Empty: nothing is imported.",
     ).tag(config=True)
     hidden_packages = List(
         Unicode(),
@@ -673,6 +702,9 @@ class SandboxedKernelManager(ReadyKernelManager):
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         """The ipykernel command line, wrapped in bubblewrap."""
         inner = super().format_kernel_cmd(extra_arguments)
+        if self.preload_modules:
+            code = _PRELOAD.replace("NAMES", repr(tuple(self.preload_modules)))
+            inner.append(f"--IPKernelApp.exec_lines=exec({code!r}, {{}})")
         return build_command(
             self._plan(self._scratch), inner, bwrap=self.bwrap_path, setpriv=self.setpriv_path
         )
