@@ -205,3 +205,45 @@ def test_the_worker_reports_what_it_spent(course):
     assert set(usage) == {"cpu_seconds", "peak_rss_mib", "wall_seconds"}
     assert 0 < usage["cpu_seconds"] and 50 < usage["peak_rss_mib"] < 4096
     assert usage["wall_seconds"] >= result.timings["execute"]
+
+
+def test_a_jobs_folders_are_named_after_its_worker(course, monkeypatch):
+    import os
+
+    from autograder.pipeline import worker
+
+    fx.submit(course, "hal", fx.student_notebook(course))
+    job, _ = fx.job_for(course, "hal")
+    seen = []
+    monkeypatch.setattr(worker, "_grade", lambda job, result, tmp, db_dir: seen.extend(
+        [tmp.name, db_dir.name]))
+    grade_submission(job)
+    assert [name.startswith(f"{prefix}{os.getpid()}-") for name, prefix in
+            zip(seen, (worker.SCRATCH_PREFIX, worker.GRADEBOOK_PREFIX), strict=True)] == [
+        True, True]
+
+
+def test_folders_of_jobs_whose_worker_died_are_swept(tmp_path, monkeypatch):
+    """A worker killed outright leaves its job's folders (a copy of the submission):
+    the next run's warm-up removes them, and only them."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from autograder.pipeline import worker
+
+    tmp, shm = tmp_path / "tmp", tmp_path / "shm"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setattr(worker, "memory_dir", lambda: str(shm))
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+    dead = [tmp / f"{worker.SCRATCH_PREFIX}{gone}-a1", shm / f"{worker.GRADEBOOK_PREFIX}{gone}-b2"]
+    kept = [tmp / f"{worker.SCRATCH_PREFIX}{os.getppid()}-c3",  # its worker is alive
+            tmp / f"{worker.SCRATCH_PREFIX}x7k2", tmp / "other-folder"]
+    for folder in dead + kept:
+        (folder / "submission").mkdir(parents=True)
+        (folder / "submission" / "answer.py").write_text("a student's file")
+    assert sorted(worker.sweep_stale()) == sorted(str(p) for p in dead)
+    assert [p.exists() for p in dead] == [False, False]
+    assert all(p.exists() for p in kept)

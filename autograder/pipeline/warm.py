@@ -173,10 +173,9 @@ def sweep_stale(folder: str | None = None) -> None:
     """Remove the folders of kernels started ahead by workers that died (killed outright:
     their kernels went with them, their folders did not).  A folder whose worker is alive,
     or that another user owns, is left alone."""
-    from autograder.sandbox.kernel import stale_folders
+    from autograder.sandbox.kernel import remove_stale_folders
 
-    for path in stale_folders(folder or tempfile.gettempdir(), _STALE):
-        shutil.rmtree(path, ignore_errors=True)
+    remove_stale_folders(folder or tempfile.gettempdir(), _STALE)
 
 
 def _forget_in_child() -> None:

@@ -50,6 +50,7 @@ import copy
 import dataclasses
 import functools
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -228,9 +229,9 @@ def grade_submission(job: GradeJob) -> GradeResult:
             result.status = "error"
             return _finished(result, started, usage)
         with warnings.catch_warnings(), tempfile.TemporaryDirectory(
-                prefix="rnn-grade-", ignore_cleanup_errors=True) as tmp, \
-                tempfile.TemporaryDirectory(prefix="rnn-gradebook-", dir=memory_dir(),
-                                            ignore_cleanup_errors=True) as db_dir:
+                prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True) as tmp, \
+                tempfile.TemporaryDirectory(prefix=f"{GRADEBOOK_PREFIX}{os.getpid()}-",
+                                            dir=memory_dir(), ignore_cleanup_errors=True) as db_dir:
             # nbgrader's gradebook API trips SQLAlchemy's autoflush warnings: noise
             warnings.simplefilter("ignore", SAWarning)
             _grade(job, result, Path(tmp), Path(db_dir))
@@ -262,11 +263,36 @@ def finish_precheck(job: GradeJob) -> GradeJob:
                     submission=None)
 
 
+SCRATCH_PREFIX = "rnn-grade-"
+"""A job's folders: ``<tmp>/rnn-grade-<worker pid>-*`` (the submission's copy, its kernel's
+scratch) and ``<memory_dir>/rnn-gradebook-<worker pid>-*`` (its private gradebook)."""
+GRADEBOOK_PREFIX = "rnn-gradebook-"
+_STALE = re.compile(rf"(?:{SCRATCH_PREFIX}|{GRADEBOOK_PREFIX})(\d+)-")
+
+
+def sweep_stale() -> list[str]:
+    """Remove the folders of jobs whose worker died (killed outright, it could not).
+
+    They hold a copy of a student's submission (mode 0700, but nothing else
+    removes them); a folder whose worker is alive, or that another user owns,
+    is left alone.  Returns the paths removed.
+    """
+    from autograder.sandbox.kernel import remove_stale_folders
+
+    return [path for base in dict.fromkeys((tempfile.gettempdir(), memory_dir()))
+            if base for path in remove_stale_folders(base, _STALE)]
+
+
 def warm_up(config: Config | None = None) -> None:
-    """Import and build what every job needs, once (call before forking workers)."""
+    """Import and build what every job needs, once (call before forking workers).
+
+    Also removes what the workers of an earlier run left behind (:func:`sweep_stale`).
+    """
     from autograder.course import assignments_in
     from autograder.pipeline import verify
     from autograder.sandbox import compile_student_packages, prebuild_font_list
+
+    sweep_stale()
 
     # the font list is built by a sandboxed interpreter: meanwhile, the rest warms up here
     fonts = threading.Thread(target=prebuild_font_list, args=(config,), daemon=True)

@@ -219,6 +219,14 @@ def stale_folders(base: str, pattern: re.Pattern) -> list[str]:
     return found
 
 
+def remove_stale_folders(base: str, pattern: re.Pattern) -> list[str]:
+    """Remove the :func:`stale_folders` of ``base`` (as far as possible); the paths."""
+    found = stale_folders(base, pattern)
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    return found
+
+
 def _kill_processes_naming(path: str) -> None:
     """SIGKILL every process whose command line names ``path`` (a dead grader's sandboxes).
 
