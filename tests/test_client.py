@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from queue import Empty
 
@@ -58,31 +59,41 @@ def test_both_managers_hand_out_ready_clients():
     assert SandboxedKernelManager().client_factory is ReadyKernelClient
 
 
+@contextlib.asynccontextmanager
+async def ready_kernel():
+    """A local kernel (ReadyKernelManager) that has booted, and a client of it."""
+    km = ReadyKernelManager()
+    await km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=60)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+
+
 @pytest.mark.slow
 def test_a_kernel_is_ready_without_waiting_for_iopub_silence():
     """Ready well under jupyter_client's 0.2 s flush; IOPub left empty; the kernel works."""
 
     async def run():
-        km = ReadyKernelManager()
-        await km.start_kernel()
-        kc = km.client()
-        kc.start_channels()
-        try:
-            await kc.wait_for_ready(timeout=60)  # the kernel's boot
+        async with ready_kernel() as (km, first):
             await asyncio.sleep(0.5)
-            kc.stop_channels()
-            kc = km.client()
+            first.stop_channels()
+            kc = km.client()  # a new client of a kernel that is up, as a notebook's is
             kc.start_channels()
-            since = time.monotonic()
-            await kc.wait_for_ready(timeout=60)  # a kernel that is up: a new client's wait
-            waited = time.monotonic() - since
-            with pytest.raises(Empty):
-                await kc.iopub_channel.get_msg(timeout=0.3)
-            reply = await kc.execute("6 * 7", reply=True, timeout=30)
+            try:
+                since = time.monotonic()
+                await kc.wait_for_ready(timeout=60)
+                waited = time.monotonic() - since
+                with pytest.raises(Empty):
+                    await kc.iopub_channel.get_msg(timeout=0.3)
+                reply = await kc.execute("6 * 7", reply=True, timeout=30)
+            finally:
+                kc.stop_channels()
             return waited, reply["content"]["status"]
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel(now=True)
 
     waited, status = asyncio.run(run())
     assert status == "ok"
@@ -92,18 +103,10 @@ def test_a_kernel_is_ready_without_waiting_for_iopub_silence():
 @pytest.mark.slow
 def test_a_kernel_that_dies_is_reported():
     async def run():
-        km = ReadyKernelManager()
-        await km.start_kernel()
-        kc = km.client()
-        kc.start_channels()
-        try:
-            await kc.wait_for_ready(timeout=60)
+        async with ready_kernel() as (km, kc):
             km.provisioner.process.kill()  # outright, as the sandbox's limits would
             km.provisioner.process.wait()
             with pytest.raises(RuntimeError, match="died|respond"):
                 await kc.wait_for_ready(timeout=5)
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel(now=True)
 
     asyncio.run(run())
