@@ -285,6 +285,35 @@ def test_a_submission_that_arrives_during_a_round_joins_it(hub):
     assert served.stop() == 0
 
 
+def test_an_entry_is_taken_once_nbgrader_submit_has_finished_it(hub, monkeypatch):
+    """nbgrader submit copies into the inbound folder itself, then writes timestamp.txt and
+    submission_secret.txt: an entry without them is part of a submission and waits; one
+    left so for UNFINISHED_GRACE (a submit that died) is taken as it is, not lost."""
+    from autograder.service import app
+
+    for var in ("RNN_COURSE_EXCHANGE", "RNN_COURSE_ID"):
+        monkeypatch.setenv(var, hub["instructor_env"][var])
+    course = hub["course"]
+    service = app.Service(app.Options(course_dir=str(course)))
+    copying = eh.drop_submission(hub, "ann", fx.student_notebook(course))
+    stamp, secret = ((copying / f).read_bytes() for f in app.WRITTEN_LAST)
+    for f in app.WRITTEN_LAST:
+        (copying / f).unlink()
+    assert service.scan() == 0 and states(course) == {}
+    (copying / app.WRITTEN_LAST[0]).write_bytes(stamp)
+    assert service.scan() == 0, "timestamp.txt alone: submit is still writing"
+    (copying / app.WRITTEN_LAST[1]).write_bytes(secret)
+    assert service.scan() == 1 and states(course) == {"ann": ["queued"]}
+
+    died = eh.drop_submission(hub, "bob", fx.student_notebook(course))
+    for f in app.WRITTEN_LAST:
+        (died / f).unlink()
+    assert service.scan() == 0
+    old = time.time() - app.UNFINISHED_GRACE - 1
+    os.utime(died, (old, old))
+    assert service.scan() == 1 and states(course)["bob"] == ["queued"]
+
+
 def test_a_hostile_submission_does_not_stop_the_service(hub):
     course = hub["course"]
     t = datetime.now(timezone.utc)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from autograder.course import Course
 from autograder.errors import UsageError
+from autograder.pipeline.precheck import TIMESTAMP_FILE
 from autograder.pipeline.runner import die_with_parent
 from autograder.pipeline.scoring import parse_timestamp
 from autograder.service import journal as J
@@ -40,6 +41,10 @@ from autograder.service.rounds import Options, event, first_line, run_round
 log = logging.getLogger("autograder.serve")
 LOCK_NAME = ".autograder-serve.lock"
 HELD_EVERY = 10.0  # seconds between two readings of the held feedback's due dates
+WRITTEN_LAST = (TIMESTAMP_FILE, "submission_secret.txt")
+"""What ``nbgrader submit`` writes into an inbound entry after copying the notebooks."""
+UNFINISHED_GRACE = 120.0
+"""Seconds after which an entry still without :data:`WRITTEN_LAST` is taken as it is."""
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -181,6 +186,8 @@ class Service:
                 self._ignored.add(name)
                 event("ignored", f"{name!r}: not a submission's name (student+assignment+time)")
                 continue
+            if not self._written(name):
+                continue  # nbgrader submit is still copying it: the next scan looks again
             student, assignment, stamp = parsed
             submitted_at = parse_timestamp(stamp)
             state, note = J.QUEUED, ""
@@ -196,6 +203,30 @@ class Service:
                 queued += 1
                 event("queued", f"{student} {assignment} ({stamp})")
         return queued
+
+    def _written(self, name: str) -> bool:
+        """Whether ``nbgrader submit`` has finished the entry ``name``.
+
+        It copies the notebooks into the inbound folder itself, not into a
+        folder renamed in once whole, and writes :data:`WRITTEN_LAST` after
+        them: an entry without those files is still being copied, and
+        collecting it now would grade part of a submission.  One that stays
+        so for :data:`UNFINISHED_GRACE` seconds (a submit that died halfway)
+        is taken as it is, so that it is not lost.
+        """
+        entry = self.inbound / name
+        if all(os.path.lexists(entry / f) for f in WRITTEN_LAST):
+            return True
+        try:
+            age = time.time() - entry.stat().st_mtime
+        except OSError:
+            return False
+        if age < UNFINISHED_GRACE:
+            return False
+        missing = ", ".join(f for f in WRITTEN_LAST if not os.path.lexists(entry / f))
+        event("unfinished", f"{name!r}: still no {missing} after {UNFINISHED_GRACE:g} s; "
+                            "taken as it is")
+        return True
 
     # ------------------------------------------------------------------ rounds
     def next_round(self):
