@@ -268,3 +268,18 @@ def test_a_worker_ends_with_its_coordinator():
     while _running(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _running(worker), "the worker outlived its coordinator"
+
+
+def test_a_worker_runs_below_its_coordinator():
+    """Pool workers (and the kernels they start) get the lowest CPU priority, so that the
+    coordinator, the run's serial part, never waits behind them for a core."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from autograder.pipeline.runner import WORKER_NICENESS, _worker_start
+
+    base = os.nice(0)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_worker_start, initargs=(os.getpid(),)) as pool:
+        assert pool.submit(os.nice, 0).result() == min(19, base + WORKER_NICENESS)
+    assert os.nice(0) == base
