@@ -224,26 +224,27 @@ def test_a_jobs_folders_are_named_after_its_worker(course, monkeypatch):
 
 
 def test_folders_of_jobs_whose_worker_died_are_swept(tmp_path, monkeypatch):
-    """A worker killed outright leaves its job's folders (a copy of the submission):
-    the next run's warm-up removes them, and only them."""
+    """A worker killed outright leaves its job's folders (a copy of the submission) and
+    its kernel started ahead's: the next run's warm-up removes them, and only them."""
     import os
     import subprocess
     import sys
     import tempfile
 
-    from autograder.pipeline import worker
+    from autograder.pipeline import warm, worker
 
     tmp, shm = tmp_path / "tmp", tmp_path / "shm"
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.setattr(worker, "memory_dir", lambda: str(shm))
     gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout)
-    dead = [tmp / f"{worker.SCRATCH_PREFIX}{gone}-a1", shm / f"{worker.GRADEBOOK_PREFIX}{gone}-b2"]
+    dead = [tmp / f"{worker.SCRATCH_PREFIX}{gone}-a1", shm / f"{worker.GRADEBOOK_PREFIX}{gone}-b2",
+            tmp / f"{warm.PREFIX}{gone}-d4"]  # its kernel started ahead
     kept = [tmp / f"{worker.SCRATCH_PREFIX}{os.getppid()}-c3",  # its worker is alive
             tmp / f"{worker.SCRATCH_PREFIX}x7k2", tmp / "other-folder"]
     for folder in dead + kept:
         (folder / "submission").mkdir(parents=True)
         (folder / "submission" / "answer.py").write_text("a student's file")
     assert sorted(worker.sweep_stale()) == sorted(str(p) for p in dead)
-    assert [p.exists() for p in dead] == [False, False]
+    assert [p.exists() for p in dead] == [False, False, False]
     assert all(p.exists() for p in kept)

@@ -19,7 +19,8 @@ demand:
   shut down by :func:`close`, registered for both ways a worker ends
   (``atexit`` and multiprocessing's finalizers).  A worker killed outright
   takes it along (bubblewrap's ``--die-with-parent``); the next run's sweeps
-  remove its runtime folder and its folder here (:func:`sweep_stale`).
+  remove its runtime folder and its folder here (:func:`sweep_stale`, from the
+  coordinator's warm-up).
 
 ``c.WarmKernels.enabled = False`` in ``nbgrader_config.py`` turns this off.
 """
@@ -161,7 +162,6 @@ def _register() -> None:
     if _registered_in == os.getpid():
         return
     _registered_in = os.getpid()
-    sweep_stale()
     atexit.register(close)
     from multiprocessing import util
 
@@ -169,13 +169,14 @@ def _register() -> None:
     util.Finalize(None, close, exitpriority=10)
 
 
-def sweep_stale(folder: str | None = None) -> None:
+def sweep_stale(folder: str | None = None) -> list[str]:
     """Remove the folders of kernels started ahead by workers that died (killed outright:
     their kernels went with them, their folders did not).  A folder whose worker is alive,
-    or that another user owns, is left alone."""
+    or that another user owns, is left alone.  Returns the paths removed.  Called by the
+    coordinator before it forks its workers (``worker.sweep_stale``)."""
     from autograder.sandbox.kernel import remove_stale_folders
 
-    remove_stale_folders(folder or tempfile.gettempdir(), _STALE)
+    return remove_stale_folders(folder or tempfile.gettempdir(), _STALE)
 
 
 def _forget_in_child() -> None:

@@ -271,7 +271,8 @@ _STALE = re.compile(rf"(?:{SCRATCH_PREFIX}|{GRADEBOOK_PREFIX})(\d+)-")
 
 
 def sweep_stale() -> list[str]:
-    """Remove the folders of jobs whose worker died (killed outright, it could not).
+    """Remove the folders of jobs whose worker died (killed outright, it could not),
+    and those of the kernels it started ahead (:func:`warm.sweep_stale`).
 
     They hold a copy of a student's submission (mode 0700, but nothing else
     removes them); a folder whose worker is alive, or that another user owns,
@@ -279,8 +280,9 @@ def sweep_stale() -> list[str]:
     """
     from autograder.sandbox.kernel import remove_stale_folders
 
-    return [path for base in dict.fromkeys((tempfile.gettempdir(), memory_dir()))
-            if base for path in remove_stale_folders(base, _STALE)]
+    return warm.sweep_stale() + [
+        path for base in dict.fromkeys((tempfile.gettempdir(), memory_dir()))
+        if base for path in remove_stale_folders(base, _STALE)]
 
 
 def warm_up(config: Config | None = None) -> None:
