@@ -357,3 +357,10 @@ def job_for(course: Path, student: str, *, unsafe: bool = True, assignment: str 
     sub = Precheck().check(c.submitted_dir(student, assignment), student, assignment,
                            structure.cell_ids)
     return JobMaker(c, coursedir, book, assignment, unsafe, structure).job(sub), sub
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just ended (for folders "left by a dead worker")."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)

@@ -219,12 +219,7 @@ def test_a_kernel_on_the_fallback_uid_says_it_shares_it():
 
 
 def test_folders_of_workers_that_died_are_swept(tmp_path):
-    import subprocess
-    import sys
-
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    dead = tmp_path / f"{warm.PREFIX}{int(gone.stdout)}-abc"
+    dead = tmp_path / f"{warm.PREFIX}{fx.dead_pid()}-abc"
     (dead / warm.SCRATCH).mkdir(parents=True)
     (dead / warm.SCRATCH / "answer.py").write_text("a student's file")
     alive = tmp_path / f"{warm.PREFIX}{os.getppid()}-def"

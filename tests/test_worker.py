@@ -227,8 +227,6 @@ def test_folders_of_jobs_whose_worker_died_are_swept(tmp_path, monkeypatch):
     """A worker killed outright leaves its job's folders (a copy of the submission) and
     its kernel started ahead's: the next run's warm-up removes them, and only them."""
     import os
-    import subprocess
-    import sys
     import tempfile
 
     from autograder.pipeline import warm, worker
@@ -236,8 +234,7 @@ def test_folders_of_jobs_whose_worker_died_are_swept(tmp_path, monkeypatch):
     tmp, shm = tmp_path / "tmp", tmp_path / "shm"
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.setattr(worker, "memory_dir", lambda: str(shm))
-    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True).stdout)
+    gone = fx.dead_pid()
     dead = [tmp / f"{worker.SCRATCH_PREFIX}{gone}-a1", shm / f"{worker.GRADEBOOK_PREFIX}{gone}-b2",
             tmp / f"{warm.PREFIX}{gone}-d4"]  # its kernel started ahead
     kept = [tmp / f"{worker.SCRATCH_PREFIX}{os.getppid()}-c3",  # its worker is alive
