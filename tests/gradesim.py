@@ -83,8 +83,9 @@ def grade(assignment: str, ns: dict, student: str = "student", digest: str = "di
                 message = check.judge(outputs, inputs, reference)
             except Exception as exc:  # noqa: BLE001
                 message = f"could not be judged ({type(exc).__name__}: {exc})"
+        message = checks.Verdict.of(message)
         earned = points if message is None else points * earned_fraction(
-            {"fraction": checks.fraction_of(message)})
+            verify.verdict_record(check.kind, message))
         cells[grade_id] = (earned, message)
         total += earned
         maximum += points

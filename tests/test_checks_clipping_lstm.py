@@ -69,9 +69,11 @@ def interactive(monkeypatch):
 
 
 def verdict_of(check, *functions):
-    """Run a check the way the grader would: run (kernel side), then judge."""
+    """Run a check the way the grader would: run (kernel side), then judge; the verdict's
+    message (None when it passed)."""
     outputs = grading.as_plain_arrays(check.run(check.inputs(), *functions))
-    return check.judge(outputs)
+    verdict = check.judge(outputs)
+    return None if verdict is None else verdict.message
 
 
 # --------------------------------------------------------------------------- #
@@ -475,9 +477,9 @@ def test_spec_accepts_reference_rejects_perturbed(spec_id):
             flat[j] += 1e-3 * max(1.0, abs(flat[j]))
             assert spec.judge(bad, inputs, reference) is not None, (seed, name)
         name = next(iter(want))
-        assert "shape" in spec.judge({**want, name: want[name][..., None]}, inputs, reference)
+        assert "shape" in spec.judge({**want, name: want[name][..., None]}, inputs, reference).message
         missing = {k: v for k, v in want.items() if k != name}
-        assert "no value" in spec.judge(missing, inputs, reference)
+        assert "no value" in spec.judge(missing, inputs, reference).message
 
 
 def test_specs_draw_edge_sizes_and_huge_preactivations():
@@ -507,12 +509,12 @@ def test_clip_specs_detect_mutated_inputs_and_cover_both_branches():
         assert reference.clip_by_global_norm(small, max_norm)[1] < max_norm
         want = spec.expected(inputs, reference)
         mutated = dict(want, big_after_Wx=want["big_clipped_Wx"])
-        assert "big_after_Wx" in spec.judge(mutated, inputs, reference)
+        assert "big_after_Wx" in spec.judge(mutated, inputs, reference).message
     value_spec = SPECS["clip_by_value_hidden"]
     inputs = value_spec.draw(np.random.default_rng(0))
     want = value_spec.expected(inputs, reference)
     assert "after_Wx" in value_spec.judge(dict(want, after_Wx=want["clipped_Wx"]), inputs,
-                                          reference)
+                                          reference).message
 
 
 # --------------------------------------------------------------------------- #
@@ -607,7 +609,7 @@ def test_grading_mode_visible_checks_only_write_results(grading_dir, capsys):
                                        1 << 26)) is None
     ALL_CHECKS["lstm_gates_order"](gates_fiog)  # no AssertionError in the kernel
     message = ALL_CHECKS["lstm_gates_order"].judge(
-        load_result(grading_dir / "results" / "lstm_gates_order.npz", 1 << 26))
+        load_result(grading_dir / "results" / "lstm_gates_order.npz", 1 << 26)).message
     assert "gate order" in message
     assert "passed" not in capsys.readouterr().out
 

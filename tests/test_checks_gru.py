@@ -54,9 +54,11 @@ def interactive(monkeypatch):
 
 
 def verdict_of(check, *functions):
-    """Run a check the way the grader would: run (kernel side), then judge."""
+    """Run a check the way the grader would: run (kernel side), then judge; the verdict's
+    message (None when it passed)."""
     outputs = grading.as_plain_arrays(check.run(check.inputs(), *functions))
-    return check.judge(outputs)
+    verdict = check.judge(outputs)
+    return None if verdict is None else verdict.message
 
 
 @pytest.mark.parametrize("check_id", sorted(CHECKS))
@@ -274,7 +276,7 @@ def test_spec_accepts_reference_rejects_perturbed(spec_id):
             flat[j] += 1e-3 * max(1.0, abs(flat[j]))
             assert spec.judge(bad, inputs, reference) is not None, (seed, name)
         name = next(iter(want))
-        assert "shape" in spec.judge({**want, name: want[name][..., None]}, inputs, reference)
+        assert "shape" in spec.judge({**want, name: want[name][..., None]}, inputs, reference).message
 
 
 def test_specs_draw_edge_sizes_and_saturated_gates():
@@ -376,7 +378,7 @@ def grading_dir(tmp_path, monkeypatch):
 def test_grading_mode_visible_check_only_writes_results(grading_dir, capsys):
     check = CHECKS["gru_step_forward_interpolation"]
     check(step_with(swap=True))  # no AssertionError in the kernel
-    message = check.judge(load_result(grading_dir / "results" / f"{check.id}.npz", 1 << 26))
+    message = check.judge(load_result(grading_dir / "results" / f"{check.id}.npz", 1 << 26)).message
     assert "swapped" in message
     assert "passed" not in capsys.readouterr().out
 

@@ -112,7 +112,7 @@ def test_visible_check_is_deterministic_and_pure(check_id):
 
 def test_check_reports_missing_outputs_instead_of_crashing():
     check = ALL_CHECKS["rnn_step_backward_bias"]
-    assert "missing output" in check.judge({})
+    assert "missing output" in check.judge({}).message
 
 
 # --------------------------------------------------------------------------- #
@@ -535,11 +535,11 @@ def test_hidden_check_accepts_reference_and_rejects_perturbed(spec_id):
         name = sorted(outputs)[seed % len(outputs)]
         wrong = dict(outputs)
         wrong[name] = outputs[name] + 1e-3 * (1.0 + np.abs(outputs[name]))
-        assert "differs from the expected" in spec.judge(wrong, inputs, R)
+        assert "differs from the expected" in spec.judge(wrong, inputs, R).message
         missing = {k: v for k, v in outputs.items() if k != name}
-        assert name in spec.judge(missing, inputs, R)
+        assert name in spec.judge(missing, inputs, R).message
         wrong_shape = dict(outputs, **{name: np.zeros(outputs[name].shape + (1,))})
-        assert "shape" in spec.judge(wrong_shape, inputs, R)
+        assert "shape" in spec.judge(wrong_shape, inputs, R).message
 
 
 def test_hidden_draws_cover_edge_sizes_and_truncations():
@@ -655,4 +655,4 @@ def test_a_forged_forward_value_changes_the_message_never_the_verdict():
     wrong = {**honest, **{k: 2.0 * v for k, v in honest.items() if k.endswith("_db")}}
     assert check.judge(wrong) is not None
     assert "fix rnn_step_forward first" in check.judge(
-        {**wrong, **{k: v + 1.0 for k, v in honest.items() if k.endswith("_next_h")}})
+        {**wrong, **{k: v + 1.0 for k, v in honest.items() if k.endswith("_next_h")}}).message

@@ -256,7 +256,7 @@ def test_grading_mode_hidden_check_reads_inputs_and_submits(grading_mode, capsys
     assert capsys.readouterr().out == ""
     got = grading.load_result(grading.result_path(grading_mode, STEP_HIDDEN.id))
     np.testing.assert_array_equal(got["next_h"], wrong_step(**drawn)[0])
-    message = STEP_HIDDEN.judge(got, drawn, reference)
+    message = STEP_HIDDEN.judge(got, drawn, reference).message
     assert message.startswith("next_h differs from the expected values")
 
 
@@ -276,13 +276,13 @@ def test_hidden_judge_messages_do_not_reveal_values():
     inp = STEP_HIDDEN.draw(np.random.default_rng(1))
     good = {"next_h": reference.rnn_step_forward(**inp)[0]}
     assert STEP_HIDDEN.judge(good, inp, reference) is None
-    message = STEP_HIDDEN.judge({"next_h": good["next_h"] * 2}, inp, reference)
+    message = STEP_HIDDEN.judge({"next_h": good["next_h"] * 2}, inp, reference).message
     assert "next_h" in message and "differs" in message
     assert "[" not in message  # no array printed
-    assert "shape" in STEP_HIDDEN.judge({"next_h": np.zeros((1, 1))}, inp, reference)
+    assert "shape" in STEP_HIDDEN.judge({"next_h": np.zeros((1, 1))}, inp, reference).message
     nan = {"next_h": np.full_like(good["next_h"], np.nan)}
-    assert "NaN" in STEP_HIDDEN.judge(nan, inp, reference)
-    assert "no value" in STEP_HIDDEN.judge({}, inp, reference)
+    assert "NaN" in STEP_HIDDEN.judge(nan, inp, reference).message
+    assert "no value" in STEP_HIDDEN.judge({}, inp, reference).message
     with pytest.raises(ValueError, match="against the reference"):
         STEP_HIDDEN.judge(good)
 

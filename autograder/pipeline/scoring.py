@@ -166,8 +166,9 @@ def score_cell(cell: GradedCell, verdict: dict | None, *, not_run: str | None = 
 
 
 def earned_fraction(verdict: dict) -> float:
-    """The share of its points a failed verdict still earns (its right outputs, see
-    :class:`rnn_course.checks.Partial`), in [0, 1), rounded to 1e-4."""
+    """The share of its points a failed verdict still earns (its right outputs: the
+    ``fraction`` of a :class:`rnn_course.checks.Verdict`, recorded by
+    :func:`autograder.pipeline.verify.verdict_record`), in [0, 1), rounded to 1e-4."""
     try:
         fraction = float(verdict.get("fraction") or 0.0)
     except (TypeError, ValueError):

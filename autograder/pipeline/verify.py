@@ -146,6 +146,13 @@ def _kernel_error(cell, with_message: bool) -> str:
     return ""
 
 
+def verdict_record(kind: str, verdict: "checks.Verdict | None") -> dict:
+    """A cell's verdict as the plain data that :mod:`autograder.pipeline.scoring` scores."""
+    return {"kind": kind, "passed": verdict is None,
+            "message": "" if verdict is None else verdict.message,
+            "fraction": checks.fraction_of(verdict)}
+
+
 class VerifyChecks(NbGraderPreprocessor):
     """Decide every graded code cell in the grader's process (see module docstring)."""
 
@@ -171,21 +178,21 @@ class VerifyChecks(NbGraderPreprocessor):
             else:
                 kind = check.kind
                 message = self._judge(cell, check, assignment, student)
-            if message is None:
+            verdict = checks.Verdict.of(message)
+            if verdict is None:
                 cell.outputs = [new_output("stream", name="stdout",
                                            text=f"{check_id}: {PASSED_TEXT}")]
             else:
-                text = f"{check_id}: {message}"
+                text = f"{check_id}: {verdict.message}"
                 cell.outputs = [new_output("error", ename=FAILED_ENAME, evalue=text,
                                            traceback=[f"{FAILED_ENAME}: {text}"])]
-            verdicts[check_id] = {"kind": kind, "passed": message is None,
-                                  "message": str(message or ""),
-                                  "fraction": checks.fraction_of(message)}
+            verdicts[check_id] = verdict_record(kind, verdict)
         resources.setdefault("rnn_course", {})["checks"] = verdicts
         return nb, resources
 
     def _judge(self, cell, check: checks.Check, assignment: str, student: str):
-        """None when the check passed, else the message of its failure."""
+        """None when the check passed, else its :class:`~rnn_course.checks.Verdict` (or the
+        message of a failure to judge)."""
         path = (os.path.join(self.grading_dir, f"{check.id}{grading.SUFFIX}")
                 if self.grading_dir else None)
         if path is None or not os.path.isfile(path):

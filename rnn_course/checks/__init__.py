@@ -7,7 +7,8 @@ A check is a few small pure functions (see :class:`Check`):
   of plain arrays; this is the only part that runs the student's code;
 * a **visible** check (students read and rerun it) has fixed inputs (its
   ``seed``) and a ``verdict(inputs, outputs)`` that returns None when the
-  behaviour is right, else a message that names the likely bug;
+  behaviour is right, else a message that names the likely bug (or a
+  :class:`Verdict`, a message worth a share of the points);
 * a **hidden** check (``hidden=True``) draws new inputs for every submission
   (from a seed the student cannot know) and declares its ``outputs``; its
   verdict compares them with the **same** ``run`` applied to the reference
@@ -41,7 +42,7 @@ part of a cell or inside its hidden block alike::
   checked one is built on are stand-ins for the duration of ``run``
   (:meth:`Check.graded_run`, :mod:`rnn_course.standins`), and a failed check
   that compares several outputs still earns the share of the right ones
-  (:class:`Partial`); a hidden check's draw holds one case of each of its
+  (:class:`Verdict`'s ``fraction``); a hidden check's draw holds one case of each of its
   regimes (:func:`regimes`).  A check called
   in grading mode outside its own graded cell (the quick visible line at the
   top of a hidden test cell) runs on its fixed inputs, and the grader ignores
@@ -212,8 +213,8 @@ class Check:
         return {name: values[name] for name in self.outputs}
 
     def judge(self, outputs: dict, inputs: "dict | None" = None,
-              reference=None) -> "str | None":
-        """Judge plain-array ``outputs``: None when right, else a message.
+              reference=None) -> "Verdict | None":
+        """Judge plain-array ``outputs``: None when right, else a :class:`Verdict`.
 
         A visible check merges its oracle values over ``outputs`` (only
         ``run``'s own results come from the code being judged): without
@@ -235,9 +236,9 @@ class Check:
             inputs = fresh_copies(inputs)
             oracle = self.computed_oracle(inputs, reference)
         try:
-            return self.verdict(inputs, {**outputs, **oracle})
+            return Verdict.of(self.verdict(inputs, {**outputs, **oracle}))
         except KeyError as exc:
-            return f"missing output {exc}"
+            return Verdict(f"missing output {exc}")
 
     def graded_run(self, inputs: dict, *functions) -> dict[str, np.ndarray]:
         """``run`` as while grading: on the delivered ``inputs``, with the stand-ins of
@@ -270,11 +271,11 @@ class Check:
                 return
             inputs = self.draw(np.random.default_rng())
             outputs = grading.as_plain_arrays(self.run(fresh_copies(inputs), *functions))
-            message = self.judge(outputs, inputs, reference)
+            verdict = self.judge(outputs, inputs, reference)
         else:
-            message = self.judge(grading.as_plain_arrays(self.run(self.inputs(), *functions)))
-        if message:
-            raise AssertionError(f"{self.id}: {message}")
+            verdict = self.judge(grading.as_plain_arrays(self.run(self.inputs(), *functions)))
+        if verdict is not None:
+            raise AssertionError(f"{self.id}: {verdict.message}")
         print(f"{self.id}: passed" + (f" ({self.doc})" if self.doc else ""))
 
 
@@ -537,30 +538,37 @@ def wrong_forward(function: str, got, want) -> "str | None":
             "check again")
 
 
-class Partial(str):
-    """A failed verdict's message that still earns ``fraction`` of the check's points
-    (the outputs that are right, when a check compares several)."""
+@dataclass(frozen=True)
+class Verdict:
+    """A failed check: its ``message`` (it names the likely bug) and the ``fraction`` of the
+    check's points it still earns (the share of its right outputs, when it compares
+    several; 0 otherwise).  A check that passed has no verdict (None)."""
 
+    message: str
     fraction: float = 0.0
 
-    def __new__(cls, message: str, fraction: float = 0.0):
-        obj = super().__new__(cls, message)
-        obj.fraction = float(min(max(fraction, 0.0), 1.0))
-        return obj
+    def __post_init__(self):
+        object.__setattr__(self, "message", str(self.message))
+        object.__setattr__(self, "fraction", float(min(max(self.fraction, 0.0), 1.0)))
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def of(cls, result: "Verdict | str | None") -> "Verdict | None":
+        """What a verdict function returned (None, a message or a Verdict) as a Verdict."""
+        return result if result is None or isinstance(result, cls) else cls(result)
 
 
-def fraction_of(message) -> float:
-    """The share of a check's points a verdict earns: 1 when it passed (None), else the
-    :class:`Partial` fraction of its message (0 for a plain message)."""
-    if message is None:
-        return 1.0
-    return float(getattr(message, "fraction", 0.0))
+def fraction_of(verdict: "Verdict | None") -> float:
+    """The share of a check's points a verdict earns: 1 when it passed (None)."""
+    return 1.0 if verdict is None else verdict.fraction
 
 
-def per_output(problems: dict, suffix: str = "") -> "str | None":
+def per_output(problems: dict, suffix: str = "") -> "Verdict | None":
     """One verdict from the problems of several outputs (name -> message or None), each
     output worth the same share: None when all are right, else the first problem (and
-    the names of the other wrong outputs) as a :class:`Partial` worth the share of the
+    the names of the other wrong outputs) as a :class:`Verdict` worth the share of the
     right ones."""
     wrong = [name for name, m in problems.items() if m]
     if not wrong:
@@ -568,14 +576,14 @@ def per_output(problems: dict, suffix: str = "") -> "str | None":
     message = problems[wrong[0]] + suffix
     if len(wrong) > 1:
         message += f" (also wrong: {', '.join(wrong[1:])})"
-    return Partial(message, 1.0 - len(wrong) / len(problems))
+    return Verdict(message, 1.0 - len(wrong) / len(problems))
 
 
-def keep_share(message: "str | None", verdict: "str | None") -> "str | None":
+def keep_share(message: "str | None", verdict: "Verdict | None") -> "Verdict | None":
     """``message`` (a better diagnosis) worth the share that ``verdict`` earns."""
     if message is None or verdict is None:
-        return message if verdict is not None else None
-    return Partial(message, fraction_of(verdict))
+        return Verdict.of(message) if verdict is not None else None
+    return Verdict(message, verdict.fraction)
 
 
 def carry_problem(inputs: dict, outputs: dict, tol: float, carries: str) -> "str | None":
@@ -596,7 +604,7 @@ def carry_problem(inputs: dict, outputs: dict, tol: float, carries: str) -> "str
 
 
 def gradients_verdict(inputs: dict, outputs: dict, names, upstream, hints: dict,
-                      tol: float) -> "str | None":
+                      tol: float) -> "Verdict | str | None":
     """Each analytic gradient ``d<name>`` of ``outputs`` against the finite differences of a
     correct forward (the oracle's tables in ``outputs``), each worth the same share
     (:func:`per_output`); a value problem gets ``hints[name]``."""
@@ -632,7 +640,7 @@ def _output_problem(name: str, got: dict, want) -> "str | None":
     return None
 
 
-def outputs_problem(names, got: dict, want: dict) -> "str | None":
+def outputs_problem(names, got: dict, want: dict) -> "Verdict | None":
     """A hidden check's verdict: None when every declared output matches, else a message.
 
     Each output is worth the same share of the check's points (:func:`per_output`).

@@ -35,7 +35,7 @@ import numpy as np
 from rnn_course.checks import (
     EDGE,
     GENERIC,
-    Partial,
+    Verdict,
     call,
     check,
     copies,
@@ -195,7 +195,7 @@ def _shares(scheme: str, labels=("f",), names=SEQ_GRADS):
         @functools.wraps(verdict)
         def wrapped(inp, out):
             message = verdict(inp, out)
-            if message is None or isinstance(message, Partial):
+            if message is None or isinstance(message, Verdict):
                 return message
             try:
                 want = _numeric(inp, out, scheme)
@@ -203,7 +203,7 @@ def _shares(scheme: str, labels=("f",), names=SEQ_GRADS):
                 return message
             pairs = [(_got(out, label)[g], want[g]) for label in labels for g in names]
             right = sum(gradient_matches(got, w) for got, w in pairs)
-            return Partial(message, right / len(pairs)) if right else message
+            return Verdict(message, right / len(pairs)) if right else message
         return wrapped
     return wrap
 
