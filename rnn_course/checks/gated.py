@@ -5,17 +5,40 @@
   message for a backward check whose forward pass is wrong;
 * hidden-check inputs: every draw holds one case of each regime
   (:func:`rnn_course.checks.regimes`), the generic sizes (distinct, 2..7) with some
-  sigmoid gates saturated in both directions, and the edge sizes (all 1).
+  sigmoid gates saturated in both directions, and the edge sizes (all 1);
+* :class:`Cell`: the sequence and backward scaffolding of both cells (calling a step,
+  a sequence and their backward passes, their finite-difference oracles, fixed inputs)
+  and the checks whose structure is the same for both, built from the cell's names.
 
-Not an assignment: no checks here.
+Not an assignment: its checks belong to the module that builds them (``lstm``, ``gru``).
 """
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass
+
 import numpy as np
 
-from rnn_course.checks import EDGE, GENERIC, copies, regime_sizes, wrong_forward
-from rnn_course.gradcheck import perturbed_outputs
+from rnn_course.checks import (
+    EDGE,
+    GENERIC,
+    call,
+    carry_problem,
+    check,
+    close,
+    copies,
+    gradients_verdict,
+    keep_share,
+    regime_sizes,
+    shape_problem,
+    unpack,
+    upstream_flags,
+    upstream_modified,
+    wrong_forward,
+)
+from rnn_course.contract import CONTRACT, SEQ_ARGS, SEQ_GRADS, gradient_names, returns
+from rnn_course.gradcheck import GATED_GRAD_TOL, perturbed_outputs
 
 
 def sigmoid(a):
@@ -102,3 +125,340 @@ def both(draw, **kwargs) -> dict:
     """The regimes of a hidden check: ``draw(rng, regime, **kwargs)`` for each."""
     return {GENERIC: lambda rng: draw(rng, GENERIC, **kwargs),
             EDGE: lambda rng: draw(rng, EDGE, **kwargs)}
+
+
+def calling(fn, *functions: str):
+    """``fn(inputs, *args)`` declared as called with the contract functions ``functions``
+    (a check's ``run`` and ``oracle`` receive the functions their parameters name)."""
+    def called(*args):
+        return fn(*args)
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    called.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, kind) for n in ("inp", *functions)])
+    return called
+
+
+SEQ_HINTS = {
+    "x": "dx[:, t] is the step backward's dx at step t",
+    "h0": "dh0 is the dprev_h that step 0 sends back",
+    "Wx": "dWx is the sum of every step's dWx",
+    "Wh": "dWh is the sum of every step's dWh",
+    "b": "db is the sum of every step's db",
+}
+"""A hint per gradient of a sequence backward (both cells sum their steps alike)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One gated cell's names, for the scaffolding its checks share with the other's."""
+
+    name: str
+    """``lstm`` or ``gru``: its functions are ``<name>_step_forward`` ... ``<name>_backward``."""
+    gates: tuple
+    step_args: tuple
+    start: str
+    """Where a sequence starts, in messages: "h0" or "h0 and c0 = 0"."""
+
+    @property
+    def states(self) -> tuple:
+        """What a step returns before its cache (next_h, and next_c for the LSTM)."""
+        return returns(f"{self.name}_step_forward")[:-1]
+
+    @property
+    def upstream(self) -> tuple:
+        """The upstream gradients of a step backward (dnext_h, and dnext_c for the LSTM)."""
+        return CONTRACT[self.fn("step_backward")][0][:-1]
+
+    @property
+    def step_grads(self) -> tuple:
+        return gradient_names(self.step_args)
+
+    def fn(self, what: str) -> str:
+        """The name of the cell's function ``what`` (step_forward, forward, ...)."""
+        return f"{self.name}_{what}"
+
+    @property
+    def carried(self) -> tuple:
+        """The states a step takes from the one before (prev_h, and prev_c for the LSTM)."""
+        return tuple(k for k in self.step_args if k.startswith("prev_"))
+
+    # ---- kernel side: calling the student's functions -------------------- #
+    def states_of(self, step_forward, args) -> tuple:
+        """The states of one step (:attr:`states`), as float64 arrays."""
+        out = unpack(step_forward(**copies(args, self.step_args)),
+                     returns(self.fn("step_forward")), self.fn("step_forward"))
+        return tuple(np.asarray(v, dtype=np.float64) for v in out[:-1])
+
+    def step(self, step_forward, args):
+        """:meth:`states_of`, next_h alone where it is the only state."""
+        out = self.states_of(step_forward, args)
+        return out if len(out) > 1 else out[0]
+
+    def step_flat(self, step_forward):
+        """``args -> every state of one step, as one flat vector`` (for finite differences)."""
+        return lambda args: np.concatenate(
+            [v.ravel() for v in self.states_of(step_forward, args)])
+
+    def step_backward(self, step_forward, step_backward, args, *upstream) -> dict:
+        """The gradients of one step backward from the student's own forward cache, and
+        whether it changed its upstream gradients (``modified_<name>``)."""
+        *_, cache = unpack(step_forward(**copies(args, self.step_args)),
+                           returns(self.fn("step_forward")), self.fn("step_forward"))
+        up = {k: np.array(v, copy=True) for k, v in zip(self.upstream, upstream, strict=True)}
+        passed = {k: v.copy() for k, v in up.items()}
+        grads = unpack(call(step_backward, self.fn("step_backward"), *passed.values(), cache),
+                       self.step_grads, self.fn("step_backward"))
+        return {**{k: np.asarray(v, dtype=np.float64)
+                   for k, v in zip(self.step_grads, grads, strict=True)},
+                **upstream_flags(up, passed)}
+
+    def sequence(self, forward, args) -> np.ndarray:
+        """The hidden states h (N, T, H) of a whole sequence, as float64."""
+        h, _ = unpack(forward(**copies(args, SEQ_ARGS)), returns(self.fn("forward")),
+                      self.fn("forward"))
+        return np.asarray(h, dtype=np.float64)
+
+    def seq_flat(self, forward):
+        """``args -> h, flat`` (for finite differences)."""
+        return lambda args: self.sequence(forward, args).ravel()
+
+    def seq_backward(self, forward, backward, args) -> dict:
+        """The five gradients of a sequence backward from the student's own forward cache."""
+        _, cache = unpack(forward(**copies(args, SEQ_ARGS)), returns(self.fn("forward")),
+                          self.fn("forward"))
+        up = {"dh": np.array(args["dh"], copy=True)}
+        passed = {k: v.copy() for k, v in up.items()}
+        grads = unpack(call(backward, self.fn("backward"), passed["dh"], cache), SEQ_GRADS,
+                       self.fn("backward"))
+        return {**{k: np.asarray(v, dtype=np.float64)
+                   for k, v in zip(SEQ_GRADS, grads, strict=True)},
+                **upstream_flags(up, passed)}
+
+    def step_upstream(self, inputs) -> tuple:
+        """The check's upstream gradients of a step, in the backward's order."""
+        return tuple(inputs[k] for k in self.upstream)
+
+    # ---- oracles: a correct forward's evaluations, on the reference ------ #
+    def step_tables(self, *names):
+        """An ``oracle`` for a step backward check: tables of the reference's step forward."""
+        return calling(lambda inputs, step_forward: fd_tables(
+            self.step_flat(step_forward), inputs, self.step_args, names),
+            self.fn("step_forward"))
+
+    def seq_tables(self, *names):
+        """An ``oracle`` for a sequence backward check: tables of the reference's forward."""
+        return calling(lambda inputs, forward: fd_tables(
+            self.seq_flat(forward), inputs, SEQ_ARGS, names), self.fn("forward"))
+
+    # ---- fixed inputs of the visible checks ------------------------------ #
+    def step_inputs(self, rng) -> dict:
+        """N=2, D=3, H=2, random weights of scale 0.5 and random upstream gradients."""
+        N, D, H = 2, 3, 2
+        inputs = {"x": rng.standard_normal((N, D)),
+                  **{k: rng.standard_normal((N, H)) for k in self.carried},
+                  **weights(rng, D, H, len(self.gates))}
+        inputs.update({k: rng.standard_normal((N, H)) for k in self.upstream})
+        return inputs
+
+    def seq_inputs(self, rng, N=2, T=4, D=3, H=2) -> dict:
+        return {"x": rng.standard_normal((N, T, D)), "h0": rng.standard_normal((N, H)),
+                **weights(rng, D, H, len(self.gates)), "dh": rng.standard_normal((N, T, H))}
+
+    def one_step_inputs(self, rng) -> dict:
+        return self.seq_inputs(rng, T=1)
+
+    def backward_inputs(self, rng) -> dict:
+        return self.seq_inputs(rng, N=2, T=3, D=2, H=2)
+
+    # ---- the checks whose structure both cells share --------------------- #
+    def _visible(self, what: str, make_inputs, run_of: tuple, run, verdict, doc: str,
+                 oracle=None):
+        """The visible check ``<name>_<what>``, ``run`` called with the cell's functions
+        ``run_of`` (step_forward, ...)."""
+        names = [self.fn(f) for f in run_of]
+        return check(self.fn(what), make_inputs, doc=doc, oracle=oracle)(
+            calling(run, *names)).verdict(verdict)
+
+    def _hidden(self, what: str, draw, outputs, run_of: tuple, run, doc: str):
+        return check(self.fn(what), draw, hidden=True, outputs=outputs, doc=doc)(
+            calling(run, *(self.fn(f) for f in run_of)))
+
+    def _step_grads_run(self, inputs, step_forward, step_backward) -> dict:
+        return self.step_backward(step_forward, step_backward, inputs,
+                                  *self.step_upstream(inputs))
+
+    def _step_upstream_flat(self, inputs) -> np.ndarray:
+        return np.concatenate([inputs[k].ravel() for k in self.upstream])
+
+    def h_run(self, inputs, forward) -> dict:
+        """``run`` of a check of the sequence forward: its states h."""
+        return {"h": self.sequence(forward, inputs)}
+
+    def step_backward_shapes_check(self, doc: str):
+        """``<name>_step_backward_shapes``: one gradient per argument, of its shape."""
+        def verdict(inputs, outputs):
+            for name, grad in zip(self.step_args, self.step_grads, strict=True):
+                problem = shape_problem(grad, outputs[grad], inputs[name].shape)
+                if problem:
+                    return problem + f" (the shape of {name})"
+            return upstream_modified(self.fn("step_backward"), dict.fromkeys(self.upstream),
+                                     outputs)
+        return self._visible("step_backward_shapes", self.step_inputs,
+                             ("step_forward", "step_backward"), self._step_grads_run, verdict,
+                             doc)
+
+    def gate_blocks_check(self, doc: str):
+        """Decorator on a verdict: ``<name>_step_backward_gate_blocks``, db and the
+        forward's states, db judged block by block against finite differences."""
+        def run(inputs, step_forward, step_backward):
+            db = self._step_grads_run(inputs, step_forward, step_backward)["db"]
+            return {"db": db, "forward": self.step_flat(step_forward)(inputs)}
+        return lambda verdict: self._visible(
+            "step_backward_gate_blocks", self.step_inputs, ("step_forward", "step_backward"),
+            run, verdict, doc, oracle=self.step_tables("b"))
+
+    def step_gradcheck_check(self, doc: str, hints: dict, order: tuple):
+        """``<name>_step_backward_gradcheck``: every gradient (in ``order``, each with its
+        hint) against finite differences, each worth the same share."""
+        def run(inputs, step_forward, step_backward):
+            out = self._step_grads_run(inputs, step_forward, step_backward)
+            out["forward"] = self.step_flat(step_forward)(inputs)
+            return out
+
+        def verdict(inputs, outputs):
+            verdict = gradients_verdict(inputs, outputs, order, self._step_upstream_flat(inputs),
+                                        hints, GATED_GRAD_TOL)
+            return keep_share(forward_problem(outputs, self.fn("step_forward")),
+                              verdict) or verdict
+        return self._visible("step_backward_gradcheck", self.step_inputs,
+                             ("step_forward", "step_backward"), run, verdict, doc,
+                             oracle=self.step_tables(*self.step_args))
+
+    def forward_shapes_check(self):
+        """``<name>_forward_shapes``: h of shape (N, T, H)."""
+        def verdict(inputs, outputs):
+            N, T, _ = inputs["x"].shape
+            return shape_problem("h", outputs["h"], (N, T, inputs["h0"].shape[1]))
+        return self._visible("forward_shapes", self.seq_inputs, ("forward",), self.h_run,
+                             verdict, "h of shape (N, T, H)")
+
+    def forward_matches_steps_check(self):
+        """``<name>_forward_matches_steps``: h against a correct forward (stored by the
+        oracle); the student's own steps chained only choose the message."""
+        step_forward = self.fn("step_forward")
+
+        def run(inputs, forward, step_forward):
+            h = self.sequence(forward, inputs)
+            args = copies(inputs, SEQ_ARGS)
+            state = {k: args["h0"] if k == "prev_h" else np.zeros_like(args["h0"])
+                     for k in self.carried}
+            steps = []
+            for t in range(args["x"].shape[1]):
+                step_args = {"x": args["x"][:, t], **state,
+                             **{k: args[k] for k in ("Wx", "Wh", "b")}}
+                state = dict(zip(self.carried, self.states_of(step_forward, step_args),
+                                 strict=True))
+                steps.append(state["prev_h"])
+            return {"h": h, "h_steps": np.stack(steps, axis=1)}
+
+        def verdict(inputs, outputs):
+            got, want, steps = outputs["h"], outputs["h_ref"], outputs["h_steps"]
+            problem = shape_problem("h", got, want.shape)
+            if problem:
+                return problem
+            if not np.all(np.isfinite(got)):
+                return "h contains NaN or inf"
+            if close(got, want):
+                return None
+            t = next(t for t in range(want.shape[1]) if not close(got[:, t], want[:, t]))
+            if steps.shape == got.shape and close(got[:, :t + 1], steps[:, :t + 1]):
+                return (f"h[:, {t}] is wrong, although it equals what {t + 1} call(s) of your "
+                        f"{step_forward} give: {step_forward} is wrong for these inputs; fix "
+                        "it first (see its checks)")
+            carried = " and ".join(k[len("prev_"):] for k in self.carried)
+            return (f"h[:, {t}] differs from what {t + 1} call(s) of {step_forward} give, "
+                    f"starting from {self.start}: at step t feed x[:, t] and the {carried} of "
+                    "step t - 1, and store next_h in h[:, t]")
+        oracle = calling(lambda inputs, forward: {"h_ref": self.sequence(forward, inputs)},
+                         self.fn("forward"))
+        return self._visible("forward_matches_steps", self.seq_inputs,
+                             ("forward", "step_forward"), run, verdict,
+                             f"h equals T calls of {step_forward}, from {self.start}",
+                             oracle=oracle)
+
+    def backward_shapes_check(self):
+        """``<name>_backward_shapes``: five gradients of the shapes of their arguments."""
+        def verdict(inputs, outputs):
+            for name, grad in zip(SEQ_ARGS, SEQ_GRADS, strict=True):
+                problem = shape_problem(grad, outputs[grad], inputs[name].shape)
+                if problem:
+                    return problem + f" (the shape of {name})"
+            return upstream_modified(self.fn("backward"), {"dh": None}, outputs)
+        return self._visible("backward_shapes", self.backward_inputs, ("forward", "backward"),
+                             lambda inputs, f, b: self.seq_backward(f, b, inputs), verdict,
+                             "five gradients with the shapes of x, h0, Wx, Wh, b")
+
+    def through_check(self, what: str, make_inputs, doc: str):
+        """Decorator on a verdict: ``<name>_<what>``, dx of a sequence backward (and the
+        forward's h), judged against finite differences with respect to x."""
+        def run(inputs, forward, backward):
+            return {"dx": self.seq_backward(forward, backward, inputs)["dx"],
+                    "forward": self.seq_flat(forward)(inputs)}
+        return lambda verdict: self._visible(what, make_inputs, ("forward", "backward"), run,
+                                             verdict, doc, oracle=self.seq_tables("x"))
+
+    def backward_gradcheck_check(self, carries: str):
+        """``<name>_backward_gradcheck``: the five gradients against finite differences;
+        ``carries`` says what is carried back between steps (for :func:`carry_problem`)."""
+        def run(inputs, forward, backward):
+            out = self.seq_backward(forward, backward, inputs)
+            out["forward"] = self.seq_flat(forward)(inputs)
+            return out
+
+        def verdict(inputs, outputs):
+            verdict = gradients_verdict(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(),
+                                        SEQ_HINTS, GATED_GRAD_TOL)
+            return (keep_share(forward_problem(outputs, self.fn("forward"))
+                               or carry_problem(inputs, outputs, GATED_GRAD_TOL, carries),
+                               verdict)
+                    or verdict)
+        return self._visible(
+            "backward_gradcheck", self.backward_inputs, ("forward", "backward"), run, verdict,
+            "all five gradients against centred finite differences, with a loss at every step",
+            oracle=self.seq_tables(*SEQ_ARGS))
+
+    # ---- hidden checks: new inputs for every submission ------------------ #
+    def step_forward_hidden_check(self, doc: str, saturated: int):
+        return self._hidden(
+            "step_forward_hidden", self._draw(step, saturated=saturated), self.states,
+            ("step_forward",),
+            lambda inputs, f: dict(zip(self.states, self.states_of(f, inputs), strict=True)),
+            doc)
+
+    def step_backward_hidden_check(self, doc: str):
+        return self._hidden(
+            "step_backward_hidden", self._draw(step, upstream=True), self.step_grads,
+            ("step_forward", "step_backward"),
+            lambda inputs, f, b: _only(self._step_grads_run(inputs, f, b), self.step_grads),
+            doc)
+
+    def forward_hidden_check(self, doc: str, saturated: int = 0):
+        return self._hidden("forward_hidden", self._draw(sequence, saturated=saturated),
+                            ("h",), ("forward",), self.h_run, doc)
+
+    def backward_hidden_check(self, saturated: int = 0):
+        return self._hidden(
+            "backward_hidden", self._draw(sequence, saturated=saturated, upstream=True),
+            SEQ_GRADS, ("forward", "backward"),
+            lambda inputs, f, b: _only(self.seq_backward(f, b, inputs), SEQ_GRADS),
+            "the five gradients of a whole sequence (through the student's forward pass)")
+
+    def _draw(self, draw, **kwargs) -> dict:
+        """:func:`both` regimes of ``draw`` (:func:`step` or :func:`sequence`) for this cell."""
+        if draw is step:
+            kwargs["with_c"] = "prev_c" in self.carried
+        return both(draw, blocks=len(self.gates), **kwargs)
+
+
+def _only(out: dict, names) -> dict:
+    return {k: out[k] for k in names}

@@ -38,27 +38,17 @@ import numpy as np
 
 from rnn_course.checks import (
     EDGE,
-    call,
-    carry_problem,
     check,
     close,
     copies,
     gated,
-    gradients_verdict,
-    keep_share,
     regime_sizes,
     shape_problem,
     unpack,
-    upstream_flags,
-    upstream_modified,
 )
 from rnn_course.contract import (
     LSTM_GATES,
     LSTM_STEP_ARGS,
-    LSTM_STEP_GRADS,
-    SEQ_ARGS,
-    SEQ_GRADS,
-    returns,
 )
 from rnn_course.gradcheck import (
     EXACT_RTOL,
@@ -73,10 +63,7 @@ STEP_ARGS = LSTM_STEP_ARGS
 GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "o": "output gate o",
               "g": "candidate g"}
 SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
-
-
-
-
+LSTM = gated.Cell("lstm", GATES, STEP_ARGS, start="h0 and c0 = 0")
 
 
 def _slice_text(k):
@@ -85,10 +72,6 @@ def _slice_text(k):
     return f"a[:, {lo}:{hi}]"
 
 
-# --------------------------------------------------------------------------- #
-# Finite differences (rnn_course.gradcheck): forward evaluations in an oracle,
-# differences in verdict
-# --------------------------------------------------------------------------- #
 # --------------------------------------------------------------------------- #
 # Inputs
 # --------------------------------------------------------------------------- #
@@ -115,66 +98,30 @@ def _bias(**shut):
                            for k in GATES])
 
 
-def _step_inputs(rng):
-    """N=2, D=3, H=2, random weights of scale 0.5 and random upstream gradients."""
-    N, D, H = 2, 3, 2
-    return {
-        "x": rng.standard_normal((N, D)),
-        "prev_h": rng.standard_normal((N, H)),
-        "prev_c": rng.standard_normal((N, H)),
-        "Wx": 0.5 * rng.standard_normal((D, 4 * H)),
-        "Wh": 0.5 * rng.standard_normal((H, 4 * H)),
-        "b": 0.5 * rng.standard_normal(4 * H),
-        "dnext_h": rng.standard_normal((N, H)),
-        "dnext_c": rng.standard_normal((N, H)),
-    }
-
-
 def _bias_only_inputs(rng):
-    """Like _step_inputs but Wx = Wh = 0, so the pre-activation is exactly b."""
-    inputs = _step_inputs(rng)
+    """Like Cell.step_inputs but Wx = Wh = 0, so the pre-activation is exactly b."""
+    inputs = LSTM.step_inputs(rng)
     inputs["Wx"] = np.zeros_like(inputs["Wx"])
     inputs["Wh"] = np.zeros_like(inputs["Wh"])
     inputs["b"] = _bias()
     return inputs
-
-
-def _seq_inputs(rng, N=2, T=4, D=3, H=2):
-    return {
-        "x": rng.standard_normal((N, T, D)),
-        "h0": rng.standard_normal((N, H)),
-        "Wx": 0.5 * rng.standard_normal((D, 4 * H)),
-        "Wh": 0.5 * rng.standard_normal((H, 4 * H)),
-        "b": 0.5 * rng.standard_normal(4 * H),
-        "dh": rng.standard_normal((N, T, H)),
-    }
-
-
-def _one_step_inputs(rng):
-    return _seq_inputs(rng, T=1)
 
 
 def _constant_gate_inputs(rng):
     """T=5 with Wx = Wh = 0: every step has the same gates, so c_t has a closed form."""
-    inputs = _seq_inputs(rng, T=5)
+    inputs = LSTM.seq_inputs(rng, T=5)
     inputs["Wx"] = np.zeros_like(inputs["Wx"])
     inputs["Wh"] = np.zeros_like(inputs["Wh"])
     inputs["b"] = _bias()
     return inputs
 
 
-def _backward_inputs(rng):
-    return _seq_inputs(rng, N=2, T=3, D=2, H=2)
-
-
 def _cell_path_inputs(rng):
     """Wh = 0 and a loss on the last step only: earlier steps reach it only through c."""
-    inputs = _seq_inputs(rng, N=2, T=3, D=2, H=2)
+    inputs = LSTM.backward_inputs(rng)
     inputs["Wh"] = np.zeros_like(inputs["Wh"])
     inputs["dh"][:, :-1] = 0.0
     return inputs
-
-
 
 
 # --------------------------------------------------------------------------- #
@@ -318,12 +265,6 @@ def lstm_gates_stable(inputs, outputs):
 # --------------------------------------------------------------------------- #
 # lstm_step_forward
 # --------------------------------------------------------------------------- #
-def _step(lstm_step_forward, args):
-    next_h, next_c, _ = unpack(lstm_step_forward(**copies(args, STEP_ARGS)),
-                               returns("lstm_step_forward"), "lstm_step_forward")
-    return np.asarray(next_h, dtype=np.float64), np.asarray(next_c, dtype=np.float64)
-
-
 def _closed_form_step(x, prev_h, prev_c, Wx, Wh, b):
     """One LSTM step written out with the closed-form sigmoid (verdicts only)."""
     H = prev_h.shape[1]
@@ -332,10 +273,10 @@ def _closed_form_step(x, prev_h, prev_c, Wx, Wh, b):
     return gated.sigmoid(z["o"]) * np.tanh(c), c
 
 
-@check("lstm_step_forward_shapes", _step_inputs,
+@check("lstm_step_forward_shapes", LSTM.step_inputs,
        doc="returns next_h and next_c of shape (N, H), and a cache")
 def lstm_step_forward_shapes(inputs, lstm_step_forward):
-    next_h, next_c = _step(lstm_step_forward, inputs)
+    next_h, next_c = LSTM.step(lstm_step_forward, inputs)
     return {"next_h": next_h, "next_c": next_c}
 
 
@@ -349,7 +290,7 @@ def lstm_step_forward_shapes(inputs, outputs):
 _TERMS = ("x", "prev_h", "b")
 
 
-@check("lstm_step_forward_preactivation", _step_inputs,
+@check("lstm_step_forward_preactivation", LSTM.step_inputs,
        doc="a = x @ Wx + prev_h @ Wh + b, one term at a time (prev_c = 0)")
 def lstm_step_forward_preactivation(inputs, lstm_step_forward):
     out = {}
@@ -359,7 +300,7 @@ def lstm_step_forward_preactivation(inputs, lstm_step_forward):
         for other in _TERMS:
             if other != term:
                 args[other][:] = 0.0
-        out[f"{term}_next_h"], out[f"{term}_next_c"] = _step(lstm_step_forward, args)
+        out[f"{term}_next_h"], out[f"{term}_next_c"] = LSTM.step(lstm_step_forward, args)
     return out
 
 
@@ -406,7 +347,7 @@ def _bias_only_args(inputs, **shut):
 def lstm_step_forward_cell_state(inputs, lstm_step_forward):
     out = {}
     for label, shut in _SCENARIOS.items():
-        _, out[f"{label}_next_c"] = _step(lstm_step_forward, _bias_only_args(inputs, **shut))
+        _, out[f"{label}_next_c"] = LSTM.step(lstm_step_forward, _bias_only_args(inputs, **shut))
     return out
 
 
@@ -450,7 +391,7 @@ def lstm_step_forward_cell_state(inputs, outputs):
 @check("lstm_step_forward_hidden_state", _bias_only_inputs,
        doc="next_h = o * tanh(next_c)")
 def lstm_step_forward_hidden_state(inputs, lstm_step_forward):
-    next_h, next_c = _step(lstm_step_forward, _bias_only_args(inputs))
+    next_h, next_c = LSTM.step(lstm_step_forward, _bias_only_args(inputs))
     return {"next_h": next_h, "next_c": next_c}
 
 
@@ -481,39 +422,8 @@ def lstm_step_forward_hidden_state(inputs, outputs):
 # --------------------------------------------------------------------------- #
 # lstm_step_backward
 # --------------------------------------------------------------------------- #
-def _step_backward(fwd, bwd, args, dnext_h, dnext_c):
-    _, _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("lstm_step_forward"),
-                         "lstm_step_forward")
-    up = {"dnext_h": np.array(dnext_h, copy=True), "dnext_c": np.array(dnext_c, copy=True)}
-    passed = {k: v.copy() for k, v in up.items()}
-    grads = unpack(call(bwd, "lstm_step_backward", passed["dnext_h"], passed["dnext_c"], cache),
-                   LSTM_STEP_GRADS, "lstm_step_backward")
-    return {**{k: np.asarray(v, dtype=np.float64)
-               for k, v in zip(LSTM_STEP_GRADS, grads, strict=True)},
-            **upstream_flags(up, passed)}
-
-
-def _step_outputs(fwd):
-    def call(args):
-        next_h, next_c = _step(fwd, args)
-        return np.concatenate([next_h.ravel(), next_c.ravel()])
-    return call
-
-
-@check("lstm_step_backward_shapes", _step_inputs,
-       doc="six gradients with the shapes of x, prev_h, prev_c, Wx, Wh, b")
-def lstm_step_backward_shapes(inputs, lstm_step_forward, lstm_step_backward):
-    return _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                          inputs["dnext_h"], inputs["dnext_c"])
-
-
-@lstm_step_backward_shapes.verdict
-def lstm_step_backward_shapes(inputs, outputs):
-    for name, grad in zip(STEP_ARGS, LSTM_STEP_GRADS, strict=True):
-        problem = shape_problem(grad, outputs[grad], inputs[name].shape)
-        if problem:
-            return problem + f" (the shape of {name})"
-    return upstream_modified("lstm_step_backward", dict.fromkeys(("dnext_h", "dnext_c")), outputs)
+lstm_step_backward_shapes = LSTM.step_backward_shapes_check(
+    "six gradients with the shapes of x, prev_h, prev_c, Wx, Wh, b")
 
 
 @check("lstm_step_backward_dprev_c", _bias_only_inputs,
@@ -521,9 +431,9 @@ def lstm_step_backward_shapes(inputs, outputs):
 def lstm_step_backward_dprev_c(inputs, lstm_step_forward, lstm_step_backward):
     args = _bias_only_args(inputs)
     zeros = np.zeros_like(inputs["dnext_h"])
-    via_c = _step_backward(lstm_step_forward, lstm_step_backward, args, zeros,
+    via_c = LSTM.step_backward(lstm_step_forward, lstm_step_backward, args, zeros,
                            inputs["dnext_c"])
-    via_h = _step_backward(lstm_step_forward, lstm_step_backward, args, inputs["dnext_h"],
+    via_h = LSTM.step_backward(lstm_step_forward, lstm_step_backward, args, inputs["dnext_h"],
                            zeros)
     return {"via_c": via_c["dprev_c"], "via_h": via_h["dprev_c"]}
 
@@ -574,26 +484,6 @@ _STEP_HINTS = {
 }
 
 
-
-
-def _step_tables(*names):
-    """An ``oracle`` for a step backward check: tables of the reference's step forward."""
-    def oracle(inputs, lstm_step_forward):
-        return gated.fd_tables(_step_outputs(lstm_step_forward), inputs, STEP_ARGS, names)
-    return oracle
-
-
-
-
-@check("lstm_step_backward_gate_blocks", _step_inputs,
-       doc="db, block by block (i, f, o, g), against finite differences",
-       oracle=_step_tables("b"))
-def lstm_step_backward_gate_blocks(inputs, lstm_step_forward, lstm_step_backward):
-    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                         inputs["dnext_h"], inputs["dnext_c"])
-    return {"db": out["db"], "forward": _step_outputs(lstm_step_forward)(inputs)}
-
-
 _BLOCK_HINTS = {
     "i": "the input gate's gradient is (gradient of next_c) * g * i * (1 - i)",
     "f": "the forget gate's gradient is (gradient of next_c) * prev_c * f * (1 - f)",
@@ -602,7 +492,7 @@ _BLOCK_HINTS = {
 }
 
 
-@lstm_step_backward_gate_blocks.verdict
+@LSTM.gate_blocks_check("db, block by block (i, f, o, g), against finite differences")
 def lstm_step_backward_gate_blocks(inputs, outputs):
     H = inputs["prev_h"].shape[1]
     upstream = np.concatenate([inputs["dnext_h"].ravel(), inputs["dnext_c"].ravel()])
@@ -633,49 +523,22 @@ def lstm_step_backward_gate_blocks(inputs, outputs):
             f"{_BLOCK_HINTS[wrong[0]]}")
 
 
-@check("lstm_step_backward_gradcheck", _step_inputs,
-       doc="all six gradients against centred finite differences",
-       oracle=_step_tables(*STEP_ARGS))
-def lstm_step_backward_gradcheck(inputs, lstm_step_forward, lstm_step_backward):
-    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                         inputs["dnext_h"], inputs["dnext_c"])
-    out["forward"] = _step_outputs(lstm_step_forward)(inputs)
-    return out
-
-
-@lstm_step_backward_gradcheck.verdict
-def lstm_step_backward_gradcheck(inputs, outputs):
-    upstream = np.concatenate([inputs["dnext_h"].ravel(), inputs["dnext_c"].ravel()])
-    # dprev_c first: the gradient of next_c feeds every other one
-    verdict = gradients_verdict(inputs, outputs, ("prev_c", "x", "prev_h", "Wx", "Wh", "b"),
-                                upstream, _STEP_HINTS, GATED_GRAD_TOL)
-    return keep_share(gated.forward_problem(outputs, "lstm_step_forward"), verdict) or verdict
+# dprev_c first: the gradient of next_c feeds every other one
+lstm_step_backward_gradcheck = LSTM.step_gradcheck_check(
+    "all six gradients against centred finite differences", _STEP_HINTS,
+    ("prev_c", "x", "prev_h", "Wx", "Wh", "b"))
 
 
 # --------------------------------------------------------------------------- #
 # lstm_forward
 # --------------------------------------------------------------------------- #
-def _sequence(lstm_forward, args):
-    h, _ = unpack(lstm_forward(**copies(args, SEQ_ARGS)), returns("lstm_forward"),
-                  "lstm_forward")
-    return np.asarray(h, dtype=np.float64)
+lstm_forward_shapes = LSTM.forward_shapes_check()
 
 
-@check("lstm_forward_shapes", _seq_inputs, doc="h of shape (N, T, H)")
-def lstm_forward_shapes(inputs, lstm_forward):
-    return {"h": _sequence(lstm_forward, inputs)}
-
-
-@lstm_forward_shapes.verdict
-def lstm_forward_shapes(inputs, outputs):
-    N, T, _ = inputs["x"].shape
-    return shape_problem("h", outputs["h"], (N, T, inputs["h0"].shape[1]))
-
-
-@check("lstm_forward_c0_zero", _one_step_inputs,
+@check("lstm_forward_c0_zero", LSTM.one_step_inputs,
        doc="with T = 1, h[:, 0] is one step from h0 and c0 = 0")
 def lstm_forward_c0_zero(inputs, lstm_forward):
-    return {"h": _sequence(lstm_forward, inputs)}
+    return LSTM.h_run(inputs, lstm_forward)
 
 
 @lstm_forward_c0_zero.verdict
@@ -703,7 +566,7 @@ def lstm_forward_c0_zero(inputs, outputs):
 @check("lstm_forward_carries_cell", _constant_gate_inputs,
        doc="constant gates: c_t = f * c_(t-1) + i * g accumulates from c0 = 0")
 def lstm_forward_carries_cell(inputs, lstm_forward):
-    return {"h": _sequence(lstm_forward, inputs)}
+    return LSTM.h_run(inputs, lstm_forward)
 
 
 @lstm_forward_carries_cell.verdict
@@ -731,98 +594,17 @@ def lstm_forward_carries_cell(inputs, outputs):
     return where + ": yours differs from the first step on"
 
 
-def _reference_h(inputs, lstm_forward):
-    """An ``oracle``: the states of a correct lstm_forward on the check's inputs."""
-    return {"h_ref": _sequence(lstm_forward, inputs)}
-
-
-@check("lstm_forward_matches_steps", _seq_inputs,
-       doc="h equals T calls of lstm_step_forward, from h0 and c0 = 0",
-       oracle=_reference_h)
-def lstm_forward_matches_steps(inputs, lstm_forward, lstm_step_forward):
-    h = _sequence(lstm_forward, inputs)
-    args = copies(inputs, SEQ_ARGS)
-    prev_h, prev_c = args["h0"], np.zeros_like(args["h0"])
-    steps = []
-    for t in range(args["x"].shape[1]):
-        step_args = {"x": args["x"][:, t], "prev_h": prev_h, "prev_c": prev_c,
-                     "Wx": args["Wx"], "Wh": args["Wh"], "b": args["b"]}
-        prev_h, prev_c = _step(lstm_step_forward, step_args)
-        steps.append(prev_h)
-    return {"h": h, "h_steps": np.stack(steps, axis=1)}
-
-
-@lstm_forward_matches_steps.verdict
-def lstm_forward_matches_steps(inputs, outputs):
-    """Right when h matches a correct forward pass; ``h_steps`` (your lstm_step_forward
-    chained from h0) only chooses the message."""
-    got, want, steps = outputs["h"], outputs["h_ref"], outputs["h_steps"]
-    problem = shape_problem("h", got, want.shape)
-    if problem:
-        return problem
-    if not np.all(np.isfinite(got)):
-        return "h contains NaN or inf"
-    if close(got, want):
-        return None
-    t = next(t for t in range(want.shape[1]) if not close(got[:, t], want[:, t]))
-    if steps.shape == got.shape and close(got[:, :t + 1], steps[:, :t + 1]):
-        return (f"h[:, {t}] is wrong, although it equals what {t + 1} call(s) of your "
-                "lstm_step_forward give: lstm_step_forward is wrong for these inputs; fix "
-                "it first (see its checks)")
-    return (f"h[:, {t}] differs from what {t + 1} call(s) of lstm_step_forward give, "
-            "starting from h0 and c0 = 0: at step t feed x[:, t] and the h and c of step "
-            "t - 1, and store next_h in h[:, t]")
+lstm_forward_matches_steps = LSTM.forward_matches_steps_check()
 
 
 # --------------------------------------------------------------------------- #
 # lstm_backward
 # --------------------------------------------------------------------------- #
-def _seq_backward(fwd, bwd, args):
-    _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("lstm_forward"), "lstm_forward")
-    up = {"dh": np.array(args["dh"], copy=True)}
-    passed = {k: v.copy() for k, v in up.items()}
-    grads = unpack(call(bwd, "lstm_backward", passed["dh"], cache), SEQ_GRADS, "lstm_backward")
-    return {**{k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)},
-            **upstream_flags(up, passed)}
+lstm_backward_shapes = LSTM.backward_shapes_check()
 
 
-def _seq_outputs(fwd):
-    def call(args):
-        return _sequence(fwd, args).ravel()
-    return call
-
-
-@check("lstm_backward_shapes", _backward_inputs,
-       doc="five gradients with the shapes of x, h0, Wx, Wh, b")
-def lstm_backward_shapes(inputs, lstm_forward, lstm_backward):
-    return _seq_backward(lstm_forward, lstm_backward, inputs)
-
-
-@lstm_backward_shapes.verdict
-def lstm_backward_shapes(inputs, outputs):
-    for name, grad in zip(SEQ_ARGS, SEQ_GRADS, strict=True):
-        problem = shape_problem(grad, outputs[grad], inputs[name].shape)
-        if problem:
-            return problem + f" (the shape of {name})"
-    return upstream_modified("lstm_backward", {"dh": None}, outputs)
-
-
-def _seq_tables(*names):
-    """An ``oracle`` for a sequence backward check: tables of the reference's forward."""
-    def oracle(inputs, lstm_forward):
-        return gated.fd_tables(_seq_outputs(lstm_forward), inputs, SEQ_ARGS, names)
-    return oracle
-
-
-@check("lstm_backward_through_cell", _cell_path_inputs,
-       doc="with Wh = 0 the gradient reaches earlier steps through the cell state alone",
-       oracle=_seq_tables("x"))
-def lstm_backward_through_cell(inputs, lstm_forward, lstm_backward):
-    return {"dx": _seq_backward(lstm_forward, lstm_backward, inputs)["dx"],
-            "forward": _seq_outputs(lstm_forward)(inputs)}
-
-
-@lstm_backward_through_cell.verdict
+@LSTM.through_check("backward_through_cell", _cell_path_inputs,
+                    "with Wh = 0 the gradient reaches earlier steps through the cell state alone")
 def lstm_backward_through_cell(inputs, outputs):
     try:
         numeric = numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
@@ -850,35 +632,9 @@ def lstm_backward_through_cell(inputs, outputs):
     return where + ": pass dprev_c of step t back as dnext_c of step t - 1"
 
 
-_SEQ_HINTS = {
-    "x": "dx[:, t] is the step backward's dx at step t",
-    "h0": "dh0 is the dprev_h that step 0 sends back",
-    "Wx": "dWx is the sum of every step's dWx",
-    "Wh": "dWh is the sum of every step's dWh",
-    "b": "db is the sum of every step's db",
-}
-
-
-@check("lstm_backward_gradcheck", _backward_inputs,
-       doc="all five gradients against centred finite differences, with a loss at every step",
-       oracle=_seq_tables(*SEQ_ARGS))
-def lstm_backward_gradcheck(inputs, lstm_forward, lstm_backward):
-    out = _seq_backward(lstm_forward, lstm_backward, inputs)
-    out["forward"] = _seq_outputs(lstm_forward)(inputs)
-    return out
-
-
-@lstm_backward_gradcheck.verdict
-def lstm_backward_gradcheck(inputs, outputs):
-    verdict = gradients_verdict(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS,
-                                GATED_GRAD_TOL)
-    return (keep_share(gated.forward_problem(outputs, "lstm_forward")
-                       or carry_problem(inputs, outputs, GATED_GRAD_TOL, _CARRIES), verdict)
-            or verdict)
-
-
-_CARRIES = ("the h gradient from step t + 1, added to dh[:, t], or the c gradient from "
-            "step t + 1, passed as dnext_c (lstm_backward_through_cell tests that one alone)")
+lstm_backward_gradcheck = LSTM.backward_gradcheck_check(
+    "the h gradient from step t + 1, added to dh[:, t], or the c gradient from step t + 1, "
+    "passed as dnext_c (lstm_backward_through_cell tests that one alone)")
 
 
 # --------------------------------------------------------------------------- #
@@ -896,34 +652,10 @@ def lstm_gates_hidden(inputs, lstm_gates):
     return dict(zip(GATES, _gates(lstm_gates, inputs["a"]), strict=True))
 
 
-@check("lstm_step_forward_hidden", gated.both(gated.step, blocks=4, with_c=True, saturated=4),
-       hidden=True,
-       outputs=("next_h", "next_c"),
-       doc="one LSTM step on random shapes, some gates saturated by |b| ~ 800")
-def lstm_step_forward_hidden(inputs, lstm_step_forward):
-    next_h, next_c = _step(lstm_step_forward, inputs)
-    return {"next_h": next_h, "next_c": next_c}
-
-
-@check("lstm_step_backward_hidden", gated.both(gated.step, blocks=4, with_c=True, upstream=True),
-       hidden=True, outputs=LSTM_STEP_GRADS,
-       doc="the six gradients of one step (through the student's forward pass)")
-def lstm_step_backward_hidden(inputs, lstm_step_forward, lstm_step_backward):
-    out = _step_backward(lstm_step_forward, lstm_step_backward, inputs,
-                         inputs["dnext_h"], inputs["dnext_c"])
-    return {k: out[k] for k in LSTM_STEP_GRADS}
-
-
-@check("lstm_forward_hidden", gated.both(gated.sequence, blocks=4), hidden=True,
-       outputs=("h",),
-       doc="hidden states of a whole sequence on random shapes")
-def lstm_forward_hidden(inputs, lstm_forward):
-    return {"h": _sequence(lstm_forward, inputs)}
-
-
-@check("lstm_backward_hidden", gated.both(gated.sequence, blocks=4, upstream=True),
-       hidden=True, outputs=SEQ_GRADS,
-       doc="the five gradients of a whole sequence (through the student's forward pass)")
-def lstm_backward_hidden(inputs, lstm_forward, lstm_backward):
-    out = _seq_backward(lstm_forward, lstm_backward, inputs)
-    return {k: out[k] for k in SEQ_GRADS}
+lstm_step_forward_hidden = LSTM.step_forward_hidden_check(
+    "one LSTM step on random shapes, some gates saturated by |b| ~ 800", saturated=4)
+lstm_step_backward_hidden = LSTM.step_backward_hidden_check(
+    "the six gradients of one step (through the student's forward pass)")
+lstm_forward_hidden = LSTM.forward_hidden_check(
+    "hidden states of a whole sequence on random shapes")
+lstm_backward_hidden = LSTM.backward_hidden_check()
