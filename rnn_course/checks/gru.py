@@ -38,26 +38,15 @@ from __future__ import annotations
 import numpy as np
 
 from rnn_course.checks import (
-    call,
-    carry_problem,
     check,
     close,
     copies,
     gated,
-    gradients_verdict,
-    keep_share,
     shape_problem,
-    unpack,
-    upstream_flags,
-    upstream_modified,
 )
 from rnn_course.contract import (
     GRU_GATES,
-    SEQ_ARGS,
-    SEQ_GRADS,
     STEP_ARGS,
-    STEP_GRADS,
-    returns,
 )
 from rnn_course.gradcheck import (
     GATED_GRAD_TOL,
@@ -70,10 +59,7 @@ GATES = GRU_GATES  # r, z, n
 GATE_NAMES = {"r": "reset gate r", "z": "update gate z", "n": "candidate n"}
 ORDER_TEXT = "the block order is r, z, n: r = [:, 0:H], z = [:, H:2H], n = [:, 2H:3H]"
 SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
-
-
-
-
+GRU = gated.Cell("gru", GATES, STEP_ARGS, start="h0")
 
 
 def _slice_text(k):
@@ -99,22 +85,9 @@ def _closed_form_step(x, prev_h, Wx, Wh, b, reset="before", swap=False):
 # --------------------------------------------------------------------------- #
 # Inputs
 # --------------------------------------------------------------------------- #
-def _step_inputs(rng):
-    """N=2, D=3, H=2, random weights of scale 0.5 and a random upstream gradient."""
-    N, D, H = 2, 3, 2
-    return {
-        "x": rng.standard_normal((N, D)),
-        "prev_h": rng.standard_normal((N, H)),
-        "Wx": 0.5 * rng.standard_normal((D, 3 * H)),
-        "Wh": 0.5 * rng.standard_normal((H, 3 * H)),
-        "b": 0.5 * rng.standard_normal(3 * H),
-        "dnext_h": rng.standard_normal((N, H)),
-    }
-
-
 def _order_inputs(rng):
     """Wx = 0 and Wh nonzero only in its n block (so r matters, and only through Wh_n)."""
-    inputs = _step_inputs(rng)
+    inputs = GRU.step_inputs(rng)
     inputs["Wx"] = np.zeros_like(inputs["Wx"])
     inputs["Wh"][:, :4] = 0.0
     inputs["Wh"][:, 4:] = np.array([[1.1, -0.7], [0.6, 0.9]])
@@ -143,8 +116,8 @@ def _bias(z=None):
 
 
 def _bias_only_inputs(rng):
-    """Like _step_inputs but Wx = Wh = 0, so the gates are sigmoid / tanh of b."""
-    inputs = _step_inputs(rng)
+    """Like Cell.step_inputs but Wx = Wh = 0, so the gates are sigmoid / tanh of b."""
+    inputs = GRU.step_inputs(rng)
     inputs["Wx"] = np.zeros_like(inputs["Wx"])
     inputs["Wh"] = np.zeros_like(inputs["Wh"])
     inputs["b"] = _bias()
@@ -160,29 +133,10 @@ def _reset_inputs(rng):
     return inputs
 
 
-def _seq_inputs(rng, N=2, T=4, D=3, H=2):
-    return {
-        "x": rng.standard_normal((N, T, D)),
-        "h0": rng.standard_normal((N, H)),
-        "Wx": 0.5 * rng.standard_normal((D, 3 * H)),
-        "Wh": 0.5 * rng.standard_normal((H, 3 * H)),
-        "b": 0.5 * rng.standard_normal(3 * H),
-        "dh": rng.standard_normal((N, T, H)),
-    }
-
-
-def _one_step_inputs(rng):
-    return _seq_inputs(rng, T=1)
-
-
-def _backward_inputs(rng):
-    return _seq_inputs(rng, N=2, T=3, D=2, H=2)
-
-
 def _update_path_inputs(rng):
     """Wh = 0 and a loss on the last step only: earlier steps reach it only through
     the z * h term of next_h."""
-    inputs = _seq_inputs(rng, N=2, T=3, D=2, H=2)
+    inputs = GRU.backward_inputs(rng)
     inputs["Wh"] = np.zeros_like(inputs["Wh"])
     inputs["b"][2:4] = 1.5  # z ~ 0.8: a clear path
     inputs["dh"][:, :-1] = 0.0
@@ -192,15 +146,9 @@ def _update_path_inputs(rng):
 # --------------------------------------------------------------------------- #
 # gru_step_forward
 # --------------------------------------------------------------------------- #
-def _step(gru_step_forward, args):
-    next_h, _ = unpack(gru_step_forward(**copies(args, STEP_ARGS)), returns("gru_step_forward"),
-                       "gru_step_forward")
-    return np.asarray(next_h, dtype=np.float64)
-
-
-@check("gru_step_forward_shapes", _step_inputs, doc="returns next_h of shape (N, H) and a cache")
+@check("gru_step_forward_shapes", GRU.step_inputs, doc="returns next_h of shape (N, H) and a cache")
 def gru_step_forward_shapes(inputs, gru_step_forward):
-    return {"next_h": _step(gru_step_forward, inputs)}
+    return {"next_h": GRU.step(gru_step_forward, inputs)}
 
 
 @gru_step_forward_shapes.verdict
@@ -214,10 +162,10 @@ def gru_step_forward_shapes(inputs, outputs):
 @check("gru_step_forward_gate_order", _order_inputs,
        doc="with only one block of b nonzero, next_h moves as that block's gate")
 def gru_step_forward_gate_order(inputs, gru_step_forward):
-    out = {"base": _step(gru_step_forward, inputs)}
+    out = {"base": GRU.step(gru_step_forward, inputs)}
     for k, name in enumerate(GATES):
         args = dict(inputs, b=_one_block_bias(k))
-        out[f"only_{name}"] = _step(gru_step_forward, args)
+        out[f"only_{name}"] = GRU.step(gru_step_forward, args)
     return out
 
 
@@ -262,7 +210,7 @@ def _bias_only_args(inputs, z=None):
 @check("gru_step_forward_interpolation", _bias_only_inputs,
        doc="next_h = (1 - z) * n + z * prev_h: update gate shut, open, in between")
 def gru_step_forward_interpolation(inputs, gru_step_forward):
-    return {label: _step(gru_step_forward, _bias_only_args(inputs, z))
+    return {label: GRU.step(gru_step_forward, _bias_only_args(inputs, z))
             for label, z in _Z_SCENARIOS.items()}
 
 
@@ -307,7 +255,7 @@ def gru_step_forward_interpolation(inputs, outputs):
 @check("gru_step_forward_reset_gate", _reset_inputs,
        doc="n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n): r multiplies prev_h before Wh_n")
 def gru_step_forward_reset_gate(inputs, gru_step_forward):
-    return {"next_h": _step(gru_step_forward, inputs)}
+    return {"next_h": GRU.step(gru_step_forward, inputs)}
 
 
 @gru_step_forward_reset_gate.verdict
@@ -329,12 +277,12 @@ def gru_step_forward_reset_gate(inputs, outputs):
     return where + " (if gru_step_forward_gate_order passes, check the n block's terms)"
 
 
-@check("gru_step_forward_values", _step_inputs,
+@check("gru_step_forward_values", GRU.step_inputs,
        doc="next_h on random inputs, every weight nonzero")
 def gru_step_forward_values(inputs, gru_step_forward):
-    out = {"next_h": _step(gru_step_forward, inputs)}
+    out = {"next_h": GRU.step(gru_step_forward, inputs)}
     no_bias = dict(inputs, b=np.zeros_like(inputs["b"]))
-    out["no_bias_next_h"] = _step(gru_step_forward, no_bias)
+    out["no_bias_next_h"] = GRU.step(gru_step_forward, no_bias)
     return out
 
 
@@ -368,47 +316,8 @@ def gru_step_forward_values(inputs, outputs):
 # --------------------------------------------------------------------------- #
 # gru_step_backward
 # --------------------------------------------------------------------------- #
-def _step_backward(fwd, bwd, args, dnext_h):
-    _, cache = unpack(fwd(**copies(args, STEP_ARGS)), returns("gru_step_forward"),
-                      "gru_step_forward")
-    up = {"dnext_h": np.array(dnext_h, copy=True)}
-    passed = {k: v.copy() for k, v in up.items()}
-    grads = unpack(call(bwd, "gru_step_backward", passed["dnext_h"], cache),
-                   STEP_GRADS, "gru_step_backward")
-    return {**{k: np.asarray(v, dtype=np.float64) for k, v in zip(STEP_GRADS, grads, strict=True)},
-            **upstream_flags(up, passed)}
-
-
-def _step_outputs(fwd):
-    def call(args):
-        return _step(fwd, args).ravel()
-    return call
-
-
-
-
-def _step_tables(*names):
-    """An ``oracle`` for a step backward check: tables of the reference's step forward."""
-    def oracle(inputs, gru_step_forward):
-        return gated.fd_tables(_step_outputs(gru_step_forward), inputs, STEP_ARGS, names)
-    return oracle
-
-
-
-
-@check("gru_step_backward_shapes", _step_inputs,
-       doc="five gradients with the shapes of x, prev_h, Wx, Wh, b")
-def gru_step_backward_shapes(inputs, gru_step_forward, gru_step_backward):
-    return _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
-
-
-@gru_step_backward_shapes.verdict
-def gru_step_backward_shapes(inputs, outputs):
-    for name, grad in zip(STEP_ARGS, STEP_GRADS, strict=True):
-        problem = shape_problem(grad, outputs[grad], inputs[name].shape)
-        if problem:
-            return problem + f" (the shape of {name})"
-    return upstream_modified("gru_step_backward", dict.fromkeys(("dnext_h",)), outputs)
+gru_step_backward_shapes = GRU.step_backward_shapes_check(
+    "five gradients with the shapes of x, prev_h, Wx, Wh, b")
 
 
 _BACKWARD_ORDER = ("n", "z", "r")  # the order in which a backward pass computes them
@@ -421,15 +330,7 @@ _BLOCK_HINTS = {
 }
 
 
-@check("gru_step_backward_gate_blocks", _step_inputs,
-       doc="db, block by block (r, z, n), against finite differences",
-       oracle=_step_tables("b"))
-def gru_step_backward_gate_blocks(inputs, gru_step_forward, gru_step_backward):
-    out = _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
-    return {"db": out["db"], "forward": _step_outputs(gru_step_forward)(inputs)}
-
-
-@gru_step_backward_gate_blocks.verdict
+@GRU.gate_blocks_check("db, block by block (r, z, n), against finite differences")
 def gru_step_backward_gate_blocks(inputs, outputs):
     H = inputs["prev_h"].shape[1]
     try:
@@ -469,45 +370,20 @@ _STEP_HINTS = {
 }
 
 
-@check("gru_step_backward_gradcheck", _step_inputs,
-       doc="all five gradients against centred finite differences",
-       oracle=_step_tables(*STEP_ARGS))
-def gru_step_backward_gradcheck(inputs, gru_step_forward, gru_step_backward):
-    out = _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
-    out["forward"] = _step_outputs(gru_step_forward)(inputs)
-    return out
-
-
-@gru_step_backward_gradcheck.verdict
-def gru_step_backward_gradcheck(inputs, outputs):
-    verdict = gradients_verdict(inputs, outputs, STEP_ARGS, inputs["dnext_h"].ravel(),
-                                _STEP_HINTS, GATED_GRAD_TOL)
-    return keep_share(gated.forward_problem(outputs, "gru_step_forward"), verdict) or verdict
+gru_step_backward_gradcheck = GRU.step_gradcheck_check(
+    "all five gradients against centred finite differences", _STEP_HINTS, STEP_ARGS)
 
 
 # --------------------------------------------------------------------------- #
 # gru_forward
 # --------------------------------------------------------------------------- #
-def _sequence(gru_forward, args):
-    h, _ = unpack(gru_forward(**copies(args, SEQ_ARGS)), returns("gru_forward"), "gru_forward")
-    return np.asarray(h, dtype=np.float64)
+gru_forward_shapes = GRU.forward_shapes_check()
 
 
-@check("gru_forward_shapes", _seq_inputs, doc="h of shape (N, T, H)")
-def gru_forward_shapes(inputs, gru_forward):
-    return {"h": _sequence(gru_forward, inputs)}
-
-
-@gru_forward_shapes.verdict
-def gru_forward_shapes(inputs, outputs):
-    N, T, _ = inputs["x"].shape
-    return shape_problem("h", outputs["h"], (N, T, inputs["h0"].shape[1]))
-
-
-@check("gru_forward_first_step", _one_step_inputs,
+@check("gru_forward_first_step", GRU.one_step_inputs,
        doc="with T = 1, h[:, 0] is one step from h0")
 def gru_forward_first_step(inputs, gru_forward):
-    return {"h": _sequence(gru_forward, inputs)}
+    return GRU.h_run(inputs, gru_forward)
 
 
 @gru_forward_first_step.verdict
@@ -528,95 +404,17 @@ def gru_forward_first_step(inputs, outputs):
     return where + " (if gru_step_forward passes its checks, check what you feed it)"
 
 
-def _reference_h(inputs, gru_forward):
-    """An ``oracle``: the states of a correct gru_forward on the check's inputs."""
-    return {"h_ref": _sequence(gru_forward, inputs)}
-
-
-@check("gru_forward_matches_steps", _seq_inputs,
-       doc="h equals T calls of gru_step_forward, from h0", oracle=_reference_h)
-def gru_forward_matches_steps(inputs, gru_forward, gru_step_forward):
-    h = _sequence(gru_forward, inputs)
-    args = copies(inputs, SEQ_ARGS)
-    prev_h, steps = args["h0"], []
-    for t in range(args["x"].shape[1]):
-        prev_h = _step(gru_step_forward, {"x": args["x"][:, t], "prev_h": prev_h,
-                                          "Wx": args["Wx"], "Wh": args["Wh"], "b": args["b"]})
-        steps.append(prev_h)
-    return {"h": h, "h_steps": np.stack(steps, axis=1)}
-
-
-@gru_forward_matches_steps.verdict
-def gru_forward_matches_steps(inputs, outputs):
-    """Right when h matches a correct forward pass; ``h_steps`` (your gru_step_forward
-    chained from h0) only chooses the message."""
-    got, want, steps = outputs["h"], outputs["h_ref"], outputs["h_steps"]
-    problem = shape_problem("h", got, want.shape)
-    if problem:
-        return problem
-    if not np.all(np.isfinite(got)):
-        return "h contains NaN or inf"
-    if close(got, want):
-        return None
-    t = next(t for t in range(want.shape[1]) if not close(got[:, t], want[:, t]))
-    if steps.shape == got.shape and close(got[:, :t + 1], steps[:, :t + 1]):
-        return (f"h[:, {t}] is wrong, although it equals what {t + 1} call(s) of your "
-                "gru_step_forward give: gru_step_forward is wrong for these inputs; fix "
-                "it first (see its checks)")
-    return (f"h[:, {t}] differs from what {t + 1} call(s) of gru_step_forward give, "
-            "starting from h0: at step t feed x[:, t] and the h of step t - 1, and store "
-            "next_h in h[:, t]")
+gru_forward_matches_steps = GRU.forward_matches_steps_check()
 
 
 # --------------------------------------------------------------------------- #
 # gru_backward
 # --------------------------------------------------------------------------- #
-def _seq_backward(fwd, bwd, args):
-    _, cache = unpack(fwd(**copies(args, SEQ_ARGS)), returns("gru_forward"), "gru_forward")
-    up = {"dh": np.array(args["dh"], copy=True)}
-    passed = {k: v.copy() for k, v in up.items()}
-    grads = unpack(call(bwd, "gru_backward", passed["dh"], cache), SEQ_GRADS, "gru_backward")
-    return {**{k: np.asarray(v, dtype=np.float64) for k, v in zip(SEQ_GRADS, grads, strict=True)},
-            **upstream_flags(up, passed)}
+gru_backward_shapes = GRU.backward_shapes_check()
 
 
-def _seq_outputs(fwd):
-    def call(args):
-        return _sequence(fwd, args).ravel()
-    return call
-
-
-def _seq_tables(*names):
-    """An ``oracle`` for a sequence backward check: tables of the reference's forward."""
-    def oracle(inputs, gru_forward):
-        return gated.fd_tables(_seq_outputs(gru_forward), inputs, SEQ_ARGS, names)
-    return oracle
-
-
-@check("gru_backward_shapes", _backward_inputs,
-       doc="five gradients with the shapes of x, h0, Wx, Wh, b")
-def gru_backward_shapes(inputs, gru_forward, gru_backward):
-    return _seq_backward(gru_forward, gru_backward, inputs)
-
-
-@gru_backward_shapes.verdict
-def gru_backward_shapes(inputs, outputs):
-    for name, grad in zip(SEQ_ARGS, SEQ_GRADS, strict=True):
-        problem = shape_problem(grad, outputs[grad], inputs[name].shape)
-        if problem:
-            return problem + f" (the shape of {name})"
-    return upstream_modified("gru_backward", {"dh": None}, outputs)
-
-
-@check("gru_backward_through_update", _update_path_inputs,
-       doc="with Wh = 0 the gradient reaches earlier steps through z * h alone",
-       oracle=_seq_tables("x"))
-def gru_backward_through_update(inputs, gru_forward, gru_backward):
-    return {"dx": _seq_backward(gru_forward, gru_backward, inputs)["dx"],
-            "forward": _seq_outputs(gru_forward)(inputs)}
-
-
-@gru_backward_through_update.verdict
+@GRU.through_check("backward_through_update", _update_path_inputs,
+                   "with Wh = 0 the gradient reaches earlier steps through z * h alone")
 def gru_backward_through_update(inputs, outputs):
     try:
         numeric = numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
@@ -644,64 +442,17 @@ def gru_backward_through_update(inputs, outputs):
     return where + ": add dprev_h of step t to dh[:, t - 1] before step t - 1's backward"
 
 
-_SEQ_HINTS = {
-    "x": "dx[:, t] is the step backward's dx at step t",
-    "h0": "dh0 is the dprev_h that step 0 sends back",
-    "Wx": "dWx is the sum of every step's dWx",
-    "Wh": "dWh is the sum of every step's dWh",
-    "b": "db is the sum of every step's db",
-}
-
-
-@check("gru_backward_gradcheck", _backward_inputs,
-       doc="all five gradients against centred finite differences, with a loss at every step",
-       oracle=_seq_tables(*SEQ_ARGS))
-def gru_backward_gradcheck(inputs, gru_forward, gru_backward):
-    out = _seq_backward(gru_forward, gru_backward, inputs)
-    out["forward"] = _seq_outputs(gru_forward)(inputs)
-    return out
-
-
-@gru_backward_gradcheck.verdict
-def gru_backward_gradcheck(inputs, outputs):
-    verdict = gradients_verdict(inputs, outputs, SEQ_ARGS, inputs["dh"].ravel(), _SEQ_HINTS,
-                                GATED_GRAD_TOL)
-    return (keep_share(gated.forward_problem(outputs, "gru_forward")
-                       or carry_problem(inputs, outputs, GATED_GRAD_TOL,
-                                        "the h gradient from step t + 1, added to dh[:, t]"),
-                       verdict)
-            or verdict)
+gru_backward_gradcheck = GRU.backward_gradcheck_check(
+    "the h gradient from step t + 1, added to dh[:, t]")
 
 
 # --------------------------------------------------------------------------- #
 # Hidden checks: new inputs for every submission
 # --------------------------------------------------------------------------- #
-@check("gru_step_forward_hidden", gated.both(gated.step, blocks=3, with_c=False, saturated=2),
-       hidden=True,
-       outputs=("next_h",), doc="one GRU step on random shapes, some gates saturated")
-def gru_step_forward_hidden(inputs, gru_step_forward):
-    return {"next_h": _step(gru_step_forward, inputs)}
-
-
-@check("gru_step_backward_hidden", gated.both(gated.step, blocks=3, with_c=False, upstream=True),
-       hidden=True, outputs=STEP_GRADS,
-       doc="the five gradients of one step (through the student's forward pass)")
-def gru_step_backward_hidden(inputs, gru_step_forward, gru_step_backward):
-    out = _step_backward(gru_step_forward, gru_step_backward, inputs, inputs["dnext_h"])
-    return {k: out[k] for k in STEP_GRADS}
-
-
-@check("gru_forward_hidden", gated.both(gated.sequence, blocks=3, saturated=2), hidden=True,
-       outputs=("h",),
-       doc="hidden states of a whole sequence on random shapes, some gates saturated")
-def gru_forward_hidden(inputs, gru_forward):
-    return {"h": _sequence(gru_forward, inputs)}
-
-
-@check("gru_backward_hidden",
-       gated.both(gated.sequence, blocks=3, saturated=2, upstream=True), hidden=True,
-       outputs=SEQ_GRADS,
-       doc="the five gradients of a whole sequence (through the student's forward pass)")
-def gru_backward_hidden(inputs, gru_forward, gru_backward):
-    out = _seq_backward(gru_forward, gru_backward, inputs)
-    return {k: out[k] for k in SEQ_GRADS}
+gru_step_forward_hidden = GRU.step_forward_hidden_check(
+    "one GRU step on random shapes, some gates saturated", saturated=2)
+gru_step_backward_hidden = GRU.step_backward_hidden_check(
+    "the five gradients of one step (through the student's forward pass)")
+gru_forward_hidden = GRU.forward_hidden_check(
+    "hidden states of a whole sequence on random shapes, some gates saturated", saturated=2)
+gru_backward_hidden = GRU.backward_hidden_check(saturated=2)
