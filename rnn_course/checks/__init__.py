@@ -494,6 +494,18 @@ def value_problem(name: str, got: np.ndarray, want: np.ndarray, hint: str = "",
     return None
 
 
+def first_wrong_step(got: np.ndarray, want: np.ndarray) -> tuple:
+    """States h (N, T, H) against a correct forward's ``want``: (a message, None) when their
+    shape is wrong or they are not finite, (None, None) when right, else (None, t), t the
+    first step where they differ."""
+    problem = shape_problem("h", got, want.shape)
+    if problem or not np.all(np.isfinite(got)):
+        return problem or "h contains NaN or inf", None
+    if close(got, want):
+        return None, None
+    return None, next(t for t in range(want.shape[1]) if not close(got[:, t], want[:, t]))
+
+
 def upstream_modified(fn_name: str, upstream: dict, out: dict) -> "str | None":
     """A message when a backward pass changed one of its upstream gradients (``upstream``:
     name -> the original array) in place, judged from ``out``'s ``modified_<name>`` flags

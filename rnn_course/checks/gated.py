@@ -28,6 +28,7 @@ from rnn_course.checks import (
     check,
     close,
     copies,
+    first_wrong_step,
     gradients_verdict,
     keep_share,
     regime_sizes,
@@ -49,6 +50,16 @@ def sigmoid(a):
 def blocks(a, H: int, names) -> dict:
     """The gate blocks of a (.., len(names) * H) array, as a dict name -> block."""
     return {name: a[..., k * H:(k + 1) * H] for k, name in enumerate(names)}
+
+
+def block_range(k: int) -> str:
+    """The columns of gate block ``k`` as text: 0:H, H:2H, 2H:3H, ..."""
+    lo = "0" if k == 0 else ("H" if k == 1 else f"{k}H")
+    return f"{lo}:{'H' if k == 0 else f'{k + 1}H'}"
+
+
+SHUT = -50.0
+"""A pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22."""
 
 
 def fd_tables(call, inputs, arg_names, names) -> dict:
@@ -363,14 +374,9 @@ class Cell:
 
         def verdict(inputs, outputs):
             got, want, steps = outputs["h"], outputs["h_ref"], outputs["h_steps"]
-            problem = shape_problem("h", got, want.shape)
-            if problem:
+            problem, t = first_wrong_step(got, want)
+            if t is None:
                 return problem
-            if not np.all(np.isfinite(got)):
-                return "h contains NaN or inf"
-            if close(got, want):
-                return None
-            t = next(t for t in range(want.shape[1]) if not close(got[:, t], want[:, t]))
             if steps.shape == got.shape and close(got[:, :t + 1], steps[:, :t + 1]):
                 return (f"h[:, {t}] is wrong, although it equals what {t + 1} call(s) of your "
                         f"{step_forward} give: {step_forward} is wrong for these inputs; fix "

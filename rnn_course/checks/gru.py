@@ -58,14 +58,8 @@ from rnn_course.gradcheck import (
 GATES = GRU_GATES  # r, z, n
 GATE_NAMES = {"r": "reset gate r", "z": "update gate z", "n": "candidate n"}
 ORDER_TEXT = "the block order is r, z, n: r = [:, 0:H], z = [:, H:2H], n = [:, 2H:3H]"
-SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
+SHUT = gated.SHUT
 GRU = gated.Cell("gru", GATES, STEP_ARGS, start="h0")
-
-
-def _slice_text(k):
-    lo = "0" if k == 0 else ("H" if k == 1 else f"{k}H")
-    hi = "H" if k == 0 else f"{k + 1}H"
-    return f"[{lo}:{hi}]"
 
 
 def _closed_form_step(x, prev_h, Wx, Wh, b, reset="before", swap=False):
@@ -183,7 +177,7 @@ def gru_step_forward_gate_order(inputs, outputs):
                  for role in GATES}
         if close(got, roles[name]):
             continue
-        where = f"when only b{_slice_text(k)}, the {GATE_NAMES[name]}'s block, is nonzero"
+        where = f"when only b[{gated.block_range(k)}], the {GATE_NAMES[name]}'s block, is nonzero"
         acted = [role for role in GATES if role != name and close(got, roles[role])]
         if acted:
             return f"{where}, your next_h moves as if it were the {GATE_NAMES[acted[0]]}: " \
@@ -354,7 +348,7 @@ def gru_step_backward_gate_blocks(inputs, outputs):
     others = f" (also wrong: {', '.join(wrong[1:])})" if len(wrong) > 1 else ""
     if wrong[0] == "n" and "r" in wrong:
         others += "; the r block is computed from n's, so fix n first"
-    return (f"the {GATE_NAMES[wrong[0]]} block of db, db{_slice_text(k)}, disagrees with "
+    return (f"the {GATE_NAMES[wrong[0]]} block of db, db[{gated.block_range(k)}], disagrees with "
             f"finite differences of a correct forward pass{others}: {_BLOCK_HINTS[wrong[0]]}")
 
 

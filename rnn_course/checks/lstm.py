@@ -62,14 +62,12 @@ GATES = LSTM_GATES  # i, f, o, g
 STEP_ARGS = LSTM_STEP_ARGS
 GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "o": "output gate o",
               "g": "candidate g"}
-SHUT = -50.0  # a pre-activation that closes a sigmoid gate: sigmoid(-50) ~ 2e-22
+SHUT = gated.SHUT
 LSTM = gated.Cell("lstm", GATES, STEP_ARGS, start="h0 and c0 = 0")
 
 
 def _slice_text(k):
-    lo = "0" if k == 0 else ("H" if k == 1 else f"{k}H")
-    hi = "H" if k == 0 else f"{k + 1}H"
-    return f"a[:, {lo}:{hi}]"
+    return f"a[:, {gated.block_range(k)}]"
 
 
 # --------------------------------------------------------------------------- #
@@ -518,7 +516,7 @@ def lstm_step_backward_gate_blocks(inputs, outputs):
                 "gradient of next_c, dnext_c + dnext_h * o * (1 - tanh(next_c)**2); "
                 "check that total first")
     others = f" (also wrong: {', '.join(wrong[1:])})" if len(wrong) > 1 else ""
-    return (f"the {GATE_NAMES[wrong[0]]} block of db, db[{_slice_text(k)[5:-1]}], "
+    return (f"the {GATE_NAMES[wrong[0]]} block of db, db[{gated.block_range(k)}], "
             f"disagrees with finite differences of a correct forward pass{others}: "
             f"{_BLOCK_HINTS[wrong[0]]}")
 

@@ -39,6 +39,7 @@ from rnn_course.checks import (
     check,
     close,
     copies,
+    first_wrong_step,
     modified_flags,
     modified_problem,
     per_output,
@@ -590,17 +591,10 @@ def rnn_forward_values(inp, rnn_forward, rnn_step_forward):
 def rnn_forward_values(inp, out):
     """Right when h matches a correct forward pass; ``steps`` (your rnn_step_forward applied
     to your own h) only chooses the message."""
-    N, T, _ = inp["x"].shape
-    H = inp["h0"].shape[1]
     got, want, steps = out["h"], out["h_ref"], out["steps"]
-    problem = shape_problem("h", got, (N, T, H))
-    if problem:
+    problem, t = first_wrong_step(got, want)
+    if t is None:
         return problem
-    if not np.all(np.isfinite(got)):
-        return "h contains NaN or inf"
-    if close(got, want):
-        return None
-    t = next(t for t in range(T) if not close(got[:, t], want[:, t]))
     if steps.shape == got.shape and close(got[:, t], steps[:, t]):
         return (f"h[:, {t}] is wrong, although it agrees with your rnn_step_forward: "
                 "rnn_step_forward is wrong for these inputs; fix it first (see its checks)")
