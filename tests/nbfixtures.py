@@ -288,7 +288,7 @@ def _fixture_module():
         make_inputs=lambda rng: {"a": rng.normal(size=4), "b": rng.normal(size=4)},
         run=lambda inputs, add: {"s": add(inputs["a"], inputs["b"])},
         outputs=("s",), hidden=True,
-        oracle=lambda inputs: {"s": inputs["a"] + inputs["b"]},  # the reference has no add
+        expected=lambda inputs: {"s": inputs["a"] + inputs["b"]},  # the reference has no add
         doc="add on hidden inputs",
     )
     return mod

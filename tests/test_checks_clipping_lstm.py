@@ -462,7 +462,7 @@ def test_spec_accepts_reference_rejects_perturbed(spec_id):
     for seed in range(8):
         inputs = spec.draw(np.random.default_rng(seed))
         want = {k: np.array(v, dtype=np.float64)
-                for k, v in spec.expected(inputs, reference).items()}
+                for k, v in spec.expected_outputs(inputs, reference).items()}
         ran = grading.as_plain_arrays(spec.run(inputs, *functions_for(spec_id, reference)))
         assert sorted(ran) == sorted(spec.outputs)  # run returns the declared outputs
         assert spec.judge(ran, inputs, reference) is None
@@ -507,12 +507,12 @@ def test_clip_specs_detect_mutated_inputs_and_cover_both_branches():
         small = {k: inputs["small_" + k] for k in ("Wx", "Wh", "b")}
         assert reference.clip_by_global_norm(big, max_norm)[1] > max_norm
         assert reference.clip_by_global_norm(small, max_norm)[1] < max_norm
-        want = spec.expected(inputs, reference)
+        want = spec.expected_outputs(inputs, reference)
         mutated = dict(want, big_after_Wx=want["big_clipped_Wx"])
         assert "big_after_Wx" in spec.judge(mutated, inputs, reference).message
     value_spec = SPECS["clip_by_value_hidden"]
     inputs = value_spec.draw(np.random.default_rng(0))
-    want = value_spec.expected(inputs, reference)
+    want = value_spec.expected_outputs(inputs, reference)
     assert "after_Wx" in value_spec.judge(dict(want, after_Wx=want["clipped_Wx"]), inputs,
                                           reference).message
 

@@ -218,6 +218,10 @@ def test_a_check_declares_what_its_kind_needs():
                      hidden=True)
     with pytest.raises(ValueError, match="needs a verdict"):
         checks.Check("v1", lambda rng: {}, run)
+    with pytest.raises(ValueError, match="not the other way round"):
+        checks.Check("h3", lambda rng: {}, run, outputs=("y",), hidden=True, oracle=run)
+    with pytest.raises(ValueError, match="not the other way round"):
+        checks.Check("v2", lambda rng: {}, run, verdict=lambda i, o: None, expected=run)
     with pytest.raises(ValueError, match="invalid check id"):
         checks.Check("../v", lambda rng: {}, run, verdict=lambda i, o: None)
     assert STEP_HIDDEN.kind == "hidden" and SHAPE_CHECK.kind == "visible"
@@ -260,15 +264,15 @@ def test_grading_mode_hidden_check_reads_inputs_and_submits(grading_mode, capsys
     assert message.startswith("next_h differs from the expected values")
 
 
-def test_hidden_expected_is_run_on_the_reference_or_its_oracle():
+def test_hidden_expected_is_run_on_the_reference_or_its_expected():
     inputs = STEP_HIDDEN.draw(np.random.default_rng(0))
-    want = STEP_HIDDEN.expected(inputs, reference)
+    want = STEP_HIDDEN.expected_outputs(inputs, reference)
     np.testing.assert_array_equal(want["next_h"], reference.rnn_step_forward(**inputs)[0])
-    with_oracle = checks.Check(
-        "proto_oracle_hidden", _draw_step, STEP_HIDDEN.run, outputs=("next_h",), hidden=True,
-        oracle=lambda inp, rnn_step_forward, not_in_reference: {
+    with_expected = checks.Check(
+        "proto_expected_hidden", _draw_step, STEP_HIDDEN.run, outputs=("next_h",), hidden=True,
+        expected=lambda inp, rnn_step_forward, not_in_reference: {
             "next_h": rnn_step_forward(**inp)[0] if not_in_reference is None else None})
-    np.testing.assert_array_equal(with_oracle.expected(inputs, reference)["next_h"],
+    np.testing.assert_array_equal(with_expected.expected_outputs(inputs, reference)["next_h"],
                                   want["next_h"])
 
 

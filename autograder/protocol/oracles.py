@@ -32,7 +32,7 @@ SYNC_RTOL, SYNC_ATOL = 1e-12, 1e-14
 def with_oracle(assignments) -> dict[str, visible.Check]:
     """The visible checks of ``assignments`` that have an oracle, by id."""
     return {cid: c for cid, c in sorted(visible.registry(assignments).items())
-            if c.oracle is not None and not c.hidden}
+            if c.oracle is not None}
 
 
 def compute(check: visible.Check) -> dict[str, np.ndarray]:

@@ -17,16 +17,21 @@ A check is a few small pure functions (see :class:`Check`):
   names the output and the kind of mismatch, never an input or an expected
   value.
 
-``oracle(inputs, *reference functions)`` computes what the reference knows
-and the student's kernel must not be trusted with; its parameters name the
-reference functions it receives (a name the reference lacks gets None).  For
-a visible check (the finite differences of a correct forward pass, the states
-of a sequence) ``python -m autograder release`` runs it once and stores the
-plain arrays in ``rnn_course/checks/oracles/<id>.npz``; :meth:`Check.judge`
-merges them over the outputs of ``run``, so a kernel that forges its "finite
-differences" gains nothing.  For a hidden check it replaces ``run`` as the
-computation of the expected outputs, when the reference has no function for
-``run`` to call.
+Two functions run on the reference, never in the student's kernel; their
+parameters name the reference functions they receive (a name the reference
+lacks gets None):
+
+* a visible check's ``oracle(inputs, *reference functions)`` computes what its
+  verdict needs to know and the student's kernel must not be trusted with (the
+  finite differences of a correct forward pass, the states of a sequence).
+  ``python -m autograder release`` runs it once on the fixed inputs and stores
+  its **oracle values** in ``rnn_course/checks/oracles/<id>.npz``; the grader
+  computes it for the inputs it drew; :meth:`Check.judge` merges them over the
+  outputs of ``run``, so a kernel that forges its "finite differences" gains
+  nothing;
+* a hidden check's ``expected(inputs, *reference functions)`` computes its
+  **expected outputs** in place of ``run`` when the reference has no function for
+  ``run`` to call (:meth:`Check.expected_outputs`); it is never stored.
 
 In a notebook a check is called with the student's functions, in the visible
 part of a cell or inside its hidden block alike::
@@ -145,9 +150,12 @@ class Check:
     """The names of what ``run`` returns (required for a hidden check)."""
     hidden: bool = False
     oracle: "Callable[..., dict] | None" = None
+    """A visible check's oracle, whose values are stored at release (module docstring)."""
     doc: str = ""
     seed: int = VISIBLE_SEED
     """Seed of a visible check's fixed inputs (a hidden check's comes from the grader)."""
+    expected: "Callable[..., dict] | None" = None
+    """A hidden check's computation of its expected outputs, when not ``run``'s."""
 
     def __post_init__(self):
         grading.check_id(self.id)
@@ -159,6 +167,9 @@ class Check:
                              "the reference (it never shows inputs or expected values)")
         if not self.hidden and self.verdict is None:
             raise ValueError(f"{self.id}: a visible check needs a verdict")
+        if self.hidden and self.oracle is not None or not self.hidden and self.expected:
+            raise ValueError(f"{self.id}: a visible check may have an oracle, a hidden check "
+                             "an expected computation, not the other way round")
 
     @property
     def kind(self) -> str:
@@ -187,7 +198,7 @@ class Check:
     # ---- judging --------------------------------------------------------- #
     def oracle_values(self) -> dict:
         """A visible check's stored ``oracle`` outputs (fresh copies), or {} without one."""
-        if self.oracle is None or self.hidden:
+        if self.oracle is None:
             return {}
         return {k: v.copy() for k, v in _stored_oracle(self.id)}
 
@@ -197,14 +208,15 @@ class Check:
         What the grader uses for inputs it drew (the stored values are for the
         fixed inputs only).
         """
-        if self.oracle is None or self.hidden:
+        if self.oracle is None:
             return {}
         return grading.as_plain_arrays(
             self.oracle(fresh_copies(inputs), *functions_named(self.oracle, reference)))
 
-    def expected(self, inputs: dict, reference) -> dict[str, np.ndarray]:
-        """A hidden check's declared outputs computed by the ``reference`` on ``inputs``."""
-        compute = self.oracle or self.run
+    def expected_outputs(self, inputs: dict, reference) -> dict[str, np.ndarray]:
+        """A hidden check's declared outputs computed by the ``reference`` on ``inputs``
+        (``expected``, else ``run``)."""
+        compute = self.expected or self.run
         values = grading.as_plain_arrays(
             compute(fresh_copies(inputs), *functions_named(compute, reference)))
         missing = [name for name in self.outputs if name not in values]
@@ -227,7 +239,8 @@ class Check:
             if inputs is None or reference is None:
                 raise ValueError(f"{self.id}: a hidden check is judged on its inputs, "
                                  "against the reference")
-            return outputs_problem(self.outputs, outputs, self.expected(inputs, reference))
+            return outputs_problem(self.outputs, outputs,
+                                   self.expected_outputs(inputs, reference))
         if inputs is None:
             inputs, oracle = self.inputs(), self.oracle_values()
         else:
@@ -334,7 +347,7 @@ def regimes(draws: dict):
 
 
 def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED, oracle=None,
-          hidden: bool = False, outputs=()):
+          hidden: bool = False, outputs=(), expected=None):
     """Decorator form, on ``run``.
 
     A visible check: ``@check(id, make_inputs)`` on ``run``, then
@@ -343,21 +356,22 @@ def check(id: str, make_inputs, doc: str = "", seed: int = VISIBLE_SEED, oracle=
     outputs=(...))`` on ``run`` gives the finished :class:`Check` at once; with
     ``draw`` a dict of regimes (tag -> draw), every submission's inputs hold one
     case of each, and each output of each regime (``<tag>_<output>``) is worth the
-    same share.
+    same share; ``expected`` computes its expected outputs when ``run`` cannot.
     """
     if isinstance(make_inputs, dict):
         make_inputs = regimes(make_inputs)
     tags = getattr(make_inputs, "tags", None)
 
     def wrap(run):
-        nonlocal oracle, outputs
+        nonlocal oracle, expected, outputs
         if tags:
             run = _over_regimes(tags, run)
-            oracle = _over_regimes(tags, oracle) if oracle is not None else None
+            oracle, expected = (_over_regimes(tags, f) if f is not None else None
+                                for f in (oracle, expected))
             outputs = tuple(f"{t}_{o}" for t in tags for o in outputs)
         if hidden:
             return Check(id=id, make_inputs=make_inputs, run=run, outputs=outputs,
-                         hidden=True, oracle=oracle, doc=doc)
+                         hidden=True, expected=expected, doc=doc)
 
         class _Builder:
             def verdict(self, fn) -> Check:

@@ -675,7 +675,8 @@ def _draw_norms(rng, linear):
 
 
 def _reference_norms(inp, rnn_step_backward):
-    """The hidden check's ``oracle``: the norms, from the reference's step backward."""
+    """The hidden check's ``expected`` outputs: the norms, from the reference's step
+    backward."""
     return {"norms": reference_gradient_norms(rnn_step_backward, inp["dact"], inp["Wh"],
                                               inp["dlast"])}
 
@@ -683,7 +684,7 @@ def _reference_norms(inp, rnn_step_backward):
 @check("gradient_norms_hidden", {"tanh": lambda rng: _draw_norms(rng, linear=False),
                                  "linear": lambda rng: _draw_norms(rng, linear=True)},
        hidden=True, outputs=("norms",),
-       oracle=_reference_norms,
+       expected=_reference_norms,
        doc="gradient_norms_through_time on random sizes, tanh-like and linear")
 def gradient_norms_hidden(inp, gradient_norms_through_time):
     return {"norms": gradient_norms_through_time(**copies(inp, NORM_ARGS))}
