@@ -39,7 +39,13 @@ from rnn_course.checks import (
     wrong_forward,
 )
 from rnn_course.contract import CONTRACT, SEQ_ARGS, SEQ_GRADS, gradient_names, returns
-from rnn_course.gradcheck import GATED_GRAD_TOL, perturbed_outputs
+from rnn_course.gradcheck import (
+    GATED_GRAD_TOL,
+    OutputShapeError,
+    gradient_matches,
+    numeric_gradient,
+    perturbed_outputs,
+)
 
 
 def sigmoid(a):
@@ -318,15 +324,43 @@ class Cell:
                              ("step_forward", "step_backward"), self._step_grads_run, verdict,
                              doc)
 
-    def gate_blocks_check(self, doc: str):
-        """Decorator on a verdict: ``<name>_step_backward_gate_blocks``, db and the
-        forward's states, db judged block by block against finite differences."""
+    def gate_blocks_check(self, doc: str, order: "tuple | None" = None):
+        """Decorator on ``message(wrong)``: ``<name>_step_backward_gate_blocks``, db judged
+        block by block against finite differences; ``message`` names the bug from the
+        wrong blocks (in ``order``, the gates' by default) when the forward is right."""
         def run(inputs, step_forward, step_backward):
             db = self._step_grads_run(inputs, step_forward, step_backward)["db"]
             return {"db": db, "forward": self.step_flat(step_forward)(inputs)}
-        return lambda verdict: self._visible(
-            "step_backward_gate_blocks", self.step_inputs, ("step_forward", "step_backward"),
-            run, verdict, doc, oracle=self.step_tables("b"))
+
+        def verdict_from(message):
+            def verdict(inputs, outputs):
+                H = inputs["prev_h"].shape[1]
+                try:
+                    numeric = numeric_gradient(outputs, "b", self._step_upstream_flat(inputs),
+                                               inputs["b"].shape)
+                except OutputShapeError:
+                    return ("the forward pass returned outputs of unexpected shapes (see the "
+                            "shapes checks)")
+                problem = shape_problem("db", outputs["db"], numeric.shape)
+                if problem:
+                    return problem
+                got, want = blocks(outputs["db"], H, self.gates), blocks(numeric, H, self.gates)
+                wrong = [name for name in order or self.gates
+                         if not gradient_matches(got[name], want[name], GATED_GRAD_TOL)]
+                if not wrong:
+                    return None
+                return forward_problem(outputs, self.fn("step_forward")) or message(wrong)
+            return self._visible(
+                "step_backward_gate_blocks", self.step_inputs, ("step_forward", "step_backward"),
+                run, verdict, doc, oracle=self.step_tables("b"))
+        return verdict_from
+
+    def block_message(self, wrong: list, gate_names: dict, hints: dict, note: str = "") -> str:
+        """The message of :meth:`gate_blocks_check` for the first wrong block of db."""
+        others = f" (also wrong: {', '.join(wrong[1:])})" if len(wrong) > 1 else ""
+        return (f"the {gate_names[wrong[0]]} block of db, "
+                f"db[{block_range(self.gates.index(wrong[0]))}], disagrees with finite "
+                f"differences of a correct forward pass{others}{note}: {hints[wrong[0]]}")
 
     def step_gradcheck_check(self, doc: str, hints: dict, order: tuple):
         """``<name>_step_backward_gradcheck``: every gradient (in ``order``, each with its
@@ -405,13 +439,27 @@ class Cell:
                              "five gradients with the shapes of x, h0, Wx, Wh, b")
 
     def through_check(self, what: str, make_inputs, doc: str):
-        """Decorator on a verdict: ``<name>_<what>``, dx of a sequence backward (and the
-        forward's h), judged against finite differences with respect to x."""
+        """Decorator on ``judge(outputs, dx, numeric)``: ``<name>_<what>``, the dx of a
+        sequence backward (of the right shape) against the finite differences ``numeric``
+        of a correct forward with respect to x."""
+        forward = self.fn("forward")
+
         def run(inputs, forward, backward):
             return {"dx": self.seq_backward(forward, backward, inputs)["dx"],
                     "forward": self.seq_flat(forward)(inputs)}
-        return lambda verdict: self._visible(what, make_inputs, ("forward", "backward"), run,
-                                             verdict, doc, oracle=self.seq_tables("x"))
+
+        def verdict_from(judge):
+            def verdict(inputs, outputs):
+                try:
+                    numeric = numeric_gradient(outputs, "x", inputs["dh"].ravel(),
+                                               inputs["x"].shape)
+                except OutputShapeError:
+                    return f"{forward} returned h of an unexpected shape (see {forward}_shapes)"
+                return (shape_problem("dx", outputs["dx"], numeric.shape)
+                        or judge(outputs, outputs["dx"], numeric))
+            return self._visible(what, make_inputs, ("forward", "backward"), run, verdict, doc,
+                                 oracle=self.seq_tables("x"))
+        return verdict_from
 
     def backward_gradcheck_check(self, carries: str):
         """``<name>_backward_gradcheck``: the five gradients against finite differences;

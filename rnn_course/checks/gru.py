@@ -50,9 +50,7 @@ from rnn_course.contract import (
 )
 from rnn_course.gradcheck import (
     GATED_GRAD_TOL,
-    OutputShapeError,
     gradient_matches,
-    numeric_gradient,
 )
 
 GATES = GRU_GATES  # r, z, n
@@ -324,32 +322,13 @@ _BLOCK_HINTS = {
 }
 
 
-@GRU.gate_blocks_check("db, block by block (r, z, n), against finite differences")
-def gru_step_backward_gate_blocks(inputs, outputs):
-    H = inputs["prev_h"].shape[1]
-    try:
-        numeric = numeric_gradient(outputs, "b", inputs["dnext_h"].ravel(), inputs["b"].shape)
-    except OutputShapeError:
-        return "the forward pass returned outputs of unexpected shapes (see the shapes checks)"
-    db = outputs["db"]
-    problem = shape_problem("db", db, numeric.shape)
-    if problem:
-        return problem
-    got_blocks, want_blocks = gated.blocks(db, H, GATES), gated.blocks(numeric, H, GATES)
-    # n first: the reset gate's gradient is computed from the candidate's
-    wrong = [name for name in _BACKWARD_ORDER
-             if not gradient_matches(got_blocks[name], want_blocks[name], GATED_GRAD_TOL)]
-    if not wrong:
-        return None
-    forward = gated.forward_problem(outputs, "gru_step_forward")
-    if forward:
-        return forward
-    k = GATES.index(wrong[0])
-    others = f" (also wrong: {', '.join(wrong[1:])})" if len(wrong) > 1 else ""
-    if wrong[0] == "n" and "r" in wrong:
-        others += "; the r block is computed from n's, so fix n first"
-    return (f"the {GATE_NAMES[wrong[0]]} block of db, db[{gated.block_range(k)}], disagrees with "
-            f"finite differences of a correct forward pass{others}: {_BLOCK_HINTS[wrong[0]]}")
+# n first: the reset gate's gradient is computed from the candidate's
+@GRU.gate_blocks_check("db, block by block (r, z, n), against finite differences",
+                       order=_BACKWARD_ORDER)
+def gru_step_backward_gate_blocks(wrong):
+    note = ("; the r block is computed from n's, so fix n first"
+            if wrong[0] == "n" and "r" in wrong else "")
+    return GRU.block_message(wrong, GATE_NAMES, _BLOCK_HINTS, note)
 
 
 _STEP_HINTS = {
@@ -409,15 +388,7 @@ gru_backward_shapes = GRU.backward_shapes_check()
 
 @GRU.through_check("backward_through_update", _update_path_inputs,
                    "with Wh = 0 the gradient reaches earlier steps through z * h alone")
-def gru_backward_through_update(inputs, outputs):
-    try:
-        numeric = numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
-    except OutputShapeError:
-        return "gru_forward returned h of an unexpected shape (see gru_forward_shapes)"
-    got = outputs["dx"]
-    problem = shape_problem("dx", got, numeric.shape)
-    if problem:
-        return problem
+def gru_backward_through_update(outputs, got, numeric):
     if gradient_matches(got, numeric, GATED_GRAD_TOL):
         return None
     forward = gated.forward_problem(outputs, "gru_forward")

@@ -53,9 +53,7 @@ from rnn_course.contract import (
 from rnn_course.gradcheck import (
     EXACT_RTOL,
     GATED_GRAD_TOL,
-    OutputShapeError,
     gradient_matches,
-    numeric_gradient,
 )
 
 GATES = LSTM_GATES  # i, f, o, g
@@ -491,34 +489,12 @@ _BLOCK_HINTS = {
 
 
 @LSTM.gate_blocks_check("db, block by block (i, f, o, g), against finite differences")
-def lstm_step_backward_gate_blocks(inputs, outputs):
-    H = inputs["prev_h"].shape[1]
-    upstream = np.concatenate([inputs["dnext_h"].ravel(), inputs["dnext_c"].ravel()])
-    try:
-        numeric = numeric_gradient(outputs, "b", upstream, inputs["b"].shape)
-    except OutputShapeError:
-        return "the forward pass returned outputs of unexpected shapes (see the shapes checks)"
-    db = outputs["db"]
-    problem = shape_problem("db", db, numeric.shape)
-    if problem:
-        return problem
-    wrong = [name for name, got, want in zip(GATES, gated.blocks(db, H, GATES).values(),
-                                             gated.blocks(numeric, H, GATES).values(), strict=True)
-             if not gradient_matches(got, want, GATED_GRAD_TOL)]
-    if not wrong:
-        return None
-    forward = gated.forward_problem(outputs, "lstm_step_forward")
-    if forward:
-        return forward
-    k = GATES.index(wrong[0])
+def lstm_step_backward_gate_blocks(wrong):
     if wrong == ["i", "f", "g"]:
         return ("the i, f and g blocks of db are wrong but o is right: they all share the "
                 "gradient of next_c, dnext_c + dnext_h * o * (1 - tanh(next_c)**2); "
                 "check that total first")
-    others = f" (also wrong: {', '.join(wrong[1:])})" if len(wrong) > 1 else ""
-    return (f"the {GATE_NAMES[wrong[0]]} block of db, db[{gated.block_range(k)}], "
-            f"disagrees with finite differences of a correct forward pass{others}: "
-            f"{_BLOCK_HINTS[wrong[0]]}")
+    return LSTM.block_message(wrong, GATE_NAMES, _BLOCK_HINTS)
 
 
 # dprev_c first: the gradient of next_c feeds every other one
@@ -603,15 +579,7 @@ lstm_backward_shapes = LSTM.backward_shapes_check()
 
 @LSTM.through_check("backward_through_cell", _cell_path_inputs,
                     "with Wh = 0 the gradient reaches earlier steps through the cell state alone")
-def lstm_backward_through_cell(inputs, outputs):
-    try:
-        numeric = numeric_gradient(outputs, "x", inputs["dh"].ravel(), inputs["x"].shape)
-    except OutputShapeError:
-        return "lstm_forward returned h of an unexpected shape (see lstm_forward_shapes)"
-    got = outputs["dx"]
-    problem = shape_problem("dx", got, numeric.shape)
-    if problem:
-        return problem
+def lstm_backward_through_cell(outputs, got, numeric):
     if not gradient_matches(got, numeric, GATED_GRAD_TOL):
         forward = gated.forward_problem(outputs, "lstm_forward")
         if forward:
