@@ -266,27 +266,25 @@ class Check:
 
     # ---- in a notebook --------------------------------------------------- #
     def __call__(self, *functions):
-        """Run the check on the student's functions (see the module docstring)."""
-        folder = grading.grading_dir()
-        if folder is not None:  # grading: run only, the grader judges
-            inputs = grading.delivered(self.id)
-            if inputs is None:  # not in this check's own graded cell: nothing is judged
-                if self.hidden:
-                    raise RuntimeError(f"{self.id}: a hidden check runs only in its own "
-                                       "graded cell")
-                inputs = self.inputs()
-            grading.submit(self.id, **self.graded_run(inputs, *functions))
+        """Run the check on the student's functions (see the module docstring): while
+        grading, run it and submit the arrays; otherwise judge them here."""
+        if grading.grading_dir() is not None:
+            inputs = grading.delivered(self.id)  # None outside its own graded cell
+            if inputs is None and self.hidden:
+                raise RuntimeError(f"{self.id}: a hidden check runs only in its own "
+                                   "graded cell")
+            grading.submit(self.id, **self.graded_run(
+                self.inputs() if inputs is None else inputs, *functions))
             return
-        if self.hidden:
+        inputs = reference = None  # a visible check: fixed inputs, stored oracle values
+        if self.hidden:  # fresh inputs, against the reference where it is importable
             reference = _instructor_reference()
             if reference is None:
                 print(f"{self.id}: a hidden check; it runs only when the notebook is graded")
                 return
             inputs = self.draw(np.random.default_rng())
-            outputs = grading.as_plain_arrays(self.run(fresh_copies(inputs), *functions))
-            verdict = self.judge(outputs, inputs, reference)
-        else:
-            verdict = self.judge(grading.as_plain_arrays(self.run(self.inputs(), *functions)))
+        outputs = self.run(self.inputs() if inputs is None else fresh_copies(inputs), *functions)
+        verdict = self.judge(grading.as_plain_arrays(outputs), inputs, reference)
         if verdict is not None:
             raise AssertionError(f"{self.id}: {verdict.message}")
         print(f"{self.id}: passed" + (f" ({self.doc})" if self.doc else ""))
