@@ -235,6 +235,26 @@ def test_interactive_visible_check_raises_with_message(interactive_mode, capsys)
         SHAPE_CHECK(wrong_step)
 
 
+def test_a_verdict_is_its_message_and_the_share_it_earns(interactive_mode):
+    """One Verdict from the check to the kernel's AssertionError and the grader's record."""
+    verdict = checks.Verdict("next_h is wrong", 1.5)
+    assert (verdict.message, verdict.fraction, str(verdict)) == ("next_h is wrong", 1.0,
+                                                                "next_h is wrong")
+    assert checks.Verdict("x", -0.2).fraction == 0.0
+    assert checks.Verdict.of(None) is None and checks.Verdict.of(verdict) is verdict
+    assert checks.Verdict.of("plain") == checks.Verdict("plain", 0.0)
+    shares = checks.per_output({"a": None, "b": "b is wrong", "c": None, "d": "d too"})
+    assert shares == checks.Verdict("b is wrong (also wrong: d)", 0.5)
+    assert verify.verdict_record("hidden", shares) == {
+        "kind": "hidden", "passed": False, "message": shares.message, "fraction": 0.5}
+    assert verify.verdict_record("visible", None)["fraction"] == 1.0
+    judged = SHAPE_CHECK.judge(grading.as_plain_arrays(SHAPE_CHECK.run(SHAPE_CHECK.inputs(),
+                                                                        wrong_step)))
+    with pytest.raises(AssertionError) as raised:
+        SHAPE_CHECK(wrong_step)
+    assert str(raised.value) == f"{SHAPE_CHECK.id}: {judged.message}"
+
+
 def test_interactive_hidden_check_judges_against_the_reference(interactive_mode, capsys):
     """The instructor's source notebook: fresh inputs, judged against autograder.reference."""
     STEP_HIDDEN(reference.rnn_step_forward)

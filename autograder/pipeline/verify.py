@@ -150,7 +150,7 @@ def verdict_record(kind: str, verdict: "checks.Verdict | None") -> dict:
     """A cell's verdict as the plain data that :mod:`autograder.pipeline.scoring` scores."""
     return {"kind": kind, "passed": verdict is None,
             "message": "" if verdict is None else verdict.message,
-            "fraction": checks.fraction_of(verdict)}
+            "fraction": 1.0 if verdict is None else verdict.fraction}
 
 
 class VerifyChecks(NbGraderPreprocessor):

@@ -584,11 +584,6 @@ class Verdict:
         return result if result is None or isinstance(result, cls) else cls(result)
 
 
-def fraction_of(verdict: "Verdict | None") -> float:
-    """The share of a check's points a verdict earns: 1 when it passed (None)."""
-    return 1.0 if verdict is None else verdict.fraction
-
-
 def per_output(problems: dict, suffix: str = "") -> "Verdict | None":
     """One verdict from the problems of several outputs (name -> message or None), each
     output worth the same share: None when all are right, else the first problem (and
