@@ -477,7 +477,8 @@ def test_spec_accepts_reference_rejects_perturbed(spec_id):
             flat[j] += 1e-3 * max(1.0, abs(flat[j]))
             assert spec.judge(bad, inputs, reference) is not None, (seed, name)
         name = next(iter(want))
-        assert "shape" in spec.judge({**want, name: want[name][..., None]}, inputs, reference).message
+        wrong_shape = {**want, name: want[name][..., None]}
+        assert "shape" in spec.judge(wrong_shape, inputs, reference).message
         missing = {k: v for k, v in want.items() if k != name}
         assert "no value" in spec.judge(missing, inputs, reference).message
 

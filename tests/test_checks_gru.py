@@ -276,7 +276,8 @@ def test_spec_accepts_reference_rejects_perturbed(spec_id):
             flat[j] += 1e-3 * max(1.0, abs(flat[j]))
             assert spec.judge(bad, inputs, reference) is not None, (seed, name)
         name = next(iter(want))
-        assert "shape" in spec.judge({**want, name: want[name][..., None]}, inputs, reference).message
+        wrong_shape = {**want, name: want[name][..., None]}
+        assert "shape" in spec.judge(wrong_shape, inputs, reference).message
 
 
 def test_specs_draw_edge_sizes_and_saturated_gates():
