@@ -217,17 +217,9 @@ class Cell:
             [v.ravel() for v in self.states_of(step_forward, args)])
 
     def step_backward(self, step_forward, step_backward, args, *upstream) -> dict:
-        """The gradients of one step backward from the student's own forward cache, and
-        whether it changed its upstream gradients (``modified_<name>``)."""
-        *_, cache = unpack(step_forward(**copies(args, self.step_args)),
-                           returns(self.fn("step_forward")), self.fn("step_forward"))
-        up = {k: np.array(v, copy=True) for k, v in zip(self.upstream, upstream, strict=True)}
-        passed = {k: v.copy() for k, v in up.items()}
-        grads = unpack(call(step_backward, self.fn("step_backward"), *passed.values(), cache),
-                       self.step_grads, self.fn("step_backward"))
-        return {**{k: np.asarray(v, dtype=np.float64)
-                   for k, v in zip(self.step_grads, grads, strict=True)},
-                **upstream_flags(up, passed)}
+        """The gradients of one step backward (:meth:`_backward`)."""
+        return self._backward("step_", step_forward, step_backward, args,
+                              dict(zip(self.upstream, upstream, strict=True)))
 
     def sequence(self, forward, args) -> np.ndarray:
         """The hidden states h (N, T, H) of a whole sequence, as float64."""
@@ -240,15 +232,20 @@ class Cell:
         return lambda args: self.sequence(forward, args).ravel()
 
     def seq_backward(self, forward, backward, args) -> dict:
-        """The five gradients of a sequence backward from the student's own forward cache."""
-        _, cache = unpack(forward(**copies(args, SEQ_ARGS)), returns(self.fn("forward")),
-                          self.fn("forward"))
-        up = {"dh": np.array(args["dh"], copy=True)}
+        """The five gradients of a sequence backward (:meth:`_backward`)."""
+        return self._backward("", forward, backward, args, {"dh": args["dh"]})
+
+    def _backward(self, which: str, forward, backward, args, upstream: dict) -> dict:
+        """The gradients of the ``<which>backward`` pass (``which``: "step_" or "") from
+        the student's own forward cache, and whether it changed its upstream gradients
+        (``modified_<name>``)."""
+        fwd, bwd = self.fn(f"{which}forward"), self.fn(f"{which}backward")
+        *_, cache = unpack(forward(**copies(args, CONTRACT[fwd][0])), returns(fwd), fwd)
+        up = {k: np.array(v, copy=True) for k, v in upstream.items()}
         passed = {k: v.copy() for k, v in up.items()}
-        grads = unpack(call(backward, self.fn("backward"), passed["dh"], cache), SEQ_GRADS,
-                       self.fn("backward"))
+        grads = unpack(call(backward, bwd, *passed.values(), cache), returns(bwd), bwd)
         return {**{k: np.asarray(v, dtype=np.float64)
-                   for k, v in zip(SEQ_GRADS, grads, strict=True)},
+                   for k, v in zip(returns(bwd), grads, strict=True)},
                 **upstream_flags(up, passed)}
 
     def step_upstream(self, inputs) -> tuple:
