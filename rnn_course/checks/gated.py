@@ -435,6 +435,13 @@ class Cell:
                              lambda inputs, f, b: self.seq_backward(f, b, inputs), verdict,
                              "five gradients with the shapes of x, h0, Wx, Wh, b")
 
+    LAST_STEP_WRONG = ("dx[:, -1], the last step's input gradient, is wrong although only the "
+                       "last step has a loss here: check the step backward and that dh[:, t] "
+                       "goes to step t")
+    EARLIER_STEPS_WRONG = ("dx at earlier steps is wrong. Here Wh = 0 and only the last step "
+                           "has a loss, so the gradient can reach earlier steps only along ")
+    """Messages of a :meth:`through_check`, whose loss is on the last step only."""
+
     def through_check(self, what: str, make_inputs, doc: str):
         """Decorator on ``judge(outputs, dx, numeric)``: ``<name>_<what>``, the dx of a
         sequence backward (of the right shape) against the finite differences ``numeric``

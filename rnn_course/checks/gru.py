@@ -395,12 +395,9 @@ def gru_backward_through_update(outputs, got, numeric):
     if forward:
         return forward
     if not gradient_matches(got[:, -1], numeric[:, -1], GATED_GRAD_TOL):
-        return ("dx[:, -1], the last step's input gradient, is wrong although only the "
-                "last step has a loss here: check the step backward and that dh[:, t] "
-                "goes to step t")
-    where = ("dx at earlier steps is wrong. Here Wh = 0 and only the last step has a "
-             "loss, so the gradient can reach earlier steps only along next_h = "
-             "(1 - z) * n + z * prev_h, the update gate's copy of the old state")
+        return GRU.LAST_STEP_WRONG
+    where = GRU.EARLIER_STEPS_WRONG + ("next_h = (1 - z) * n + z * prev_h, the update "
+                                         "gate's copy of the old state")
     if np.allclose(got[:, :-1], 0.0, atol=1e-12):
         return where + (": yours is zero there. Carry dprev_h of step t back and add it to "
                         "dh[:, t - 1]")

@@ -585,13 +585,10 @@ def lstm_backward_through_cell(outputs, got, numeric):
         if forward:
             return forward
     if not gradient_matches(got[:, -1], numeric[:, -1], GATED_GRAD_TOL):
-        return ("dx[:, -1], the last step's input gradient, is wrong although only the "
-                "last step has a loss here: check the step backward and that dh[:, t] "
-                "goes to step t")
+        return LSTM.LAST_STEP_WRONG
     if gradient_matches(got, numeric, GATED_GRAD_TOL):
         return None
-    where = ("dx at earlier steps is wrong. Here Wh = 0 and only the last step has a "
-             "loss, so the gradient can reach earlier steps only along the cell state")
+    where = LSTM.EARLIER_STEPS_WRONG + "the cell state"
     if np.allclose(got[:, :-1], 0.0, atol=1e-12):
         return where + (": yours is zero there. Carry dprev_c of step t back as dnext_c "
                         "of step t - 1 (starting from zeros at the last step)")
