@@ -349,3 +349,9 @@ def test_no_text_sends_students_where_they_cannot_go():
                 assert "a new cell" not in cell.source, where  # "do not add cells"
 
 
+
+@slow
+def test_bptt_worked_example_matches_by_hand(executed):
+    """With the solutions every line of the worked example says ok."""
+    out = _stdout(executed["bptt"], "worked_example_run")
+    assert "differs" not in out and out.count(" ok") == 15, out
