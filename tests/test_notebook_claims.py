@@ -355,3 +355,44 @@ def test_bptt_worked_example_matches_by_hand(executed):
     """With the solutions every line of the worked example says ok."""
     out = _stdout(executed["bptt"], "worked_example_run")
     assert "differs" not in out and out.count(" ok") == 15, out
+
+
+def test_lstm_widget_claims():
+    """The numbers lstm_widget_md and lstm_experiment_read quote from the widget's drawings
+    at b_f = 0, 1 and 3: the same demo function on the same batch, with the reference."""
+    from autograder import reference
+    from rnn_course import data, training
+    from rnn_course.demos.lstm import forget_bias_widget, gradient_reach
+
+    nb = nbformat.read(source_path("lstm"), as_version=4)
+    widget = _text(nb, "lstm_widget")
+    call = "demos.forget_bias_widget(lstm_forward, lstm_backward, rnn_forward, rnn_backward"
+    assert widget.startswith(call)
+    gap = int(_quoted(r"gap=(\d+)\)$", widget))  # the other arguments: the defaults
+    _, hidden, batch, seed, static = forget_bias_widget.__defaults__
+    assert static == (0.0, 1.0, 3.0)
+    task = data.CountryLanguageTask(gap=gap)
+    x, _ = task.batch(batch, seed=seed)
+
+    def reach(forward, backward, params):
+        r = gradient_reach(forward, backward, params, x, seed=seed)
+        return r[-1] / r[0]  # at the country, relative to k = 0
+
+    rnn = reach(reference.rnn_forward, reference.rnn_backward,
+                training.init_rnn(task.input_size, hidden, task.output_size, seed=seed))
+    full, cell = {}, {}
+    for bias in static:
+        lstm = training.init_lstm(task.input_size, hidden, task.output_size, seed=seed,
+                                  forget_bias=bias)
+        full[bias] = reach(reference.lstm_forward, reference.lstm_backward, lstm)
+        cell[bias] = reach(reference.lstm_forward, reference.lstm_backward,
+                           dict(lstm, Wh=np.zeros_like(lstm["Wh"])))
+    text = _text(nb, "lstm_widget_md")
+    assert "gap of 100 fillers" in text and gap == 100
+    assert 0.4 <= cell[0.0] ** (1 / (gap + 1)) <= 0.6  # b_f = 0: a factor 2 per step
+    assert "thousands of times more gradient" in text and 1e3 <= full[1.0] / rnn < 1e4
+    assert "down to $10^{-12}$" in text and round(np.log10(cell[1.0])) == -12
+    assert "carries about 1 % over 100 steps" in text and 0.003 <= cell[3.0] <= 0.03
+    assert full[3.0] > 1  # the full LSTM's gradient grows with k
+    assert "put it at $10^{-6}$" in _text(nb, "lstm_experiment_read")
+    assert round(np.log10(rnn)) == -6
