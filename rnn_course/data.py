@@ -62,8 +62,13 @@ __all__ = [
     "AddingTask1997",
     "TemporalOrderTask",
     "ORDER_CLASSES",
+    "TASK_TITLES",
     "one_hot",
 ]
+
+# the tasks of the lag study (rnn_course.experiments), by name, as their plots title them
+TASK_TITLES = {"country": "France -> French", "adding": "adding problem (1997)",
+               "order": "temporal order (1997)"}
 
 # (country, language) pairs; the first K of them are the classes of a task.
 COUNTRY_LANGUAGE = (

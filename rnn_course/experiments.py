@@ -75,9 +75,9 @@ import sys
 import time
 from pathlib import Path
 
-from rnn_course.data import AddingTask1997, CountryLanguageTask, TemporalOrderTask
+from rnn_course.data import TASK_TITLES, AddingTask1997, CountryLanguageTask, TemporalOrderTask
 from rnn_course.gradient_flow import gradient_at_lag, relative_gradient
-from rnn_course.training import CELLS, Adam, evaluate, init_params, train
+from rnn_course.training import CELLS, SUCCESS, Adam, evaluate, init_params, train
 
 __all__ = ["PRESETS", "REQUIRED", "SUCCESS", "TASK_NAMES", "load_impl", "check_impl",
            "make_task", "run_long_range", "run_study", "run_truncation", "longest_learned",
@@ -90,11 +90,6 @@ REQUIRED = tuple(name for layer in LAYERS.values() for name in layer) + ("clip_b
 assert tuple(LAYERS) == CELLS
 
 TASK_NAMES = ("country", "adding", "order")
-TASK_TITLES = {"country": "France -> French", "adding": "adding problem (1997)",
-               "order": "temporal order (1997)"}
-SUCCESS = 0.95
-"""A run succeeds when its held-out accuracy (adding problem: the fraction within 0.04) is
-at least this."""
 
 
 def _budget(lags, steps, **extra):

@@ -50,6 +50,7 @@ __all__ = [
     "History",
     "predict",
     "evaluate",
+    "SUCCESS",
     "train",
 ]
 
@@ -470,6 +471,11 @@ def predict(forward, params, x):
     """
     _check_params(params)
     return _run_forward(forward, params, np.asarray(x, dtype=np.float64))[0]
+
+
+SUCCESS = 0.95
+"""A run succeeds when its held-out accuracy (adding problem: the fraction within 0.04) is
+at least this."""
 
 
 def evaluate(forward, params, task, n=1000, seed=0):

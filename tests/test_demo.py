@@ -85,3 +85,23 @@ def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):
     assert proc.returncode == 2
     assert "not made by the demo" in proc.stderr
     assert (precious / "thesis.tex").read_text() == "do not delete"
+
+
+@pytest.mark.parametrize("assignment", Course(REPO).assignments)
+def test_perfect_graded_copy_and_feedback_show_each_widget_drawing(demo, assignment):
+    """One PNG per widget cell in the perfect submission's graded copy and feedback (issue
+    26): the sandbox draws with Agg, so these are the widgets' static drawings only."""
+    import nbformat
+    from test_notebook_claims import WIDGET_CALL
+
+    _, out, _ = demo
+    graded = [p for p in out.rglob(f"{assignment}.ipynb")
+              if "autograded" in p.parts and "perfect" in p.parts]
+    feedback = [p for p in out.rglob(f"{assignment}.html")
+                if "feedback" in p.parts and "perfect" in p.parts]
+    assert len(graded) == 1 and len(feedback) == 1, (graded, feedback)
+    nb = nbformat.read(graded[0], as_version=4)
+    widget_cells = [c for c in nb.cells if c.cell_type == "code" and WIDGET_CALL.search(c.source)]
+    for cell in widget_cells:
+        assert sum("image/png" in o.get("data", {}) for o in cell.outputs) == 1, cell.source
+    assert feedback[0].read_text().count("data:image/png;base64,") == len(widget_cells)

@@ -135,31 +135,3 @@ def threshold_widget(train_run, baseline, default=1.0, low=0.01, high=100.0,
     return slider_plot(draw, static_values=[{"max_norm": v} for v in static],
                        max_norm=Slider(default, low, high, step=0.1, log=True,
                                        description="max_norm"))
-
-
-def plot_clipping_profile(profile, clipped_profile, gap, ax=None):
-    """Gradient reaching each input, before and after clipping the whole gradient.
-
-    Inputs:
-    - profile, clipped_profile: arrays of shape (T,), entry k the gradient norm
-      reaching the input k steps before the loss
-    - gap: the task's gap, for the title
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    k = np.arange(len(profile))
-    ax.semilogy(k, profile, label="full gradient")
-    ax.semilogy(k, clipped_profile, ls="--", label="after clip_by_global_norm")
-    ax.axvline(len(profile) - 1, color="k", ls=":", lw=1)
-    ax.annotate("the country token", (len(profile) - 1, profile[-1]),
-                xytext=(-110, 20), textcoords="offset points",
-                arrowprops={"arrowstyle": "->"})
-    ax.set_xlabel("k: steps between the input and the loss")
-    ax.set_ylabel("gradient norm reaching the input")
-    ax.set_title(f"Vanishing gradient, gap = {gap}: clipping shifts the curve, "
-                 "it cannot lift its tail")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend()
-    return ax

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnn_course import data, training
+from rnn_course.data import TASK_TITLES
+from rnn_course.training import SUCCESS
 from rnn_course.widgets import Slider, slider_plot
 
 MODEL_COLORS = {"rnn": "tab:gray", "lstm": "tab:blue", "gru": "tab:purple"}
@@ -141,12 +143,10 @@ def plot_lag_study(results, success=None, axes=None):
     - results: rows of :func:`rnn_course.experiments.run_study` (keys ``task``,
       ``model``, ``lag``, ``accuracy``, ``chance``)
     - success: the success threshold to draw (default
-      :data:`rnn_course.experiments.SUCCESS`)
+      :data:`rnn_course.training.SUCCESS`)
     - axes: optional sequence of matplotlib axes, one per task
     """
     import matplotlib.pyplot as plt
-
-    from rnn_course.experiments import SUCCESS, TASK_TITLES
 
     success = SUCCESS if success is None else success
     tasks = list(dict.fromkeys(r["task"] for r in results))

@@ -1,0 +1,398 @@
+"""What each notebook's text says about its own outputs is what the outputs show (issue 26).
+
+All five source notebooks (with their solutions) run headless three times in a row
+under ``jupyter nbconvert --to notebook --execute`` with a 60 s cell timeout:
+
+* the first time in the grader's environment (matplotlib's Agg, static widgets), the
+  next two as CI runs them (no front end, widgets available, the inline backend);
+* no run waits on a widget: every widget cell finishes within WIDGET_SECONDS, and
+  every widget cell holds exactly one image (its static drawing);
+* the first run's printed numbers are then held against the claims of the text:
+  trends, factors, thresholds, and which model wins at which lag.  Where the text
+  quotes a number, the test reads it from the text too (``_quoted``), so text and
+  output cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from test_notebooks import ASSIGNMENTS, nbgrader_meta, run_env, source_path
+
+from rnn_course import checks
+from rnn_course.training import SUCCESS
+from rnn_course.widgets import STATIC_ENV
+
+CELL_TIMEOUT = 60  # seconds, nbconvert's per-cell limit
+ROUNDS = 3
+WIDGET_SECONDS = 20.0  # a widget cell that takes longer is waiting, not drawing
+WIDGET_CALL = re.compile(r"demos\.\w+_widget\(")
+NEAR_CHANCE = 0.1  # "at chance": held-out accuracy within this of the chance level
+
+slow = pytest.mark.slow  # every test that executes the notebooks
+
+
+def _env(grader: bool) -> dict:
+    env = run_env()
+    if not grader:  # as CI runs a notebook: nothing static forced, the default backend
+        env.pop(STATIC_ENV, None)
+        env.pop("MPLBACKEND", None)
+    return env
+
+
+def _execute(assignment: str, out_dir: Path, grader: bool) -> nbformat.NotebookNode:
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+         f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}", "--output-dir", str(out_dir),
+         str(source_path(assignment))],
+        env=_env(grader), capture_output=True, text=True, timeout=20 * CELL_TIMEOUT)
+    assert proc.returncode == 0, f"{assignment}: {proc.stderr[-3000:]}"
+    return nbformat.read(out_dir / f"{assignment}.ipynb", as_version=4)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> list[dict[str, nbformat.NotebookNode]]:
+    """ROUNDS runs of every notebook, one round after the other."""
+    rounds = []
+    for r in range(ROUNDS):
+        out = tmp_path_factory.mktemp(f"round{r}")
+        rounds.append({a: _execute(a, out, grader=(r == 0)) for a in ASSIGNMENTS})
+    return rounds
+
+
+@pytest.fixture(scope="module")
+def executed(runs) -> dict[str, nbformat.NotebookNode]:
+    return runs[0]
+
+
+# --------------------------------------------------------------------------- #
+# widgets: never waited on, one image each
+# --------------------------------------------------------------------------- #
+def _seconds(cell) -> float:
+    timing = cell.metadata.execution
+    start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+    return (end - start).total_seconds()
+
+
+def _images(cell) -> int:
+    return sum("image/png" in out.get("data", {}) for out in cell.outputs)
+
+
+@slow
+def test_no_run_waits_on_a_widget_and_each_widget_shows_one_image(runs):
+    widget_cells = 0
+    for r, notebooks in enumerate(runs):
+        for assignment, nb in notebooks.items():
+            for cell in nb.cells:
+                if cell.cell_type != "code" or not WIDGET_CALL.search(cell.source):
+                    continue
+                widget_cells += 1
+                where = f"round {r}, {assignment} {nbgrader_meta(cell).get('grade_id')}"
+                assert _seconds(cell) <= WIDGET_SECONDS, f"{where}: {_seconds(cell):.1f} s"
+                assert _images(cell) == 1, f"{where}: {_images(cell)} images"
+                assert not [o for o in cell.outputs if o.output_type == "error"], where
+    assert widget_cells == ROUNDS * 4  # bptt, clipping, lstm and gru each have one
+
+
+# --------------------------------------------------------------------------- #
+# reading outputs and texts
+# --------------------------------------------------------------------------- #
+def _cell(nb, grade_id: str):
+    found = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") == grade_id]
+    assert len(found) == 1, grade_id
+    return found[0]
+
+
+def _stdout(nb, grade_id: str) -> str:
+    return "".join(o.get("text", "") for o in _cell(nb, grade_id).outputs
+                   if o.output_type == "stream" and o.name == "stdout")
+
+
+def _text(nb, grade_id: str) -> str:
+    return " ".join(_cell(nb, grade_id).source.split())
+
+
+def _quoted(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    assert found, f"the text no longer says {pattern!r}: update this test"
+    return found.group(1)
+
+
+def _table(stdout: str, first: str) -> list[dict[str, str]]:
+    """The rows of the last table whose header starts with ``first``: column -> value."""
+    lines = stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.split()[:1] == [first]]
+    assert starts, f"no table headed {first!r} in\n{stdout}"
+    header = re.split(r"\s{2,}", lines[starts[-1]].strip())
+    rows = []
+    for line in lines[starts[-1] + 1:]:
+        values = line.split()
+        if len(values) != len(header):
+            break
+        rows.append({h: v.rstrip("*") for h, v in zip(header, values, strict=True)})
+    assert rows, f"empty table headed {first!r}"
+    return rows
+
+
+def _accuracies(stdout: str) -> dict[tuple[int, str], float]:
+    """(lag, model) -> held-out accuracy, from an experiment's summary table; also chance."""
+    out = {}
+    for row in _table(stdout, "task"):
+        for model in ("rnn", "lstm", "gru"):
+            if model in row:
+                out[int(row["lag"]), model] = float(row[model])
+        out[int(row["lag"]), "chance"] = float(row["chance"])
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# rnn_cell
+# --------------------------------------------------------------------------- #
+@slow
+def test_rnn_cell_memory_claims(executed):
+    nb = executed["rnn_cell"]
+    spread = {float(g): (float(a), float(b)) for g, a, b in re.findall(
+        r"gain ([\d.]+): spread after 3 words ([\d.e+-]+), after 30 words ([\d.e+-]+)",
+        _stdout(nb, "memory_run"))}
+    text = _text(nb, "memory_discussion")
+    assert _quoted(r"ran a gain of ([\d.]+)", text) == "1.5" and 1.5 in spread
+    for gain, (after3, after30) in spread.items():
+        if gain < 1:  # shrinks, at least as fast as gain ** t
+            assert after30 < after3 <= gain ** 3 and after30 <= gain ** 30, gain
+    assert spread[float(_quoted(r"\(with gain ([\d.]+)\)", text))][0] >= 0.3  # a large part
+    assert max(after30 for g, (_, after30) in spread.items() if g < 1) < 0.01  # almost nothing
+    assert spread[1.5][1] >= 0.3  # no longer shrinks: of the order of its first value
+
+
+# --------------------------------------------------------------------------- #
+# bptt
+# --------------------------------------------------------------------------- #
+@slow
+def test_bptt_measured_factors(executed):
+    nb = executed["bptt"]
+    rows = [line.split() for line in _stdout(nb, "measure_run").splitlines()
+            if line.split()[:1] in (["tanh"], ["linear"])]
+    factor = {(r[0], float(r[1])): (float(r[2]), float(r[3])) for r in rows}
+    for (kind, gain), (measured, predicted) in factor.items():
+        if kind == "linear":  # equals sigma_max exactly
+            assert measured == pytest.approx(gain, abs=1e-3)
+        else:  # matches sigma_max * rms(tanh') to a few percent
+            assert measured == pytest.approx(predicted, rel=0.05)
+    tanh = {g: m for (k, g), (m, _) in factor.items() if k == "tanh"}
+    assert tanh[1.0] < 1  # vanishes even at sigma_max = 1
+    quoted = float(_quoted(r"tanh RNN with \$\\sigma_\{\\max\} = ([\d.]+)\$ still vanished",
+                           _text(nb, "bptt_summary")))
+    assert tanh[quoted] < 1
+    assert any(m > 1 for g, m in tanh.items() if g > quoted)  # explodes at a larger gain
+    text = _text(nb, "measure_discussion")
+    assert "$0.8^{60} \\approx 10^{-6}$" in text and round(np.log10(0.8 ** 60)) == -6
+    assert "$1.25^{60} \\approx 10^{6}$" in text and round(np.log10(1.25 ** 60)) == 6
+
+
+@slow
+def test_bptt_france_claims(executed):
+    nb = executed["bptt"]
+    out = _stdout(nb, "france_run")
+    rows = [line.split() for line in out.splitlines() if re.fullmatch(r"\s*\d+(\s+\S+){4}", line)]
+    gaps = [int(r[0]) for r in rows]
+    full08, full1, trunc, full15 = (np.array([float(r[i]) for r in rows]) for i in range(1, 5))
+    assert "full, gain 0.8" in out and "truncate=10, gain 1.0" in out and "full, gain 1.5" in out
+    assert np.all(np.diff(full1) < 0)  # shrinks with the gap
+    assert full1[gaps.index(40)] < 0.05  # a small fraction after 40 fillers
+    assert np.all(full08[1:] < full1[1:])  # 0.8 vanishes faster still
+    assert np.all(np.diff(full15) > 0) and full15[-1] > 10  # grows, more than ten times
+    window = int(_quoted(r"exactly zero once the gap reaches (\d+)", _text(nb, "bptt_summary")))
+    for gap, t, f in zip(gaps, trunc, full1, strict=True):
+        assert (t == 0) == (gap >= window) and (gap >= window or t == f), gap
+
+
+# --------------------------------------------------------------------------- #
+# clipping
+# --------------------------------------------------------------------------- #
+@slow
+def test_clipping_explosion_plot_claims(executed):
+    nb = executed["clipping"]
+    ratio = {float(s): float(r) for s, r in re.findall(
+        r"Wh = ([\d.]+) x orthogonal: gradient 60 steps back / at the last step = (\S+)",
+        _stdout(nb, "clipping_explode_plot"))}
+    assert 0.4 <= ratio[0.5] ** (1 / 60) <= 0.6  # loses a factor of about 2 per step
+    assert 1.3 <= ratio[3.0] ** (1 / 60) <= 1.5  # gains about 1.4 per step ...
+    assert round(np.log10(ratio[3.0])) == 8  # ... and is about 10^8 larger
+    assert 0.4 <= ratio[1.0] ** (5 / 60) <= 0.6  # a factor 2 every 5 steps
+    assert "$10^{8}$" in _text(nb, "clipping_explode_read")
+    # the vanishing section quotes the s = 1 ratio: "a few 10^-4"
+    assert "a few $10^{-4}$" in _text(nb, "clipping_vanish_md")
+    assert 1e-4 <= ratio[1.0] < 1e-3
+
+
+@slow
+def test_clipping_training_explodes_without_clipping_only(executed):
+    nb = executed["clipping"]
+    runs = {name: (float(acc), float(first), float(median), float(before), float(after))
+            for name, acc, first, median, before, after in re.findall(
+                r"(no clipping|clipping)\s*: final accuracy (\d+)%, first gradient norm (\S+), "
+                r"median (\S+); \|\|Wh\|\| (\S+) -> (\S+)", _stdout(nb, "clipping_train"))}
+    acc, first, median, before, after = runs["no clipping"]
+    c_acc, c_first, _, c_before, c_after = runs["clipping"]
+    assert first == c_first >= 100 * 1.0  # more than a hundred times the threshold of 1
+    assert after >= 3 * before  # ||Wh|| grows several times over
+    assert acc / 100 <= 0.25 + NEAR_CHANCE  # never recovers: accuracy at chance (4 countries)
+    assert median <= 10  # its gradient norm drops to the order of 1
+    assert c_acc / 100 >= SUCCESS  # the clipped run is the only one that learns
+    assert c_after <= 1.2 * c_before  # ||Wh|| hardly moves
+    text = _text(nb, "clipping_train_read")
+    assert "more than a hundred times the threshold" in text and "several times over" in text
+
+
+@slow
+def test_clipping_text_quotes_the_check(executed):
+    nb = executed["clipping"]
+    doc = checks.assignment_checks("clipping")["clip_by_global_norm_total_norm"].doc
+    printed = _stdout(nb, "clip_by_global_norm_total_norm")
+    phrase = "3s, 4s, 12s is 13s"
+    assert phrase in doc and phrase in printed and phrase in _text(nb, "clipping_norm_checks_md")
+    assert "final assignment" not in _text(nb, "clipping_summary")
+
+
+# --------------------------------------------------------------------------- #
+# lstm and gru: who wins at which lag
+# --------------------------------------------------------------------------- #
+@slow
+def test_lstm_experiment_claims(executed):
+    nb = executed["lstm"]
+    acc = _accuracies(_stdout(nb, "lstm_experiment"))
+    text = _text(nb, "lstm_experiment_read")
+    short = [int(g) for g in re.findall(r"with (\d+) or (\d+) fillers", text)[0]]
+    for gap in short:  # both models learn the short gaps
+        assert acc[gap, "rnn"] >= SUCCESS and acc[gap, "lstm"] >= SUCCESS, gap
+    far = int(_quoted(r"correctly at a gap of (\d+)", text))
+    assert acc[far, "rnn"] <= acc[far, "chance"] + NEAR_CHANCE  # falls to the chance line
+    assert acc[far, "lstm"] >= SUCCESS
+
+
+@slow
+def test_gru_experiment_claims(executed):
+    nb = executed["gru"]
+    acc = _accuracies(_stdout(nb, "gru_experiment"))
+    gap = int(_quoted(r"At a gap of (\d+) the RNN is at \(or near\) the chance line",
+                      _text(nb, "gru_experiment_read")))
+    assert acc[gap, "rnn"] <= acc[gap, "chance"] + NEAR_CHANCE
+    assert acc[gap, "lstm"] >= SUCCESS and acc[gap, "gru"] >= SUCCESS
+
+
+@slow
+def test_gru_lag_study_claims(executed):
+    nb = executed["gru"]
+    acc = _accuracies(_stdout(nb, "gru_lag_study"))
+    text = _text(nb, "gru_lag_study_read")
+    short = int(_quoted(r"At \$T = (\d+)\$ all three cells learn", text))
+    long = int(_quoted(r"At \$T = (\d+)\$ the first symbol", text))
+    assert all(acc[short, m] >= SUCCESS for m in ("rnn", "lstm", "gru"))
+    assert acc[long, "gru"] >= SUCCESS  # your GRU still reaches the success line
+    assert 0.5 <= acc[long, "rnn"] < SUCCESS  # below it, above the second symbol's 50 %
+    assert acc[long, "rnn"] <= acc[long, "lstm"] < acc[long, "gru"]  # the LSTM in between
+
+
+@slow
+def test_gru_gradient_at_lag_claims(executed):
+    nb = executed["gru"]
+    rows = _table(_stdout(nb, "gru_gradient_lag"), "k")
+    lags = [int(r["k"]) for r in rows]
+    g = {m: np.array([float(r[m]) for r in rows]) for m in ("rnn", "lstm", "gru")}
+    assert lags[-1] == 60
+    assert np.all(np.diff(g["rnn"]) < 0) and 1e-4 <= g["rnn"][-1] < 1e-3  # a few 10^-4
+    assert np.all(np.diff(g["gru"]) < 0) and 0.03 <= g["gru"][-1] <= 0.3  # one order
+    assert g["lstm"][-1] > 2 and g["lstm"][-1] > g["lstm"][0]  # grows, several times
+    assert min(g["lstm"][-1], g["gru"][-1]) >= 100 * g["rnn"][-1]  # orders of magnitude more
+    text = _text(nb, "gru_gradient_lag_md")
+    assert "a few $10^{-4}$" in text and "one order of magnitude" in text
+    assert "several times its lag-0 value at lag 60" in text
+
+
+@slow
+def test_gru_truncation_claims(executed):
+    learned = re.findall(r"truncate=(\d+): longest gap learned (\d+)",
+                         _stdout(executed["gru"], "gru_truncation"))
+    assert learned and all(int(gap) == int(k) - 2 for k, gap in learned)
+
+
+@slow
+def test_gru_carrier_claims(executed):
+    nb = executed["gru"]
+    found = re.search(r"carrier unit \d+: lowest separation score over the gap (\S+); spread of "
+                      r"the country means (\S+) at the first word, (\S+) ten steps later, "
+                      r"(\S+) at 'speak'", _stdout(nb, "gru_look_inside"))
+    assert found, _stdout(nb, "gru_look_inside")
+    worst, first, ten, last = map(float, found.groups())
+    assert worst >= 10  # separates the countries at every step of the gap
+    assert last >= 3 * first  # distinct but close at the first word, then drift apart
+    assert ten >= 0.6 * last  # over the first ten or so steps, then stay apart
+    text = _text(nb, "gru_lag_study_read")
+    assert "drift apart over the first ten or so steps" in text
+
+
+def test_no_text_sends_students_where_they_cannot_go():
+    """Students have the release notebooks and rnn_course, not autograder/ or docs/."""
+    for assignment in ASSIGNMENTS:
+        for cell in nbformat.read(source_path(assignment), as_version=4).cells:
+            if cell.cell_type == "markdown":
+                where = f"{assignment} {nbgrader_meta(cell).get('grade_id')}"
+                assert "autograder" not in cell.source and "docs/" not in cell.source, where
+                assert "a new cell" not in cell.source, where  # "do not add cells"
+
+
+
+@slow
+def test_bptt_worked_example_matches_by_hand(executed):
+    """With the solutions every line of the worked example says ok."""
+    out = _stdout(executed["bptt"], "worked_example_run")
+    assert "differs" not in out and out.count(" ok") == 15, out
+
+
+def test_lstm_widget_claims():
+    """The numbers lstm_widget_md and lstm_experiment_read quote from the widget's drawings
+    at b_f = 0, 1 and 3: the same demo function on the same batch, with the reference."""
+    from autograder import reference
+    from rnn_course import data, training
+    from rnn_course.demos.lstm import forget_bias_widget, gradient_reach
+
+    nb = nbformat.read(source_path("lstm"), as_version=4)
+    widget = _text(nb, "lstm_widget")
+    call = "demos.forget_bias_widget(lstm_forward, lstm_backward, rnn_forward, rnn_backward"
+    assert widget.startswith(call)
+    gap = int(_quoted(r"gap=(\d+)\)$", widget))  # the other arguments: the defaults
+    _, hidden, batch, seed, static = forget_bias_widget.__defaults__
+    assert static == (0.0, 1.0, 3.0)
+    task = data.CountryLanguageTask(gap=gap)
+    x, _ = task.batch(batch, seed=seed)
+
+    def reach(forward, backward, params):
+        r = gradient_reach(forward, backward, params, x, seed=seed)
+        return r[-1] / r[0]  # at the country, relative to k = 0
+
+    rnn = reach(reference.rnn_forward, reference.rnn_backward,
+                training.init_rnn(task.input_size, hidden, task.output_size, seed=seed))
+    full, cell = {}, {}
+    for bias in static:
+        lstm = training.init_lstm(task.input_size, hidden, task.output_size, seed=seed,
+                                  forget_bias=bias)
+        full[bias] = reach(reference.lstm_forward, reference.lstm_backward, lstm)
+        cell[bias] = reach(reference.lstm_forward, reference.lstm_backward,
+                           dict(lstm, Wh=np.zeros_like(lstm["Wh"])))
+    text = _text(nb, "lstm_widget_md")
+    assert "gap of 100 fillers" in text and gap == 100
+    assert 0.4 <= cell[0.0] ** (1 / (gap + 1)) <= 0.6  # b_f = 0: a factor 2 per step
+    assert "thousands of times more gradient" in text and 1e3 <= full[1.0] / rnn < 1e4
+    assert "down to $10^{-12}$" in text and round(np.log10(cell[1.0])) == -12
+    assert "carries about 1 % over 100 steps" in text and 0.003 <= cell[3.0] <= 0.03
+    assert full[3.0] > 1  # the full LSTM's gradient grows with k
+    assert "put it at $10^{-6}$" in _text(nb, "lstm_experiment_read")
+    assert round(np.log10(rnn)) == -6
