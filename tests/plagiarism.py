@@ -183,7 +183,7 @@ def notebook(solution: dict | None, order=FUNCTIONS) -> dict:
     for cell in answers:
         source = "".join(cell["source"])
         name = next(f for f in FUNCTIONS if source.startswith(f"def {f}("))
-        sources[name] = _STUB.sub(lambda m: solution[name].strip("\n"), source)
+        sources[name] = _STUB.sub(solution[name].strip("\n").replace("\\", "\\\\"), source)
     for cell, name in zip(answers, order, strict=True):
         cell["source"] = sources[name]
     return nb

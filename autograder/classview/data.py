@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 
 from nbgrader.api import (
     Grade,
-    GradeCell,
     Gradebook,
+    GradeCell,
     MissingEntry,
     Notebook,
     Student,
@@ -57,12 +57,12 @@ def template(message: str) -> str:
     # innermost brackets first, so that nested arrays collapse; brackets without a
     # digit in them are words (``a[:, :H]``, ``['Wx']``) and stay
     while True:
-        new = _BRACKETS.sub(lambda m: "[…]" if re.search(r"\d|…", m.group()) else
+        new = _BRACKETS.sub(lambda m: "\x02" if re.search(r"\d|\x02", m.group()) else
                             m.group().replace("[", "\x00").replace("]", "\x01"), text)
         if new == text:
             break
         text = new
-    text = text.replace("\x00", "[").replace("\x01", "]")
+    text = text.replace("\x00", "[").replace("\x01", "]").replace("\x02", "[…]")
     text = _NUMBER.sub("#", text)
     return text[:TEMPLATE_CHARS]
 
@@ -226,9 +226,8 @@ def _collect(session, course_id: str, a) -> ClassView:
         select(GRADING.c.submission_id, GRADING.c.status, GRADING.c.graded_at)
         .where(GRADING.c.assignment == a.name)).all()}
     released: dict[str, datetime] = {}
-    for student, timestamp, submitted, rel in session.execute(
-            select(INBOUND.c.student_id, INBOUND.c.timestamp, INBOUND.c.submitted_at,
-                   INBOUND.c.released_at)
+    for student, rel in session.execute(
+            select(INBOUND.c.student_id, INBOUND.c.released_at)
             .where(INBOUND.c.assignment == a.name, INBOUND.c.released_at.is_not(None))
             .order_by(INBOUND.c.id)).all():
         released[student] = rel  # the latest released grading of each student

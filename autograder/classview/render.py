@@ -114,7 +114,7 @@ def function_bars(view: ClassView) -> str:
             total = sum(view.functions[fn]) or 1
             shares.append(view.functions[fn][i] / total)
         ax.barh(names, shares, left=left, color=color, label=label)
-        left = [a + b for a, b in zip(left, shares)]
+        left = [a + b for a, b in zip(left, shares, strict=True)]
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of students")
