@@ -185,6 +185,22 @@ def page(view: ClassView, feedback_href: Callable[[str], str | None] = lambda s:
         return "".join(parts)
 
     parts.append("<h2>Scores</h2>" + _img(score_histogram(view), "histogram of the scores"))
+    parts.append(f"<h2>Named bugs ({len(view.bugs)})</h2><p>Failed checks grouped by "
+                 "the bug their message names (numbers and arrays taken out).</p>"
+                 "<table id='bugs'><tr><th>students</th><th>share</th><th>function</th>"
+                 "<th>bug (message template)</th><th>example</th><th>checks</th>"
+                 "<th>who</th></tr>")
+    for b in view.bugs:
+        example = b.example if len(b.example) <= EXAMPLE_CHARS else \
+            b.example[:EXAMPLE_CHARS] + " …"
+        parts.append(
+            f"<tr class='bug'><td class='num'>{len(b.students)}</td>"
+            f"<td class='num'>{_share(len(b.students), n)}</td><td>{e(b.function)}</td>"
+            f"<td><code>{e(b.template)}</code></td><td><code>{e(example)}</code></td>"
+            f"<td>{e(', '.join(b.checks))}</td>"
+            f"<td>{', '.join(who(s) for s in b.students)}</td></tr>")
+    parts.append("</table>")
+
     parts.append("<h2>Per function</h2>" + _img(function_bars(view), "full, partial and no "
                                                   "points per function"))
     rows = "".join(
@@ -202,22 +218,6 @@ def page(view: ClassView, feedback_href: Callable[[str], str | None] = lambda s:
                      f"<td class='num'>{_share(c.full, c.graded)}</td>"
                      f"<td class='num'>{_share(c.partial, c.graded)}</td>"
                      f"<td class='num'>{_share(c.none, c.graded)}</td></tr>")
-    parts.append("</table>")
-
-    parts.append(f"<h2>Named bugs ({len(view.bugs)})</h2><p>Failed checks grouped by "
-                 "the bug their message names (numbers and arrays taken out).</p>"
-                 "<table id='bugs'><tr><th>students</th><th>share</th><th>function</th>"
-                 "<th>bug (message template)</th><th>example</th><th>checks</th>"
-                 "<th>who</th></tr>")
-    for b in view.bugs:
-        example = b.example if len(b.example) <= EXAMPLE_CHARS else \
-            b.example[:EXAMPLE_CHARS] + " …"
-        parts.append(
-            f"<tr class='bug'><td class='num'>{len(b.students)}</td>"
-            f"<td class='num'>{_share(len(b.students), n)}</td><td>{e(b.function)}</td>"
-            f"<td><code>{e(b.template)}</code></td><td><code>{e(example)}</code></td>"
-            f"<td>{e(', '.join(b.checks))}</td>"
-            f"<td>{', '.join(who(s) for s in b.students)}</td></tr>")
     parts.append("</table>")
 
     waits = view.feedback_seconds()

@@ -1,8 +1,10 @@
 """The similarity report: the most similar pairs of students' code, for a person to judge.
 
 Each student's code is the code cells of their submitted notebooks, joined; the
-release's code cells (starter code, provided and test cells) are *boilerplate*:
-their fingerprints are taken out, so two untouched submissions share nothing.
+release's code cells (starter code, provided and test cells) are subtracted: a
+line as the release has it is dropped, and the release's fingerprints are taken
+out of the rest, so two untouched submissions share nothing and the report shows
+each student's own lines only.
 ``copydetect`` (winnowing over tokens: names become ``V``/``F``, comments and
 blank lines are dropped) fingerprints them, which makes the comparison robust to
 renamed variables, added comments and blank lines, and, as fingerprints are a
@@ -123,6 +125,12 @@ def starter_of(release_dir: Path) -> str:
                        for p in sorted(release_dir.glob("*.ipynb")))
 
 
+def own_code(code: str, starter_lines: set[str]) -> str:
+    """``code`` without its blank lines and the lines it has as the starter code has them."""
+    return "\n".join(line for line in code.splitlines()
+                     if line.strip() and line.strip() not in starter_lines)
+
+
 def _fingerprint(code: str, boilerplate):
     from copydetect import CodeFingerprint
 
@@ -136,6 +144,8 @@ def compare(codes: dict[str, str], starter: str, *, top: int = TOP_PAIRS,
     from copydetect import compare_files
     from copydetect.utils import highlight_overlap
 
+    starter_lines = {line.strip() for line in starter.splitlines()}
+    codes = {s: own_code(code, starter_lines) for s, code in codes.items()}
     base = _fingerprint(starter, None)
     boilerplate = np.array(sorted(base.hashes)) if base.hashes else np.array([], dtype=int)
     prints = {s: _fingerprint(code, boilerplate) for s, code in codes.items()}
