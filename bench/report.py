@@ -97,11 +97,15 @@ def run(quick: bool = False, students: int | None = None, out_dir=None) -> dict:
     info = machine()
     note = (f"{info.get('cpu')}, {info.get('cores_usable', info.get('cores'))} usable core(s); "
             f"load average {load} when timing began; building the class took {built:.0f} s")
-    print(table(f"Class view and similarity report, {n} students of {ASSIGNMENT}",
-                [("", "what", ""), ("students", "students", "d"), ("seconds", "seconds", ".2f"),
-                 ("target s", "target", ".0f"), ("", "verdict", ""), ("", "detail", "")],
-                rows, note))
-    result = {"machine": info, "load_at_start": load, "students": n, "rows": rows}
+    text = table(f"Class view and similarity report, {n} students of {ASSIGNMENT}",
+                 [("", "what", ""), ("students", "students", "d"), ("seconds", "seconds", ".2f"),
+                  ("target s", "target", ".0f"), ("", "verdict", ""), ("", "detail", "")],
+                 rows, note)
+    print(text)
+    targets = [{"target": f"{r['what']} of {n} students under {r['target']:g} s",
+                "value": r["seconds"], "met": r["verdict"] == "MET"} for r in rows]
+    result = {"machine": info, "load_at_start": load, "students": n, "rows": rows,
+              "targets": targets, "table": text}
     write_json("report", result, out_dir)
     return result
 
