@@ -273,34 +273,41 @@ def test_the_service_shows_the_class_view_to_instructors_and_403_to_a_student(
                         USERS.get(handler.request.headers.get("X-Test-User", "")))
     app = make_app(SimpleNamespace(course=Course(root)), hub=True)
 
-    async def visit(path, who=None):
-        sockets = bind_sockets(0, "127.0.0.1")
+    prefix = "/services/grader/"
+    link = f"{prefix}class/{A}/feedback/%3Cb%3Ex%26y"
+    asks = {"student": [(f"{prefix}class/{A}", "student"), (link, "student")],
+            "stranger": [(f"{prefix}class/{A}", None), (link, None)],
+            "instructor": [(f"{prefix}class/{A}", "instructor"), (link, "instructor"),
+                           (f"{prefix}class/nope", "instructor"),
+                           (f"{prefix}class/{A}/feedback/..", "instructor")]}
+
+    async def answers() -> dict:
+        """Each request of ``asks`` to one server of ``app``, as its user."""
+        (sock,) = bind_sockets(0, "127.0.0.1")
         server = HTTPServer(app)
-        server.add_sockets(sockets)
+        server.add_sockets([sock])
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        client = AsyncHTTPClient()
         try:
-            return await AsyncHTTPClient().fetch(
-                f"http://127.0.0.1:{sockets[0].getsockname()[1]}{path}",
-                headers={"X-Test-User": who} if who else {}, follow_redirects=False,
-                raise_error=False)
+            return {who: [await client.fetch(base + path, raise_error=False,
+                                             follow_redirects=False,
+                                             headers={"X-Test-User": user} if user else {})
+                          for path, user in requests]
+                    for who, requests in asks.items()}
         finally:
             server.stop()
 
-    prefix = "/services/grader/"
-    link = f"{prefix}class/{A}/feedback/%3Cb%3Ex%26y"
-    for path in (f"{prefix}class/{A}", link):
-        assert asyncio.run(visit(path, "student")).code == 403, path
-        assert asyncio.run(visit(path)).code == 302, path
-    got = asyncio.run(visit(f"{prefix}class/{A}", "instructor"))
-    assert got.code == 200
-    assert got.headers["Content-Security-Policy"] == render.CSP
-    body = got.body.decode()
+    got = asyncio.run(answers())
+    assert [r.code for r in got["student"]] == [403, 403]
+    assert [r.code for r in got["stranger"]] == [302, 302]
+    page, fb, unknown, outside = got["instructor"]
+    assert (page.code, fb.code, unknown.code, outside.code) == (200, 200, 404, 404)
+    assert page.headers["Content-Security-Policy"] == render.CSP
+    body = page.body.decode()
     assert "the bias b is not added" in body and "<b>x" not in body
     assert f"href='{link}'" in body and "data:image/png;base64," in body
-    fb = asyncio.run(visit(link, "instructor"))
-    assert fb.code == 200 and b"your feedback" in fb.body
+    assert b"your feedback" in fb.body
     assert fb.headers["Content-Security-Policy"] == render.CSP
-    assert asyncio.run(visit(f"{prefix}class/nope", "instructor")).code == 404
-    assert asyncio.run(visit(f"{prefix}class/{A}/feedback/..", "instructor")).code == 404
 
 
 @pytest.mark.slow
