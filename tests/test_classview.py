@@ -117,12 +117,13 @@ def test_an_empty_class_shows_a_page_that_says_so(released, tmp_path, database):
     assert "No submissions yet" in (out / "class.html").read_text()
 
 
-def test_hostile_ids_unicode_messages_and_a_student_with_only_a_flag(released, tmp_path, capsys):
-    root, url = new_course(released, tmp_path)
+def test_hostile_ids_unicode_messages_and_a_student_with_only_a_flag(released, tmp_path, capsys,
+                                                                     database):
+    root, url = new_course(released, tmp_path, database)
     structure = CourseGradebook(url, PC.COURSE_ID).structure(A)
     when = PC.DUE - timedelta(hours=1)
     unicode_msg = ("naïve ∑ 😀 שלום \u202e<b>gate</b> order is i, f, o, g; "
-                   "lone \udcff surrogate; max error 0.5 " + "x" * 3 * MESSAGE_CHARS)
+                   "lone \udcff surrogate, NUL \x00; max error 0.5 " + "x" * 3 * MESSAGE_CHARS)
     items = []
     for student in HOSTILE_IDS:
         verdicts = {gid: {"kind": "hidden", "passed": gid != "rnn_step_forward_bias",

@@ -35,6 +35,13 @@ VERDICT = Table(
 )
 
 
+def storable(text: str) -> str:
+    """``text`` as any database's text column takes it: lone surrogates escaped
+    (:func:`~autograder.pipeline.flags.clean_text`), NUL written ``\\x00`` (PostgreSQL
+    refuses NUL in text, and a refused row would cost the student's whole grade)."""
+    return F.clean_text(text).replace("\x00", "\\x00")
+
+
 def verdict_rows(submission_id: str, result) -> list[dict]:
     """The rows of one worker result (``result.scores.cells``), messages cleaned and cut."""
     rows = []
@@ -45,7 +52,7 @@ def verdict_rows(submission_id: str, result) -> list[dict]:
                 "student_id": result.student, "notebook": notebook, "grade_id": grade_id,
                 "score": cell.get("score"), "max_score": float(cell.get("max_score") or 0.0),
                 "passed": cell.get("passed"), "kind": str(cell.get("kind") or "")[:16],
-                "message": F.clean_text(str(cell.get("message") or ""))[:MESSAGE_CHARS],
+                "message": storable(str(cell.get("message") or ""))[:MESSAGE_CHARS],
             })
     return rows
 
