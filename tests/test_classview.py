@@ -340,3 +340,25 @@ def test_screenshots_of_the_class_view_and_the_similarity_report(released, tmp_p
                                ("similarity.html", "similarity.png", 900)):
         png = browser.screenshot(out / page, tmp_path / name, tmp_path, height=height)
         browser.keep_for_docs(png, name)
+
+
+def test_the_coordinators_record_keeps_each_verdict_message_and_a_regrade_replaces_them(course):
+    """The messages come from the pipeline's own recording (record.record), once per cell."""
+    import nbfixtures as fx
+    from test_record import FAIL, PASS, context, db_rows, make_result
+
+    from autograder.pipeline import record as R
+
+    fx.submit(course, "ann", fx.student_notebook(course))
+    job, sub = fx.job_for(course, "ann")
+    c = Course(course)
+    R.record(make_result(job, FAIL), sub, **context(course))
+    view = collect(c.db_url, c.course_id, fx.ASSIGNMENT)
+    (bug,) = view.bugs
+    assert bug.example == FAIL["message"] and bug.students == ["ann"]
+    assert sorted(bug.checks) == sorted(job.structure.notebooks[fx.ASSIGNMENT])
+    cells = len(job.structure.notebooks[fx.ASSIGNMENT])
+    assert db_rows(course, "SELECT count(*) FROM rnn_course_verdict") == [(cells,)]
+    R.record(make_result(job, PASS), sub, **context(course))
+    assert collect(c.db_url, c.course_id, fx.ASSIGNMENT).bugs == []
+    assert db_rows(course, "SELECT count(*) FROM rnn_course_verdict") == [(cells,)]
