@@ -161,16 +161,21 @@ def test_hostile_ids_unicode_messages_and_a_student_with_only_a_flag(released, t
     assert "named bug(s)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("case", ["no course", "unknown assignment", "not released"])
+@pytest.mark.parametrize("case", ["no course", "unknown assignment", "not released",
+                                  "no gradebook"])
 def test_report_usage_errors_are_one_line(released, tmp_path, capsys, case):
     root, _ = new_course(released, tmp_path)
+    if case == "no gradebook":
+        (root / "gradebook.db").unlink()
     args = {"no course": ["report", A, "--course-dir", str(tmp_path / "nowhere")],
             "unknown assignment": ["report", "nope", "--course-dir", str(root)],
-            "not released": ["report", "gru", "--course-dir", str(root)]}[case]
+            "not released": ["report", "gru", "--course-dir", str(root)],
+            "no gradebook": ["report", A, "--course-dir", str(root)]}[case]
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
+    assert case != "no gradebook" or not (root / "gradebook.db").exists()
 
 
 # --------------------------------------------------------------------------- #

@@ -35,7 +35,13 @@ from sqlalchemy import select
 
 from autograder.classview.verdicts import VERDICT
 from autograder.errors import UsageError
-from autograder.pipeline.gradebook import GRADING, INBOUND, ensure_tables, flags_by_submission
+from autograder.pipeline.gradebook import (
+    GRADING,
+    INBOUND,
+    _sqlite_path,
+    ensure_tables,
+    flags_by_submission,
+)
 from rnn_course.contract import checked_function
 
 TEMPLATE_CHARS = 300
@@ -180,6 +186,10 @@ def _full(score, max_score) -> str:
 def collect(db_url: str, course_id: str, assignment: str) -> ClassView:
     """The class view of ``assignment`` from the gradebook at ``db_url``; UsageError when
     the gradebook cannot be opened or does not hold the assignment."""
+    path = _sqlite_path(db_url)
+    if path is not None and not path.is_file():  # nbgrader would make an empty one there
+        raise UsageError(f"no gradebook at {path}: release the assignment first "
+                         f"(python -m autograder release {assignment})")
     try:
         gb = Gradebook(db_url, course_id)
     except Exception as exc:
