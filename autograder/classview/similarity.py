@@ -39,6 +39,8 @@ NOISE = 25
 """copydetect's noise threshold: the shortest run of filtered characters that counts."""
 GUARANTEE = 30
 """copydetect's guarantee threshold: runs this long are always found."""
+NOTEBOOK_BYTES = 32 << 20
+"""A submitted notebook larger than this is left out (noted): its outputs, mostly."""
 MIN_SIMILARITY = 0.3
 """Pairs below this similarity are not listed."""
 TOP_PAIRS = 50
@@ -108,7 +110,11 @@ def submissions_of(course_root: Path, assignment: str, submitted: str = "submitt
         for path in sorted(folder.glob("*.ipynb")):
             if path.is_symlink() or not path.is_file():
                 continue
-            text = path.read_bytes()[:SUBMISSION_CHARS * 4].decode("utf-8", "replace")
+            if path.stat().st_size > NOTEBOOK_BYTES:
+                notes.append(f"{student_dir.name}/{path.name}: over {NOTEBOOK_BYTES >> 20} MiB,"
+                             " left out")
+                continue
+            text = path.read_bytes().decode("utf-8", "replace")
             code.append(code_of(text, f"{student_dir.name}/{path.name}", notes))
         text = "\n\n".join(code)
         if len(text) > SUBMISSION_CHARS:
