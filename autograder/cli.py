@@ -1,4 +1,4 @@
-"""Command line of the grader: ``python -m autograder {release,grade,serve,demo}``.
+"""Command line of the grader: ``python -m autograder {release,grade,serve,demo,report}``.
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
 ``run(args) -> int``.  Errors a person can fix (a missing folder, a wrong
@@ -21,6 +21,8 @@ SUBCOMMANDS = {
     "serve": ("autograder.commands.serve",
               "grade submissions as they arrive in the exchange (the grading service)"),
     "demo": ("autograder.commands.demo", "build, hand out and grade a sample class"),
+    "report": ("autograder.commands.report",
+               "the class view (named bugs, scores, times) and the similarity report"),
 }
 
 

@@ -1,6 +1,7 @@
-"""``python -m bench`` (``make bench``): run the five benchmarks, print their tables.
+"""``python -m bench`` (``make bench``): run the benchmarks, print their tables.
 
-    python -m bench [--quick] [--only numerics,grading,notebooks,scale,sandbox] [--out-dir DIR]
+    python -m bench [--quick] [--only numerics,grading,notebooks,scale,sandbox,report]
+        [--out-dir DIR]
 
 Each benchmark prints its table as it finishes and writes
 ``bench/results/<name>.json``; at the end the tables are printed again
@@ -20,7 +21,7 @@ import traceback
 
 from bench import machine, write_json
 
-BENCHMARKS = ("numerics", "grading", "notebooks", "scale", "sandbox")
+BENCHMARKS = ("numerics", "grading", "notebooks", "scale", "sandbox", "report")
 
 
 def main(argv=None) -> int:

@@ -227,3 +227,14 @@ def test_sandbox_overhead_quick(tmp_path):
     assert [r["mode"] for r in data["rows"]] == ["sandboxed", "no sandbox"]
     assert data["same_scores"] and not any(r["errors"] for r in data["rows"])
     assert data["ratio"] > 0 and "ratio" in data["table"]
+
+
+def test_report_quick(tmp_path):
+    from bench import report
+
+    data = report.run(quick=True, out_dir=tmp_path)
+    assert [r["students"] for r in data["rows"]] == [report.QUICK, report.QUICK]
+    saved = _load(tmp_path / "report.json")["targets"]
+    assert [t["value"] for t in saved] == [r["seconds"] for r in data["rows"]]
+    assert all(r["seconds"] > 0 for r in data["rows"])
+    assert "similarity report" in data["table"]

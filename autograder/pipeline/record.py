@@ -55,6 +55,7 @@ from nbgrader.api import (
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SAWarning
 
+from autograder.classview.verdicts import save_verdicts
 from autograder.pipeline import flags as F
 from autograder.pipeline.feedback import write_feedback
 from autograder.pipeline.gradebook import (
@@ -286,6 +287,7 @@ def _save_grading(session, submission_id: str, result, sub) -> None:
     old = [submission_id, *session.execute(stale).scalars()]
     session.execute(delete(FLAG).where(FLAG.c.submission_id.in_(old)))
     session.execute(delete(GRADING).where(GRADING.c.submission_id.in_(old)))
+    save_verdicts(session, old, result)  # the class view's messages (autograder.classview)
     session.execute(insert(GRADING).values(
         submission_id=submission_id, assignment=result.assignment, student_id=result.student,
         digest=sub.digest or "", status=result.status, files_written=False,

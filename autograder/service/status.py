@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 from tornado import web
 from tornado.escape import xhtml_escape
 
+from autograder.classview.serve import class_handlers
 from autograder.service import journal as J
 
 RECENT = 50  # rows of "done" shown
@@ -217,6 +218,7 @@ def make_app(service, *, hub: bool):
             self.write(json.dumps(self.data(), indent=1))
 
     handlers = [(prefix, PageHandler), (prefix + "api/status", ApiHandler)]
+    handlers += class_handlers(prefix, Handler, authenticated, service)  # class/<assignment>
     if hub:
         handlers.append((prefix + "oauth_callback", HubOAuthCallbackHandler))
     settings = {"cookie_secret": os.urandom(32), "log_function": lambda handler: None}
