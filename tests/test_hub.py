@@ -73,7 +73,7 @@ def _remove_account(user: str) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    subprocess.run(["userdel", "--remove", user], capture_output=True)
+    subprocess.run([hubtools.tool("userdel"), "--remove", user], capture_output=True)
 
 
 @pytest.fixture(scope="module")

@@ -254,6 +254,11 @@ def _require_sandbox() -> None:
     ok, reason = sandbox_available()
     if not ok:
         raise UsageError(f"no sandbox: {reason}; {SANDBOX_HINT}")
+    from autograder.sandbox.uids import pool_missing_reason
+
+    reason = pool_missing_reason()
+    if reason is not None:  # never the shared uid nobody instead (docs/security.md)
+        raise UsageError(f"no sandbox accounts: {reason}")
 
 
 def _submitted_students(coursedir: CourseDirectory, assignment: str) -> dict[str, Path]:
