@@ -46,6 +46,7 @@ import hub as hubtools  # noqa: E402
 from test_sanitize import ATTACK_CELL, MARK, _pwned  # noqa: E402
 
 from autograder.commands.demo import fill_solutions  # noqa: E402
+from autograder.course import Course  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.hub]
 
@@ -89,7 +90,9 @@ def hub():
         state=state,
         instructors=[f"{PREFIX}instructor"], grader=f"{PREFIX}grader",
         students=[f"{PREFIX}student"], ports=hubtools.free_ports(),
-        release=[ASSIGNMENT, WIDGETS_ASSIGNMENT])
+        release=[ASSIGNMENT, WIDGETS_ASSIGNMENT],
+        # bptt ships rnn_cell's rnn_forward: it opens once rnn_cell is due (the schedule)
+        now=Course().schedule[WIDGETS_ASSIGNMENT].opens)
     for user in st.accounts:  # fresh homes: nothing fetched or configured before
         _remove_account(user)
     if SHOTS.exists():

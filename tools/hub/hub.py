@@ -14,7 +14,9 @@ up, each step idempotent (``make hub`` twice works):
 - the accounts: instructors, the grader service account, demo students, with
   fresh random passwords, homes mode 0700;
 - ``<state>/course``: a copy of this checkout owned by the grader, mode 0700,
-  with the assignments released to ``<state>/exchange`` (mode 1777);
+  with the assignments open by ``c.RnnCourse.schedule`` released to
+  ``<state>/exchange`` (mode 1777); the grading service releases each later one
+  when it opens (``serve --release-on-open``);
 - ``<state>/hub``: tools/hub/jupyterhub_config.py and the settings.json it reads;
   the hub runs two services as the grader account: the formgrader
   (``/services/rnn-course/``) and the grading service ``python -m autograder
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
@@ -96,8 +99,10 @@ class Settings:
     students: list[str] = dataclasses.field(
         default_factory=lambda: ["student1", "student2", "student3"])
     ports: dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PORTS))
-    # assignments to release (None: every one of c.RnnCourse.assignments)
+    # assignments to release (None: every one open by c.RnnCourse.schedule); each must be open
     release: list[str] | None = None
+    # the time the schedule is read at (naive UTC; None: now): tests open later assignments
+    now: dt.datetime | None = None
     # arguments of `python -m autograder serve`, the grading service
     serve_args: list[str] = dataclasses.field(default_factory=list)
 
@@ -351,12 +356,32 @@ def copy_course(st: Settings) -> None:
     os.chmod(st.course, 0o700)  # source/ holds the solutions
 
 
-def assignments(st: Settings) -> list[str]:
-    """c.RnnCourse.assignments of the course (autograder.course reads it)."""
+def open_assignments(st: Settings) -> list[str]:
+    """The assignments to hand out: open at ``st.now`` by ``c.RnnCourse.schedule`` (the
+    schedule validated: each opens once the previous one is due), in course order.
+
+    An assignment named in ``st.release`` that is not open yet is a HubError: a later
+    notebook ships working versions of earlier graded functions.
+    """
     sys.path.insert(0, str(st.repo))
     from autograder.course import Course
+    from autograder.errors import UsageError
 
-    return Course(st.repo).assignments
+    course = Course(st.repo)
+    try:
+        schedule = course.schedule
+        opened = course.open_assignments(st.now)
+        for name in st.release or ():
+            course.check_assignment(name)
+    except UsageError as exc:
+        raise HubError(str(exc)) from None
+    if st.release is None:
+        return opened
+    for name in st.release:
+        if name not in opened:
+            raise HubError(f"{name} opens at {schedule[name].opens} UTC "
+                           "(c.RnnCourse.schedule): not released before")
+    return [a for a in opened if a in st.release]
 
 
 def ensure_exchange_and_release(st: Settings) -> list[str]:
@@ -368,7 +393,9 @@ def ensure_exchange_and_release(st: Settings) -> list[str]:
     os.chmod(st.jupyter_config, 0o755)
     shutil.copy(HERE / "nbgrader_config.py", st.jupyter_config / "nbgrader_config.py")
     os.chmod(st.jupyter_config / "nbgrader_config.py", 0o644)
-    wanted = st.release if st.release is not None else assignments(st)
+    wanted = open_assignments(st)
+    if not wanted:
+        raise HubError("no assignment is open yet (c.RnnCourse.schedule in nbgrader_config.py)")
     course_id = "rnn-course"
     # what earlier runs released (both steps done) in this state folder, and from which
     # source: an assignment whose source notebook changed since is released again
@@ -413,7 +440,9 @@ def write_config(st: Settings) -> Path:
         "hub_dir": str(st.hub_dir), "course_id": "rnn-course", "ports": st.ports,
         "instructors": st.instructors, "students": st.students, "grader": st.grader,
         "grader_home": str(home_of(st.grader)),
-        "grading_service": {"name": GRADING_SERVICE, "args": st.serve_args},
+        # the service hands out each later assignment when it opens (c.RnnCourse.schedule)
+        "grading_service": {"name": GRADING_SERVICE,
+                            "args": ["--release-on-open", *st.serve_args]},
     }
     (st.hub_dir / "settings.json").write_text(json.dumps(settings, indent=2))
     shutil.copy(HERE / "jupyterhub_config.py", st.hub_dir / "jupyterhub_config.py")
