@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,29 @@ def assignments_in(config, where: str = "nbgrader_config.py") -> list[str]:
         raise UsageError(f"{where} must list the course's assignments, in order, as "
                          'c.RnnCourse.assignments = ["first", "second", ...]')
     return list(assignments)
+
+
+# A student id becomes a folder name (submitted/<id>/), part of an exchange entry's
+# name (<id>+<assignment>+<time>), a gradebook key and a cell of grades.csv and the
+# Canvas CSV: a letter, digit or _ first (never = + - @, which a spreadsheet reads as a
+# formula), then letters, digits and _ . - @ (an e-mail address); at most 64.
+STUDENT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
+
+
+def student_id_problem(student: str) -> "str | None":
+    """Why ``student`` cannot be a student id here (one line), or None when it can."""
+    if isinstance(student, str) and STUDENT_ID.fullmatch(student):
+        return None
+    return (f"{student!r} is not a student id nbgrader and a CSV can carry safely: a letter, "
+            "digit or _ first, then letters, digits, _ . - @ (at most 64)")
+
+
+def check_student_id(student: str) -> str:
+    """``student`` when it is a valid student id, else a one-line :class:`UsageError`."""
+    problem = student_id_problem(student)
+    if problem is not None:
+        raise UsageError(problem)
+    return student
 
 
 # When the grading service (``python -m autograder serve``) hands feedback back:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,29 @@ def test_stop_signals_to_the_group_leave_no_process_and_no_port(tmp_path, signal
         for pid in [driver.pid, *pids]:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_an_account_name_that_is_no_student_id_is_refused_before_any_set_up(tmp_path):
+    """Hub user names become student ids (folders, exchange names, CSV cells)."""
+    if os.geteuid() != 0:
+        pytest.fail("make hub runs as root", pytrace=False)
+    st = hubtools.Settings(state=tmp_path / "state", shared=tmp_path / "shared",
+                           students=["student1", "=1+2"])
+    with pytest.raises(hubtools.HubError, match="account '=1\\+2' is not a student id") as exc:
+        hubtools.prepare(st)
+    assert "\n" not in str(exc.value)
+    assert not (tmp_path / "state").exists() and not (tmp_path / "shared").exists()
+
+
+def test_a_release_not_open_yet_is_refused_in_one_line(tmp_path):
+    """make hub hands out only what c.RnnCourse.schedule has opened (tests/test_schedule.py)."""
+    from autograder.course import Course
+
+    schedule = Course(REPO).schedule
+    st = hubtools.Settings(release=["rnn_cell", "bptt"], now=schedule["bptt"].opens)
+    assert hubtools.open_assignments(st) == ["rnn_cell", "bptt"]
+    st.now = schedule["bptt"].opens - timedelta(seconds=1)
+    with pytest.raises(hubtools.HubError, match="bptt opens at .* not released before"):
+        hubtools.open_assignments(st)
+    st.release = None
+    assert hubtools.open_assignments(st) == ["rnn_cell"]

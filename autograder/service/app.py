@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from autograder.course import Course
+from autograder.course import Course, student_id_problem
 from autograder.errors import UsageError
 from autograder.pipeline.precheck import TIMESTAMP_FILE
 from autograder.pipeline.runner import die_with_parent
@@ -226,6 +226,11 @@ class Service:
             if parsed is None:
                 self._ignored.add(name)
                 event("ignored", f"{name!r}: not a submission's name (student+assignment+time)")
+                continue
+            problem = student_id_problem(parsed[0])
+            if problem is not None:  # a student id enters here: refused, in one line
+                self._ignored.add(name)
+                event("ignored", f"{name[:200]!r}: {problem}")
                 continue
             if not self._written(name):
                 continue  # nbgrader submit is still copying it: the next scan looks again

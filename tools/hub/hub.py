@@ -453,6 +453,13 @@ def prepare(st: Settings) -> tuple[dict[str, str], list[str]]:
     """Every set-up step; the accounts' passwords (the grader's left out), the released."""
     if os.geteuid() != 0:
         raise HubError("run as root: the hub makes Unix accounts and runs servers as them")
+    sys.path.insert(0, str(st.repo))
+    from autograder.course import student_id_problem
+
+    for user in st.accounts:  # a user name becomes a student id: folders, CSV cells
+        problem = student_id_problem(user)
+        if problem is not None:
+            raise HubError(f"account {problem}")
     protect_checkout(st)
     t = time.monotonic()
     ensure_proxy(st)
