@@ -406,3 +406,25 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     # (the script and widget bundles as their text/plain parts, the HTML without its handlers)
     assert {"js", "widget"} <= {t.strip() for t in ipage.locator("pre").all_inner_texts()}
     assert ipage.locator("div", has_text=re.compile(r"^hover$")).count() >= 1
+
+
+def test_a_student_reads_no_solution_anywhere_the_hub_put_or_used_them(hub):
+    """As a student account of the running hub: neither the checkout the hub was made from,
+    nor the grader's course copy, nor the hub's state and software folders give away
+    ``source/`` or ``autograder/reference.py`` (hub.protect_checkout, copy_course)."""
+    running, _ = hub
+    st = running.st
+    student = st.students[0]
+    runuser = hubtools.tool("runuser")
+    for root in (st.repo, st.course):
+        for rel in (f"source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb", "autograder/reference.py"):
+            probe = subprocess.run([runuser, "-u", student, "--", "cat", str(root / rel)],
+                                   capture_output=True, text=True)
+            assert probe.returncode != 0 and "Permission denied" in probe.stderr, (root, rel)
+    names = ["-path", "*/autograder/reference.py"]
+    for a in Course().assignments:
+        names += ["-o", "-path", f"*/source/{a}/{a}.ipynb"]
+    found = subprocess.run(
+        [runuser, "-u", student, "--", "find", str(st.state), str(st.shared), "-readable",
+         "(", *names, ")"], capture_output=True, text=True)
+    assert found.stdout.strip() == "", found.stdout
