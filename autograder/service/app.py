@@ -45,8 +45,8 @@ HELD_EVERY = 10.0  # seconds between two readings of the held feedback's due dat
 WRITTEN_LAST = (TIMESTAMP_FILE, "submission_secret.txt")
 """What ``nbgrader submit`` writes into an inbound entry after copying the notebooks."""
 UNFINISHED_GRACE = 120.0
-RELEASE_RETRY = 60.0  # seconds between two tries to hand out an assignment that opened
 """Seconds after which an entry still without :data:`WRITTEN_LAST` is taken as it is."""
+RELEASE_RETRY = 60.0  # seconds between two tries to hand out an assignment that opened
 
 
 def setup_logging(verbose: bool = False) -> None:
