@@ -164,9 +164,23 @@ def login(browser, url: str, user: str, password: str):
     return ctx, page
 
 
-def open_assignment_list(page) -> None:
-    page.click('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Nbgrader")')
-    page.click('#jp-mainmenu-nbgrader li[data-command="nbgrader:open-assignment-list"]')
+def open_assignment_list(page, tries: int = 3) -> None:
+    """Nbgrader > Assignment List.  On a loaded machine the menu has been seen to close
+    again before its item could be clicked (JupyterLab still restoring its layout): a
+    person opens it again, and so does this."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, tries + 1):
+        page.click('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Nbgrader")')
+        try:
+            page.click('#jp-mainmenu-nbgrader li[data-command="nbgrader:open-assignment-list"]',
+                       timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == tries:
+                raise
+            shot(page, f"00-menu-try-{attempt}")
+            page.keyboard.press("Escape")
     page.locator("#released_assignments_list, #fetched_assignments_list").first.wait_for()
 
 
