@@ -15,6 +15,17 @@ c.CourseDirectory.course_id = os.environ.get("RNN_COURSE_ID", "rnn-course")
 c.CourseDirectory.root = os.environ.get("RNN_COURSE_ROOT", _here)
 # The five assignments, in course order (read by `python -m autograder`).
 c.RnnCourse.assignments = ["rnn_cell", "bptt", "clipping", "lstm", "gru"]
+# When each is handed out (`make hub` and `python -m autograder serve --release-on-open`
+# release it to the exchange) and due, UTC.  Each opens once the previous one is past
+# due: a later notebook ships working versions of earlier graded functions (bptt's
+# provided rnn_forward, ...), checked when this file is read (autograder.course).
+c.RnnCourse.schedule = {
+    "rnn_cell": {"opens": "2026-11-30 09:00", "due": "2026-12-13 23:59"},
+    "bptt": {"opens": "2026-12-14 00:00", "due": "2026-12-20 23:59"},
+    "clipping": {"opens": "2026-12-21 00:00", "due": "2027-01-10 23:59"},
+    "lstm": {"opens": "2027-01-11 00:00", "due": "2027-01-24 23:59"},
+    "gru": {"opens": "2027-01-25 00:00", "due": "2027-02-07 23:59"},
+}
 
 # Gradebook: SQLite next to the course by default; a shared service sets
 # RNN_COURSE_DB_URL=postgresql://... (any SQLAlchemy URL nbgrader supports).

@@ -59,3 +59,41 @@ def test_the_notebook_benchmark_refuses_an_assignment_without_its_notebook():
     assert notebooks.ASSIGNMENTS == tuple(Course(notebooks.ROOT).assignments)
     with pytest.raises(RuntimeError, match="no source notebook for ghost"):
         notebooks.run(assignments=["ghost"])
+
+
+VALID_IDS = ["student1", "alice@uni.edu", "s_2", "Bob.Smith-2"]
+HOSTILE_IDS = ["=1+2", "+X()", "@SUM(1;2)", "-2+3", "\tx", "\rx", "a,b", "a\nb", "../x", "a/b",
+               "a+b", ".hidden", "", "x" * 65, "a b", "a;b", "'x"]
+
+
+@pytest.mark.parametrize("student", HOSTILE_IDS)
+def test_ids_that_nbgrader_or_a_csv_cannot_carry_are_refused_in_one_line(student):
+    from autograder.course import check_student_id, student_id_problem
+
+    problem = student_id_problem(student)
+    assert problem is not None and "\n" not in problem and "not a student id" in problem
+    with pytest.raises(UsageError, match="not a student id"):
+        check_student_id(student)
+
+
+@pytest.mark.parametrize("student", VALID_IDS)
+def test_plain_ids_and_email_addresses_are_student_ids(student):
+    from autograder.course import check_student_id
+
+    assert check_student_id(student) == student
+
+
+def test_grade_skips_a_submitted_folder_whose_name_is_no_student_id(tmp_path, capsys):
+    """submitted/<id>/ is where ids enter `grade`: a hostile name is skipped in one line."""
+    from nbgrader.coursedir import CourseDirectory
+
+    from autograder.pipeline.coordinator import _submitted_students
+
+    for student in ("ann", "=1+2", "-2+3", "a,b"):
+        (tmp_path / "submitted" / student / "rnn_cell").mkdir(parents=True)
+    coursedir = CourseDirectory()
+    coursedir.root = str(tmp_path)
+    found = _submitted_students(coursedir, "rnn_cell")
+    assert list(found) == ["ann"]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and all("not a student id" in line for line in lines)

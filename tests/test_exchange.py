@@ -22,6 +22,7 @@ from __future__ import annotations
 import shutil
 import sys
 
+import exchange_hub as eh
 import nbformat
 import pytest
 from exchange_hub import ASSIGNMENT, COURSE_ID
@@ -172,3 +173,73 @@ def test_collect_does_not_hand_a_students_symlinks_to_the_grader(hub):
     # without the instructor's solutions, the cells earn nothing
     assert score == 0, "the student's notebook ran the instructor's solutions"
     assert "the-grader-secret" not in autograded
+
+
+# An inbound entry as its owner writes it, run as that owner (a real local account).
+WRITE_ENTRY = (
+    "import os, shutil, sys\n"
+    "entry, notebook, stamp = sys.argv[1:]\n"
+    "os.mkdir(entry)\n"
+    "shutil.copy(notebook, entry)\n"
+    "open(os.path.join(entry, 'timestamp.txt'), 'w').write(stamp)\n"
+    "open(os.path.join(entry, 'submission_secret.txt'), 'w').write('s' * 32)\n"
+)
+
+
+def test_a_forged_entry_never_changes_what_happens_to_the_genuine_one(hub, monkeypatch):
+    """On a shared exchange, account ``daemon`` (student1) plants an entry named as
+    ``nobody``'s (student2) with a timestamp in 2099, and one under an id that is a formula.
+    The service journals both; collect decides per owner before it picks the newest, so
+    student2's genuine submission is collected (and the forgery rejected), and the
+    formula id never enters the journal."""
+    import pwd
+
+    from other_accounts import as_account
+
+    from autograder.commands.release import nbgrader_env
+    from autograder.course import Course
+    from autograder.service import journal as J
+    from autograder.service.app import Service
+    from autograder.service.rounds import Options, take
+
+    if not eh.AS_ROOT:
+        pytest.fail("this test runs as root: it acts as two local accounts", pytrace=False)
+    course, ienv = hub["course"], hub["instructor_env"]
+    _run(_nbgrader("generate_assignment", ASSIGNMENT, "--force"), course, ienv)
+    _run(_nbgrader("release_assignment", ASSIGNMENT), course, ienv)
+    notebook = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    inbound = eh.inbound(hub)
+    genuine_stamp = "2026-12-01 10:00:00.000000 UTC"
+    forged_stamp = "2099-01-01 00:00:00.000000 UTC"
+    victim, forger = pwd.getpwnam("nobody"), pwd.getpwnam("daemon")
+    planted = {
+        "genuine": (victim, f"{victim.pw_name}+{ASSIGNMENT}+{genuine_stamp}+a1", genuine_stamp),
+        "forged": (forger, f"{victim.pw_name}+{ASSIGNMENT}+{forged_stamp}+b2", forged_stamp),
+        "formula": (forger, f"=1+2+{ASSIGNMENT}+{genuine_stamp}+c3", genuine_stamp),
+    }
+    for account, name, stamp in planted.values():
+        _run(as_account([sys.executable, "-c", WRITE_ENTRY, str(inbound / name), str(notebook),
+                         stamp], show=[str(course)], uid=account.pw_uid, gid=account.pw_gid),
+             hub["base"], ienv)
+        assert (inbound / name).stat().st_uid == account.pw_uid
+
+    for var, value in ienv.items():
+        if var.startswith("RNN_COURSE_") or var == "PATH":
+            monkeypatch.setenv(var, value)
+    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])
+    service = Service(Options(course_dir=str(course)))
+    events = []
+    monkeypatch.setattr("autograder.service.app.event",
+                        lambda name, text: events.append(f"{name} {text}"))
+    assert service.scan() == 2
+    assert any(e.startswith("ignored '=1+2+") and "not a student id" in e for e in events)
+    rows = {row.entry: row for row in service.journal.rows()}
+    assert set(rows) == {planted["genuine"][1], planted["forged"][1]}
+
+    take(Course(course), service.journal, ASSIGNMENT, list(rows.values()))
+    after = {row.entry: row.state for row in service.journal.rows()}
+    assert after[planted["genuine"][1]] == J.COLLECTED, after
+    assert after[planted["forged"][1]] == J.REJECTED, after
+    submitted = course / "submitted" / victim.pw_name / ASSIGNMENT / "timestamp.txt"
+    assert submitted.read_text() == genuine_stamp
+    assert not (course / "submitted" / "=1+2").exists()

@@ -173,3 +173,31 @@ def test_the_canvas_export_runs_from_nbgraders_command_line_filters_included(tmp
         plugin.export(gb)
     assert canvas_rows(dest) == [[*CANVAS_COLUMNS, "a2"], [CANVAS_POINTS_ROW, "", "", "", "", "2"],
                                  ["Moore", "", "", "s2", "", "0"], ["Adams", "", "", "s3", "", "2"]]
+
+
+HOSTILE_NAMES = ("=1+2", "+X()", "@SUM(1;2)", "-2+3", "\tTAB", "\rCR")
+
+
+def test_cells_that_start_like_formulas_are_neutralised_in_both_exports(tmp_path):
+    """Names that reached the gradebook some other way (nbgrader db student add): every cell
+    starting with = + - @ tab or CR gets a leading ' in grades.csv and the Canvas CSV;
+    numbers stay numbers."""
+    url = gradebook(f"sqlite:///{tmp_path / 'gb.db'}")
+    with Gradebook(url, COURSE) as gb:
+        for k, name in enumerate(HOSTILE_NAMES):
+            gb.add_student(f"h{k}", last_name=name, first_name=name, email=name)
+    dest = export_grades(url, COURSE, tmp_path / "grades.csv")
+    for path in (dest, canvas_csv(dest)):
+        with open(path, newline="", encoding="utf-8") as fh:
+            cells = [cell for row in csv.reader(fh) for cell in row]
+        risky = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+        assert risky == [], f"{path.name}: {risky}"
+        for name in HOSTILE_NAMES:  # each planted name is there, neutralised
+            assert any(c.startswith("'" + name) for c in cells), (path.name, name)
+
+
+def test_safe_cell_leaves_numbers_and_plain_text_alone():
+    from autograder.pipeline.export import safe_cell
+
+    assert [safe_cell(v) for v in ("-0.5", "+1e5", "3", "ann", " =x", "-inf", "=A1")] == \
+        ["-0.5", "+1e5", "3", "ann", " =x", "'-inf", "'=A1"]

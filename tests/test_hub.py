@@ -46,6 +46,7 @@ import hub as hubtools  # noqa: E402
 from test_sanitize import ATTACK_CELL, MARK, _pwned  # noqa: E402
 
 from autograder.commands.demo import fill_solutions  # noqa: E402
+from autograder.course import Course  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.hub]
 
@@ -73,7 +74,7 @@ def _remove_account(user: str) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    subprocess.run(["userdel", "--remove", user], capture_output=True)
+    subprocess.run([hubtools.tool("userdel"), "--remove", user], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,9 @@ def hub():
         state=state,
         instructors=[f"{PREFIX}instructor"], grader=f"{PREFIX}grader",
         students=[f"{PREFIX}student"], ports=hubtools.free_ports(),
-        release=[ASSIGNMENT, WIDGETS_ASSIGNMENT])
+        release=[ASSIGNMENT, WIDGETS_ASSIGNMENT],
+        # bptt ships rnn_cell's rnn_forward: it opens once rnn_cell is due (the schedule)
+        now=Course().schedule[WIDGETS_ASSIGNMENT].opens)
     for user in st.accounts:  # fresh homes: nothing fetched or configured before
         _remove_account(user)
     if SHOTS.exists():
@@ -161,9 +164,23 @@ def login(browser, url: str, user: str, password: str):
     return ctx, page
 
 
-def open_assignment_list(page) -> None:
-    page.click('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Nbgrader")')
-    page.click('#jp-mainmenu-nbgrader li[data-command="nbgrader:open-assignment-list"]')
+def open_assignment_list(page, tries: int = 3) -> None:
+    """Nbgrader > Assignment List.  On a loaded machine the menu has been seen to close
+    again before its item could be clicked (JupyterLab still restoring its layout): a
+    person opens it again, and so does this."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, tries + 1):
+        page.click('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Nbgrader")')
+        try:
+            page.click('#jp-mainmenu-nbgrader li[data-command="nbgrader:open-assignment-list"]',
+                       timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == tries:
+                raise
+            shot(page, f"00-menu-try-{attempt}")
+            page.keyboard.press("Escape")
     page.locator("#released_assignments_list, #fetched_assignments_list").first.wait_for()
 
 
@@ -403,3 +420,25 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     # (the script and widget bundles as their text/plain parts, the HTML without its handlers)
     assert {"js", "widget"} <= {t.strip() for t in ipage.locator("pre").all_inner_texts()}
     assert ipage.locator("div", has_text=re.compile(r"^hover$")).count() >= 1
+
+
+def test_a_student_reads_no_solution_anywhere_the_hub_put_or_used_them(hub):
+    """As a student account of the running hub: neither the checkout the hub was made from,
+    nor the grader's course copy, nor the hub's state and software folders give away
+    ``source/`` or ``autograder/reference.py`` (hub.protect_checkout, copy_course)."""
+    running, _ = hub
+    st = running.st
+    student = st.students[0]
+    runuser = hubtools.tool("runuser")
+    for root in (st.repo, st.course):
+        for rel in (f"source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb", "autograder/reference.py"):
+            probe = subprocess.run([runuser, "-u", student, "--", "cat", str(root / rel)],
+                                   capture_output=True, text=True)
+            assert probe.returncode != 0 and "Permission denied" in probe.stderr, (root, rel)
+    names = ["-path", "*/autograder/reference.py"]
+    for a in Course().assignments:
+        names += ["-o", "-path", f"*/source/{a}/{a}.ipynb"]
+    found = subprocess.run(
+        [runuser, "-u", student, "--", "find", str(st.state), str(st.shared), "-readable",
+         "(", *names, ")"], capture_output=True, text=True)
+    assert found.stdout.strip() == "", found.stdout

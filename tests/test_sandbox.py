@@ -284,7 +284,28 @@ def test_uid_leases_are_exclusive_and_released(tmp_path):
     assert (d.uid, d.gid) == accounts[0]
     b.release()
     d.release()
-    assert uids.lease([], (65534, 65534), lock_dir).shared
+    with pytest.raises(uids.PoolMissing, match="rnn-sbx-"):
+        uids.lease([], (65534, 65534), lock_dir)  # no account at all: refused, never shared
+
+
+def test_root_grader_without_sandbox_accounts_refuses_to_start(monkeypatch):
+    """A root grader with no rnn-sbx-* account: `grade` and `serve` refuse in one line
+    (coordinator._require_sandbox), instead of running every kernel as uid nobody."""
+    from autograder.errors import UsageError
+    from autograder.pipeline.coordinator import _require_sandbox
+
+    monkeypatch.setattr(uids.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(uids, "pool_accounts", lambda prefix=uids.POOL_PREFIX: [])
+    with pytest.raises(uids.PoolMissing, match="install-system-deps"):
+        uids.require_pool()
+    if sandbox_available()[0]:
+        with pytest.raises(UsageError, match="no sandbox accounts: no rnn-sbx-"):
+            _require_sandbox()
+    monkeypatch.setattr(uids, "pool_accounts", lambda prefix=uids.POOL_PREFIX: [(5001, 6001)])
+    assert uids.pool_missing_reason() is None
+    monkeypatch.setattr(uids.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(uids, "pool_accounts", lambda prefix=uids.POOL_PREFIX: [])
+    assert uids.pool_missing_reason() is None, "a non-root grader's kernels run as itself"
 
 
 def test_uid_lock_folder_others_could_tamper_with_is_refused(tmp_path):

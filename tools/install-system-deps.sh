@@ -12,6 +12,8 @@
 #     (JupyterHub's proxy, configurable-http-proxy, comes from npm) and Debian's
 #     python3-venv (the hub's venv is built from /usr/bin/python3).
 set -u
+# apt-get, useradd, ... whatever PATH this was started with (`env -i`, `su`)
+export PATH="${PATH:+$PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 POOL_SIZE=${RNN_SBX_ACCOUNTS:-16}
 
 install_bwrap() {
@@ -32,26 +34,43 @@ install_bwrap() {
          "(or until you pass --unsafe-no-sandbox)." >&2
 }
 
+# The absolute path of a system tool, whatever PATH says (`env -i`, some `su` and cron
+# give a PATH without /usr/sbin, where useradd lives); empty when it is missing.
+sys_tool() {
+    local dir
+    for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+        if [ -x "$dir/$1" ]; then
+            echo "$dir/$1"
+            return 0
+        fi
+    done
+    return 1
+}
+
 create_accounts() {
     # Only a root grader switches uids; a non-root grader's kernels run as itself.
     [ "$(id -u)" = "0" ] || return 0
-    if ! command -v useradd >/dev/null 2>&1; then
-        echo "warning: useradd is missing: kernels will share uid nobody (see docs/security.md)." >&2
-        return 0
+    local useradd getent
+    useradd=$(sys_tool useradd)
+    getent=$(sys_tool getent)
+    if [ -z "$useradd" ] || [ -z "$getent" ]; then
+        echo "error: useradd or getent is missing: no sandbox accounts rnn-sbx-NN, so grading" \
+             "as root will refuse to start (apt-get install passwd; see docs/security.md)." >&2
+        return 1
     fi
     local nologin=/usr/sbin/nologin
     [ -x "$nologin" ] || nologin=/bin/false
     local i name made=0
     for i in $(seq 0 $((POOL_SIZE - 1))); do
         name=$(printf 'rnn-sbx-%02d' "$i")
-        if ! getent passwd "$name" >/dev/null; then
-            if useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        if ! "$getent" passwd "$name" >/dev/null; then
+            if "$useradd" --system --user-group --no-create-home --home-dir /nonexistent \
                     --shell "$nologin" --comment "rnn-course sandboxed kernel" "$name" 2>>/tmp/rnn-course-useradd.log; then
                 made=$((made + 1))
             else
-                echo "warning: could not create account $name (log: /tmp/rnn-course-useradd.log);" \
-                     "kernels fall back to sharing uid nobody." >&2
-                return 0
+                echo "error: could not create account $name (log: /tmp/rnn-course-useradd.log):" \
+                     "grading as root will refuse to start until the rnn-sbx-NN accounts exist." >&2
+                return 1
             fi
         fi
     done

@@ -4,7 +4,8 @@
 
     python -m autograder serve [--course-dir DIR] [--workers N] [--scheduler ADDR]
         [--bind 127.0.0.1:PORT] [--poll SECONDS] [--grace SECONDS]
-        [--max-attempts N] [--retry-failed] [--unsafe-no-sandbox] [--verbose]
+        [--max-attempts N] [--retry-failed] [--release-on-open] [--unsafe-no-sandbox]
+        [--verbose]
 
 Run in the course directory as the grader account, until SIGTERM or Ctrl-C.
 New submissions in the exchange's inbound folder are journaled, collected,
@@ -40,6 +41,10 @@ def add_arguments(parser) -> None:
                              "(default 3)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="put the submissions marked failed back in the queue")
+    parser.add_argument("--release-on-open", action="store_true",
+                        help="hand out each assignment (python -m autograder release, nbgrader "
+                             "release_assignment) once it opens by c.RnnCourse.schedule, in "
+                             "course order (make hub passes it)")
     parser.add_argument("--verbose", action="store_true",
                         help="also log tracebacks of crashed rounds")
 
@@ -65,7 +70,8 @@ def run(args) -> int:
     address = hub_address() if hub else parse_bind(args.bind) if args.bind else None
     opts = Options(course_dir=args.course_dir, workers=args.workers, scheduler=args.scheduler,
                    unsafe_no_sandbox=args.unsafe_no_sandbox, max_attempts=args.max_attempts)
-    service = Service(opts, poll=args.poll, grace=args.grace, retry_failed=args.retry_failed)
+    service = Service(opts, poll=args.poll, grace=args.grace, retry_failed=args.retry_failed,
+                      release_on_open=args.release_on_open)
     service.check()
     service.lock()
     sockets = []

@@ -49,13 +49,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 import time
 from pathlib import Path
 
 from nbgrader.coursedir import CourseDirectory
 
-from autograder.course import Course
+from autograder.course import Course, student_id_problem
 from autograder.errors import UsageError
 from autograder.pipeline.flags import GRADER_ERROR, flag_names
 from autograder.pipeline.gradebook import CourseGradebook
@@ -254,6 +255,11 @@ def _require_sandbox() -> None:
     ok, reason = sandbox_available()
     if not ok:
         raise UsageError(f"no sandbox: {reason}; {SANDBOX_HINT}")
+    from autograder.sandbox.uids import pool_missing_reason
+
+    reason = pool_missing_reason()
+    if reason is not None:  # never the shared uid nobody instead (docs/security.md)
+        raise UsageError(f"no sandbox accounts: {reason}")
 
 
 def _submitted_students(coursedir: CourseDirectory, assignment: str) -> dict[str, Path]:
@@ -262,6 +268,10 @@ def _submitted_students(coursedir: CourseDirectory, assignment: str) -> dict[str
     found = {}
     for entry in sorted(os.listdir(root)):
         if entry.startswith("."):
+            continue
+        problem = student_id_problem(entry)
+        if problem is not None:  # a student id enters here: refused, in one line
+            print(f"grade: skipped {root / entry!s:.200}: {problem}", file=sys.stderr)
             continue
         folder = Path(coursedir.format_path(coursedir.submitted_directory, entry, assignment))
         if folder.is_dir() and not folder.is_symlink():

@@ -8,8 +8,11 @@ their own submission.  And a submission owned by another user than the one it
 claims to come from is only warned about.
 
 :class:`SafeExchangeCollect` keeps links as links (the precheck then flags
-them ``unsafe_file`` and never follows them), skips a submission whose
-owner is not the student it names or whose name it cannot read, and copies
+them ``unsafe_file`` and never follows them), skips an entry whose
+owner is not the student it names, that names no valid student id, or whose
+name it cannot read -- each decided before nbgrader picks a student's newest
+entry, so a forged entry (another student's name, a timestamp in 2099) never
+hides the genuine one -- and copies
 each submission into a temporary folder renamed into place once complete.
 nbgrader_config.py installs it with
 ``c.ExchangeFactory.collect = "autograder.pipeline.exchange.SafeExchangeCollect"``.
@@ -25,6 +28,8 @@ from nbgrader.exchange.abc.exchange import ExchangeError
 from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.utils import ignore_patterns
 from traitlets import Bool
+
+from autograder.course import student_id_problem
 
 try:
     import pwd
@@ -42,35 +47,47 @@ class SafeExchangeCollect(ExchangeCollect):
     ).tag(config=True)
 
     def _path_to_record(self, path):
+        """nbgrader's record of an inbound entry, decided on before nbgrader picks each
+        student's newest: an entry whose name has no readable timestamp, names no valid
+        student id, or (``skip_impersonation``) is owned by another account than the
+        student it names is logged and marked ``skip``; it sorts after every entry of
+        the student's own (:meth:`_sort_by_timestamp`) and is never copied, so a forged
+        entry never changes what happens to the genuine one."""
+        name = os.path.basename(path)
         try:
-            return super()._path_to_record(path)
+            rec = super()._path_to_record(path)
         except (ExchangeError, ValueError, OverflowError) as exc:
-            self.log.error("skipping %s: its name has no readable timestamp (%s)",
-                           os.path.basename(path), str(exc).splitlines()[0] if str(exc) else "")
-            # sorted last among its student's submissions, and never copied
-            return {"username": os.path.basename(path).split("+")[0],
-                    "filename": os.path.basename(path),
-                    "timestamp": datetime.min, "unreadable": True}
+            return self._skip(name, name.split("+")[0], "its name has no readable timestamp "
+                              f"({str(exc).splitlines()[0] if str(exc) else ''})")
+        problem = student_id_problem(rec["username"])
+        if problem is not None:
+            return self._skip(name, rec["username"], problem)
+        if self.check_owner and self.skip_impersonation and pwd is not None:
+            try:
+                owner = pwd.getpwuid(os.lstat(path).st_uid).pw_name
+            except (KeyError, OSError):
+                owner = None
+            # root owns everything when the whole exchange runs as root (tests,
+            # single-user set-ups); that is not one student posing as another
+            if owner not in (rec["username"], "root"):
+                return self._skip(name, rec["username"], f"it claims to be from "
+                                  f"{rec['username']} but is owned by {owner}")
+        return rec
+
+    def _skip(self, name: str, username: str, why: str) -> dict:
+        self.log.error("skipping %s: %s", name[:200], why)
+        # datetime.max: never "before the due date" either (collect --before-duedate)
+        return {"username": username, "filename": name, "timestamp": datetime.max, "skip": True}
+
+    def _sort_by_timestamp(self, records):
+        """Newest first, the student's own entries before every skipped one."""
+        return sorted(records, key=lambda rec: (not rec.get("skip"), rec["timestamp"]),
+                      reverse=True)
 
     def copy_files(self):
-        self.src_records = [rec for rec in self.src_records if not rec.get("unreadable")]
+        self.src_records = [rec for rec in self.src_records if not rec.get("skip")]
         if self.check_owner and self.skip_impersonation and pwd is not None:
-            kept = []
-            for rec in self.src_records:
-                path = os.path.join(self.inbound_path, rec["filename"])
-                try:
-                    owner = pwd.getpwuid(os.lstat(path).st_uid).pw_name
-                except KeyError:
-                    owner = None
-                # root owns everything when the whole exchange runs as root (tests,
-                # single-user set-ups); that is not one student posing as another
-                if owner in (rec["username"], "root"):
-                    kept.append(rec)
-                else:
-                    self.log.error("skipping %s: it claims to be from %s but is owned by %s",
-                                   rec["filename"], rec["username"], owner)
-            self.src_records = kept
-            # what is left is the student's own (or root's): nbgrader's warning would only
+            # each entry's owner was checked (_path_to_record): nbgrader's warning would only
             # repeat, on every collect, that root owns the files of a one-user exchange
             self.check_owner = False
             try:

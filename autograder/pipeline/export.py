@@ -40,7 +40,9 @@ it beside ``grades.csv``; alone::
 from __future__ import annotations
 
 import csv
+import io
 import os
+import re
 from pathlib import Path
 
 from nbgrader.api import Assignment, Gradebook, MissingEntry, SubmittedAssignment
@@ -79,8 +81,9 @@ class FlagsCsvExportPlugin(CsvExportPlugin):
         assignments = [str(a) for a in self.assignment] or None
         flags = recorded_flags(gradebook, assignments)
         submitted = submitted_pairs(gradebook)
-        with open(tmp, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
+        # nbgrader writes its values joined by "," and lines ended by "\n" (no quoting)
+        with open(tmp, encoding="utf-8", newline="") as fh:
+            lines = [line for line in fh.read().split("\n") if line]
         header = lines[0].split(",")
         try:
             where = [header.index(column) for column in KEY_COLUMNS]
@@ -89,15 +92,33 @@ class FlagsCsvExportPlugin(CsvExportPlugin):
                              " and ".join(KEY_COLUMNS))
             os.replace(tmp, dest)
             return
-        out = [f"{lines[0]},{SUBMITTED_COLUMN},{FLAGS_COLUMN}"]
+        rows = [[*header, SUBMITTED_COLUMN, FLAGS_COLUMN]]
         for line in lines[1:]:
             fields = line.split(",")
-            key = tuple(fields[i] for i in where)
+            key = tuple(fields[i] if i < len(fields) else "" for i in where)
             handed_in = SUBMITTED if key in submitted else NOT_SUBMITTED
-            out.append(f"{line},{handed_in},{self.separator.join(flags.get(key, []))}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(out) + "\n")
+            rows.append([*fields, handed_in, self.separator.join(flags.get(key, []))])
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            for row in rows:
+                buf = io.StringIO()  # csv's own "\r\n": a cell with a CR or LF is quoted
+                csv.writer(buf).writerow([safe_cell(cell) for cell in row])
+                fh.write(buf.getvalue()[:-2] + "\n")  # grades.csv's lines end in "\n"
         os.replace(tmp, dest)
+
+
+# What a spreadsheet (Excel, LibreOffice, Google Sheets) may read as the start of a
+# formula when a CSV cell begins with it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def safe_cell(value) -> str:
+    """``value`` as a CSV cell no spreadsheet runs: a leading ``'`` when it starts like a
+    formula (``=1+2``, ``@SUM(1;2)``, a tab...), numbers (``-0.5``) left as they are."""
+    text = str(value)
+    if not text.startswith(FORMULA_STARTS) or NUMBER.fullmatch(text):
+        return text
+    return "'" + text
 
 
 def submitted_pairs(gradebook: Gradebook) -> set[tuple[str, str]]:
@@ -139,9 +160,8 @@ class CanvasCsvExportPlugin(ExportPlugin):
         tmp = f"{dest}.tmp"
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerow(points)
-            writer.writerows(rows)
+            for row in (header, points, *rows):
+                writer.writerow([safe_cell(cell) for cell in row])
         os.replace(tmp, dest)
 
     def column(self, assignment: str) -> str:

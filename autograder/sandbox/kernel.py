@@ -317,8 +317,8 @@ class SandboxedKernelManager(ReadyKernelManager):
         help="When the grader is root, each kernel leases for its lifetime a uid of its "
         "own among the system accounts whose names start with this prefix (`make setup` "
         "creates rnn-sbx-00 .. rnn-sbx-15): RLIMIT_NPROC counts per uid, so one "
-        "student's fork bomb cannot starve another's kernel.  Empty, no such account, "
-        "or all leased: the kernel runs as `kernel_uid` (shared).",
+        "student's fork bomb cannot starve another's kernel.  All leased: the kernel "
+        "runs as `kernel_uid` (shared, flagged); no such account: refused (uids.PoolMissing).",
     ).tag(config=True)
     uid_lock_dir = Unicode(
         LOCK_DIR, help="Root-owned folder of the uid leases' lock files (see kernel_uid_pool)."

@@ -10,8 +10,10 @@ accounts named ``rnn-sbx-NN`` (``make setup`` creates 16 with
 A lease is an exclusive ``flock`` on ``<lock_dir>/<uid>.lock``: it works
 across threads, worker processes, dask workers and concurrent ``grade`` runs
 on one host, and the kernel releases it when its process ends, even by
-SIGKILL.  With no pool account, or all of them leased, the kernel falls back
-to the shared ``kernel_uid`` (the old behaviour) and says so once in the log.
+SIGKILL.  With all of them leased, the kernel falls back to the shared
+``kernel_uid`` and says so once in the log (its submission is flagged).  With
+no pool account at all, a root grader refuses to start (:func:`require_pool`,
+one line): it never lowers the isolation silently.
 """
 
 from __future__ import annotations
@@ -39,6 +41,25 @@ def _warn_once(message: str) -> None:
         if message not in _warned:
             _warned.add(message)
             log.warning(message)
+
+
+class PoolMissing(RuntimeError):
+    """A root grader found no sandbox account: one line, what to run."""
+
+
+def pool_missing_reason(prefix: str = POOL_PREFIX) -> "str | None":
+    """Why a root grader may not run kernels here (no ``prefix*`` account), or None."""
+    if os.geteuid() != 0 or pool_accounts(prefix):
+        return None
+    return (f"no {prefix}* accounts: a root grader runs each kernel as one of them (one uid per "
+            "kernel); as root run `bash tools/install-system-deps.sh` (or `make setup`)")
+
+
+def require_pool(prefix: str = POOL_PREFIX) -> None:
+    """Raise :class:`PoolMissing` when the grader is root and has no sandbox account."""
+    reason = pool_missing_reason(prefix)
+    if reason is not None:
+        raise PoolMissing(reason)
 
 
 def pool_accounts(prefix: str = POOL_PREFIX) -> list[tuple[int, int]]:
@@ -83,16 +104,16 @@ class Lease:
 
 def lease(accounts: list[tuple[int, int]], fallback: tuple[int, int],
           lock_dir: str = LOCK_DIR, start: int | None = None) -> Lease:
-    """Lease a free account of ``accounts``, else return ``fallback`` (shared).
+    """Lease a free account of ``accounts``, else (all leased) return ``fallback`` (shared).
 
     ``start`` picks where the search begins (default: from the process id),
-    so that workers do not all contend for the first account.
+    so that workers do not all contend for the first account.  No account at
+    all is :class:`PoolMissing`, never the shared fallback.
     """
     if not accounts:
-        _warn_once("no rnn-sbx-* accounts: every kernel runs as uid "
-                   f"{fallback[0]}, so one student's fork bomb can slow another's kernel "
-                   "(run `make setup` as root to create them)")
-        return Lease(*fallback)
+        raise PoolMissing(f"no {POOL_PREFIX}* accounts to run the kernel as (uid "
+                          f"{fallback[0]} is shared by every kernel: refused); as root run "
+                          "`bash tools/install-system-deps.sh`")
     folder = _lock_dir(lock_dir)
     n = len(accounts)
     first = (os.getpid() if start is None else start) % n

@@ -26,11 +26,12 @@ import logging
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from autograder.course import Course
+from autograder.course import Course, student_id_problem
 from autograder.errors import UsageError
 from autograder.pipeline.precheck import TIMESTAMP_FILE
 from autograder.pipeline.runner import die_with_parent
@@ -45,6 +46,7 @@ WRITTEN_LAST = (TIMESTAMP_FILE, "submission_secret.txt")
 """What ``nbgrader submit`` writes into an inbound entry after copying the notebooks."""
 UNFINISHED_GRACE = 120.0
 """Seconds after which an entry still without :data:`WRITTEN_LAST` is taken as it is."""
+RELEASE_RETRY = 60.0  # seconds between two tries to hand out an assignment that opened
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -100,7 +102,7 @@ class Service:
     """The main process's state: options, journal, the round in flight."""
 
     def __init__(self, opts: Options, *, poll: float = 2.0, grace: float = 30.0,
-                 retry_failed: bool = False):
+                 retry_failed: bool = False, release_on_open: bool = False):
         self.opts = opts
         self.poll = poll
         self.grace = grace
@@ -109,6 +111,8 @@ class Service:
         self.inbound = inbound_folder(self.course)
         self.journal = J.Journal(self.course.db_url)
         self.retry_failed = retry_failed
+        self.release_on_open = release_on_open
+        self._release_tried: dict[str, float] = {}
         self.started = time.time()
         self.stopping = False
         self.round = None  # (process, assignment, row ids, started)
@@ -144,6 +148,7 @@ class Service:
         except Exception as exc:
             raise UsageError(f"cannot open the gradebook {self.course.db_url}: "
                              f"{first_line(exc)}") from None
+        self.course.schedule  # noqa: B018  (validated: a UsageError in one line)
         if not self.inbound.is_dir():
             raise UsageError(f"no inbound folder {self.inbound}: release an assignment of "
                              f"course {self.course.course_id!r} to the exchange first "
@@ -167,6 +172,42 @@ class Service:
             os.close(self._lock_fd)  # closing the file releases its POSIX lock
             self._lock_fd = None
 
+    # ----------------------------------------------------------------- releases
+    def outbound(self, assignment: str) -> Path:
+        return self.inbound.parent / "outbound" / assignment
+
+    def release_opened(self, now=None) -> list[str]:
+        """With ``--release-on-open``: hand out, in course order, each assignment that is open
+        by ``c.RnnCourse.schedule`` and not in the exchange yet; the ones released.
+
+        ``python -m autograder release`` (release/ rebuilt and checked, the gradebook
+        told) then ``nbgrader release_assignment``, each in a child process; a failure
+        is one event and is tried again a minute later.
+        """
+        if not self.release_on_open:
+            return []
+        done = []
+        for name in self.course.open_assignments(now):
+            if self.outbound(name).is_dir():
+                continue
+            if time.monotonic() - self._release_tried.get(name, -RELEASE_RETRY) < RELEASE_RETRY:
+                break  # in course order: no later one before this one is out
+            self._release_tried[name] = time.monotonic()
+            for argv in (["-m", "autograder", "release", name],
+                         ["-m", "nbgrader", "release_assignment", name]):
+                proc = subprocess.run([sys.executable, *argv], cwd=self.course.root,
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
+                    event("warning", f"{name} opened but {' '.join(argv[1:3])} failed "
+                                     f"(exit {proc.returncode}): {tail[0]}; trying again in "
+                                     f"{RELEASE_RETRY:g} s")
+                    return done
+            event("released", f"{name}: opened {self.course.schedule[name].opens} UTC, "
+                              "handed out to the exchange")
+            done.append(name)
+        return done
+
     # -------------------------------------------------------------------- scan
     def scan(self) -> int:
         """Journal the new inbound entries; how many were queued."""
@@ -185,6 +226,11 @@ class Service:
             if parsed is None:
                 self._ignored.add(name)
                 event("ignored", f"{name!r}: not a submission's name (student+assignment+time)")
+                continue
+            problem = student_id_problem(parsed[0])
+            if problem is not None:  # a student id enters here: refused, in one line
+                self._ignored.add(name)
+                event("ignored", f"{name[:200]!r}: {problem}")
                 continue
             if not self._written(name):
                 continue  # nbgrader submit is still copying it: the next scan looks again
@@ -317,6 +363,7 @@ class Service:
             try:
                 if time.monotonic() - scanned >= self.poll:  # also while a round runs:
                     scanned = time.monotonic()              # it takes what arrives
+                    self.release_opened()
                     self.scan()
                 if self.round is not None and not self.round[0].is_alive():
                     self.finish_round()

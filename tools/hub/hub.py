@@ -14,7 +14,9 @@ up, each step idempotent (``make hub`` twice works):
 - the accounts: instructors, the grader service account, demo students, with
   fresh random passwords, homes mode 0700;
 - ``<state>/course``: a copy of this checkout owned by the grader, mode 0700,
-  with the assignments released to ``<state>/exchange`` (mode 1777);
+  with the assignments open by ``c.RnnCourse.schedule`` released to
+  ``<state>/exchange`` (mode 1777); the grading service releases each later one
+  when it opens (``serve --release-on-open``);
 - ``<state>/hub``: tools/hub/jupyterhub_config.py and the settings.json it reads;
   the hub runs two services as the grader account: the formgrader
   (``/services/rnn-course/``) and the grading service ``python -m autograder
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
@@ -38,6 +41,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -63,8 +67,24 @@ INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
                                 "nbgrader.server_extensions.course_list")
 
 
+# Where system tools are looked for, whatever PATH says: `env -i`, some `su` and cron
+# give a PATH without /usr/sbin, where useradd and chpasswd live.
+SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+SYSTEM_PATH = ":".join(SYSTEM_DIRS)
+
+
 class HubError(Exception):
     """A set-up step failed: one line saying which and why."""
+
+
+def tool(name: str) -> str:
+    """The absolute path of system tool ``name`` (in :data:`SYSTEM_DIRS`, never by PATH)."""
+    for folder in SYSTEM_DIRS:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise HubError(f"{name} is missing (looked in {':'.join(SYSTEM_DIRS)}): `make hub` needs it "
+                   "(as root: tools/install-system-deps.sh)")
 
 
 @dataclasses.dataclass
@@ -79,8 +99,10 @@ class Settings:
     students: list[str] = dataclasses.field(
         default_factory=lambda: ["student1", "student2", "student3"])
     ports: dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PORTS))
-    # assignments to release (None: every one of c.RnnCourse.assignments)
+    # assignments to release (None: every one open by c.RnnCourse.schedule); each must be open
     release: list[str] | None = None
+    # the time the schedule is read at (naive UTC; None: now): tests open later assignments
+    now: dt.datetime | None = None
     # arguments of `python -m autograder serve`, the grading service
     serve_args: list[str] = dataclasses.field(default_factory=list)
 
@@ -129,8 +151,8 @@ def run(argv: list[str], what: str, *, user: str | None = None, env: dict | None
         cwd: Path | None = None, input: str | None = None) -> str:
     """Run ``argv`` (as ``user``); a failure is a HubError naming ``what`` with the output's end."""
     if user is not None:
-        argv = ["runuser", "-u", user, "--", "env", "-i", *[f"{k}={v}" for k, v in env.items()],
-                *argv]
+        argv = [tool("runuser"), "-u", user, "--", tool("env"), "-i",
+                *[f"{k}={v}" for k, v in env.items()], *argv]
         env = None
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, input=input)
     if proc.returncode != 0:
@@ -190,7 +212,7 @@ def ensure_venv(st: Settings) -> None:
 
 def _student_extensions(st: Settings) -> None:
     """nbgrader's extensions as students get them: the Assignments tab only (sys-prefix)."""
-    env = dict(os.environ, PATH=f"{st.venv / 'bin'}:{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{st.venv / 'bin'}:{SYSTEM_PATH}")
     jupyter = str(st.venv / "bin" / "jupyter")
     for ext in INSTRUCTOR_SERVER_EXTENSIONS:
         run([jupyter, "server", "extension", "disable", "--sys-prefix", ext],
@@ -213,15 +235,18 @@ def ensure_proxy(st: Settings) -> None:
     if st.proxy.exists() and (folder / "package.json").is_file() \
             and (folder / "package.json").read_text() == spec:
         return
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
+    try:
+        npm = tool("npm")
+        tool("node")
+    except HubError:
         raise HubError("npm is missing: JupyterHub's proxy (configurable-http-proxy) comes from "
-                       "npm; as root run tools/install-system-deps.sh, or apt-get install npm")
+                       "npm; as root run tools/install-system-deps.sh, or apt-get install npm"
+                       ) from None
     log(f"installing configurable-http-proxy with npm in {folder} ...")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "package.json").write_text(spec)
     run([npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--loglevel=error"],
-        "npm install configurable-http-proxy")
+        "npm install configurable-http-proxy", env=dict(os.environ, PATH=SYSTEM_PATH))
     _chmod_tree_readable(folder)
     for exe in (folder / "node_modules" / ".bin").iterdir():
         os.chmod(exe.resolve(), 0o755)
@@ -248,11 +273,11 @@ def ensure_accounts(st: Settings) -> dict[str, str]:
         try:
             pwd.getpwnam(user)
         except KeyError:
-            run(["useradd", "--create-home", "--shell", "/bin/bash", user], f"useradd {user}")
+            run([tool("useradd"), "--create-home", "--shell", "/bin/bash", user], f"useradd {user}")
         os.chmod(home_of(user), 0o700)  # Debian's useradd makes homes world-readable
         passwords[user] = secrets.token_urlsafe(9)
     logins = {u: p for u, p in passwords.items() if u != st.grader}  # the grader never logs in
-    run(["chpasswd"], "chpasswd", input="".join(f"{u}:{p}\n" for u, p in passwords.items()))
+    run([tool("chpasswd")], "chpasswd", input="".join(f"{u}:{p}\n" for u, p in passwords.items()))
     _jupyter_user_config(st)
     return logins
 
@@ -274,16 +299,49 @@ def _jupyter_user_config(st: Settings) -> None:
                 os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
+def reachable_by_others(path: Path) -> bool:
+    """Whether an account other than the owners can reach ``path``'s entries.
+
+    True when every folder from ``/`` down to ``path`` lets its group or others
+    through (execute bit) and ``path`` itself lets its group or others read or
+    through: a student could then list and read ``source/`` or
+    ``autograder/reference.py`` under it.
+    """
+    path = Path(os.path.abspath(path))
+    for folder in [*reversed(path.parents), path]:
+        if not os.stat(folder).st_mode & 0o011:
+            return False
+    return bool(os.stat(path).st_mode & 0o055)
+
+
+def protect_checkout(st: Settings) -> None:
+    """Make the checkout unreadable by other accounts when students have accounts here.
+
+    ``source/`` and ``autograder/reference.py`` hold the solutions: a checkout in a
+    world-readable place (a 0755 clone) would hand them to every student of the
+    hub.  Its mode loses the group and other bits, said in one line; everything
+    the hub uses from it is copied as root (the course copy is the grader's, 0700).
+    """
+    if not st.students or not reachable_by_others(st.repo):
+        return
+    mode = stat.S_IMODE(os.stat(st.repo).st_mode)
+    os.chmod(st.repo, mode & 0o700)
+    log(f"{st.repo} was readable by other accounts (mode {mode:04o}) and students have "
+        f"accounts here: made it {mode & 0o700:04o} (source/ and autograder/reference.py hold "
+        "the solutions)")
+
+
 def copy_course(st: Settings) -> None:
     """This checkout's files (tracked and not ignored) into the grader's course folder."""
-    listing = subprocess.run(["git", "-C", str(st.repo), "ls-files", "-z", "--cached", "--others",
-                              "--exclude-standard"], capture_output=True, text=True)
+    listing = subprocess.run([tool("git"), "-C", str(st.repo), "ls-files", "-z", "--cached",
+                              "--others", "--exclude-standard"], capture_output=True, text=True)
     if listing.returncode != 0:
         raise HubError(f"{st.repo} is not a git checkout: `make hub` copies the course's "
                        "tracked files")
     st.state.mkdir(parents=True, exist_ok=True)
     os.chmod(st.state, 0o755)
     st.course.mkdir(exist_ok=True)
+    os.chmod(st.course, 0o700)  # before a file is copied in: source/ holds the solutions
     for rel in filter(None, listing.stdout.split("\0")):
         src = st.repo / rel
         if src.is_file():
@@ -298,12 +356,32 @@ def copy_course(st: Settings) -> None:
     os.chmod(st.course, 0o700)  # source/ holds the solutions
 
 
-def assignments(st: Settings) -> list[str]:
-    """c.RnnCourse.assignments of the course (autograder.course reads it)."""
+def open_assignments(st: Settings) -> list[str]:
+    """The assignments to hand out: open at ``st.now`` by ``c.RnnCourse.schedule`` (the
+    schedule validated: each opens once the previous one is due), in course order.
+
+    An assignment named in ``st.release`` that is not open yet is a HubError: a later
+    notebook ships working versions of earlier graded functions.
+    """
     sys.path.insert(0, str(st.repo))
     from autograder.course import Course
+    from autograder.errors import UsageError
 
-    return Course(st.repo).assignments
+    course = Course(st.repo)
+    try:
+        schedule = course.schedule
+        opened = course.open_assignments(st.now)
+        for name in st.release or ():
+            course.check_assignment(name)
+    except UsageError as exc:
+        raise HubError(str(exc)) from None
+    if st.release is None:
+        return opened
+    for name in st.release:
+        if name not in opened:
+            raise HubError(f"{name} opens at {schedule[name].opens} UTC "
+                           "(c.RnnCourse.schedule): not released before")
+    return [a for a in opened if a in st.release]
 
 
 def ensure_exchange_and_release(st: Settings) -> list[str]:
@@ -315,7 +393,9 @@ def ensure_exchange_and_release(st: Settings) -> list[str]:
     os.chmod(st.jupyter_config, 0o755)
     shutil.copy(HERE / "nbgrader_config.py", st.jupyter_config / "nbgrader_config.py")
     os.chmod(st.jupyter_config / "nbgrader_config.py", 0o644)
-    wanted = st.release if st.release is not None else assignments(st)
+    wanted = open_assignments(st)
+    if not wanted:
+        raise HubError("no assignment is open yet (c.RnnCourse.schedule in nbgrader_config.py)")
     course_id = "rnn-course"
     # what earlier runs released (both steps done) in this state folder, and from which
     # source: an assignment whose source notebook changed since is released again
@@ -360,7 +440,9 @@ def write_config(st: Settings) -> Path:
         "hub_dir": str(st.hub_dir), "course_id": "rnn-course", "ports": st.ports,
         "instructors": st.instructors, "students": st.students, "grader": st.grader,
         "grader_home": str(home_of(st.grader)),
-        "grading_service": {"name": GRADING_SERVICE, "args": st.serve_args},
+        # the service hands out each later assignment when it opens (c.RnnCourse.schedule)
+        "grading_service": {"name": GRADING_SERVICE,
+                            "args": ["--release-on-open", *st.serve_args]},
     }
     (st.hub_dir / "settings.json").write_text(json.dumps(settings, indent=2))
     shutil.copy(HERE / "jupyterhub_config.py", st.hub_dir / "jupyterhub_config.py")
@@ -371,6 +453,14 @@ def prepare(st: Settings) -> tuple[dict[str, str], list[str]]:
     """Every set-up step; the accounts' passwords (the grader's left out), the released."""
     if os.geteuid() != 0:
         raise HubError("run as root: the hub makes Unix accounts and runs servers as them")
+    sys.path.insert(0, str(st.repo))
+    from autograder.course import student_id_problem
+
+    for user in st.accounts:  # a user name becomes a student id: folders, CSV cells
+        problem = student_id_problem(user)
+        if problem is not None:
+            raise HubError(f"account {problem}")
+    protect_checkout(st)
     t = time.monotonic()
     ensure_proxy(st)
     ensure_venv(st)
@@ -533,6 +623,16 @@ class Hub:
         left = _wait_gone(self._ours(uids), 5)
         _signal(left, signal.SIGKILL)
         _wait_gone(left, 5)
+        end = time.monotonic() + 5
+        while self.bound_ports() and time.monotonic() < end:
+            time.sleep(0.2)
+        if self.bound_ports():
+            log(f"still bound after the stop: {', '.join(self.bound_ports())} (another "
+                "program's?)")
+
+    def bound_ports(self) -> list[str]:
+        """The hub's ports still in use on 127.0.0.1, as ``role port``."""
+        return [f"{role} {port}" for role, port in self.st.ports.items() if not port_free(port)]
 
 
 def start(st: Settings, timeout: float = 90) -> Hub:
@@ -550,11 +650,19 @@ def start(st: Settings, timeout: float = 90) -> Hub:
                                 cwd=st.hub_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     hub = Hub(st, proc, log_path)
+    try:
+        return _wait_ready(hub, timeout)
+    except BaseException:  # a HubError, or a stop signal while it starts: nothing is left
+        hub.stop()
+        raise
+
+
+def _wait_ready(hub: Hub, timeout: float) -> Hub:
+    st, proc = hub.st, hub.proc
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         hub.track()
-        if proc.poll() is not None:
-            hub.stop()  # what it had started (the proxy, a service) is left behind
+        if proc.poll() is not None:  # what it had started (the proxy, a service) is stopped
             raise HubError(f"jupyterhub exited ({proc.returncode}); its log:\n{hub.log_tail()}")
         try:
             with urllib.request.urlopen(f"{st.url}/hub/login", timeout=2) as r:
@@ -563,7 +671,6 @@ def start(st: Settings, timeout: float = 90) -> Hub:
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
-    hub.stop()
     raise HubError(f"jupyterhub did not serve {st.url}/hub/login in {timeout:.0f} s; its log:\n"
                    f"{hub.log_tail()}")
 
@@ -591,22 +698,36 @@ def banner(st: Settings, passwords: dict[str, str], released: list[str]) -> str:
 """
 
 
+# What stops `make hub`: Ctrl-C, and what systemd and container runtimes send (to the
+# whole process group: make passes its own SIGTERM on, so hub.py gets it twice).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopping:
+    """The stop signals' handler: the first one interrupts (KeyboardInterrupt), the
+    others are noted and ignored, so that no second signal interrupts the clean-up."""
+
+    def __init__(self):
+        self.signals: list[int] = []
+
+    def __call__(self, signum, frame) -> None:
+        self.signals.append(signum)
+        if len(self.signals) == 1:
+            raise KeyboardInterrupt
+
+    def install(self) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self)
+
+
 def up(st: Settings) -> int:
+    stopping = Stopping()
+    stopping.install()  # before anything starts: a signal in set-up still cleans up
+    hub = None
     try:
         passwords, released = prepare(st)
         hub = start(st)
-    except HubError as exc:
-        print(f"make hub: {exc}", file=sys.stderr)
-        return 1
-    print(banner(st, passwords, released), flush=True)
-    stopping = []
-
-    def on_term(signum, frame):
-        stopping.append(signum)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
+        print(banner(st, passwords, released), flush=True)
         while hub.alive():
             hub.track()
             time.sleep(1)
@@ -614,9 +735,13 @@ def up(st: Settings) -> int:
         print(f"make hub: jupyterhub exited ({hub.proc.returncode}); log:\n{hub.log_tail()}",
               file=sys.stderr)
         return 1
+    except HubError as exc:
+        print(f"make hub: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         log("stopping the services, the hub and its servers ...")
-        hub.stop()
+        if hub is not None:
+            hub.stop()
         log("stopped")
         return 0
 
