@@ -29,7 +29,7 @@ from autograder.pipeline import gradebook as G  # noqa: E402
 from autograder.pipeline.record import save_all  # noqa: E402
 from autograder.pipeline.scoring import NotebookRun, score_submission  # noqa: E402
 from autograder.pipeline.worker import GradeResult  # noqa: E402
-from rnn_course import checks  # noqa: E402
+from autograder.pipeline import verify  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE_ID = "rnn-course"
@@ -64,9 +64,7 @@ def verdicts_of(assignment: str, planted_code: str, student: str) -> dict[str, d
     """grade id -> the verdict the checks give ``student``'s functions (VerifyChecks' form)."""
     _, _, cells = gradesim.grade(assignment, gradesim.student_namespace(assignment, planted_code),
                                  student=student)
-    return {gid: {"kind": "hidden", "passed": message is None, "message": message or "",
-                  "fraction": checks.fraction_of(message)}
-            for gid, (_, message) in cells.items()}
+    return {gid: verify.verdict_record("hidden", verdict) for gid, (_, verdict) in cells.items()}
 
 
 def result_for(structure, student: str, verdicts: dict | None, *, timestamp: datetime,
