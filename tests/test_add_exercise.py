@@ -5,9 +5,11 @@ this course (every tracked file, ``release/`` included): the ``toy``
 assignment's name goes into ``nbgrader_config.py``, its reference function into
 ``autograder/reference.py``, its checks module into ``rnn_course/checks/``, its
 notebook (built cell by cell from the page) into ``source/``, its planted bug
-into ``tests/planted.py``; nothing else is edited.  Then ``python -m autograder
+into ``tests/planted.py``, its release notebook into the student guide's list;
+nothing else is edited.  Then ``python -m autograder
 release toy``; the tests that read the assignment list (points line, drawn
-inputs, planted bugs, notebooks and their releases, oracles) run in the copy and
+inputs, planted bugs, notebooks and their releases, oracles, the student guide's
+list) run in the copy and
 pass; and ``python -m autograder grade toy``: a perfect submission gets every
 point, an empty one none.  ``python -m`` runs from the copy, so the grader, its
 workers, the tests and the notebooks' kernels import the copy's packages.
@@ -90,7 +92,7 @@ def copy_course(dest: Path) -> Path:
 
 
 def add_toy(course: Path) -> None:
-    """Steps 1 to 5 of the page, in ``course``."""
+    """Steps 1 to 6 of the page, in ``course``."""
     blocks = guide_blocks()
     config = course / "nbgrader_config.py"
     listed = Course(course).assignments
@@ -104,6 +106,12 @@ def add_toy(course: Path) -> None:
         target = course / info["file"]
         if info.get("mode") == "append":
             target.write_text(target.read_text() + "\n\n" + body)
+        elif info.get("mode") == "after-first-line":  # the first line is there: add the rest
+            anchor, rest = body.split("\n", 1)
+            lines = target.read_text().split("\n")
+            assert lines.count(anchor) == 1, f"{info['file']}: no single line {anchor!r}"
+            at = lines.index(anchor) + 1
+            target.write_text("\n".join(lines[:at] + rest.rstrip("\n").split("\n") + lines[at:]))
         else:
             target.write_text(body)
     source = course / "source" / TOY / f"{TOY}.ipynb"
@@ -131,12 +139,13 @@ def autograder(course: Path, *args, check: bool = True) -> subprocess.CompletedP
 # The tests that read the assignment list and are run in the copy once the page's steps
 # are done: those parametrised by assignment or by planted bug, and the release checks.
 COURSE_TESTS = ("tests/test_notebook_numbers.py", "tests/test_drawn_visible.py",
-                "tests/test_fair_scores.py", "tests/test_notebooks.py", "tests/test_oracles.py")
+                "tests/test_fair_scores.py", "tests/test_notebooks.py", "tests/test_oracles.py",
+                "tests/test_student_guide.py")
 # Of their slow tests, those that only re-run the other assignments' work are left out:
 # executing every notebook (nbgrader validate of every source, each source's run but the
-# new one's) and grading every other planted bug under 20 student ids.
+# new one's), grading every other planted bug under 20 student ids, and the browser.
 COURSE_TESTS_SELECTION = (f"{TOY} or not (nbgrader_validate_sources or executes_within_budget"
-                          " or gets_one_score)")
+                          " or gets_one_score or jupyter_lab_of_this_venv)")
 
 
 TOY_TESTS = (
@@ -148,6 +157,7 @@ TOY_TESTS = (
     f"tests/test_notebooks.py::test_release_has_no_markers_outputs_or_hidden_calls[{TOY}]",
     f"tests/test_notebooks.py::test_source_notebook_executes_within_budget[{TOY}]",
     "tests/test_notebooks.py::test_release_matches_a_rebuild",
+    "tests/test_student_guide.py::test_the_guide_names_every_release_and_the_kernel",
 )
 
 
@@ -164,7 +174,7 @@ def course_tests(course: Path) -> subprocess.CompletedProcess:
 def test_the_guide_names_three_files_the_list_and_a_planted_bug():
     files = {info["file"] for info, _ in guide_blocks() if "file" in info}
     assert files == {"autograder/reference.py", f"rnn_course/checks/{TOY}.py",
-                     "tests/planted.py"}
+                     "tests/planted.py", "docs/student-guide.md"}
     roles = {info["cell"]: info["role"] for info, _ in guide_blocks() if "cell" in info}
     assert sorted(roles.values()) == ["grade", "grade", "locked", "markdown", "solution"]
 
