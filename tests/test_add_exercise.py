@@ -171,7 +171,7 @@ def course_tests(course: Path) -> subprocess.CompletedProcess:
                           cwd=course, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_the_guide_names_three_files_the_list_and_a_planted_bug():
+def test_the_guide_edits_three_files_the_list_the_planted_bugs_and_the_student_guide():
     files = {info["file"] for info, _ in guide_blocks() if "file" in info}
     assert files == {"autograder/reference.py", f"rnn_course/checks/{TOY}.py",
                      "tests/planted.py", "docs/student-guide.md"}
