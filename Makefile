@@ -29,9 +29,11 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 # The tests not marked `slow` (pyproject.toml: end-to-end runs of kernels,
-# notebooks and gradings), on two processes.
+# notebooks and gradings), on two processes, a test file per process (as `test`):
+# a file's module and session fixtures (the PostgreSQL server, the fixture course)
+# are then set up by one process, not by each.
 quick: $(STAMP)
-	$(PY) -m pytest -m "not slow" -n 2 -q
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadfile -q
 
 demo: $(STAMP)
 	$(PY) -m autograder demo

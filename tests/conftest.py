@@ -1,7 +1,8 @@
 """Fixtures shared by the fast tests of the grading pipeline's stages.
 
 ``released_course`` is the fixture course of :mod:`nbfixtures`, released once
-per test session (``nbgrader generate_assignment`` takes seconds);
+per run and shared by the xdist workers (``nbgrader generate_assignment`` takes
+seconds);
 ``course`` is a fresh copy of it for one test, with the fixture checks
 registered and a clean ``RNN_COURSE_*`` environment.
 
@@ -13,6 +14,7 @@ PostgreSQL variant is skipped, saying why, where the server is not installed);
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
@@ -28,11 +30,24 @@ SECRET = "stage-test-secret"
 
 
 @pytest.fixture(scope="session")
-def released_course(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
-            mp.delenv(var)
-        return fx.make_course(tmp_path_factory.mktemp("released") / "course")
+def released_course(tmp_path_factory, worker_id):
+    """Built once per run: under xdist, the first worker that needs it builds it in the
+    run's shared temporary folder while the others wait on a lock, then all use it (tests
+    only read it: ``course`` copies it)."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    target = shared / "released-course"
+    with open(shared / "released-course.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "released-course.done").is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            with pytest.MonkeyPatch.context() as mp:
+                for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
+                    mp.delenv(var)
+                fx.make_course(target)
+            (shared / "released-course.done").write_text("")
+    return target
 
 
 @pytest.fixture

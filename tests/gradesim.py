@@ -15,6 +15,7 @@ slow end-to-end tests (test_pipeline, test_demo, test_hostile) do the real thing
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +44,23 @@ def graded_cells(assignment: str) -> list[tuple[str, float]]:
     return [(meta["grade_id"], float(meta.get("points", 0)))
             for kind, _, meta in notebook_cells(assignment)
             if kind == "code" and meta.get("grade") and not meta.get("solution")]
+
+
+def graded_function(check) -> str:
+    """The function ``check`` grades: of the functions it calls, the one its id is named
+    after (``rnn_step_backward_shapes`` calls rnn_step_forward and rnn_step_backward and
+    grades the second; ``gradient_norms_values`` grades gradient_norms_through_time)."""
+    return max(check.functions, key=lambda name: len(os.path.commonprefix([name, check.id])))
+
+
+def points_by_function(assignment: str) -> dict[str, float]:
+    """The points of the notebook's graded cells, summed by the function each grades."""
+    registered = checks.assignment_checks(assignment)
+    points: dict[str, float] = {}
+    for grade_id, p in graded_cells(assignment):
+        name = graded_function(registered[grade_id])
+        points[name] = points.get(name, 0.0) + p
+    return points
 
 
 def student_namespace(assignment: str, planted: str = "") -> dict:

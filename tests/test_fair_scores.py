@@ -5,8 +5,11 @@ grading plan's inputs and stand-in tables, the kernel's ``Check.graded_run``,
 the grader's judge and ``scoring``'s share of a failed check):
 
 * the notebook's own solutions score full marks, with and without stand-ins;
-* a single planted bug (``planted.BUGS``) costs at most 40% of its assignment's
-  points, and is named by the first failing check's message;
+* a single planted bug (``planted.BUGS``) costs some points, no more than those of
+  the cells whose checks run the function it is in and, in an assignment that grades
+  several functions, at most 40% of its points (an assignment of one function, like
+  the guide's ``toy``, loses that function's points); the first failing check's
+  message names it;
 * the same buggy notebook graded under 20 student ids gets one score;
 * without stand-ins the four bugs the issue measured cost what they used to
   (more than 40%): the stand-ins are what changed.
@@ -14,6 +17,8 @@ the grader's judge and ``scoring``'s share of a failed check):
 
 from __future__ import annotations
 
+import ast
+import textwrap
 import warnings
 
 import gradesim
@@ -21,6 +26,7 @@ import pytest
 from planted import BUGS, CORRECT
 
 from autograder.course import Course
+from rnn_course import checks
 
 ASSIGNMENTS = Course(gradesim.REPO).assignments
 MAX_COST = 0.40
@@ -43,15 +49,35 @@ def test_the_solutions_score_full_marks(assignment, use_standins):
 
 
 def test_every_assignment_has_planted_bugs():
-    assert {a for a, _, _ in BUGS.values()} == set(ASSIGNMENTS)
+    planted = {a for a, _, _ in BUGS.values()}
+    missing = [a for a in ASSIGNMENTS if a not in planted]
+    assert missing == [], (f"no planted bug for {missing} in tests/planted.py: "
+                           "docs/adding-an-exercise.md, step 5")
+    assert planted <= set(ASSIGNMENTS), "a planted bug of an assignment the course lacks"
+
+
+def bugged_functions(code: str) -> set[str]:
+    """The functions a planted bug (re)defines: the wrong versions it plants."""
+    return {node.name for node in ast.parse(textwrap.dedent(code)).body
+            if isinstance(node, ast.FunctionDef)}
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))
 def test_a_planted_bug_costs_its_function_not_the_assignment(name):
+    assignment, code, _ = BUGS[name]
+    bugged = bugged_functions(code)
+    registered = checks.assignment_checks(assignment)
+    graded = gradesim.graded_cells(assignment)
+    assert bugged and bugged <= {f for gid, _ in graded for f in registered[gid].functions}
+    # the most it may cost: the cells whose checks run a bugged function (a step's
+    # backward check runs the student's own step forward for its cache)
+    exposed = sum(p for gid, p in graded if bugged & set(registered[gid].functions))
     score, maximum, cells = _graded(name)
     cost = 1.0 - score / maximum
-    assert 0 < cost <= MAX_COST, (
-        cost, {k: str(m)[:100] for k, (_, m) in cells.items() if m})
+    failed = {k: str(m)[:100] for k, (_, m) in cells.items() if m}
+    assert 0 < cost <= exposed / maximum + 1e-9, (cost, exposed / maximum, failed)
+    if len(gradesim.points_by_function(assignment)) > 1:  # stand-ins keep the others' points
+        assert cost <= MAX_COST, (cost, failed)
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))

@@ -1,7 +1,7 @@
 """The numbers the notebooks quote are read from the code they describe (issue 13).
 
 * each notebook's points line (near the top) matches its graded cells' points, per
-  function;
+  function (the function a cell's check is named after: ``gradesim.graded_function``);
 * the LSTM notebook's experiment budget (steps, gaps) is the notebook preset's;
 * the gated notebooks' gradient threshold is the tolerance their checks use;
 * the BPTT notebook's check sizes (T, truncate) are those of its checks' inputs.
@@ -9,16 +9,14 @@
 
 from __future__ import annotations
 
-import collections
 import re
 
 import pytest
-from gradesim import REPO, graded_cells, notebook_cells
+from gradesim import REPO, notebook_cells, points_by_function
 
 from autograder.course import Course
 from rnn_course import checks
 from rnn_course.checks.bptt import TRUNC_K, TRUNC_T
-from rnn_course.contract import checked_function
 from rnn_course.experiments import PRESETS
 from rnn_course.gradcheck import GATED_GRAD_TOL
 
@@ -38,9 +36,7 @@ def _all(pattern: str, text: str) -> list[str]:
 
 @pytest.mark.parametrize("assignment", REPO_ASSIGNMENTS)
 def test_the_points_line_matches_the_graded_cells(assignment):
-    points: dict[str, float] = collections.defaultdict(float)
-    for grade_id, p in graded_cells(assignment):
-        points[checked_function(grade_id) or "gradient_norms_through_time"] += p
+    points = points_by_function(assignment)
     line = _all(r"\*\*Points \((\d+)\)\*\*: ([^.]+)\.", _markdown(assignment))[0]
     assert float(line[0]) == sum(points.values())
     quoted = {name: float(p) for name, p in re.findall(r"`(\w+)` (\d+)", line[1])}

@@ -260,6 +260,7 @@ def run(course, **kw):
         course, A, workers=1, unsafe_no_sandbox=True, progress=False, **kw).results}
 
 
+@pytest.mark.slow  # whole gradings, each with its kernels
 def test_rerun_skips_what_is_recorded_and_force_regrades_without_duplicates(
         course, stub_worker):
     fx.submit(course, "ann", fx.student_notebook(course))
@@ -299,6 +300,7 @@ def test_files_not_written_exit_1_in_one_line_and_the_next_run_writes_them(
     assert fx.flags_of(course, "bob") == []
 
 
+@pytest.mark.slow  # whole gradings, each with its kernels
 def test_a_submission_that_is_not_utf8_is_graded_and_recorded_end_to_end(course):
     """Once a grader_error on every run: a lone surrogate in the JSON and a file name."""
     nb = fx.student_notebook(course)

@@ -797,6 +797,7 @@ def test_cgroups_are_available_on_this_host():
     assert served == set(cgroups.CONTROLLERS)
 
 
+@pytest.mark.slow  # two kernels that hold memory for seconds
 @pytest.mark.skipif(not IS_ROOT, reason="only a root grader can make cgroups on this host")
 def test_children_together_hit_the_submission_memory_limit_and_a_neighbour_does_not(tmp_path):
     import concurrent.futures
