@@ -26,7 +26,9 @@ The precheck raises these:
                          files is over the limit: the file is not used; a
                          notebook over the structure caps (cells, JSON depth,
                          JSON values): not graded (0 points)
-``unsafe_file``          a symlink, fifo or device: never read, not copied
+``unsafe_file``          a symlink, hard link (a file with another name), fifo or
+                         device: never read, not copied; the submission's folder
+                         or the student's a symlink: nothing read (0 points)
 
 Why duplicates are resolved here: nbgrader's ``DeduplicateIds`` keeps the
 *last* cell of a duplicated id and leaves ``{}`` as the metadata of the others,
@@ -275,6 +277,12 @@ class Precheck(LoggingConfigurable):
         return sub
 
     def _gather(self, sub: Submission, expected: dict[str, set[str]]) -> None:
+        refused = folder_link_problem(sub.path)
+        if refused:  # never followed: nothing is read, the notebook counts as missing (0)
+            sub.flag(F.UNSAFE_FILE, f"{refused}: not graded")
+            sub.digest = hashlib.sha256(f"refused\0{refused}".encode("utf-8",
+                                                                   "surrogateescape")).hexdigest()
+            return
         entries, notebooks_found = self._scan(sub)
         total = 0
         digest = hashlib.sha256()
@@ -412,7 +420,7 @@ class Precheck(LoggingConfigurable):
                 if stat.S_ISDIR(st.st_mode):
                     kind = "dir"
                 elif stat.S_ISREG(st.st_mode):
-                    kind = "file"
+                    kind = HARD_LINK if is_hard_link(st) else "file"
                 elif stat.S_ISLNK(st.st_mode):
                     kind = "symlink"
                 else:
@@ -441,7 +449,8 @@ class Precheck(LoggingConfigurable):
         except OSError:
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or is_hard_link(st):
                 return None
             with os.fdopen(fd, "rb") as fh:
                 fd = None
@@ -502,6 +511,37 @@ class Precheck(LoggingConfigurable):
                                                "occurrence is graded")
             else:
                 seen.add(gid)
+
+
+HARD_LINK = "hard link"
+"""The kind of a regular file with other names (``st_nlink > 1``): never read, not copied."""
+
+
+def is_hard_link(st: os.stat_result) -> bool:
+    """Whether a regular file has another name somewhere: a name in a submission for a
+    file of the course (``source/``, the secret...) reads as that file, so none is read."""
+    return stat.S_ISREG(st.st_mode) and st.st_nlink > 1
+
+
+def folder_link_problem(folder) -> str:
+    """Why ``submitted/<student>/<assignment>`` may not be read at all, or "".
+
+    A link at either level (the student's folder or the assignment's) would
+    have the folder it leads to, another student's say, graded under this
+    name: it is refused, never followed.  Also refused: either level not a
+    folder.  Checked with ``lstat``, never following a link.
+    """
+    folder = Path(folder)
+    for path, what in ((folder.parent, "student folder"), (folder, "submission folder")):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError as exc:
+            return f"the {what} {path.name} cannot be read ({exc.strerror})"
+        if stat.S_ISLNK(mode):
+            return f"the {what} {path.name} is a symbolic link"
+        if not stat.S_ISDIR(mode):
+            return f"the {what} {path.name} is not a folder"
+    return ""
 
 
 def expected_files(expected) -> set[str]:
