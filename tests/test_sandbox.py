@@ -836,6 +836,44 @@ def test_the_kernels_runtime_folder_is_a_tiny_tmpfs_of_its_own(tmp_path):
     shutil.rmtree(runtime)
 
 
+FILL_TMP = """
+written = 0
+try:
+    with open("/tmp/fill", "wb") as fh:
+        for _ in range(64):
+            fh.write(b"x" * 2**20)
+            fh.flush()
+            written += 1
+except OSError as exc:
+    print("errno", exc.errno, "MiB", written)
+"""
+# System V shared memory lives in the sandbox's ipc namespace, no file system: segments
+# written then detached are held by no process (no RLIMIT_AS), but they are memory.
+FILL_SYSV_SHM = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+size, made = 64 * 2**20, 0
+for _ in range(8):  # 512 MiB together
+    sid = libc.shmget(0, size, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+    addr = libc.shmat(sid, None, 0)
+    ctypes.memset(addr, 1, size)
+    libc.shmdt(ctypes.c_void_p(addr))
+    made += 64
+print("MiB", made)
+"""
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only a root grader can make cgroups on this host")
+def test_private_tmp_and_ipc_shared_memory_are_bounded(tmp_path):
+    limits = Limits(tmp_bytes=8 * 2**20, submission_memory_bytes=SMALL_MEMORY)
+    nb, flags, _ = run(tmp_path / "s", FILL_TMP, FILL_SYSV_SHM, "print('after')",
+                       limits=limits)
+    assert stdout(nb.cells[0]) == "errno 28 MiB 7\n"  # /tmp: its own tmpfs of tmp_bytes
+    # System V segments are charged to the submission's memory group: stopped there
+    assert flags == [MEMORY_LIMIT] and "MiB 512" not in stdout(nb.cells[1])
+
+
 # --------------------------------------------------------------------------- whole submission
 # Small limits: these tests must stay far from this host's memory.
 SMALL_MEMORY = 256 * 1024**2
