@@ -261,18 +261,25 @@ def test_notebook_symlink_is_not_followed(tmp_path):
     assert sub.notebooks[A] is None
 
 
-def test_hard_links_are_never_read(tmp_path):
+@pytest.mark.parametrize("linked", ["notes.txt", f"{A}.ipynb", "deep/er/notes.txt"])
+def test_a_hard_link_refuses_the_submission_and_is_never_read(tmp_path, linked):
     """A name in the submission for a file of the course (a hard link) reads as that file."""
     course_file = tmp_path / "source.ipynb"
     course_file.write_text("the instructor's solutions")
-    folder = folder_with(tmp_path, {"own.txt": "mine"})
-    os.link(course_file, folder / "notes.txt")
-    os.link(course_file, folder / f"{A}.ipynb")
+    files = {"own.txt": "mine", "deep/er": None}
+    if linked != f"{A}.ipynb":
+        files[f"{A}.ipynb"] = nb_bytes(good_nb())
+    folder = folder_with(tmp_path, files)
+    os.link(course_file, folder / linked)
     sub = check(folder)
-    assert set(sub.flag_names) == {"unsafe_file", "invalid_notebook"}
-    assert any("notes.txt is a hard link" in why for _, why in sub.flags)
-    assert sub.notebooks[A] is None and sub.files == {"own.txt": b"mine"}
-    assert not any(b"solutions" in data for data in sub.raw.values())
+    # the notebook not graded: "is a hard link, not a notebook file" when it is the link
+    unread = "invalid_notebook" if linked == f"{A}.ipynb" else "missing_notebook"
+    assert sub.flag_names == sorted([unread, "unsafe_file"])
+    assert ("unsafe_file", f"{linked} is a hard link, a file with another name: not graded"
+            ) in sub.flags
+    assert sub.notebooks[A] is None and sub.raw == {} and sub.files == {}
+    (folder / linked).unlink()  # the same folder without it is graded, with a new digest
+    assert check(folder).digest != sub.digest
 
 
 def test_a_hard_link_swapped_in_after_the_scan_is_not_read(tmp_path):

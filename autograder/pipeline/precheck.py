@@ -26,9 +26,10 @@ The precheck raises these:
                          files is over the limit: the file is not used; a
                          notebook over the structure caps (cells, JSON depth,
                          JSON values): not graded (0 points)
-``unsafe_file``          a symlink, hard link (a file with another name), fifo or
-                         device: never read, not copied; the submission's folder
-                         or the student's a symlink: nothing read (0 points)
+``unsafe_file``          a symlink, fifo or device: never read, not copied; a hard
+                         link (a file with another name) in the submission, or the
+                         submission's folder or the student's a symlink: nothing
+                         read, not graded (0 points)
 
 Why duplicates are resolved here: nbgrader's ``DeduplicateIds`` keeps the
 *last* cell of a duplicated id and leaves ``{}`` as the metadata of the others,
@@ -278,12 +279,14 @@ class Precheck(LoggingConfigurable):
 
     def _gather(self, sub: Submission, expected: dict[str, set[str]]) -> None:
         refused = folder_link_problem(sub.path)
+        entries, notebooks_found = ([], []) if refused else self._scan(sub)
+        refused = refused or hard_link_problem(entries)
         if refused:  # never followed: nothing is read, the notebook counts as missing (0)
             sub.flag(F.UNSAFE_FILE, f"{refused}: not graded")
-            sub.digest = hashlib.sha256(f"refused\0{refused}".encode("utf-8",
-                                                                   "surrogateescape")).hexdigest()
+            sub.digest = hashlib.sha256(f"refused\0{refused}\0{entries}".encode(
+                "utf-8", "surrogateescape")).hexdigest()
+            sub.entries = entries
             return
-        entries, notebooks_found = self._scan(sub)
         total = 0
         digest = hashlib.sha256()
         regular: dict[str, bytes] = {}
@@ -521,6 +524,17 @@ def is_hard_link(st: os.stat_result) -> bool:
     """Whether a regular file has another name somewhere: a name in a submission for a
     file of the course (``source/``, the secret...) reads as that file, so none is read."""
     return stat.S_ISREG(st.st_mode) and st.st_nlink > 1
+
+
+def hard_link_problem(entries: list[tuple[str, str, int]]) -> str:
+    """Why a submission whose scan found ``entries`` is not graded at all, or "": a hard
+    link in it (nothing a student's upload makes; a name given to a file of someone else's
+    by an account of the host) refuses the whole submission, not only that file."""
+    linked = [rel for rel, kind, _ in entries if kind == HARD_LINK]
+    if not linked:
+        return ""
+    more = f" (and {len(linked) - 1} more)" if len(linked) > 1 else ""
+    return f"{linked[0]}{more} is a hard link, a file with another name"
 
 
 def folder_link_problem(folder) -> str:

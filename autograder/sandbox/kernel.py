@@ -12,7 +12,9 @@ scratch folder on a size-limited tmpfs (:mod:`.scratch`); after the kernel ends,
 those limits it reached.
 
 The kernel talks to the grader over zmq **ipc** sockets in a per-kernel
-runtime folder that is bound into the sandbox at the same path; the sandbox
+runtime folder that is bound into the sandbox at the same path (a 64 KiB tmpfs
+of its own when the grader is root), through a relay that runs as the
+kernel's uid and connects to each socket once (:mod:`.relay`); the sandbox
 has no network at all.  The kernel spec is built here, not looked up: the
 notebook's metadata cannot choose another kernel or interpreter.
 """
@@ -860,7 +862,7 @@ class SandboxedKernelManager(ReadyKernelManager):
         if self._relay is None:
             return
         status = self._relay.poll()
-        # KERNEL_GONE: the kernel closed its side (or died); the relay itself is sound
+        # KERNEL_GONE: the kernel never offered its sockets; the relay itself is sound
         self.relay_died = status not in (None, 0, relay_process.KERNEL_GONE)
         if status is None:
             self._relay.kill()
