@@ -13,7 +13,8 @@ Around the batch the suite also checks that
   anywhere in the course, the repository's packages, the Python environment
   or the host's ``/tmp``; no table or student planted in the gradebook;
 * no connection reached the TCP (and no datagram the UDP) listener that the
-  test runs on 127.0.0.1;
+  test runs on 127.0.0.1, nor the unix sockets it runs on the host (one only
+  root may reach, one anyone may);
 * neither secret (``$RNN_COURSE_SECRET`` of the grader, ``.grader_secret``)
   shows up in any autograded notebook or feedback file;
 * no process an attacker forked outlives the grading.
@@ -794,6 +795,51 @@ finally:
 '''))
 
 
+def b_relay_socket_swap(ctx, s):
+    """The kernel's ipc socket files swapped for links to sockets of the host (root's, and
+    anyone's), then its heartbeat ended: a relay that reconnected by path would follow them."""
+    write(ctx, s, with_cell(ctx, '''
+import glob as _glob, time as _time
+from ipykernel.kernelapp import IPKernelApp as _App
+_app = _App.instance()
+_run = _os.path.dirname(_app.connection_file)
+_targets = ["$ROOT_SOCK", "$WORLD_SOCK"]
+for _i, _p in enumerate(sorted(_glob.glob(_run + "/kernel-ipc-*"))):
+    _os.unlink(_p)
+    _os.symlink(_targets[_i % 2], _p)
+_time.sleep(0.5)
+_app.heartbeat.context.term()
+_time.sleep(3)
+''', where="end", report=False))
+
+
+def b_runtime_fill(ctx, s):
+    """1.2 GB into the kernel's runtime folder (its connection file's), which it may write."""
+    write(ctx, s, with_cell(ctx, '''
+from ipykernel.kernelapp import IPKernelApp as _App
+_run = _os.path.dirname(_App.instance().connection_file)
+_block = b"\\0" * (1024 * 1024)
+_written = 0
+try:
+    for _i in range(20):  # 20 x 60 MiB, each file under the 64 MiB file-size limit
+        _fd = _os.open("%s/fill-%d" % (_run, _i), _os.O_WRONLY | _os.O_CREAT, 0o600)
+        try:
+            for _ in range(60):
+                _written += _os.write(_fd, _block)
+        finally:
+            _os.close(_fd)
+except BaseException as exc:
+    _report["_runtime stopped by"] = type(exc).__name__
+finally:
+    _report["_runtime bytes written"] = _written
+    for _i in range(20):
+        try:
+            _os.remove("%s/fill-%d" % (_run, _i))
+        except OSError:
+            pass
+'''))
+
+
 # 4. Malformed submissions
 def _tests(nb):
     return [c for c in nb.cells if _is_test(c)]
@@ -959,6 +1005,26 @@ for _name in ("leak_source.ipynb", "leak_correct.ipynb"):
 def b_symlinked_notebook(ctx, s):
     folder = write(ctx, s, None)
     os.symlink(ctx.course / "submitted" / "honest_correct" / A / NB, folder / NB)
+
+
+def b_hardlink_course(ctx, s):
+    """A hard link in the submission to the instructor's notebook: the same file by a name
+    of the student's (the kernel read 32 KB of source/ through it)."""
+    folder = write(ctx, s, with_cell(ctx, '''
+print(_M, len(open("notes.txt", "rb").read()))
+'''))
+    os.link(ctx.course / "source" / A / NB, folder / "notes.txt")
+
+
+def b_linked_student(ctx, s):
+    """submitted/<student> a symlink to another student's folder (got their 19/19)."""
+    os.symlink(ctx.course / "submitted" / "honest_correct", ctx.course / "submitted" / s)
+
+
+def b_linked_submission(ctx, s):
+    """submitted/<student>/<assignment> a symlink to another's (was skipped, no flag)."""
+    (ctx.course / "submitted" / s).mkdir(parents=True)
+    os.symlink(ctx.course / "submitted" / "honest_correct" / A, ctx.course / "submitted" / s / A)
 
 
 # 5. Hidden tests and inputs reaching the student; visible checks special-cased (issue 11)
@@ -1166,6 +1232,8 @@ CLASS = [
             report=True),
     Student("t2_kill_others_neighbour", "none (honest_correct next to t2_kill_others)",
             b_honest_correct, control="honest_correct"),
+    Student("t2_relay_socket_swap", "its ipc sockets swapped for links to host sockets, "
+            "heartbeat ended", b_relay_socket_swap, 2, control="honest_wrong"),
     # 3. exhausting resources
     Student("t3_infinite_loop", "while True: pass", b_infinite_loop, 3, flags=F({"timeout"})),
     Student("t3_infinite_loop_neighbour", "none (honest_correct next to the loop)",
@@ -1192,6 +1260,8 @@ CLASS = [
     Student("t3_kill_kernel", "SIGKILLs its own kernel after the tests", b_kill_kernel, 3,
             flags=F({"kernel_died"})),
     Student("t3_disk_fill", "writes 8 x 60 MiB files in its scratch folder", b_disk_fill, 3),
+    Student("t3_runtime_fill", "writes 1.2 GB into its runtime folder (connection file's)",
+            b_runtime_fill, 3, control="honest_wrong"),
     # 4. malformed submissions
     Student("t4_invalid_json", "truncated JSON", b_invalid_json, 4,
             flags=F({"invalid_notebook"}), zero=True),
@@ -1232,6 +1302,12 @@ CLASS = [
             b_symlinks, 4, flags=F({"unsafe_file"}), report=True),
     Student("t4_symlinked_notebook", "the notebook is a symlink to honest_correct's",
             b_symlinked_notebook, 4, zero=True),
+    Student("t4_hardlink_course", "a hard link to the instructor's notebook",
+            b_hardlink_course, 4, flags=F({"unsafe_file"}), zero=True),
+    Student("t4_linked_student", "submitted/<student> a symlink to honest_correct's folder",
+            b_linked_student, 4, flags=F({"unsafe_file"}), zero=True),
+    Student("t4_linked_submission", "submitted/<student>/rnn_cell a symlink to "
+            "honest_correct's", b_linked_submission, 4, flags=F({"unsafe_file"}), zero=True),
     # 5. hidden tests and inputs; public answers replayed
     Student("t5_read_grading_dir", "before the tests: lists and reads .grading/ and scratch",
             b_read_grading_dir, 5),
@@ -1363,6 +1439,7 @@ class Outcome:
     after: dict
     tcp: int
     udp: int
+    unix: int
     seconds: float
     leftovers: list
     marker_hits: list
@@ -1387,10 +1464,21 @@ def graded(tmp_path_factory):
 
         alone_course = make_course(base / "alone")
         course = make_course(base / "course")
-        with LoopbackListener() as tcp, LoopbackListener(udp=True) as udp:
+        # sockets of the host: root's only (0600 in a 0700 folder), and anyone's
+        sockets = {"ROOT_SOCK": (base / "root-only", 0o700, 0o600),
+                   "WORLD_SOCK": (base / "anyone", 0o755, 0o666)}
+        for folder, folder_mode, _ in sockets.values():
+            folder.mkdir()
+            folder.chmod(folder_mode)
+        with LoopbackListener() as tcp, LoopbackListener(udp=True) as udp, \
+                LoopbackListener(path=str(sockets["ROOT_SOCK"][0] / "s"),
+                                 mode=sockets["ROOT_SOCK"][2]) as root_sock, \
+                LoopbackListener(path=str(sockets["WORLD_SOCK"][0] / "s"),
+                                 mode=sockets["WORLD_SOCK"][2]) as world_sock:
             subs = {"COURSE": str(course), "REPO": str(REPO), "SITE": SITE, "TAG": TAG,
                     "PORT": str(tcp.port), "UDP_PORT": str(udp.port),
-                    "REPORT_TAG": REPORT_TAG, "FORK_NAME": FORK_NAME}
+                    "REPORT_TAG": REPORT_TAG, "FORK_NAME": FORK_NAME,
+                    **{name: str(folder / "s") for name, (folder, _, _) in sockets.items()}}
             for root in (alone_course, course):
                 ctx = Ctx(root, nbformat.read(root / "release" / A / NB, 4),
                           nbformat.read(root / "source" / A / NB, 4), subs)
@@ -1407,6 +1495,7 @@ def graded(tmp_path_factory):
             time.sleep(0.5)  # a late connection still gets counted
             after = tree_digest(*watched)
             tcp_count, udp_count = tcp.connections, udp.connections
+            unix_count = root_sock.connections + world_sock.connections
         leftovers = processes_named(FORK_NAME)
         for pid in leftovers:  # recorded for the assertion; the host is cleaned up anyway
             try:
@@ -1421,7 +1510,7 @@ def graded(tmp_path_factory):
     results = {r.student: r for r in report.results}
     reports = {s.id: kernel_reports(Path(report.autograded_dir) / s.id / A / NB) for s in CLASS}
     outcome = Outcome(course, results, alone, reports, before, after, tcp_count, udp_count,
-                      seconds, leftovers, hits, report)
+                      unix_count, seconds, leftovers, hits, report)
     _write_table(outcome)
     return outcome
 
@@ -1438,7 +1527,8 @@ def _write_table(o: Outcome) -> None:
         lines.append(f"{s.id:<28} {s.threat or '-':<6} {score:>9}  {flags:<40} {cpu:>6} "
                      f"{peak:>5}  {s.attack}")
     lines.append(f"batch of {len(CLASS)} graded in {o.seconds:.0f} s with 2 workers; "
-                 f"tcp connections {o.tcp}, udp datagrams {o.udp}")
+                 f"tcp connections {o.tcp}, udp datagrams {o.udp}, "
+                 f"host unix socket connections {o.unix}")
     text = "\n".join(lines)
     target = os.environ.get("RNN_HOSTILE_TABLE")
     if target:
@@ -1530,6 +1620,34 @@ def test_gradebook_holds_only_the_class(graded):
 def test_no_loopback_connection(graded):
     assert graded.tcp == 0
     assert graded.udp == 0
+
+
+def test_no_connection_to_a_host_socket(graded):
+    """t2_relay_socket_swap's links lead there: nothing acting for a kernel followed them."""
+    assert graded.unix == 0
+
+
+def test_the_runtime_folder_is_bounded(graded):
+    from autograder.sandbox.scratch import RUNTIME_BYTES
+
+    report = graded.reports["t3_runtime_fill"]
+    assert report.get("_runtime stopped by") == "OSError", report
+    assert report["_runtime bytes written"] <= RUNTIME_BYTES, report
+
+
+def test_linked_folders_are_recorded_under_their_own_name_with_a_reason(graded):
+    import sqlite3
+
+    con = sqlite3.connect(graded.course / "gradebook.db")
+    try:
+        dump = "\n".join(con.iterdump())
+    finally:
+        con.close()
+    for student, reason in (
+            ("t4_linked_student", "the student folder t4_linked_student is a symbolic link"),
+            ("t4_linked_submission", f"the submission folder {A} is a symbolic link")):
+        assert graded.results[student].score == 0 and "unsafe_file" in graded.results[student].flags
+        assert f"{reason}: not graded" in dump, student
 
 
 def test_secrets_never_reach_outputs(graded):

@@ -261,6 +261,54 @@ def test_notebook_symlink_is_not_followed(tmp_path):
     assert sub.notebooks[A] is None
 
 
+@pytest.mark.parametrize("linked", ["notes.txt", f"{A}.ipynb", "deep/er/notes.txt"])
+def test_a_hard_link_refuses_the_submission_and_is_never_read(tmp_path, linked):
+    """A name in the submission for a file of the course (a hard link) reads as that file."""
+    course_file = tmp_path / "source.ipynb"
+    course_file.write_text("the instructor's solutions")
+    files = {"own.txt": "mine", "deep/er": None}
+    if linked != f"{A}.ipynb":
+        files[f"{A}.ipynb"] = nb_bytes(good_nb())
+    folder = folder_with(tmp_path, files)
+    os.link(course_file, folder / linked)
+    sub = check(folder)
+    # the notebook not graded: "is a hard link, not a notebook file" when it is the link
+    unread = "invalid_notebook" if linked == f"{A}.ipynb" else "missing_notebook"
+    assert sub.flag_names == sorted([unread, "unsafe_file"])
+    assert ("unsafe_file", f"{linked} is a hard link, a file with another name: not graded"
+            ) in sub.flags
+    assert sub.notebooks[A] is None and sub.raw == {} and sub.files == {}
+    (folder / linked).unlink()  # the same folder without it is graded, with a new digest
+    assert check(folder).digest != sub.digest
+
+
+def test_a_hard_link_swapped_in_after_the_scan_is_not_read(tmp_path):
+    course_file = tmp_path / "secret.txt"
+    course_file.write_text("the grader's secret")
+    folder = folder_with(tmp_path, {"notes.txt": "mine"})
+    os.unlink(folder / "notes.txt")
+    os.link(course_file, folder / "notes.txt")
+    assert Precheck()._read(folder / "notes.txt") is None
+    assert Precheck()._read(course_file) is None  # it has two names now: neither is read
+
+
+@pytest.mark.parametrize("level", ["student", "assignment"])
+def test_a_linked_student_or_submission_folder_is_refused_never_followed(tmp_path, level):
+    other = folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb())})  # submitted/s1/<A>
+    if level == "student":
+        os.symlink(other.parent, tmp_path / "submitted" / "mallory")
+    else:
+        (tmp_path / "submitted" / "mallory").mkdir()
+        os.symlink(other, tmp_path / "submitted" / "mallory" / A)
+    sub = Precheck().check(tmp_path / "submitted" / "mallory" / A, "mallory", A, EXPECTED)
+    what = "student folder mallory" if level == "student" else f"submission folder {A}"
+    assert (("unsafe_file", f"the {what} is a symbolic link: not graded")
+            in sub.flags), sub.flags
+    assert sub.notebooks[A] is None and sub.raw == {} and sub.files == {}
+    assert "missing_notebook" in sub.flag_names and len(sub.digest) == 64
+    assert Precheck().check(other, "s1", A, EXPECTED).flags == []  # the genuine one
+
+
 def test_digest_changes_with_any_file(tmp_path):
     folder = folder_with(tmp_path, {f"{A}.ipynb": nb_bytes(good_nb()), "a.txt": "1",
                                     "timestamp.txt": "2026-01-10 12:00:00 UTC"})

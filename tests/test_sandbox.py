@@ -769,6 +769,132 @@ def test_a_message_is_bounded_as_a_whole_before_the_grader_holds_it(tmp_path, mi
     assert elapsed < 40
 
 
+# The kernel's runtime folder is the kernel's to write: it swaps its socket files for links to
+# a socket of the host, then ends its heartbeat, so that a relay that reconnects by path
+# would follow the links (it did, as root: 41 connections to a root-only socket).
+SWAP_SOCKETS_FOR = """
+import glob, os, time
+from ipykernel.kernelapp import IPKernelApp
+app = IPKernelApp.instance()
+run = os.path.dirname(app.connection_file)
+swapped = 0
+for path in glob.glob(run + "/kernel-ipc-*"):
+    os.unlink(path)
+    os.symlink({target!r}, path)
+    swapped += 1
+print("swapped", swapped, flush=True)
+time.sleep(1)  # the output is on its way before the heartbeat goes
+app.heartbeat.context.term()  # the heartbeat's own context: its thread closes its socket
+time.sleep(3)
+"""
+
+
+def relay_ids(km) -> tuple[list[str], list[str], str]:
+    """The relay process's Uid and Gid lines (real, effective, saved, fs) and its groups."""
+    lines = Path(f"/proc/{km._relay.pid}/status").read_text().splitlines()
+    field = {line.split(":")[0]: line.split(":", 1)[1].split() for line in lines}
+    return field["Uid"], field["Gid"], " ".join(field["Groups"])
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o666])  # root's only; anyone's (the kernel's uid too)
+def test_the_relay_never_follows_a_path_the_kernel_controls(tmp_path, mode):
+    """No reconnection (so not to a world-writable socket either), and the kernel's uid."""
+    from autograder.commands.demo import LoopbackListener
+
+    host = Path(tempfile.mkdtemp(prefix="rnn-sbx-test-host-"))
+    host.chmod(0o700 if mode == 0o600 else 0o755)
+    target = host / "listener.sock"
+    try:
+        with LoopbackListener(path=str(target), mode=mode) as listener:
+            nb, flags, elapsed = run(tmp_path / "s", "print('before')",
+                                     SWAP_SOCKETS_FOR.format(target=str(target)),
+                                     "print('after')")
+            time.sleep(0.5)  # a late connection still gets counted
+    finally:
+        shutil.rmtree(host)
+    assert stdout(nb.cells[0]) == "before\n"
+    assert stdout(nb.cells[1]) == "swapped 5\n"  # the attack ran as written
+    # the heartbeat's connection stays ended; the other channels go on as they were
+    assert flags == [] and stdout(nb.cells[2]) == "after\n"
+    assert listener.connections == 0, f"{listener.connections} connections to a host socket"
+    assert elapsed < 60
+
+
+def test_the_relay_runs_with_the_kernels_ids_only(tmp_path):
+    from autograder.sandbox.execute import discard_kernel, start_kernel
+
+    (tmp_path / "s").mkdir()
+    km = start_kernel(str(tmp_path / "s"))
+    try:
+        uid, gid = km._kernel_ids()
+        uids_seen, gids_seen, groups = relay_ids(km)
+    finally:
+        discard_kernel(km)
+    assert uid in KERNEL_UIDS and uids_seen == [str(uid)] * 4 and gids_seen == [str(gid)] * 4
+    if IS_ROOT:
+        assert groups == "", "the relay kept supplementary groups"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only a root grader can mount the runtime tmpfs")
+def test_the_kernels_runtime_folder_is_a_tiny_tmpfs_of_its_own(tmp_path):
+    writer = textwrap.dedent(
+        """
+        import os
+        from ipykernel.kernelapp import IPKernelApp
+        run = os.path.dirname(IPKernelApp.instance().connection_file)
+        try:
+            with open(os.path.join(run, "junk.bin"), "wb") as fh:
+                fh.write(b"x" * 2**20)
+            print("written")
+        except OSError as exc:
+            print("errno", exc.errno, os.statvfs(run).f_blocks * os.statvfs(run).f_frsize)
+        """
+    )
+    cfg, runtime = private_runtime()
+    nb, flags, _ = run(tmp_path / "s", writer, config=cfg)
+    assert stdout(nb.cells[0]) == f"errno 28 {scratch.RUNTIME_BYTES}\n"
+    assert leftovers(runtime) == [] and list(runtime.iterdir()) == []
+    shutil.rmtree(runtime)
+
+
+FILL_TMP = """
+written = 0
+try:
+    with open("/tmp/fill", "wb") as fh:
+        for _ in range(64):
+            fh.write(b"x" * 2**20)
+            fh.flush()
+            written += 1
+except OSError as exc:
+    print("errno", exc.errno, "MiB", written)
+"""
+# System V shared memory lives in the sandbox's ipc namespace, no file system: segments
+# written then detached are held by no process (no RLIMIT_AS), but they are memory.
+FILL_SYSV_SHM = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+size, made = 64 * 2**20, 0
+for _ in range(8):  # 512 MiB together
+    sid = libc.shmget(0, size, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+    addr = libc.shmat(sid, None, 0)
+    ctypes.memset(addr, 1, size)
+    libc.shmdt(ctypes.c_void_p(addr))
+    made += 64
+print("MiB", made)
+"""
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only a root grader can make cgroups on this host")
+def test_private_tmp_and_ipc_shared_memory_are_bounded(tmp_path):
+    limits = Limits(tmp_bytes=8 * 2**20, submission_memory_bytes=SMALL_MEMORY)
+    nb, flags, _ = run(tmp_path / "s", FILL_TMP, FILL_SYSV_SHM, "print('after')",
+                       limits=limits)
+    assert stdout(nb.cells[0]) == "errno 28 MiB 7\n"  # /tmp: its own tmpfs of tmp_bytes
+    # System V segments are charged to the submission's memory group: stopped there
+    assert flags == [MEMORY_LIMIT] and "MiB 512" not in stdout(nb.cells[1])
+
+
 # --------------------------------------------------------------------------- whole submission
 # Small limits: these tests must stay far from this host's memory.
 SMALL_MEMORY = 256 * 1024**2

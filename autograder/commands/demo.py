@@ -216,18 +216,25 @@ class LoopbackListener:
     """A server on 127.0.0.1 that counts what reaches it (student code must never reach it).
 
     TCP by default (``connections`` counts accepted connections); with
-    ``udp=True`` it counts datagrams instead, in the same attribute.
+    ``udp=True`` it counts datagrams instead, in the same attribute.  With
+    ``path``, a unix stream socket of that path and ``mode`` instead (a socket
+    of the host that no sandbox, nor anything acting for one, may reach).
     """
 
-    def __init__(self, udp: bool = False):
+    def __init__(self, udp: bool = False, path: str | None = None, mode: int = 0o600):
         self.udp = udp
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        family = socket.AF_UNIX if path else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+        if path:
+            self.sock.bind(path)
+            os.chmod(path, mode)
+        else:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
         if not udp:
             self.sock.listen(16)
         self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
+        self.port = None if path else self.sock.getsockname()[1]
         self.connections = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)

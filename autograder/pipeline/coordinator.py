@@ -263,7 +263,12 @@ def _require_sandbox() -> None:
 
 
 def _submitted_students(coursedir: CourseDirectory, assignment: str) -> dict[str, Path]:
-    """student -> submission folder, for every student with a folder for ``assignment``."""
+    """student -> submission folder, for every student with a folder for ``assignment``.
+
+    A symlink, as the student's folder or as the submission's, is listed too, under the
+    link's name: the precheck refuses it with a flag (:func:`~autograder.pipeline.precheck.
+    folder_link_problem`), so it is recorded (0), never followed and never left out.
+    """
     root = Path(coursedir.format_path(coursedir.submitted_directory, ".", "."))
     found = {}
     for entry in sorted(os.listdir(root)):
@@ -274,7 +279,7 @@ def _submitted_students(coursedir: CourseDirectory, assignment: str) -> dict[str
             print(f"grade: skipped {root / entry!s:.200}: {problem}", file=sys.stderr)
             continue
         folder = Path(coursedir.format_path(coursedir.submitted_directory, entry, assignment))
-        if folder.is_dir() and not folder.is_symlink():
+        if folder.parent.is_symlink() or folder.is_symlink() or folder.is_dir():
             found[entry] = folder
     return found
 

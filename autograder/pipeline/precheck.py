@@ -26,7 +26,10 @@ The precheck raises these:
                          files is over the limit: the file is not used; a
                          notebook over the structure caps (cells, JSON depth,
                          JSON values): not graded (0 points)
-``unsafe_file``          a symlink, fifo or device: never read, not copied
+``unsafe_file``          a symlink, fifo or device: never read, not copied; a hard
+                         link (a file with another name) in the submission, or the
+                         submission's folder or the student's a symlink: nothing
+                         read, not graded (0 points)
 
 Why duplicates are resolved here: nbgrader's ``DeduplicateIds`` keeps the
 *last* cell of a duplicated id and leaves ``{}`` as the metadata of the others,
@@ -275,7 +278,15 @@ class Precheck(LoggingConfigurable):
         return sub
 
     def _gather(self, sub: Submission, expected: dict[str, set[str]]) -> None:
-        entries, notebooks_found = self._scan(sub)
+        refused = folder_link_problem(sub.path)
+        entries, notebooks_found = ([], []) if refused else self._scan(sub)
+        refused = refused or hard_link_problem(entries)
+        if refused:  # never followed: nothing is read, the notebook counts as missing (0)
+            sub.flag(F.UNSAFE_FILE, f"{refused}: not graded")
+            sub.digest = hashlib.sha256(f"refused\0{refused}\0{entries}".encode(
+                "utf-8", "surrogateescape")).hexdigest()
+            sub.entries = entries
+            return
         total = 0
         digest = hashlib.sha256()
         regular: dict[str, bytes] = {}
@@ -412,7 +423,7 @@ class Precheck(LoggingConfigurable):
                 if stat.S_ISDIR(st.st_mode):
                     kind = "dir"
                 elif stat.S_ISREG(st.st_mode):
-                    kind = "file"
+                    kind = HARD_LINK if is_hard_link(st) else "file"
                 elif stat.S_ISLNK(st.st_mode):
                     kind = "symlink"
                 else:
@@ -441,7 +452,8 @@ class Precheck(LoggingConfigurable):
         except OSError:
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or is_hard_link(st):
                 return None
             with os.fdopen(fd, "rb") as fh:
                 fd = None
@@ -502,6 +514,48 @@ class Precheck(LoggingConfigurable):
                                                "occurrence is graded")
             else:
                 seen.add(gid)
+
+
+HARD_LINK = "hard link"
+"""The kind of a regular file with other names (``st_nlink > 1``): never read, not copied."""
+
+
+def is_hard_link(st: os.stat_result) -> bool:
+    """Whether a regular file has another name somewhere: a name in a submission for a
+    file of the course (``source/``, the secret...) reads as that file, so none is read."""
+    return stat.S_ISREG(st.st_mode) and st.st_nlink > 1
+
+
+def hard_link_problem(entries: list[tuple[str, str, int]]) -> str:
+    """Why a submission whose scan found ``entries`` is not graded at all, or "": a hard
+    link in it (nothing a student's upload makes; a name given to a file of someone else's
+    by an account of the host) refuses the whole submission, not only that file."""
+    linked = [rel for rel, kind, _ in entries if kind == HARD_LINK]
+    if not linked:
+        return ""
+    more = f" (and {len(linked) - 1} more)" if len(linked) > 1 else ""
+    return f"{linked[0]}{more} is a hard link, a file with another name"
+
+
+def folder_link_problem(folder) -> str:
+    """Why ``submitted/<student>/<assignment>`` may not be read at all, or "".
+
+    A link at either level (the student's folder or the assignment's) would
+    have the folder it leads to, another student's say, graded under this
+    name: it is refused, never followed.  Also refused: either level not a
+    folder.  Checked with ``lstat``, never following a link.
+    """
+    folder = Path(folder)
+    for path, what in ((folder.parent, "student folder"), (folder, "submission folder")):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError as exc:
+            return f"the {what} {path.name} cannot be read ({exc.strerror})"
+        if stat.S_ISLNK(mode):
+            return f"the {what} {path.name} is a symbolic link"
+        if not stat.S_ISDIR(mode):
+            return f"the {what} {path.name} is not a folder"
+    return ""
 
 
 def expected_files(expected) -> set[str]:

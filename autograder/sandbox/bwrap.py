@@ -10,7 +10,9 @@ unreadable):
 - writable: the scratch copy of one submission at the kernel's cwd and home,
   a private size-limited tmpfs ``/tmp``, and the folder of the kernel's
   connection file and zmq ipc sockets (same path inside and out, because the
-  socket paths are written in the connection file);
+  socket paths are written in the connection file; the caller makes both the
+  scratch and this folder size-limited tmpfs mounts where it can: see
+  ``docs/security.md``, "Every writable place of the sandbox");
 - the root of the sandbox and ``/dev`` (both tmpfs, i.e. memory) are
   remounted read-only once built, so nothing else is writable; there is no
   ``/dev/shm`` (no POSIX semaphores, so no ``multiprocessing``).

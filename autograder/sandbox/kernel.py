@@ -12,7 +12,9 @@ scratch folder on a size-limited tmpfs (:mod:`.scratch`); after the kernel ends,
 those limits it reached.
 
 The kernel talks to the grader over zmq **ipc** sockets in a per-kernel
-runtime folder that is bound into the sandbox at the same path; the sandbox
+runtime folder that is bound into the sandbox at the same path (a 64 KiB tmpfs
+of its own when the grader is root), through a relay that runs as the
+kernel's uid and connects to each socket once (:mod:`.relay`); the sandbox
 has no network at all.  The kernel spec is built here, not looked up: the
 notebook's metadata cannot choose another kernel or interpreter.
 """
@@ -20,6 +22,7 @@ notebook's metadata cannot choose another kernel or interpreter.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import resource
@@ -51,7 +54,7 @@ from .bwrap import (
 from .client import ReadyKernelManager
 from .fontcache import matplotlib_font_list
 from .limits import KERNEL_LIMITS, Limits, make_preexec, rlimits_for
-from .scratch import BoundedScratch, unmount_under
+from .scratch import BoundedScratch, bound_runtime_folder, unmount_under
 from .uids import LOCK_DIR, POOL_PREFIX
 
 _DEFAULTS = Limits()
@@ -686,6 +689,8 @@ class SandboxedKernelManager(ReadyKernelManager):
         uid, gid = self._kernel_ids()
         self._base_dir = self._new_base_dir()
         self._run_dir = os.path.join(self._base_dir, "run")
+        # the kernel writes there (its sockets): a tiny tmpfs of its own, not host disk
+        bound_runtime_folder(self._run_dir, uid, gid)
         self._plan(scratch)  # refuses a bad scratch folder before anything is chowned
         self.cgroup_usage, self.scratch_full = None, False
         self._relay_dir, self.relay_dropped, self.relay_died = None, 0, False
@@ -767,6 +772,10 @@ class SandboxedKernelManager(ReadyKernelManager):
         try:
             self._prepare_runtime(self._scratch)
             kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
+            if self.relay:
+                # before the kernel's limits are worked out: the relay runs as the kernel's
+                # uid, and its threads count in the uid's RLIMIT_NPROC like the kernel's own
+                self._start_relay()
         except BaseException:
             self._discard_runtime()
             raise
@@ -804,36 +813,45 @@ class SandboxedKernelManager(ReadyKernelManager):
         assert self.provisioner is not None
         self._proc = getattr(self.provisioner, "process", None)
         self.sandbox_pgid = getattr(self.provisioner, "pgid", None)
-        if self.relay:
-            try:
-                self._start_relay()
-            except BaseException:
-                self.kill_sandbox()
-                self._discard_runtime()
-                raise
 
     _launch_kernel = _async_launch_kernel  # type: ignore[assignment]
 
     # --- the relay between kernel and client -----------------------------------------------
     def _start_relay(self) -> None:
-        """Start the relay (see :mod:`.relay`) and wait until its sockets are bound."""
+        """Start the relay (see :mod:`.relay`) and wait until its client-side sockets are bound.
+
+        A root grader starts it as root (it binds its sockets in the grader's folder and
+        opens its report file), and it then drops to the kernel's uid and gid by itself,
+        before it touches any path of the kernel's runtime folder.  It gets the channels'
+        ports on stdin (not the connection file, which the kernel may rewrite, nor the
+        key, which it does not need).
+        """
         assert self._base_dir is not None
         self._relay_dir = os.path.join(self._base_dir, "relay")
         os.mkdir(self._relay_dir, 0o700)  # the grader's only: the kernel cannot reach it
-        cmd = [sys.executable, "-I", RELAY_SCRIPT, self.connection_file,
-               os.path.join(self._relay_dir, "c"), str(self.max_message_bytes),
-               os.path.join(self._relay_dir, "dropped")]
+        cmd = [sys.executable, "-I", RELAY_SCRIPT, os.path.join(self._relay_dir, "c"),
+               str(self.max_message_bytes), os.path.join(self._relay_dir, "dropped")]
+        if os.geteuid() == 0:
+            cmd += [str(i) for i in self._kernel_ids()]
+        info = {"ip": self.ip, **{f"{channel}_port": getattr(self, f"{channel}_port")
+                                  for channel in relay_process.CHANNELS}}
         memory = RELAY_MEMORY_FACTOR * self.max_message_bytes + RELAY_MEMORY_BASE
         self._relay = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env={"PATH": "/usr/bin:/bin", "MALLOC_ARENA_MAX": "2"},
             preexec_fn=relay_preexec(memory), close_fds=True)
-        assert self._relay.stdout is not None
+        assert self._relay.stdin is not None and self._relay.stdout is not None
+        try:
+            self._relay.stdin.write(json.dumps(info).encode())
+            self._relay.stdin.close()
+        except OSError:
+            pass  # it died: said below
         ready, _, _ = select.select([self._relay.stdout], [], [], RELAY_START_SECONDS)
         line = self._relay.stdout.readline() if ready else b""
         if line != relay_process.READY:
+            status = self.relay_status
             self._stop_relay()
-            raise SandboxError(f"the message relay did not start (status {self.relay_status})")
+            raise SandboxError(f"the message relay did not start (status {status})")
 
     @property
     def relay_status(self) -> int | None:
@@ -844,7 +862,8 @@ class SandboxedKernelManager(ReadyKernelManager):
         if self._relay is None:
             return
         status = self._relay.poll()
-        self.relay_died = status is not None and status != 0
+        # KERNEL_GONE: the kernel never offered its sockets; the relay itself is sound
+        self.relay_died = status not in (None, 0, relay_process.KERNEL_GONE)
         if status is None:
             self._relay.kill()
         self._relay.wait()
@@ -948,6 +967,7 @@ class SandboxedKernelManager(ReadyKernelManager):
             self._cgroup = None
         self._release_uid()
         if self._base_dir is not None:
+            unmount_under(self._base_dir)  # the runtime folder's tmpfs
             shutil.rmtree(self._base_dir, ignore_errors=True)
             self._base_dir = None
 

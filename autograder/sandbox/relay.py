@@ -1,5 +1,6 @@
 """A relay between a sandboxed kernel and the grader: every message, all frames together,
-is bounded before the grader holds any of it.
+is bounded before the grader holds it, and no privilege of the grader's acts on a path
+the kernel controls.
 
 zmq's ``MAXMSGSIZE`` bounds each *frame* of a message, not the message: a
 kernel can send one Jupyter message with a dozen 200 MB buffers, and libzmq
@@ -19,10 +20,30 @@ cannot reach them).  What it receives is bounded twice:
 * a message that fits but is over ``max_bytes`` (all frames) is dropped and
   counted in the report file (the ``output_truncated`` flag).
 
+The kernel's sockets are files in the kernel's runtime folder, which the
+kernel may write: a path there is the kernel's to change (a symlink to a
+socket of the host, say), and zmq connects, and *reconnects*, by path.  So:
+
+* **it runs as the kernel's uid.**  Started by a root grader, it binds its
+  client-side sockets (in the grader's folder) and opens its report file
+  first, then drops to the kernel's uid and gid, with no supplementary
+  groups, before it looks at any path of the kernel's: whatever a path there
+  leads to, it is reached with no more right than the kernel's own;
+* **it connects once, and never again.**  Each kernel-side socket has zmq's
+  reconnection off (``RECONNECT_IVL = -1``); the relay connects only to a
+  path that is a socket (``lstat``: a symlink is refused), waits until each
+  connection is made, and only then starts relaying, so the kernel has
+  received no request, and run no student code, while the paths are read.
+  Once connected, what the folder holds no longer matters: a connection is a
+  file descriptor.  A connection that ends (the kernel closed a socket, or zmq
+  dropped it for a message too big to assemble) stays ended: that channel is
+  silent from then on, and what the grader sends on it is dropped (the cell
+  waiting for it times out), never sent along a path again.
+
 Messages from the client to the kernel pass as they are.  The relay is a
-plain script (``python -I relay.py CONNECTION_FILE CLIENT_IP MAX_BYTES
-REPORT``): it imports nothing but ``zmq`` and starts in a few tens of
-milliseconds.
+plain script (``python -I relay.py CLIENT_IP MAX_BYTES REPORT [UID GID]``,
+the kernel's connection information as JSON on stdin): it imports nothing
+but ``zmq`` and starts in a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -30,9 +51,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import sys
+import time
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 # channel -> (kernel-side socket type, client-side socket type)
 CHANNELS = {
@@ -44,6 +68,15 @@ CHANNELS = {
 }
 READY = b"ready\n"
 """What the relay writes on stdout once its client-side sockets are bound."""
+KERNEL_GONE = 3
+"""Exit status: the kernel never offered its sockets (it died as it started, or a path
+there is not a socket); not a failure of the relay's own."""
+CONNECT_SECONDS = 300.0
+"""How long the relay waits for the kernel to offer its sockets (it boots meanwhile)."""
+ATTEMPT_SECONDS = 1.0
+"""How long one connection attempt may take before it is made again (still before the
+kernel has received anything)."""
+POLL_SECONDS = 0.02
 
 
 def endpoint(info: dict, ip: str, channel: str) -> str:
@@ -55,26 +88,90 @@ def _size(frames) -> int:
     return sum(len(frame) for frame in frames)
 
 
-def serve(info: dict, client_ip: str, max_bytes: int, report: str) -> None:
-    ctx = zmq.Context(io_threads=1)
-    kernel_side, client_side = {}, {}
-    # the kernel sends a shell request's stdin requests to the identity that sent it:
-    # shell and stdin share one identity, as jupyter_client's own sockets do
-    identity = os.urandom(8)
-    for channel, (ktype, ctype) in CHANNELS.items():
-        k = ctx.socket(ktype)
-        k.setsockopt(zmq.LINGER, 0)
-        if channel in ("shell", "stdin"):
-            k.setsockopt(zmq.IDENTITY, identity)
+def drop_privileges(uid: int, gid: int) -> None:
+    """Become ``uid:gid`` for good (real, effective and saved ids; no other group).
+
+    glibc applies it to every thread of the process (zmq's included)."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
+        raise SystemExit("relay: could not drop privileges")
+
+
+def _await_socket(path: str, deadline: float) -> None:
+    """Wait until ``path`` is a socket (never following a link); exit when it is not one."""
+    while True:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None:
+            if stat.S_ISSOCK(mode):
+                return
+            sys.exit(KERNEL_GONE)  # a link or a file where the kernel's socket should be
+        if time.monotonic() > deadline:
+            sys.exit(KERNEL_GONE)
+        time.sleep(POLL_SECONDS)
+
+
+def _connect_once(ctx, ktype: int, url: str, identity: bytes | None, deadline: float):
+    """A kernel-side socket connected to ``url``, zmq's reconnection off."""
+    while True:
+        sock = ctx.socket(ktype)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, -1)
+        if identity is not None:
+            sock.setsockopt(zmq.IDENTITY, identity)
         if ktype == zmq.SUB:
-            k.setsockopt(zmq.SUBSCRIBE, b"")
-        k.connect(endpoint(info, info["ip"], channel))
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+                                          | zmq.EVENT_CLOSED)
+        sock.connect(url)
+        until = min(deadline, time.monotonic() + ATTEMPT_SECONDS)
+        while monitor.poll(max(0, int((until - time.monotonic()) * 1000))):
+            if recv_monitor_message(monitor)["event"] == zmq.EVENT_CONNECTED:
+                sock.disable_monitor()
+                monitor.close(0)
+                return sock
+        # refused (a socket file is there before its listener) or too slow: made again,
+        # still before anything has been relayed
+        sock.disable_monitor()
+        monitor.close(0)
+        sock.close(0)
+        if time.monotonic() > deadline:
+            sys.exit(KERNEL_GONE)
+
+
+def connect_kernel(ctx, info: dict, identity: bytes, deadline: float) -> dict:
+    """The kernel-side sockets, each connected once."""
+    sockets = {}
+    for channel, (ktype, _) in CHANNELS.items():
+        url = endpoint(info, info["ip"], channel)
+        _await_socket(url[len("ipc://"):], deadline)
+        # the kernel sends a shell request's stdin requests to the identity that sent it:
+        # shell and stdin share one identity, as jupyter_client's own sockets do
+        shared = identity if channel in ("shell", "stdin") else None
+        sockets[channel] = _connect_once(ctx, ktype, url, shared, deadline)
+    return sockets
+
+
+def serve(info: dict, client_ip: str, max_bytes: int, report: int,
+          ids: tuple[int, int] | None) -> None:
+    ctx = zmq.Context(io_threads=1)
+    client_side = {}
+    for channel, (_, ctype) in CHANNELS.items():
         c = ctx.socket(ctype)
         c.setsockopt(zmq.LINGER, 0)
         c.bind(endpoint(info, client_ip, channel))
-        kernel_side[channel], client_side[channel] = k, c
+        client_side[channel] = c
+    if ids is not None:
+        drop_privileges(*ids)
     sys.stdout.buffer.write(READY)
     sys.stdout.flush()
+    # The client's requests wait in the client-side sockets until the kernel's side is
+    # connected: the kernel receives nothing, so runs no student code, before that.
+    kernel_side = connect_kernel(ctx, info, os.urandom(8), time.monotonic() + CONNECT_SECONDS)
 
     clients: dict[str, bytes] = {}  # channel -> the client's identity (one client)
     dropped = 0
@@ -90,12 +187,16 @@ def serve(info: dict, client_ip: str, max_bytes: int, report: str) -> None:
             frames = sock.recv_multipart(copy=False)
             if sock is client_side[channel]:  # from the grader: pass on
                 clients[channel] = frames[0].bytes
-                kernel_side[channel].send_multipart(frames[1:], copy=False)
+                try:  # a channel whose connection ended has no peer: dropped, never waited on
+                    kernel_side[channel].send_multipart(frames[1:], copy=False,
+                                                        flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
                 continue
             if _size(frames) > max_bytes:  # from the kernel: bounded
                 dropped += 1
-                with open(report, "w") as fh:
-                    fh.write(f"{dropped}\n")
+                os.ftruncate(report, 0)
+                os.pwrite(report, f"{dropped}\n".encode(), 0)
                 continue
             if channel == "iopub":
                 client_side[channel].send_multipart(frames, copy=False)
@@ -107,13 +208,16 @@ def serve(info: dict, client_ip: str, max_bytes: int, report: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 5:
-        print("usage: relay.py CONNECTION_FILE CLIENT_IP MAX_BYTES REPORT", file=sys.stderr)
+    if len(argv) not in (4, 6):
+        print("usage: relay.py CLIENT_IP MAX_BYTES REPORT [UID GID] < CONNECTION_INFO",
+              file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    with open(argv[1]) as fh:
-        info = json.load(fh)
-    serve(info, argv[2], int(argv[3]), argv[4])
+    info = json.loads(sys.stdin.buffer.read())
+    report = os.open(argv[3], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+    ids = (int(argv[4]), int(argv[5])) if len(argv) == 6 else None
+    serve(info, argv[1], int(argv[2]), report, ids)
     return 0
 
 

@@ -41,6 +41,15 @@ FULL_SLACK_BYTES = 1024 * 1024
 LOST = "scratch disk bound lost"
 CONSEQUENCE = ("each file the kernel writes is still capped (RLIMIT_FSIZE), their total is not, "
                "until the notebook's wall clock ends it")
+NOT_ROOT = (f"{LOST} (only root can mount a size-limited tmpfs as the kernel's scratch and "
+            f"runtime folders): {CONSEQUENCE}; to get it back, run the grader as root")
+
+
+def cannot_mount(exc: OSError) -> str:
+    return (f"{LOST} (cannot mount a tmpfs: {exc.strerror}): {CONSEQUENCE}; to get it back, "
+            "run the grader as root with CAP_SYS_ADMIN")
+
+
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MNT_DETACH = 0x2
@@ -89,6 +98,30 @@ def unmount_under(path: str) -> None:
             log.warning("could not unmount %s: %s", point, exc)
 
 
+RUNTIME_BYTES = 64 * 1024
+"""Size of the tmpfs of a kernel's runtime folder: its connection file (under 1 KB) and
+five ipc sockets (no data) need none of it; a kernel that writes there gets ENOSPC."""
+RUNTIME_INODES = 32
+"""Entries the runtime folder's tmpfs may hold (the connection file and five sockets)."""
+
+
+def bound_runtime_folder(path: str, uid: int, gid: int) -> bool:
+    """Mount a tmpfs of :data:`RUNTIME_BYTES` on folder ``path``, owned by ``uid:gid``, mode
+    0700: the kernel's runtime folder (connection file, ipc sockets), which the kernel may
+    write, then holds no more than that, charged to the kernel's memory group like the
+    scratch.  False (said once, as for the scratch) where no tmpfs can be mounted."""
+    if os.geteuid() != 0:
+        warn_once(NOT_ROOT)
+        return False
+    try:
+        _mount_tmpfs(path, f"size={RUNTIME_BYTES},nr_inodes={RUNTIME_INODES},mode=700,"
+                           f"uid={uid},gid={gid}")
+    except OSError as exc:
+        warn_once(cannot_mount(exc))
+        return False
+    return True
+
+
 class BoundedScratch:
     """A tmpfs of ``size`` bytes at ``mountpoint`` standing in for host folder ``host``."""
 
@@ -105,8 +138,7 @@ class BoundedScratch:
         """Mount, empty and owned by ``uid:gid``; None (said once) if not root.  :meth:`fill`
         then copies the host folder in."""
         if os.geteuid() != 0:
-            warn_once(f"{LOST} (only root can mount a size-limited tmpfs as the kernel's "
-                      f"scratch folder): {CONSEQUENCE}; to get it back, run the grader as root")
+            warn_once(NOT_ROOT)
             return None
         scratch = cls(host, mountpoint, size, inodes)
         mode = stat.S_IMODE(os.stat(host).st_mode)
@@ -116,8 +148,7 @@ class BoundedScratch:
                                      f"uid={uid},gid={gid}")
         except OSError as exc:
             os.rmdir(mountpoint)
-            warn_once(f"{LOST} (cannot mount a tmpfs: {exc.strerror}): {CONSEQUENCE}; to "
-                      "get it back, run the grader as root with CAP_SYS_ADMIN")
+            warn_once(cannot_mount(exc))
             return None
         scratch.mounted = True
         return scratch
