@@ -71,8 +71,8 @@ class SkipUngraded(Preprocessor):
         return nb, resources
 
     def _submitted_outputs(self, cells: set[str]) -> dict[str, list]:
-        """grade id -> the outputs of the cell nbgrader keeps under that id (the last one:
-        ``DeduplicateIds``), in the submission as handed in."""
+        """grade id -> the outputs of the cell that carries that id in the submission as
+        handed in (the first: the precheck leaves the id to the first cell only)."""
         if self.submitted is None:
             return {}
         try:
@@ -85,7 +85,7 @@ class SkipUngraded(Preprocessor):
             meta = cell.get("metadata", {}).get("nbgrader", {})
             gid = meta.get("grade_id") if isinstance(meta, dict) else None
             if isinstance(gid, str) and gid in cells and cell.get("cell_type") == "code":
-                found[gid] = cell.get("outputs", []) or []
+                found.setdefault(gid, cell.get("outputs", []) or [])
         return found
 
 
