@@ -20,7 +20,8 @@ in the same run:
   the importable ``autograder`` package).
 
 Every assignment of the course by default, one after another (``--quick``: the
-first only; ``--assignments`` picks).  Stock nbgrader
+first only; ``--assignments`` picks): the first at K = 6, 12 and 24, the others
+at K = 12 (``--ks`` sets them all).  Stock nbgrader
 executes every cell; the autograder skips the cells the instructor marked as
 no grade's (:mod:`autograder.ungraded`).
 
@@ -62,8 +63,10 @@ from bench import (
     write_json,
 )
 
-FULL = dict(ks=(6, 12, 24), workers=None, reps=3, assignments=None)  # None: the default
-QUICK = dict(ks=(1,), workers=1, reps=1, assignments=1)  # an int: the course's first ones
+# workers None: the command's default; assignments None: every one, an int: the first ones;
+# other_ks: the class sizes of the assignments after the first (unless --ks is given)
+FULL = dict(ks=(6, 12, 24), other_ks=(12,), workers=None, reps=3, assignments=None)
+QUICK = dict(ks=(1,), other_ks=(1,), workers=1, reps=1, assignments=1)
 TARGET_SPEEDUP = 3.0  # issue 15: at K=12 on 2 cores, sandbox included
 TARGET_K = 12
 FLAT_SLACK = 1.15  # "flat": the largest class costs at most 15% more per submission
@@ -179,6 +182,7 @@ def course_assignments() -> list[str]:
 def run(quick=False, assignments=None, ks=None, workers=None, out_dir=None, keep=False,
         reps=None):
     P = QUICK if quick else FULL
+    other_ks = tuple(ks or P["other_ks"])
     ks = tuple(ks or P["ks"])
     workers = workers or P["workers"]
     reps = reps or P["reps"]
@@ -192,8 +196,9 @@ def run(quick=False, assignments=None, ks=None, workers=None, out_dir=None, keep
     rows = []
     try:
         template = course_template(assignments)
-        for assignment in assignments:
-            rows += _run_assignment(template, work, assignment, ks, workers, reps, keep)
+        for i, assignment in enumerate(assignments):
+            rows += _run_assignment(template, work, assignment, other_ks if i else ks, workers,
+                                    reps, keep)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
