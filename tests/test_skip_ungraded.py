@@ -183,6 +183,7 @@ def _student_outputs():
                                          "text/html": "<script>alert(1)</script>",
                                          "application/javascript": "alert(2)"}),
         new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {}}),
+        new_output("display_data", data={"image/png": '"><script>alert(3)</script>'}),
         new_output("error", ename="E", evalue="boom", traceback=["boom"]),
     ]
 
@@ -220,6 +221,7 @@ def test_only_instructor_ids_as_the_gradebook_restored_them_are_skipped():
     own.metadata.tags = [SKIP_TAG, "keep"]  # the submission's own skip tag: removed
     unmarked = _restored(fx.locked_cell("print(2)", "other"))
     nb = fx.notebook([changed, answer, own, unmarked])
+    nb.cells[3].metadata.tags = SKIP_TAG  # a string: nbclient would find the tag in it
     nb, resources = _skip(nb, None, cells=(EXPERIMENT, "answer"))
     assert resources["rnn_course"]["skipped_cells"] == []
     assert [c.metadata.get("tags", []) for c in nb.cells] == [[], [], ["keep"], []]

@@ -23,6 +23,8 @@ shows none.  The ids skipped are in ``resources["rnn_course"]["skipped_cells"]``
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 from nbconvert.preprocessors import Preprocessor
 from nbformat.v4 import new_output
@@ -54,8 +56,11 @@ class SkipUngraded(Preprocessor):
         skipped = []
         for cell in nb.cells:
             tags = cell.get("metadata", {}).get("tags")
-            if isinstance(tags, list) and tag in tags:  # the submission's, never trusted
-                cell.metadata.tags = [t for t in tags if t != tag]
+            if tags is not None and (not isinstance(tags, list) or tag in tags):
+                # the submission's skip tag is never trusted (nor a string nbclient would
+                # search for it as a substring)
+                cell.metadata.tags = [t for t in tags if isinstance(t, str) and t != tag] \
+                    if isinstance(tags, list) else []
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if gid not in cells or not may_skip(cell) or gid in skipped:
                 continue
@@ -89,6 +94,10 @@ class SkipUngraded(Preprocessor):
         return found
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
+"""What an image's data may hold (its base64 text), nothing a page could read as markup."""
+
+
 def _inert(output) -> nbformat.NotebookNode | None:
     """``output`` reduced to text and images (None: nothing of it is kept)."""
     if not isinstance(output, dict):
@@ -111,7 +120,8 @@ def _inert(output) -> nbformat.NotebookNode | None:
             value = data.get(mime)
             if isinstance(value, list):
                 value = "".join(v for v in value if isinstance(v, str))
-            if isinstance(value, str) and value:
+            if isinstance(value, str) and value and (mime == "text/plain"
+                                                     or _BASE64.fullmatch(value)):
                 kept[mime] = value
         return new_output("display_data", data=kept) if kept else None
     return None
