@@ -73,6 +73,17 @@ def test_renderers_on_canned_rows(tmp_path):
     assert "0.040 s" in text and "3 runs each" in text and "stock 38.0, 40.0, 41.0" in text
     runs = [{"wall": w} for w in (14.0, 11.0, 12.0, 13.0)]
     assert grading._median_run(runs)["wall"] == 12.0
+    # across assignments: each one's largest K, a worker's s/sub against the first's
+    first = {**g, "assignment": "rnn_cell", "worker_per_sub": 1.0}
+    rows = [{**first, "K": 6, "worker_per_sub": 9.0}, first,
+            {**g, "assignment": "gru", "worker_per_sub": 1.4, "ours_per_sub": 1.5},
+            {**g, "assignment": "lstm", "worker_per_sub": 1.6}]
+    summary = grading.summary_targets(rows)
+    assert [(t["target"].split(":")[0], round(t["value"], 2), t["met"]) for t in summary] == [
+        ("gru", 1.4, True), ("lstm", 1.6, False)]
+    text = grading.render_summary(rows)
+    assert "every assignment" in text and "worker s/sub" in text and "MISSED" in text
+    assert grading.targets([g], "gru")[0]["target"].startswith("gru: K=12")
 
     rows = [{"what": "lstm.ipynb (instructor)", "kind": "notebook", "assignment": "lstm",
              "wall": 12.0, "cells_s": 10.0, "mb": 200.0, "error": None},

@@ -30,6 +30,7 @@ import nbformat
 import pytest
 
 from autograder.course import Course
+from autograder.ungraded import MARK_FIELD, MARK_KEY
 from rnn_course import checks
 from rnn_course.grading import GRADING_DIR_ENV
 from rnn_course.widgets import STATIC_ENV
@@ -107,7 +108,10 @@ def test_source_notebook_is_clean(assignment):
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [], f"{where} has outputs"
             assert cell["execution_count"] is None, f"{where} has an execution_count"
-        assert set(cell["metadata"]) <= {"nbgrader"}, f"{where}: metadata {set(cell['metadata'])}"
+        assert set(cell["metadata"]) <= {"nbgrader", MARK_KEY}, \
+            f"{where}: metadata {set(cell['metadata'])}"
+        assert cell["metadata"].get(MARK_KEY, {MARK_FIELD: True}) == {MARK_FIELD: True}, \
+            f"{where}: {MARK_KEY} metadata is only the mark {MARK_FIELD}"
         meta = cell["metadata"].get("nbgrader")
         if meta is None:
             continue

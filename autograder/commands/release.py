@@ -10,6 +10,12 @@ stored oracle values (:mod:`autograder.protocol.oracles`) from the reference.
 Before anything is built it refuses (exit status 2, one line) a course whose
 assignment has no checks module, or a source notebook with a graded cell that
 no check is registered for: grading would fail such a cell, whatever it prints.
+It also proves safe the cells marked as no grade's (:mod:`autograder.ungraded`,
+which grading does not execute): it refuses, one line naming the cell, a marked
+cell that is not a locked instructor cell or that defines a name a later cell
+run in grading uses, and, once the oracle values are up to date, a notebook
+that no longer passes every check with the reference solution when its marked
+cells are skipped (it runs each such source notebook so).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import nbformat
 
 from autograder.course import Course
 from autograder.errors import UsageError
+from autograder.ungraded import failures_when_skipped, marked_ids, refusals
 from rnn_course import checks
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -113,6 +120,30 @@ def refuse_unchecked(course: Course, assignments) -> None:
                 f"{missing[0]!r} has no registered check in {checks.module_name(a)}{more}")
 
 
+def refuse_unsafe_marks(course: Course, assignments) -> None:
+    """A :class:`UsageError` naming the first unsafe mark of ``assignments`` (static)."""
+    for a in assignments:
+        path = course.source_notebook(a)
+        problems = refusals(nbformat.read(path, as_version=4))
+        if problems:
+            raise UsageError(f"{path.relative_to(course.root)}: {problems[0]}")
+
+
+def prove_marks(course: Course, assignments) -> int:
+    """Run each source notebook with marks, its marked cells skipped: a :class:`UsageError`
+    naming the first cell that then fails; returns how many notebooks were run."""
+    ran = 0
+    for a in assignments:
+        path = course.source_notebook(a)
+        if not marked_ids(nbformat.read(path, as_version=4)):
+            continue
+        failed = failures_when_skipped(path)
+        ran += 1
+        if failed:
+            raise UsageError(f"{path.relative_to(course.root)}: {failed[0]}")
+    return ran
+
+
 def _text_lines(text: str) -> set[str]:
     return {raw.strip() for raw in text.splitlines()}
 
@@ -176,11 +207,16 @@ def run(args) -> int:
         if not course.source_notebook(a).exists():
             raise UsageError(f"{course.source_notebook(a)} does not exist")
     refuse_unchecked(course, wanted)
+    refuse_unsafe_marks(course, wanted)
     from autograder.protocol import oracles
 
     changed = oracles.write_all(course.assignments)
     print(f"oracle values of {len(oracles.with_oracle(course.assignments))} visible checks: "
           + (f"rewrote {', '.join(changed)}" if changed else "up to date"))
+    proved = prove_marks(course, wanted)
+    if proved:
+        print(f"ran {proved} source notebook(s) with their marked cells skipped: "
+              "every check passes")
     for a in wanted:
         generate(course.root, a)
         print(f"released {a} -> {course.release_notebook(a).relative_to(course.root)}")

@@ -7,6 +7,7 @@ the cell timeout) is read once, on the first job.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from autograder.course import Course
 from autograder.errors import UsageError
 from autograder.pipeline.precheck import Submission
 from autograder.protocol.secrets import course_secret, submission_secret
+from autograder.ungraded import source_marks
 
 
 def _source_files(course: Course, coursedir: CourseDirectory, assignment: str) -> dict:
@@ -78,7 +80,10 @@ class JobMaker:
 
     def __init__(self, course, coursedir, book, assignment, unsafe, structure):
         self.course, self.coursedir, self.book = course, coursedir, book
-        self.assignment, self.unsafe, self.structure = assignment, unsafe, structure
+        self.assignment, self.unsafe = assignment, unsafe
+        source_dir = coursedir.format_path(coursedir.source_directory, ".", assignment)
+        self.structure = dataclasses.replace(  # the cells the instructor marked as no grade's
+            structure, skipped=source_marks(Path(source_dir), structure.notebooks))
         self._shared = None
 
     @property

@@ -71,6 +71,9 @@ class AssignmentStructure:
     """Notebook name -> ids of all its instructor cells (what the precheck knows)."""
     duedate: datetime | None = None
     """Naive UTC, as nbgrader stores it (None: no due date)."""
+    skipped: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Notebook name -> ids of the cells the instructor marked as no grade's
+    (:mod:`autograder.ungraded`, read from the source notebooks): not executed."""
 
     @property
     def max_score(self) -> float:

@@ -85,6 +85,7 @@ from autograder.pipeline.preprocessors import (
     CheckCellMetadata,
     RestoreCells,
     SanitizeOutputs,
+    SkipUngraded,
     TimedExecute,
     TrackedLimitOutput,
     graded_cells_class,
@@ -401,6 +402,8 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg,
                 nb, resources = pp(config=cfg).preprocess(nb, resources)
             nb, resources = RestoreCells(config=cfg).preprocess(nb, resources)
             nb, resources = CheckCellMetadata(config=cfg).preprocess(nb, resources)
+            nb, resources = SkipUngraded(config=cfg, cells=set(job.structure.skipped.get(name, ())),
+                                         submitted=nb_json).preprocess(nb, resources)
     except StageOverrun as over:  # graded as unusable, like a notebook nbgrader rejects
         result.flag(F.GRADER_LIMIT, f"{name}.ipynb: {over}")
         result.add_time("sanitize", time.monotonic() - since)

@@ -18,6 +18,9 @@
 - :class:`SanitizeOutputs`: makes every output, markdown and raw cell of a
   graded notebook inert in a browser (no script, handler, ``javascript:``
   URL or widget state), with ``nh3``; also the feedback's ``clean_html``.
+- :class:`SkipUngraded`: the cells the instructor marked as no grade's
+  (:mod:`autograder.ungraded`) are not executed; they show the student's own
+  outputs from the submission, reduced to text and images.
 - :class:`CheckCellMetadata`: nbgrader's, with its JSON schema compiled once
   per process (:func:`metadata_validator`, also the precheck's).
 """
@@ -29,8 +32,10 @@ from .grades_from_scores import GradesFromScores
 from .limit_output import TrackedLimitOutput
 from .restore_cells import RestoreCells
 from .sanitize_outputs import SanitizeOutputs
+from .skip_ungraded import SkipUngraded
 from .timed_execute import TimedExecute, TimingMixin
 
 __all__ = ["CheckCellMetadata", "FeedbackHiddenTests", "GradedCells", "GradesFromScores",
-           "RestoreCells", "SanitizeOutputs", "TimedExecute", "TimingMixin", "TrackedLimitOutput",
+           "RestoreCells", "SanitizeOutputs", "SkipUngraded", "TimedExecute", "TimingMixin",
+           "TrackedLimitOutput",
            "graded_cells_class", "metadata_validator"]
