@@ -11,6 +11,7 @@ finite differences.
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import numpy as np
@@ -34,6 +35,9 @@ from rnn_course.worked import (
 )
 
 ROUNDING = 0.5e-4  # stored to 4 decimals
+# checked lines of the bptt printout: h per step; g_2, g_1, g_0, dh0; dx per step; the rows
+# of dWx and dWh, db
+BPTT_LINES = 3 + 4 + 3 + (2 + 2 + 1)
 FD_TOL = 1e-8  # centred differences of a smooth function of order-one numbers
 
 
@@ -100,7 +104,7 @@ def test_jacobians_carried_gradients_and_deltas():
 def test_the_printout_marks_right_and_wrong_functions():
     out = io.StringIO()
     assert bptt_by_hand(rnn_forward, rnn_backward, file=out)
-    assert "differs" not in out.getvalue() and out.getvalue().count(" ok") == 15
+    assert "differs" not in out.getvalue() and out.getvalue().count(" ok") == BPTT_LINES
 
     out = io.StringIO()
     assert not bptt_by_hand(rnn_forward, lambda dh, c: [g * 1.5 for g in rnn_backward(dh, c)],
@@ -352,3 +356,22 @@ def test_the_gru_printout_names_the_planted_bug():
         return tuple(grads)
     all_ok, text = _gru_printout(gru_step_backward=direct_only)
     assert not all_ok and _differing(text) == ["g_1 = g_2 M_2", "g_0 = g_1 M_1", "dh0 = g_0 M_0"]
+
+
+@pytest.mark.parametrize("assignment,printout,lines", [
+    ("bptt", bptt_by_hand, BPTT_LINES), ("lstm", lstm_by_hand, LSTM_LINES),
+    ("gru", gru_by_hand, GRU_LINES)])
+def test_the_notebooks_solutions_say_ok_on_every_line(assignment, printout, lines):
+    """The functions of the source notebook (not the reference), as its worked example
+    cell passes them (the cell's own call, run in their namespace)."""
+    from gradesim import notebook_cells, student_namespace
+
+    ns = student_namespace(assignment)
+    calls = [source for kind, source, meta in notebook_cells(assignment)
+             if meta.get("grade_id", "").endswith("worked_example_run")]
+    assert len(calls) == 1 and f"worked.{printout.__name__}(" in calls[0]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(calls[0], ns)  # noqa: S102 - the course's own notebook cell
+    assert ns["all_match"] is True
+    assert "differs" not in out.getvalue() and out.getvalue().count(" ok\n") == lines
