@@ -1,26 +1,37 @@
-"""A worked example of BPTT small enough to follow with a pencil (issue 26).
+"""Worked examples of BPTT small enough to follow with a pencil (issue 26).
 
-One sentence (N = 1) of T = 3 steps, D = 2 inputs, H = 2 hidden units, round numbers.
-:func:`bptt_by_hand` runs the student's ``rnn_forward`` and ``rnn_backward`` on it and
-prints every forward value and every gradient step by step, each beside the number
-expected, with the one-step Jacobians whose product carries the gradient back.
+One sentence (N = 1) of T = 3 steps, D = 2 inputs, H = 2 hidden units, round numbers,
+and the loss ``E = h_2[0]`` (the first unit of the last state: ``dh`` is zero except
+``dh[:, 2] = [1, 0]``), for the three cells of the course:
 
-The expected numbers are stored here, rounded to 4 decimals: this module holds no
-computation of a gradient (``tests/test_worked.py`` checks every number against the
-grader's reference and against centred finite differences).
+* :func:`bptt_by_hand` (the ``bptt`` notebook) runs the student's ``rnn_forward`` and
+  ``rnn_backward``;
+* :func:`lstm_by_hand` (the ``lstm`` notebook) and :func:`gru_by_hand` (the ``gru``
+  notebook) run the student's step functions, each from the expected numbers before the
+  step (so a line that differs names the step), and the whole-sequence functions.
+
+Each prints every forward value and every gradient step by step, beside the number
+expected, with the one-step Jacobians whose product carries the gradient back, and marks
+each line ``ok`` or ``<- differs``; a function that raises gets a few words on its lines,
+not a traceback.  The expected numbers are stored here, rounded to 4 decimals: this
+module holds no computation of a gradient (``tests/test_worked.py`` checks every number
+against the grader's reference and against centred finite differences).
 
 Notation of the ``bptt`` notebook: steps s = 0, 1, 2, ``h_{-1}`` the initial state,
-``a_s = x_s Wx + h_{s-1} Wh + b``, ``h_s = tanh(a_s)``, the loss ``E = h_2[0]`` (the
-first unit of the last state: ``dh`` is zero except ``dh[:, 2] = [1, 0]``);
-``g_s = dE/dh_s``, ``M_s = diag(1 - h_s^2) Wh^T`` the Jacobian that carries it one
-step back (``g_{s-1} = g_s M_s``), ``delta_s = g_s * (1 - h_s^2)``.
+``a_s = x_s Wx + h_{s-1} Wh + b``, ``h_s = tanh(a_s)``; ``g_s = dE/dh_s``,
+``M_s = diag(1 - h_s^2) Wh^T`` the Jacobian that carries it one step back
+(``g_{s-1} = g_s M_s``), ``delta_s = g_s * (1 - h_s^2)``.  The LSTM's state is the pair
+``(h_s, c_s)`` and its Jacobian ``J_s = d(h_s, c_s)/d(h_(s-1), c_(s-1))`` (4 x 4); the
+GRU's ``M_s = dh_s/dh_(s-1)`` holds the copy ``diag(z_s)`` and the paths through the gates.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["INPUTS", "UPSTREAM", "EXPECTED", "TOLERANCE", "bptt_by_hand"]
+__all__ = ["INPUTS", "UPSTREAM", "EXPECTED", "TOLERANCE", "bptt_by_hand",
+           "LSTM_INPUTS", "LSTM_EXPECTED", "lstm_by_hand",
+           "GRU_INPUTS", "GRU_EXPECTED", "gru_by_hand"]
 
 INPUTS = {
     "x": np.array([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]]),  # (N, T, D) = (1, 3, 2)
@@ -261,17 +272,39 @@ def _header(kind: str, inputs: dict, gates) -> list[str]:
     return lines
 
 
-def _weights(lines, checks, backward, expected, gates, labels) -> None:
-    """dWx, dWh and db block by block and row by row: each a pair of numbers."""
-    for k, name in ((2, "dWx"), (3, "dWh"), (4, "db")):
-        rows = np.atleast_2d(expected[name])
+def _whole_sentence(lines, checks, name, backward, expected, gates, product, path, file,
+                    dWh_rule=None) -> bool:
+    """The lines of the student's ``name`` (the layer's backward) on the whole sentence:
+    ``dh0`` as the product of Jacobians, the path the gates keep, ``dx`` per step, then
+    dWx, dWh and db block by block and row by row (each a pair of numbers).  ``dWh_rule``:
+    a line on how dWh sums, where it is not ``sum_s h_(s-1)^T da_s`` in every block.
+    Prints them all; True when every checked line is ok."""
+    lines += ["", f"  your {name} on the whole sentence: the product of Jacobians,",
+              "  and every step's da_s times the weights"]
+    lines.append(_line(product, lambda: backward()[1][0], expected["dh0"]))
+    checks.append(lines[-1])
+    lines.append(f"  {path}")
+    for s in range(expected["dx"].shape[0]):
+        lines.append(_line(f"dx_{s} = da_{s} Wx^T", lambda s=s: backward()[0][0, s],
+                           expected["dx"][s]))
+        checks.append(lines[-1])
+    labels = {"dWx": "sum_s x_s^T da_s", "dWh": "sum_s h_(s-1)^T da_s", "db": "sum_s da_s"}
+    if dWh_rule:
+        labels["dWh"] = ""
+    for k, weight in ((2, "dWx"), (3, "dWh"), (4, "db")):
+        if weight == "dWh" and dWh_rule:
+            lines.append(f"  {dWh_rule}")
+        rows = np.atleast_2d(expected[weight])
         for j, gate in enumerate(gates):
             for row in range(rows.shape[0]):
                 where = f"[{row}, {gate}]" if rows.shape[0] > 1 else f"[{gate}]"
-                label = f"{name}{where}" + (f" = {labels[name]}" if j == row == 0 else "")
+                label = f"{weight}{where}" + (
+                    f" = {labels[weight]}" if j == row == 0 and labels[weight] else "")
                 lines.append(_line(label, lambda k=k, row=row, j=j: np.atleast_2d(
                     backward()[k])[row, 2 * j:2 * j + 2], rows[row, 2 * j:2 * j + 2]))
                 checks.append(lines[-1])
+    print("\n".join(lines), file=file)
+    return all(line.endswith(" ok") for line in checks)
 
 
 def lstm_by_hand(lstm_gates, lstm_step_forward, lstm_step_backward, lstm_forward,
@@ -348,19 +381,10 @@ def lstm_by_hand(lstm_gates, lstm_step_forward, lstm_step_backward, lstm_forward
                 E[f"g{part}"][s - 1] if s else E[f"d{part}0"]))
             checks.append(lines[-1])
 
-    lines += ["", "  your lstm_backward on the whole sentence: the product of Jacobians,",
-              "  and every step's da_s times the weights"]
-    lines.append(_line("dh0 = (g_2 J_2 J_1 J_0)[h]", lambda: backward()[1][0], E["dh0"]))
-    checks.append(lines[-1])
-    lines.append(f"  along the cell alone: dc_2/dc_(-1) = diag(f_2 f_1 f_0)"
-                 f" = diag({_fmt(E['cell_path'])})")
-    for s in range(T):
-        lines.append(_line(f"dx_{s} = da_{s} Wx^T", lambda s=s: backward()[0][0, s], E["dx"][s]))
-        checks.append(lines[-1])
-    _weights(lines, checks, backward, E, gates,
-             {"dWx": "sum_s x_s^T da_s", "dWh": "sum_s h_(s-1)^T da_s", "db": "sum_s da_s"})
-    print("\n".join(lines), file=file)
-    return all(line.endswith(" ok") for line in checks)
+    return _whole_sentence(lines, checks, "lstm_backward", backward, E, gates,
+                           "dh0 = (g_2 J_2 J_1 J_0)[h]",
+                           f"along the cell alone: dc_2/dc_(-1) = diag(f_2 f_1 f_0)"
+                           f" = diag({_fmt(E['cell_path'])})", file)
 
 
 def gru_by_hand(gru_step_forward, gru_step_backward, gru_forward, gru_backward,
@@ -424,16 +448,9 @@ def gru_by_hand(gru_step_forward, gru_step_backward, gru_forward, gru_backward,
             E["g"][s][None], step(s)[1])[1][0], E["g"][s - 1] if s else E["dh0"]))
         checks.append(lines[-1])
 
-    lines += ["", "  your gru_backward on the whole sentence: the product of Jacobians,",
-              "  and every step's da_s times the weights"]
-    lines.append(_line("dh0 = g_2 M_2 M_1 M_0", lambda: backward()[1][0], E["dh0"]))
-    checks.append(lines[-1])
-    lines.append(f"  along the copy alone: dh_2/dh_(-1) = diag(z_2 z_1 z_0)"
-                 f" = diag({_fmt(E['copy_path'])})")
-    for s in range(T):
-        lines.append(_line(f"dx_{s} = da_{s} Wx^T", lambda s=s: backward()[0][0, s], E["dx"][s]))
-        checks.append(lines[-1])
-    _weights(lines, checks, backward, E, gates,
-             {"dWx": "sum_s x_s^T da_s", "dWh": "see section 2", "db": "sum_s da_s"})
-    print("\n".join(lines), file=file)
-    return all(line.endswith(" ok") for line in checks)
+    return _whole_sentence(lines, checks, "gru_backward", backward, E, gates,
+                           "dh0 = g_2 M_2 M_1 M_0",
+                           f"along the copy alone: dh_2/dh_(-1) = diag(z_2 z_1 z_0)"
+                           f" = diag({_fmt(E['copy_path'])})", file,
+                           "dWh sums h_(s-1)^T da_s in the r and z blocks, (r_s h_(s-1))^T da_s"
+                           " in the n block:")
