@@ -353,8 +353,10 @@ def test_no_text_sends_students_where_they_cannot_go():
 @slow
 def test_bptt_worked_example_matches_by_hand(executed):
     """With the solutions every line of the worked example says ok."""
+    from test_worked import BPTT_LINES
+
     out = _stdout(executed["bptt"], "worked_example_run")
-    assert "differs" not in out and out.count(" ok") == 15, out
+    assert "differs" not in out and out.count(" ok") == BPTT_LINES, out
 
 
 def test_lstm_widget_claims():
@@ -396,3 +398,101 @@ def test_lstm_widget_claims():
     assert full[3.0] > 1  # the full LSTM's gradient grows with k
     assert "put it at $10^{-6}$" in _text(nb, "lstm_experiment_read")
     assert round(np.log10(rnn)) == -6
+
+
+@slow
+@pytest.mark.parametrize("assignment", ["lstm", "gru"])
+def test_gated_worked_examples_match_by_hand(executed, assignment):
+    """With the solutions every line of the LSTM's and the GRU's worked example says ok."""
+    from test_worked import GRU_LINES, LSTM_LINES
+
+    out = _stdout(executed[assignment], f"{assignment}_worked_example_run")
+    lines = {"lstm": LSTM_LINES, "gru": GRU_LINES}[assignment]
+    assert "differs" not in out and out.count(" ok\n") == lines, out
+
+
+def test_gated_worked_example_texts():
+    """What lstm_ and gru_worked_example_md say about the printed numbers (the stored ones,
+    which tests/test_worked.py holds against the reference and finite differences)."""
+    from rnn_course.worked import GRU_EXPECTED, GRU_INPUTS, LSTM_EXPECTED, LSTM_INPUTS
+
+    rounding = 0.5e-4  # the printed numbers have 4 decimals
+    text = _text(nbformat.read(source_path("lstm"), as_version=4), "lstm_worked_example_md")
+    E = {k: np.asarray(v) for k, v in LSTM_EXPECTED.items()}
+    assert "$a_0$ is the first row of $W_x$ plus $b$ (as $x_0 = [1, 0]$)" in text
+    assert np.array_equal(LSTM_INPUTS["x"][0, 0], [1, 0]) and not LSTM_INPUTS["h0"].any()
+    assert np.allclose(E["a"][0], LSTM_INPUTS["Wx"][0] + LSTM_INPUTS["b"], atol=0)
+    assert "$c_0 = i_0 \\odot g_0$" in text
+    assert np.abs(E["c"][0] - E["i"][0] * E["g"][0]).max() <= 2 * rounding
+    assert "the forget gate gets no gradient at step 0" in text
+    assert np.array_equal(E["da"][0][2:4], [0, 0])  # the f block, order i, f, o, g
+
+    text = _text(nbformat.read(source_path("gru"), as_version=4), "gru_worked_example_md")
+    E = {k: np.asarray(v) for k, v in GRU_EXPECTED.items()}
+    assert "$h_0 = (1 - z_0) \\odot n_0$" in text and not GRU_INPUTS["h0"].any()
+    assert np.abs(E["h"][0] - (1 - E["z"][0]) * E["n"][0]).max() <= 2 * rounding
+    assert "the reset gate has nothing to reset at step 0" in text
+    assert np.array_equal(E["da"][0][:2], [0, 0])  # the r block, order r, z, n
+    assert "the other paths take some of the first unit's gradient away" in text
+    assert E["dh0"][0] < E["copy_path"][0]
+
+
+def test_gru_widget_claims():
+    """gru_widget_md against the curves of its drawings (b_z = 0 and 3): the same demo
+    function's traces on the same batch, with the reference."""
+    from autograder import reference
+    from rnn_course import data, training
+    from rnn_course.demos.gru import _other_country, first_token_trace, update_bias_widget
+
+    nb = nbformat.read(source_path("gru"), as_version=4)
+    widget = _text(nb, "gru_widget")
+    assert widget == "demos.update_bias_widget(gru_forward, rnn_forward, gap=60)"
+    _, hidden, batch, seed, static = update_bias_widget.__defaults__
+    assert static == (0.0, 3.0)
+    task = data.CountryLanguageTask(gap=60)
+    x, _ = task.batch(batch, seed=seed)
+    x_other = _other_country(x, task.n_countries)
+    rnn = first_token_trace(reference.rnn_forward,
+                            training.init_rnn(task.input_size, hidden, task.output_size,
+                                              seed=seed), x, x_other)
+    copy = {}
+    for bias in static:
+        gru = training.init_gru(task.input_size, hidden, task.output_size, seed=seed,
+                                update_bias=bias)
+        copy[bias] = first_token_trace(reference.gru_forward,
+                                       dict(gru, Wh=np.zeros_like(gru["Wh"])), x, x_other)
+    text = _text(nb, "gru_widget_md")
+    assert "leaves less than 1 % of the country after 40 steps, a few $10^{-4}$ at the query" \
+        in text
+    assert np.all(np.diff(rnn) < 0) and rnn[40] < 0.01 and 1e-4 <= rnn[-1] < 1e-3
+    assert "$b_z = 0$ ($z = 0.5$) halves what is left at every step" in text
+    assert 0.45 <= copy[0.0][-1] ** (1 / 60) <= 0.55
+    assert "keeps a few percent across 60 steps" in text and 0.01 <= copy[3.0][-1] <= 0.1
+
+
+def test_bptt_widget_never_crosses_its_bound():
+    """measure_discussion: the widget's curve never crosses the dashed bound sigma_max^d;
+    the linear RNN's lies on it, the tanh RNN's below.  A grid over the sliders' ranges
+    that holds every static drawing, with the bptt notebook's solution."""
+    from gradesim import student_namespace
+
+    from rnn_course.demos.bptt import NONLINEARITIES, measure_gradient_norms
+
+    assert "(it never does: the linear RNN's curve lies on it, the tanh RNN's below it)" in \
+        _text(nbformat.read(source_path("bptt"), as_version=4), "measure_discussion")
+    ns = student_namespace("bptt")
+    assert _text(nbformat.read(source_path("bptt"), as_version=4), "widget_run") == \
+        "_widget = demos.gradient_norm_widget(gradient_norms_through_time, rnn_forward)"
+    # the slider's ends, both sides of 1, and the static drawings (0.9 and 1.1 linear,
+    # 1.5 tanh, at the T slider's first value of 60)
+    cases = [(g, T, kind) for g in (0.25, 0.5, 0.9, 1.0, 1.1, 1.5, 2.0, 4.0)
+             for T in (5, 60, 200) for kind in NONLINEARITIES]
+    for gain, T, kind in cases:
+        norms, _ = measure_gradient_norms(ns["gradient_norms_through_time"], ns["rnn_forward"],
+                                          gain, T, kind)
+        bound = gain ** np.arange(T + 1.0)
+        assert norms[0] == pytest.approx(1.0) and np.all(norms <= bound * (1 + 1e-9)), (gain, T)
+        if kind == "linear":
+            assert np.allclose(norms, bound, rtol=1e-9, atol=0), (gain, T)
+        else:
+            assert np.all(norms[1:] < bound[1:]), (gain, T)
