@@ -26,10 +26,10 @@ import gradesim  # noqa: E402
 from planted import BUGS  # noqa: E402
 
 from autograder.pipeline import gradebook as G  # noqa: E402
+from autograder.pipeline import verify  # noqa: E402
 from autograder.pipeline.record import save_all  # noqa: E402
 from autograder.pipeline.scoring import NotebookRun, score_submission  # noqa: E402
 from autograder.pipeline.worker import GradeResult  # noqa: E402
-from autograder.pipeline import verify  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE_ID = "rnn-course"
