@@ -1,5 +1,5 @@
-"""``grades.csv`` (``autograder.pipeline.export``): nbgrader's columns, then ``submitted`` and
-``flags``, both from the database."""
+"""``grades.csv`` (``autograder.pipeline.coordinator.export``): nbgrader's columns, then
+``submitted`` and ``flags``, both from the database."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, insert
 from traitlets.config import Config
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.export import (
+from autograder.pipeline.coordinator.export import (
     CANVAS_COLUMNS,
     CANVAS_POINTS_ROW,
     FLAGS_COLUMN,
@@ -24,11 +24,11 @@ from autograder.pipeline.export import (
     canvas_csv,
     export_grades,
 )
-from autograder.pipeline.gradebook import FLAG, CourseGradebook, ensure_tables
-from autograder.pipeline.precheck import Submission
-from autograder.pipeline.record import save_grades
+from autograder.pipeline.coordinator.gradebook import FLAG, CourseGradebook, ensure_tables
+from autograder.pipeline.coordinator.record import save_grades
 from autograder.pipeline.scoring import NotebookRun, score_submission
-from autograder.pipeline.worker import GradeResult
+from autograder.pipeline.types import GradeResult
+from autograder.pipeline.worker.precheck import Submission
 
 COURSE = "export-test"
 # (assignment, student) -> flags; s3 has no submission of a1

@@ -1,4 +1,4 @@
-"""Recording (``autograder.pipeline.record``): the gradebook first, then the files.
+"""Recording (``autograder.pipeline.coordinator.record``): the gradebook first, then the files.
 
 Results are made here (no kernel runs) except where the whole coordinator
 runs: there the worker is replaced by :func:`stub_grade`, which passes every
@@ -23,13 +23,12 @@ from sqlalchemy.schema import CreateTable
 from autograder import cli
 from autograder.course import Course
 from autograder.pipeline import flags as F
-from autograder.pipeline import gradebook as G
-from autograder.pipeline import record as R
-from autograder.pipeline.coordinator import grade_assignment
-from autograder.pipeline.jobs import JobMaker
-from autograder.pipeline.report import STAGES
+from autograder.pipeline.coordinator import gradebook as G
+from autograder.pipeline.coordinator import record as R
+from autograder.pipeline.coordinator.assignment import grade_assignment
+from autograder.pipeline.coordinator.jobs import JobMaker
 from autograder.pipeline.scoring import NotebookRun, score_submission
-from autograder.pipeline.worker import GradeResult
+from autograder.pipeline.types import STAGES, GradeResult
 
 A = fx.ASSIGNMENT
 PASS = {"kind": "visible", "passed": True, "message": ""}
@@ -53,7 +52,7 @@ def make_result(job, verdict=PASS, *, flags=(), feedback="<html>feedback</html>"
 
 def stub_grade(job):
     """Stands in for ``worker.grade_submission`` in coordinator runs: every check passes."""
-    from autograder.pipeline.worker import finish_precheck
+    from autograder.pipeline.worker.submission import finish_precheck
 
     job = finish_precheck(job)
     result = make_result(job)
@@ -250,7 +249,7 @@ def test_our_tables_are_plain_sql_for_sqlite_and_postgresql():
 # --------------------------------------------------------------------------- #
 @pytest.fixture
 def stub_worker(monkeypatch):
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     monkeypatch.setattr(worker, "grade_submission", stub_grade)
 

@@ -718,7 +718,7 @@ print("sent")
 
 
 def _peak_rss_mib_during(fn):
-    from autograder.pipeline.budget import Usage
+    from autograder.pipeline.worker.budget import Usage
 
     usage = Usage().start()
     out = fn()

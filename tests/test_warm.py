@@ -1,4 +1,4 @@
-"""Kernels started ahead of need (``autograder.pipeline.warm``) and the jobs that use them.
+"""Kernels started ahead of need (``autograder.pipeline.worker.warm``) and the jobs that use them.
 
 The unit tests use a stand-in kernel manager; the end-to-end ones grade real
 sandboxed submissions one after the other in this process, as a pool worker does.
@@ -14,9 +14,9 @@ import nbfixtures as fx
 import pytest
 from traitlets.config import Config
 
-from autograder.pipeline import warm
-from autograder.pipeline.runner import Runner
-from autograder.pipeline.worker import copy_job, grade_submission
+from autograder.pipeline.coordinator.runner import Runner
+from autograder.pipeline.worker import warm
+from autograder.pipeline.worker.submission import copy_job, grade_submission
 
 A = fx.ASSIGNMENT
 
@@ -126,7 +126,7 @@ def test_the_runner_starts_kernels_ahead_only_for_jobs_that_will_come():
 def test_no_kernel_waits_on_the_shared_fallback_uid(course, monkeypatch):
     """When every pool account is leased, a kernel started ahead would run as the shared
     fallback uid next to running kernels: it is shut down instead of kept waiting."""
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
     from autograder.sandbox import execute
 
     made = []
@@ -248,7 +248,7 @@ def test_a_worker_ends_with_its_coordinator():
 
     coordinator = (
         "import concurrent.futures, multiprocessing, os, signal\n"
-        "from autograder.pipeline.runner import _worker_start\n"
+        "from autograder.pipeline.coordinator.runner import _worker_start\n"
         "pool = concurrent.futures.ProcessPoolExecutor(\n"
         "    1, mp_context=multiprocessing.get_context('fork'),\n"
         "    initializer=_worker_start, initargs=(os.getpid(),))\n"
@@ -271,7 +271,7 @@ def test_a_worker_runs_below_its_coordinator():
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from autograder.pipeline.runner import WORKER_NICENESS, _worker_start
+    from autograder.pipeline.coordinator.runner import WORKER_NICENESS, _worker_start
 
     base = os.nice(0)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),

@@ -1,4 +1,5 @@
-"""The worker (``autograder.pipeline.worker.grade_submission``) on the tiny fixture notebook.
+"""The worker (``autograder.pipeline.worker.submission.grade_submission``) on the tiny fixture
+notebook.
 
 Unsandboxed (``sandbox=False``): these tests are about what the worker makes
 of a run (verdicts, points, flags, artifacts), not about the sandbox.
@@ -14,8 +15,8 @@ from nbgrader.utils import is_grade
 from traitlets.config import Config
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.report import WORKER_STAGES
-from autograder.pipeline.worker import grade_submission
+from autograder.pipeline.types import WORKER_STAGES
+from autograder.pipeline.worker.submission import grade_submission
 from autograder.sandbox import STOPPED_ENAME
 
 A = fx.ASSIGNMENT
@@ -124,7 +125,7 @@ def test_a_missing_notebook_scores_zero_without_running_anything(course):
 
 
 def test_a_grader_failure_comes_back_as_data(course, monkeypatch):
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "gus", fx.student_notebook(course))
     job, _ = fx.job_for(course, "gus")
@@ -152,7 +153,8 @@ def _slow(seconds):
 
 
 def test_feedback_over_its_time_limit_keeps_the_grade(course, monkeypatch):
-    from autograder.pipeline import feedback, worker
+    from autograder.pipeline.worker import feedback
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "hal", fx.student_notebook(course))
     job, _ = fx.job_for(course, "hal")
@@ -168,7 +170,7 @@ def test_feedback_over_its_time_limit_keeps_the_grade(course, monkeypatch):
 
 
 def test_verify_over_its_time_limit_scores_zero_and_keeps_no_output(course, monkeypatch):
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "ida", fx.student_notebook(course))
     job, _ = fx.job_for(course, "ida")
@@ -186,7 +188,7 @@ def test_verify_over_its_time_limit_scores_zero_and_keeps_no_output(course, monk
 
 
 def test_sanitize_over_its_time_limit_grades_the_notebook_as_unusable(course, monkeypatch):
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "jon", fx.student_notebook(course))
     job, _ = fx.job_for(course, "jon")
@@ -210,7 +212,7 @@ def test_the_worker_reports_what_it_spent(course):
 def test_a_jobs_folders_are_named_after_its_worker(course, monkeypatch):
     import os
 
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "hal", fx.student_notebook(course))
     job, _ = fx.job_for(course, "hal")
@@ -229,7 +231,8 @@ def test_folders_of_jobs_whose_worker_died_are_swept(tmp_path, monkeypatch):
     import os
     import tempfile
 
-    from autograder.pipeline import warm, worker
+    from autograder.pipeline.worker import submission as worker
+    from autograder.pipeline.worker import warm
 
     tmp, shm = tmp_path / "tmp", tmp_path / "shm"
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))

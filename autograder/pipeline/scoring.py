@@ -26,7 +26,7 @@ Its rules, each written here and nowhere else:
   per notebook, clamped between 0 and the notebook's score as nbgrader does.
 
 The worker scores with it and renders the feedback from the result; the
-coordinator records those very numbers (:mod:`autograder.pipeline.record`).
+coordinator records those very numbers (:mod:`autograder.pipeline.coordinator.record`).
 """
 
 from __future__ import annotations

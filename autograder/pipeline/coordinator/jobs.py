@@ -1,4 +1,4 @@
-"""Building one self-contained :class:`~autograder.pipeline.worker.GradeJob` per submission.
+"""Building one self-contained :class:`~autograder.pipeline.types.GradeJob` per submission.
 
 What every job of an assignment shares (the assignment's structure and its
 gradebook snapshot, the instructor's source files, the sandbox's limits and
@@ -15,7 +15,8 @@ from nbgrader.coursedir import CourseDirectory
 
 from autograder.course import Course
 from autograder.errors import UsageError
-from autograder.pipeline.precheck import Submission
+from autograder.pipeline.types import GradeJob
+from autograder.pipeline.worker.precheck import Submission
 from autograder.protocol.secrets import course_secret, submission_secret
 
 
@@ -70,7 +71,7 @@ def _limits_and_timeout(course: Course):
 
 
 class JobMaker:
-    """Builds one :class:`~autograder.pipeline.worker.GradeJob` per submission.
+    """Builds one :class:`~autograder.pipeline.types.GradeJob` per submission.
 
     What every job shares (the structure snapshot, source files, limits) is
     read once, on the first job.
@@ -98,8 +99,6 @@ class JobMaker:
         return self._shared
 
     def job(self, sub: Submission):
-        from autograder.pipeline.worker import GradeJob
-
         shared = self.shared()
         return GradeJob(
             student=sub.student, assignment=self.assignment, course_id=self.course.course_id,

@@ -1,14 +1,14 @@
 """Recording one worker result: the coordinator's single path into the gradebook, then onto disk.
 
 The coordinator is the gradebook's only writer, and this module is how it writes.
-For each :class:`~autograder.pipeline.worker.GradeResult`:
+For each :class:`~autograder.pipeline.types.GradeResult`:
 
 1. **the gradebook**, in one transaction (:func:`save_grades`): the student,
    the submission (its timestamp; an instructor's extension is kept), every
    grade's ``auto_score`` exactly as the worker computed it
    (:mod:`autograder.pipeline.scoring`: nothing is scored twice), nbgrader's
    automatic comments, each notebook's late penalty and ``flagged``, and in
-   our own tables (:mod:`autograder.pipeline.gradebook`) the submission
+   our own tables (:mod:`autograder.pipeline.coordinator.gradebook`) the submission
    digest, the status, and the flags with their reasons.  Regrading updates
    the same rows: it never duplicates one;
 2. **then the files** (:func:`write_files`), as ``nbgrader autograde`` and
@@ -20,7 +20,7 @@ For each :class:`~autograder.pipeline.worker.GradeResult`:
    never dropped;
 3. the grading row says ``files_written`` only once they are all there: it is
    marked in the next batch's transaction, or when the run closes the gradebook
-   (:meth:`~autograder.pipeline.gradebook.CourseGradebook.files_written`), which
+   (:meth:`~autograder.pipeline.coordinator.gradebook.CourseGradebook.files_written`), which
    saves a commit per result.
 
 Results that finish together are recorded together (:func:`record_batch`): one
@@ -30,7 +30,7 @@ A failure while writing the files never loses the recorded grade: the run
 says so in one line, the submission gets the ``files_not_written`` flag, and
 as its row is not complete the next run grades it again and writes them.
 A submission is skipped by a later run only when its row is complete for the
-same digest (:attr:`~autograder.pipeline.gradebook.RecordedState.complete`).
+same digest (:attr:`~autograder.pipeline.coordinator.gradebook.RecordedState.complete`).
 """
 
 from __future__ import annotations
@@ -56,16 +56,17 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SAWarning
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.feedback import write_feedback
-from autograder.pipeline.gradebook import (
+from autograder.pipeline.coordinator.gradebook import (
     FLAG,
     GRADING,
     CourseGradebook,
     RecordedState,
     flags_by_submission,
 )
-from autograder.pipeline.report import COORDINATOR_STAGES, StudentResult
+from autograder.pipeline.coordinator.report import StudentResult
 from autograder.pipeline.scoring import parse_timestamp
+from autograder.pipeline.types import COORDINATOR_STAGES
+from autograder.pipeline.worker.feedback import write_feedback
 
 WORKER_CHARS = 256
 

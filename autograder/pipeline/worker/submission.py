@@ -15,14 +15,14 @@ touches the course's gradebook.  What the coordinator trusts is in the job:
   coordinator).
 
 Steps for each notebook (timed per stage in ``GradeResult.timings``, names
-from :data:`autograder.pipeline.report.WORKER_STAGES`):
+from :data:`autograder.pipeline.types.WORKER_STAGES`):
 
 1. ``sanitize``: nbgrader's ``ClearOutput``, ``DeduplicateIds``,
    ``OverwriteKernelspec``, ``OverwriteCells`` as :class:`RestoreCells` with
    ``add_missing_cells``, ``CheckCellMetadata``;
 2. ``grading_plan`` (the inputs drawn for every graded cell's check), then
    execute in the sandbox (``sandbox_start`` and ``execute``) with
-   :class:`~autograder.pipeline.preprocessors.GradedCells`: each check's
+   :class:`~autograder.pipeline.worker.preprocessors.GradedCells`: each check's
    inputs exist only while its cell runs, its result is collected out of the
    kernel's reach right after, hidden test code stays out of the history;
 3. ``verify``: ``VerifyChecks`` in this process, then nbgrader's
@@ -38,7 +38,7 @@ then, once for the submission:
 
 The result is plain data: per notebook and grade cell the verdict and points,
 totals, late penalty, flags, timings, and the rendered artifacts; the
-coordinator records it (:mod:`autograder.pipeline.record`).  Nothing a
+coordinator records it (:mod:`autograder.pipeline.coordinator.record`).  Nothing a
 submission does makes this function raise: problems become flags, and a
 failure of the grader itself comes back as ``status="error"`` with the
 ``grader_error`` flag.
@@ -58,7 +58,7 @@ import threading
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -74,14 +74,23 @@ from nbgrader.utils import is_grade
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
-from autograder.pipeline import feedback as feedback_mod
 from autograder.pipeline import flags as F
-from autograder.pipeline import warm
-from autograder.pipeline.budget import StageOverrun, Usage, WorkerLimits, time_limit
-from autograder.pipeline.flags import KERNEL_DIED, TIMEOUT, Flagged
-from autograder.pipeline.gradebook import memory_dir
-from autograder.pipeline.precheck import Precheck, Submission
-from autograder.pipeline.preprocessors import (
+from autograder.pipeline.flags import KERNEL_DIED, TIMEOUT
+from autograder.pipeline.scoring import (
+    NO_RESPONSE,
+    NotebookRun,
+    Scores,
+    auto_comments,
+    parse_timestamp,
+    score_submission,
+)
+from autograder.pipeline.types import GradeJob, GradeResult
+from autograder.pipeline.worker import feedback as feedback_mod
+from autograder.pipeline.worker import warm
+from autograder.pipeline.worker.budget import StageOverrun, Usage, WorkerLimits, time_limit
+from autograder.pipeline.worker.folders import memory_dir
+from autograder.pipeline.worker.precheck import Precheck
+from autograder.pipeline.worker.preprocessors import (
     CheckCellMetadata,
     RestoreCells,
     SanitizeOutputs,
@@ -89,18 +98,11 @@ from autograder.pipeline.preprocessors import (
     TrackedLimitOutput,
     graded_cells_class,
 )
-from autograder.pipeline.preprocessors.timed_execute import TimingMixin, last_kernel_start_seconds
-from autograder.pipeline.report import WORKER_STAGES
-from autograder.pipeline.scoring import (
-    NO_RESPONSE,
-    AssignmentStructure,
-    NotebookRun,
-    Scores,
-    auto_comments,
-    parse_timestamp,
-    score_submission,
+from autograder.pipeline.worker.preprocessors.timed_execute import (
+    TimingMixin,
+    last_kernel_start_seconds,
 )
-from autograder.pipeline.verify import (
+from autograder.pipeline.worker.verify import (
     VerifyChecks,
     grading_plan,
     hidden_delimiter,
@@ -114,95 +116,6 @@ from rnn_course.widgets import STATIC_ENV as STATIC_WIDGETS_ENV
 GRADING_SUBDIR = ".grading"
 UNVERIFIED_ENAME = "NotVerified"
 """ename of the error shown in a graded cell that no check judged (it scores 0)."""
-
-
-@dataclass
-class GradeJob:
-    """Everything needed to grade one submission, with no access to the course."""
-
-    student: str
-    assignment: str
-    course_id: str
-    notebooks: dict[str, str | None]
-    """Expected notebook name -> prechecked notebook JSON (None: missing or unusable);
-    filled in by the worker's precheck when the job carries a :attr:`submission`."""
-    files: dict[str, bytes]
-    """The submission's other files (relative path -> bytes) for the scratch folder."""
-    source_files: dict[str, bytes]
-    """The instructor's non-notebook files of the assignment; they overwrite the student's."""
-    structure: AssignmentStructure
-    """The assignment's notebooks, graded cells, points and due date (scoring reads it)."""
-    structure_db: bytes
-    """SQLite gradebook with this assignment's structure only (the sanitize steps read it)."""
-    seed_secret: bytes
-    """Per-submission secret (course secret, assignment, student, digest) that seeds
-    every check's inputs while grading."""
-    config: Config
-    """The course's nbgrader configuration (preprocessor settings, timeouts, sandbox)."""
-    flags: list[tuple[str, str]] = field(default_factory=list)
-    """Flags from the precheck, carried into the result (and the feedback notes)."""
-    timestamp: str | None = None
-    extension_seconds: float | None = None
-    sandbox: bool = True
-    limits: object | None = None
-    """``autograder.sandbox.Limits`` (None: its defaults)."""
-    timeout: int | None = None
-    """Seconds per cell (None: the limits' or the config's)."""
-    submission: Submission | None = None
-    """The folder as the coordinator read it (:meth:`Precheck.gather`): the worker
-    finishes the precheck (:meth:`Precheck.finish`) and fills :attr:`notebooks`,
-    :attr:`files` and :attr:`flags` from it.  None: they are filled in already."""
-    expected: dict[str, set[str]] = field(default_factory=dict)
-    """Expected notebook name -> its grade ids (what the precheck checks against)."""
-    warm_next: bool = False
-    """Another job will follow on this worker: start its kernel while grading this one
-    (:mod:`autograder.pipeline.warm`; set by the runner)."""
-
-
-@dataclass
-class GradeResult(Flagged):
-    """What a worker hands back: plain data only (it crosses process and host boundaries)."""
-
-    student: str
-    assignment: str
-    status: str = "graded"
-    """"graded", or "error" when the grader itself failed."""
-    notebooks: dict[str, str] = field(default_factory=dict)
-    """Notebook name -> autograded notebook JSON (what nbgrader writes to autograded/)."""
-    feedback: dict[str, str] = field(default_factory=dict)
-    """Notebook name -> feedback HTML."""
-    scores: Scores = field(default_factory=Scores)
-    """Per notebook and grade cell: verdict and points; late penalties (scoring's result)."""
-    comments: dict[str, dict[str, str | None]] = field(default_factory=dict)
-    """Notebook name -> answer cell id -> nbgrader's automatic comment (graded notebooks)."""
-    flags: list[tuple[str, str]] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    """The submission's files (relative paths) the precheck kept: what ``autograded/`` holds."""
-    timings: dict[str, float] = field(default_factory=dict)
-    error: str = ""
-    """Traceback of a grader error (for the log, never for the student)."""
-    worker: str = ""
-    usage: dict[str, float] = field(default_factory=dict)
-    """What the worker itself spent on this submission (:class:`~autograder.pipeline.budget.Usage`):
-    CPU seconds, peak resident MiB, wall seconds."""
-
-    @property
-    def score(self) -> float:
-        """Total after the late penalty."""
-        return self.scores.score
-
-    @property
-    def max_score(self) -> float:
-        return self.scores.max_score
-
-    @property
-    def late_penalty(self) -> float:
-        return self.scores.late_penalty
-
-    def add_time(self, stage: str, seconds: float) -> None:
-        if stage not in WORKER_STAGES:
-            raise ValueError(f"unknown stage {stage!r}")
-        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
 
 
 @dataclass
@@ -291,7 +204,7 @@ def warm_up(config: Config | None = None) -> None:
     Also removes what the workers of an earlier run left behind (:func:`sweep_stale`).
     """
     from autograder.course import assignments_in
-    from autograder.pipeline import verify
+    from autograder.pipeline.worker import verify
     from autograder.sandbox import compile_student_packages, prebuild_font_list
 
     sweep_stale()
@@ -381,7 +294,7 @@ def _grade_notebook(job, result, name, nb_json, db_url, scratch: Path, cfg,
                     limits: WorkerLimits, kernel=None) -> _Graded | None:
     """Steps 1 to 3 for one notebook; None when nbgrader cannot sanitize it (graded as missing).
 
-    ``kernel``: one started ahead on ``scratch`` (:mod:`~autograder.pipeline.warm`), used
+    ``kernel``: one started ahead on ``scratch`` (:mod:`~autograder.pipeline.worker.warm`), used
     to run the notebook (and so shut down) unless this returns None.
     """
     resources = {
@@ -532,7 +445,7 @@ def run_notebook(nb, scratch: Path, job: GradeJob, cfg: Config, graded_cells: di
     (:func:`autograder.sandbox.execute_notebook`; ``kernel``: one
     :func:`_start_kernel` started on ``scratch``), else
     (``--unsafe-no-sandbox``) in a plain local kernel.  ``graded_cells`` are
-    the arguments of :func:`~autograder.pipeline.preprocessors.graded_cells_class`
+    the arguments of :func:`~autograder.pipeline.worker.preprocessors.graded_cells_class`
     but the base.  Never raises for the notebook's behaviour.
     """
     if job.sandbox:

@@ -13,7 +13,7 @@ are the backstop.  A stage that runs over its limit raises
 The limit is a ``SIGALRM`` timer, so it needs the worker's main thread: a
 process of the local pool always is.  A Dask worker runs jobs in threads,
 where no in-process timer can interrupt Python code; there the coordinator's
-per-job deadline (:func:`autograder.pipeline.runner._deadline`) is the bound.
+per-job deadline (:func:`autograder.pipeline.coordinator.runner._deadline`) is the bound.
 """
 
 from __future__ import annotations

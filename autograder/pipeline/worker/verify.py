@@ -7,7 +7,7 @@ Grading a submission has three steps around the student's kernel:
    per-submission seed (visible and hidden checks alike: a visible check's
    fixed inputs are public) and whether the cell holds hidden test code.
 2. The notebook executes (sandboxed); the execute preprocessor
-   (:class:`autograder.pipeline.preprocessors.GradedCells`) delivers a check's
+   (:class:`autograder.pipeline.worker.preprocessors.GradedCells`) delivers a check's
    inputs just before its graded cell runs and takes the result out of the
    kernel's reach right after, then empties the shared folder; a cell with
    hidden test code runs outside the kernel's history.  The check cells only

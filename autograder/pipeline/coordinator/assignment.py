@@ -6,14 +6,14 @@
         [--course-dir DIR] [--student ID ...] [--force] [--unsafe-no-sandbox]
 
 The coordinator (this process) reads and hashes every
-``submitted/<student>/<assignment>/`` (:meth:`~autograder.pipeline.precheck.Precheck.gather`)
+``submitted/<student>/<assignment>/`` (:meth:`~autograder.pipeline.worker.precheck.Precheck.gather`)
 and hands one self-contained job per submission to workers
-(:mod:`autograder.pipeline.worker`, which finish the precheck) on a
+(:mod:`autograder.pipeline.worker.submission`, which finish the precheck) on a
 ``concurrent.futures`` executor (a local process pool, or a ``dask.distributed``
 cluster with ``--scheduler``); it records the results as they arrive, as the
 gradebook's only writer, several at once when several are waiting
-(:mod:`autograder.pipeline.record`).  Feedback HTML comes back with each result;
-``grades.csv`` is exported at the end (:mod:`autograder.pipeline.export`).
+(:mod:`autograder.pipeline.coordinator.record`).  Feedback HTML comes back with each result;
+``grades.csv`` is exported at the end (:mod:`autograder.pipeline.coordinator.export`).
 
 Re-running is idempotent: what is recorded is skipped (``--force`` regrades),
 a resubmitted folder is graded again, an interrupted run resumes where it
@@ -23,10 +23,10 @@ failed), 1 when a submission could not be graded (``grader_error``) or its
 files could not be written (``files_not_written``), 2 for usage errors.
 
 Workers score (:mod:`autograder.pipeline.scoring`) and render; the coordinator
-records each result, gradebook first, then files (:mod:`autograder.pipeline.record`).
+records each result, gradebook first, then files (:mod:`autograder.pipeline.coordinator.record`).
 Flags (:mod:`autograder.pipeline.flags`, one vocabulary) say what went wrong
 for a student; they are stored with one-line reasons in the gradebook's
-database (:mod:`autograder.pipeline.gradebook`), shown in the feedback's
+database (:mod:`autograder.pipeline.coordinator.gradebook`), shown in the feedback's
 "Grader notes" and in the ``flags`` column of ``grades.csv``.  What the
 gradebook holds also decides what a rerun skips: a submission graded with the
 same digest and whose files were written.
@@ -35,7 +35,7 @@ Configuration, in ``nbgrader_config.py``: nbgrader's own sections apply as in
 ``nbgrader autograde`` (``c.Execute.timeout``, ``c.LimitOutput``,
 ``c.IgnorePattern``, ``c.OverwriteCells``, ``c.LateSubmissionPlugin``,
 ``c.Autograde.exclude_overwriting``, ``c.CourseDirectory.ignore``...), plus
-``c.Precheck.*`` (size limits, :class:`~autograder.pipeline.precheck.Precheck`) and the
+``c.Precheck.*`` (size limits, :class:`~autograder.pipeline.worker.precheck.Precheck`) and the
 sandbox's limits as ``c.Limits.<field>`` (any field of
 ``autograder.sandbox.Limits``) or ``c.SandboxedKernelManager.<limit>``.
 
@@ -57,13 +57,14 @@ from nbgrader.coursedir import CourseDirectory
 
 from autograder.course import Course
 from autograder.errors import UsageError
+from autograder.pipeline.coordinator.gradebook import CourseGradebook
+from autograder.pipeline.coordinator.jobs import JobMaker
+from autograder.pipeline.coordinator.record import is_recorded, record, record_batch
+from autograder.pipeline.coordinator.report import GradeReport, StudentResult
+from autograder.pipeline.coordinator.runner import WAIT, NoBar, Runner, crashed, progress_bar
 from autograder.pipeline.flags import GRADER_ERROR, flag_names
-from autograder.pipeline.gradebook import CourseGradebook
-from autograder.pipeline.jobs import JobMaker
-from autograder.pipeline.precheck import Precheck, Submission
-from autograder.pipeline.record import is_recorded, record, record_batch
-from autograder.pipeline.report import STAGES, GradeReport, StudentResult
-from autograder.pipeline.runner import WAIT, NoBar, Runner, crashed, progress_bar
+from autograder.pipeline.types import STAGES, GradeResult
+from autograder.pipeline.worker.precheck import Precheck, Submission
 
 SANDBOX_HINT = "install bubblewrap (make setup) or pass --unsafe-no-sandbox"
 
@@ -165,8 +166,6 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
             yield from submissions(folders.items())
 
     def submissions(items):
-        from autograder.pipeline.worker import GradeResult
-
         for student, folder in items:
             t0 = time.monotonic()
             # reading and hashing only: the worker finishes the precheck (Precheck.finish)
@@ -230,7 +229,7 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
         bar.close()
         book.close()
 
-    from autograder.pipeline.export import export_grades
+    from autograder.pipeline.coordinator.export import export_grades
 
     export_grades(course.db_url, course.course_id, csv_path, course.config)
     return GradeReport(

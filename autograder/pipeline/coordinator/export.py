@@ -4,7 +4,7 @@
 :class:`FlagsCsvExportPlugin` is an nbgrader export plugin, so it also works
 from nbgrader's own command line, run in the course directory::
 
-    nbgrader export --exporter=autograder.pipeline.export.FlagsCsvExportPlugin
+    nbgrader export --exporter=autograder.pipeline.coordinator.export.FlagsCsvExportPlugin
 
 It lets nbgrader's ``CsvExportPlugin`` write the file (its columns, as they
 are), then appends to each row
@@ -15,7 +15,7 @@ are), then appends to each row
   real 0;
 * ``flags``: the flags recorded for that row's student and assignment
   (``;``-separated: nbgrader's CSV is not quoted), read from the gradebook's
-  own database (:func:`autograder.pipeline.gradebook.recorded_flags`).
+  own database (:func:`autograder.pipeline.coordinator.gradebook.recorded_flags`).
 
 Each row is matched by its ``assignment`` and ``student_id`` columns, never by
 its position.
@@ -34,7 +34,7 @@ to.  A score is the total after the late penalty; a student with no submission
 gets an empty cell (Canvas leaves that grade alone).  ``export_grades`` writes
 it beside ``grades.csv``; alone::
 
-    nbgrader export --exporter=autograder.pipeline.export.CanvasCsvExportPlugin
+    nbgrader export --exporter=autograder.pipeline.coordinator.export.CanvasCsvExportPlugin
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from nbgrader.api import Assignment, Gradebook, MissingEntry, SubmittedAssignmen
 from nbgrader.plugins import CsvExportPlugin, ExportPlugin
 from traitlets import Dict, Unicode
 
-from autograder.pipeline.gradebook import recorded_flags
+from autograder.pipeline.coordinator.gradebook import recorded_flags
 
 FLAGS_COLUMN = "flags"
 SUBMITTED_COLUMN = "submitted"

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from autograder.errors import UsageError
 from autograder.pipeline.flags import GRADER_ERROR
+from autograder.pipeline.types import GradeResult
 
 WATCHDOG_SECONDS = 5.0  # how often the coordinator looks for hung jobs
 # what a job stream yields for "nothing now, ask again" (the grading service's
@@ -76,7 +77,7 @@ class Runner:
 
     def _warm_dask_workers(self):
         """``worker.warm_up`` on every dask worker, as a local pool's workers have it by fork."""
-        from autograder.pipeline import worker
+        from autograder.pipeline.worker import submission as worker
 
         try:
             self.client.run(worker.warm_up, self.config)
@@ -86,7 +87,7 @@ class Runner:
     def _new_pool(self):
         import multiprocessing
 
-        from autograder.pipeline import worker
+        from autograder.pipeline.worker import submission as worker
 
         n = self.workers or default_workers()
         # one job queued beyond the workers: a worker never waits while the
@@ -130,7 +131,7 @@ class Runner:
         as a dead worker: a local pool is killed and its jobs retried as
         above; on dask the job ends with ``grader_error``.
         """
-        from autograder.pipeline.worker import GradeResult, grade_submission
+        from autograder.pipeline.worker.submission import grade_submission
 
         pending = iter(jobs)
         exhausted = False

@@ -7,14 +7,6 @@ from pathlib import Path
 
 from autograder.pipeline.flags import FILES_NOT_WRITTEN
 
-STAGES = ("intake", "precheck", "sanitize", "sandbox_start", "execute", "verify", "score",
-          "feedback", "gradebook")
-"""Where a grading run spends its time (``GradeReport.stage_seconds``), in pipeline order."""
-COORDINATOR_STAGES = ("intake", "gradebook")
-"""The stages the coordinator times itself (reading and hashing a submission folder, and
-recording a result): its serial share.  The others come from the workers' timings."""
-WORKER_STAGES = tuple(s for s in STAGES if s not in COORDINATOR_STAGES)
-
 
 @dataclass
 class StudentResult:

@@ -468,7 +468,7 @@ class Precheck(LoggingConfigurable):
 
     def _sanitize_metadata(self, sub: Submission, rel: str, nb, known: set[str]) -> None:
         """Make nbgrader metadata safe for nbgrader's sanitize preprocessors (module doc)."""
-        from autograder.pipeline.preprocessors.cell_metadata import metadata_validator
+        from autograder.pipeline.worker.preprocessors.cell_metadata import metadata_validator
 
         validator = metadata_validator()
         seen: set[str] = set()

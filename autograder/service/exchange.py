@@ -12,7 +12,7 @@ them ``unsafe_file`` and never follows them), skips a submission whose
 owner is not the student it names or whose name it cannot read, and copies
 each submission into a temporary folder renamed into place once complete.
 nbgrader_config.py installs it with
-``c.ExchangeFactory.collect = "autograder.pipeline.exchange.SafeExchangeCollect"``.
+``c.ExchangeFactory.collect = "autograder.service.exchange.SafeExchangeCollect"``.
 """
 
 from __future__ import annotations

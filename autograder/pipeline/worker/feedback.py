@@ -5,14 +5,15 @@ notebook (``GetGrades``, ``CSSHTMLHeaderPreprocessor``, the ``feedback``
 HTMLExporter template of nbgrader's formgrader), with five differences:
 
 * the scores come from the worker's own scoring (:mod:`autograder.pipeline.scoring`,
-  :func:`feedback_resources`) through :class:`~autograder.pipeline.preprocessors.GradesFromScores`,
+  :func:`feedback_resources`) through
+  :class:`~autograder.pipeline.worker.preprocessors.GradesFromScores`,
   not from a gradebook: the feedback shows exactly the numbers recorded;
 
-* :class:`~autograder.pipeline.preprocessors.FeedbackHiddenTests` runs first, so the
+* :class:`~autograder.pipeline.worker.preprocessors.FeedbackHiddenTests` runs first, so the
   student sees which hidden checks failed (the grader's one-line verdict in
   the cell's output) but neither the hidden tests' code nor their inputs;
 * the notebook was made inert by the worker
-  (:class:`~autograder.pipeline.preprocessors.SanitizeOutputs`), which the exporter
+  (:class:`~autograder.pipeline.worker.preprocessors.SanitizeOutputs`), which the exporter
   runs again first (whatever notebook it is given), and it renders with
   ``sanitize_html`` on, its ``clean_html`` filter being that same ``nh3`` sanitizer:
   markdown cells, HTML and markdown outputs are cleaned again as they are rendered,
@@ -57,12 +58,12 @@ from nbformat.v4 import new_output as nbformat_output
 from traitlets.config import Config
 
 from autograder.pipeline.flags import VOCABULARY
-from autograder.pipeline.preprocessors import (
+from autograder.pipeline.worker.preprocessors import (
     FeedbackHiddenTests,
     GradesFromScores,
     SanitizeOutputs,
 )
-from autograder.pipeline.preprocessors.sanitize_outputs import RENDERED_CACHE, clean_html
+from autograder.pipeline.worker.preprocessors.sanitize_outputs import RENDERED_CACHE, clean_html
 
 FEEDBACK_PREPROCESSORS = (SanitizeOutputs, FeedbackHiddenTests, GradesFromScores,
                           CSSHTMLHeaderPreprocessor)
