@@ -458,11 +458,11 @@ def test_usage_errors_are_one_line_exit_2(template, tmp_path, capsys, monkeypatc
 
 
 def _raise_for_crash(original):
-    def _grade(job, result, *args):
-        if job.student == "crash":
+    def run(grading):
+        if grading.job.student == "crash":
             raise RuntimeError("simulated grader bug")
-        return original(job, result, *args)
-    return _grade
+        return original(grading)
+    return run
 
 
 def _kill_for_crash(job):
@@ -487,7 +487,7 @@ def test_a_grader_crash_is_recorded_and_exits_1(template, tmp_path, monkeypatch,
         argv.append("--unsafe-no-sandbox")
     with monkeypatch.context() as mp:
         if how == "exception":
-            mp.setattr(worker, "_grade", _raise_for_crash(worker._grade))
+            mp.setattr(worker._Grading, "run", _raise_for_crash(worker._Grading.run))
         else:
             mp.setitem(worker.__dict__, "_original_grade_submission", worker.grade_submission)
             mp.setattr(worker, "grade_submission", _kill_for_crash)

@@ -6,6 +6,7 @@ sandboxed submissions one after the other in this process, as a pool worker does
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -16,7 +17,7 @@ from traitlets.config import Config
 
 from autograder.pipeline.coordinator.runner import Runner
 from autograder.pipeline.worker import warm
-from autograder.pipeline.worker.submission import copy_job, grade_submission
+from autograder.pipeline.worker.submission import grade_submission
 
 A = fx.ASSIGNMENT
 
@@ -126,7 +127,7 @@ def test_the_runner_starts_kernels_ahead_only_for_jobs_that_will_come():
 def test_no_kernel_waits_on_the_shared_fallback_uid(course, monkeypatch):
     """When every pool account is leased, a kernel started ahead would run as the shared
     fallback uid next to running kernels: it is shut down instead of kept waiting."""
-    from autograder.pipeline.worker import submission as worker
+    from autograder.pipeline.worker import execution
     from autograder.sandbox import execute
 
     made = []
@@ -143,7 +144,7 @@ def test_no_kernel_waits_on_the_shared_fallback_uid(course, monkeypatch):
                         lambda km: setattr(km, "discarded", km.discarded + 1))
     fx.submit(course, "ann", fx.student_notebook(course))
     job, _ = fx.job_for(course, "ann", unsafe=False)
-    warm.prestart("k", lambda folder: worker._start_kernel(job, job.config, folder))
+    warm.prestart("k", lambda folder: execution.start_kernel(job, job.config, folder))
     assert [k.discarded for k in made] == [1] and warm.waiting() == 0
 
 
@@ -178,7 +179,7 @@ def test_the_next_submission_runs_in_the_kernel_started_for_it(course):
     ann, _ = fx.job_for(course, "ann", unsafe=False)
     bob, _ = fx.job_for(course, "bob", unsafe=False)
     try:
-        first = grade_submission(copy_job(ann, warm_next=True))
+        first = grade_submission(dataclasses.replace(ann, warm_next=True))
         assert warm.waiting() == 1, "the first job started a kernel for the next"
         second = grade_submission(bob)
         assert warm.waiting() == 0, "the second used it (and started none: no job follows)"
@@ -202,7 +203,7 @@ def test_no_kernel_waits_when_it_is_turned_off(course):
     job, _ = fx.job_for(course, "ann", unsafe=False)
     cfg = Config(job.config)
     cfg.WarmKernels.enabled = False
-    result = grade_submission(copy_job(job, warm_next=True, config=cfg))
+    result = grade_submission(dataclasses.replace(job, warm_next=True, config=cfg))
     assert result.status == "graded" and warm.waiting() == 0
 
 

@@ -175,7 +175,7 @@ def test_verify_over_its_time_limit_scores_zero_and_keeps_no_output(course, monk
     fx.submit(course, "ida", fx.student_notebook(course))
     job, _ = fx.job_for(course, "ida")
     job.config.WorkerLimits.verify_seconds = 0.3
-    monkeypatch.setattr(worker, "_verify", _slow(30)(worker._verify))
+    monkeypatch.setattr(worker._Grading, "verify", _slow(30)(worker._Grading.verify))
     result = grade_submission(job)
     assert result.status == "graded" and result.flag_names == [F.GRADER_LIMIT]
     assert (result.score, result.max_score) == (0.0, 4.0)
@@ -212,16 +212,17 @@ def test_the_worker_reports_what_it_spent(course):
 def test_a_jobs_folders_are_named_after_its_worker(course, monkeypatch):
     import os
 
+    from autograder.pipeline.worker import folders
     from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "hal", fx.student_notebook(course))
     job, _ = fx.job_for(course, "hal")
     seen = []
-    monkeypatch.setattr(worker, "_grade", lambda job, result, tmp, db_dir: seen.extend(
-        [tmp.name, db_dir.name]))
+    monkeypatch.setattr(worker._Grading, "run", lambda grading: seen.extend(
+        [grading.tmp.name, grading.db_dir.name]))
     grade_submission(job)
     assert [name.startswith(f"{prefix}{os.getpid()}-") for name, prefix in
-            zip(seen, (worker.SCRATCH_PREFIX, worker.GRADEBOOK_PREFIX), strict=True)] == [
+            zip(seen, (folders.SCRATCH_PREFIX, folders.GRADEBOOK_PREFIX), strict=True)] == [
         True, True]
 
 
@@ -231,7 +232,7 @@ def test_folders_of_jobs_whose_worker_died_are_swept(tmp_path, monkeypatch):
     import os
     import tempfile
 
-    from autograder.pipeline.worker import submission as worker
+    from autograder.pipeline.worker import folders as worker
     from autograder.pipeline.worker import warm
 
     tmp, shm = tmp_path / "tmp", tmp_path / "shm"

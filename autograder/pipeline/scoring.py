@@ -241,3 +241,16 @@ def score_submission(structure: AssignmentStructure, runs: dict[str, NotebookRun
             if penalty is not None:
                 scores.late_penalties[name] = _clamp_penalty(penalty, nb_score)
     return scores
+
+
+def duration(seconds: float) -> str:
+    """``3m 20s``, ``2h 5m``, ``4d 1h``: how late a submission is, as its flag says."""
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s"

@@ -111,138 +111,151 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
             threading.Thread(target=prebuild_font_list, args=(course.config,),
                              daemon=True).start()
     _require_oracles(course.assignments)
+    run = _Run(course, assignment, students, force=force, unsafe=unsafe_no_sandbox,
+               on_result=on_result, follow=follow)
+    try:
+        workers_text = run.grade(workers, scheduler, progress)
+    finally:
+        run.book.close()
 
-    coursedir = CourseDirectory(config=course.config)
-    coursedir.root = str(course.root)
-    submitted_root = Path(coursedir.format_path(coursedir.submitted_directory, ".", "."))
-    if not submitted_root.is_dir():
-        raise UsageError(f"no submissions folder: {submitted_root} does not exist")
-    found = _submitted_students(coursedir, assignment)
-    if students:
-        wanted = list(dict.fromkeys(students))
-        missing = [s for s in wanted if s not in found]
-        if missing:
-            raise UsageError(f"no submission of {assignment} for student(s) "
-                             f"{', '.join(missing)} in {submitted_root}")
-        found = {s: found[s] for s in wanted}
+    from autograder.pipeline.coordinator.export import export_grades
 
-    book = CourseGradebook(course.db_url, course.course_id, course.config)
-    structure = book.structure(assignment)
-    autograded_root = Path(coursedir.format_path(coursedir.autograded_directory, ".", "."))
-    feedback_root = Path(coursedir.format_path(coursedir.feedback_directory, ".", "."))
     csv_path = course.root / "grades.csv"
-    stage = dict.fromkeys(STAGES, 0.0)
-    results: dict[str, StudentResult] = {}
+    export_grades(course.db_url, course.course_id, csv_path, course.config)
+    return GradeReport(
+        assignment=assignment,
+        results=[run.results[s] for s in sorted(run.results)],
+        csv_path=csv_path,
+        feedback_dir=run.folder("feedback_directory", "."),
+        autograded_dir=run.folder("autograded_directory", "."),
+        seconds=time.monotonic() - started,
+        stage_seconds=run.stage,
+        gradebook=_safe_url(course.db_url),
+        workers=workers_text,
+    )
 
-    # Precheck and job building are lazy: the runner pulls the next job when a
-    # worker has room, so prechecking overlaps with grading.
-    checker = Precheck(config=course.config)
-    if "ignore" in course.config.get("CourseDirectory", {}):
-        checker.ignore = list(coursedir.ignore)
-    recorded = book.recorded(assignment) if found or follow is not None else {}
-    maker = JobMaker(course, coursedir, book, assignment, unsafe_no_sandbox, structure)
-    record_ctx = dict(book=book, coursedir=coursedir, assignment=assignment, stage=stage,
-                      maker=maker)
-    prechecked: dict[str, Submission] = {}
 
-    def done(result: StudentResult) -> StudentResult:
-        if on_result is not None:
-            on_result(result)
-        return result
+class _Run:
+    """One grading run of one assignment: what is found, handed out, and recorded."""
 
-    def jobs():
-        yield from submissions(sorted(found.items()))
-        while follow is not None:  # the grading service: more may arrive while this runs
-            more = follow()
+    def __init__(self, course: Course, assignment: str, students, *, force: bool,
+                 unsafe: bool, on_result, follow):
+        self.course, self.assignment, self.force = course, assignment, force
+        self.on_result, self.follow = on_result, follow
+        self.coursedir = CourseDirectory(config=course.config)
+        self.coursedir.root = str(course.root)
+        submitted_root = self.folder("submitted_directory", ".")
+        if not submitted_root.is_dir():
+            raise UsageError(f"no submissions folder: {submitted_root} does not exist")
+        self.found = _submitted_students(self.coursedir, assignment)
+        if students:
+            wanted = list(dict.fromkeys(students))
+            missing = [s for s in wanted if s not in self.found]
+            if missing:
+                raise UsageError(f"no submission of {assignment} for student(s) "
+                                 f"{', '.join(missing)} in {submitted_root}")
+            self.found = {s: self.found[s] for s in wanted}
+        self.book = CourseGradebook(course.db_url, course.course_id, course.config)
+        self.structure = self.book.structure(assignment)
+        self.stage = dict.fromkeys(STAGES, 0.0)
+        self.results: dict[str, StudentResult] = {}
+        self.checker = Precheck(config=course.config)
+        if "ignore" in course.config.get("CourseDirectory", {}):
+            self.checker.ignore = list(self.coursedir.ignore)
+        self.recorded = (self.book.recorded(assignment) if self.found or follow is not None
+                         else {})
+        self.maker = JobMaker(course, self.coursedir, self.book, assignment, unsafe,
+                              self.structure)
+        self.record_ctx = dict(book=self.book, coursedir=self.coursedir, assignment=assignment,
+                               stage=self.stage, maker=self.maker)
+        self.prechecked: dict[str, Submission] = {}
+        self.jobs: dict[str, object] = {}  # student -> job, for a retry
+
+    def folder(self, directory: str, student: str) -> Path:
+        """``c.CourseDirectory.<directory>`` of ``student`` for this assignment."""
+        return Path(self.coursedir.format_path(getattr(self.coursedir, directory), student,
+                                               self.assignment if student != "." else "."))
+
+    def grade(self, workers, scheduler, progress) -> str:
+        """Hand out every job, record every result; what described the workers."""
+        self.bar = progress_bar(len(self.found), progress)
+        try:
+            stream = self.job_stream()
+            first = next(stream, None)
+            if first is None:
+                return "none needed"
+            runner = Runner(workers, scheduler, self.course.config)
+            retry = []
+            # with `follow`, more may come: the workers keep a kernel started for them
+            total = None if self.follow is not None else len(self.found)
+            for batch in runner.run_batches(itertools.chain([first], stream), self.bar, total):
+                # an error may be transient (a neighbour's fork bomb): retried after the run
+                retry += [student for student, result in batch if result.status == "error"]
+                self.record_all([(s, r) for s, r in batch if r.status != "error"])
+            if retry:
+                # once more, alone, after the batch: what failed again is recorded as is
+                again = Runner(1, scheduler, self.course.config)
+                for batch in again.run_batches(((s, self.jobs[s]) for s in retry), NoBar(),
+                                               len(retry)):
+                    self.record_all(batch)
+            return runner.description
+        finally:
+            self.bar.close()
+
+    def job_stream(self):
+        """``(student, job)`` pairs, lazily: the runner pulls the next job when a worker has
+        room, so reading a folder overlaps with grading; :data:`WAIT` for "none yet"."""
+        yield from self.submissions(sorted(self.found.items()))
+        while self.follow is not None:  # the grading service: more may arrive while this runs
+            more = self.follow()
             if more is None:
                 return
             if not more:
                 yield WAIT
                 continue
-            recorded.update(book.recorded(assignment, more))
-            folders = {s: Path(coursedir.format_path(coursedir.submitted_directory, s,
-                                                     assignment)) for s in more}
-            found.update(folders)
-            yield from submissions(folders.items())
+            self.recorded.update(self.book.recorded(self.assignment, more))
+            folders = {s: self.folder("submitted_directory", s) for s in more}
+            self.found.update(folders)
+            yield from self.submissions(folders.items())
 
-    def submissions(items):
+    def submissions(self, items):
         for student, folder in items:
             t0 = time.monotonic()
             # reading and hashing only: the worker finishes the precheck (Precheck.finish)
-            sub = checker.gather(folder, student, assignment, structure.cell_ids)
-            stage["intake"] += time.monotonic() - t0
-            state = recorded.get(student)
-            if not force and is_recorded(state, sub.digest):
-                results[student] = done(StudentResult(student, state.score, state.max_score,
-                                                      flag_names(state.flags), "skipped"))
-                bar.update(1)
+            sub = self.checker.gather(folder, student, self.assignment,
+                                      self.structure.cell_ids)
+            self.stage["intake"] += time.monotonic() - t0
+            state = self.recorded.get(student)
+            if not self.force and is_recorded(state, sub.digest):
+                self.done(StudentResult(student, state.score, state.max_score,
+                                        flag_names(state.flags), "skipped"))
                 continue
-            maker.shared()  # the first time: what every job of the run shares (a fixed cost)
+            self.maker.shared()  # the first time: what every job of the run shares
             t0 = time.monotonic()
-            job = maker.job(sub)
-            stage["intake"] += time.monotonic() - t0
+            job = self.maker.job(sub)
+            self.stage["intake"] += time.monotonic() - t0
             if GRADER_ERROR in sub.flag_names:  # the folder could not be read
-                results[student] = done(record(crashed(GradeResult, job, "precheck failed"),
-                                                sub, **record_ctx))
-                bar.update(1)
+                self.done(record(crashed(GradeResult, job, "precheck failed"), sub,
+                                 **self.record_ctx))
                 continue
-            prechecked[student] = sub
+            self.prechecked[student] = sub
+            self.jobs[student] = job
             yield student, job
 
-    workers_text = "none needed"
-    bar = progress_bar(len(found), progress)
-    jobs_by_student = {}
+    def record_all(self, batch) -> None:
+        """What finished together is recorded together (:func:`record_batch`)."""
+        items = [(result, self.prechecked.pop(student)) for student, result in batch]
+        for item in record_batch(items, **self.record_ctx):
+            self.results[item.student] = item
+            if self.on_result is not None:
+                self.on_result(item)
 
-    def remembered(stream):
-        for item in stream:
-            if item is not WAIT:
-                jobs_by_student[item[0]] = item[1]
-            yield item
-
-    try:
-        stream = remembered(jobs())
-        first = next(stream, None)
-        if first is not None:
-            runner = Runner(workers, scheduler, course.config)
-            retry = []
-
-            def record_all(batch):
-                # what finished together is recorded together (record_batch)
-                items = [(result, prechecked.pop(student)) for student, result in batch]
-                for item in record_batch(items, **record_ctx):
-                    results[item.student] = done(item)
-
-            # with `follow`, more may come: the workers keep a kernel started for them
-            total = None if follow is not None else len(found)
-            for batch in runner.run_batches(itertools.chain([first], stream), bar, total):
-                # an error may be transient (a neighbour's fork bomb): retried after the run
-                retry += [student for student, result in batch if result.status == "error"]
-                record_all([(s, r) for s, r in batch if r.status != "error"])
-            workers_text = runner.description
-            if retry:
-                # once more, alone, after the batch: what failed again is recorded as is
-                again = Runner(1, scheduler, course.config)
-                for batch in again.run_batches(
-                        ((s, jobs_by_student[s]) for s in retry), NoBar(), len(retry)):
-                    record_all(batch)
-    finally:
-        bar.close()
-        book.close()
-
-    from autograder.pipeline.coordinator.export import export_grades
-
-    export_grades(course.db_url, course.course_id, csv_path, course.config)
-    return GradeReport(
-        assignment=assignment,
-        results=[results[s] for s in sorted(results)],
-        csv_path=csv_path,
-        feedback_dir=feedback_root,
-        autograded_dir=autograded_root,
-        seconds=time.monotonic() - started,
-        stage_seconds=stage,
-        gradebook=_safe_url(course.db_url),
-        workers=workers_text,
-    )
+    def done(self, result: StudentResult) -> None:
+        """A student settled without a worker (skipped, or unreadable)."""
+        self.results[result.student] = result
+        if self.on_result is not None:
+            self.on_result(result)
+        self.bar.update(1)
 
 
 def _require_sandbox() -> None:

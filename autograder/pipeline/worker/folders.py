@@ -1,8 +1,22 @@
-"""Where a worker keeps a job's folders."""
+"""A job's folders in a worker: where they go, how they are filled, and the sweep of
+those a dead worker left behind."""
 
 from __future__ import annotations
 
 import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from autograder.pipeline.worker import warm
+
+SCRATCH_PREFIX = "rnn-grade-"
+"""A job's folders: ``<tmp>/rnn-grade-<worker pid>-*`` (the submission's copy, its kernel's
+scratch) and ``<memory_dir>/rnn-gradebook-<worker pid>-*`` (its private gradebook)."""
+GRADEBOOK_PREFIX = "rnn-gradebook-"
+_STALE = re.compile(rf"(?:{SCRATCH_PREFIX}|{GRADEBOOK_PREFIX})(\d+)-")
 
 
 def memory_dir() -> str | None:
@@ -16,3 +30,43 @@ def memory_dir() -> str | None:
     if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
         return shm
     return None
+
+
+@contextmanager
+def job_folders() -> Iterator[tuple[Path, Path]]:
+    """``(tmp, db_dir)``: a job's private folders (0700), removed afterwards."""
+    pid = os.getpid()
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{pid}-",
+                                     ignore_cleanup_errors=True) as tmp, \
+            tempfile.TemporaryDirectory(prefix=f"{GRADEBOOK_PREFIX}{pid}-", dir=memory_dir(),
+                                        ignore_cleanup_errors=True) as db_dir:
+        yield Path(tmp), Path(db_dir)
+
+
+def populate_scratch(scratch: Path, *file_sets: dict[str, bytes]) -> None:
+    """Each set of files (relative path -> bytes) under ``scratch``, a later set winning."""
+    scratch.mkdir(exist_ok=True)  # a kernel started ahead waits on it, empty
+    for files in file_sets:
+        for rel, data in files.items():
+            target = scratch.joinpath(*rel.split("/"))
+            if scratch not in target.resolve().parents:
+                continue  # "..": the precheck never lets one through, but be sure
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            target.write_bytes(data)
+
+
+def sweep_stale() -> list[str]:
+    """Remove the folders of jobs whose worker died (killed outright, it could not),
+    and those of the kernels it started ahead (:func:`warm.sweep_stale`).
+
+    They hold a copy of a student's submission (mode 0700, but nothing else
+    removes them); a folder whose worker is alive, or that another user owns,
+    is left alone.  Returns the paths removed.
+    """
+    from autograder.sandbox.kernel import remove_stale_folders
+
+    return warm.sweep_stale() + [
+        path for base in dict.fromkeys((tempfile.gettempdir(), memory_dir()))
+        if base for path in remove_stale_folders(base, _STALE)]

@@ -46,12 +46,15 @@ from traitlets.config import Config
 from autograder import reference
 from autograder.protocol import standins
 from autograder.protocol.secrets import seed_for
+from autograder.sandbox import STOPPED_ENAME
 from rnn_course import checks, grading
 from rnn_course import standins as rnn_standins
 
 PASSED_TEXT = "passed (verified by the grader)\n"
 FAILED_ENAME = "CheckFailed"
 UNREGISTERED = "unregistered"  # the kind of a graded cell without a check
+UNVERIFIED_ENAME = "NotVerified"
+"""ename of the error shown in a graded cell that no check judged (it scores 0)."""
 
 
 def graded_cells(nb, registered: dict):
@@ -200,3 +203,46 @@ class VerifyChecks(NbGraderPreprocessor):
             return check.judge(outputs, inputs, reference)
         except Exception as exc:  # a verdict must never crash grading
             return f"could not be judged ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def never_ran(nb, reason: str) -> dict[str, str]:
+    """grade id -> ``reason`` for each graded code cell the stopped notebook never finished.
+
+    A cell never ran when it has no execution count, or when the sandbox
+    marked it stopped (:data:`~autograder.sandbox.STOPPED_ENAME`).
+    """
+    out = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not is_grade(cell) or not cell.source.strip():
+            continue
+        stopped = any(o.get("output_type") == "error" and o.get("ename") == STOPPED_ENAME
+                      for o in cell.get("outputs", []))
+        if stopped or cell.get("execution_count") is None:
+            out[cell.metadata.nbgrader["grade_id"]] = reason
+    return out
+
+
+def show_scores(nb, cells: dict[str, dict], not_run: dict[str, str]) -> None:
+    """Make a failed test cell that shows no error show why (nbgrader reads errors as failed).
+
+    A cell that never ran shows only that; a cell no check judged keeps what
+    it printed and gets the reason after it.  Cells whose verdict already
+    shows an error are left as they are.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not is_grade(cell):
+            continue
+        gid = cell.metadata.nbgrader["grade_id"]
+        scored = cells.get(gid)
+        if scored is None or scored["passed"] is not False:
+            continue
+        message = scored["message"]
+        if gid in not_run:  # whatever its verdict said, it shows that it never ran
+            cell.outputs = [new_output("error", ename=STOPPED_ENAME, evalue=message,
+                                       traceback=[f"{STOPPED_ENAME}: {message}"])]
+            continue
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            continue
+        if scored["kind"] == "unverified":
+            cell.outputs.append(new_output("error", ename=UNVERIFIED_ENAME, evalue=message,
+                                           traceback=[f"{UNVERIFIED_ENAME}: {message}"]))
