@@ -340,7 +340,8 @@ def dask_setup(worker=None) -> None:
 
 def job_for(course: Path, student: str, *, unsafe: bool = True, assignment: str = ASSIGNMENT):
     """``(job, submission)`` for ``submitted/<student>/<assignment>/``, as the coordinator builds
-    them: the precheck, then :class:`~autograder.pipeline.coordinator.jobs.JobMaker`
+    them: the folder read (the worker prechecks it),
+    then :class:`~autograder.pipeline.coordinator.jobs.JobMaker`
     (unsandboxed by default).
     """
     from nbgrader.coursedir import CourseDirectory
@@ -355,8 +356,8 @@ def job_for(course: Path, student: str, *, unsafe: bool = True, assignment: str 
     coursedir.root = str(c.root)
     book = CourseGradebook(c.db_url, c.course_id, c.config)
     structure = book.structure(assignment)
-    sub = Precheck().check(c.submitted_dir(student, assignment), student, assignment,
-                           structure.cell_ids)
+    sub = Precheck().gather(c.submitted_dir(student, assignment), student, assignment,
+                            structure.cell_ids)
     return JobMaker(c, coursedir, book, assignment, unsafe, structure).job(sub), sub
 
 

@@ -173,3 +173,32 @@ def test_the_canvas_export_runs_from_nbgraders_command_line_filters_included(tmp
         plugin.export(gb)
     assert canvas_rows(dest) == [[*CANVAS_COLUMNS, "a2"], [CANVAS_POINTS_ROW, "", "", "", "", "2"],
                                  ["Moore", "", "", "s2", "", "0"], ["Adams", "", "", "s3", "", "2"]]
+
+
+def test_every_total_is_the_one_total_rounded_the_same_way(tmp_path, database):
+    """Points that sum to float noise (1.1 + 2.2 = 3.3000000000000003 in the database) read
+    3.3 in the report's total, grades.csv (raw_score and score) and the Canvas file."""
+    engine = create_engine(database)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    with Gradebook(database, COURSE) as gb:
+        gb.add_assignment("a1")
+        gb.add_notebook("a1", "a1")
+        for cell, points in (("c1", 1.1), ("c2", 2.2)):
+            gb.add_grade_cell(cell, "a1", "a1", max_score=points, cell_type="code")
+        gb.add_student("s1")
+    book = CourseGradebook(database, COURSE)
+    result = GradeResult(student="s1", assignment="a1")
+    passed = {"kind": "visible", "passed": True, "message": ""}
+    result.scores = score_submission(book.structure("a1"), {"a1": NotebookRun(
+        verdicts={"c1": passed, "c2": passed})}, student="s1")
+    saved = save_grades(book, result, Submission("s1", "a1", path=None, digest="d"))
+    book.close()
+    with Gradebook(database, COURSE) as gb:
+        assert gb.find_submission("a1", "s1").score == 1.1 + 2.2 != 3.3  # the noise is there
+    assert result.scores.score == saved.score == 3.3
+    grades = tmp_path / "grades.csv"
+    row = rows(export_grades(database, COURSE, grades))[("a1", "s1")]
+    assert (row["raw_score"], row["score"], row["max_score"]) == ("3.3", "3.3", "3.3")
+    _header, points_row, student = canvas_rows(canvas_csv(grades))
+    assert (points_row[-1], student[-1]) == ("3.3", "3.3")

@@ -29,6 +29,7 @@ from autograder.pipeline.coordinator.assignment import grade_assignment
 from autograder.pipeline.coordinator.jobs import JobMaker
 from autograder.pipeline.scoring import NotebookRun, score_submission
 from autograder.pipeline.types import STAGES, GradeResult
+from autograder.pipeline.worker.precheck import Precheck
 
 A = fx.ASSIGNMENT
 PASS = {"kind": "visible", "passed": True, "message": ""}
@@ -36,15 +37,17 @@ FAIL = {"kind": "hidden", "passed": False, "message": "differs from the expected
 
 
 def make_result(job, verdict=PASS, *, flags=(), feedback="<html>feedback</html>"):
-    """A worker's result for ``job`` with one verdict for every graded cell."""
+    """A worker's result for ``job`` with one verdict for every graded cell (prechecked
+    as the worker does)."""
+    sub = Precheck().finished(job.submission, job.structure.cell_ids)
     result = GradeResult(student=job.student, assignment=job.assignment,
-                         flags=list(job.flags), worker="test")
+                         flags=list(sub.flags), worker="test", files=sorted(sub.files))
     for name, reason in flags:
         result.flag(name, reason)
     runs = {name: NotebookRun(verdicts={gid: verdict for gid in cells})
-            for name, cells in job.structure.notebooks.items() if job.notebooks.get(name)}
+            for name, cells in job.structure.notebooks.items() if sub.notebooks.get(name)}
     result.scores = score_submission(job.structure, runs, student=job.student, config=job.config)
-    result.notebooks = {name: js for name, js in job.notebooks.items() if js is not None}
+    result.notebooks = {name: js for name, js in sub.notebooks.items() if js is not None}
     result.comments = {name: {"add_impl": None} for name in result.notebooks}
     result.feedback = {name: feedback for name in result.notebooks}
     return result
@@ -52,17 +55,7 @@ def make_result(job, verdict=PASS, *, flags=(), feedback="<html>feedback</html>"
 
 def stub_grade(job):
     """Stands in for ``worker.grade_submission`` in coordinator runs: every check passes."""
-    import dataclasses
-
-    from autograder.pipeline.worker.precheck import Precheck
-
-    sub = dataclasses.replace(job.submission, notebooks={}, files={})
-    Precheck().finish(sub, job.expected)
-    job = dataclasses.replace(job, notebooks=sub.notebooks, files=sub.files,
-                              flags=list(sub.flags), submission=None)
-    result = make_result(job)
-    result.files = sorted(job.files)
-    return result
+    return make_result(job)
 
 
 def context(course: Path) -> dict:

@@ -107,9 +107,10 @@ def test_text_that_is_not_utf8_is_graded(course):
     raw = json.dumps(nb).encode()  # valid JSON: the string holds the escape "\udce9"
     fx.submit(course, "eve", raw=raw, files={"notes-\udce9.txt": b"\xe9t\xe9"})
     job, sub = fx.job_for(course, "eve")
-    assert "notes-\udce9.txt" in sub.files
+    assert "notes-\udce9.txt" in sub.raw
     result = grade_submission(job)
     assert result.status == "graded" and result.score == 4.0, result.error
+    assert "notes-\udce9.txt" in result.files
     assert "caf\udce9" in "".join(json.loads(result.notebooks[A])["cells"][0]["source"])
 
 

@@ -39,6 +39,30 @@ from traitlets.config import Config
 
 NO_RESPONSE = "No response."
 """nbgrader's automatic comment on an answer cell left as released."""
+POINT_DECIMALS = 4
+"""Points are shown and exported to this many decimals: a share of a cell's points is
+rounded to 1e-4 (:func:`earned_fraction`), so nothing real is lost, only float noise."""
+
+
+def points(value) -> float:
+    """``value`` as points are recorded and shown everywhere (12.4, never 12.399999999999999);
+    None counts as 0."""
+    return round(float(value or 0.0), POINT_DECIMALS) + 0.0  # + 0.0: never -0.0
+
+
+def points_text(value) -> str:
+    """Points as text: ``4``, ``2.5``, ``-`` for none."""
+    if value is None:
+        return "-"
+    value = points(value)
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def total(raw, late_penalty=None) -> float:
+    """The one total of a submission (or a notebook): its points after the late penalty,
+    never below 0 (nbgrader's rule), in :func:`points`.  The report's table, the feedback,
+    ``grades.csv`` and the Canvas file all read it."""
+    return points(max(0.0, float(raw) - float(late_penalty or 0.0)))
 
 
 # --------------------------------------------------------------------------- #
@@ -133,8 +157,8 @@ class Scores:
 
     @property
     def score(self) -> float:
-        """Total after the late penalty."""
-        return sum(self.notebook_score(n) for n in self.cells) - self.late_penalty
+        """Total after the late penalty (:func:`total`)."""
+        return total(sum(self.notebook_score(n) for n in self.cells), self.late_penalty)
 
     @property
     def max_score(self) -> float:

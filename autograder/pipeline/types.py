@@ -32,11 +32,9 @@ class GradeJob:
     student: str
     assignment: str
     course_id: str
-    notebooks: dict[str, str | None]
-    """Expected notebook name -> prechecked notebook JSON (None: missing or unusable);
-    filled in by the worker's precheck when the job carries a :attr:`submission`."""
-    files: dict[str, bytes]
-    """The submission's other files (relative path -> bytes) for the scratch folder."""
+    submission: Submission
+    """The folder as the coordinator read it (:meth:`Precheck.gather`): its files as bytes,
+    its timestamp, digest and the flags of reading it.  The worker prechecks it."""
     source_files: dict[str, bytes]
     """The instructor's non-notebook files of the assignment; they overwrite the student's."""
     structure: AssignmentStructure
@@ -48,24 +46,15 @@ class GradeJob:
     every check's inputs while grading."""
     config: Config
     """The course's nbgrader configuration (preprocessor settings, timeouts, sandbox)."""
-    flags: list[tuple[str, str]] = field(default_factory=list)
-    """Flags from the precheck, carried into the result (and the feedback notes)."""
-    timestamp: str | None = None
     extension_seconds: float | None = None
     sandbox: bool = True
     limits: object | None = None
     """``autograder.sandbox.Limits`` (None: its defaults)."""
     timeout: int | None = None
     """Seconds per cell (None: the limits' or the config's)."""
-    submission: Submission | None = None
-    """The folder as the coordinator read it (:meth:`Precheck.gather`): the worker
-    finishes the precheck (:meth:`Precheck.finish`) and fills :attr:`notebooks`,
-    :attr:`files` and :attr:`flags` from it.  None: they are filled in already."""
-    expected: dict[str, set[str]] = field(default_factory=dict)
-    """Expected notebook name -> its grade ids (what the precheck checks against)."""
     warm_next: bool = False
     """Another job will follow on this worker: start its kernel while grading this one
-    (:mod:`autograder.pipeline.warm`; set by the runner)."""
+    (:mod:`autograder.pipeline.worker.warm`; set by the runner)."""
 
 
 @dataclass

@@ -8,7 +8,7 @@
 The coordinator (this process) reads and hashes every
 ``submitted/<student>/<assignment>/`` (:meth:`~autograder.pipeline.worker.precheck.Precheck.gather`)
 and hands one self-contained job per submission to workers
-(:mod:`autograder.pipeline.worker.submission`, which finish the precheck) on a
+(:mod:`autograder.pipeline.worker.submission`, which precheck what was read) on a
 ``concurrent.futures`` executor (a local process pool, or a ``dask.distributed``
 cluster with ``--scheduler``); it records the results as they arrive, as the
 gradebook's only writer, several at once when several are waiting
@@ -61,7 +61,7 @@ from autograder.pipeline.coordinator.gradebook import CourseGradebook
 from autograder.pipeline.coordinator.jobs import JobMaker
 from autograder.pipeline.coordinator.record import is_recorded, record, record_batch
 from autograder.pipeline.coordinator.report import GradeReport, StudentResult
-from autograder.pipeline.coordinator.runner import WAIT, NoBar, Runner, crashed, progress_bar
+from autograder.pipeline.coordinator.runner import WAIT, Runner, crashed, progress_bar
 from autograder.pipeline.flags import GRADER_ERROR, flag_names
 from autograder.pipeline.types import STAGES, GradeResult
 from autograder.pipeline.worker.precheck import Precheck, Submission
@@ -169,7 +169,6 @@ class _Run:
         self.record_ctx = dict(book=self.book, coursedir=self.coursedir, assignment=assignment,
                                stage=self.stage, maker=self.maker)
         self.prechecked: dict[str, Submission] = {}
-        self.jobs: dict[str, object] = {}  # student -> job, for a retry
 
     def folder(self, directory: str, student: str) -> Path:
         """``c.CourseDirectory.<directory>`` of ``student`` for this assignment."""
@@ -185,19 +184,10 @@ class _Run:
             if first is None:
                 return "none needed"
             runner = Runner(workers, scheduler, self.course.config)
-            retry = []
             # with `follow`, more may come: the workers keep a kernel started for them
             total = None if self.follow is not None else len(self.found)
             for batch in runner.run_batches(itertools.chain([first], stream), self.bar, total):
-                # an error may be transient (a neighbour's fork bomb): retried after the run
-                retry += [student for student, result in batch if result.status == "error"]
-                self.record_all([(s, r) for s, r in batch if r.status != "error"])
-            if retry:
-                # once more, alone, after the batch: what failed again is recorded as is
-                again = Runner(1, scheduler, self.course.config)
-                for batch in again.run_batches(((s, self.jobs[s]) for s in retry), NoBar(),
-                                               len(retry)):
-                    self.record_all(batch)
+                self.record_all(batch)  # grader errors come back after a retry (the runner's)
             return runner.description
         finally:
             self.bar.close()
@@ -221,7 +211,7 @@ class _Run:
     def submissions(self, items):
         for student, folder in items:
             t0 = time.monotonic()
-            # reading and hashing only: the worker finishes the precheck (Precheck.finish)
+            # reading and hashing only: the worker prechecks (Precheck.finished)
             sub = self.checker.gather(folder, student, self.assignment,
                                       self.structure.cell_ids)
             self.stage["intake"] += time.monotonic() - t0
@@ -239,7 +229,6 @@ class _Run:
                                  **self.record_ctx))
                 continue
             self.prechecked[student] = sub
-            self.jobs[student] = job
             yield student, job
 
     def record_all(self, batch) -> None:

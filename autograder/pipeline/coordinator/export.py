@@ -48,6 +48,7 @@ from nbgrader.plugins import CsvExportPlugin, ExportPlugin
 from traitlets import Dict, Unicode
 
 from autograder.pipeline.coordinator.gradebook import recorded_flags
+from autograder.pipeline.scoring import points, points_text, total
 
 FLAGS_COLUMN = "flags"
 SUBMITTED_COLUMN = "submitted"
@@ -55,6 +56,8 @@ SUBMITTED, NOT_SUBMITTED = "yes", "no"
 """The values of :data:`SUBMITTED_COLUMN`."""
 # the columns of nbgrader's CSV that name a row; they come before any free-text column
 KEY_COLUMNS = ("assignment", "student_id")
+# nbgrader's last columns, its numbers: rounded by scoring.points, the score its one total
+SCORE_COLUMNS = ("raw_score", "late_submission_penalty", "score", "max_score")
 # the columns Canvas's gradebook import reads before the assignments, in its order
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 CANVAS_POINTS_ROW = "    Points Possible"  # the first cell of Canvas's points row
@@ -92,12 +95,29 @@ class FlagsCsvExportPlugin(CsvExportPlugin):
         out = [f"{lines[0]},{SUBMITTED_COLUMN},{FLAGS_COLUMN}"]
         for line in lines[1:]:
             fields = line.split(",")
+            if tuple(header[-len(SCORE_COLUMNS):]) == SCORE_COLUMNS:
+                fields[-len(SCORE_COLUMNS):] = _scores(*fields[-len(SCORE_COLUMNS):])
+                line = ",".join(fields)
             key = tuple(fields[i] for i in where)
             handed_in = SUBMITTED if key in submitted else NOT_SUBMITTED
             out.append(f"{line},{handed_in},{self.separator.join(flags.get(key, []))}")
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write("\n".join(out) + "\n")
         os.replace(tmp, dest)
+
+
+def _scores(raw: str, penalty: str, _score: str, max_score: str) -> list[str]:
+    """nbgrader's number columns of one row, as :func:`points`, its score as :func:`total`."""
+    raw_f, penalty_f = _float(raw), _float(penalty)
+    return [repr(points(raw_f)), repr(points(penalty_f)), repr(total(raw_f, penalty_f)),
+            repr(points(_float(max_score)))]
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:  # "None": nbgrader's way of writing no penalty
+        return 0.0
 
 
 def submitted_pairs(gradebook: Gradebook) -> set[tuple[str, str]]:
@@ -122,7 +142,7 @@ class CanvasCsvExportPlugin(ExportPlugin):
         students = sorted((s for s in gradebook.students
                            if not self.student or s.id in self.student), key=lambda s: s.id)
         header = list(CANVAS_COLUMNS) + [self.column(a.name) for a in assignments]
-        points = [CANVAS_POINTS_ROW, "", "", "", ""] + [_number(a.max_score)
+        points = [CANVAS_POINTS_ROW, "", "", "", ""] + [points_text(a.max_score)
                                                          for a in assignments]
         rows = []
         for student in students:
@@ -134,7 +154,7 @@ class CanvasCsvExportPlugin(ExportPlugin):
                 except MissingEntry:
                     row.append("")
                     continue
-                row.append(_number(sub.score - (sub.late_submission_penalty or 0.0)))
+                row.append(points_text(total(sub.score, sub.late_submission_penalty)))
             rows.append(row)
         tmp = f"{dest}.tmp"
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -147,12 +167,6 @@ class CanvasCsvExportPlugin(ExportPlugin):
     def column(self, assignment: str) -> str:
         canvas_id = self.canvas_assignment_ids.get(assignment)
         return f"{assignment} ({canvas_id})" if canvas_id not in (None, "") else assignment
-
-
-def _number(value) -> str:
-    """A score as Canvas reads it: ``4``, ``2.5`` (no float noise)."""
-    value = round(float(value), 6)
-    return f"{value:g}" if value != int(value) else str(int(value))
 
 
 def canvas_csv(csv_path: Path) -> Path:

@@ -63,7 +63,7 @@ from sqlalchemy import (
 from traitlets.config import Config
 
 from autograder.errors import UsageError
-from autograder.pipeline.scoring import AssignmentStructure, GradedCell
+from autograder.pipeline.scoring import AssignmentStructure, GradedCell, total
 from autograder.pipeline.worker.folders import memory_dir
 
 METADATA = MetaData()
@@ -296,7 +296,7 @@ class CourseGradebook:
             for sub in subs:
                 row = rows.get(sub.id)
                 out[sub.student.id] = RecordedState(
-                    score=float(sub.score - (sub.late_submission_penalty or 0.0)),
+                    score=total(sub.score, sub.late_submission_penalty),
                     max_score=float(sub.max_score),
                     digest=row.digest if row else "", status=row.status if row else "",
                     files_written=bool(row.files_written) if row else False,

@@ -102,14 +102,11 @@ class JobMaker:
         shared = self.shared()
         return GradeJob(
             student=sub.student, assignment=self.assignment, course_id=self.course.course_id,
-            # a gathered submission travels as read; the worker finishes its precheck
-            notebooks=sub.notebooks, files=sub.files,
-            submission=None if sub.finished else sub, expected=self.structure.cell_ids,
-            source_files=shared["source_files"],
+            submission=sub, source_files=shared["source_files"],
             structure=self.structure, structure_db=shared["structure_db"],
             seed_secret=submission_secret(shared["secret"], self.assignment, sub.student,
                                           sub.digest),
-            config=self.course.config, flags=list(sub.flags), timestamp=sub.timestamp,
+            config=self.course.config,
             extension_seconds=shared["extensions"].get(sub.student), sandbox=not self.unsafe,
             limits=shared["limits"], timeout=shared["timeout"],
         )

@@ -64,9 +64,10 @@ from autograder.pipeline.coordinator.gradebook import (
     flags_by_submission,
 )
 from autograder.pipeline.coordinator.report import StudentResult
-from autograder.pipeline.scoring import parse_timestamp
+from autograder.pipeline.scoring import parse_timestamp, total
 from autograder.pipeline.types import COORDINATOR_STAGES
 from autograder.pipeline.worker.feedback import write_feedback
+from autograder.pipeline.worker.precheck import with_source_files
 
 WORKER_CHARS = 256
 
@@ -222,7 +223,7 @@ def save_all(book: CourseGradebook, items) -> list[Saved]:
             SubmittedAssignment.id, SubmittedAssignment.score,
             SubmittedAssignment.late_submission_penalty, SubmittedAssignment.max_score,
         ).where(SubmittedAssignment.id.in_(submissions)))}
-        return [Saved(sid, float(totals[sid].score - (totals[sid].late_submission_penalty or 0.0)),
+        return [Saved(sid, total(totals[sid].score, totals[sid].late_submission_penalty),
                       float(totals[sid].max_score)) for sid in submissions]
 
 
@@ -318,8 +319,6 @@ def flag_files_not_written(book: CourseGradebook, submission_id: str, reason: st
 # --------------------------------------------------------------------------- #
 def kept_files(result, sub) -> dict[str, bytes]:
     """The submission's files that the precheck kept (in the worker: ``result.files``)."""
-    if sub.finished:  # the precheck was finished here, not in the worker
-        return sub.files
     return {rel: sub.raw[rel] for rel in result.files if rel in sub.raw}
 
 
@@ -331,11 +330,10 @@ def write_files(result, sub, autograded: Path, feedback: Path,
         shutil.rmtree(autograded)
     autograded.mkdir(parents=True)
     if result.status == "graded":
-        for files in (kept_files(result, sub), source_files or {}):
-            for rel, data in files.items():
-                target = autograded.joinpath(*rel.split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+        for rel, data in with_source_files(kept_files(result, sub), source_files or {}).items():
+            target = autograded.joinpath(*rel.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         for name, nb_json in result.notebooks.items():
             (autograded / f"{name}.ipynb").write_bytes(utf8(nb_json))
     if sub.timestamp:

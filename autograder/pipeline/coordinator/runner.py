@@ -28,16 +28,6 @@ WAIT = object()
 WAIT_SECONDS = 0.5
 
 
-class NoBar:
-    """A progress bar that shows nothing (retries were already counted once)."""
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix_str(self, *args, **kwargs):
-        pass
-
-
 class Runner:
     """Runs jobs on a local process pool or a dask cluster and yields results as they finish.
 
@@ -126,7 +116,9 @@ class Runner:
         ``bar`` (tqdm) advances once per result.  ``total``: how many jobs
         ``jobs`` holds at most (None: unknown, more may come): a local worker
         starts its next job's kernel ahead (``GradeJob.warm_next``) unless the
-        jobs left are fewer than the workers.  A job still running after
+        jobs left are fewer than the workers.  A job whose result is a grader error, or
+        whose worker died, is run once more, alone, once the jobs in flight are done (the
+        one retry of a run); what fails alone is final.  A job still running after
         :func:`_deadline` seconds (the sandbox's own wall clock failed) counts
         as a dead worker: a local pool is killed and its jobs retried as
         above; on dask the job ends with ``grader_error``.
@@ -178,6 +170,10 @@ class Runner:
                     student, job, alone, _ = in_flight.pop(fut)
                     try:
                         result = fut.result()
+                        if result.status == "error" and not alone:
+                            # maybe transient (a neighbour's fork bomb): once more, alone
+                            suspects.append((student, job))
+                            continue
                     except BrokenProcessPool:
                         broken = True
                         if not alone:
@@ -286,13 +282,13 @@ def _worker_start(coordinator: int) -> None:
 def _deadline(job) -> float:
     """Seconds after which a job is presumed hung: twice the sandbox's wall clock, and more."""
     wall = getattr(job.limits, "wall_seconds", 900) if job.limits is not None else 900
-    notebooks = max(1, sum(nb is not None for nb in job.notebooks.values()))
+    notebooks = max(1, len(job.structure.notebooks))
     return 2 * wall * notebooks + 120
 
 
 def crashed(cls, job, reason: str):
     result = cls(student=job.student, assignment=job.assignment, status="error",
-                 flags=list(job.flags))
+                 flags=list(job.submission.flags))
     result.flag(GRADER_ERROR, reason)
     return result
 

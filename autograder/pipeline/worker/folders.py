@@ -43,18 +43,17 @@ def job_folders() -> Iterator[tuple[Path, Path]]:
         yield Path(tmp), Path(db_dir)
 
 
-def populate_scratch(scratch: Path, *file_sets: dict[str, bytes]) -> None:
-    """Each set of files (relative path -> bytes) under ``scratch``, a later set winning."""
+def populate_scratch(scratch: Path, files: dict[str, bytes]) -> None:
+    """``files`` (relative path -> bytes) under ``scratch``."""
     scratch.mkdir(exist_ok=True)  # a kernel started ahead waits on it, empty
-    for files in file_sets:
-        for rel, data in files.items():
-            target = scratch.joinpath(*rel.split("/"))
-            if scratch not in target.resolve().parents:
-                continue  # "..": the precheck never lets one through, but be sure
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_symlink() or target.exists():
-                target.unlink()
-            target.write_bytes(data)
+    for rel, data in files.items():
+        target = scratch.joinpath(*rel.split("/"))
+        if scratch not in target.resolve().parents:
+            continue  # "..": the precheck never lets one through, but be sure
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.write_bytes(data)
 
 
 def sweep_stale() -> list[str]:

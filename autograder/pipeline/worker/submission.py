@@ -30,7 +30,6 @@ a failure of the grader itself comes back as ``status="error"`` with ``grader_er
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import socket
@@ -63,7 +62,7 @@ from autograder.pipeline.worker import execution, warm
 from autograder.pipeline.worker import feedback as feedback_mod
 from autograder.pipeline.worker.budget import StageClock, StageOverrun, Usage, WorkerLimits
 from autograder.pipeline.worker.folders import job_folders, populate_scratch, sweep_stale
-from autograder.pipeline.worker.precheck import Precheck
+from autograder.pipeline.worker.precheck import Precheck, with_source_files
 from autograder.pipeline.worker.preprocessors import (
     CheckCellMetadata,
     RestoreCells,
@@ -115,6 +114,8 @@ class _Notebook:
     resources: dict
     collected: Path | None = None
     """Where the results of its checks were taken, out of the kernel's reach."""
+    plan: dict = field(default_factory=dict)
+    """grade id -> the inputs drawn for its check (:func:`.verify.grading_plan`), once."""
     verdicts: dict = field(default_factory=dict)
     not_run: dict[str, str] = field(default_factory=dict)
 
@@ -127,7 +128,8 @@ class _Notebook:
 def grade_submission(job: GradeJob) -> GradeResult:
     """Grade one submission (see the module docstring). Never raises."""
     result = GradeResult(student=job.student, assignment=job.assignment,
-                         flags=list(job.flags), worker=f"{socket.gethostname()}:{os.getpid()}")
+                         flags=list(job.submission.flags),
+                         worker=f"{socket.gethostname()}:{os.getpid()}")
     usage = Usage().start()
     try:
         with warnings.catch_warnings(), job_folders() as (tmp, db_dir):
@@ -166,7 +168,7 @@ class _Grading:
         started = self.kernels()  # one started ahead for this job, if any
         try:
             scratch = started.scratch if started is not None else self.tmp / "scratch"
-            populate_scratch(scratch, self.files, self.job.source_files)
+            populate_scratch(scratch, with_source_files(self.files, self.job.source_files))
             self.kernel = started.km if started is not None else None  # for the first run
             for name in self.job.structure.notebooks:
                 if self.notebooks.get(name) is not None:
@@ -181,15 +183,11 @@ class _Grading:
 
     # ------------------------------------------------------------------ #
     def precheck(self) -> None:
-        """Finish the precheck the coordinator began (:meth:`Precheck.finish`)."""
-        job = self.job
-        self.notebooks, self.files, flags = job.notebooks, job.files, list(job.flags)
-        if job.submission is not None:
-            sub = dataclasses.replace(job.submission, notebooks={}, files={},
-                                      flags=list(job.submission.flags))
-            Precheck(config=self.cfg).finish(sub, job.expected)
-            self.notebooks, self.files, flags = sub.notebooks, sub.files, list(sub.flags)
-        self.result.flags, self.result.files = flags, sorted(self.files)
+        """The folder as read -> the notebooks to grade, the files kept, flags."""
+        sub = Precheck(config=self.cfg).finished(self.job.submission,
+                                                 self.job.structure.cell_ids)
+        self.notebooks, self.files = sub.notebooks, sub.files
+        self.result.flags, self.result.files = list(sub.flags), sorted(sub.files)
 
     def kernels(self):
         """The kernel started for this job while the last was graded (None: none), and one
@@ -253,10 +251,10 @@ class _Grading:
             shutil.rmtree(grading_dir)
         prepare_grading_dir(grading_dir)
         n.collected = Path(tempfile.mkdtemp(prefix="results-", dir=scratch.parent))
+        n.plan = grading_plan(n.nb, self.job.seed_secret, self.job.assignment,
+                              self.job.student, self.cfg)
         graded_cells = dict(
-            plan=grading_plan(n.nb, self.job.seed_secret, self.job.assignment,
-                              self.job.student, self.cfg),
-            shared_dir=grading_dir, collect_dir=n.collected,
+            plan=n.plan, shared_dir=grading_dir, collect_dir=n.collected,
             hidden_marker=hidden_delimiter(self.cfg),
             max_result_bytes=VerifyChecks(config=self.cfg).max_result_bytes)
         n.nb, flags = execution.run_notebook(n.nb, scratch, self.job, self.cfg, graded_cells,
@@ -271,8 +269,8 @@ class _Grading:
 
     def verify(self, n: _Notebook, scratch: Path, lap) -> None:
         """The verdicts, judged here; nbgrader's steps after Execute; the sanitizer."""
-        verifier = VerifyChecks(config=self.cfg, grading_dir=str(n.collected))
-        verifier.secret = self.job.seed_secret
+        verifier = VerifyChecks(config=self.cfg, grading_dir=str(n.collected), plan=n.plan,
+                                secret=self.job.seed_secret)
         n.nb, n.resources = verifier.preprocess(n.nb, n.resources)
         n.verdicts = dict(n.resources.get("rnn_course", {}).get("checks", {}))
         n.nb, n.resources = self.pipeline.apply(self.pipeline.verify_preprocessors,
@@ -299,7 +297,7 @@ class _Grading:
                 unanswered=frozenset(gid for gid, c in result.comments[name].items()
                                      if c == NO_RESPONSE))
                 for name, n in self.graded.items()},
-            student=job.student, timestamp=parse_timestamp(job.timestamp),
+            student=job.student, timestamp=parse_timestamp(job.submission.timestamp),
             extension_seconds=job.extension_seconds, config=self.cfg)
         result.scores = scores
         if scores.seconds_late > 0:

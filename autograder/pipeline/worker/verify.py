@@ -40,7 +40,7 @@ import numpy as np
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade
-from traitlets import Bytes, Integer, Unicode
+from traitlets import Bytes, Dict, Integer, Unicode
 from traitlets.config import Config
 
 from autograder import reference
@@ -90,10 +90,18 @@ class GradedCell:
 
     check: str
     """The check it calls (its grade_id)."""
-    inputs: dict
-    """The inputs drawn for this submission (delivered only while the cell runs)."""
+    drawn: dict
+    """The inputs drawn for this submission, once: delivered while the cell runs, and
+    what :class:`VerifyChecks` judges the results against."""
     hidden_code: bool
     """The cell holds hidden test code: it runs outside the kernel's history."""
+    tables: dict | None = None
+    """The stand-in tables delivered with them (:mod:`autograder.protocol.standins`)."""
+
+    @property
+    def inputs(self) -> dict:
+        """What the cell receives while it runs: the drawn inputs and the tables."""
+        return {**self.drawn, rnn_standins.INPUT_NAME: self.tables} if self.tables else self.drawn
 
 
 def hidden_delimiter(config: "Config | None" = None) -> str:
@@ -117,10 +125,8 @@ def grading_plan(nb, secret: bytes, assignment: str, student: str,
         if check is None:
             continue
         inputs = drawn_inputs(check, secret, assignment, student)
-        tables = standins.tables_for(check, inputs)
-        if tables:
-            inputs = {**inputs, rnn_standins.INPUT_NAME: tables}
-        plan[check_id] = GradedCell(check_id, inputs, check.hidden or delimiter in cell.source)
+        plan[check_id] = GradedCell(check_id, inputs, check.hidden or delimiter in cell.source,
+                                    standins.tables_for(check, inputs) or None)
     return plan
 
 
@@ -157,6 +163,8 @@ class VerifyChecks(NbGraderPreprocessor):
                  "cell (<check id>.npz), out of the kernel's reach."
     ).tag(config=True)
     secret = Bytes(b"", help="The grader's secret that seeds hidden inputs.")
+    plan = Dict({}, help="grade_id -> GradedCell: the inputs drawn before execution (judged "
+                         "against as drawn, never drawn again); a check not in it draws its own.")
     max_result_bytes = Integer(
         grading.MAX_RESULT_BYTES,
         help="Largest result file (and its uncompressed content) accepted."
@@ -199,7 +207,9 @@ class VerifyChecks(NbGraderPreprocessor):
         except ValueError as exc:
             return str(exc)
         try:
-            inputs = drawn_inputs(check, self.secret, assignment, student)
+            entry = self.plan.get(check.id)
+            inputs = (entry.drawn if entry is not None
+                      else drawn_inputs(check, self.secret, assignment, student))
             return check.judge(outputs, inputs, reference)
         except Exception as exc:  # a verdict must never crash grading
             return f"could not be judged ({type(exc).__name__}: {str(exc)[:120]})"
