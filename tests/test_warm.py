@@ -219,7 +219,13 @@ def test_a_kernel_on_the_fallback_uid_says_it_shares_it():
     km._lease = None
 
 
-def test_folders_of_workers_that_died_are_swept(tmp_path):
+def test_folders_of_workers_that_died_are_swept(tmp_path, monkeypatch):
+    import tempfile
+
+    from autograder.pipeline.worker import folders
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(folders, "memory_dir", lambda: None)
     dead = tmp_path / f"{warm.PREFIX}{fx.dead_pid()}-abc"
     (dead / warm.SCRATCH).mkdir(parents=True)
     (dead / warm.SCRATCH / "answer.py").write_text("a student's file")
@@ -227,7 +233,7 @@ def test_folders_of_workers_that_died_are_swept(tmp_path):
     alive.mkdir()
     other = tmp_path / "rnn-warm-notapid"
     other.mkdir()
-    warm.sweep_stale(str(tmp_path))
+    folders.sweep_stale()
     assert not dead.exists() and alive.exists() and other.exists()
 
 

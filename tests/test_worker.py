@@ -250,3 +250,79 @@ def test_folders_of_jobs_whose_worker_died_are_swept(tmp_path, monkeypatch):
     assert sorted(worker.sweep_stale()) == sorted(str(p) for p in dead)
     assert [p.exists() for p in dead] == [False, False, False]
     assert all(p.exists() for p in kept)
+
+
+def test_the_sweep_checks_type_and_owner_first_and_survives_any_name(tmp_path, monkeypatch):
+    """Issue 23: a local account plants names for the stale-folder sweep.  A folder it owns
+    (``rnn-grade-99999999999999999999-x`` made `grade` exit 1 with OverflowError), a link,
+    a file: none is touched, no process is signalled for it, the sweep goes on; a folder
+    of ours named after a pid no process can have is ours to remove."""
+    import os
+    import tempfile
+
+    from autograder.pipeline.worker import folders
+    from autograder.sandbox import stale
+
+    tmp, shm = tmp_path / "tmp", tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setattr(folders, "memory_dir", lambda: str(shm))
+    signalled = []
+
+    def kill(pid, sig):  # records what the sweep asks about; every such process is gone
+        signalled.append(pid)
+        raise ProcessLookupError(pid)
+
+    monkeypatch.setattr(stale.os, "kill", kill)
+    gone = fx.dead_pid()
+    huge = "99999999999999999999"
+    target = tmp_path / "elsewhere"
+    (target / "keep").mkdir(parents=True)
+    tmp.mkdir()
+    theirs = [tmp / f"{folders.SCRATCH_PREFIX}{huge}-x", tmp / f"{folders.SCRATCH_PREFIX}{gone}-y"]
+    odd = {
+        "link": tmp / f"{folders.SCRATCH_PREFIX}{gone}-link",
+        "file": tmp / f"{folders.SCRATCH_PREFIX}{gone}-file",
+        "fifo": shm / f"{folders.GRADEBOOK_PREFIX}{gone}-fifo",
+    }
+    odd["link"].symlink_to(target)
+    odd["file"].write_text("not a folder")
+    os.mkfifo(odd["fifo"])
+    ours = [tmp / f"{folders.SCRATCH_PREFIX}{huge}-z",  # no process has such a pid
+            shm / f"{folders.GRADEBOOK_PREFIX}{gone}-w"]
+    unknown = tmp / f"{folders.SCRATCH_PREFIX}\u0663\u0663-u"  # digits, not ASCII: not ours
+    for folder in [*ours, unknown]:
+        folder.mkdir()
+    if os.geteuid() == 0:  # another account's folders (root can make them)
+        for folder in theirs:
+            folder.mkdir()
+            os.chown(folder, 65534, 65534)
+    removed = folders.sweep_stale()
+    assert sorted(removed) == sorted(str(p) for p in ours)
+    assert not any(p.exists() for p in ours)
+    assert all(p.is_dir() and not p.is_symlink() for p in theirs if os.geteuid() == 0)
+    assert odd["link"].is_symlink() and (target / "keep").is_dir() and unknown.is_dir()
+    assert odd["file"].read_text() == "not a folder" and odd["fifo"].exists()
+    # a signal (even 0) was sent only for our own folders, and only for a possible pid
+    assert signalled == [gone]
+
+
+def test_one_bad_entry_never_stops_the_sweep(tmp_path, monkeypatch):
+    from autograder.sandbox import stale
+
+    gone = fx.dead_pid()
+    for name in ("a", "b", "c"):
+        (tmp_path / f"rnn-grade-{gone}-{name}").mkdir()
+    real = stale.os.lstat
+
+    def lstat(path, *args, **kwargs):
+        if str(path).endswith("-b"):
+            raise ValueError("an entry the sweep cannot even look at")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(stale.os, "lstat", lstat)
+    import re
+
+    found = stale.remove_stale_folders(str(tmp_path), re.compile(r"rnn-grade-(\d+)-"))
+    assert sorted(found) == [str(tmp_path / f"rnn-grade-{gone}-{n}") for n in ("a", "c")]
+    assert (tmp_path / f"rnn-grade-{gone}-b").exists()

@@ -49,9 +49,7 @@ class GradeJob:
     extension_seconds: float | None = None
     sandbox: bool = True
     limits: object | None = None
-    """``autograder.sandbox.Limits`` (None: its defaults)."""
-    timeout: int | None = None
-    """Seconds per cell (None: the limits' or the config's)."""
+    """``autograder.sandbox.Limits``, the cell timeout included (None: its defaults)."""
     warm_next: bool = False
     """Another job will follow on this worker: start its kernel while grading this one
     (:mod:`autograder.pipeline.worker.warm`; set by the runner)."""

@@ -42,32 +42,31 @@ def _source_files(course: Course, coursedir: CourseDirectory, assignment: str) -
     return files
 
 
-def _limits_and_timeout(course: Course):
-    """The sandbox's ``Limits`` and the cell timeout, from ``nbgrader_config.py``.
+def _limits(course: Course):
+    """The sandbox's ``Limits`` from ``nbgrader_config.py``, the cell timeout included: the
+    one place where they are resolved (a job carries them; nothing else reads the config).
 
     ``c.SandboxedKernelManager.<limit>`` (the sandbox's own traits) and
     ``c.Limits.<field>`` (any field of ``autograder.sandbox.Limits``, the
     latter wins) set the limits; the cell timeout is ``c.Limits.cell_timeout``
-    if given, else nbgrader's ``c.Execute.timeout`` / ``c.ExecutePreprocessor.timeout``.
+    if given, else nbgrader's ``c.Execute.timeout`` / ``c.ExecutePreprocessor.timeout``,
+    else the ``Limits`` default.
     """
     try:
         from autograder.sandbox import Limits
         from autograder.sandbox.limits import KERNEL_LIMITS
     except ImportError:
-        return None, None
+        return None
     values = {k: v for k, v in course.config.get("SandboxedKernelManager", {}).items()
               if k in KERNEL_LIMITS}
+    for name in ("ExecutePreprocessor", "Execute"):  # the latter wins, as in nbgrader
+        if "timeout" in course.config.get(name, {}):
+            values["cell_timeout"] = int(course.config[name]["timeout"])
     values.update(course.config.get("Limits", {}))
     try:
-        limits = Limits(**values)
+        return Limits(**values)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"bad sandbox limits in nbgrader_config.py: {exc}") from None
-    if "cell_timeout" in values:
-        return limits, None
-    for name in ("Execute", "ExecutePreprocessor"):
-        if "timeout" in course.config.get(name, {}):
-            return limits, int(course.config[name]["timeout"])
-    return limits, None
 
 
 class JobMaker:
@@ -88,13 +87,12 @@ class JobMaker:
 
     def shared(self) -> dict:
         if self._shared is None:
-            limits, timeout = _limits_and_timeout(self.course)
             self._shared = dict(
                 structure_db=self.book.snapshot(self.assignment),
                 secret=course_secret(self.course.root),
                 source_files=_source_files(self.course, self.coursedir, self.assignment),
                 extensions=self.book.extensions(self.assignment),
-                limits=limits, timeout=timeout,
+                limits=_limits(self.course),
             )
         return self._shared
 
@@ -108,7 +106,7 @@ class JobMaker:
                                           sub.digest),
             config=self.course.config,
             extension_seconds=shared["extensions"].get(sub.student), sandbox=not self.unsafe,
-            limits=shared["limits"], timeout=shared["timeout"],
+            limits=shared["limits"],
         )
 
 

@@ -36,7 +36,7 @@ def run_notebook(nb, scratch: Path, job: GradeJob, cfg: Config, graded_cells: di
         from autograder.sandbox import execute_notebook
 
         cls = graded_cells_class(_timed_sandbox_execute(), **graded_cells)
-        return execute_notebook(nb, str(scratch), job.limits, timeout=_timeout(job),
+        return execute_notebook(nb, str(scratch), job.limits,
                                 extra_env=_kernel_env(), preprocessor_class=cls, config=cfg,
                                 kernel=kernel)
     return _run_unsandboxed(nb, scratch, job, cfg, graded_cells)
@@ -85,22 +85,14 @@ def start_kernel(job: GradeJob, cfg: Config, scratch: Path):
     return km
 
 
-def _timeout(job: GradeJob) -> int | None:
-    """Seconds per cell: the job's, else its limits' (None: the Execute config's)."""
-    if job.timeout is not None:
-        return job.timeout
-    return getattr(job.limits, "cell_timeout", None)
-
-
 def _run_unsandboxed(nb, scratch: Path, job: GradeJob, cfg: Config, graded_cells: dict):
     env = {GRADING_DIR_ENV: str(scratch / GRADING_SUBDIR), STATIC_WIDGETS_ENV: "1"}
     # nothing in a scratch kernel is worth a graceful shutdown
     pp = graded_cells_class(TimedExecute, **graded_cells)(
         config=cfg, extra_env=env, shutdown_kernel="immediate",
         kernel_manager_class=ReadyKernelManager)
-    timeout = _timeout(job)
-    if timeout is not None:
-        pp.timeout = timeout
+    if job.limits is not None:
+        pp.timeout = job.limits.cell_timeout
     flags = []
     try:
         pp.preprocess(nb, {"metadata": {"path": str(scratch)}})

@@ -16,7 +16,7 @@ SCRATCH_PREFIX = "rnn-grade-"
 """A job's folders: ``<tmp>/rnn-grade-<worker pid>-*`` (the submission's copy, its kernel's
 scratch) and ``<memory_dir>/rnn-gradebook-<worker pid>-*`` (its private gradebook)."""
 GRADEBOOK_PREFIX = "rnn-gradebook-"
-_STALE = re.compile(rf"(?:{SCRATCH_PREFIX}|{GRADEBOOK_PREFIX})(\d+)-")
+_STALE = re.compile(rf"(?:{SCRATCH_PREFIX}|{GRADEBOOK_PREFIX}|{warm.PREFIX})(\d+)-")
 
 
 def memory_dir() -> str | None:
@@ -57,15 +57,15 @@ def populate_scratch(scratch: Path, files: dict[str, bytes]) -> None:
 
 
 def sweep_stale() -> list[str]:
-    """Remove the folders of jobs whose worker died (killed outright, it could not),
-    and those of the kernels it started ahead (:func:`warm.sweep_stale`).
+    """Remove the folders of jobs whose worker died (killed outright, it could not), and
+    those of the kernels it started ahead (:mod:`.warm`); called by the coordinator before
+    it forks its workers.
 
-    They hold a copy of a student's submission (mode 0700, but nothing else
-    removes them); a folder whose worker is alive, or that another user owns,
-    is left alone.  Returns the paths removed.
+    They hold a copy of a student's submission (mode 0700, but nothing else removes
+    them).  What is stale, and what is never touched (a link, another account's folder,
+    any odd name), is :mod:`autograder.sandbox.stale`'s one rule.  Returns the paths removed.
     """
-    from autograder.sandbox.kernel import remove_stale_folders
+    from autograder.sandbox.stale import remove_stale_folders
 
-    return warm.sweep_stale() + [
-        path for base in dict.fromkeys((tempfile.gettempdir(), memory_dir()))
-        if base for path in remove_stale_folders(base, _STALE)]
+    return [path for base in dict.fromkeys((tempfile.gettempdir(), memory_dir()))
+            if base for path in remove_stale_folders(base, _STALE)]
