@@ -1,45 +1,14 @@
-"""The coordinator of a grading run: ``grade_assignment`` (``python -m autograder grade``).
+"""The coordinator of a grading run: ``grade_assignment`` (``python -m autograder grade``;
+the command line, exit status and configuration are in README.md and docs/).
 
-::
-
-    python -m autograder grade ASSIGNMENT [--workers N] [--scheduler ADDR]
-        [--course-dir DIR] [--student ID ...] [--force] [--unsafe-no-sandbox]
-
-The coordinator (this process) reads and hashes every
-``submitted/<student>/<assignment>/`` (:meth:`~autograder.pipeline.worker.precheck.Precheck.gather`)
-and hands one self-contained job per submission to workers
-(:mod:`autograder.pipeline.worker.submission`, which precheck what was read) on a
-``concurrent.futures`` executor (a local process pool, or a ``dask.distributed``
-cluster with ``--scheduler``); it records the results as they arrive, as the
-gradebook's only writer, several at once when several are waiting
-(:mod:`autograder.pipeline.coordinator.record`).  Feedback HTML comes back with each result;
-``grades.csv`` is exported at the end (:mod:`autograder.pipeline.coordinator.export`).
-
-Re-running is idempotent: what is recorded is skipped (``--force`` regrades),
-a resubmitted folder is graded again, an interrupted run resumes where it
-stopped.  Every submitted student ends up recorded, with flags saying what
-went wrong.  Exit status: 0 when the pipeline did its job (even if students
-failed), 1 when a submission could not be graded (``grader_error``) or its
-files could not be written (``files_not_written``), 2 for usage errors.
-
-Workers score (:mod:`autograder.pipeline.scoring`) and render; the coordinator
-records each result, gradebook first, then files (:mod:`autograder.pipeline.coordinator.record`).
-Flags (:mod:`autograder.pipeline.flags`, one vocabulary) say what went wrong
-for a student; they are stored with one-line reasons in the gradebook's
-database (:mod:`autograder.pipeline.coordinator.gradebook`), shown in the feedback's
-"Grader notes" and in the ``flags`` column of ``grades.csv``.  What the
-gradebook holds also decides what a rerun skips: a submission graded with the
-same digest and whose files were written.
-
-Configuration, in ``nbgrader_config.py``: nbgrader's own sections apply as in
-``nbgrader autograde`` (``c.Execute.timeout``, ``c.LimitOutput``,
-``c.IgnorePattern``, ``c.OverwriteCells``, ``c.LateSubmissionPlugin``,
-``c.Autograde.exclude_overwriting``, ``c.CourseDirectory.ignore``...), plus
-``c.Precheck.*`` (size limits, :class:`~autograder.pipeline.worker.precheck.Precheck`) and the
-sandbox's limits as ``c.Limits.<field>`` (any field of
-``autograder.sandbox.Limits``) or ``c.SandboxedKernelManager.<limit>``.
-
-Python API (used by ``autograder.commands.demo`` and the tests)::
+It reads and hashes every ``submitted/<student>/<assignment>/`` (the intake,
+:meth:`~autograder.pipeline.worker.precheck.Precheck.gather`), skips what is recorded
+unchanged, hands one self-contained job per submission to workers on a
+``concurrent.futures`` executor (:mod:`.runner`: a local process pool, or a
+``dask.distributed`` cluster with ``--scheduler``), records the results as they arrive
+as the gradebook's only writer (:mod:`.record`) and exports ``grades.csv`` at the end
+(:mod:`.export`).  Re-running is idempotent; every submitted student ends up recorded,
+with flags saying what went wrong.  Python API (``autograder.commands.demo``, tests)::
 
     report = grade_assignment(course_dir, "rnn_cell", workers=2)
     print(report.table())
