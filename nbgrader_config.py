@@ -56,12 +56,12 @@ c.CanvasCsvExportPlugin.canvas_assignment_ids = {}
 c.Exchange.root = os.environ.get("RNN_COURSE_EXCHANGE", "/srv/nbgrader/exchange")
 # `nbgrader collect` that keeps symbolic links as links (the precheck flags them)
 # and skips a submission owned by someone other than the student it names.
-c.ExchangeFactory.collect = "autograder.pipeline.exchange.SafeExchangeCollect"
+c.ExchangeFactory.collect = "autograder.service.exchange.SafeExchangeCollect"
 
 # Even nbgrader's own `generate_feedback` (say, from the formgrader after manual
 # grading) keeps hidden tests' code and inputs out of what students get back.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "autograder.pipeline.preprocessors.FeedbackHiddenTests",
+    "autograder.pipeline.worker.preprocessors.FeedbackHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

@@ -3,7 +3,7 @@
 An instructor marks a locked, non-solution cell of a source notebook (an
 experiment, a demonstration, a widget) with ``metadata.rnn_course.skip_when_grading``
 (:data:`MARK_KEY`, :data:`MARK_FIELD`).  Grading does not execute it
-(:class:`~autograder.pipeline.preprocessors.SkipUngraded`), and shows the
+(:class:`~autograder.pipeline.worker.preprocessors.SkipUngraded`), and shows the
 student's own outputs of it instead.  What is skipped is decided by the
 instructor's source notebook and the gradebook, never by a submission's metadata.
 

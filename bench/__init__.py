@@ -204,9 +204,9 @@ TARGET_SERIAL_S = 0.05
 def serial_share(stage_seconds, k):
     """Seconds per submission of the stages the coordinator runs itself (its serial share).
 
-    The stages are :data:`autograder.pipeline.report.COORDINATOR_STAGES` (one home).
+    The stages are :data:`autograder.pipeline.types.COORDINATOR_STAGES` (one home).
     """
-    from autograder.pipeline.report import COORDINATOR_STAGES
+    from autograder.pipeline.types import COORDINATOR_STAGES
 
     return sum(stage_seconds.get(s, 0.0) for s in COORDINATOR_STAGES) / k
 

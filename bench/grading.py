@@ -47,7 +47,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder.pipeline.report import STAGES, WORKER_STAGES
+from autograder.pipeline.types import STAGES, WORKER_STAGES
 from bench import (
     ROOT,
     TARGET_SERIAL_S,
@@ -75,7 +75,7 @@ STAGE_LABELS = {"intake": "intake (read+hash)", "precheck": "precheck", "sanitiz
                 "sandbox_start": "sandbox+kernel start",
                 "execute": "execution", "verify": "verification", "score": "scoring",
                 "gradebook": "gradebook write", "feedback": "feedback"}
-STAGE_NAMES = STAGES  # autograder.pipeline.report: the stages, in pipeline order
+STAGE_NAMES = STAGES  # autograder.pipeline.coordinator.report: the stages, in pipeline order
 
 
 # --------------------------------------------------------------------------- #
@@ -123,7 +123,7 @@ def run_autograder(course_dir: Path, assignment: str, workers=None, scheduler=No
 
 def _child_grade(course_dir, assignment, workers, scheduler, out, unsafe_no_sandbox=False):
     t0 = time.perf_counter()
-    from autograder.pipeline.coordinator import grade_assignment
+    from autograder.pipeline.coordinator.assignment import grade_assignment
 
     report = grade_assignment(course_dir, assignment, workers=workers, scheduler=scheduler,
                               progress=False, force=True, unsafe_no_sandbox=unsafe_no_sandbox)

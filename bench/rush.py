@@ -16,7 +16,7 @@ is visible in the exchange (the file ``nbgrader fetch_feedback`` would copy,
 named from the submission's secret) is measured.
 
 ``--no-warm-kernels`` turns off the kernels the service's workers start ahead
-of need (``c.WarmKernels.enabled = False``, :mod:`autograder.pipeline.warm`),
+of need (``c.WarmKernels.enabled = False``, :mod:`autograder.pipeline.worker.warm`),
 to compare.
 
 Printed: median, 95th percentile and worst of those times, the whole rush's
@@ -39,7 +39,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from autograder.pipeline.runner import default_workers
+from autograder.pipeline.coordinator.runner import default_workers
 from bench import (
     ROOT,
     clean_env,

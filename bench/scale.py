@@ -25,7 +25,7 @@ worker busy.  ``--quick``: K=2, counts 1 and 2, dask at 2 only.
 Reported per row: wall seconds (the whole command, interpreter start
 included), submissions per minute, speed-up over the 1-worker local row,
 parallel efficiency (speed-up / workers), the coordinator's serial share per
-submission (its own stages, :data:`autograder.pipeline.report.COORDINATOR_STAGES`,
+submission (its own stages, :data:`autograder.pipeline.types.COORDINATOR_STAGES`,
 summed over the class / K), whether every student got the same full score, and
 the 1-minute load average before the row.  From the largest local row the
 benchmark projects a 1000-student class on more cores (Amdahl, pipelined: the
@@ -44,7 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder.pipeline.report import COORDINATOR_STAGES
+from autograder.pipeline.types import COORDINATOR_STAGES
 from bench import (
     TARGET_SERIAL_S,
     clean_env,

@@ -5,7 +5,7 @@ is named here, and only here: the environment variable that switches the
 kernel into grading mode, the folder layout, the file names, what may be
 written (plain numeric arrays) and how the grader reads it back (no pickles,
 bounded size).  The kernel can only import ``rnn_course``, so the grader
-(:mod:`autograder.pipeline.verify`, :mod:`autograder.pipeline.worker`) imports
+(:mod:`autograder.pipeline.worker.verify`, :mod:`autograder.pipeline.worker.submission`) imports
 these names from this student-facing module rather than the other way round.
 
 While a submission is graded, ``RNN_COURSE_GRADING_DIR`` names a folder shared

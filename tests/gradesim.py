@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from autograder import reference
-from autograder.pipeline import verify
 from autograder.pipeline.scoring import earned_fraction
+from autograder.pipeline.worker import verify
 from autograder.protocol import standins
 from autograder.protocol.secrets import submission_secret
 from rnn_course import checks, grading

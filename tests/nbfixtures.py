@@ -277,7 +277,7 @@ def flags_of(course: Path, student: str, assignment: str = ASSIGNMENT) -> list[s
     from nbgrader.api import Gradebook
 
     from autograder.course import Course
-    from autograder.pipeline.gradebook import recorded_flags
+    from autograder.pipeline.coordinator.gradebook import recorded_flags
 
     c = Course(course)
     with Gradebook(c.db_url, c.course_id) as gb:
@@ -365,22 +365,24 @@ def dask_setup(worker=None) -> None:
 
 def job_for(course: Path, student: str, *, unsafe: bool = True, assignment: str = ASSIGNMENT):
     """``(job, submission)`` for ``submitted/<student>/<assignment>/``, as the coordinator builds
-    them: the precheck, then :class:`~autograder.pipeline.jobs.JobMaker` (unsandboxed by default).
+    them: the folder read (the worker prechecks it),
+    then :class:`~autograder.pipeline.coordinator.jobs.JobMaker`
+    (unsandboxed by default).
     """
     from nbgrader.coursedir import CourseDirectory
 
     from autograder.course import Course
-    from autograder.pipeline.gradebook import CourseGradebook
-    from autograder.pipeline.jobs import JobMaker
-    from autograder.pipeline.precheck import Precheck
+    from autograder.pipeline.coordinator.gradebook import CourseGradebook
+    from autograder.pipeline.coordinator.jobs import JobMaker
+    from autograder.pipeline.worker.precheck import Precheck
 
     c = Course(course)
     coursedir = CourseDirectory(config=c.config)
     coursedir.root = str(c.root)
     book = CourseGradebook(c.db_url, c.course_id, c.config)
     structure = book.structure(assignment)
-    sub = Precheck().check(c.submitted_dir(student, assignment), student, assignment,
-                           structure.cell_ids)
+    sub = Precheck().gather(c.submitted_dir(student, assignment), student, assignment,
+                            structure.cell_ids)
     return JobMaker(c, coursedir, book, assignment, unsafe, structure).job(sub), sub
 
 

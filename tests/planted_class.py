@@ -7,7 +7,7 @@ notebook declares them, with a due date, and the release folder).
 :func:`record_class` grades each student's functions in-process
 (:func:`gradesim.grade`: the checks' real verdicts on the student's own drawn
 inputs), scores them with :func:`autograder.pipeline.scoring.score_submission`
-and records them with :func:`autograder.pipeline.record.save_all`, the
+and records them with :func:`autograder.pipeline.coordinator.record.save_all`, the
 coordinator's own path into the gradebook.
 """
 
@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gradesim  # noqa: E402
 from planted import BUGS  # noqa: E402
 
-from autograder.pipeline import gradebook as G  # noqa: E402
-from autograder.pipeline import verify  # noqa: E402
-from autograder.pipeline.record import save_all  # noqa: E402
+from autograder.pipeline.coordinator import gradebook as G  # noqa: E402
+from autograder.pipeline.coordinator.record import save_all  # noqa: E402
 from autograder.pipeline.scoring import NotebookRun, score_submission  # noqa: E402
-from autograder.pipeline.worker import GradeResult  # noqa: E402
+from autograder.pipeline.types import GradeResult  # noqa: E402
+from autograder.pipeline.worker import verify  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE_ID = "rnn-course"

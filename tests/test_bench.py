@@ -125,7 +125,7 @@ def _scale_rows(wall_by_workers, coord=0.1):
 
 
 def test_scale_rows_projection_targets_and_markdown():
-    from autograder.pipeline.report import COORDINATOR_STAGES
+    from autograder.pipeline.types import COORDINATOR_STAGES
 
     info = {"cpu": "Test CPU", "cores": 16, "cores_usable": 16, "os": "TestOS",
             "python": "3.x", "mem_gb": 64.0, "loadavg_at_start": (0.5, 0.5, 0.5)}

@@ -6,7 +6,7 @@
 * every hidden check's judge accepts the reference's outputs and rejects a
   perturbed or missing one; nothing mutates its inputs;
 * interactive mode raises ``AssertionError``; grading mode only writes results,
-  which :class:`autograder.pipeline.verify.VerifyChecks` then judges in its own process.
+  which :class:`autograder.pipeline.worker.verify.VerifyChecks` then judges in its own process.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from nbfixtures import grade_cell, notebook
 
 from autograder import reference
-from autograder.pipeline import verify
+from autograder.pipeline.worker import verify
 from rnn_course import checks, grading
 from rnn_course.checks import bptt as checks_bptt
 from rnn_course.checks import rnn_cell as checks_rnn_cell

@@ -27,7 +27,7 @@ from autograder.classview.data import collect, template
 from autograder.classview.verdicts import MESSAGE_CHARS
 from autograder.course import Course
 from autograder.pipeline import flags as F
-from autograder.pipeline.gradebook import CourseGradebook
+from autograder.pipeline.coordinator.gradebook import CourseGradebook
 
 A = "rnn_cell"
 HOSTILE_IDS = ("<script>alert(1)</script>", "=HYPERLINK(\"http://x\",\"y\")", "+1-2", "@SUM(A1)",
@@ -352,7 +352,7 @@ def test_the_coordinators_record_keeps_each_verdict_message_and_a_regrade_replac
     import nbfixtures as fx
     from test_record import FAIL, PASS, context, db_rows, make_result
 
-    from autograder.pipeline import record as R
+    from autograder.pipeline.coordinator import record as R
 
     fx.submit(course, "ann", fx.student_notebook(course))
     job, sub = fx.job_for(course, "ann")

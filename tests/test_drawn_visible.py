@@ -21,7 +21,7 @@ from planted import BUGS
 
 from autograder import reference as R
 from autograder.course import Course
-from autograder.pipeline import verify
+from autograder.pipeline.worker import verify
 from autograder.protocol.secrets import submission_secret
 from rnn_course import checks, grading
 from rnn_course.checks.bptt import reference_gradient_norms

@@ -1,5 +1,5 @@
-"""``grades.csv`` (``autograder.pipeline.export``): nbgrader's columns, then ``submitted`` and
-``flags``, both from the database."""
+"""``grades.csv`` (``autograder.pipeline.coordinator.export``): nbgrader's columns, then
+``submitted`` and ``flags``, both from the database."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, insert
 from traitlets.config import Config
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.export import (
+from autograder.pipeline.coordinator.export import (
     CANVAS_COLUMNS,
     CANVAS_POINTS_ROW,
     FLAGS_COLUMN,
@@ -24,11 +24,11 @@ from autograder.pipeline.export import (
     canvas_csv,
     export_grades,
 )
-from autograder.pipeline.gradebook import FLAG, CourseGradebook, ensure_tables
-from autograder.pipeline.precheck import Submission
-from autograder.pipeline.record import save_grades
+from autograder.pipeline.coordinator.gradebook import FLAG, CourseGradebook, ensure_tables
+from autograder.pipeline.coordinator.record import save_grades
 from autograder.pipeline.scoring import NotebookRun, score_submission
-from autograder.pipeline.worker import GradeResult
+from autograder.pipeline.types import GradeResult
+from autograder.pipeline.worker.precheck import Submission
 
 COURSE = "export-test"
 # (assignment, student) -> flags; s3 has no submission of a1
@@ -197,7 +197,36 @@ def test_cells_that_start_like_formulas_are_neutralised_in_both_exports(tmp_path
 
 
 def test_safe_cell_leaves_numbers_and_plain_text_alone():
-    from autograder.pipeline.export import safe_cell
+    from autograder.pipeline.coordinator.export import safe_cell
 
     assert [safe_cell(v) for v in ("-0.5", "+1e5", "3", "ann", " =x", "-inf", "=A1")] == \
         ["-0.5", "+1e5", "3", "ann", " =x", "'-inf", "'=A1"]
+
+
+def test_every_total_is_the_one_total_rounded_the_same_way(tmp_path, database):
+    """Points that sum to float noise (1.1 + 2.2 = 3.3000000000000003 in the database) read
+    3.3 in the report's total, grades.csv (raw_score and score) and the Canvas file."""
+    engine = create_engine(database)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    with Gradebook(database, COURSE) as gb:
+        gb.add_assignment("a1")
+        gb.add_notebook("a1", "a1")
+        for cell, points in (("c1", 1.1), ("c2", 2.2)):
+            gb.add_grade_cell(cell, "a1", "a1", max_score=points, cell_type="code")
+        gb.add_student("s1")
+    book = CourseGradebook(database, COURSE)
+    result = GradeResult(student="s1", assignment="a1")
+    passed = {"kind": "visible", "passed": True, "message": ""}
+    result.scores = score_submission(book.structure("a1"), {"a1": NotebookRun(
+        verdicts={"c1": passed, "c2": passed})}, student="s1")
+    saved = save_grades(book, result, Submission("s1", "a1", path=None, digest="d"))
+    book.close()
+    with Gradebook(database, COURSE) as gb:
+        assert gb.find_submission("a1", "s1").score == 1.1 + 2.2 != 3.3  # the noise is there
+    assert result.scores.score == saved.score == 3.3
+    grades = tmp_path / "grades.csv"
+    row = rows(export_grades(database, COURSE, grades))[("a1", "s1")]
+    assert (row["raw_score"], row["score"], row["max_score"]) == ("3.3", "3.3", "3.3")
+    _header, points_row, student = canvas_rows(canvas_csv(grades))
+    assert (points_row[-1], student[-1]) == ("3.3", "3.3")

@@ -1,4 +1,5 @@
-"""Feedback HTML (``autograder.pipeline.feedback``): the scores, the notes, hidden tests hidden."""
+"""Feedback HTML (``autograder.pipeline.worker.feedback``): the scores, the notes, hidden
+tests hidden."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ import pytest
 from nbformat.v4 import new_output
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.feedback import (
+from autograder.pipeline.scoring import NO_RESPONSE, Scores
+from autograder.pipeline.worker.feedback import (
     cell_doc,
     feedback_resources,
     math_html,
     notes_cell,
     render_feedback,
 )
-from autograder.pipeline.scoring import NO_RESPONSE, Scores
 
 A = fx.ASSIGNMENT
 HIDDEN_MESSAGE = "s differs from the expected values"
@@ -213,7 +214,7 @@ return {cells, maths: maths.length, laid_out: boxes.filter(b => b.width > 0 && b
 def graded_real_submission(tmp_path, monkeypatch) -> tuple[str, nbformat.NotebookNode]:
     """The feedback of a submission of ``rnn_cell`` with one planted bug, graded by the worker."""
     from autograder.commands.demo import fill_solutions
-    from autograder.pipeline.worker import grade_submission
+    from autograder.pipeline.worker.submission import grade_submission
 
     for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
         monkeypatch.delenv(var)
@@ -287,7 +288,7 @@ def test_what_the_exporter_remembers_renders_as_nbconvert_does():
     """Highlighted code and markdown are cached per worker: the same HTML as rendered afresh."""
     from nbconvert.filters.highlight import Highlight2HTML
 
-    from autograder.pipeline.feedback import CachedHighlight2HTML, exporter
+    from autograder.pipeline.worker.feedback import CachedHighlight2HTML, exporter
 
     cached, plain = CachedHighlight2HTML(pygments_lexer="ipython3"), Highlight2HTML(
         pygments_lexer="ipython3")

@@ -6,7 +6,7 @@ import pytest
 
 import autograder.sandbox as sandbox
 from autograder.pipeline import flags as F
-from autograder.pipeline.precheck import Submission
+from autograder.pipeline.worker.precheck import Submission
 
 
 def test_every_sandbox_outcome_is_in_the_vocabulary():
@@ -28,7 +28,7 @@ def test_every_flag_is_named_once_and_explained():
 
 
 def test_one_flag_method_for_precheck_and_worker():
-    from autograder.pipeline.worker import GradeResult
+    from autograder.pipeline.types import GradeResult
 
     for holder in (Submission("s", "a", path=None), GradeResult("s", "a")):
         holder.flag(F.TOO_LARGE, "big.bin   is\nhuge")

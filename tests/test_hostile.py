@@ -420,7 +420,8 @@ _sys.modules["rnn_course.checks.rnn_cell"] = _fake_checks
 rnn_course.checks.rnn_cell = _fake_checks
 checks = _fake_checks
 grading = _fake
-for _name in ("autograder", "autograder.pipeline.verify", "autograder.reference", "nbgrader"):
+for _name in ("autograder", "autograder.pipeline.worker.verify", "autograder.reference",
+              "nbgrader"):
     _sys.modules[_name] = types.ModuleType(_name)
 _report["planted"] = "rnn_course.grading, rnn_course.checks.rnn_cell, autograder, nbgrader"
 '''))
@@ -1447,7 +1448,7 @@ class Outcome:
 
 
 def _grade(course, workers):
-    from autograder.pipeline.coordinator import grade_assignment
+    from autograder.pipeline.coordinator.assignment import grade_assignment
 
     return grade_assignment(course, A, workers=workers, progress=False)
 
@@ -1702,8 +1703,8 @@ def hidden_input_needles(course: Path, student: str) -> list[str]:
     import numpy as np
 
     from autograder.course import Course
-    from autograder.pipeline import verify
-    from autograder.pipeline.gradebook import CourseGradebook
+    from autograder.pipeline.coordinator.gradebook import CourseGradebook
+    from autograder.pipeline.worker import verify
     from autograder.protocol.secrets import submission_secret
     from rnn_course import checks
 
@@ -1773,7 +1774,7 @@ def test_replayed_public_answers_pass_in_jupyter_but_earn_nothing(graded):
 def test_the_graders_own_cost_per_submission_is_bounded(graded):
     """The worker's CPU and peak memory for every student, hostile or not, stay under the
     bounds docs/security.md states (budget.WORKER_BOUNDS)."""
-    from autograder.pipeline.budget import WORKER_BOUNDS
+    from autograder.pipeline.worker.budget import WORKER_BOUNDS
 
     over = {sid: r.usage for sid, r in graded.results.items()
             if r.usage and (r.usage["cpu_seconds"] > WORKER_BOUNDS["cpu_seconds"]
@@ -1789,7 +1790,7 @@ def test_no_active_student_output_reaches_a_page(graded):
     same in chromium)."""
     import re
 
-    from autograder.pipeline.preprocessors.sanitize_outputs import SAFE_MIME, SANITIZED_MIME
+    from autograder.pipeline.worker.preprocessors.sanitize_outputs import SAFE_MIME, SANITIZED_MIME
 
     nb_path = Path(graded.report_obj.autograded_dir) / "t6_active_outputs" / A / NB
     stored = nbformat.read(nb_path, 4)

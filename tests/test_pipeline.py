@@ -25,7 +25,7 @@ import nbfixtures as fx  # noqa: E402
 
 from autograder import cli  # noqa: E402
 from autograder.commands.release import nbgrader_env  # noqa: E402
-from autograder.pipeline.coordinator import grade_assignment  # noqa: E402
+from autograder.pipeline.coordinator.assignment import grade_assignment  # noqa: E402
 from autograder.protocol.secrets import submission_secret  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
@@ -198,7 +198,7 @@ def test_one_two_workers_and_a_dask_cluster_agree(template, tmp_path, fixture_ch
                  "grading.submit(\"" + fx.HIDDEN_ID, "my inputs: ["):
         assert leak not in html, leak
     from autograder.course import Course
-    from autograder.pipeline.gradebook import CourseGradebook
+    from autograder.pipeline.coordinator.gradebook import CourseGradebook
     from autograder.protocol.secrets import seed_for
 
     course_two = Course(courses["two"])
@@ -215,7 +215,7 @@ def test_one_two_workers_and_a_dask_cluster_agree(template, tmp_path, fixture_ch
 @pytest.mark.skipif(UNSAFE, reason="kernels are started ahead only in the sandbox")
 def test_kernels_started_ahead_are_all_gone_when_the_run_ends(template, tmp_path, fixture_checks,
                                                                monkeypatch):
-    """Local workers start their next job's kernel ahead (autograder.pipeline.warm); when
+    """Local workers start their next job's kernel ahead (autograder.pipeline.worker.warm); when
     the run is over, none is left running, and neither are their folders."""
     import tempfile
 
@@ -458,16 +458,16 @@ def test_usage_errors_are_one_line_exit_2(template, tmp_path, capsys, monkeypatc
 
 
 def _raise_for_crash(original):
-    def _grade(job, result, *args):
-        if job.student == "crash":
+    def run(grading):
+        if grading.job.student == "crash":
             raise RuntimeError("simulated grader bug")
-        return original(job, result, *args)
-    return _grade
+        return original(grading)
+    return run
 
 
 def _kill_for_crash(job):
     """A worker function whose process dies on student 'crash' (as if OOM-killed)."""
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     if job.student == "crash":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -477,7 +477,7 @@ def _kill_for_crash(job):
 @pytest.mark.parametrize("how", ["exception", "killed worker"])
 def test_a_grader_crash_is_recorded_and_exits_1(template, tmp_path, monkeypatch,
                                                  capsys, fixture_checks, how):
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     course = copy_course(template, tmp_path / "course")
     for s in ("ann", "crash", "cid"):
@@ -487,7 +487,7 @@ def test_a_grader_crash_is_recorded_and_exits_1(template, tmp_path, monkeypatch,
         argv.append("--unsafe-no-sandbox")
     with monkeypatch.context() as mp:
         if how == "exception":
-            mp.setattr(worker, "_grade", _raise_for_crash(worker._grade))
+            mp.setattr(worker._Grading, "run", _raise_for_crash(worker._Grading.run))
         else:
             mp.setitem(worker.__dict__, "_original_grade_submission", worker.grade_submission)
             mp.setattr(worker, "grade_submission", _kill_for_crash)

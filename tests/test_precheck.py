@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbfixtures as fx  # noqa: E402
 
 from autograder.pipeline.flags import FLAGS  # noqa: E402
-from autograder.pipeline.precheck import Precheck, parse_notebook  # noqa: E402
+from autograder.pipeline.worker.precheck import Precheck, parse_notebook  # noqa: E402
 
 A = "rnn_cell"
 KNOWN = {"setup", "add_impl", "add_plain", fx.VISIBLE_ID, fx.HIDDEN_ID}
@@ -155,7 +155,7 @@ def test_duplicate_grade_id_keeps_the_first_and_cannot_abort_nbgrader(tmp_path):
 
 
 def test_nbgraders_own_deduplication_would_abort(tmp_path):
-    """Why the precheck resolves duplicates itself (see autograder.pipeline.precheck)."""
+    """Why the precheck resolves duplicates itself (see autograder.pipeline.worker.precheck)."""
     nb = good_nb()
     nb.cells.append(fx.grade_cell("assert True", "add_plain", 1))
     nb, _ = DeduplicateIds().preprocess(nb, {})
@@ -359,7 +359,7 @@ def test_the_structure_caps_leave_the_courses_notebooks_alone():
     import json
 
     from autograder.course import Course
-    from autograder.pipeline.precheck import structure_problem
+    from autograder.pipeline.worker.precheck import structure_problem
 
     for a in Course(fx.REPO).assignments:
         for folder in ("source", "release"):
@@ -375,7 +375,7 @@ def test_the_compiled_metadata_validator_says_what_nbgraders_says():
 
     from nbgrader.nbgraderformat import MetadataValidator as Nbgrader
 
-    from autograder.pipeline.preprocessors import metadata_validator
+    from autograder.pipeline.worker.preprocessors import metadata_validator
 
     nb = good_nb()
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade"))

@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from autograder import cli, reference
 from autograder.course import Course
-from autograder.pipeline import verify
+from autograder.pipeline.worker import verify
 from autograder.protocol import secrets
 from rnn_course import checks, grading
 

@@ -1,4 +1,4 @@
-"""Recording (``autograder.pipeline.record``): the gradebook first, then the files.
+"""Recording (``autograder.pipeline.coordinator.record``): the gradebook first, then the files.
 
 Results are made here (no kernel runs) except where the whole coordinator
 runs: there the worker is replaced by :func:`stub_grade`, which passes every
@@ -23,13 +23,13 @@ from sqlalchemy.schema import CreateTable
 from autograder import cli
 from autograder.course import Course
 from autograder.pipeline import flags as F
-from autograder.pipeline import gradebook as G
-from autograder.pipeline import record as R
-from autograder.pipeline.coordinator import grade_assignment
-from autograder.pipeline.jobs import JobMaker
-from autograder.pipeline.report import STAGES
+from autograder.pipeline.coordinator import gradebook as G
+from autograder.pipeline.coordinator import record as R
+from autograder.pipeline.coordinator.assignment import grade_assignment
+from autograder.pipeline.coordinator.jobs import JobMaker
 from autograder.pipeline.scoring import NotebookRun, score_submission
-from autograder.pipeline.worker import GradeResult
+from autograder.pipeline.types import STAGES, GradeResult
+from autograder.pipeline.worker.precheck import Precheck
 
 A = fx.ASSIGNMENT
 PASS = {"kind": "visible", "passed": True, "message": ""}
@@ -37,15 +37,17 @@ FAIL = {"kind": "hidden", "passed": False, "message": "differs from the expected
 
 
 def make_result(job, verdict=PASS, *, flags=(), feedback="<html>feedback</html>"):
-    """A worker's result for ``job`` with one verdict for every graded cell."""
+    """A worker's result for ``job`` with one verdict for every graded cell (prechecked
+    as the worker does)."""
+    sub = Precheck().finished(job.submission, job.structure.cell_ids)
     result = GradeResult(student=job.student, assignment=job.assignment,
-                         flags=list(job.flags), worker="test")
+                         flags=list(sub.flags), worker="test", files=sorted(sub.files))
     for name, reason in flags:
         result.flag(name, reason)
     runs = {name: NotebookRun(verdicts={gid: verdict for gid in cells})
-            for name, cells in job.structure.notebooks.items() if job.notebooks.get(name)}
+            for name, cells in job.structure.notebooks.items() if sub.notebooks.get(name)}
     result.scores = score_submission(job.structure, runs, student=job.student, config=job.config)
-    result.notebooks = {name: js for name, js in job.notebooks.items() if js is not None}
+    result.notebooks = {name: js for name, js in sub.notebooks.items() if js is not None}
     result.comments = {name: {"add_impl": None} for name in result.notebooks}
     result.feedback = {name: feedback for name in result.notebooks}
     return result
@@ -53,12 +55,7 @@ def make_result(job, verdict=PASS, *, flags=(), feedback="<html>feedback</html>"
 
 def stub_grade(job):
     """Stands in for ``worker.grade_submission`` in coordinator runs: every check passes."""
-    from autograder.pipeline.worker import finish_precheck
-
-    job = finish_precheck(job)
-    result = make_result(job)
-    result.files = sorted(job.files)
-    return result
+    return make_result(job)
 
 
 def context(course: Path) -> dict:
@@ -250,7 +247,7 @@ def test_our_tables_are_plain_sql_for_sqlite_and_postgresql():
 # --------------------------------------------------------------------------- #
 @pytest.fixture
 def stub_worker(monkeypatch):
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     monkeypatch.setattr(worker, "grade_submission", stub_grade)
 

@@ -1,4 +1,5 @@
-"""``RestoreCells`` (``autograder.pipeline.preprocessors``): the instructor's cells are graded."""
+"""``RestoreCells`` (``autograder.pipeline.worker.preprocessors``): the instructor's cells are
+graded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from nbformat.v4 import new_markdown_cell
 
 from autograder.course import Course
-from autograder.pipeline.preprocessors import RestoreCells
+from autograder.pipeline.worker.preprocessors import RestoreCells
 
 A = fx.ASSIGNMENT
 GRADED = ["add_plain", fx.VISIBLE_ID, fx.HIDDEN_ID]
@@ -85,7 +86,7 @@ def test_the_notebooks_cells_read_at_once_are_the_gradebooks_own(course):
     """RestoreCells reads a notebook's cells in two queries: the same answers as nbgrader's."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    from autograder.pipeline.preprocessors.restore_cells import _NotebookCells
+    from autograder.pipeline.worker.preprocessors.restore_cells import _NotebookCells
 
     with Gradebook(Course(course).db_url) as gb:
         cells = _NotebookCells(gb, fx.ASSIGNMENT, fx.ASSIGNMENT)

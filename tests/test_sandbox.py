@@ -50,7 +50,7 @@ from autograder.sandbox import (
 )
 from autograder.sandbox.bwrap import SANDBOX_LIB, SANDBOX_VENV, Mount, SandboxPlan, build_command
 from autograder.sandbox.execute import payload_size, shrink_error
-from autograder.sandbox.kernel import _sweep_stale_runtime
+from autograder.sandbox.stale import sweep_runtime
 
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -292,7 +292,7 @@ def test_root_grader_without_sandbox_accounts_refuses_to_start(monkeypatch):
     """A root grader with no rnn-sbx-* account: `grade` and `serve` refuse in one line
     (coordinator._require_sandbox), instead of running every kernel as uid nobody."""
     from autograder.errors import UsageError
-    from autograder.pipeline.coordinator import _require_sandbox
+    from autograder.pipeline.coordinator.assignment import _require_sandbox
 
     monkeypatch.setattr(uids.os, "geteuid", lambda: 0)
     monkeypatch.setattr(uids, "pool_accounts", lambda prefix=uids.POOL_PREFIX: [])
@@ -573,7 +573,7 @@ def test_sandbox_dies_with_the_grader(tmp_path):
     if IS_ROOT:
         assert scratch.mounts_under(str(leftover)), "the scratch tmpfs was never mounted"
         assert cgroups.default().groups_of(grader.pid), "the kernel had no cgroup"
-    _sweep_stale_runtime(str(runtime))
+    sweep_runtime(str(runtime))
     assert not leftover.exists()
     assert scratch.mounts_under(str(runtime)) == []
     cgroups.Cgroups().sweep()  # a new grader process's first sandbox runs this
@@ -739,7 +739,7 @@ print("sent")
 
 
 def _peak_rss_mib_during(fn):
-    from autograder.pipeline.budget import Usage
+    from autograder.pipeline.worker.budget import Usage
 
     usage = Usage().start()
     out = fn()
@@ -1266,7 +1266,7 @@ def test_sweep_kills_what_a_dead_grader_left_running(tmp_path):
     import subprocess
     import sys
 
-    from autograder.sandbox import kernel as kernel_mod
+    from autograder.sandbox import stale as stale_mod
 
     dead_pid = 4_000_000  # above pid_max's default: no such process
     stale = tmp_path / f"rnn-sbx-{dead_pid}-abc"
@@ -1280,8 +1280,8 @@ def test_sweep_kills_what_a_dead_grader_left_running(tmp_path):
         while str(stale).encode() not in cmdline.read_bytes():
             assert time.monotonic() < deadline, cmdline.read_bytes()
             time.sleep(0.05)
-        kernel_mod._swept.discard(str(tmp_path))
-        kernel_mod._sweep_stale_runtime(str(tmp_path))
+        stale_mod._swept.discard(str(tmp_path))
+        stale_mod.sweep_runtime(str(tmp_path))
         assert orphan.wait(timeout=10) == -9
         assert not stale.exists()
     finally:

@@ -31,11 +31,11 @@ from browser import browse, jupyter
 from nbconvert.exporters import HTMLExporter
 from nbformat.v4 import new_output, new_raw_cell
 
-from autograder.pipeline.feedback import feedback_resources, render_feedback
-from autograder.pipeline.preprocessors import SanitizeOutputs
-from autograder.pipeline.preprocessors.sanitize_outputs import SAFE_MIME, SANITIZED_MIME
 from autograder.pipeline.scoring import Scores
-from autograder.pipeline.worker import grade_submission
+from autograder.pipeline.worker.feedback import feedback_resources, render_feedback
+from autograder.pipeline.worker.preprocessors import SanitizeOutputs
+from autograder.pipeline.worker.preprocessors.sanitize_outputs import SAFE_MIME, SANITIZED_MIME
+from autograder.pipeline.worker.submission import grade_submission
 
 A = fx.ASSIGNMENT
 MARK = "PWNED"

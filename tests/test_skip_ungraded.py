@@ -4,7 +4,7 @@
 - ``python -m autograder release``: refuses (one line naming the cell) a marked
   cell that defines a name a later cell uses, and one whose skipping makes a
   later cell fail; passes a safe marking;
-- :class:`~autograder.pipeline.preprocessors.SkipUngraded`: only the ids the
+- :class:`~autograder.pipeline.worker.preprocessors.SkipUngraded`: only the ids the
   instructor marked, only as the gradebook restored them (locked, the
   instructor's source), never a submission's metadata; the student's own
   outputs, reduced to text and images, with the note;
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 
 import nbfixtures as fx
@@ -27,9 +28,9 @@ from test_protocol import _release
 from traitlets.config import Config
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.preprocessors import SkipUngraded
-from autograder.pipeline.preprocessors.sanitize_outputs import SAFE_MIME
-from autograder.pipeline.worker import copy_job, grade_submission
+from autograder.pipeline.worker.preprocessors import SkipUngraded
+from autograder.pipeline.worker.preprocessors.sanitize_outputs import SAFE_MIME
+from autograder.pipeline.worker.submission import grade_submission
 from autograder.ungraded import (
     MARK_FIELD,
     MARK_KEY,
@@ -268,7 +269,7 @@ def _grade_both(course, student):
     skipped = grade_submission(job)
     config = copy.deepcopy(job.config)
     config.SkipUngraded.enabled = False
-    full = grade_submission(copy_job(job, config=config))
+    full = grade_submission(dataclasses.replace(job, config=config))
     assert skipped.status == full.status == "graded", skipped.error + full.error
     return skipped, full
 

@@ -1,4 +1,4 @@
-"""Kernels started ahead of need (``autograder.pipeline.warm``) and the jobs that use them.
+"""Kernels started ahead of need (``autograder.pipeline.worker.warm``) and the jobs that use them.
 
 The unit tests use a stand-in kernel manager; the end-to-end ones grade real
 sandboxed submissions one after the other in this process, as a pool worker does.
@@ -6,6 +6,7 @@ sandboxed submissions one after the other in this process, as a pool worker does
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -14,9 +15,9 @@ import nbfixtures as fx
 import pytest
 from traitlets.config import Config
 
-from autograder.pipeline import warm
-from autograder.pipeline.runner import Runner
-from autograder.pipeline.worker import copy_job, grade_submission
+from autograder.pipeline.coordinator.runner import Runner
+from autograder.pipeline.worker import warm
+from autograder.pipeline.worker.submission import grade_submission
 
 A = fx.ASSIGNMENT
 
@@ -126,7 +127,7 @@ def test_the_runner_starts_kernels_ahead_only_for_jobs_that_will_come():
 def test_no_kernel_waits_on_the_shared_fallback_uid(course, monkeypatch):
     """When every pool account is leased, a kernel started ahead would run as the shared
     fallback uid next to running kernels: it is shut down instead of kept waiting."""
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import execution
     from autograder.sandbox import execute
 
     made = []
@@ -143,7 +144,7 @@ def test_no_kernel_waits_on_the_shared_fallback_uid(course, monkeypatch):
                         lambda km: setattr(km, "discarded", km.discarded + 1))
     fx.submit(course, "ann", fx.student_notebook(course))
     job, _ = fx.job_for(course, "ann", unsafe=False)
-    warm.prestart("k", lambda folder: worker._start_kernel(job, job.config, folder))
+    warm.prestart("k", lambda folder: execution.start_kernel(job, job.config, folder))
     assert [k.discarded for k in made] == [1] and warm.waiting() == 0
 
 
@@ -178,7 +179,7 @@ def test_the_next_submission_runs_in_the_kernel_started_for_it(course):
     ann, _ = fx.job_for(course, "ann", unsafe=False)
     bob, _ = fx.job_for(course, "bob", unsafe=False)
     try:
-        first = grade_submission(copy_job(ann, warm_next=True))
+        first = grade_submission(dataclasses.replace(ann, warm_next=True))
         assert warm.waiting() == 1, "the first job started a kernel for the next"
         second = grade_submission(bob)
         assert warm.waiting() == 0, "the second used it (and started none: no job follows)"
@@ -202,7 +203,7 @@ def test_no_kernel_waits_when_it_is_turned_off(course):
     job, _ = fx.job_for(course, "ann", unsafe=False)
     cfg = Config(job.config)
     cfg.WarmKernels.enabled = False
-    result = grade_submission(copy_job(job, warm_next=True, config=cfg))
+    result = grade_submission(dataclasses.replace(job, warm_next=True, config=cfg))
     assert result.status == "graded" and warm.waiting() == 0
 
 
@@ -218,7 +219,13 @@ def test_a_kernel_on_the_fallback_uid_says_it_shares_it():
     km._lease = None
 
 
-def test_folders_of_workers_that_died_are_swept(tmp_path):
+def test_folders_of_workers_that_died_are_swept(tmp_path, monkeypatch):
+    import tempfile
+
+    from autograder.pipeline.worker import folders
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(folders, "memory_dir", lambda: None)
     dead = tmp_path / f"{warm.PREFIX}{fx.dead_pid()}-abc"
     (dead / warm.SCRATCH).mkdir(parents=True)
     (dead / warm.SCRATCH / "answer.py").write_text("a student's file")
@@ -226,7 +233,7 @@ def test_folders_of_workers_that_died_are_swept(tmp_path):
     alive.mkdir()
     other = tmp_path / "rnn-warm-notapid"
     other.mkdir()
-    warm.sweep_stale(str(tmp_path))
+    folders.sweep_stale()
     assert not dead.exists() and alive.exists() and other.exists()
 
 
@@ -248,7 +255,7 @@ def test_a_worker_ends_with_its_coordinator():
 
     coordinator = (
         "import concurrent.futures, multiprocessing, os, signal\n"
-        "from autograder.pipeline.runner import _worker_start\n"
+        "from autograder.pipeline.coordinator.runner import _worker_start\n"
         "pool = concurrent.futures.ProcessPoolExecutor(\n"
         "    1, mp_context=multiprocessing.get_context('fork'),\n"
         "    initializer=_worker_start, initargs=(os.getpid(),))\n"
@@ -271,7 +278,7 @@ def test_a_worker_runs_below_its_coordinator():
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from autograder.pipeline.runner import WORKER_NICENESS, _worker_start
+    from autograder.pipeline.coordinator.runner import WORKER_NICENESS, _worker_start
 
     base = os.nice(0)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),

@@ -1,4 +1,5 @@
-"""The worker (``autograder.pipeline.worker.grade_submission``) on the tiny fixture notebook.
+"""The worker (``autograder.pipeline.worker.submission.grade_submission``) on the tiny fixture
+notebook.
 
 Unsandboxed (``sandbox=False``): these tests are about what the worker makes
 of a run (verdicts, points, flags, artifacts), not about the sandbox.
@@ -14,8 +15,8 @@ from nbgrader.utils import is_grade
 from traitlets.config import Config
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.report import WORKER_STAGES
-from autograder.pipeline.worker import grade_submission
+from autograder.pipeline.types import WORKER_STAGES
+from autograder.pipeline.worker.submission import grade_submission
 from autograder.sandbox import STOPPED_ENAME
 
 A = fx.ASSIGNMENT
@@ -106,9 +107,10 @@ def test_text_that_is_not_utf8_is_graded(course):
     raw = json.dumps(nb).encode()  # valid JSON: the string holds the escape "\udce9"
     fx.submit(course, "eve", raw=raw, files={"notes-\udce9.txt": b"\xe9t\xe9"})
     job, sub = fx.job_for(course, "eve")
-    assert "notes-\udce9.txt" in sub.files
+    assert "notes-\udce9.txt" in sub.raw
     result = grade_submission(job)
     assert result.status == "graded" and result.score == 4.0, result.error
+    assert "notes-\udce9.txt" in result.files
     assert "caf\udce9" in "".join(json.loads(result.notebooks[A])["cells"][0]["source"])
 
 
@@ -124,7 +126,7 @@ def test_a_missing_notebook_scores_zero_without_running_anything(course):
 
 
 def test_a_grader_failure_comes_back_as_data(course, monkeypatch):
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "gus", fx.student_notebook(course))
     job, _ = fx.job_for(course, "gus")
@@ -152,7 +154,8 @@ def _slow(seconds):
 
 
 def test_feedback_over_its_time_limit_keeps_the_grade(course, monkeypatch):
-    from autograder.pipeline import feedback, worker
+    from autograder.pipeline.worker import feedback
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "hal", fx.student_notebook(course))
     job, _ = fx.job_for(course, "hal")
@@ -168,12 +171,12 @@ def test_feedback_over_its_time_limit_keeps_the_grade(course, monkeypatch):
 
 
 def test_verify_over_its_time_limit_scores_zero_and_keeps_no_output(course, monkeypatch):
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "ida", fx.student_notebook(course))
     job, _ = fx.job_for(course, "ida")
     job.config.WorkerLimits.verify_seconds = 0.3
-    monkeypatch.setattr(worker, "_verify", _slow(30)(worker._verify))
+    monkeypatch.setattr(worker._Grading, "verify", _slow(30)(worker._Grading.verify))
     result = grade_submission(job)
     assert result.status == "graded" and result.flag_names == [F.GRADER_LIMIT]
     assert (result.score, result.max_score) == (0.0, 4.0)
@@ -186,7 +189,7 @@ def test_verify_over_its_time_limit_scores_zero_and_keeps_no_output(course, monk
 
 
 def test_sanitize_over_its_time_limit_grades_the_notebook_as_unusable(course, monkeypatch):
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "jon", fx.student_notebook(course))
     job, _ = fx.job_for(course, "jon")
@@ -210,16 +213,17 @@ def test_the_worker_reports_what_it_spent(course):
 def test_a_jobs_folders_are_named_after_its_worker(course, monkeypatch):
     import os
 
-    from autograder.pipeline import worker
+    from autograder.pipeline.worker import folders
+    from autograder.pipeline.worker import submission as worker
 
     fx.submit(course, "hal", fx.student_notebook(course))
     job, _ = fx.job_for(course, "hal")
     seen = []
-    monkeypatch.setattr(worker, "_grade", lambda job, result, tmp, db_dir: seen.extend(
-        [tmp.name, db_dir.name]))
+    monkeypatch.setattr(worker._Grading, "run", lambda grading: seen.extend(
+        [grading.tmp.name, grading.db_dir.name]))
     grade_submission(job)
     assert [name.startswith(f"{prefix}{os.getpid()}-") for name, prefix in
-            zip(seen, (worker.SCRATCH_PREFIX, worker.GRADEBOOK_PREFIX), strict=True)] == [
+            zip(seen, (folders.SCRATCH_PREFIX, folders.GRADEBOOK_PREFIX), strict=True)] == [
         True, True]
 
 
@@ -229,7 +233,8 @@ def test_folders_of_jobs_whose_worker_died_are_swept(tmp_path, monkeypatch):
     import os
     import tempfile
 
-    from autograder.pipeline import warm, worker
+    from autograder.pipeline.worker import folders as worker
+    from autograder.pipeline.worker import warm
 
     tmp, shm = tmp_path / "tmp", tmp_path / "shm"
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
@@ -245,3 +250,79 @@ def test_folders_of_jobs_whose_worker_died_are_swept(tmp_path, monkeypatch):
     assert sorted(worker.sweep_stale()) == sorted(str(p) for p in dead)
     assert [p.exists() for p in dead] == [False, False, False]
     assert all(p.exists() for p in kept)
+
+
+def test_the_sweep_checks_type_and_owner_first_and_survives_any_name(tmp_path, monkeypatch):
+    """Issue 23: a local account plants names for the stale-folder sweep.  A folder it owns
+    (``rnn-grade-99999999999999999999-x`` made `grade` exit 1 with OverflowError), a link,
+    a file: none is touched, no process is signalled for it, the sweep goes on; a folder
+    of ours named after a pid no process can have is ours to remove."""
+    import os
+    import tempfile
+
+    from autograder.pipeline.worker import folders
+    from autograder.sandbox import stale
+
+    tmp, shm = tmp_path / "tmp", tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setattr(folders, "memory_dir", lambda: str(shm))
+    signalled = []
+
+    def kill(pid, sig):  # records what the sweep asks about; every such process is gone
+        signalled.append(pid)
+        raise ProcessLookupError(pid)
+
+    monkeypatch.setattr(stale.os, "kill", kill)
+    gone = fx.dead_pid()
+    huge = "99999999999999999999"
+    target = tmp_path / "elsewhere"
+    (target / "keep").mkdir(parents=True)
+    tmp.mkdir()
+    theirs = [tmp / f"{folders.SCRATCH_PREFIX}{huge}-x", tmp / f"{folders.SCRATCH_PREFIX}{gone}-y"]
+    odd = {
+        "link": tmp / f"{folders.SCRATCH_PREFIX}{gone}-link",
+        "file": tmp / f"{folders.SCRATCH_PREFIX}{gone}-file",
+        "fifo": shm / f"{folders.GRADEBOOK_PREFIX}{gone}-fifo",
+    }
+    odd["link"].symlink_to(target)
+    odd["file"].write_text("not a folder")
+    os.mkfifo(odd["fifo"])
+    ours = [tmp / f"{folders.SCRATCH_PREFIX}{huge}-z",  # no process has such a pid
+            shm / f"{folders.GRADEBOOK_PREFIX}{gone}-w"]
+    unknown = tmp / f"{folders.SCRATCH_PREFIX}\u0663\u0663-u"  # digits, not ASCII: not ours
+    for folder in [*ours, unknown]:
+        folder.mkdir()
+    if os.geteuid() == 0:  # another account's folders (root can make them)
+        for folder in theirs:
+            folder.mkdir()
+            os.chown(folder, 65534, 65534)
+    removed = folders.sweep_stale()
+    assert sorted(removed) == sorted(str(p) for p in ours)
+    assert not any(p.exists() for p in ours)
+    assert all(p.is_dir() and not p.is_symlink() for p in theirs if os.geteuid() == 0)
+    assert odd["link"].is_symlink() and (target / "keep").is_dir() and unknown.is_dir()
+    assert odd["file"].read_text() == "not a folder" and odd["fifo"].exists()
+    # a signal (even 0) was sent only for our own folders, and only for a possible pid
+    assert signalled == [gone]
+
+
+def test_one_bad_entry_never_stops_the_sweep(tmp_path, monkeypatch):
+    from autograder.sandbox import stale
+
+    gone = fx.dead_pid()
+    for name in ("a", "b", "c"):
+        (tmp_path / f"rnn-grade-{gone}-{name}").mkdir()
+    real = stale.os.lstat
+
+    def lstat(path, *args, **kwargs):
+        if str(path).endswith("-b"):
+            raise ValueError("an entry the sweep cannot even look at")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(stale.os, "lstat", lstat)
+    import re
+
+    found = stale.remove_stale_folders(str(tmp_path), re.compile(r"rnn-grade-(\d+)-"))
+    assert sorted(found) == [str(tmp_path / f"rnn-grade-{gone}-{n}") for n in ("a", "c")]
+    assert (tmp_path / f"rnn-grade-{gone}-b").exists()

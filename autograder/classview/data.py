@@ -1,7 +1,7 @@
 """An assignment's class, read from the gradebook: what the class view shows, as plain data.
 
 :func:`collect` reads, through nbgrader's models and our own tables
-(:mod:`autograder.pipeline.gradebook`, :mod:`autograder.classview.verdicts`),
+(:mod:`autograder.pipeline.coordinator.gradebook`, :mod:`autograder.classview.verdicts`),
 each current submission's score and late penalty, each graded cell's points and
 verdict message, the flags, and the times (the submission's ``timestamp``,
 when it was graded, and when the grading service released its feedback, from the
@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from autograder.classview.verdicts import VERDICT
 from autograder.errors import UsageError
-from autograder.pipeline.gradebook import (
+from autograder.pipeline.coordinator.gradebook import (
     GRADING,
     INBOUND,
     _sqlite_path,

@@ -3,9 +3,9 @@
 nbgrader's gradebook keeps a grade cell's points but not the words of its
 verdict (its ``comment`` rows belong to answer and task cells only), and the
 class view groups failures by exactly those words.  So the coordinator records
-them beside its flags (:mod:`autograder.pipeline.gradebook`), in the same
+them beside its flags (:mod:`autograder.pipeline.coordinator.gradebook`), in the same
 transaction as the grades (:func:`save_verdicts`, called by
-:mod:`autograder.pipeline.record`): one row per graded cell of a submission,
+:mod:`autograder.pipeline.coordinator.record`): one row per graded cell of a submission,
 replaced when it is graded again.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, delete, insert
 
 from autograder.pipeline import flags as F
-from autograder.pipeline.gradebook import METADATA
+from autograder.pipeline.coordinator.gradebook import METADATA
 
 MESSAGE_CHARS = 2000
 """A verdict message is cut to this many characters (a student's output can end up in one)."""

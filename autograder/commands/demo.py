@@ -12,7 +12,8 @@ What ``make demo`` runs.  In one go it shows a newcomer the whole grading flow:
    not a notebook and a cheating attempt;
 4. grades every assignment of the course (``c.RnnCourse.assignments`` in
    ``nbgrader_config.py``, read through :class:`autograder.course.Course`) with the real pipeline
-   (:func:`autograder.pipeline.coordinator.grade_assignment`, sandboxed, in parallel workers)
+   (:func:`autograder.pipeline.coordinator.assignment.grade_assignment`, sandboxed, in
+   parallel workers)
    and prints, per assignment, the table of scores and flags, the grades CSV
    and the feedback folder, then what the cheater's attempts met inside the
    sandbox and whether every grade is the one expected.
@@ -378,7 +379,7 @@ def run(args) -> int:
     for name in REDIRECTING_ENV:  # the demo grades its own class, never a real one
         os.environ.pop(name, None)
     # the pipeline, imported once the arguments are known to be usable
-    from autograder.pipeline.coordinator import grade_assignment
+    from autograder.pipeline.coordinator.assignment import grade_assignment
 
     print("rnn-course demo: build the release, hand it to a sample class, grade it.\n")
     prepare_out_dir(course, out)

@@ -5,7 +5,7 @@
     python -m autograder grade ASSIGNMENT [--workers N] [--scheduler ADDR]
         [--course-dir DIR] [--student ID ...] [--force] [--unsafe-no-sandbox]
 
-The work is :func:`autograder.pipeline.coordinator.grade_assignment`; this
+The work is :func:`autograder.pipeline.coordinator.assignment.grade_assignment`; this
 module only reads the command line and prints the report.  Exit status: 0 when
 the pipeline did its job (even if students failed), 1 when a submission could
 not be graded (``grader_error``) or its files could not be written
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import sys
 
-from autograder.pipeline.coordinator import grade_assignment
-from autograder.pipeline.export import canvas_csv
+from autograder.pipeline.coordinator.assignment import grade_assignment
+from autograder.pipeline.coordinator.export import canvas_csv
 
 
 def add_grading_options(parser) -> None:

@@ -9,7 +9,7 @@ words for the student (the feedback's "Grader notes") and says whether it
 cell that never ran fails (:mod:`autograder.pipeline.scoring`).
 
 Flags are recorded in the gradebook database
-(:mod:`autograder.pipeline.gradebook`), shown in the feedback and in the
+(:mod:`autograder.pipeline.coordinator.gradebook`), shown in the feedback and in the
 ``flags`` column of ``grades.csv``.
 """
 

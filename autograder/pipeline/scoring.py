@@ -26,7 +26,7 @@ Its rules, each written here and nowhere else:
   per notebook, clamped between 0 and the notebook's score as nbgrader does.
 
 The worker scores with it and renders the feedback from the result; the
-coordinator records those very numbers (:mod:`autograder.pipeline.record`).
+coordinator records those very numbers (:mod:`autograder.pipeline.coordinator.record`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,30 @@ from traitlets.config import Config
 
 NO_RESPONSE = "No response."
 """nbgrader's automatic comment on an answer cell left as released."""
+POINT_DECIMALS = 4
+"""Points are shown and exported to this many decimals: a share of a cell's points is
+rounded to 1e-4 (:func:`earned_fraction`), so nothing real is lost, only float noise."""
+
+
+def points(value) -> float:
+    """``value`` as points are recorded and shown everywhere (12.4, never 12.399999999999999);
+    None counts as 0."""
+    return round(float(value or 0.0), POINT_DECIMALS) + 0.0  # + 0.0: never -0.0
+
+
+def points_text(value) -> str:
+    """Points as text: ``4``, ``2.5``, ``-`` for none."""
+    if value is None:
+        return "-"
+    value = points(value)
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def total(raw, late_penalty=None) -> float:
+    """The one total of a submission (or a notebook): its points after the late penalty,
+    never below 0 (nbgrader's rule), in :func:`points`.  The report's table, the feedback,
+    ``grades.csv`` and the Canvas file all read it."""
+    return points(max(0.0, float(raw) - float(late_penalty or 0.0)))
 
 
 # --------------------------------------------------------------------------- #
@@ -136,8 +160,8 @@ class Scores:
 
     @property
     def score(self) -> float:
-        """Total after the late penalty."""
-        return sum(self.notebook_score(n) for n in self.cells) - self.late_penalty
+        """Total after the late penalty (:func:`total`)."""
+        return total(sum(self.notebook_score(n) for n in self.cells), self.late_penalty)
 
     @property
     def max_score(self) -> float:
@@ -171,7 +195,7 @@ def score_cell(cell: GradedCell, verdict: dict | None, *, not_run: str | None = 
 def earned_fraction(verdict: dict) -> float:
     """The share of its points a failed verdict still earns (its right outputs: the
     ``fraction`` of a :class:`rnn_course.checks.Verdict`, recorded by
-    :func:`autograder.pipeline.verify.verdict_record`), in [0, 1), rounded to 1e-4."""
+    :func:`autograder.pipeline.worker.verify.verdict_record`), in [0, 1), rounded to 1e-4."""
     try:
         fraction = float(verdict.get("fraction") or 0.0)
     except (TypeError, ValueError):
@@ -245,3 +269,16 @@ def score_submission(structure: AssignmentStructure, runs: dict[str, NotebookRun
             if penalty is not None:
                 scores.late_penalties[name] = _clamp_penalty(penalty, nb_score)
     return scores
+
+
+def duration(seconds: float) -> str:
+    """``3m 20s``, ``2h 5m``, ``4d 1h``: how late a submission is, as its flag says."""
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s"

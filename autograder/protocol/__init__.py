@@ -2,5 +2,5 @@
 
 The checks themselves, visible and hidden, are one type in the student package
 (:mod:`rnn_course.checks`) and the kernel-to-grader channel is
-:mod:`rnn_course.grading`; :mod:`autograder.pipeline.verify` judges.
+:mod:`rnn_course.grading`; :mod:`autograder.pipeline.worker.verify` judges.
 """

@@ -24,12 +24,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import resource
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -55,6 +53,7 @@ from .client import ReadyKernelManager
 from .fontcache import matplotlib_font_list
 from .limits import KERNEL_LIMITS, Limits, make_preexec, rlimits_for
 from .scratch import BoundedScratch, bound_runtime_folder, unmount_under
+from .stale import RUNTIME_PREFIX, sweep_runtime
 from .uids import LOCK_DIR, POOL_PREFIX
 
 _DEFAULTS = Limits()
@@ -173,80 +172,6 @@ def _traversable_by(path: str, uid: int, gid: int) -> bool:
         if not st.st_mode & bit:
             return False
     return True
-
-
-_STALE = re.compile(r"rnn-sbx-(\d+)-")
-_swept: set[str] = set()
-
-
-def _sweep_stale_runtime(runtime_base: str) -> None:
-    """Remove runtime folders left by graders of this user that died (once per process).
-
-    A grader killed with SIGKILL takes its sandbox along (--die-with-parent)
-    but cannot delete its folder or unmount its scratch tmpfs.  Folders are
-    named after the grader's pid; one whose pid is alive (or reused) is left
-    alone.
-    """
-    if runtime_base in _swept:
-        return
-    _swept.add(runtime_base)
-    for path in stale_folders(runtime_base, _STALE):
-        _kill_processes_naming(path)
-        unmount_under(path)  # its scratch tmpfs: rmtree would only empty it
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def stale_folders(base: str, pattern: re.Pattern) -> list[str]:
-    """Folders in ``base`` whose name ``pattern`` matches, its group 1 the pid of the
-    process that made them, when that process is gone and this user owns them."""
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        match = pattern.match(name)
-        if not match or int(match.group(1)) == os.getpid():
-            continue
-        path = os.path.join(base, name)
-        try:
-            st = os.lstat(path)
-            os.kill(int(match.group(1)), 0)
-            continue  # its maker is alive
-        except ProcessLookupError:
-            pass
-        except OSError:
-            continue  # alive but not ours, or not a folder we can inspect
-        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
-            found.append(path)
-    return found
-
-
-def remove_stale_folders(base: str, pattern: re.Pattern) -> list[str]:
-    """Remove the :func:`stale_folders` of ``base`` (as far as possible); the paths."""
-    found = stale_folders(base, pattern)
-    for path in found:
-        shutil.rmtree(path, ignore_errors=True)
-    return found
-
-
-def _kill_processes_naming(path: str) -> None:
-    """SIGKILL every process whose command line names ``path`` (a dead grader's sandboxes).
-
-    --die-with-parent normally takes a sandbox down with its grader; this is
-    the second line of defence for a sandbox that outlived it (seen once in a
-    test run: an orphaned, sleeping kernel under pid 1).
-    """
-    needle = path.encode() + b"/"
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                if needle in fh.read():
-                    os.kill(int(entry), signal.SIGKILL)
-        except OSError:
-            continue
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -614,9 +539,9 @@ class SandboxedKernelManager(ReadyKernelManager):
                 f"runtime_base {self.runtime_base} is not reachable by uid {uid}: "
                 "choose a folder every parent of which others may search"
             )
-        _sweep_stale_runtime(self.runtime_base)
+        sweep_runtime(self.runtime_base)
         # realpath: the ipc socket paths must read the same inside and out.
-        prefix = f"rnn-sbx-{os.getpid()}-"
+        prefix = f"{RUNTIME_PREFIX}{os.getpid()}-"
         base = os.path.realpath(tempfile.mkdtemp(prefix=prefix, dir=self.runtime_base))
         os.chmod(base, 0o755)
         run = os.path.join(base, "run")

@@ -8,8 +8,9 @@ service, docs/jupyterhub.md "The grading service"), it
    (:mod:`autograder.service.journal`), keyed by student, assignment and the
    submission's timestamp;
 2. collects them (nbgrader's collect, with
-   :class:`~autograder.pipeline.exchange.SafeExchangeCollect`), grades them
-   with the sandboxed pipeline (:func:`~autograder.pipeline.coordinator.grade_assignment`,
+   :class:`~autograder.service.exchange.SafeExchangeCollect`), grades them
+   with the sandboxed pipeline
+   (:func:`~autograder.pipeline.coordinator.assignment.grade_assignment`,
    local workers or a dask cluster) and hands the feedback back through the
    exchange by the assignment's policy (``c.RnnCourse.feedback_release``):
    :mod:`autograder.service.rounds`;

@@ -33,9 +33,9 @@ from pathlib import Path
 
 from autograder.course import Course, student_id_problem
 from autograder.errors import UsageError
-from autograder.pipeline.precheck import TIMESTAMP_FILE
-from autograder.pipeline.runner import die_with_parent
+from autograder.pipeline.coordinator.runner import die_with_parent
 from autograder.pipeline.scoring import parse_timestamp
+from autograder.pipeline.worker.precheck import TIMESTAMP_FILE
 from autograder.service import journal as J
 from autograder.service.rounds import Options, event, first_line, run_round
 
@@ -129,8 +129,8 @@ class Service:
         """One-line UsageErrors for what a person must fix before the service can run."""
         from nbgrader.api import Gradebook
 
-        from autograder.pipeline.coordinator import _require_oracles, _require_sandbox
-        from autograder.pipeline.gradebook import _sqlite_path
+        from autograder.pipeline.coordinator.assignment import _require_oracles, _require_sandbox
+        from autograder.pipeline.coordinator.gradebook import _sqlite_path
 
         if self.opts.workers is not None and self.opts.workers < 1:
             raise UsageError("--workers must be at least 1")

@@ -1,7 +1,7 @@
 """The grading service's journal: one row per submission seen in the exchange.
 
 The rows live in the gradebook's own database (table ``rnn_course_inbound``,
-:data:`autograder.pipeline.gradebook.INBOUND`), so they move with ``db_url``
+:data:`autograder.pipeline.coordinator.gradebook.INBOUND`), so they move with ``db_url``
 (SQLite or PostgreSQL) and are backed up with the grades.  A row is keyed by
 ``(student, assignment, timestamp)``: the same submission is never queued
 twice, however often the inbound folder is read.
@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from sqlalchemy import create_engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from autograder.pipeline.gradebook import INBOUND, ensure_tables
+from autograder.pipeline.coordinator.gradebook import INBOUND, ensure_tables
 
 QUEUED, COLLECTED, HELD, RELEASED, GRADED = "queued", "collected", "held", "released", "graded"
 SUPERSEDED, REJECTED, FAILED = "superseded", "rejected", "failed"

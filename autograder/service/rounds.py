@@ -3,13 +3,13 @@
 :func:`run_round` takes the journal rows of one assignment and
 
 1. **collects** the rows' students from the exchange (nbgrader's collect, with
-   :class:`~autograder.pipeline.exchange.SafeExchangeCollect` and ``update``:
+   :class:`~autograder.service.exchange.SafeExchangeCollect` and ``update``:
    each student's latest submission, a complete copy or none), then reads
    each row against ``submitted/<student>/<assignment>/timestamp.txt``: the
    same timestamp is ``collected``, a later one ``superseded`` it, an earlier
    one (or none) means collect refused it: ``rejected``;
 2. **grades** the collected rows with
-   :func:`~autograder.pipeline.coordinator.grade_assignment` (which skips a
+   :func:`~autograder.pipeline.coordinator.assignment.grade_assignment` (which skips a
    submission already recorded for the same digest: a round killed after
    recording never grades it twice);
 3. **hands feedback back** as each result is recorded, by the assignment's
@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from autograder.course import AFTER_DUE, Course
-from autograder.pipeline.runner import default_workers
+from autograder.pipeline.coordinator.runner import default_workers
 from autograder.pipeline.scoring import parse_timestamp
 from autograder.service import journal as J
 
@@ -233,7 +233,7 @@ def run_round(opts: Options, assignment: str, grade_ids=(), release_ids=(), *,
     for ``linger`` seconds: a worker that frees up takes the next submission
     at once, without a new round's start-up.
     """
-    from autograder.pipeline.coordinator import grade_assignment
+    from autograder.pipeline.coordinator.assignment import grade_assignment
 
     course = Course(opts.course_dir)
     journal = J.Journal(course.db_url)

@@ -7,7 +7,7 @@ Grading a submission has three steps around the student's kernel:
    per-submission seed (visible and hidden checks alike: a visible check's
    fixed inputs are public) and whether the cell holds hidden test code.
 2. The notebook executes (sandboxed); the execute preprocessor
-   (:class:`autograder.pipeline.preprocessors.GradedCells`) delivers a check's
+   (:class:`autograder.pipeline.worker.preprocessors.GradedCells`) delivers a check's
    inputs just before its graded cell runs and takes the result out of the
    kernel's reach right after, then empties the shared folder; a cell with
    hidden test code runs outside the kernel's history.  The check cells only
@@ -40,18 +40,21 @@ import numpy as np
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade
-from traitlets import Bytes, Integer, Unicode
+from traitlets import Bytes, Dict, Integer, Unicode
 from traitlets.config import Config
 
 from autograder import reference
 from autograder.protocol import standins
 from autograder.protocol.secrets import seed_for
+from autograder.sandbox import STOPPED_ENAME
 from rnn_course import checks, grading
 from rnn_course import standins as rnn_standins
 
 PASSED_TEXT = "passed (verified by the grader)\n"
 FAILED_ENAME = "CheckFailed"
 UNREGISTERED = "unregistered"  # the kind of a graded cell without a check
+UNVERIFIED_ENAME = "NotVerified"
+"""ename of the error shown in a graded cell that no check judged (it scores 0)."""
 
 
 def graded_cells(nb, registered: dict):
@@ -87,10 +90,18 @@ class GradedCell:
 
     check: str
     """The check it calls (its grade_id)."""
-    inputs: dict
-    """The inputs drawn for this submission (delivered only while the cell runs)."""
+    drawn: dict
+    """The inputs drawn for this submission, once: delivered while the cell runs, and
+    what :class:`VerifyChecks` judges the results against."""
     hidden_code: bool
     """The cell holds hidden test code: it runs outside the kernel's history."""
+    tables: dict | None = None
+    """The stand-in tables delivered with them (:mod:`autograder.protocol.standins`)."""
+
+    @property
+    def inputs(self) -> dict:
+        """What the cell receives while it runs: the drawn inputs and the tables."""
+        return {**self.drawn, rnn_standins.INPUT_NAME: self.tables} if self.tables else self.drawn
 
 
 def hidden_delimiter(config: "Config | None" = None) -> str:
@@ -114,10 +125,8 @@ def grading_plan(nb, secret: bytes, assignment: str, student: str,
         if check is None:
             continue
         inputs = drawn_inputs(check, secret, assignment, student)
-        tables = standins.tables_for(check, inputs)
-        if tables:
-            inputs = {**inputs, rnn_standins.INPUT_NAME: tables}
-        plan[check_id] = GradedCell(check_id, inputs, check.hidden or delimiter in cell.source)
+        plan[check_id] = GradedCell(check_id, inputs, check.hidden or delimiter in cell.source,
+                                    standins.tables_for(check, inputs) or None)
     return plan
 
 
@@ -161,6 +170,8 @@ class VerifyChecks(NbGraderPreprocessor):
                  "cell (<check id>.npz), out of the kernel's reach."
     ).tag(config=True)
     secret = Bytes(b"", help="The grader's secret that seeds hidden inputs.")
+    plan = Dict({}, help="grade_id -> GradedCell: the inputs drawn before execution (judged "
+                         "against as drawn, never drawn again); a check not in it draws its own.")
     max_result_bytes = Integer(
         grading.MAX_RESULT_BYTES,
         help="Largest result file (and its uncompressed content) accepted."
@@ -203,7 +214,52 @@ class VerifyChecks(NbGraderPreprocessor):
         except ValueError as exc:
             return str(exc)
         try:
-            inputs = drawn_inputs(check, self.secret, assignment, student)
+            entry = self.plan.get(check.id)
+            inputs = (entry.drawn if entry is not None
+                      else drawn_inputs(check, self.secret, assignment, student))
             return check.judge(outputs, inputs, reference)
         except Exception as exc:  # a verdict must never crash grading
             return f"could not be judged ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def never_ran(nb, reason: str) -> dict[str, str]:
+    """grade id -> ``reason`` for each graded code cell the stopped notebook never finished.
+
+    A cell never ran when it has no execution count, or when the sandbox
+    marked it stopped (:data:`~autograder.sandbox.STOPPED_ENAME`).
+    """
+    out = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not is_grade(cell) or not cell.source.strip():
+            continue
+        stopped = any(o.get("output_type") == "error" and o.get("ename") == STOPPED_ENAME
+                      for o in cell.get("outputs", []))
+        if stopped or cell.get("execution_count") is None:
+            out[cell.metadata.nbgrader["grade_id"]] = reason
+    return out
+
+
+def show_scores(nb, cells: dict[str, dict], not_run: dict[str, str]) -> None:
+    """Make a failed test cell that shows no error show why (nbgrader reads errors as failed).
+
+    A cell that never ran shows only that; a cell no check judged keeps what
+    it printed and gets the reason after it.  Cells whose verdict already
+    shows an error are left as they are.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not is_grade(cell):
+            continue
+        gid = cell.metadata.nbgrader["grade_id"]
+        scored = cells.get(gid)
+        if scored is None or scored["passed"] is not False:
+            continue
+        message = scored["message"]
+        if gid in not_run:  # whatever its verdict said, it shows that it never ran
+            cell.outputs = [new_output("error", ename=STOPPED_ENAME, evalue=message,
+                                       traceback=[f"{STOPPED_ENAME}: {message}"])]
+            continue
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            continue
+        if scored["kind"] == "unverified":
+            cell.outputs.append(new_output("error", ename=UNVERIFIED_ENAME, evalue=message,
+                                           traceback=[f"{UNVERIFIED_ENAME}: {message}"]))

@@ -1,36 +1,16 @@
-"""Recording one worker result: the coordinator's single path into the gradebook, then onto disk.
+"""Recording worker results: the coordinator's single path into the gradebook, then onto
+disk (docs/architecture.md, "Recording").
 
-The coordinator is the gradebook's only writer, and this module is how it writes.
-For each :class:`~autograder.pipeline.worker.GradeResult`:
-
-1. **the gradebook**, in one transaction (:func:`save_grades`): the student,
-   the submission (its timestamp; an instructor's extension is kept), every
-   grade's ``auto_score`` exactly as the worker computed it
-   (:mod:`autograder.pipeline.scoring`: nothing is scored twice), nbgrader's
-   automatic comments, each notebook's late penalty and ``flagged``, and in
-   our own tables (:mod:`autograder.pipeline.gradebook`) the submission
-   digest, the status, and the flags with their reasons.  Regrading updates
-   the same rows: it never duplicates one;
+1. **the gradebook**, in one transaction for the results that finished together
+   (:func:`record_batch`): student, submission, every grade's ``auto_score`` exactly as
+   the worker scored it, nbgrader's comments, late penalties and ``flagged``, and in our
+   own tables (:mod:`.gradebook`) the digest, the status and the flags with their
+   reasons; a regrade updates the same rows;
 2. **then the files** (:func:`write_files`), as ``nbgrader autograde`` and
-   ``generate_feedback`` leave them: ``autograded/<student>/<assignment>/``
-   (the notebooks, the submitted and instructor files, ``timestamp.txt``) and
-   ``feedback/<student>/<assignment>/`` (HTML plus the other files, which
-   ``release_feedback`` reads).  Text that is not valid UTF-8 (a lone
-   surrogate in a notebook's JSON string or a file name) is written escaped,
-   never dropped;
-3. the grading row says ``files_written`` only once they are all there: it is
-   marked in the next batch's transaction, or when the run closes the gradebook
-   (:meth:`~autograder.pipeline.gradebook.CourseGradebook.files_written`), which
-   saves a commit per result.
-
-Results that finish together are recorded together (:func:`record_batch`): one
-transaction for their grades, then their files.
-
-A failure while writing the files never loses the recorded grade: the run
-says so in one line, the submission gets the ``files_not_written`` flag, and
-as its row is not complete the next run grades it again and writes them.
-A submission is skipped by a later run only when its row is complete for the
-same digest (:attr:`~autograder.pipeline.gradebook.RecordedState.complete`).
+   ``generate_feedback`` leave them (text that is not UTF-8 is written escaped);
+3. the row says ``files_written`` once they are all there (marked with the next batch's
+   transaction, or when the run closes the gradebook).  A failure while writing them
+   never loses the grade: ``files_not_written``, and the next run writes them.
 """
 
 from __future__ import annotations
@@ -57,16 +37,18 @@ from sqlalchemy.exc import SAWarning
 
 from autograder.classview.verdicts import save_verdicts
 from autograder.pipeline import flags as F
-from autograder.pipeline.feedback import write_feedback
-from autograder.pipeline.gradebook import (
+from autograder.pipeline.coordinator.gradebook import (
     FLAG,
     GRADING,
     CourseGradebook,
     RecordedState,
     flags_by_submission,
 )
-from autograder.pipeline.report import COORDINATOR_STAGES, StudentResult
-from autograder.pipeline.scoring import parse_timestamp
+from autograder.pipeline.coordinator.report import StudentResult
+from autograder.pipeline.scoring import parse_timestamp, total
+from autograder.pipeline.types import COORDINATOR_STAGES
+from autograder.pipeline.worker.feedback import write_feedback
+from autograder.pipeline.worker.precheck import with_source_files
 
 WORKER_CHARS = 256
 
@@ -222,7 +204,7 @@ def save_all(book: CourseGradebook, items) -> list[Saved]:
             SubmittedAssignment.id, SubmittedAssignment.score,
             SubmittedAssignment.late_submission_penalty, SubmittedAssignment.max_score,
         ).where(SubmittedAssignment.id.in_(submissions)))}
-        return [Saved(sid, float(totals[sid].score - (totals[sid].late_submission_penalty or 0.0)),
+        return [Saved(sid, total(totals[sid].score, totals[sid].late_submission_penalty),
                       float(totals[sid].max_score)) for sid in submissions]
 
 
@@ -319,8 +301,6 @@ def flag_files_not_written(book: CourseGradebook, submission_id: str, reason: st
 # --------------------------------------------------------------------------- #
 def kept_files(result, sub) -> dict[str, bytes]:
     """The submission's files that the precheck kept (in the worker: ``result.files``)."""
-    if sub.finished:  # the precheck was finished here, not in the worker
-        return sub.files
     return {rel: sub.raw[rel] for rel in result.files if rel in sub.raw}
 
 
@@ -332,11 +312,10 @@ def write_files(result, sub, autograded: Path, feedback: Path,
         shutil.rmtree(autograded)
     autograded.mkdir(parents=True)
     if result.status == "graded":
-        for files in (kept_files(result, sub), source_files or {}):
-            for rel, data in files.items():
-                target = autograded.joinpath(*rel.split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+        for rel, data in with_source_files(kept_files(result, sub), source_files or {}).items():
+            target = autograded.joinpath(*rel.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         for name, nb_json in result.notebooks.items():
             (autograded / f"{name}.ipynb").write_bytes(utf8(nb_json))
     if sub.timestamp:

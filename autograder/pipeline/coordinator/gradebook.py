@@ -7,7 +7,7 @@ Workers never open it; the coordinator
   snapshots it into a small private SQLite gradebook for the workers' sanitize
   steps (:meth:`CourseGradebook.snapshot`);
 * reads what is already recorded, to skip it (:meth:`CourseGradebook.recorded`);
-* records each result through :mod:`autograder.pipeline.record`, its only writer.
+* records each result through :mod:`autograder.pipeline.coordinator.record`, its only writer.
 
 nbgrader's tables have no room for the grader's flags (only a ``flagged``
 boolean per submitted notebook, which recording sets), so two small tables of
@@ -32,7 +32,6 @@ nbgrader's current submission id, so stale ones are never seen.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +63,8 @@ from sqlalchemy import (
 from traitlets.config import Config
 
 from autograder.errors import UsageError
-from autograder.pipeline.scoring import AssignmentStructure, GradedCell
+from autograder.pipeline.scoring import AssignmentStructure, GradedCell, total
+from autograder.pipeline.worker.folders import memory_dir
 
 METADATA = MetaData()
 GRADING = Table(
@@ -132,19 +132,6 @@ class RecordedState:
     def complete(self) -> bool:
         """Graded, with its files written: nothing left to do for this digest."""
         return self.status == "graded" and self.files_written
-
-
-def memory_dir() -> str | None:
-    """A RAM-backed folder for private gradebooks (None: the default temporary folder).
-
-    nbgrader commits after every cell; on a disk each commit waits for an
-    fsync, on a tmpfs it costs nothing.  ``tempfile`` makes the folders
-    inside it private (0700); the sandbox never shows ``/dev/shm``.
-    """
-    shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return None
 
 
 def flags_by_submission(session, submission_ids) -> dict[str, list[tuple[str, str]]]:
@@ -309,7 +296,7 @@ class CourseGradebook:
             for sub in subs:
                 row = rows.get(sub.id)
                 out[sub.student.id] = RecordedState(
-                    score=float(sub.score - (sub.late_submission_penalty or 0.0)),
+                    score=total(sub.score, sub.late_submission_penalty),
                     max_score=float(sub.max_score),
                     digest=row.digest if row else "", status=row.status if row else "",
                     files_written=bool(row.files_written) if row else False,

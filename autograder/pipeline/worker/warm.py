@@ -19,8 +19,8 @@ demand:
   shut down by :func:`close`, registered for both ways a worker ends
   (``atexit`` and multiprocessing's finalizers).  A worker killed outright
   takes it along (bubblewrap's ``--die-with-parent``); the next run's sweeps
-  remove its runtime folder and its folder here (:func:`sweep_stale`, from the
-  coordinator's warm-up).
+  remove its runtime folder and its folder here (:func:`.folders.sweep_stale`, from
+  the coordinator's warm-up).
 
 ``c.WarmKernels.enabled = False`` in ``nbgrader_config.py`` turns this off.
 """
@@ -31,7 +31,6 @@ import atexit
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -47,7 +46,6 @@ log = logging.getLogger(__name__)
 SCRATCH = "scratch"
 PREFIX = "rnn-warm-"
 """Folders of kernels started ahead are ``<tmp>/rnn-warm-<worker pid>-*``."""
-_STALE = re.compile(rf"{PREFIX}(\d+)-")
 
 
 class WarmKernels(Configurable):
@@ -167,16 +165,6 @@ def _register() -> None:
 
     # a pool's worker process ends through os._exit: atexit does not run there
     util.Finalize(None, close, exitpriority=10)
-
-
-def sweep_stale(folder: str | None = None) -> list[str]:
-    """Remove the folders of kernels started ahead by workers that died (killed outright:
-    their kernels went with them, their folders did not).  A folder whose worker is alive,
-    or that another user owns, is left alone.  Returns the paths removed.  Called by the
-    coordinator before it forks its workers (``worker.sweep_stale``)."""
-    from autograder.sandbox.kernel import remove_stale_folders
-
-    return remove_stale_folders(folder or tempfile.gettempdir(), _STALE)
 
 
 def _forget_in_child() -> None:

@@ -3,7 +3,7 @@
 Mixed in before an nbclient ``NotebookClient`` (nbgrader's ``Execute``, the
 sandbox's ``SandboxExecute``), it wraps nbclient's per-cell hook,
 ``async_execute_cell``.  For each graded cell of the grading plan
-(:func:`autograder.pipeline.verify.grading_plan`):
+(:func:`autograder.pipeline.worker.verify.grading_plan`):
 
 1. just before the cell runs, the shared folder is emptied and the inputs the
    grader drew for the cell's check are written to ``inputs/<id>.npz``
@@ -59,7 +59,7 @@ class GradedCells:
     """
 
     graded_plan: dict = {}
-    """grade_id -> :class:`autograder.pipeline.verify.GradedCell`."""
+    """grade_id -> :class:`autograder.pipeline.worker.verify.GradedCell`."""
     shared_dir: str = ""
     """The grader's path of the folder shared with the kernel."""
     collect_dir: str = ""

@@ -4,7 +4,7 @@
 :class:`FlagsCsvExportPlugin` is an nbgrader export plugin, so it also works
 from nbgrader's own command line, run in the course directory::
 
-    nbgrader export --exporter=autograder.pipeline.export.FlagsCsvExportPlugin
+    nbgrader export --exporter=autograder.pipeline.coordinator.export.FlagsCsvExportPlugin
 
 It lets nbgrader's ``CsvExportPlugin`` write the file (its columns, as they
 are), then appends to each row
@@ -15,7 +15,7 @@ are), then appends to each row
   real 0;
 * ``flags``: the flags recorded for that row's student and assignment
   (``;``-separated: nbgrader's CSV is not quoted), read from the gradebook's
-  own database (:func:`autograder.pipeline.gradebook.recorded_flags`).
+  own database (:func:`autograder.pipeline.coordinator.gradebook.recorded_flags`).
 
 Each row is matched by its ``assignment`` and ``student_id`` columns, never by
 its position.
@@ -34,7 +34,7 @@ to.  A score is the total after the late penalty; a student with no submission
 gets an empty cell (Canvas leaves that grade alone).  ``export_grades`` writes
 it beside ``grades.csv``; alone::
 
-    nbgrader export --exporter=autograder.pipeline.export.CanvasCsvExportPlugin
+    nbgrader export --exporter=autograder.pipeline.coordinator.export.CanvasCsvExportPlugin
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from nbgrader.api import Assignment, Gradebook, MissingEntry, SubmittedAssignmen
 from nbgrader.plugins import CsvExportPlugin, ExportPlugin
 from traitlets import Dict, Unicode
 
-from autograder.pipeline.gradebook import recorded_flags
+from autograder.pipeline.coordinator.gradebook import recorded_flags
+from autograder.pipeline.scoring import points, points_text, total
 
 FLAGS_COLUMN = "flags"
 SUBMITTED_COLUMN = "submitted"
@@ -57,6 +58,8 @@ SUBMITTED, NOT_SUBMITTED = "yes", "no"
 """The values of :data:`SUBMITTED_COLUMN`."""
 # the columns of nbgrader's CSV that name a row; they come before any free-text column
 KEY_COLUMNS = ("assignment", "student_id")
+# nbgrader's last columns, its numbers: rounded by scoring.points, the score its one total
+SCORE_COLUMNS = ("raw_score", "late_submission_penalty", "score", "max_score")
 # the columns Canvas's gradebook import reads before the assignments, in its order
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 CANVAS_POINTS_ROW = "    Points Possible"  # the first cell of Canvas's points row
@@ -95,6 +98,8 @@ class FlagsCsvExportPlugin(CsvExportPlugin):
         rows = [[*header, SUBMITTED_COLUMN, FLAGS_COLUMN]]
         for line in lines[1:]:
             fields = line.split(",")
+            if tuple(header[-len(SCORE_COLUMNS):]) == SCORE_COLUMNS:
+                fields[-len(SCORE_COLUMNS):] = _scores(*fields[-len(SCORE_COLUMNS):])
             key = tuple(fields[i] if i < len(fields) else "" for i in where)
             handed_in = SUBMITTED if key in submitted else NOT_SUBMITTED
             rows.append([*fields, handed_in, self.separator.join(flags.get(key, []))])
@@ -121,6 +126,20 @@ def safe_cell(value) -> str:
     return "'" + text
 
 
+def _scores(raw: str, penalty: str, _score: str, max_score: str) -> list[str]:
+    """nbgrader's number columns of one row, as :func:`points`, its score as :func:`total`."""
+    raw_f, penalty_f = _float(raw), _float(penalty)
+    return [repr(points(raw_f)), repr(points(penalty_f)), repr(total(raw_f, penalty_f)),
+            repr(points(_float(max_score)))]
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:  # "None": nbgrader's way of writing no penalty
+        return 0.0
+
+
 def submitted_pairs(gradebook: Gradebook) -> set[tuple[str, str]]:
     """``(assignment, student_id)`` of every submission the gradebook holds (one query)."""
     rows = (gradebook.db.query(Assignment.name, SubmittedAssignment.student_id)
@@ -143,7 +162,7 @@ class CanvasCsvExportPlugin(ExportPlugin):
         students = sorted((s for s in gradebook.students
                            if not self.student or s.id in self.student), key=lambda s: s.id)
         header = list(CANVAS_COLUMNS) + [self.column(a.name) for a in assignments]
-        points = [CANVAS_POINTS_ROW, "", "", "", ""] + [_number(a.max_score)
+        points = [CANVAS_POINTS_ROW, "", "", "", ""] + [points_text(a.max_score)
                                                          for a in assignments]
         rows = []
         for student in students:
@@ -155,7 +174,7 @@ class CanvasCsvExportPlugin(ExportPlugin):
                 except MissingEntry:
                     row.append("")
                     continue
-                row.append(_number(sub.score - (sub.late_submission_penalty or 0.0)))
+                row.append(points_text(total(sub.score, sub.late_submission_penalty)))
             rows.append(row)
         tmp = f"{dest}.tmp"
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -167,12 +186,6 @@ class CanvasCsvExportPlugin(ExportPlugin):
     def column(self, assignment: str) -> str:
         canvas_id = self.canvas_assignment_ids.get(assignment)
         return f"{assignment} ({canvas_id})" if canvas_id not in (None, "") else assignment
-
-
-def _number(value) -> str:
-    """A score as Canvas reads it: ``4``, ``2.5`` (no float noise)."""
-    value = round(float(value), 6)
-    return f"{value:g}" if value != int(value) else str(int(value))
 
 
 def canvas_csv(csv_path: Path) -> Path:

@@ -19,22 +19,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 from autograder.errors import UsageError
 from autograder.pipeline.flags import GRADER_ERROR
+from autograder.pipeline.types import GradeResult
 
 WATCHDOG_SECONDS = 5.0  # how often the coordinator looks for hung jobs
 # what a job stream yields for "nothing now, ask again" (the grading service's
 # rounds stay open for submissions that arrive while they run)
 WAIT = object()
 WAIT_SECONDS = 0.5
-
-
-class NoBar:
-    """A progress bar that shows nothing (retries were already counted once)."""
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix_str(self, *args, **kwargs):
-        pass
 
 
 class Runner:
@@ -76,7 +67,7 @@ class Runner:
 
     def _warm_dask_workers(self):
         """``worker.warm_up`` on every dask worker, as a local pool's workers have it by fork."""
-        from autograder.pipeline import worker
+        from autograder.pipeline.worker import submission as worker
 
         try:
             self.client.run(worker.warm_up, self.config)
@@ -86,7 +77,7 @@ class Runner:
     def _new_pool(self):
         import multiprocessing
 
-        from autograder.pipeline import worker
+        from autograder.pipeline.worker import submission as worker
 
         n = self.workers or default_workers()
         # one job queued beyond the workers: a worker never waits while the
@@ -125,12 +116,14 @@ class Runner:
         ``bar`` (tqdm) advances once per result.  ``total``: how many jobs
         ``jobs`` holds at most (None: unknown, more may come): a local worker
         starts its next job's kernel ahead (``GradeJob.warm_next``) unless the
-        jobs left are fewer than the workers.  A job still running after
+        jobs left are fewer than the workers.  A job whose result is a grader error, or
+        whose worker died, is run once more, alone, once the jobs in flight are done (the
+        one retry of a run); what fails alone is final.  A job still running after
         :func:`_deadline` seconds (the sandbox's own wall clock failed) counts
         as a dead worker: a local pool is killed and its jobs retried as
         above; on dask the job ends with ``grader_error``.
         """
-        from autograder.pipeline.worker import GradeResult, grade_submission
+        from autograder.pipeline.worker.submission import grade_submission
 
         pending = iter(jobs)
         exhausted = False
@@ -177,6 +170,10 @@ class Runner:
                     student, job, alone, _ = in_flight.pop(fut)
                     try:
                         result = fut.result()
+                        if result.status == "error" and not alone:
+                            # maybe transient (a neighbour's fork bomb): once more, alone
+                            suspects.append((student, job))
+                            continue
                     except BrokenProcessPool:
                         broken = True
                         if not alone:
@@ -285,13 +282,13 @@ def _worker_start(coordinator: int) -> None:
 def _deadline(job) -> float:
     """Seconds after which a job is presumed hung: twice the sandbox's wall clock, and more."""
     wall = getattr(job.limits, "wall_seconds", 900) if job.limits is not None else 900
-    notebooks = max(1, sum(nb is not None for nb in job.notebooks.values()))
+    notebooks = max(1, len(job.structure.notebooks))
     return 2 * wall * notebooks + 120
 
 
 def crashed(cls, job, reason: str):
     result = cls(student=job.student, assignment=job.assignment, status="error",
-                 flags=list(job.flags))
+                 flags=list(job.submission.flags))
     result.flag(GRADER_ERROR, reason)
     return result
 

@@ -6,14 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.pipeline.flags import FILES_NOT_WRITTEN
-
-STAGES = ("intake", "precheck", "sanitize", "sandbox_start", "execute", "verify", "score",
-          "feedback", "gradebook")
-"""Where a grading run spends its time (``GradeReport.stage_seconds``), in pipeline order."""
-COORDINATOR_STAGES = ("intake", "gradebook")
-"""The stages the coordinator times itself (reading and hashing a submission folder, and
-recording a result): its serial share.  The others come from the workers' timings."""
-WORKER_STAGES = tuple(s for s in STAGES if s not in COORDINATOR_STAGES)
+from autograder.pipeline.scoring import points_text
 
 
 @dataclass
@@ -58,7 +51,7 @@ class GradeReport:
         """A plain-text table: student, score/max, status and flags."""
         rows = [("student", "score", "status", "flags")]
         for r in sorted(self.results, key=lambda r: r.student):
-            rows.append((r.student, f"{_num(r.score)}/{_num(r.max_score)}", r.status,
+            rows.append((r.student, f"{points_text(r.score)}/{points_text(r.max_score)}", r.status,
                          ", ".join(r.flags) or "-"))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = []
@@ -91,5 +84,3 @@ class GradeReport:
         return "time per stage (summed over submissions): " + (", ".join(parts) or "-")
 
 
-def _num(x: float) -> str:
-    return f"{x:g}" if x is not None else "?"

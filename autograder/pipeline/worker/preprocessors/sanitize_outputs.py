@@ -25,7 +25,7 @@ formatting, links and images; no ``<script>``, ``<style>``, ``<iframe>``,
 ``<object>``, ``<embed>``, ``<form>``, event-handler attributes, or URLs other
 than http(s), mailto and relative ones, except ``data:image/png`` and
 ``data:image/jpeg`` in ``<img src>``).  :func:`clean_html` is also the
-``clean_html`` filter of the feedback exporter (:mod:`autograder.pipeline.feedback`).
+``clean_html`` filter of the feedback exporter (:mod:`autograder.pipeline.worker.feedback`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ RENDERED_CACHE = 4096
 """Most markdown sources and highlighted code a worker process remembers rendered.
 
 A class's notebooks repeat the instructor's markdown cells, so each is
-rendered (here and in :class:`autograder.pipeline.feedback.FeedbackExporter`)
+rendered (here and in :class:`autograder.pipeline.worker.feedback.FeedbackExporter`)
 once per assignment and worker rather than once per submission.
 """
 

@@ -1,4 +1,4 @@
-"""Building one self-contained :class:`~autograder.pipeline.worker.GradeJob` per submission.
+"""Building one self-contained :class:`~autograder.pipeline.types.GradeJob` per submission.
 
 What every job of an assignment shares (the assignment's structure and its
 gradebook snapshot, the instructor's source files, the sandbox's limits and
@@ -16,7 +16,8 @@ from nbgrader.coursedir import CourseDirectory
 
 from autograder.course import Course
 from autograder.errors import UsageError
-from autograder.pipeline.precheck import Submission
+from autograder.pipeline.types import GradeJob
+from autograder.pipeline.worker.precheck import Submission
 from autograder.protocol.secrets import course_secret, submission_secret
 from autograder.ungraded import source_marks
 
@@ -43,36 +44,35 @@ def _source_files(course: Course, coursedir: CourseDirectory, assignment: str) -
     return files
 
 
-def _limits_and_timeout(course: Course):
-    """The sandbox's ``Limits`` and the cell timeout, from ``nbgrader_config.py``.
+def _limits(course: Course):
+    """The sandbox's ``Limits`` from ``nbgrader_config.py``, the cell timeout included: the
+    one place where they are resolved (a job carries them; nothing else reads the config).
 
     ``c.SandboxedKernelManager.<limit>`` (the sandbox's own traits) and
     ``c.Limits.<field>`` (any field of ``autograder.sandbox.Limits``, the
     latter wins) set the limits; the cell timeout is ``c.Limits.cell_timeout``
-    if given, else nbgrader's ``c.Execute.timeout`` / ``c.ExecutePreprocessor.timeout``.
+    if given, else nbgrader's ``c.Execute.timeout`` / ``c.ExecutePreprocessor.timeout``,
+    else the ``Limits`` default.
     """
     try:
         from autograder.sandbox import Limits
         from autograder.sandbox.limits import KERNEL_LIMITS
     except ImportError:
-        return None, None
+        return None
     values = {k: v for k, v in course.config.get("SandboxedKernelManager", {}).items()
               if k in KERNEL_LIMITS}
+    for name in ("ExecutePreprocessor", "Execute"):  # the latter wins, as in nbgrader
+        if "timeout" in course.config.get(name, {}):
+            values["cell_timeout"] = int(course.config[name]["timeout"])
     values.update(course.config.get("Limits", {}))
     try:
-        limits = Limits(**values)
+        return Limits(**values)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"bad sandbox limits in nbgrader_config.py: {exc}") from None
-    if "cell_timeout" in values:
-        return limits, None
-    for name in ("Execute", "ExecutePreprocessor"):
-        if "timeout" in course.config.get(name, {}):
-            return limits, int(course.config[name]["timeout"])
-    return limits, None
 
 
 class JobMaker:
-    """Builds one :class:`~autograder.pipeline.worker.GradeJob` per submission.
+    """Builds one :class:`~autograder.pipeline.types.GradeJob` per submission.
 
     What every job shares (the structure snapshot, source files, limits) is
     read once, on the first job.
@@ -92,32 +92,26 @@ class JobMaker:
 
     def shared(self) -> dict:
         if self._shared is None:
-            limits, timeout = _limits_and_timeout(self.course)
             self._shared = dict(
                 structure_db=self.book.snapshot(self.assignment),
                 secret=course_secret(self.course.root),
                 source_files=_source_files(self.course, self.coursedir, self.assignment),
                 extensions=self.book.extensions(self.assignment),
-                limits=limits, timeout=timeout,
+                limits=_limits(self.course),
             )
         return self._shared
 
     def job(self, sub: Submission):
-        from autograder.pipeline.worker import GradeJob
-
         shared = self.shared()
         return GradeJob(
             student=sub.student, assignment=self.assignment, course_id=self.course.course_id,
-            # a gathered submission travels as read; the worker finishes its precheck
-            notebooks=sub.notebooks, files=sub.files,
-            submission=None if sub.finished else sub, expected=self.structure.cell_ids,
-            source_files=shared["source_files"],
+            submission=sub, source_files=shared["source_files"],
             structure=self.structure, structure_db=shared["structure_db"],
             seed_secret=submission_secret(shared["secret"], self.assignment, sub.student,
                                           sub.digest),
-            config=self.course.config, flags=list(sub.flags), timestamp=sub.timestamp,
+            config=self.course.config,
             extension_seconds=shared["extensions"].get(sub.student), sandbox=not self.unsafe,
-            limits=shared["limits"], timeout=shared["timeout"],
+            limits=shared["limits"],
         )
 
 

@@ -15,7 +15,7 @@ does not know, and every solution and test cell, whatever its metadata says
 (a skip tag a submission carries is removed).  A skipped cell gets nbclient's
 skip tag, and, in place of outputs, the outputs of the same cell in the
 submission as it was handed in, reduced to text and images
-(:data:`~autograder.pipeline.preprocessors.sanitize_outputs.SAFE_MIME`; they go
+(:data:`~autograder.pipeline.worker.preprocessors.sanitize_outputs.SAFE_MIME`; they go
 through :class:`SanitizeOutputs` later, as every output does), followed by
 :data:`~autograder.ungraded.NOT_RERUN_NOTE`.  A submission without outputs there
 shows none.  The ids skipped are in ``resources["rnn_course"]["skipped_cells"]``.

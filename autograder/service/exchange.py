@@ -15,7 +15,7 @@ entry, so a forged entry (another student's name, a timestamp in 2099) never
 hides the genuine one -- and copies
 each submission into a temporary folder renamed into place once complete.
 nbgrader_config.py installs it with
-``c.ExchangeFactory.collect = "autograder.pipeline.exchange.SafeExchangeCollect"``.
+``c.ExchangeFactory.collect = "autograder.service.exchange.SafeExchangeCollect"``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ are the backstop.  A stage that runs over its limit raises
 The limit is a ``SIGALRM`` timer, so it needs the worker's main thread: a
 process of the local pool always is.  A Dask worker runs jobs in threads,
 where no in-process timer can interrupt Python code; there the coordinator's
-per-job deadline (:func:`autograder.pipeline.runner._deadline`) is the bound.
+per-job deadline (:func:`autograder.pipeline.coordinator.runner._deadline`) is the bound.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class WorkerLimits(Configurable):
     ).tag(config=True)
 
     def seconds(self, stage: str) -> float:
-        return float(getattr(self, f"{stage}_seconds"))
+        """The limit of ``stage`` (0: none; a stage without a limit of its own has none)."""
+        return float(getattr(self, f"{stage}_seconds", 0.0))
 
 
 WORKER_BOUNDS = {"cpu_seconds": 10.0, "peak_rss_mib": 768.0}
@@ -94,6 +95,40 @@ def time_limit(stage: str, seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+class StageClock:
+    """The one wrapper of the worker's stages: ``with clock("verify"):`` runs the block
+    within that stage's limit (:class:`WorkerLimits`) and adds the seconds it took to
+    ``timings[stage]``, overrun or not.  A stage may hand part of its time to another
+    (``carve``: the kernel's start-up, inside ``execute``, is ``sandbox_start``)."""
+
+    def __init__(self, add_time, limits: WorkerLimits):
+        self._add_time, self.limits = add_time, limits
+
+    @contextmanager
+    def __call__(self, stage: str):
+        lap = _Lap()
+        try:
+            with time_limit(stage, self.limits.seconds(stage)):
+                yield lap
+        finally:
+            spent = time.monotonic() - lap.started
+            for other, seconds in lap.carved.items():
+                seconds = min(seconds, spent)
+                self._add_time(other, seconds)
+                spent -= seconds
+            self._add_time(stage, spent)
+
+
+class _Lap:
+    def __init__(self):
+        self.started = time.monotonic()
+        self.carved: dict[str, float] = {}
+
+    def carve(self, stage: str, seconds: float) -> None:
+        """Count ``seconds`` of this stage as ``stage`` instead (at most what it took)."""
+        self.carved[stage] = self.carved.get(stage, 0.0) + seconds
 
 
 # --------------------------------------------------------------------------- #

@@ -1,6 +1,8 @@
 """Precheck: look at a submission folder before nbgrader (or any student code) does.
 
-:meth:`Precheck.check` reads ``submitted/<student>/<assignment>/`` and returns a
+The coordinator reads ``submitted/<student>/<assignment>/`` (:meth:`Precheck.gather`:
+the files within the limits, never through a link, and their digest); the worker
+prechecks what was read (:meth:`Precheck.finished`), which gives a
 :class:`Submission`: the notebooks to grade (parsed, validated, with their
 nbgrader metadata made safe for nbgrader's sanitize preprocessors), the other
 files to put in the student's scratch folder, and a list of *flags*.  It never
@@ -41,6 +43,7 @@ position in the notebook) and removes the nbgrader metadata of the copies, so
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import hashlib
@@ -91,13 +94,11 @@ class Submission(Flagged):
     """sha256 over the folder's names and contents: changes when anything is resubmitted."""
     raw: dict[str, bytes] = field(default_factory=dict)
     """Every regular file read (but ``timestamp.txt``), within the limits: what
-    :meth:`Precheck.finish` works on, and what ``autograded/`` copies from."""
+    :meth:`Precheck.finished` works on, and what ``autograded/`` copies from."""
     entries: list[tuple[str, str, int]] = field(default_factory=list)
     """(relative path, kind, size) of everything in the folder (the scan)."""
     notebooks_found: list[str] = field(default_factory=list)
     """Relative paths of the ``.ipynb`` files found, shallowest first."""
-    finished: bool = False
-    """Whether :meth:`Precheck.finish` has run (:attr:`notebooks` and :attr:`files` are set)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -238,22 +239,22 @@ class Precheck(LoggingConfigurable):
               expected: dict[str, set[str]]) -> Submission:
         """Check ``folder`` against the expected notebooks (name -> known grade ids).
 
-        :meth:`gather` then :meth:`finish`.  Never raises for the folder's
+        :meth:`gather` then :meth:`finished`.  Never raises for the folder's
         contents; an unexpected error in the precheck itself becomes a
         ``grader_error`` flag.
         """
         sub = self.gather(folder, student, assignment, expected)
         if F.GRADER_ERROR not in sub.flag_names:
-            self.finish(sub, expected)
+            return self.finished(sub, expected)
         return sub
 
     def gather(self, folder, student: str, assignment: str,
                expected: dict[str, set[str]]) -> Submission:
-        """Read the folder within the limits: files, timestamp, digest (the coordinator's part).
+        """Read the folder within the limits: files, timestamp, digest (the coordinator's
+        intake: reading and hashing is all it does per submission).
 
-        The files are kept as bytes in :attr:`Submission.raw` for :meth:`finish`,
-        which may run elsewhere (a worker): reading and hashing is all the
-        grading run's coordinator does per submission.
+        The files are kept as bytes in :attr:`Submission.raw`; the precheck proper,
+        :meth:`finished`, runs in the worker on what was read.
         """
         sub = Submission(student=student, assignment=assignment, path=Path(folder))
         try:
@@ -263,18 +264,19 @@ class Precheck(LoggingConfigurable):
             sub.flag(F.GRADER_ERROR, f"precheck failed: {type(exc).__name__}: {exc}")
         return sub
 
-    def finish(self, sub: Submission, expected: dict[str, set[str]]) -> Submission:
-        """Choose, parse and validate the notebooks; keep the other files that are safe.
+    def finished(self, gathered: Submission, expected: dict[str, set[str]]) -> Submission:
+        """A copy of ``gathered`` with the notebooks chosen, parsed and validated and the
+        other files that are safe kept (``gathered`` is left as it is).
 
         Works on what :meth:`gather` read, never on the folder.  Never raises;
         an unexpected error becomes a ``grader_error`` flag.
         """
+        sub = dataclasses.replace(gathered, notebooks={}, files={}, flags=list(gathered.flags))
         try:
             self._finish(sub, expected)
         except Exception as exc:
             self.log.exception("precheck of %s failed", sub.path)
             sub.flag(F.GRADER_ERROR, f"precheck failed: {type(exc).__name__}: {exc}")
-        sub.finished = True
         return sub
 
     def _gather(self, sub: Submission, expected: dict[str, set[str]]) -> None:
@@ -480,7 +482,7 @@ class Precheck(LoggingConfigurable):
 
     def _sanitize_metadata(self, sub: Submission, rel: str, nb, known: set[str]) -> None:
         """Make nbgrader metadata safe for nbgrader's sanitize preprocessors (module doc)."""
-        from autograder.pipeline.preprocessors.cell_metadata import metadata_validator
+        from autograder.pipeline.worker.preprocessors.cell_metadata import metadata_validator
 
         validator = metadata_validator()
         seen: set[str] = set()
@@ -556,6 +558,13 @@ def folder_link_problem(folder) -> str:
         if not stat.S_ISDIR(mode):
             return f"the {what} {path.name} is not a folder"
     return ""
+
+
+def with_source_files(kept: dict[str, bytes], source: dict[str, bytes]) -> dict[str, bytes]:
+    """The submission's files the precheck kept, with the instructor's source files over
+    them (as nbgrader's autograde does): what the scratch folder and ``autograded/`` hold,
+    each path written once."""
+    return {**kept, **source}
 
 
 def expected_files(expected) -> set[str]:

@@ -5,14 +5,15 @@ notebook (``GetGrades``, ``CSSHTMLHeaderPreprocessor``, the ``feedback``
 HTMLExporter template of nbgrader's formgrader), with five differences:
 
 * the scores come from the worker's own scoring (:mod:`autograder.pipeline.scoring`,
-  :func:`feedback_resources`) through :class:`~autograder.pipeline.preprocessors.GradesFromScores`,
+  :func:`feedback_resources`) through
+  :class:`~autograder.pipeline.worker.preprocessors.GradesFromScores`,
   not from a gradebook: the feedback shows exactly the numbers recorded;
 
-* :class:`~autograder.pipeline.preprocessors.FeedbackHiddenTests` runs first, so the
+* :class:`~autograder.pipeline.worker.preprocessors.FeedbackHiddenTests` runs first, so the
   student sees which hidden checks failed (the grader's one-line verdict in
   the cell's output) but neither the hidden tests' code nor their inputs;
 * the notebook was made inert by the worker
-  (:class:`~autograder.pipeline.preprocessors.SanitizeOutputs`), which the exporter
+  (:class:`~autograder.pipeline.worker.preprocessors.SanitizeOutputs`), which the exporter
   runs again first (whatever notebook it is given), and it renders with
   ``sanitize_html`` on, its ``clean_html`` filter being that same ``nh3`` sanitizer:
   markdown cells, HTML and markdown outputs are cleaned again as they are rendered,
@@ -57,12 +58,13 @@ from nbformat.v4 import new_output as nbformat_output
 from traitlets.config import Config
 
 from autograder.pipeline.flags import VOCABULARY
-from autograder.pipeline.preprocessors import (
+from autograder.pipeline.scoring import points, points_text, total
+from autograder.pipeline.worker.preprocessors import (
     FeedbackHiddenTests,
     GradesFromScores,
     SanitizeOutputs,
 )
-from autograder.pipeline.preprocessors.sanitize_outputs import RENDERED_CACHE, clean_html
+from autograder.pipeline.worker.preprocessors.sanitize_outputs import RENDERED_CACHE, clean_html
 
 FEEDBACK_PREPROCESSORS = (SanitizeOutputs, FeedbackHiddenTests, GradesFromScores,
                           CSSHTMLHeaderPreprocessor)
@@ -238,7 +240,7 @@ def _exporter_config(course_config: Config | None) -> Config:
     # cells and HTML outputs pass the filter clean_html, which is the worker's sanitizer
     cfg.HTMLExporter.sanitize_html = True
     cfg.HTMLExporter.filters = {**cfg.HTMLExporter.get("filters", {}), "clean_html": clean_html,
-                                "cell_doc": cell_doc}
+                                "points": points, "cell_doc": cell_doc}
     return cfg
 
 
@@ -311,7 +313,7 @@ def feedback_resources(student: str, assignment: str, notebook: str, scores,
     cells = scores.cells.get(notebook, {})
     return {
         "nbgrader": {"student": student, "assignment": assignment, "notebook": notebook,
-                     "score": scores.notebook_score(notebook) - penalty,
+                     "score": total(scores.notebook_score(notebook), penalty),
                      "max_score": scores.notebook_max(notebook), "late_penalty": penalty},
         # "checks": the cells' verdicts, which FeedbackHiddenTests keeps as the grader wrote them
         "rnn_course": {"scores": cells, "checks": cells, "comments": dict(comments)},
@@ -366,25 +368,21 @@ def render_feedback(nb, resources: dict, flags: list[tuple[str, str]],
     return body
 
 
-def _points(value) -> str:
-    return "-" if value is None else f"{float(value):g}"
-
-
 def short_feedback(resources: dict, flags: list[tuple[str, str]]) -> str:
     """A plain feedback page (the score, each cell's points and message, the flags), for a
     notebook whose full rendering ran over the worker's limit.  Everything is escaped."""
     info = resources["nbgrader"]
     esc = html.escape
     rows = "".join(
-        f"<tr><td>{esc(str(cid))}</td><td>{_points(v.get('score'))} / "
-        f"{_points(v.get('max_score'))}</td><td>{esc(str(v.get('message') or ''))}</td></tr>"
+        f"<tr><td>{esc(str(cid))}</td><td>{points_text(v.get('score'))} / "
+        f"{points_text(v.get('max_score'))}</td><td>{esc(str(v.get('message') or ''))}</td></tr>"
         for cid, v in resources.get("rnn_course", {}).get("scores", {}).items())
     notes = "".join(
         f"<li><b>{esc(name)}</b>: {esc(VOCABULARY[name].text if name in VOCABULARY else name)}"
         f"{' (' + esc(reason) + ')' if reason else ''}</li>" for name, reason in flags)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(info['notebook'])}"
             f"</title></head><body><h1>{esc(info['assignment'])}: {esc(info['notebook'])}</h1>"
-            f"<p>Score: {float(info['score']):g} / {float(info['max_score']):g}</p>"
+            f"<p>Score: {points_text(info['score'])} / {points_text(info['max_score'])}</p>"
             f"<table><tr><th>cell</th><th>points</th><th>message</th></tr>{rows}</table>"
             f"<h2>Grader notes</h2><ul>{notes}</ul></body></html>")
 

@@ -1,0 +1,3 @@
+"""The worker's wing: one job (:mod:`.submission`) -> precheck -> preprocessors ->
+execution -> verify -> scoring -> feedback; warm, budget and folders beside them.
+"""
