@@ -87,7 +87,7 @@ def test_grade_skips_a_submitted_folder_whose_name_is_no_student_id(tmp_path, ca
     """submitted/<id>/ is where ids enter `grade`: a hostile name is skipped in one line."""
     from nbgrader.coursedir import CourseDirectory
 
-    from autograder.pipeline.coordinator import _submitted_students
+    from autograder.pipeline.coordinator.assignment import _submitted_students
 
     for student in ("ann", "=1+2", "-2+3", "a,b"):
         (tmp_path / "submitted" / student / "rnn_cell").mkdir(parents=True)
