@@ -25,7 +25,7 @@ from traitlets.config import Config
 
 from .bwrap import SandboxError
 from .kernel import SandboxedKernelManager
-from .limits import KERNEL_LIMITS, Limits
+from .limits import KERNEL_LIMITS, OUTPUT_LIMITS, Limits, configurable_limits
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def shrink_error(content: dict[str, t.Any], limit: int) -> None:
         content["traceback"] = list(reversed(kept))
 
 
-class OutputLimitMixin(NotebookClient):
+class OutputLimitMixin(configurable_limits(OUTPUT_LIMITS), NotebookClient):
     """Caps the output kept per cell and per notebook while messages arrive.
 
     Mix in before an nbclient ``NotebookClient`` subclass (e.g. nbgrader's
@@ -127,12 +127,6 @@ class OutputLimitMixin(NotebookClient):
     kernel manager for :func:`execute_notebook`.
     """
 
-    cell_output_bytes = Integer(
-        1_000_000, help="Output bytes kept per cell; the rest is dropped as it arrives."
-    ).tag(config=True)
-    notebook_output_bytes = Integer(
-        5_000_000, help="Output bytes kept per notebook; the rest is dropped as it arrives."
-    ).tag(config=True)
     error_text_bytes = Integer(
         20_000, help="Characters kept of an error's evalue and of its traceback."
     ).tag(config=True)

@@ -51,12 +51,11 @@ from .bwrap import (
 )
 from .client import ReadyKernelManager
 from .fontcache import matplotlib_font_list
-from .limits import KERNEL_LIMITS, Limits, make_preexec, rlimits_for
+from .limits import KERNEL_LIMITS, Limits, configurable_limits, make_preexec, rlimits_for
 from .scratch import BoundedScratch, bound_runtime_folder, unmount_under
 from .stale import RUNTIME_PREFIX, sweep_runtime
 from .uids import LOCK_DIR, POOL_PREFIX
 
-_DEFAULTS = Limits()
 PRELOAD_MODULES = ("numpy", "matplotlib.pyplot")
 """What every notebook of the course imports first (``preload_modules``' default)."""
 # Run by the kernel as it starts (IPKernelApp.exec_lines), in a namespace of its own.
@@ -178,7 +177,7 @@ def _within(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
-class SandboxedKernelManager(ReadyKernelManager):
+class SandboxedKernelManager(ReadyKernelManager, configurable_limits(KERNEL_LIMITS)):
     """Starts an ipykernel in a bubblewrap sandbox with resource limits."""
 
     # --- what the kernel sees -------------------------------------------------
@@ -261,40 +260,6 @@ class SandboxedKernelManager(ReadyKernelManager):
     kernel_gid = Int(65534, help="gid of the kernel when the grader runs as root.").tag(
         config=True
     )
-
-    # --- limits (see autograder.sandbox.limits.Limits) ------------------------------
-    memory_bytes = Int(
-        _DEFAULTS.memory_bytes, help="Address-space limit of each kernel process (RLIMIT_AS)."
-    ).tag(config=True)
-    cpu_seconds = Int(
-        _DEFAULTS.cpu_seconds,
-        help="CPU seconds per kernel process (RLIMIT_CPU): SIGXCPU, then SIGKILL.",
-    ).tag(config=True)
-    max_processes = Int(
-        _DEFAULTS.max_processes,
-        help="Processes/threads the kernel may add to those its uid already runs (RLIMIT_NPROC).",
-    ).tag(config=True)
-    file_bytes = Int(
-        _DEFAULTS.file_bytes, help="Largest file the kernel may write (RLIMIT_FSIZE)."
-    ).tag(config=True)
-    open_files = Int(
-        _DEFAULTS.open_files, help="Open file descriptors per process (RLIMIT_NOFILE)."
-    ).tag(config=True)
-    tmp_bytes = Int(
-        _DEFAULTS.tmp_bytes, help="Size of the kernel's private /tmp (a tmpfs, so memory)."
-    ).tag(config=True)
-    submission_memory_bytes = Int(
-        _DEFAULTS.submission_memory_bytes,
-        help="Memory of everything the kernel starts, together, without swap (a cgroup).",
-    ).tag(config=True)
-    submission_tasks = Int(
-        _DEFAULTS.submission_tasks,
-        help="Processes and threads of everything the kernel starts, together (a cgroup).",
-    ).tag(config=True)
-    scratch_bytes = Int(
-        _DEFAULTS.scratch_bytes,
-        help="Size of the scratch folder as the kernel sees it (a tmpfs; root graders only).",
-    ).tag(config=True)
 
     # --- plumbing -----------------------------------------------------------------------
     bwrap_path = Unicode("bwrap", help="The bubblewrap executable.").tag(config=True)

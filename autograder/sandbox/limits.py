@@ -87,6 +87,45 @@ class Limits:
 # others are enforced on the kernel's side, and SandboxedKernelManager takes them.
 CLIENT_LIMITS = ("cell_timeout", "wall_seconds", "cell_output_bytes", "notebook_output_bytes")
 KERNEL_LIMITS = tuple(f.name for f in dataclasses.fields(Limits) if f.name not in CLIENT_LIMITS)
+OUTPUT_LIMITS = ("cell_output_bytes", "notebook_output_bytes")
+"""The client limits that the notebook client takes as traits of its own."""
+
+# One line of help per limit, for the configurable trait each gets (configurable_limits).
+LIMIT_HELP = {
+    "memory_bytes": "Address-space limit of each kernel process (RLIMIT_AS).",
+    "cpu_seconds": "CPU seconds per kernel process (RLIMIT_CPU): SIGXCPU, then SIGKILL.",
+    "max_processes": "Processes/threads the kernel may add to those its uid already runs "
+                     "(RLIMIT_NPROC).",
+    "file_bytes": "Largest file the kernel may write (RLIMIT_FSIZE).",
+    "open_files": "Open file descriptors per process (RLIMIT_NOFILE).",
+    "tmp_bytes": "Size of the kernel's private /tmp (a tmpfs, so memory).",
+    "submission_memory_bytes": "Memory of everything the kernel starts, together, without "
+                               "swap (a cgroup).",
+    "submission_tasks": "Processes and threads of everything the kernel starts, together "
+                        "(a cgroup).",
+    "scratch_bytes": "Size of the scratch folder as the kernel sees it (a tmpfs; root "
+                     "graders only).",
+    "cell_timeout": "Seconds a cell may run before it is interrupted.",
+    "wall_seconds": "Seconds the whole notebook may take, kernel start included.",
+    "cell_output_bytes": "Output bytes kept per cell; the rest is dropped as it arrives.",
+    "notebook_output_bytes": "Output bytes kept per notebook; the rest is dropped as it "
+                             "arrives.",
+}
+
+
+def configurable_limits(names: tuple[str, ...]) -> type:
+    """A traitlets mixin with one configurable ``Int`` trait per :class:`Limits` field in
+    ``names``, its default :class:`Limits`'s: the classes that take limits as traits
+    (``SandboxedKernelManager``, the notebook client) restate none of them."""
+    import types
+
+    from traitlets import HasTraits, Int
+
+    defaults = Limits()
+    traits = {name: Int(getattr(defaults, name), help=LIMIT_HELP[name]).tag(config=True)
+              for name in names}
+    return types.new_class("ConfigurableLimits", (HasTraits,),
+                           exec_body=lambda ns: ns.update(traits))
 
 
 def count_tasks(uid: int) -> int:
