@@ -45,6 +45,45 @@ def graded_cells(assignment: str) -> list[tuple[str, float]]:
             if kind == "code" and meta.get("grade") and not meta.get("solution")]
 
 
+@lru_cache(maxsize=None)
+def graded_functions(assignment: str) -> tuple[str, ...]:
+    """The functions students write in the notebook (those its solution cells define)."""
+    import re
+    return tuple(dict.fromkeys(
+        name for kind, source, meta in notebook_cells(assignment)
+        if kind == "code" and meta.get("solution")
+        for name in re.findall(r"^def (\w+)\(", source, flags=re.M)))
+
+
+def function_of(assignment: str, grade_id: str) -> str:
+    """The notebook function a graded cell checks (its grade_id is ``<function>_<what>``)."""
+    words = grade_id.split("_")
+
+    def shared(name):  # leading words in common (gradient_norms_hidden checks
+        n = 0          # gradient_norms_through_time)
+        for a, b in zip(words, name.split("_"), strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    best = max(graded_functions(assignment), key=shared)
+    if shared(best) < 2:
+        raise LookupError(f"{assignment}: {grade_id} checks none of {graded_functions(assignment)}")
+    return best
+
+
+def by_function(assignment: str, cells: dict) -> dict[str, tuple[float, float]]:
+    """{function: (points earned, points)} from :func:`grade`'s cells."""
+    points = dict(graded_cells(assignment))
+    out: dict[str, list] = {}
+    for grade_id, (earned, _) in cells.items():
+        total = out.setdefault(function_of(assignment, grade_id), [0.0, 0.0])
+        total[0] += earned
+        total[1] += points[grade_id]
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 def student_namespace(assignment: str, planted: str = "") -> dict:
     """The functions of the source notebook (solutions and provided cells), then ``planted``."""
     ns: dict = {"__name__": f"student_{assignment}"}

@@ -50,8 +50,8 @@ part of a cell or inside its hidden block alike::
   (:class:`Verdict`'s ``fraction``); a hidden check's draw holds one case of each of its
   regimes (:func:`regimes`).  A check called
   in grading mode outside its own graded cell (the quick visible line at the
-  top of a hidden test cell) runs on its fixed inputs, and the grader ignores
-  what it submits;
+  top of a hidden test cell) does nothing: the grader would ignore it, and it
+  has no stand-ins, so an unfinished helper must not fail that other cell;
 * interactively: a visible check judges right away and raises
   ``AssertionError`` with its message; a hidden check draws fresh inputs and
   judges against the reference where the reference is importable (the
@@ -273,8 +273,12 @@ class Check:
             if inputs is None and self.hidden:
                 raise RuntimeError(f"{self.id}: a hidden check runs only in its own "
                                    "graded cell")
-            grading.submit(self.id, **self.graded_run(
-                self.inputs() if inputs is None else inputs, *functions))
+            if inputs is None:
+                # the quick visible line at the top of another graded cell: the grader
+                # ignores it, so it must not cost that cell its points (it has no stand-ins:
+                # an unfinished helper would raise here)
+                return
+            grading.submit(self.id, **self.graded_run(inputs, *functions))
             return
         inputs = reference = None  # a visible check: fixed inputs, stored oracle values
         if self.hidden:  # fresh inputs, against the reference where it is importable
@@ -300,6 +304,43 @@ def _instructor_reference():
 
 EDGE, GENERIC = "edge", "generic"
 """The two size regimes of a hidden check: every size 1, and distinct sizes of at least 2."""
+
+CASE_WORDS: dict[str, str] = {
+    GENERIC: "random sizes (N, T, D, H distinct, each at least 2)",
+    EDGE: "the smallest sizes (one sequence, one step, one input, one unit)",
+}
+"""A hidden check's cases and parts of its outputs (``<tag>_<output>``), in a student's
+words: what the messages say instead of the tag.  Each checks module adds its own
+(:func:`case_words`)."""
+
+
+def case_words(**words: str) -> None:
+    """Add the plain-language words of a checks module's own cases (tag -> words)."""
+    CASE_WORDS.update(words)
+
+
+def _split_cases(name: str) -> tuple[list, str]:
+    cases, rest = [], name
+    while True:
+        tag = next((t for t in sorted(CASE_WORDS, key=len, reverse=True)
+                    if rest.startswith(f"{t}_") or rest.startswith(t) and t.endswith("_")),
+                   None)
+        if tag is None:
+            return cases, rest
+        cases.append(CASE_WORDS[tag])
+        rest = rest[len(tag):].lstrip("_")
+
+
+def bare_output(name: str) -> str:
+    """A hidden check's output ``<tag>_<output>`` without its cases (``dx``)."""
+    return _split_cases(name)[1]
+
+
+def plain_output(name: str) -> str:
+    """A hidden check's output ``<tag>_<output>`` said as a student would read it:
+    ``dx (on random sizes ...)``, ``grads['Wx'] after the call (...)``."""
+    cases, rest = _split_cases(name)
+    return f"{rest} ({'; '.join(cases)})" if cases else rest
 
 
 def regime_sizes(rng: np.random.Generator, regime: str, names: str = "NTDH") -> dict:
@@ -593,8 +634,12 @@ def per_output(problems: dict, suffix: str = "") -> "Verdict | None":
     if not wrong:
         return None
     message = problems[wrong[0]] + suffix
-    if len(wrong) > 1:
-        message += f" (also wrong: {', '.join(wrong[1:])})"
+    first = bare_output(wrong[0])
+    others = [n for n in dict.fromkeys(bare_output(n) for n in wrong[1:]) if n != first]
+    if len(others) < len(wrong) - 1 and any(bare_output(n) == first for n in wrong[1:]):
+        others.append(f"{first} in another case")
+    if others:
+        message += f" (also wrong: {', '.join(others)})"
     return Verdict(message, 1.0 - len(wrong) / len(problems))
 
 
@@ -644,18 +689,19 @@ def gradients_verdict(inputs: dict, outputs: dict, names, upstream, hints: dict,
 
 def _output_problem(name: str, got: dict, want) -> "str | None":
     w = np.asarray(want)
+    said = plain_output(name)
     if name not in got:
-        return f"no value for {name!r} was produced (an error on this case?)"
+        return f"no value for {said} was produced (an error on this case?)"
     g = np.asarray(got[name])
     if g.dtype.kind not in "fiub":
-        return f"{name} is not a numeric array"
+        return f"{said} is not a numeric array"
     if g.shape != w.shape:
-        return f"{name} has shape {g.shape}, expected {w.shape}"
+        return f"{said} has shape {g.shape}, expected {w.shape}"
     if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
-        return f"{name} contains NaN or inf"
+        return f"{said} contains NaN or inf"
     if not np.allclose(g.astype(np.float64), w, rtol=HIDDEN_RTOL, atol=HIDDEN_ATOL):
         err = float(np.max(np.abs(g.astype(np.float64) - w)))
-        return f"{name} differs from the expected values (max abs error {err:.3g})"
+        return f"{said} differs from the expected values (max abs error {err:.3g})"
     return None
 
 
