@@ -7,7 +7,8 @@ planted bug is a few lines executed after them (``def lstm_gates(a): ...``).
 
 :func:`grade` then does, for every graded cell of the notebook, what the
 pipeline does (``verify.grading_plan``, the kernel's ``Check.graded_run`` on the
-delivered inputs with their stand-ins, ``VerifyChecks`` and ``scoring``) without
+delivered inputs with their stand-ins, ``VerifyChecks`` (its cap per function,
+``checks.capped_by_function``) and ``scoring``) without
 a kernel or nbgrader: a check's points times the share its verdict earns.  The
 slow end-to-end tests (test_pipeline, test_demo, test_hostile) do the real thing.
 """
@@ -57,20 +58,10 @@ def graded_functions(assignment: str) -> tuple[str, ...]:
 
 def function_of(assignment: str, grade_id: str) -> str:
     """The notebook function a graded cell checks (its grade_id is ``<function>_<what>``)."""
-    words = grade_id.split("_")
-
-    def shared(name):  # leading words in common (gradient_norms_hidden checks
-        n = 0          # gradient_norms_through_time)
-        for a, b in zip(words, name.split("_"), strict=False):
-            if a != b:
-                break
-            n += 1
-        return n
-
-    best = max(graded_functions(assignment), key=shared)
-    if shared(best) < 2:
+    found = checks.function_of(grade_id, graded_functions(assignment))
+    if found is None:
         raise LookupError(f"{assignment}: {grade_id} checks none of {graded_functions(assignment)}")
-    return best
+    return found
 
 
 def by_function(assignment: str, cells: dict) -> dict[str, tuple[float, float]]:
@@ -104,8 +95,8 @@ def grade(assignment: str, ns: dict, student: str = "student", digest: str = "di
     secret = submission_secret(b"course-secret", assignment, student, digest)
     registered = checks.assignment_checks(assignment)
     total = maximum = 0.0
-    cells = {}
-    for grade_id, points in graded_cells(assignment):
+    cells, verdicts = {}, {}
+    for grade_id, _ in graded_cells(assignment):
         check = registered[grade_id]
         inputs = verify.drawn_inputs(check, secret, assignment, student)
         delivered = dict(inputs)
@@ -122,12 +113,15 @@ def grade(assignment: str, ns: dict, student: str = "student", digest: str = "di
                 message = check.judge(outputs, inputs, reference)
             except Exception as exc:  # noqa: BLE001
                 message = f"could not be judged ({type(exc).__name__}: {exc})"
-        message = checks.Verdict.of(message)
-        earned = points if message is None else points * earned_fraction(
-            verify.verdict_record(check.kind, message))
-        cells[grade_id] = (earned, message)
+        verdicts[grade_id] = checks.Verdict.of(message)
+    points = dict(graded_cells(assignment))
+    verdicts = checks.capped_by_function(verdicts, points, registered)
+    for grade_id, verdict in verdicts.items():
+        earned = points[grade_id] if verdict is None else points[grade_id] * earned_fraction(
+            verify.verdict_record(registered[grade_id].kind, verdict))
+        cells[grade_id] = (earned, verdict)
         total += earned
-        maximum += points
+        maximum += points[grade_id]
     return total, maximum, cells
 
 

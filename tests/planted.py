@@ -147,7 +147,7 @@ def clip_by_global_norm(grads, max_norm):
         norm = float(np.sqrt(np.sum(g * g)))
         clipped[k] = g * (max_norm / norm) if norm > max_norm else g.copy()
     return clipped, total
-""", "global"),
+""", "its own norm"),
     # ---- lstm ----------------------------------------------------------- #
     "lstm/gate_order": ("lstm", """
 _right_gates = lstm_gates

@@ -26,16 +26,21 @@ import pytest
 from planted import BUGS, CORRECT, EDGE_ONLY
 
 from autograder.course import Course
+from rnn_course import checks
 
 ASSIGNMENTS = Course(gradesim.REPO).assignments
 MAX_COST = 0.40
-MAX_KEPT = 0.50  # of its function's points, by a bug wrong on general inputs
+MAX_KEPT = checks.MAX_KEPT_WHEN_WRONG  # of its function's points, when wrong in general
 
 OTHER_FUNCTIONS_MAY_PAY: dict[str, str] = {
     # bug -> why a function other than the one it is in loses points (none so far)
 }
 KEEPS_MORE: dict[str, str] = {
     # bug -> why it keeps more than MAX_KEPT of its function although wrong in general
+    "bptt/truncate_ignored": "rnn_backward's truncation checks hold 5 of its 11 points: "
+                             "full BPTT (6 points) is right, and k >= T is right too",
+    "bptt/fixed_block_truncation": "as truncate_ignored: full BPTT, k = 1 and k >= T are "
+                                   "right; every check with 1 < k < T fails",
 }
 
 
@@ -136,7 +141,7 @@ def test_a_bug_wrong_in_general_leaves_its_function_at_most_half(name):
     if name in KEEPS_MORE:
         assert earned / points > MAX_KEPT, f"{name} is listed as an exception but keeps less"
         return
-    assert earned / points <= MAX_KEPT, (
+    assert earned / points <= MAX_KEPT + 1e-9, (
         earned, points, {k: str(m)[:100] for k, (_, m) in cells.items() if m})
 
 

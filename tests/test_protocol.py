@@ -244,7 +244,7 @@ def test_a_verdict_is_its_message_and_the_share_it_earns(interactive_mode):
     assert checks.Verdict.of(None) is None and checks.Verdict.of(verdict) is verdict
     assert checks.Verdict.of("plain") == checks.Verdict("plain", 0.0)
     shares = checks.per_output({"a": None, "b": "b is wrong", "c": None, "d": "d too"})
-    assert shares == checks.Verdict("b is wrong (also wrong: d)", 0.5)
+    assert shares == checks.Verdict("b is wrong (also wrong: d)", 0.5, general=True)
     assert verify.verdict_record("hidden", shares) == {
         "kind": "hidden", "passed": False, "message": shares.message, "fraction": 0.5}
     assert verify.verdict_record("visible", None)["fraction"] == 1.0

@@ -390,6 +390,7 @@ def _hidden_outputs(result, grads, prefix=""):
 
 
 case_words(
+    edge=("after",),
     big_="a gradient whose global norm is above max_norm",
     small_="a gradient whose global norm is below max_norm",
     clipped="in the dict you return",

@@ -345,9 +345,8 @@ def gru_step_backward_gate_blocks(wrong):
 
 _STEP_HINTS = {
     "x": "dx = da @ Wx.T, da (N, 3H) the gradient of the three pre-activations",
-    "prev_h": "prev_h reaches next_h along three paths: directly (dnext_h * z), through "
-              "r * prev_h in the candidate ((dn_pre @ Wh_n.T) * r), and through the r and "
-              "z pre-activations (da_rz @ Wh_rz.T); add all three",
+    "prev_h": "prev_h reaches next_h by three paths: dnext_h * z, (dn_pre @ Wh_n.T) * r "
+              "through r * prev_h, and da_rz @ Wh_rz.T through the gates; add all three",
     "Wx": "dWx = x.T @ da",
     "Wh": "dWh_r and dWh_z are prev_h.T @ da_r and prev_h.T @ da_z, but dWh_n is "
           "(r * prev_h).T @ dn_pre",
