@@ -695,6 +695,12 @@ def function_of(check_id: str, functions) -> "str | None":
     return best if best is not None and shared(best) >= 2 else None
 
 
+def checked_functions(registered: dict) -> list[str]:
+    """The functions that the checks ``registered`` (id -> Check) are called with, sorted:
+    what :func:`function_of` chooses from."""
+    return sorted({f for c in registered.values() for f in c.functions})
+
+
 def capped_by_function(verdicts: dict, points: dict, registered: dict) -> dict:
     """``verdicts`` (check id -> Verdict or None) with the shares of each function's failed
     checks lowered, so that a function whose hidden check found it wrong on general inputs
@@ -703,7 +709,7 @@ def capped_by_function(verdicts: dict, points: dict, registered: dict) -> dict:
     ``dprev_h`` alone fails the course's BPTT.  A check that passed keeps its points; a
     bug that shows only in an edge case keeps costing that case's share only.
     ``registered`` (check id -> Check) names the functions the checks are about."""
-    functions = sorted({f for c in registered.values() for f in c.functions})
+    functions = checked_functions(registered)
     by_function: dict = {}
     for check_id in verdicts:
         by_function.setdefault(function_of(check_id, functions), []).append(check_id)
