@@ -308,8 +308,8 @@ EDGE, GENERIC = "edge", "generic"
 """The two size regimes of a hidden check: every size 1, and distinct sizes of at least 2."""
 
 CASE_WORDS: dict[str, str] = {
-    GENERIC: "random sizes (N, T, D, H distinct, each at least 2)",
-    EDGE: "the smallest sizes (one sequence, one step, one input, one unit)",
+    GENERIC: "random sizes, all different and at least 2",
+    EDGE: "every size 1: one sequence, one step, one input, one unit",
 }
 """A hidden check's cases and parts of its outputs (``<tag>_<output>``), in a student's
 words: what the messages say instead of the tag.  Each checks module adds its own
