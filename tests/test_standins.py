@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradesim import grade, student_namespace
+from planted import BUGS
 
 from autograder import reference as R
 from autograder.protocol import standins
@@ -136,19 +137,13 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     assert cells["lstm_step_forward_hidden"][0] == 0
 
 
-GRU_RESET_AFTER = """
-def gru_step_forward(x, prev_h, Wx, Wh, b):
-    H = prev_h.shape[1]
-    a = x @ Wx + b
-    r = sigmoid(a[:, :H] + prev_h @ Wh[:, :H])
-    z = sigmoid(a[:, H:2 * H] + prev_h @ Wh[:, H:2 * H])
-    n = np.tanh(a[:, 2 * H:] + r * (prev_h @ Wh[:, 2 * H:]))
-    return (1 - z) * n + z * prev_h, CACHE
-"""
+LAYOUT = "(x, prev_h, Wx, Wh, r, z, n)"  # the notebook's; the reference's differs
+GRU_RESET_AFTER = BUGS["gru/reset_after_product"][1]
+assert LAYOUT in GRU_RESET_AFTER
 
 
 @pytest.mark.parametrize("cache, backward", [
-    ("(x, prev_h, Wx, Wh, r, z, n)", ""),  # the notebook's layout, not the reference's
+    (LAYOUT, ""),  # the notebook's layout, not the reference's
     ("{'n': n, 'z': z, 'r': r, 'inputs': [x, prev_h, Wx, Wh]}", """
 _right_step_backward = gru_step_backward
 def gru_step_backward(dnext_h, cache):
@@ -160,7 +155,7 @@ def gru_step_backward(dnext_h, cache):
 def test_a_wrong_forward_gives_the_backward_a_right_cache(cache, backward):
     """The reset gate after the product: the cached candidate n is wrong too; the stand-in
     replaces it with a correct forward's, so the right backward keeps all its points."""
-    ns = student_namespace("gru", GRU_RESET_AFTER.replace("CACHE", cache) + backward)
+    ns = student_namespace("gru", GRU_RESET_AFTER.replace(LAYOUT, cache) + backward)
     _, _, cells = grade("gru", ns)
     for check_id in ("gru_step_backward_gate_blocks", "gru_step_backward_gradcheck",
                      "gru_step_backward_hidden"):
