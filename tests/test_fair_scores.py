@@ -151,3 +151,39 @@ def test_an_edge_regime_bug_costs_its_function_less_than_half(name):
     _, _, cells = _graded(name)
     earned, points = gradesim.by_function(BUGS[name][0], cells)[_planted_function(name)]
     assert MAX_KEPT < earned / points < 1.0, (earned, points)
+
+
+@pytest.mark.parametrize("name", ["rnn_cell/dprev_h_no_transpose", "gru/reset_after_product"])
+def test_the_grader_scores_as_gradesim_does(name, tmp_path, monkeypatch):
+    """The pipeline's judge (``verify.grading_plan``, the kernel's checks, ``VerifyChecks``
+    with its cap per function) gives each cell what gradesim gives it."""
+    import nbformat
+    from test_protocol import run_graded_cells
+
+    from autograder.pipeline import verify
+    from autograder.pipeline.scoring import earned_fraction
+
+    assignment, code, _ = BUGS[name]
+    nb = nbformat.read(gradesim.REPO / "source" / assignment / f"{assignment}.ipynb", 4)
+    ns = gradesim.student_namespace(assignment, code)
+    secret = gradesim.submission_secret(b"course-secret", assignment, "student", "digest")
+    plan = verify.grading_plan(nb, secret, assignment, "student")
+    registered = checks.assignment_checks(assignment)
+    calls = {gid: (lambda c=registered[gid]: c(*(ns.get(f) for f in c.functions)))
+             for gid in plan}
+    gdir = tmp_path / "scratch" / ".grading"
+    verify.prepare_grading_dir(gdir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run_graded_cells(plan, gdir, tmp_path / "collected", calls, monkeypatch)
+    _, res = verify.VerifyChecks(grading_dir=str(tmp_path / "collected"), secret=secret) \
+        .preprocess(nb, {"nbgrader": {"assignment": assignment, "student": "student"}})
+    points = dict(gradesim.graded_cells(assignment))
+    graded = {gid: points[gid] * (1.0 if v["passed"] else earned_fraction(v))
+              for gid, v in res["rnn_course"]["checks"].items()}
+    _, _, cells = _graded(name)
+    assert graded == pytest.approx({gid: earned for gid, (earned, _) in cells.items()})
+    mine = _planted_function(name)
+    kept = sum(e for gid, e in graded.items() if gradesim.function_of(assignment, gid) == mine)
+    total = sum(p for gid, p in points.items() if gradesim.function_of(assignment, gid) == mine)
+    assert kept <= MAX_KEPT * total + 1e-9  # the grader's cap, not only gradesim's
