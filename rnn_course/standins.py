@@ -26,7 +26,9 @@ rest of its cache is wrong too (a GRU's candidate n with the reset gate after
 the product): each cached array that no correct value matches is replaced by
 the correct cache's array of its shape nearest to it (the table also carries the
 arrays of the reference's cache), so that a backward pass is judged on a correct
-forward's cache and a forward's bug costs the forward's points only.
+forward's cache and a forward's bug costs the forward's points only.  A forward
+that raises (not written yet) has no cache: the stand-in gives the reference's
+cache arrays, in the reference's layout (for a step, the notebook's too).
 
 The stand-ins only ever feed the student's code; what is judged is what the
 checked function itself returns, in the grader's process.
@@ -276,12 +278,15 @@ class StandIn:
             return found
         # the outputs, then the arrays of the reference's cache (autograder.protocol)
         right, right_cache = found[:len(returned) - 1], list(found[len(returned) - 1:])
+        # without a cache of the student's (the forward raises: not written yet), the
+        # reference's arrays in its layout, often the notebook's: better than no cache
+        fallback = tuple(right_cache) or None
         try:  # the cache is the student's layout: from the student's own function
             result = self.original(*args, **kwargs)
         except Exception:  # noqa: BLE001 - the right values still serve a forward check
-            return (*right, None)
+            return (*right, fallback)
         if not isinstance(result, tuple) or len(result) != len(right) + 1:
-            return (*right, None)
+            return (*right, fallback)
         mine = [np.asarray(r) if isinstance(r, np.ndarray) else r for r in result[:-1]]
         cache = _repair(result[-1], mine, right)
         if not all(_same(m, r) for m, r in zip(mine, right, strict=True)):

@@ -74,6 +74,10 @@ def rnn_step_backward(dnext_h, cache):
     da = dnext_h * (1.0 - a ** 2)
     return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
 """, "tanh derivative"),
+    "rnn_cell/step_forward_not_written": ("rnn_cell", """
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    raise NotImplementedError()
+""", "NotImplementedError"),
     # ---- bptt ----------------------------------------------------------- #
     "bptt/dh0_zero": ("bptt", """
 _right_backward = rnn_backward
