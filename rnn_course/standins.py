@@ -21,7 +21,14 @@ own function, as without stand-ins.  A forward stand-in still calls the
 student's function for its ``cache`` (the cache's layout is the student's),
 and replaces, inside that cache, every array equal to one of the student's
 returned values by the correct value (a backward pass reads the forward's
-outputs from there).
+outputs from there).  When the student's forward is wrong for that call, the
+rest of its cache is wrong too (a GRU's candidate n with the reset gate after
+the product): each cached array that no correct value matches is replaced by
+the correct cache's array of its shape nearest to it (the table also carries the
+arrays of the reference's cache), so that a backward pass is judged on a correct
+forward's cache and a forward's bug costs the forward's points only.  A forward
+that raises (not written yet) has no cache: the stand-in gives the reference's
+cache arrays, in the reference's layout (for a step, the notebook's too).
 
 The stand-ins only ever feed the student's code; what is judged is what the
 checked function itself returns, in the grader's process.
@@ -151,6 +158,90 @@ class Tables:
         return None if entry is None else _unseal(self.salt, function, arrays, entry)
 
 
+_DEPTH = 4  # how deep a cache's tuples, lists and dicts are searched for arrays
+_SAME = dict(rtol=1e-9, atol=1e-12)  # one value, computed in another order
+
+
+def cache_arrays(cache, depth: int = 0) -> list:
+    """The float arrays of a cache (tuples, lists and dicts searched in order)."""
+    if depth > _DEPTH:
+        return []
+    if isinstance(cache, np.ndarray):
+        return [cache] if cache.dtype.kind == "f" else []
+    if isinstance(cache, (tuple, list)):
+        return [a for c in cache for a in cache_arrays(c, depth + 1)]
+    if isinstance(cache, dict):
+        return [a for c in cache.values() for a in cache_arrays(c, depth + 1)]
+    return []
+
+
+def _replace_arrays(cache, replace, depth: int = 0):
+    """``cache`` with every float array ``a`` (in :func:`cache_arrays`'s order) replaced
+    by ``replace(a)``."""
+    if depth > _DEPTH:
+        return cache
+    if isinstance(cache, np.ndarray):
+        return replace(cache) if cache.dtype.kind == "f" else cache
+    if isinstance(cache, (tuple, list)):
+        fixed = [_replace_arrays(c, replace, depth + 1) for c in cache]
+        return type(cache)(fixed) if isinstance(cache, tuple) else fixed
+    if isinstance(cache, dict):
+        return {k: _replace_arrays(v, replace, depth + 1) for k, v in cache.items()}
+    return cache
+
+
+def _same(a, b) -> bool:
+    return np.shape(a) == np.shape(b) and bool(np.allclose(a, b, **_SAME))
+
+
+def _candidates(right: tuple, right_cache: list) -> list:
+    """A correct forward's values: its cache's arrays and, of an array whose last axis
+    stacks blocks of H (gates r, z, n side by side), each block; then its outputs."""
+    H = np.shape(right[0])[-1] if right and np.ndim(right[0]) else 0
+    found = [np.asarray(a) for a in right_cache]
+    for a in list(found):
+        if H and a.ndim == 2 and a.shape[-1] != H and a.shape[-1] % H == 0:
+            found += [a[:, j:j + H] for j in range(0, a.shape[-1], H)]
+    return found + [np.asarray(a) for a in right]
+
+
+def _by_position(cache, leaves: list, right_cache: list):
+    """``cache`` with each array that differs from the right cache's array at its
+    position replaced by that one (the student's layout is the reference's)."""
+    fixes = {id(a): r for a, r in zip(leaves, right_cache, strict=True) if not _same(a, r)}
+    return _replace_arrays(cache, lambda a: np.array(fixes[id(a)]) if id(a) in fixes else a)
+
+
+def _right_intermediates(cache, right: tuple, right_cache: list):
+    """``cache`` (a wrong forward's) with each array that no right value matches replaced
+    by the right value of the same shape that is left unmatched and nearest to it
+    (:func:`_candidates`): the intermediates (gates, candidates) a correct forward would
+    have cached, in the student's own layout."""
+    leaves = cache_arrays(cache)
+    if [a.shape for a in leaves] == [np.shape(a) for a in right_cache]:  # the same layout
+        return _by_position(cache, leaves, right_cache)
+    right_cache = _candidates(right, right_cache)
+    unused = list(range(len(right_cache)))
+    wrong = []
+    for leaf in leaves:
+        match = next((j for j in unused if _same(leaf, right_cache[j])), None)
+        if match is None:
+            wrong.append(leaf)
+        else:
+            unused.remove(match)
+    fixes = {}
+    for leaf in wrong:
+        same_shape = [j for j in unused if right_cache[j].shape == leaf.shape]
+        if not same_shape:
+            continue
+        with np.errstate(all="ignore"):
+            j = min(same_shape, key=lambda j: float(np.nan_to_num(
+                np.max(np.abs(right_cache[j] - leaf)), nan=np.inf)))
+        unused.remove(j)
+        fixes[id(leaf)] = right_cache[j]
+    return _replace_arrays(cache, lambda a: fixes[id(a)].copy() if id(a) in fixes else a)
+
+
 def _repair(cache, mine, right, depth: int = 0):
     """``cache`` with every array equal to one of ``mine`` replaced by its ``right``."""
     if depth > 4:
@@ -179,19 +270,30 @@ class StandIn:
         self.__name__ = name
 
     def __call__(self, *args, **kwargs):
-        right = self.tables.lookup(self.name, args, kwargs)
-        if right is None:
+        found = self.tables.lookup(self.name, args, kwargs)
+        if found is None:
             return self.original(*args, **kwargs)
-        if "cache" not in CONTRACT[self.name][1]:
-            return right
+        returned = CONTRACT[self.name][1]
+        if "cache" not in returned:
+            return found
+        # the outputs, then the arrays of the reference's cache (autograder.protocol)
+        right, right_cache = found[:len(returned) - 1], list(found[len(returned) - 1:])
+        # without a cache of the student's (the forward raises: not written yet), the
+        # reference's arrays in its layout, often the notebook's: better than no cache
+        fallback = tuple(right_cache) or None
         try:  # the cache is the student's layout: from the student's own function
             result = self.original(*args, **kwargs)
         except Exception:  # noqa: BLE001 - the right values still serve a forward check
-            return (*right, None)
+            return (*right, fallback)
         if not isinstance(result, tuple) or len(result) != len(right) + 1:
-            return (*right, None)
+            return (*right, fallback)
         mine = [np.asarray(r) if isinstance(r, np.ndarray) else r for r in result[:-1]]
-        return (*right, _repair(result[-1], mine, right))
+        cache = _repair(result[-1], mine, right)
+        if not all(_same(m, r) for m, r in zip(mine, right, strict=True)):
+            # a wrong forward: its cache is wrong too, and a backward pass checked with it
+            # would pay for the forward's bug; give it a correct forward's intermediates
+            cache = _right_intermediates(cache, right, right_cache)
+        return (*right, cache)
 
 
 @contextmanager

@@ -7,7 +7,8 @@ planted bug is a few lines executed after them (``def lstm_gates(a): ...``).
 
 :func:`grade` then does, for every graded cell of the notebook, what the
 pipeline does (``verify.grading_plan``, the kernel's ``Check.graded_run`` on the
-delivered inputs with their stand-ins, ``VerifyChecks`` and ``scoring``) without
+delivered inputs with their stand-ins, ``VerifyChecks`` (its cap per function,
+``checks.capped_by_function``) and ``scoring``) without
 a kernel or nbgrader: a check's points times the share its verdict earns.  The
 slow end-to-end tests (test_pipeline, test_demo, test_hostile) do the real thing.
 """
@@ -63,6 +64,35 @@ def points_by_function(assignment: str) -> dict[str, float]:
     return points
 
 
+@lru_cache(maxsize=None)
+def graded_functions(assignment: str) -> tuple[str, ...]:
+    """The functions students write in the notebook (those its solution cells define)."""
+    import re
+    return tuple(dict.fromkeys(
+        name for kind, source, meta in notebook_cells(assignment)
+        if kind == "code" and meta.get("solution")
+        for name in re.findall(r"^def (\w+)\(", source, flags=re.M)))
+
+
+def function_of(assignment: str, grade_id: str) -> str:
+    """The notebook function a graded cell checks (its grade_id is ``<function>_<what>``)."""
+    found = checks.function_of(grade_id, graded_functions(assignment))
+    if found is None:
+        raise LookupError(f"{assignment}: {grade_id} checks none of {graded_functions(assignment)}")
+    return found
+
+
+def by_function(assignment: str, cells: dict) -> dict[str, tuple[float, float]]:
+    """{function: (points earned, points)} from :func:`grade`'s cells."""
+    points = dict(graded_cells(assignment))
+    out: dict[str, list] = {}
+    for grade_id, (earned, _) in cells.items():
+        total = out.setdefault(function_of(assignment, grade_id), [0.0, 0.0])
+        total[0] += earned
+        total[1] += points[grade_id]
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 def student_namespace(assignment: str, planted: str = "") -> dict:
     """The functions of the source notebook (solutions and provided cells), then ``planted``."""
     ns: dict = {"__name__": f"student_{assignment}"}
@@ -83,8 +113,8 @@ def grade(assignment: str, ns: dict, student: str = "student", digest: str = "di
     secret = submission_secret(b"course-secret", assignment, student, digest)
     registered = checks.assignment_checks(assignment)
     total = maximum = 0.0
-    cells = {}
-    for grade_id, points in graded_cells(assignment):
+    cells, verdicts = {}, {}
+    for grade_id, _ in graded_cells(assignment):
         check = registered[grade_id]
         inputs = verify.drawn_inputs(check, secret, assignment, student)
         delivered = dict(inputs)
@@ -101,12 +131,15 @@ def grade(assignment: str, ns: dict, student: str = "student", digest: str = "di
                 message = check.judge(outputs, inputs, reference)
             except Exception as exc:  # noqa: BLE001
                 message = f"could not be judged ({type(exc).__name__}: {exc})"
-        message = checks.Verdict.of(message)
-        earned = points if message is None else points * earned_fraction(
-            verify.verdict_record(check.kind, message))
-        cells[grade_id] = (earned, message)
+        verdicts[grade_id] = checks.Verdict.of(message)
+    points = dict(graded_cells(assignment))
+    verdicts = checks.capped_by_function(verdicts, points, registered)
+    for grade_id, verdict in verdicts.items():
+        earned = points[grade_id] if verdict is None else points[grade_id] * earned_fraction(
+            verify.verdict_record(registered[grade_id].kind, verdict))
+        cells[grade_id] = (earned, verdict)
         total += earned
-        maximum += points
+        maximum += points[grade_id]
     return total, maximum, cells
 
 

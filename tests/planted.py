@@ -58,6 +58,26 @@ def rnn_forward(x, h0, Wx, Wh, b):
         h[:, t], _ = rnn_step_forward(x[:, t], h0, Wx, Wh, b)
     return h, None
 """, "h0"),
+    "rnn_cell/dprev_h_no_transpose": ("rnn_cell", """
+def rnn_step_backward(dnext_h, cache):
+    x, prev_h, Wx, Wh, next_h = cache
+    da = dnext_h * (1.0 - next_h ** 2)
+    return da @ Wx.T, da @ Wh, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+""", "transpose"),
+    "rnn_cell/tanh_prime_from_preactivation": ("rnn_cell", """
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    a = x @ Wx + prev_h @ Wh + b
+    return np.tanh(a), (x, prev_h, Wx, Wh, a)
+
+def rnn_step_backward(dnext_h, cache):
+    x, prev_h, Wx, Wh, a = cache
+    da = dnext_h * (1.0 - a ** 2)
+    return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+""", "tanh derivative"),
+    "rnn_cell/step_forward_not_written": ("rnn_cell", """
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    raise NotImplementedError()
+""", "NotImplementedError"),
     # ---- bptt ----------------------------------------------------------- #
     "bptt/dh0_zero": ("bptt", """
 _right_backward = rnn_backward
@@ -91,6 +111,21 @@ def gradient_norms_through_time(dact, Wh, dlast):
         norms[d] = np.linalg.norm(grad)
     return norms
 """, "dact"),
+    "bptt/fixed_block_truncation": ("bptt", """
+def rnn_backward(dh, cache, truncate=None):
+    x, hs, Wx, Wh = cache
+    N, T, H = dh.shape
+    k = T if truncate is None else int(truncate)
+    da, carry = np.zeros((N, T, H)), np.zeros((N, H))
+    for t in reversed(range(T)):
+        if (t + 1) % k == 0:
+            carry = np.zeros((N, H))  # a new block of k steps: nothing flows across
+        da[:, t] = (dh[:, t] + carry) * (1.0 - hs[:, t + 1] ** 2)
+        carry = da[:, t] @ Wh.T
+    dWx = np.einsum("ntd,nth->dh", x, da)
+    dWh = np.einsum("ntk,nth->kh", hs[:, :-1], da)
+    return da @ Wx.T, carry, dWx, dWh, da.sum(axis=(0, 1))
+""", "fixed blocks"),
     # ---- clipping ------------------------------------------------------- #
     "clipping/value_never_clips": ("clipping", """
 def clip_by_value(grads, clip_value):
@@ -102,6 +137,21 @@ def clip_by_global_norm(grads, max_norm):
     factor = max_norm / total if total > max_norm else 1.0
     return {k: g * factor for k, g in grads.items()}, total
 """, "norm"),
+    "clipping/value_clips_in_place": ("clipping", """
+def clip_by_value(grads, clip_value):
+    for g in grads.values():
+        np.clip(g, -clip_value, clip_value, out=g)
+    return dict(grads)
+""", "in place"),
+    "clipping/per_tensor_norms": ("clipping", """
+def clip_by_global_norm(grads, max_norm):
+    total = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+    clipped = {}
+    for k, g in grads.items():
+        norm = float(np.sqrt(np.sum(g * g)))
+        clipped[k] = g * (max_norm / norm) if norm > max_norm else g.copy()
+    return clipped, total
+""", "its own norm"),
     # ---- lstm ----------------------------------------------------------- #
     "lstm/gate_order": ("lstm", """
 _right_gates = lstm_gates
@@ -143,6 +193,12 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     dnext_c += dnext_h * o * (1.0 - tanh_c ** 2)
     return _right_step_backward(dnext_h, dnext_c - dnext_h * o * (1.0 - tanh_c ** 2), cache)
 """, "modified dnext_c in place"),
+    "lstm/pytorch_gate_order": ("lstm", """
+def lstm_gates(a):
+    H = a.shape[1] // 4
+    s = 1.0 / (1.0 + np.exp(-np.clip(a, -500, 500)))
+    return s[:, :H], s[:, H:2 * H], s[:, 3 * H:], np.tanh(a[:, 2 * H:3 * H])
+""", "gate order"),
     # ---- gru ------------------------------------------------------------ #
     "gru/swapped_blend": ("gru", """
 _right_step = gru_step_forward
@@ -154,6 +210,30 @@ def gru_step_forward(x, prev_h, Wx, Wh, b):
     n = np.tanh(a[:, 2 * H:] + (r * prev_h) @ Wh[:, 2 * H:])
     return z * n + (1 - z) * prev_h, _right_step(x, prev_h, Wx, Wh, b)[1]
 """, "z"),
+    "gru/reset_after_product": ("gru", """
+def gru_step_forward(x, prev_h, Wx, Wh, b):
+    H = prev_h.shape[1]
+    a = x @ Wx + b
+    r = sigmoid(a[:, :H] + prev_h @ Wh[:, :H])
+    z = sigmoid(a[:, H:2 * H] + prev_h @ Wh[:, H:2 * H])
+    n = np.tanh(a[:, 2 * H:] + r * (prev_h @ Wh[:, 2 * H:]))
+    return (1 - z) * n + z * prev_h, (x, prev_h, Wx, Wh, r, z, n)
+""", "after the product"),
+    "gru/dprev_h_without_gate_paths": ("gru", """
+_right_step_backward = gru_step_backward
+def gru_step_backward(dnext_h, cache):
+    x, prev_h, Wx, Wh, r, z, n = cache
+    H = prev_h.shape[1]
+    dx, _, dWx, dWh, db = _right_step_backward(dnext_h, cache)
+    da_n = dnext_h * (1.0 - z) * (1.0 - n ** 2)
+    return dx, dnext_h * z + (da_n @ Wh[:, 2 * H:].T) * r, dWx, dWh, db
+""", "dprev_h"),
+}
+
+EDGE_ONLY = {  # bugs that show only in an edge regime: they cost that regime's share
+    "rnn_cell/tanh_from_exponentials",  # overflow for |pre-activation| > 355
+    "lstm/step_backward_modifies_dnext_c",  # an argument modified in place
+    "clipping/value_clips_in_place",  # an argument modified in place
 }
 
 

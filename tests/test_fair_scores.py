@@ -12,7 +12,12 @@ the grader's judge and ``scoring``'s share of a failed check):
   message names it;
 * the same buggy notebook graded under 20 student ids gets one score;
 * without stand-ins the four bugs the issue measured cost what they used to
-  (more than 40%): the stand-ins are what changed.
+  (more than 40%): the stand-ins are what changed;
+* (issue 26) a planted bug costs its own function's points only, never another's
+  (a forward's bug never costs a backward check: the forward's stand-in gives the
+  backward a correct forward's cache), and a bug wrong on general inputs leaves its
+  function at most half of its points (one that shows only in an edge regime,
+  ``planted.EDGE_ONLY``, costs that regime's share).
 """
 
 from __future__ import annotations
@@ -23,13 +28,25 @@ import warnings
 
 import gradesim
 import pytest
-from planted import BUGS, CORRECT
+from planted import BUGS, CORRECT, EDGE_ONLY
 
 from autograder.course import Course
 from rnn_course import checks
 
 ASSIGNMENTS = Course(gradesim.REPO).assignments
 MAX_COST = 0.40
+MAX_KEPT = checks.MAX_KEPT_WHEN_WRONG  # of its function's points, when wrong in general
+
+OTHER_FUNCTIONS_MAY_PAY: dict[str, str] = {
+    # bug -> why a function other than the one it is in loses points (none so far)
+}
+KEEPS_MORE: dict[str, str] = {
+    # bug -> why it keeps more than MAX_KEPT of its function although wrong in general
+    "bptt/truncate_ignored": "rnn_backward's truncation checks hold 5 of its 11 points: "
+                             "full BPTT (6 points) is right, and k >= T is right too",
+    "bptt/fixed_block_truncation": "as truncate_ignored: full BPTT, k = 1 and k >= T are "
+                                   "right; every check with 1 < k < T fails",
+}
 
 
 def _graded(name: str, **kwargs):
@@ -117,3 +134,81 @@ def test_right_code_written_differently_scores_full_marks(name):
     score, maximum, cells = gradesim.grade(assignment,
                                            gradesim.student_namespace(assignment, code))
     assert score == maximum, {k: str(m)[:120] for k, (_, m) in cells.items() if m}
+
+
+def _planted_function(name: str) -> str:
+    """The notebook function a planted bug is in: the last one its code defines."""
+    import re
+    assignment, code, _ = BUGS[name]
+    defined = [n for n in re.findall(r"^def (\w+)\(", code, flags=re.M)
+               if n in gradesim.graded_functions(assignment)]
+    assert defined, name
+    return defined[-1]
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_a_planted_bug_costs_no_other_function_anything(name):
+    """A forward's bug never costs a backward check, a helper's bug never its caller's."""
+    _, _, cells = _graded(name)
+    mine = _planted_function(name)
+    paid = {f: p - e for f, (e, p) in gradesim.by_function(BUGS[name][0], cells).items()
+            if f != mine and e < p}
+    if name in OTHER_FUNCTIONS_MAY_PAY:
+        assert paid, f"{name} is listed as an exception but costs no other function"
+        return
+    assert not paid, (paid, {k: str(m)[:100] for k, (_, m) in cells.items() if m})
+
+
+@pytest.mark.parametrize("name", sorted(set(BUGS) - EDGE_ONLY))
+def test_a_bug_wrong_in_general_leaves_its_function_at_most_half(name):
+    _, _, cells = _graded(name)
+    earned, points = gradesim.by_function(BUGS[name][0], cells)[_planted_function(name)]
+    if name in KEEPS_MORE:
+        assert earned / points > MAX_KEPT, f"{name} is listed as an exception but keeps less"
+        return
+    assert earned / points <= MAX_KEPT + 1e-9, (
+        earned, points, {k: str(m)[:100] for k, (_, m) in cells.items() if m})
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_ONLY))
+def test_an_edge_regime_bug_costs_its_function_less_than_half(name):
+    """Overflow for huge inputs, an argument modified in place: that regime's share."""
+    _, _, cells = _graded(name)
+    earned, points = gradesim.by_function(BUGS[name][0], cells)[_planted_function(name)]
+    assert MAX_KEPT < earned / points < 1.0, (earned, points)
+
+
+@pytest.mark.parametrize("name", ["rnn_cell/dprev_h_no_transpose", "gru/reset_after_product"])
+def test_the_grader_scores_as_gradesim_does(name, tmp_path, monkeypatch):
+    """The pipeline's judge (``verify.grading_plan``, the kernel's checks, ``VerifyChecks``
+    with its cap per function) gives each cell what gradesim gives it."""
+    import nbformat
+    from test_protocol import run_graded_cells
+
+    from autograder.pipeline.worker import verify
+    from autograder.pipeline.scoring import earned_fraction
+
+    assignment, code, _ = BUGS[name]
+    nb = nbformat.read(gradesim.REPO / "source" / assignment / f"{assignment}.ipynb", 4)
+    ns = gradesim.student_namespace(assignment, code)
+    secret = gradesim.submission_secret(b"course-secret", assignment, "student", "digest")
+    plan = verify.grading_plan(nb, secret, assignment, "student")
+    registered = checks.assignment_checks(assignment)
+    calls = {gid: (lambda c=registered[gid]: c(*(ns.get(f) for f in c.functions)))
+             for gid in plan}
+    gdir = tmp_path / "scratch" / ".grading"
+    verify.prepare_grading_dir(gdir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run_graded_cells(plan, gdir, tmp_path / "collected", calls, monkeypatch)
+    _, res = verify.VerifyChecks(grading_dir=str(tmp_path / "collected"), secret=secret) \
+        .preprocess(nb, {"nbgrader": {"assignment": assignment, "student": "student"}})
+    points = dict(gradesim.graded_cells(assignment))
+    graded = {gid: points[gid] * (1.0 if v["passed"] else earned_fraction(v))
+              for gid, v in res["rnn_course"]["checks"].items()}
+    _, _, cells = _graded(name)
+    assert graded == pytest.approx({gid: earned for gid, (earned, _) in cells.items()})
+    mine = _planted_function(name)
+    kept = sum(e for gid, e in graded.items() if gradesim.function_of(assignment, gid) == mine)
+    total = sum(p for gid, p in points.items() if gradesim.function_of(assignment, gid) == mine)
+    assert kept <= MAX_KEPT * total + 1e-9  # the grader's cap, not only gradesim's

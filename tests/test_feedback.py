@@ -17,6 +17,7 @@ from autograder.pipeline.scoring import NO_RESPONSE, Scores
 from autograder.pipeline.worker.feedback import (
     cell_doc,
     feedback_resources,
+    function_subtotals,
     math_html,
     notes_cell,
     render_feedback,
@@ -301,3 +302,30 @@ def test_what_the_exporter_remembers_renders_as_nbconvert_does():
     once = exp._markdown(markdown)
     assert once == exp._render_markdown(markdown) == exp._markdown(markdown)
     assert "<math" in once and exp._markdown.cache_info().hits >= 1
+
+
+def test_the_feedback_gives_a_subtotal_per_function_with_its_failed_checks():
+    """Issue 26: a student sees which function lost the points, and which checks."""
+    def cell(score, points, passed, kind):
+        return {"score": score, "max_score": points, "passed": passed, "kind": kind,
+                "message": "" if passed else "dx differs"}
+
+    cells = {"rnn_step_forward_shapes": cell(1.0, 1.0, True, "visible"),
+             "rnn_step_forward_hidden": cell(0.5, 2.0, False, "hidden"),
+             "rnn_step_backward_shapes": cell(1.0, 1.0, True, "visible")}
+    assert function_subtotals("rnn_cell", cells) == {
+        "rnn_step_forward": {"score": 1.5, "max_score": 3.0,
+                             "failed": ["rnn_step_forward_hidden"]},
+        "rnn_step_backward": {"score": 1.0, "max_score": 1.0, "failed": []}}
+    assert function_subtotals("no_such_assignment", cells) == {}  # no checks module
+    fixture = scores().cells[A]  # the graded notebook's own cells, about no function
+    assert function_subtotals("rnn_cell", fixture) == {}
+    res = feedback_resources("ann", "rnn_cell", A, Scores(cells={A: {**fixture, **cells}}),
+                             {"add_impl": None})
+    html = render_feedback(graded_notebook(), res, [])
+    table = re.search(r'<table id="by-function">.*?</table>', html, flags=re.S).group(0)
+    rows = re.findall(r'<tr class="function".*?</tr>', table, flags=re.S)
+    assert [re.sub(r"\s+", " ", text_of(r)).strip() for r in rows] == [
+        "rnn_step_forward 1.5 / 3.0 rnn_step_forward_hidden",
+        "rnn_step_backward 1.0 / 1.0 none"]
+    assert 'href="#rnn_step_forward_hidden"' in table

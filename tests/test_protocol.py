@@ -244,7 +244,7 @@ def test_a_verdict_is_its_message_and_the_share_it_earns(interactive_mode):
     assert checks.Verdict.of(None) is None and checks.Verdict.of(verdict) is verdict
     assert checks.Verdict.of("plain") == checks.Verdict("plain", 0.0)
     shares = checks.per_output({"a": None, "b": "b is wrong", "c": None, "d": "d too"})
-    assert shares == checks.Verdict("b is wrong (also wrong: d)", 0.5)
+    assert shares == checks.Verdict("b is wrong (also wrong: d)", 0.5, general=True)
     assert verify.verdict_record("hidden", shares) == {
         "kind": "hidden", "passed": False, "message": shares.message, "fraction": 0.5}
     assert verify.verdict_record("visible", None)["fraction"] == 1.0
@@ -282,6 +282,60 @@ def test_grading_mode_hidden_check_reads_inputs_and_submits(grading_mode, capsys
     np.testing.assert_array_equal(got["next_h"], wrong_step(**drawn)[0])
     message = STEP_HIDDEN.judge(got, drawn, reference).message
     assert message.startswith("next_h differs from the expected values")
+
+
+def test_the_quick_line_of_another_cell_never_fails_it(grading_mode):
+    """While grading, a visible check called outside its own graded cell (the first line
+    of a hidden cell) has no stand-ins: an unfinished helper must not fail that cell."""
+    grading.prepare(grading_mode)
+
+    def unfinished(**kwargs):
+        raise NotImplementedError()
+
+    SHAPE_CHECK(unfinished)  # nothing raised
+    with pytest.raises(RuntimeError, match="only in its own graded cell"):
+        STEP_HIDDEN(reference.rnn_step_forward)
+
+
+def test_every_hidden_case_is_said_in_a_students_words():
+    """No message names an internal case (generic_dx, kmid_dx, big_after_Wx): every
+    output of a hidden check over several cases is said with its case's words."""
+    from autograder.course import Course
+    for check in checks.registry(Course(REPO).assignments).values():
+        if not check.hidden:
+            continue
+        tags = getattr(check.make_inputs, "tags", ())
+        for name in check.outputs:
+            said, bare = checks.plain_output(name), checks.bare_output(name)
+            assert not any(bare.startswith(f"{t}_") for t in tags), (check.id, name)
+            if bare != name:
+                words = said[len(bare):]
+                assert said.startswith(f"{bare} ("), said
+                assert not any(f"{t.rstrip('_')}_" in words for t in checks.CASE_WORDS), said
+
+
+def test_a_function_wrong_in_general_keeps_at_most_half():
+    """checks.capped_by_function: a general verdict caps its function's points at half;
+    a check that passed keeps its points; an edge-case verdict is not capped."""
+    registered = {i: checks.Check(id=i, make_inputs=_draw_step, outputs=("next_h",),
+                                  hidden=True, run=lambda inp, rnn_step_forward: {})
+                  for i in ("rnn_step_forward_shapes", "rnn_step_forward_values",
+                            "rnn_step_forward_hidden")}
+    points = {"rnn_step_forward_shapes": 1.0, "rnn_step_forward_values": 1.0,
+              "rnn_step_forward_hidden": 2.0}
+    verdicts = {"rnn_step_forward_shapes": None,
+                "rnn_step_forward_values": checks.Verdict("v", 0.5),
+                "rnn_step_forward_hidden": checks.per_output(
+                    {"generic_next_h": "wrong", "edge_next_h": None})}
+    assert verdicts["rnn_step_forward_hidden"].general
+    capped = checks.capped_by_function(verdicts, points, registered)
+    earned = sum(points[i] * (1.0 if v is None else v.fraction) for i, v in capped.items())
+    assert earned == pytest.approx(2.0)  # 1 + 0.5 + 1 before, at most half of 4 after
+    assert capped["rnn_step_forward_shapes"] is None
+    edge_only = dict(verdicts, rnn_step_forward_hidden=checks.per_output(
+        {"generic_next_h": None, "edge_next_h": "wrong"}))
+    assert not edge_only["rnn_step_forward_hidden"].general
+    assert checks.capped_by_function(edge_only, points, registered) == edge_only
 
 
 def test_hidden_expected_is_run_on_the_reference_or_its_expected():

@@ -7,7 +7,9 @@
 * a call the table does not answer reaches the student's own function: stand-ins
   never raise a wrong function's score (its own bugs still show);
 * a forward stand-in keeps the student's cache, with the student's wrong outputs in
-  it replaced by the right ones (a backward pass reads them from there).
+  it replaced by the right ones (a backward pass reads them from there), and, when
+  the forward is wrong, its wrong intermediates too (issue 26): a forward's bug never
+  costs a backward check, whatever the cache's layout.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradesim import grade, student_namespace
+from planted import BUGS
 
 from autograder import reference as R
 from autograder.protocol import standins
@@ -132,3 +135,48 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
                      "lstm_forward_matches_steps", "lstm_forward_hidden"):
         assert cells[check_id][1] is None, (check_id, cells[check_id])
     assert cells["lstm_step_forward_hidden"][0] == 0
+
+
+LAYOUT = "(x, prev_h, Wx, Wh, r, z, n)"  # the notebook's; the reference's differs
+GRU_RESET_AFTER = BUGS["gru/reset_after_product"][1]
+assert LAYOUT in GRU_RESET_AFTER
+
+
+@pytest.mark.parametrize("cache, backward", [
+    (LAYOUT, ""),  # the notebook's layout, not the reference's
+    ("{'n': n, 'z': z, 'r': r, 'inputs': [x, prev_h, Wx, Wh]}", """
+_right_step_backward = gru_step_backward
+def gru_step_backward(dnext_h, cache):
+    x, prev_h, Wx, Wh = cache['inputs']
+    return _right_step_backward(dnext_h, (x, prev_h, Wx, Wh, cache['r'], cache['z'],
+                                          cache['n']))
+"""),
+])
+def test_a_wrong_forward_gives_the_backward_a_right_cache(cache, backward):
+    """The reset gate after the product: the cached candidate n is wrong too; the stand-in
+    replaces it with a correct forward's, so the right backward keeps all its points."""
+    ns = student_namespace("gru", GRU_RESET_AFTER.replace(LAYOUT, cache) + backward)
+    _, _, cells = grade("gru", ns)
+    for check_id in ("gru_step_backward_gate_blocks", "gru_step_backward_gradcheck",
+                     "gru_step_backward_hidden"):
+        assert cells[check_id][1] is None, (check_id, cells[check_id])
+    assert cells["gru_step_forward_reset_gate"][1] is not None
+    _, _, without = grade("gru", ns, use_standins=False)
+    assert without["gru_step_backward_gradcheck"][1] is not None
+
+
+def test_a_right_forward_keeps_its_own_cache():
+    """A right forward's cache may hold what the reference's lacks (here r * prev_h where
+    the reference keeps n): nothing in it is replaced."""
+    rng = np.random.default_rng(3)
+    x, h, Wx, Wh, b = (rng.standard_normal(s) for s in ((2, 3), (2, 2), (3, 6), (2, 6), (6,)))
+    right_h, right_cache = R.gru_step_forward(x, h, Wx, Wh, b)
+    mine = (x, h, Wx, Wh, 0.5 * h)  # not a right forward's value of any name
+    tables = kernel.Tables(standins.standins.flatten(b"s" * 16, {"gru_step_forward": [
+        standins.standins.seal(b"s" * 16, "gru_step_forward", [x, h, Wx, Wh, b],
+                               (right_h, *kernel.cache_arrays(right_cache)))]}))
+    stand_in = kernel.StandIn("gru_step_forward", lambda *a: (right_h + 1e-15, mine), tables)
+    _, cache = stand_in(x, h, Wx, Wh, b)
+    assert cache[4] is mine[4]
+    wrong = kernel.StandIn("gru_step_forward", lambda *a: (right_h + 1.0, mine), tables)
+    assert wrong(x, h, Wx, Wh, b)[1][4] is not mine[4]  # a wrong forward: repaired

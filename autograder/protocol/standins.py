@@ -124,7 +124,9 @@ def _recording_namespace(names, calls: dict):
         def record(*args, **kwargs):
             result = fn(*args, **kwargs)
             arrays = standins.key_arrays(name, args, kwargs)
-            values = result[:-1] if "cache" in CONTRACT[name][1] else result
+            values = result
+            if "cache" in CONTRACT[name][1]:  # the outputs, then the arrays of a right cache
+                values = (*result[:-1], *standins.cache_arrays(result[-1]))
             if arrays is not None:
                 calls.setdefault(name, []).append((arrays, tuple(values)))
             return result

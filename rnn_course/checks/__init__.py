@@ -50,8 +50,9 @@ part of a cell or inside its hidden block alike::
   (:class:`Verdict`'s ``fraction``); a hidden check's draw holds one case of each of its
   regimes (:func:`regimes`).  A check called
   in grading mode outside its own graded cell (the quick visible line at the
-  top of a hidden test cell) runs on its fixed inputs, and the grader ignores
-  what it submits;
+  top of a hidden test cell) runs on its fixed inputs, the grader ignores what
+  it submits, and an error there (it has no stand-ins: an unfinished helper) is
+  swallowed, so that it never fails that other cell;
 * interactively: a visible check judges right away and raises
   ``AssertionError`` with its message; a hidden check draws fresh inputs and
   judges against the reference where the reference is importable (the
@@ -273,8 +274,13 @@ class Check:
             if inputs is None and self.hidden:
                 raise RuntimeError(f"{self.id}: a hidden check runs only in its own "
                                    "graded cell")
-            grading.submit(self.id, **self.graded_run(
-                self.inputs() if inputs is None else inputs, *functions))
+            if inputs is not None:
+                grading.submit(self.id, **self.graded_run(inputs, *functions))
+                return
+            try:  # the quick visible line at the top of another graded cell, on fixed
+                grading.submit(self.id, **self.graded_run(self.inputs(), *functions))
+            except Exception:  # noqa: BLE001 - inputs and without stand-ins: the grader
+                pass  # ignores it, and an unfinished helper must not fail that other cell
             return
         inputs = reference = None  # a visible check: fixed inputs, stored oracle values
         if self.hidden:  # fresh inputs, against the reference where it is importable
@@ -300,6 +306,60 @@ def _instructor_reference():
 
 EDGE, GENERIC = "edge", "generic"
 """The two size regimes of a hidden check: every size 1, and distinct sizes of at least 2."""
+
+CASE_WORDS: dict[str, str] = {
+    GENERIC: "random sizes, all different and at least 2",
+    EDGE: "every size 1: one sequence, one step, one input, one unit",
+}
+"""A hidden check's cases and parts of its outputs (``<tag>_<output>``), in a student's
+words: what the messages say instead of the tag.  Each checks module adds its own
+(:func:`case_words`)."""
+
+EDGE_CASES = {EDGE}
+"""The cases of a hidden check that are an edge regime (sizes 1, an argument modified in
+place, ...): a bug that shows only there costs only their share (:func:`per_output`)."""
+
+
+def case_words(edge=(), **words: str) -> None:
+    """Add the plain-language words of a checks module's own cases (tag -> words), and
+    which of them are edge cases (:data:`EDGE_CASES`)."""
+    CASE_WORDS.update(words)
+    EDGE_CASES.update(edge)
+
+
+def _tags(name: str) -> tuple[list, str]:
+    tags, rest = [], name
+    while True:
+        tag = next((t for t in sorted(CASE_WORDS, key=len, reverse=True)
+                    if rest.startswith(f"{t}_") or rest.startswith(t) and t.endswith("_")),
+                   None)
+        if tag is None:
+            return tags, rest
+        tags.append(tag)
+        rest = rest[len(tag):].lstrip("_")
+
+
+def _split_cases(name: str) -> tuple[list, str]:
+    tags, rest = _tags(name)
+    return [CASE_WORDS[t] for t in tags], rest
+
+
+def on_general_inputs(name: str) -> bool:
+    """Whether output ``name`` (``<tag>_<output>`` or plain) is computed from general
+    inputs, not from an edge case (:data:`EDGE_CASES`)."""
+    return not set(_tags(name)[0]) & EDGE_CASES
+
+
+def bare_output(name: str) -> str:
+    """A hidden check's output ``<tag>_<output>`` without its cases (``dx``)."""
+    return _split_cases(name)[1]
+
+
+def plain_output(name: str) -> str:
+    """A hidden check's output ``<tag>_<output>`` said as a student would read it:
+    ``dx (on random sizes ...)``, ``grads['Wx'] after the call (...)``."""
+    cases, rest = _split_cases(name)
+    return f"{rest} ({'; '.join(cases)})" if cases else rest
 
 
 def regime_sizes(rng: np.random.Generator, regime: str, names: str = "NTDH") -> dict:
@@ -570,10 +630,14 @@ class Verdict:
 
     message: str
     fraction: float = 0.0
+    general: bool = False
+    """A hidden check's verdict only: the function is wrong on general inputs, not only
+    in an edge case (:func:`per_output`)."""
 
     def __post_init__(self):
         object.__setattr__(self, "message", str(self.message))
         object.__setattr__(self, "fraction", float(min(max(self.fraction, 0.0), 1.0)))
+        object.__setattr__(self, "general", bool(self.general))
 
     def __str__(self) -> str:
         return self.message
@@ -585,17 +649,86 @@ class Verdict:
 
 
 def per_output(problems: dict, suffix: str = "") -> "Verdict | None":
-    """One verdict from the problems of several outputs (name -> message or None), each
-    output worth the same share: None when all are right, else the first problem (and
-    the names of the other wrong outputs) as a :class:`Verdict` worth the share of the
-    right ones."""
+    """One verdict from the problems of several outputs (name -> message or None): None
+    when all are right, else the first problem (and the names of the other wrong
+    outputs) as a :class:`Verdict`.
+
+    It earns the share of the right outputs, each worth the same; it is ``general``
+    when an output computed from general inputs is wrong (:func:`on_general_inputs`),
+    not only one of an edge case (sizes 1, an argument modified in place): then
+    :func:`capped_by_function` leaves the function at most half of its points.
+    """
     wrong = [name for name, m in problems.items() if m]
     if not wrong:
         return None
+    general = any(on_general_inputs(n) for n in wrong)
     message = problems[wrong[0]] + suffix
-    if len(wrong) > 1:
-        message += f" (also wrong: {', '.join(wrong[1:])})"
-    return Verdict(message, 1.0 - len(wrong) / len(problems))
+    first = bare_output(wrong[0])
+    others = [n for n in dict.fromkeys(bare_output(n) for n in wrong[1:]) if n != first]
+    if len(others) < len(wrong) - 1 and any(bare_output(n) == first for n in wrong[1:]):
+        others.append(f"{first} in another case")
+    if others:
+        message += f" (also wrong: {', '.join(others)})"
+    return Verdict(message, 1.0 - len(wrong) / len(problems), general=general)
+
+
+MAX_KEPT_WHEN_WRONG = 0.5
+"""The most of its points a function keeps when its hidden check finds it wrong on general
+inputs (:func:`capped_by_function`)."""
+
+
+def function_of(check_id: str, functions) -> "str | None":
+    """Which of ``functions`` (names) check ``check_id`` is about: the one sharing the most
+    leading words with it, at least two (``gradient_norms_hidden`` is about
+    ``gradient_norms_through_time``), else None."""
+    words = check_id.split("_")
+
+    def shared(name: str) -> int:
+        n = 0
+        for a, b in zip(words, name.split("_"), strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    best = max(functions, key=lambda f: (shared(f), -len(f)), default=None)
+    return best if best is not None and shared(best) >= 2 else None
+
+
+def checked_functions(registered: dict) -> list[str]:
+    """The functions that the checks ``registered`` (id -> Check) are called with, sorted:
+    what :func:`function_of` chooses from."""
+    return sorted({f for c in registered.values() for f in c.functions})
+
+
+def capped_by_function(verdicts: dict, points: dict, registered: dict) -> dict:
+    """``verdicts`` (check id -> Verdict or None) with the shares of each function's failed
+    checks lowered, so that a function whose hidden check found it wrong on general inputs
+    (a ``general`` verdict) keeps at most :data:`MAX_KEPT_WHEN_WRONG` of its points
+    (``points``: check id -> points), whichever output is wrong: a missing transpose in
+    ``dprev_h`` alone fails the course's BPTT.  A check that passed keeps its points; a
+    bug that shows only in an edge case keeps costing that case's share only.
+    ``registered`` (check id -> Check) names the functions the checks are about."""
+    functions = checked_functions(registered)
+    by_function: dict = {}
+    for check_id in verdicts:
+        by_function.setdefault(function_of(check_id, functions), []).append(check_id)
+    capped = dict(verdicts)
+    for function, ids in by_function.items():
+        if function is None or not any(
+                verdicts[i] is not None and verdicts[i].general for i in ids):
+            continue
+        allowed = MAX_KEPT_WHEN_WRONG * sum(points[i] for i in ids)
+        passed = sum(points[i] for i in ids if verdicts[i] is None)
+        partial = sum(points[i] * verdicts[i].fraction for i in ids if verdicts[i] is not None)
+        if passed + partial <= allowed or partial == 0:
+            continue
+        scale = max(allowed - passed, 0.0) / partial
+        for i in ids:
+            if verdicts[i] is not None:
+                capped[i] = Verdict(verdicts[i].message, verdicts[i].fraction * scale,
+                                    verdicts[i].general)
+    return capped
 
 
 def keep_share(message: "str | None", verdict: "Verdict | None") -> "Verdict | None":
@@ -644,18 +777,19 @@ def gradients_verdict(inputs: dict, outputs: dict, names, upstream, hints: dict,
 
 def _output_problem(name: str, got: dict, want) -> "str | None":
     w = np.asarray(want)
+    said = plain_output(name)
     if name not in got:
-        return f"no value for {name!r} was produced (an error on this case?)"
+        return f"no value for {said} was produced (an error on this case?)"
     g = np.asarray(got[name])
     if g.dtype.kind not in "fiub":
-        return f"{name} is not a numeric array"
+        return f"{said} is not a numeric array"
     if g.shape != w.shape:
-        return f"{name} has shape {g.shape}, expected {w.shape}"
+        return f"{said} has shape {g.shape}, expected {w.shape}"
     if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
-        return f"{name} contains NaN or inf"
+        return f"{said} contains NaN or inf"
     if not np.allclose(g.astype(np.float64), w, rtol=HIDDEN_RTOL, atol=HIDDEN_ATOL):
         err = float(np.max(np.abs(g.astype(np.float64) - w)))
-        return f"{name} differs from the expected values (max abs error {err:.3g})"
+        return f"{said} differs from the expected values (max abs error {err:.3g})"
     return None
 
 

@@ -37,6 +37,7 @@ from rnn_course.checks import (
     GENERIC,
     Verdict,
     call,
+    case_words,
     check,
     copies,
     modified_flags,
@@ -603,6 +604,14 @@ TRUNCATE_REGIMES = {  # every side of the truncation: k = 1, 1 < k < T, k = T, k
     "kT": lambda rng, T: T,
     "kover": lambda rng, T: T + rng.integers(1, 4),
 }
+case_words(
+    k1="a sequence of 4 to 7 steps with truncate = 1",
+    kmid="a long sequence with truncate = k in the middle, 1 < k < T",
+    kT="a sequence of T steps with truncate = T",
+    kover="a sequence with truncate larger than its length T",
+    tanh="derivatives dact between 0 and 1",
+    linear="a linear RNN, dact = 1 everywhere",
+)
 
 
 def _hidden_backward(inp, rnn_backward, rnn_forward):

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_course.checks import GENERIC, check, regime_sizes, shape_problem, unpack
+from rnn_course.checks import (
+    GENERIC,
+    case_words,
+    check,
+    regime_sizes,
+    shape_problem,
+    unpack,
+)
 from rnn_course.contract import PARAMS, returns
 from rnn_course.gradcheck import EXACT_RTOL, VALUE_ATOL, VALUE_RTOL
 
@@ -380,6 +387,15 @@ def _hidden_outputs(result, grads, prefix=""):
     out = {f"{prefix}clipped_{k}": result[k] for k in KEYS if k in result}
     out.update({f"{prefix}after_{k}": grads[k] for k in KEYS})
     return out
+
+
+case_words(
+    edge=("after",),
+    big_="a gradient whose global norm is above max_norm",
+    small_="a gradient whose global norm is below max_norm",
+    clipped="in the dict you return",
+    after="your argument grads after the call: it must be left untouched",
+)
 
 
 def _draw_value(rng):

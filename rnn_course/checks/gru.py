@@ -183,6 +183,9 @@ def gru_step_forward_gate_order(inputs, outputs):
         if close(got, outputs["base"]):
             return f"{where}, your next_h does not move: is that block read at all? " \
                    + ORDER_TEXT
+        candidate = _reset_problem(dict(args, b=_one_block_bias(k)), got)
+        if candidate:  # the order is right, the candidate is not
+            return candidate
         return (f"{where}, your next_h is wrong ({ORDER_TEXT}); if the order is right, "
                 "see gru_step_forward_interpolation and gru_step_forward_reset_gate")
     return None
@@ -259,14 +262,23 @@ def gru_step_forward_reset_gate(inputs, outputs):
         return problem
     if close(got, _closed_form_step(**args)):
         return None
-    where = "the candidate must be n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n)"
+    return _reset_problem(args, got) or (
+        RESET_TEXT + " (if gru_step_forward_gate_order passes, check the n block's terms)")
+
+
+RESET_TEXT = "the candidate must be n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n)"
+
+
+def _reset_problem(args: dict, got) -> "str | None":
+    """A message when ``got`` is the step with the reset gate after the product or left
+    out (the usual bugs of the candidate), else None."""
     if close(got, _closed_form_step(**args, reset="after")):
-        return (where + ": yours applies r after the product, r * (prev_h Wh_n). The reset "
-                "gate chooses which units of prev_h the candidate reads, so it multiplies "
-                "prev_h before Wh_n")
+        return (RESET_TEXT + ": yours applies r after the product, r * (prev_h Wh_n). The "
+                "reset gate chooses which units of prev_h the candidate reads, so it "
+                "multiplies prev_h before Wh_n")
     if close(got, _closed_form_step(**args, reset="none")):
-        return where + ": yours uses prev_h without the reset gate r"
-    return where + " (if gru_step_forward_gate_order passes, check the n block's terms)"
+        return RESET_TEXT + ": yours uses prev_h without the reset gate r"
+    return None
 
 
 @check("gru_step_forward_values", GRU.step_inputs,
@@ -333,9 +345,8 @@ def gru_step_backward_gate_blocks(wrong):
 
 _STEP_HINTS = {
     "x": "dx = da @ Wx.T, da (N, 3H) the gradient of the three pre-activations",
-    "prev_h": "prev_h reaches next_h along three paths: directly (dnext_h * z), through "
-              "r * prev_h in the candidate ((dn_pre @ Wh_n.T) * r), and through the r and "
-              "z pre-activations (da_rz @ Wh_rz.T); add all three",
+    "prev_h": "prev_h reaches next_h by three paths: dnext_h * z, (dn_pre @ Wh_n.T) * r "
+              "through r * prev_h, and da_rz @ Wh_rz.T through the gates; add all three",
     "Wx": "dWx = x.T @ da",
     "Wh": "dWh_r and dWh_z are prev_h.T @ da_r and prev_h.T @ da_z, but dWh_n is "
           "(r * prev_h).T @ dn_pre",

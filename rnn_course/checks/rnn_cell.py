@@ -623,8 +623,13 @@ def draw_weights(rng: np.random.Generator, D: int, H: int) -> dict:
 def _draw_step(rng, regime):
     s = draw_sizes(rng, regime)
     N, D, H = s["N"], s["D"], s["H"]
-    return {"x": rng.standard_normal((N, D)), "prev_h": rng.uniform(-1, 1, size=(N, H)),
-            **draw_weights(rng, D, H)}
+    inputs = {"x": rng.standard_normal((N, D)), "prev_h": rng.uniform(-1, 1, size=(N, H)),
+              **draw_weights(rng, D, H)}
+    if regime == EDGE:  # one pre-activation: keep it of order 1, never near 0 where a
+        a = inputs["x"] @ inputs["Wx"] + inputs["prev_h"] @ inputs["Wh"] + inputs["b"]
+        sign = np.where(a < 0, -1.0, 1.0)  # wrong tanh' (1 - a**2) would pass by luck
+        inputs["b"] = inputs["b"] + (sign * np.maximum(0.5 - np.abs(a), 0.0)).ravel()
+    return inputs
 
 
 def _draw_step_backward(rng, regime):

@@ -65,6 +65,7 @@ from autograder.pipeline.worker.preprocessors import (
     SanitizeOutputs,
 )
 from autograder.pipeline.worker.preprocessors.sanitize_outputs import RENDERED_CACHE, clean_html
+from rnn_course import checks
 
 FEEDBACK_PREPROCESSORS = (SanitizeOutputs, FeedbackHiddenTests, GradesFromScores,
                           CSSHTMLHeaderPreprocessor)
@@ -302,6 +303,27 @@ def warm_up(course_config: Config | None = None) -> None:
         exp.from_notebook_node(nb, resources=res)
 
 
+def function_subtotals(assignment: str, cells: dict) -> dict[str, dict]:
+    """``{function: {"score", "max_score", "failed": [grade ids]}}``: the points of each
+    function a notebook's checks are about (:func:`rnn_course.checks.function_of`), in
+    the order of its cells; {} for an assignment without a checks module."""
+    try:
+        functions = checks.checked_functions(checks.assignment_checks(assignment))
+    except checks.NoChecksModule:
+        return {}
+    out: dict[str, dict] = {}
+    for grade_id, cell in cells.items():
+        function = checks.function_of(grade_id, functions)
+        if function is None:
+            continue
+        row = out.setdefault(function, {"score": 0.0, "max_score": 0.0, "failed": []})
+        row["score"] += float(cell.get("score") or 0.0)
+        row["max_score"] += float(cell.get("max_score") or 0.0)
+        if cell.get("passed") is False:
+            row["failed"].append(grade_id)
+    return out
+
+
 def feedback_resources(student: str, assignment: str, notebook: str, scores,
                        comments: dict[str, str | None]) -> dict:
     """The resources :func:`render_feedback` needs for one notebook, from its scores.
@@ -316,7 +338,8 @@ def feedback_resources(student: str, assignment: str, notebook: str, scores,
                      "score": total(scores.notebook_score(notebook), penalty),
                      "max_score": scores.notebook_max(notebook), "late_penalty": penalty},
         # "checks": the cells' verdicts, which FeedbackHiddenTests keeps as the grader wrote them
-        "rnn_course": {"scores": cells, "checks": cells, "comments": dict(comments)},
+        "rnn_course": {"scores": cells, "checks": cells, "comments": dict(comments),
+                       "functions": function_subtotals(assignment, cells)},
     }
 
 

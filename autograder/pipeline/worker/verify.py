@@ -182,14 +182,23 @@ class VerifyChecks(NbGraderPreprocessor):
         assignment = info.get("assignment", "")
         student = info.get("student", "")
         verdicts = {}
-        for cell, check_id, check in graded_cells(nb, assignment_checks(assignment)):
+        registered = assignment_checks(assignment)
+        judged = {}
+        for cell, check_id, check in graded_cells(nb, registered):
             if check is None:
                 kind = UNREGISTERED
                 message = f"no check is registered for graded cell {check_id!r}"
             else:
                 kind = check.kind
                 message = self._judge(cell, check, assignment, student)
-            verdict = checks.Verdict.of(message)
+            judged[check_id] = (cell, kind, checks.Verdict.of(message))
+        # a function wrong on general inputs keeps at most half of its points
+        capped = checks.capped_by_function(
+            {i: v for i, (_, k, v) in judged.items() if k != UNREGISTERED},
+            {i: float(c.metadata.get("nbgrader", {}).get("points") or 0)
+             for i, (c, k, _) in judged.items() if k != UNREGISTERED}, registered)
+        for check_id, (cell, kind, verdict) in judged.items():
+            verdict = capped.get(check_id, verdict)
             if verdict is None:
                 cell.outputs = [new_output("stream", name="stdout",
                                            text=f"{check_id}: {PASSED_TEXT}")]
