@@ -185,8 +185,8 @@ def test_the_grader_scores_as_gradesim_does(name, tmp_path, monkeypatch):
     import nbformat
     from test_protocol import run_graded_cells
 
-    from autograder.pipeline.worker import verify
     from autograder.pipeline.scoring import earned_fraction
+    from autograder.pipeline.worker import verify
 
     assignment, code, _ = BUGS[name]
     nb = nbformat.read(gradesim.REPO / "source" / assignment / f"{assignment}.ipynb", 4)
