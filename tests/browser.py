@@ -79,12 +79,13 @@ def browse(page: Path | str, tmp: Path, *extra: str, budget_ms: int = 5000) -> s
     return _run(page, tmp, "--dump-dom", *extra, budget_ms=budget_ms)
 
 
-def probe(page: Path, script: str, tmp: Path) -> dict:
+def probe(page: Path, script: str, tmp: Path, *extra: str) -> dict:
     """What ``script`` finds in a copy of ``page``: it ends by returning a JSON-able value.
 
     ``script`` is the body of a function run after the page has loaded (its
     ``return`` value comes back); the copy is ``page`` with one more script
-    at its end, loaded from the same folder.
+    at its end, loaded from the same folder.  ``extra``: chromium's own flags
+    (``--window-size=1000,800``).
     """
     body = page.read_text(encoding="utf-8")
     runner = (f'<script>window.addEventListener("load", () => {{'
@@ -95,7 +96,7 @@ def probe(page: Path, script: str, tmp: Path) -> dict:
     copy = page.with_name(f"probe-{page.name}")
     copy.write_text(body.replace("</body>", runner + "</body>", 1)
                     if "</body>" in body else body + runner, encoding="utf-8")
-    dom = browse(copy, tmp)
+    dom = browse(copy, tmp, *extra)
     found = re.search(rf'<pre id="{PROBE_ID}">(.*?)</pre>', dom, re.S)
     assert found, f"the probe did not run: {dom[-500:]}"
     return json.loads(html.unescape(found.group(1)))

@@ -212,6 +212,15 @@ return {cells, maths: maths.length, laid_out: boxes.filter(b => b.width > 0 && b
 """
 
 
+WIDTH_PROBE = """
+const rows = [...document.querySelectorAll('#by-function tr.function')];
+return {functions: rows.map(r => r.dataset.function),
+        failed: Object.fromEntries(rows.map(r => [r.dataset.function,
+                                                   r.querySelectorAll('a').length])),
+        wide: document.documentElement.scrollWidth, view: window.innerWidth};
+"""
+
+
 def graded_real_submission(tmp_path, monkeypatch) -> tuple[str, nbformat.NotebookNode]:
     """The feedback of a submission of ``rnn_cell`` with one planted bug, graded by the worker."""
     from autograder.commands.demo import fill_solutions
@@ -259,7 +268,13 @@ def test_in_a_browser_offline_the_feedback_names_every_cell_and_renders_its_math
     assert got["raw"] == []  # no $...$ left in any markdown cell
     assert got["tables"] and all(n >= 2 for n in got["tables"]), got["tables"]
 
-    keep_for_docs(screenshot(page, tmp_path / "feedback.png", tmp_path, width=1100,
+    # a subtotal per function on top, and nothing wider than a 1000 px window
+    layout = probe(page, WIDTH_PROBE, tmp_path, "--window-size=1000,900")
+    assert {"rnn_step_forward", "rnn_step_backward"} <= set(layout["functions"]), layout
+    # the tanh' bug: its function's failed checks listed under it, none under the forward
+    assert layout["failed"]["rnn_step_backward"] and not layout["failed"]["rnn_step_forward"]
+    assert layout["wide"] <= layout["view"], layout  # no sideways scrolling
+    keep_for_docs(screenshot(page, tmp_path / "feedback.png", tmp_path, width=1000,
                              height=1700), "feedback.png")
 
 
