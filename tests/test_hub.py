@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO / "tools" / "hub"))
 import hub as hubtools  # noqa: E402
 from test_sanitize import ATTACK_CELL, MARK, _pwned  # noqa: E402
 
+from autograder.classview.render import CSP  # noqa: E402
 from autograder.commands.demo import fill_solutions  # noqa: E402
 from autograder.course import Course  # noqa: E402
 
@@ -376,6 +377,19 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     assert f"{row['score']:g}" in ipage.locator("body").inner_text()
     # and a student may not see it
     denied = ctx.request.get(f"{service}/api/status")
+    assert denied.status == 403, (denied.status, denied.text()[:300])
+
+    # the class view beside it (issue 24): the instructor sees its pictures and the
+    # student's row, under a CSP that allows no script; the student gets 403 there too
+    answer = ipage.goto(f"{service}/class/{ASSIGNMENT}")
+    assert answer.ok and answer.headers["content-security-policy"] == CSP, answer.headers
+    ipage.locator("#students td", has_text=student).first.wait_for()
+    pictures = ipage.locator("img")
+    assert pictures.count() >= 3 and all(
+        pictures.nth(k).evaluate("i => i.complete && i.naturalWidth > 0")
+        for k in range(pictures.count()))
+    shot(ipage, "08b-class-view")
+    denied = ctx.request.get(f"{service}/class/{ASSIGNMENT}")
     assert denied.status == 403, (denied.status, denied.text()[:300])
 
     # 3. the student fetches the feedback and reads the score

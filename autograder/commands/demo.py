@@ -41,7 +41,8 @@ from autograder.course import Course
 from autograder.errors import UsageError
 
 STUDENTS = {
-    "perfect": "every solution cell filled in from the instructor's solution",
+    "perfect": "every solution cell filled in from the instructor's solution, run before "
+               "submitting",
     "partial": "the first half of the solution cells filled in, the rest left as stubs",
     "untouched": "the release notebook exactly as handed out",
     "broken": "a file that is not a notebook (invalid JSON)",
@@ -310,7 +311,8 @@ def make_class(out: Path, assignment: str, port: int) -> dict[str, str]:
     source_nb = nbformat.read(out / "source" / assignment / f"{assignment}.ipynb", as_version=4)
     release_nb = nbformat.read(out / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     half = partial_count(release_nb)
-    write_submission(out, "perfect", assignment, fill_solutions(release_nb, source_nb))
+    write_submission(out, "perfect", assignment,
+                     run_before_submitting(fill_solutions(release_nb, source_nb)))
     write_submission(out, "partial", assignment, fill_solutions(release_nb, source_nb, half))
     write_submission(out, "untouched", assignment, release_nb)
     write_submission(out, "broken", assignment, raw='{"cells": [ this is not JSON\n')
@@ -319,6 +321,23 @@ def make_class(out: Path, assignment: str, port: int) -> dict[str, str]:
         cheater, cheat_cell(out, assignment, graded_ids(release_nb), port))
     write_submission(out, "cheater", assignment, cheater)
     return STUDENTS
+
+
+def run_before_submitting(nb, timeout: int = 600):
+    """``nb`` with its outputs, as a student who ran it before submitting hands it in: the
+    cells that grading skips (``autograder/ungraded.py``) show these outputs, the widgets'
+    drawings among them, in the graded copy and the feedback.  The code is the
+    instructor's own solution, run in a plain kernel of this environment."""
+    import copy
+    import tempfile
+
+    from nbclient import NotebookClient
+
+    nb = copy.deepcopy(nb)
+    with tempfile.TemporaryDirectory(prefix="rnn-demo-run-") as folder:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": folder}}).execute()
+    return nb
 
 
 def expectations(results: dict) -> list[str]:
