@@ -196,6 +196,29 @@ def test_cells_that_start_like_formulas_are_neutralised_in_both_exports(tmp_path
             assert any(c.startswith("'" + name) for c in cells), (path.name, name)
 
 
+def test_names_with_commas_and_newlines_keep_every_row_in_its_columns(tmp_path):
+    """A roster's "Smith, Jo" or a name with a line break is one quoted cell: each row has
+    its columns, its scores where they belong, in grades.csv and the Canvas CSV."""
+    url = gradebook(f"sqlite:///{tmp_path / 'gb.db'}")
+    with Gradebook(url, COURSE) as gb:
+        gb.add_student("c1", last_name="Smith, Jo", first_name="A,B", email="x@y, z")
+        gb.add_student("c2", last_name="two\nlines", first_name="cr\rhere", email="e")
+    record_all(url)
+    dest = export_grades(url, COURSE, tmp_path / "grades.csv")
+    got = rows(dest)
+    with open(dest, newline="") as fh:
+        header = next(csv.reader(fh))
+    for key, row in got.items():
+        assert None not in row and len(row) == len(header), (key, row)
+        assert float(row["max_score"]) == 2.0, (key, row)
+    assert got[("a1", "c1")]["last_name"] == "Smith, Jo"
+    assert got[("a1", "c2")]["last_name"] == "two\nlines"
+    assert got[("a1", "c1")]["submitted"] == "no" and got[("a1", "c1")]["score"] == "0.0"
+    with open(canvas_csv(dest), newline="", encoding="utf-8") as fh:
+        canvas = list(csv.reader(fh))
+    assert len({len(r) for r in canvas}) == 1, canvas  # every row as wide as the header
+
+
 def test_safe_cell_leaves_numbers_and_plain_text_alone():
     from autograder.pipeline.coordinator.export import safe_cell
 

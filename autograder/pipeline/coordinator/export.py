@@ -56,10 +56,10 @@ FLAGS_COLUMN = "flags"
 SUBMITTED_COLUMN = "submitted"
 SUBMITTED, NOT_SUBMITTED = "yes", "no"
 """The values of :data:`SUBMITTED_COLUMN`."""
-# the columns of nbgrader's CSV that name a row; they come before any free-text column
-KEY_COLUMNS = ("assignment", "student_id")
-# nbgrader's last columns, its numbers: rounded by scoring.points, the score its one total
-SCORE_COLUMNS = ("raw_score", "late_submission_penalty", "score", "max_score")
+# nbgrader's CSV columns, in its order; the numbers in scoring.points, the score its one total
+NBGRADER_COLUMNS = ("assignment", "duedate", "timestamp", "student_id", "last_name",
+                    "first_name", "email", "raw_score", "late_submission_penalty", "score",
+                    "max_score")
 # the columns Canvas's gradebook import reads before the assignments, in its order
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 CANVAS_POINTS_ROW = "    Points Possible"  # the first cell of Canvas's points row
@@ -67,46 +67,50 @@ CANVAS_FILE = "grades-canvas.csv"
 
 
 class FlagsCsvExportPlugin(CsvExportPlugin):
-    """nbgrader's CSV export with one more column, ``flags``."""
+    """nbgrader's CSV export (its columns, its rows: every student of every assignment, 0
+    for no submission) with two more columns, ``submitted`` and ``flags``.
+
+    The rows are built from the gradebook here, not re-read from nbgrader's file: its
+    writer joins values with "," unquoted, so a name with a comma or a newline (from
+    whatever authenticator or roster a site uses) would shift or split a row.  Every cell
+    goes through :func:`csv.writer` (quoted where needed) and :func:`safe_cell`.
+    """
 
     separator = Unicode(";", help="Separator between flags within the flags column.").tag(
         config=True)
 
     def export(self, gradebook: Gradebook) -> None:
         dest = self.to or "grades.csv"
-        tmp = f"{dest}.tmp"
-        to = self.to
-        self.to = tmp
-        try:
-            super().export(gradebook)
-        finally:
-            self.to = to
-        assignments = [str(a) for a in self.assignment] or None
-        flags = recorded_flags(gradebook, assignments)
+        wanted_assignments = {str(a) for a in self.assignment}
+        wanted_students = {str(s) for s in self.student}
+        flags = recorded_flags(gradebook, sorted(wanted_assignments) or None)
         submitted = submitted_pairs(gradebook)
-        # nbgrader writes its values joined by "," and lines ended by "\n" (no quoting)
-        with open(tmp, encoding="utf-8", newline="") as fh:
-            lines = [line for line in fh.read().split("\n") if line]
-        header = lines[0].split(",")
-        try:
-            where = [header.index(column) for column in KEY_COLUMNS]
-        except ValueError:  # never expected; keep nbgrader's file rather than guess
-            self.log.warning("grades.csv has no %s columns; no flags column",
-                             " and ".join(KEY_COLUMNS))
-            os.replace(tmp, dest)
-            return
-        rows = [[*header, SUBMITTED_COLUMN, FLAGS_COLUMN]]
-        for line in lines[1:]:
-            fields = line.split(",")
-            if tuple(header[-len(SCORE_COLUMNS):]) == SCORE_COLUMNS:
-                fields[-len(SCORE_COLUMNS):] = _scores(*fields[-len(SCORE_COLUMNS):])
-            key = tuple(fields[i] if i < len(fields) else "" for i in where)
-            handed_in = SUBMITTED if key in submitted else NOT_SUBMITTED
-            rows.append([*fields, handed_in, self.separator.join(flags.get(key, []))])
+        rows = [[*NBGRADER_COLUMNS, SUBMITTED_COLUMN, FLAGS_COLUMN]]
+        for assignment in gradebook.assignments:
+            if wanted_assignments and assignment.name not in wanted_assignments:
+                continue
+            for student in gradebook.students:
+                if wanted_students and student.id not in wanted_students:
+                    continue
+                key = (assignment.name, student.id)
+                if key in submitted:
+                    sub = gradebook.find_submission(*key)
+                    timestamp, raw = sub.timestamp, sub.score
+                    penalty = sub.late_submission_penalty
+                else:
+                    timestamp, raw, penalty = None, 0.0, 0.0
+                rows.append([
+                    assignment.name, assignment.duedate, timestamp, student.id,
+                    student.last_name, student.first_name, student.email,
+                    points(raw), points(penalty), total(raw, penalty), points(assignment.max_score),
+                    SUBMITTED if key in submitted else NOT_SUBMITTED,
+                    self.separator.join(flags.get(key, [])),
+                ])
+        tmp = f"{dest}.tmp"
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             for row in rows:
                 buf = io.StringIO()  # csv's own "\r\n": a cell with a CR or LF is quoted
-                csv.writer(buf).writerow([safe_cell(cell) for cell in row])
+                csv.writer(buf).writerow(["" if c is None else safe_cell(c) for c in row])
                 fh.write(buf.getvalue()[:-2] + "\n")  # grades.csv's lines end in "\n"
         os.replace(tmp, dest)
 
@@ -124,20 +128,6 @@ def safe_cell(value) -> str:
     if not text.startswith(FORMULA_STARTS) or NUMBER.fullmatch(text):
         return text
     return "'" + text
-
-
-def _scores(raw: str, penalty: str, _score: str, max_score: str) -> list[str]:
-    """nbgrader's number columns of one row, as :func:`points`, its score as :func:`total`."""
-    raw_f, penalty_f = _float(raw), _float(penalty)
-    return [repr(points(raw_f)), repr(points(penalty_f)), repr(total(raw_f, penalty_f)),
-            repr(points(_float(max_score)))]
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:  # "None": nbgrader's way of writing no penalty
-        return 0.0
 
 
 def submitted_pairs(gradebook: Gradebook) -> set[tuple[str, str]]:
