@@ -1,7 +1,7 @@
 """``python -m bench.report``: the class view and the similarity report on a synthetic class.
 
 A class of 500 students of ``rnn_cell`` (``--students N``; ``--quick``: 12) is
-recorded in a SQLite gradebook through the coordinator's own path
+recorded in a SQLite gradebook (``--postgres``: a throw-away PostgreSQL server's) through the coordinator's own path
 (:mod:`planted_class`): the planted bugs of ``tests/planted.py`` and honest
 students, round robin, their verdicts computed by the checks once per bug and
 handed to every student with it.  Each student also hands in a notebook: each
@@ -17,6 +17,7 @@ Targets: under 10 s and under 60 s on 2 cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import tempfile
@@ -37,9 +38,10 @@ QUICK = 12
 BATCH = 100
 
 
-def build(root: Path, students: int) -> None:
-    """The synthetic class in ``root``: gradebook records and submitted notebooks."""
-    _, url = PC.make_course(root, None, ASSIGNMENT)
+def build(root: Path, students: int, db_url: str | None = None) -> None:
+    """The synthetic class in ``root``: gradebook records (SQLite in ``root``, or the
+    database at ``db_url``) and submitted notebooks."""
+    _, url = PC.make_course(root, db_url, ASSIGNMENT)
     structure = PC.G.CourseGradebook(url, PC.COURSE_ID).structure(ASSIGNMENT)
     cases = [(name, code) for name, (a, code, _) in PC.BUGS.items() if a == ASSIGNMENT]
     cases += [("honest", "")] * max(1, len(cases) // 2)
@@ -62,16 +64,37 @@ def build(root: Path, students: int) -> None:
         PC.record(url, items)
 
 
-def run(quick: bool = False, students: int | None = None, out_dir=None) -> dict:
+@contextlib.contextmanager
+def _database(postgres: bool):
+    """None (SQLite in the course folder), or the URL of a database in a PostgreSQL
+    server of its own, stopped afterwards."""
+    if not postgres:
+        yield None
+        return
+    import postgres_cluster
+
+    bin_dir = postgres_cluster.server_bin()
+    if bin_dir is None:
+        raise SystemExit(f"bench.report: {postgres_cluster.MISSING}")
+    cluster = postgres_cluster.Cluster(bin_dir).start()
+    try:
+        yield cluster.new_database()
+    finally:
+        cluster.stop()
+
+
+def run(quick: bool = False, students: int | None = None, out_dir=None,
+        postgres: bool = False) -> dict:
     from autograder.classview import render, similarity
     from autograder.classview.data import collect
     from autograder.course import Course
 
     n = students or (QUICK if quick else FULL)
-    with tempfile.TemporaryDirectory(prefix="rnn-bench-report-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rnn-bench-report-") as tmp, \
+            _database(postgres) as db_url:
         root = Path(tmp) / "course"
         t0 = time.perf_counter()
-        build(root, n)
+        build(root, n, db_url)
         built = time.perf_counter() - t0
         course = Course(root)
         load = loadavg()
@@ -95,7 +118,8 @@ def run(quick: bool = False, students: int | None = None, out_dir=None) -> dict:
          "detail": f"{len(rep.pairs)} pairs listed"},
     ]
     info = machine()
-    note = (f"{info.get('cpu')}, {info.get('cores_usable', info.get('cores'))} usable core(s); "
+    note = (f"{'PostgreSQL' if postgres else 'SQLite'} gradebook; "
+            f"{info.get('cpu')}, {info.get('cores_usable', info.get('cores'))} usable core(s); "
             f"load average {load} when timing began; building the class took {built:.0f} s")
     text = table(f"Class view and similarity report, {n} students of {ASSIGNMENT}",
                  [("", "what", ""), ("students", "students", "d"), ("seconds", "seconds", ".2f"),
@@ -115,8 +139,10 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help=f"{QUICK} students (smoke test)")
     p.add_argument("--students", type=int, default=None, help=f"class size (default {FULL})")
     p.add_argument("--out-dir", default=None, help="where the JSON goes (bench/results)")
+    p.add_argument("--postgres", action="store_true", help="the gradebook in a throw-away "
+                   "PostgreSQL server (tests/postgres_cluster.py)")
     args = p.parse_args(argv)
-    result = run(args.quick, args.students, args.out_dir)
+    result = run(args.quick, args.students, args.out_dir, args.postgres)
     return 0 if all(r["verdict"] == "MET" for r in result["rows"]) else 1
 
 
