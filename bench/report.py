@@ -3,10 +3,11 @@
 A class of 500 students of ``rnn_cell`` (``--students N``; ``--quick``: 12) is
 recorded in a SQLite gradebook (``--postgres``: a throw-away PostgreSQL
 server's) through the coordinator's own path (:mod:`planted_class`): the
-planted bugs of ``tests/planted.py`` and honest students, round robin, their verdicts computed by the checks once per bug and
-handed to every student with it.  Each student also hands in a notebook: each
-of the three functions written in one of four styles (tests/plagiarism.py),
-with comments of their own, so that similar pairs are common.
+planted bugs of ``tests/planted.py`` and honest students, round robin, their
+verdicts computed by the checks once per bug and handed to every student with
+it. Each student also hands in a notebook: each of the three functions written
+in one of four styles (tests/plagiarism.py), with comments of their own, so
+that similar pairs are common.
 
 Timed, each on the whole class: the class view (reading the gradebook, the page
 with its three pictures, the two CSV files) and the similarity report (reading
