@@ -109,7 +109,7 @@ def record_class(db_url: str, assignment: str, per_bug: int = 3, honest: int = 4
         for i in range(count):
             student = f"{name.split('/')[-1]}-{i}"
             groups.setdefault(name, []).append(student)
-            when = DUE - timedelta(hours=30 - k)
+            when = DUE - timedelta(hours=30) + timedelta(minutes=k)  # all on time, in order
             if name == "honest" and i < late:
                 when = DUE + timedelta(hours=2)
             k += 1

@@ -57,6 +57,12 @@ def planted(released, tmp_path, database):
     return SimpleNamespace(root=root, url=url, groups=groups)
 
 
+# Planted bugs whose first failing message is the same named bug: the checks cannot tell
+# them apart (both a wrong tanh derivative), so the class view rightly shows them as one
+# group; any other pair sharing a group fails the test below.
+SAME_NAME = [{"rnn_cell/tanh_prime_one_minus_h", "rnn_cell/tanh_prime_from_preactivation"}]
+
+
 @pytest.mark.slow
 def test_every_planted_bug_is_its_own_named_group_and_no_honest_student_is_in_one(planted):
     view = collect(planted.url, PC.COURSE_ID, A)
@@ -65,7 +71,8 @@ def test_every_planted_bug_is_its_own_named_group_and_no_honest_student_is_in_on
     assert len(view.students) == sum(map(len, groups.values())) + len(honest)
     members = [set(b.students) for b in view.bugs]
     for bug, students in groups.items():
-        assert set(students) in members, (bug, students)
+        together = [b for b in groups if b == bug or {bug, b} in SAME_NAME]
+        assert set().union(*(groups[b] for b in together)) in members, (bug, students)
     for b in view.bugs:
         assert not honest & set(b.students), b
         assert len(b.students) == len(set(b.students))
