@@ -680,7 +680,8 @@ inputs (:func:`capped_by_function`)."""
 def function_of(check_id: str, functions) -> "str | None":
     """Which of ``functions`` (names) check ``check_id`` is about: the one sharing the most
     leading words with it, at least two (``gradient_norms_hidden`` is about
-    ``gradient_norms_through_time``), else None."""
+    ``gradient_norms_through_time``) or all of a one-word name's (``affine_values`` is
+    about ``affine``), else None."""
     words = check_id.split("_")
 
     def shared(name: str) -> int:
@@ -692,7 +693,9 @@ def function_of(check_id: str, functions) -> "str | None":
         return n
 
     best = max(functions, key=lambda f: (shared(f), -len(f)), default=None)
-    return best if best is not None and shared(best) >= 2 else None
+    if best is None or shared(best) < min(2, len(best.split("_"))):
+        return None
+    return best
 
 
 def checked_functions(registered: dict) -> list[str]:
