@@ -240,6 +240,7 @@ def test_sandbox_overhead_quick(tmp_path):
     assert data["ratio"] > 0 and "ratio" in data["table"]
 
 
+@pytest.mark.slow
 def test_report_quick(tmp_path):
     from bench import report
 

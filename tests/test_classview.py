@@ -112,6 +112,7 @@ def test_numbers_and_arrays_do_not_split_a_group_and_words_stay():
     assert template("the bias is missing") != template("the tanh is missing")
 
 
+@pytest.mark.slow
 def test_an_empty_class_shows_a_page_that_says_so(released, tmp_path, database):
     root, url = new_course(released, tmp_path, database)
     view = collect(url, PC.COURSE_ID, A)
@@ -124,6 +125,7 @@ def test_an_empty_class_shows_a_page_that_says_so(released, tmp_path, database):
     assert "No submissions yet" in (out / "class.html").read_text()
 
 
+@pytest.mark.slow
 def test_hostile_ids_unicode_messages_and_a_student_with_only_a_flag(released, tmp_path, capsys,
                                                                      database):
     root, url = new_course(released, tmp_path, database)

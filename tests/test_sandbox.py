@@ -796,6 +796,7 @@ def relay_ids(km) -> tuple[list[str], list[str], str]:
     return field["Uid"], field["Gid"], " ".join(field["Groups"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [0o600, 0o666])  # root's only; anyone's (the kernel's uid too)
 def test_the_relay_never_follows_a_path_the_kernel_controls(tmp_path, mode):
     """No reconnection (so not to a world-writable socket either), and the kernel's uid."""
@@ -885,6 +886,7 @@ print("MiB", made)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not IS_ROOT, reason="only a root grader can make cgroups on this host")
 def test_private_tmp_and_ipc_shared_memory_are_bounded(tmp_path):
     limits = Limits(tmp_bytes=8 * 2**20, submission_memory_bytes=SMALL_MEMORY)
