@@ -331,11 +331,15 @@ def run_before_submitting(nb, timeout: int = 600):
     import copy
     import tempfile
 
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     nb = copy.deepcopy(nb)
     with tempfile.TemporaryDirectory(prefix="rnn-demo-run-") as folder:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        # ipc sockets in the private folder: no TCP port, nothing sent in plain text
+        km = KernelManager(kernel_name="python3", transport="ipc",
+                           ip=os.path.join(folder, "kernel"))
+        NotebookClient(nb, km=km, timeout=timeout,
                        resources={"metadata": {"path": folder}}).execute()
     return nb
 
