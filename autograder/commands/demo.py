@@ -339,8 +339,12 @@ def run_before_submitting(nb, timeout: int = 600):
         # ipc sockets in the private folder: no TCP port, nothing sent in plain text
         km = KernelManager(kernel_name="python3", transport="ipc",
                            ip=os.path.join(folder, "kernel"))
-        NotebookClient(nb, km=km, timeout=timeout,
-                       resources={"metadata": {"path": folder}}).execute()
+        try:
+            NotebookClient(nb, km=km, timeout=timeout,
+                           resources={"metadata": {"path": folder}}).execute()
+        finally:  # the client shuts down only a kernel it started itself
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     return nb
 
 
