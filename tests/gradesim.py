@@ -16,7 +16,6 @@ slow end-to-end tests (test_pipeline, test_demo, test_hostile) do the real thing
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from functools import lru_cache
 from pathlib import Path
@@ -51,7 +50,10 @@ def graded_function(check) -> str:
     """The function ``check`` grades: of the functions it calls, the one its id is named
     after (``rnn_step_backward_shapes`` calls rnn_step_forward and rnn_step_backward and
     grades the second; ``gradient_norms_values`` grades gradient_norms_through_time)."""
-    return max(check.functions, key=lambda name: len(os.path.commonprefix([name, check.id])))
+    found = checks.function_of(check.id, check.functions)  # the grader's own rule
+    if found is None:
+        raise LookupError(f"{check.id} is named after none of {check.functions}")
+    return found
 
 
 def points_by_function(assignment: str) -> dict[str, float]:
