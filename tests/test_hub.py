@@ -222,30 +222,46 @@ def fill_in(ctx, url: str, user: str, assignment: str, extra=()):
     return filled
 
 
-def open_and_run_all(page, url: str, user: str, assignment: str, nb) -> None:
-    """Open the notebook in JupyterLab, Run > Run All Cells, wait for every prompt."""
-    page.goto(f"{url}/user/{user}/lab/tree/{assignment}/{assignment}.ipynb")
+def open_and_run_all(page, url: str, user: str, assignment: str, nb, tries: int = 3) -> None:
+    """Open the notebook in JupyterLab, Run > Run All Cells, wait for every prompt.
+
+    ``?reset`` opens the notebook alone: without it JupyterLab restores the last
+    workspace (the notebook run before) and, on a loaded machine, "Run All" has
+    gone to that restored notebook (CI, stop 21: every prompt of this one stayed
+    ``[ ]``). The notebook is clicked first, so that it is the current one; and
+    if no cell has started after a while a person asks again, and so does this.
+    """
+    page.goto(f"{url}/user/{user}/lab/tree/{assignment}/{assignment}.ipynb?reset")
     panel = PANEL
     # the full count: a one-cell placeholder shows before the notebook loads
     expect(page.locator(f"{panel} .jp-Cell")).to_have_count(len(nb.cells), timeout=TIMEOUT_MS)
     page.locator(f"{panel} .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
-    page.click('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Run")')
-    page.locator('#jp-mainmenu-run li[data-command="notebook:run-all-cells"], '
-                 '#jp-mainmenu-run li[data-command="runmenu:run-all"]').first.click()
     n_code = sum(c.cell_type == "code" for c in nb.cells)
     prompts = page.locator(f"{panel} .jp-CodeCell .jp-InputPrompt")
     errors = page.locator(
         f"{panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
         has_text=re.compile("Error|Traceback"))
     end = time.monotonic() + RUN_TIMEOUT_S
-    while True:
-        # textContent: cells scrolled out of view are not rendered (no innerText)
-        texts = prompts.evaluate_all("els => els.map(e => e.textContent)")
-        assert errors.count() == 0, f"a cell failed: {errors.first.inner_text()[-1500:]}"
-        if len(texts) == n_code and all(re.search(r"\[\d+\]", t) for t in texts):
-            return
-        assert time.monotonic() < end, f"cells not run after {RUN_TIMEOUT_S} s: {texts}"
-        page.wait_for_timeout(500)
+    for attempt in range(1, tries + 1):
+        page.locator(f"{panel} .jp-Cell").first.click()  # this notebook is the current one
+        page.click('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Run")')
+        page.locator('#jp-mainmenu-run li[data-command="notebook:run-all-cells"], '
+                     '#jp-mainmenu-run li[data-command="runmenu:run-all"]').first.click()
+        started = time.monotonic() + 30
+        while True:
+            # textContent: cells scrolled out of view are not rendered (no innerText)
+            texts = prompts.evaluate_all("els => els.map(e => e.textContent)")
+            assert errors.count() == 0, f"a cell failed: {errors.first.inner_text()[-1500:]}"
+            if len(texts) == n_code and all(re.search(r"\[\d+\]", t) for t in texts):
+                return
+            assert time.monotonic() < end, f"cells not run after {RUN_TIMEOUT_S} s: {texts}"
+            if attempt < tries and time.monotonic() > started \
+                    and not any(re.search(r"\[(\d+|\*)\]", t) for t in texts):
+                shot(page, f"run-all-not-started-{assignment}-{attempt}")
+                print(f"[hub test] {assignment}: no cell started 30 s after Run All; again",
+                      flush=True)
+                break
+            page.wait_for_timeout(500)
 
 
 def wait_released(ictx, service: str, student: str, since: float) -> dict:
