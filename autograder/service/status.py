@@ -25,6 +25,7 @@ from tornado import web
 from tornado.escape import xhtml_escape
 
 from autograder.classview.serve import class_handlers
+from autograder.roles import staff_group
 from autograder.service import journal as J
 
 RECENT = 50  # rows of "done" shown
@@ -165,7 +166,7 @@ def instructor_check(course_id: str, hub_auth):
     """
     from jupyterhub.services.auth import UserNotAllowed
 
-    group = f"formgrade-{course_id}"
+    group = staff_group(course_id)
 
     def check(model: dict) -> dict:
         scopes = hub_auth.access_scopes

@@ -59,7 +59,7 @@ SHARED = Path(os.environ.get("RNN_HUB_SHARED", "/srv/rnn-course-hub"))
 STATE = Path(os.environ.get("RNN_HUB_STATE", "/srv/rnn-course-hub"))
 DEFAULT_PORTS = {"hub": 18000, "proxy_api": 18001, "hub_api": 18081,
                  "formgrader": 19999, "grading_service": 19998}
-GRADING_SERVICE = "rnn-course-grader"
+GRADING_SERVICE = "rnn-course-grader"  # autograder.roles.grading_service("rnn-course")
 # nbgrader's lab extensions: all on once installed; students keep only the Assignments tab.
 INSTRUCTOR_LAB_EXTENSIONS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
                              "@jupyter/nbgrader:course-list")
