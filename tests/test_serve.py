@@ -271,6 +271,51 @@ def test_sigint_mid_round_stops_cleanly_and_a_restart_finishes(hub):
     assert submission_rows(course) == dict.fromkeys("abc", 1)
 
 
+def test_an_interrupt_swallowed_by_a_finalizer_is_asked_again(monkeypatch):
+    """Python ignores an exception raised in a __del__ (it prints "Exception ignored"): a
+    SIGTERM landing there once left a round grading until the service killed it (CI under
+    load). The round asks itself again every INTERRUPT_AGAIN s and says nothing of it."""
+    import multiprocessing
+
+    from autograder.service import app
+
+    class Slow:
+        def __del__(self):
+            time.sleep(3)  # the signal arrives here
+
+    def run_round(*args, **kwargs):
+        Slow()
+        while True:
+            time.sleep(0.05)
+
+    monkeypatch.setattr(app, "run_round", run_round)
+    read, write = os.pipe()
+    ctx = multiprocessing.get_context("fork")
+
+    def child():
+        os.dup2(write, 2)
+        app._round_main(app.Options(course_dir="."), "a", (), (), False)
+
+    proc = ctx.Process(target=child, daemon=True)
+    proc.start()
+    os.close(write)
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.join(10 + app.INTERRUPT_AGAIN)
+    alive = proc.is_alive()
+    if alive:
+        proc.kill()
+        proc.join(5)
+    os.set_blocking(read, False)
+    try:
+        err = os.read(read, 65536).decode()
+    except BlockingIOError:
+        err = ""
+    os.close(read)
+    assert not alive and proc.exitcode == 3, (proc.exitcode, err)
+    assert "Exception ignored" not in err and "Traceback" not in err, err
+
+
 def test_a_submission_that_arrives_during_a_round_joins_it(hub):
     course = hub["course"]
     eh.drop_submission(hub, "early", fx.student_notebook(course))

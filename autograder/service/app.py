@@ -46,6 +46,7 @@ WRITTEN_LAST = (TIMESTAMP_FILE, "submission_secret.txt")
 """What ``nbgrader submit`` writes into an inbound entry after copying the notebooks."""
 UNFINISHED_GRACE = 120.0
 """Seconds after which an entry still without :data:`WRITTEN_LAST` is taken as it is."""
+INTERRUPT_AGAIN = 1.0  # seconds between two interrupts of a round until it stops
 RELEASE_RETRY = 60.0  # seconds between two tries to hand out an assignment that opened
 
 
@@ -78,16 +79,28 @@ def _round_main(opts: Options, assignment: str, grade_ids, release_ids, follow) 
     """The body of a round's child process."""
     die_with_parent()  # no round outlives its service
     signal.set_wakeup_fd(-1)  # the parent's event loop's, inherited by the fork
+    round_pid = os.getpid()
 
     def interrupt(signum, frame):
+        # Python ignores an exception raised while a __del__ or weakref callback runs
+        # (seen under load: the round went on until killed): ask again every second.
+        # (Only the round's own process: its forked workers time their stages with SIGALRM.)
+        if os.getpid() == round_pid:
+            signal.setitimer(signal.ITIMER_REAL, INTERRUPT_AGAIN, INTERRUPT_AGAIN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
+    def unraisable(info, default=sys.unraisablehook):
+        if not isinstance(info.exc_value, KeyboardInterrupt):  # (that one is asked again)
+            default(info)
+
+    sys.unraisablehook = unraisable
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(signum, interrupt)
     os.setpgid(0, 0)  # the parent signals the round (and its workers) as a group
     try:
         run_round(opts, assignment, grade_ids, release_ids, follow=follow)
     except KeyboardInterrupt:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         event("interrupted", f"{assignment}: what was recorded is kept")
         os._exit(3)
     except BaseException as exc:  # noqa: BLE001 - a round's crash is one line, never the service's
