@@ -65,6 +65,9 @@ def test_a_key_others_can_read_a_link_or_garbage_is_refused(made, tmp_path):
         keys.load(garbage)
     with pytest.raises(UsageError, match="python -m autograder lti keys"):
         keys.load(tmp_path / "missing.pem")
+    os.mkfifo(tmp_path / "fifo.pem", 0o600)  # refused at once, not waited on
+    with pytest.raises(UsageError, match="is not a regular file"):
+        keys.load(tmp_path / "fifo.pem")
 
 
 def test_the_jwks_is_public_and_verifies_what_the_key_signs(made):

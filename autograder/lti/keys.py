@@ -52,7 +52,7 @@ def load(path: str | Path) -> jwk.JWK:
     """The private key of ``path``, refused (one line) if missing, a link, or readable by others."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a fifo: no wait
     except FileNotFoundError:
         raise UsageError(f"no LTI tool key at {path}: run `python -m autograder lti keys` "
                          "as the grader") from None
