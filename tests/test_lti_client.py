@@ -234,3 +234,15 @@ def test_service_urls_keep_the_query():
         "https://moodle/x/lineitems/5/lineitem/scores?type_id=3")
     assert service_url("https://canvas/api/lti/courses/1/line_items/7", "results") == (
         "https://canvas/api/lti/courses/1/line_items/7/results")
+
+
+def test_a_launch_and_the_roster_name_each_person_alike(lms, client):
+    platform = client.platform
+    for field in ("user_id", "email"):
+        platform.username_from = field
+        from_roster = [platform.username(m)
+                       for m in client.members(lms.memberships_url(F.CONTEXT))]
+        from_launch = [platform.username(lms.id_token_claims(p[0], F.CONTEXT,
+                                                             f"{F.CONTEXT}-link", "n"))
+                       for p in F.PEOPLE]
+        assert from_roster == from_launch and None not in from_roster
