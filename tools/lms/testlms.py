@@ -57,7 +57,7 @@ from jwcrypto import jwk, jwt  # noqa: E402
 from jwcrypto.common import JWException  # noqa: E402
 
 from autograder import roles  # noqa: E402
-from autograder.lti import spec  # noqa: E402
+from autograder.lti import keys, spec  # noqa: E402
 
 ID_TOKEN_LIFETIME = 300  # seconds
 ASSERTION_MAX_LIFETIME = 3600  # a client assertion valid for longer is refused
@@ -862,8 +862,10 @@ def main(argv=None) -> int:
     parser.add_argument("--redirect-uri", action="append",
                         help="a registered redirect URI (default: "
                         "TOOL_URL/hub/lti13/oauth_callback)")
-    parser.add_argument("--tool-jwks-url", help="the tool's JWKS URL "
-                        "(default: TOOL_URL/services/rnn-course-grader/lti/jwks.json)")
+    parser.add_argument("--course", default="rnn-course",
+                        help="the nbgrader course the LMS course maps to")
+    parser.add_argument("--tool-jwks-url", help="the tool's JWKS URL (default: the course's "
+                        "grading service's, TOOL_URL/services/COURSE-grader/lti/jwks.json)")
     parser.add_argument("--client-id", default=ToolRegistration.client_id)
     parser.add_argument("--deployment-id", default=ToolRegistration.deployment_id)
     parser.add_argument("--context-id", default="rnn-101")
@@ -875,7 +877,8 @@ def main(argv=None) -> int:
         client_id=args.client_id, deployment_id=args.deployment_id,
         login_url=args.login_url or tool_url + "/hub/lti13/oauth_login",
         redirect_uris=args.redirect_uri or [tool_url + "/hub/lti13/oauth_callback"],
-        jwks_url=args.tool_jwks_url or tool_url + "/services/rnn-course-grader/lti/jwks.json")
+        jwks_url=args.tool_jwks_url or
+        f"{tool_url}/services/{roles.grading_service(args.course)}/{keys.JWKS_PATH}")
     lms = TestLMS(tool, host=args.host, port=args.port)
     sample_class(lms, args.context_id)
     lms.start()
@@ -884,7 +887,7 @@ def main(argv=None) -> int:
     for name in ("issuer", "client_id", "deployment_id", "authorize_url", "token_url",
                  "jwks_url"):
         print(f"c.LtiPlatform.{name} = {config[name]!r}")
-    print(f"c.LtiPlatform.contexts = {{{args.context_id!r}: 'rnn-course'}}")
+    print(f"c.LtiPlatform.contexts = {{{args.context_id!r}: {args.course!r}}}")
     print(f"c.LtiPlatform.services = {config['services']!r}")
     print(f"registered: login {tool.login_url}, redirect {tool.redirect_uris}, "
           f"tool JWKS {tool.jwks_url}", flush=True)
