@@ -35,6 +35,7 @@ import asyncio
 import html
 import http.client
 import json
+import logging
 import math
 import secrets
 import sys
@@ -54,7 +55,7 @@ import tornado.ioloop  # noqa: E402
 import tornado.netutil  # noqa: E402
 import tornado.web  # noqa: E402
 from jwcrypto import jwk, jwt  # noqa: E402
-from jwcrypto.common import JWException  # noqa: E402
+from jwcrypto.common import JWException, base64url_encode  # noqa: E402
 
 from autograder import roles  # noqa: E402
 from autograder.lti import keys, spec  # noqa: E402
@@ -359,6 +360,12 @@ class TestLMS:
             (ctx + r"/line_items/(\d+)/scores", ScoresHandler, args),
             (ctx + r"/line_items/(\d+)/results", ResultsHandler, args),
         ])
+
+
+def unsigned_token(claims: dict, header: dict | None = None) -> str:
+    """An ``alg: none`` JWT of ``claims`` (which jwcrypto will not make): a bad token for tests."""
+    parts = (header or {"alg": "none", "typ": "JWT"}, claims)
+    return ".".join(base64url_encode(json.dumps(part)) for part in parts) + "."
 
 
 def _with_query(url: str, params: dict) -> str:
@@ -872,6 +879,7 @@ def main(argv=None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # each request
     tool_url = args.tool_url.rstrip("/")
     tool = ToolRegistration(
         client_id=args.client_id, deployment_id=args.deployment_id,
