@@ -350,17 +350,17 @@ def test_failure_controls_are_checked(lms):
 
 
 def test_standalone_it_prints_its_urls():
-    proc = subprocess.Popen([sys.executable, str(REPO / "tools/lms/testlms.py"),
-                             "--tool-url", "http://127.0.0.1:9"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        first = proc.stdout.readline()
-        lines = [first] + [proc.stdout.readline() for _ in range(8)]
-        url = re.match(r"test LMS at (http://127\.0\.0\.1:\d+)/", first)[1]
-        front = requests.get(url + "/", timeout=5).text
-        assert "student1" in front and "instructor1" in front
-        assert f"c.LtiPlatform.token_url = '{url}/login/oauth2/token'" in "".join(lines)
-        assert "http://127.0.0.1:9/hub/lti13/oauth_login?" in html.unescape(front)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    command = [sys.executable, str(REPO / "tools/lms/testlms.py"), "--tool-url",
+               "http://127.0.0.1:9"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True) as proc:
+        try:
+            lines = [proc.stdout.readline() for _ in range(9)]
+            url = re.match(r"test LMS at (http://127\.0\.0\.1:\d+)/", lines[0])[1]
+            front = requests.get(url + "/", timeout=5).text
+            assert "student1" in front and "instructor1" in front
+            assert f"c.LtiPlatform.token_url = '{url}/login/oauth2/token'" in "".join(lines)
+            assert "c.LtiPlatform.contexts = {'rnn-101': 'rnn-course'}" in "".join(lines)
+            assert "http://127.0.0.1:9/hub/lti13/oauth_login?" in html.unescape(front)
+        finally:
+            proc.terminate()

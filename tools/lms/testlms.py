@@ -157,9 +157,12 @@ class TestLMS:
             return
 
         async def shut():
-            self._stopping.set()
             self._server.stop()
-            await asyncio.sleep(0)
+            self._stopping.set()  # hanging requests end
+            try:
+                await asyncio.wait_for(self._server.close_all_connections(), 2)
+            except asyncio.TimeoutError:
+                pass
             self._loop.stop()
 
         self._loop.add_callback(shut)
