@@ -9,12 +9,10 @@ tests of the tool's LTI code are worth what this platform refuses.
 from __future__ import annotations
 
 import html
-import http.server
 import json
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,10 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 import lmsfixture as F
 import pytest
 import requests
+import tornado.web
 from jwcrypto import jwk, jwt
 
 from autograder import roles
-from autograder.lti import keys, spec
+from autograder.lti import keys, spec, web
 from autograder.lti.client import LtiClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,37 +213,19 @@ def test_the_grant_and_the_scopes_are_checked(lms, lti_key):
     assert some.json()["scope"] == spec.SCOPE_SCORE
 
 
-class _JwksServer(http.server.ThreadingHTTPServer):
-    """The tool's JWKS on loopback, as the grading service serves it."""
-
-    def __init__(self, document: str):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(document.encode())
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/{keys.JWKS_PATH}"
-
-
 def test_the_tool_key_is_read_from_its_jwks_url(lti_key):
-    server = _JwksServer(keys.jwks_json(lti_key))
-    with F.start_lms(tool=F.registration(jwks_url=server.url)) as lms:
+    """The JWKS as the tool serves it (autograder.lti.web), read by the LMS at each request."""
+    prefix = "/services/rnn-course-grader"
+    server = F.testlms.ThreadedServer(
+        lambda: tornado.web.Application([web.jwks_route(prefix, lti_key)])).start()
+    url = f"http://127.0.0.1:{server.port}{prefix}/{keys.JWKS_PATH}"
+    with F.start_lms(tool=F.registration(jwks_url=url)) as lms:
+        assert requests.get(url, timeout=5).json() == keys.jwks(lti_key)
         assert LtiClient(F.platform_of(lms), lti_key).token()
         stranger = jwk.JWK.generate(kty="RSA", size=2048)
         error = ask_token(lms, assertion(lms, stranger)).json()["error_description"]
         assert "client assertion refused" in error
-        server.shutdown()
-        server.server_close()
+        server.stop()
         error = ask_token(lms, assertion(lms, lti_key)).json()["error_description"]
         assert "cannot read the tool's JWKS" in error
 

@@ -72,6 +72,59 @@ TOKEN_PATH = "/login/oauth2/token"
 JWKS_PATH = "/lti/security/jwks"
 
 
+class ThreadedServer:
+    """A tornado application served on loopback in a thread with its own event loop."""
+
+    def __init__(self, make_app, host: str = "127.0.0.1", port: int = 0):
+        self.make_app, self.host, self.port = make_app, host, port
+        self.stopping: asyncio.Event | None = None  # set when it stops: hanging requests end
+        self._loop = self._server = self._thread = None
+
+    def start(self) -> ThreadedServer:
+        sockets = tornado.netutil.bind_sockets(self.port, self.host)
+        self.port = sockets[0].getsockname()[1]
+        ready = threading.Event()
+
+        def serve():
+            asyncio.set_event_loop(asyncio.new_event_loop())
+            self._loop = tornado.ioloop.IOLoop.current()
+            self.stopping = asyncio.Event()
+            self._server = tornado.httpserver.HTTPServer(self.make_app())
+            self._server.add_sockets(sockets)
+            self._loop.add_callback(ready.set)
+            self._loop.start()
+            self._loop.close(all_fds=True)
+
+        self._thread = threading.Thread(target=serve, name=f"server-{self.port}", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError(f"the server on port {self.port} did not start in 10 s")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+
+        async def shut():
+            self._server.stop()
+            self.stopping.set()
+            try:
+                await asyncio.wait_for(self._server.close_all_connections(), 2)
+            except asyncio.TimeoutError:
+                pass
+            self._loop.stop()
+
+        self._loop.add_callback(shut)
+        self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 @dataclass
 class ToolRegistration:
     """The tool as an LMS administrator registers it (a Canvas developer key, a Moodle tool)."""
@@ -126,51 +179,25 @@ class TestLMS:
         self.tamper = None  # fn(claims) -> id_token string, used for the next launch only
         self.requests: list[tuple[str, str]] = []  # (endpoint, method) of every request
         self._next_item = 0
-        self._loop = None
-        self._server = None
-        self._thread = None
-        self._stopping = None
+        self._server: ThreadedServer | None = None
 
     # --- life ---------------------------------------------------------------------
     def start(self) -> TestLMS:
-        sockets = tornado.netutil.bind_sockets(self.port, self.host)
-        self.port = sockets[0].getsockname()[1]
-        ready = threading.Event()
-
-        def serve():
-            asyncio.set_event_loop(asyncio.new_event_loop())
-            self._loop = tornado.ioloop.IOLoop.current()
-            self._stopping = asyncio.Event()
-            self._server = tornado.httpserver.HTTPServer(self.app())
-            self._server.add_sockets(sockets)
-            self._loop.add_callback(ready.set)
-            self._loop.start()
-            self._loop.close(all_fds=True)
-
-        self._thread = threading.Thread(target=serve, name=f"test-lms-{self.port}", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._server = ThreadedServer(self.app, self.host, self.port).start()
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
-        if self._loop is None:
-            return
-
-        async def shut():
+        if self._server is not None:
             self._server.stop()
-            self._stopping.set()  # hanging requests end
-            try:
-                await asyncio.wait_for(self._server.close_all_connections(), 2)
-            except asyncio.TimeoutError:
-                pass
-            self._loop.stop()
+            self._server = None
 
-        self._loop.add_callback(shut)
-        self._thread.join(10)
-        self._loop = None
+    @property
+    def _stopping(self) -> asyncio.Event:
+        return self._server.stopping
 
     def __enter__(self):
-        return self if self._loop is not None else self.start()
+        return self if self._server is not None else self.start()
 
     def __exit__(self, *exc):
         self.stop()
