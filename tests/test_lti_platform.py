@@ -65,7 +65,12 @@ def test_login_initiation_carries_the_hints(lms):
     assert query["iss"] == lms.issuer and query["login_hint"] == "teacher"
     assert query["client_id"] == lms.tool.client_id
     assert query["lti_deployment_id"] == lms.tool.deployment_id
-    assert query["target_link_uri"] == lms.tool.redirect_uris[0]
+    assert query["target_link_uri"] == "http://127.0.0.1:9/"  # the tool's root, by default
+    lms.tool.target_link_uri = "http://127.0.0.1:9/hub/user-redirect/lab"
+    query = parse_qs(urlsplit(lms.login_initiation("teacher", F.CONTEXT)).query)
+    claims = lms.id_token_claims("teacher", F.CONTEXT, f"{F.CONTEXT}-link", "n")
+    assert query["target_link_uri"] == [claims[spec.CLAIM_TARGET_LINK_URI]] == [
+        lms.tool.target_link_uri]
 
 
 def test_a_launch_answers_a_signed_id_token_with_every_claim(lms):
@@ -88,7 +93,7 @@ def test_a_launch_answers_a_signed_id_token_with_every_claim(lms):
     assert claims[spec.CLAIM_CONTEXT]["id"] == F.CONTEXT
     assert claims[spec.CLAIM_CONTEXT]["title"] == "Recurrent neural networks"
     assert claims[spec.CLAIM_RESOURCE_LINK]["id"] == f"{F.CONTEXT}-link"
-    assert claims[spec.CLAIM_TARGET_LINK_URI] == lms.tool.redirect_uris[0]
+    assert claims[spec.CLAIM_TARGET_LINK_URI] == "http://127.0.0.1:9/"
     assert claims[spec.CLAIM_NRPS]["context_memberships_url"] == lms.memberships_url(F.CONTEXT)
     assert claims[spec.CLAIM_AGS]["lineitems"] == lms.lineitems_url(F.CONTEXT)
     assert set(claims[spec.CLAIM_AGS]["scope"]) == set(spec.AGS_SCOPES)
@@ -343,5 +348,6 @@ def test_standalone_it_prints_its_urls():
             assert f"c.LtiPlatform.token_url = '{url}/login/oauth2/token'" in "".join(lines)
             assert "c.LtiPlatform.contexts = {'rnn-101': 'rnn-course'}" in "".join(lines)
             assert "http://127.0.0.1:9/hub/lti13/oauth_login?" in html.unescape(front)
+            assert "target_link_uri=http%3A%2F%2F127.0.0.1%3A9%2Fhub&" in html.unescape(front)
         finally:
             proc.terminate()

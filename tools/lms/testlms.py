@@ -133,7 +133,7 @@ class ToolRegistration:
     deployment_id: str = "deployment-1"
     login_url: str = ""  # the tool's OIDC login initiation URL
     redirect_uris: list[str] = field(default_factory=list)
-    target_link_uri: str = ""  # default: the first redirect URI
+    target_link_uri: str = ""  # where a launch lands (default: the tool's root, TOOL/)
     jwks_url: str = ""  # the tool's JWKS URL, or:
     public_jwk: dict | None = None  # its public key, pasted
     scopes: tuple[str, ...] = spec.TOOL_SCOPES  # what the administrator granted
@@ -174,7 +174,6 @@ class TestLMS:
         self.score_log: list[dict] = []  # every accepted score, in order
         self.tokens: dict[str, tuple[str, frozenset, float]] = {}  # -> client, scopes, expiry
         self.used_jtis: set[str] = set()
-        self.used_nonces: set[str] = set()
         self.failures: dict[str, Failure] = {}
         self.tamper = None  # fn(claims) -> id_token string, used for the next launch only
         self.requests: list[tuple[str, str]] = []  # (endpoint, method) of every request
@@ -316,13 +315,12 @@ class TestLMS:
         token.make_signed_token(key)
         return token.serialize()
 
-    def login_initiation(self, user_id: str, context_id: str, link_id: str | None = None,
-                         target_link_uri: str | None = None) -> str:
+    def login_initiation(self, user_id: str, context_id: str, link_id: str | None = None) -> str:
         """The URL that starts a launch: the tool's OIDC login initiation, with its hints."""
         course = self.courses[context_id]
         link_id = link_id or next(iter(course["links"]))
         params = {"iss": self.issuer, "login_hint": user_id,
-                  "target_link_uri": target_link_uri or self._target(),
+                  "target_link_uri": self._target(),
                   "lti_message_hint": f"{context_id} {link_id}",
                   "client_id": self.tool.client_id,
                   "lti_deployment_id": self.tool.deployment_id}
@@ -364,7 +362,9 @@ class TestLMS:
         return claims
 
     def _target(self) -> str:
-        return self.tool.target_link_uri or (self.tool.redirect_uris or [""])[0]
+        if self.tool.target_link_uri:
+            return self.tool.target_link_uri
+        return urlunsplit(urlsplit(self.tool.login_url)._replace(path="/", query=""))
 
     # --- internals --------------------------------------------------------------------
     def _public_item(self, item: dict) -> dict:
@@ -899,6 +899,8 @@ def main(argv=None) -> int:
     parser.add_argument("--redirect-uri", action="append",
                         help="a registered redirect URI (default: "
                         "TOOL_URL/hub/lti13/oauth_callback)")
+    parser.add_argument("--target-link-uri", help="where a launch lands (default: TOOL_URL/hub, "
+                        "the hub's home)")
     parser.add_argument("--course", default="rnn-course",
                         help="the nbgrader course the LMS course maps to")
     parser.add_argument("--tool-jwks-url", help="the tool's JWKS URL (default: the course's "
@@ -915,6 +917,7 @@ def main(argv=None) -> int:
         client_id=args.client_id, deployment_id=args.deployment_id,
         login_url=args.login_url or tool_url + "/hub/lti13/oauth_login",
         redirect_uris=args.redirect_uri or [tool_url + "/hub/lti13/oauth_callback"],
+        target_link_uri=args.target_link_uri or tool_url + "/hub",
         jwks_url=args.tool_jwks_url or
         f"{tool_url}/services/{roles.grading_service(args.course)}/{keys.JWKS_PATH}")
     lms = TestLMS(tool, host=args.host, port=args.port)
