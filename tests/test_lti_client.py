@@ -173,6 +173,21 @@ def test_a_hanging_lms_is_a_retryable_timeout(lms, lti_key, item):
     assert lms.posts(item["id"], "s1") == 0
 
 
+@pytest.mark.parametrize("failure", [{"status": 502}, {"hang": True}])
+def test_a_score_recorded_whose_answer_is_lost_is_retryable_and_visible(lms, lti_key, item,
+                                                                       failure):
+    """The LMS records the score, then its answer is lost: the tool sees a retryable
+    error, and can read back that the LMS has the score before posting it again."""
+    client = LtiClient(F.platform_of(lms), lti_key, timeout=0.3)
+    lms.fail("scores", applied=True, **failure)
+    when = datetime(2026, 12, 2, 8, 30, tzinfo=timezone.utc)
+    error = refused(client.post_score, item["id"], "s1", 6.5, 10, timestamp=when)
+    assert error.retryable
+    assert lms.posts(item["id"], "s1") == 1
+    (result,) = client.results(item["id"], user_id="s1")
+    assert result["resultScore"] == 6.5 and datetime.fromisoformat(result["timestamp"]) == when
+
+
 @pytest.mark.parametrize("endpoint", ["memberships", "lineitems", "results", "token"])
 def test_garbage_json_is_retryable(lms, client, item, endpoint):
     client.forget_token()

@@ -326,6 +326,8 @@ def test_failure_controls_are_checked(lms):
         lms.fail("nowhere", status=500)
     with pytest.raises(ValueError):
         lms.fail("scores", status=500, hang=True)
+    with pytest.raises(ValueError, match="only with applied=True"):
+        lms.fail("scores", garbage=True)
     lms.fail("jwks", status=500, times=2)
     assert [requests.get(lms.jwks_url, timeout=5).status_code for _ in range(3)] == [
         500, 500, 200]

@@ -145,6 +145,7 @@ class Failure:
     reason: str = ""
     hang: bool = False
     garbage: bool = False
+    applied: bool = False  # the request takes effect, then its answer is lost
     times: int | None = 1  # None: until healed
     seen: int = 0  # requests it answered
 
@@ -285,15 +286,21 @@ class TestLMS:
 
     # --- test controls -----------------------------------------------------------------
     def fail(self, endpoint: str, *, status: int | None = None, reason: str = "",
-             hang: bool = False, garbage: bool = False, times: int | None = 1) -> None:
+             hang: bool = False, garbage: bool = False, applied: bool = False,
+             times: int | None = 1) -> None:
         """The next ``times`` requests (None: all) to ``endpoint`` misbehave: a ``status``
-        (5xx or 4xx, the ``reason`` in the body), a ``hang``, or 200 with ``garbage``."""
+        (5xx or 4xx, the ``reason`` in the body), a ``hang``, or 200 with ``garbage``;
+        before the request takes effect, or after it if ``applied`` (its answer is lost:
+        a score is recorded and counted, the tool does not know it)."""
         if endpoint not in ENDPOINTS:
             raise ValueError(f"endpoint {endpoint!r} is none of {', '.join(ENDPOINTS)}")
         if [status is not None, hang, garbage].count(True) != 1:
             raise ValueError("one of status, hang, garbage")
+        if garbage and endpoint == "scores" and not applied:
+            raise ValueError("a score post's answer has no body the tool reads: garbage in "
+                             "it is a success, so only with applied=True")
         with self.lock:
-            self.failures[endpoint] = Failure(status, reason, hang, garbage, times)
+            self.failures[endpoint] = Failure(status, reason, hang, garbage, applied, times)
 
     def heal(self, endpoint: str | None = None) -> None:
         with self.lock:
@@ -421,6 +428,8 @@ class Handler(tornado.web.RequestHandler):
     def check_xsrf_cookie(self):  # an API and a platform's form endpoints: no XSRF cookie
         pass
 
+    late: Failure | None = None  # a failure that answers once the request took effect
+
     async def prepare(self):
         with self.lms.lock:
             self.lms.requests.append((self.endpoint, self.request.method))
@@ -431,19 +440,44 @@ class Handler(tornado.web.RequestHandler):
                     del self.lms.failures[self.endpoint]
         if failure is None:
             return
-        if failure.hang:
-            try:
-                await asyncio.wait_for(self.lms._stopping.wait(), HANG_SECONDS)
-            except asyncio.TimeoutError:
-                pass
+        if failure.applied:
+            self.late = failure
+        elif failure.hang:
+            await self.hang()
             raise tornado.web.Finish()
+        else:
+            self.misbehave(failure)
+
+    async def hang(self) -> None:
+        try:
+            await asyncio.wait_for(self.lms._stopping.wait(), HANG_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+
+    def misbehave(self, failure: Failure):
+        """The failure's answer, in place of the request's."""
+        self.clear()
         self.set_status(200 if failure.garbage else failure.status)
         if failure.garbage:
             self.set_header("Content-Type", "application/json")
-            self.finish('{"members": [{"user_id": "u1", "roles": ')  # cut short
-        else:
-            reason = failure.reason or http.client.responses.get(failure.status, "error")
-            self.finish({"errors": [{"message": reason}]})
+            return self.finish('{"members": [{"user_id": "u1", "roles": ')  # cut short
+        reason = failure.reason or http.client.responses.get(failure.status, "error")
+        return self.finish({"errors": [{"message": reason}]})
+
+    def finish(self, chunk=None):
+        late, self.late = self.late, None
+        if late is None:
+            return super().finish(chunk)
+        if not late.hang:
+            return self.misbehave(late)
+        self._auto_finish = False  # the answer comes when the hang ends, if anyone still waits
+
+        async def answer_later():
+            await self.hang()
+            if not self._finished:
+                super(Handler, self).finish()
+
+        return asyncio.ensure_future(answer_later())
 
     def refuse(self, status: int, error: str, description: str = ""):
         raise Refusal(status, error, description)
