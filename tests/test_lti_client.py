@@ -7,6 +7,7 @@ listings and keeps a gradebook that counts each accepted score post.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,8 @@ import lmsfixture as F
 import pytest
 from jwcrypto import jwk
 
+from autograder.course import Course
+from autograder.errors import UsageError
 from autograder.lti import spec
 from autograder.lti.client import LtiClient, LtiError, reason_of, service_url
 
@@ -77,6 +80,29 @@ def test_scopes_are_limited_to_the_registered_ones(lti_key):
         assert lms.tokens[client.token()][1] == {spec.SCOPE_MEMBERSHIPS}
         error = refused(client.line_items, lms.lineitems_url(F.CONTEXT))
         assert error.status == 403 and "lineitem" in str(error) and not error.retryable
+
+
+def test_a_course_gets_its_client_from_its_config_and_key(lms, lti_key, tmp_path):
+    config = F.platform_of(lms)
+    lines = ["c = get_config()", "c.RnnCourse.assignments = ['rnn_cell']"]
+    lines += [f"c.LtiPlatform.{name} = {getattr(config, name)!r}"
+              for name in ("issuer", "client_id", "deployment_id", "authorize_url", "token_url",
+                           "jwks_url", "contexts", "services")]
+    (tmp_path / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
+    course = Course(tmp_path)
+    with pytest.raises(UsageError, match="no LTI tool key at"):
+        LtiClient.for_course(course)
+    path = config.key_path(tmp_path)
+    path.parent.mkdir(mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, lti_key.export_to_pem(private_key=True, password=None))
+    os.close(fd)
+    client = LtiClient.for_course(course)
+    urls = client.platform.services[F.CONTEXT]
+    assert len(client.members(urls["context_memberships_url"])) == len(F.PEOPLE)
+    (tmp_path / "nbgrader_config.py").write_text(lines[0] + "\n" + lines[1] + "\n")
+    with pytest.raises(UsageError, match="c.LtiPlatform lacks issuer, client_id"):
+        LtiClient.for_course(Course(tmp_path))
 
 
 # --- NRPS ----------------------------------------------------------------------------

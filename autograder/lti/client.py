@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from jwcrypto import jwk, jwt
 
+from autograder.errors import UsageError
 from autograder.lti import keys, spec
 from autograder.lti.config import LtiPlatform
 
@@ -92,7 +93,7 @@ class LtiClient:
     def __init__(self, platform: LtiPlatform, key: jwk.JWK,
                  session: requests.Session | None = None, timeout: float | None = None):
         if not (platform.client_id and platform.token_url):
-            raise ValueError("the platform's client_id and token_url are needed")
+            raise UsageError("c.LtiPlatform.client_id and token_url are needed to call the LMS")
         self.platform = platform
         self.key = key
         self.timeout = platform.timeout if timeout is None else timeout
@@ -101,6 +102,14 @@ class LtiClient:
         self._token: str | None = None
         self._renew_at = 0.0
         self.tokens_fetched = 0  # how many access tokens were asked for (tests read it)
+
+    @classmethod
+    def for_course(cls, course, **kwargs) -> LtiClient:
+        """The client of a course (:class:`autograder.course.Course`): its ``c.LtiPlatform``,
+        checked, and the tool's key from the course directory (one-line errors)."""
+        platform = LtiPlatform(config=course.config)
+        platform.check()
+        return cls(platform, keys.load(platform.key_path(course.root)), **kwargs)
 
     # --- the access token ------------------------------------------------------------
     def assertion(self) -> str:
