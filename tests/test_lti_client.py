@@ -189,6 +189,12 @@ def test_a_5xx_is_retryable_and_the_post_not_counted(lms, client, item):
     assert lms.posts(item["id"], "s1") == 1
 
 
+def test_too_many_requests_is_retryable(lms, client, item):
+    lms.fail("scores", status=429, reason="Rate limit exceeded")
+    error = refused(client.post_score, item["id"], "s1", 5, 10)
+    assert error.retryable and "answered 429 (Rate limit exceeded)" in str(error)
+
+
 def test_a_hanging_lms_is_a_retryable_timeout(lms, lti_key, item):
     client = LtiClient(F.platform_of(lms), lti_key, timeout=0.3)
     lms.fail("scores", hang=True)
