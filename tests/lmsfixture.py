@@ -1,7 +1,8 @@
 """The project's test LMS (``tools/lms/testlms.py``) with a class in it, for the LTI tests.
 
-``start_lms(key)`` runs it on a free loopback port with the tool registered
-under ``key``'s public half and :data:`CONTEXT` holding :data:`PEOPLE`;
+``start_lms(key)`` runs it on a free loopback port (``with start_lms(key) as lms:``
+stops it after) with the tool registered under ``key``'s public half and
+:data:`CONTEXT` holding :data:`PEOPLE`;
 ``platform_of(lms)`` is the tool's :class:`autograder.lti.LtiPlatform` for it.
 """
 
@@ -41,6 +42,12 @@ def registration(key=None, **changes) -> testlms.ToolRegistration:
 @functools.cache
 def platform_key() -> jwk.JWK:
     """One key for every test LMS of a test process (making one takes a few tenths of a s)."""
+    return jwk.JWK.generate(kty="RSA", size=2048)
+
+
+@functools.cache
+def tool_key() -> jwk.JWK:
+    """The tool's key in the LTI tests (what `python -m autograder lti keys` makes)."""
     return jwk.JWK.generate(kty="RSA", size=2048)
 
 

@@ -19,21 +19,9 @@ from autograder.lti import spec
 from autograder.lti.client import LtiClient, LtiError, reason_of, service_url
 
 
-@pytest.fixture(scope="module")
-def key():
-    return jwk.JWK.generate(kty="RSA", size=2048)
-
-
 @pytest.fixture
-def lms(key):
-    lms = F.start_lms(key)
-    yield lms
-    lms.stop()
-
-
-@pytest.fixture
-def client(lms, key):
-    return LtiClient(F.platform_of(lms), key, timeout=2.0)
+def client(lms, lti_key):
+    return LtiClient(F.platform_of(lms), lti_key, timeout=2.0)
 
 
 def requests_to(lms, endpoint, method=None):
@@ -58,17 +46,14 @@ def test_a_token_is_obtained_once_and_cached(lms, client):
     assert granted == set(spec.TOOL_SCOPES)
 
 
-def test_an_expiring_token_is_renewed(key):
-    lms = F.start_lms(key, token_lifetime=1)
-    try:
-        client = LtiClient(F.platform_of(lms), key)
+def test_an_expiring_token_is_renewed(lti_key):
+    with F.start_lms(lti_key, token_lifetime=1) as lms:
+        client = LtiClient(F.platform_of(lms), lti_key)
         first = client.token()
         time.sleep(1.0)
         second = client.token()
         assert second != first and client.tokens_fetched == 2
         client.members(lms.memberships_url(F.CONTEXT))  # the new one works
-    finally:
-        lms.stop()
 
 
 def test_a_token_the_lms_no_longer_knows_is_replaced_once(lms, client):
@@ -85,30 +70,25 @@ def test_a_wrong_key_is_refused_by_the_platform(lms):
     assert "refused it, 401" in str(error) and "client assertion refused" in str(error)
 
 
-def test_scopes_are_limited_to_the_registered_ones(key):
-    lms = F.start_lms(key, tool=F.registration(key, scopes=(spec.SCOPE_MEMBERSHIPS,)))
-    try:
-        client = LtiClient(F.platform_of(lms), key)
+def test_scopes_are_limited_to_the_registered_ones(lti_key):
+    only_roster = F.registration(lti_key, scopes=(spec.SCOPE_MEMBERSHIPS,))
+    with F.start_lms(lti_key, tool=only_roster) as lms:
+        client = LtiClient(F.platform_of(lms), lti_key)
         assert lms.tokens[client.token()][1] == {spec.SCOPE_MEMBERSHIPS}
         error = refused(client.line_items, lms.lineitems_url(F.CONTEXT))
         assert error.status == 403 and "lineitem" in str(error) and not error.retryable
-    finally:
-        lms.stop()
 
 
 # --- NRPS ----------------------------------------------------------------------------
 
-def test_every_page_of_the_roster_is_read(key):
-    lms = F.start_lms(key, page_size=2)
-    try:
-        members = LtiClient(F.platform_of(lms), key).members(lms.memberships_url(F.CONTEXT))
+def test_every_page_of_the_roster_is_read(lti_key):
+    with F.start_lms(lti_key, page_size=2) as lms:
+        members = LtiClient(F.platform_of(lms), lti_key).members(lms.memberships_url(F.CONTEXT))
         assert [m["user_id"] for m in members] == [p[0] for p in F.PEOPLE]
         assert requests_to(lms, "memberships") == 3  # 2 + 2 + 1
         ada = members[2]
         assert (ada["name"], ada["email"], ada["roles"], ada["status"]) == (
             "Ada Lovelace", "s1@lms.example.org", [F.PEOPLE[2][2]], "Active")
-    finally:
-        lms.stop()
 
 
 def test_a_member_who_left_is_listed_inactive_or_gone(lms, client):
@@ -183,8 +163,8 @@ def test_a_5xx_is_retryable_and_the_post_not_counted(lms, client, item):
     assert lms.posts(item["id"], "s1") == 1
 
 
-def test_a_hanging_lms_is_a_retryable_timeout(lms, key, item):
-    client = LtiClient(F.platform_of(lms), key, timeout=0.3)
+def test_a_hanging_lms_is_a_retryable_timeout(lms, lti_key, item):
+    client = LtiClient(F.platform_of(lms), lti_key, timeout=0.3)
     lms.fail("scores", hang=True)
     started = time.monotonic()
     error = refused(client.post_score, item["id"], "s1", 5, 10)
@@ -225,13 +205,13 @@ def test_a_deleted_line_item_is_refused_not_retried(lms, client, item):
     assert again["id"] != item["id"]  # the tool can make a new one
 
 
-def test_an_lms_that_is_down_is_retryable(key):
+def test_an_lms_that_is_down_is_retryable(lti_key):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    lms = F.testlms.TestLMS(F.registration(key))
+    lms = F.testlms.TestLMS(F.registration(lti_key))
     platform = F.platform_of(lms, token_url=f"http://127.0.0.1:{port}/token")
-    error = refused(LtiClient(platform, key).token)
+    error = refused(LtiClient(platform, lti_key).token)
     assert error.retryable and "connection refused" in str(error)
 
 

@@ -1,7 +1,7 @@
 """The project's test LMS (tools/lms/testlms.py) is a platform that checks what a real one does.
 
 The launch (OIDC authorization answering a signed id_token), the token endpoint
-(a client assertion verified against the tool's key, read from its JWKS URL or
+(a client assertion verified against the tool's lti_key, read from its JWKS URL or
 pasted), the services' bearer tokens and scopes, and the score validation: the
 tests of the tool's LTI code are worth what this platform refuses.
 """
@@ -31,18 +31,6 @@ from autograder.lti import keys, spec
 from autograder.lti.client import LtiClient
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def key():
-    return jwk.JWK.generate(kty="RSA", size=2048)
-
-
-@pytest.fixture
-def lms(key):
-    lms = F.start_lms(key)
-    yield lms
-    lms.stop()
 
 
 # --- the launch -------------------------------------------------------------------------
@@ -155,7 +143,7 @@ def test_the_front_page_lists_launch_links_and_the_frame_page_embeds_one(lms):
 
 # --- the token endpoint -----------------------------------------------------------------
 
-def assertion(lms, key, **changes) -> str:
+def assertion(lms, lti_key, **changes) -> str:
     """A client assertion; ``iat`` and ``exp`` changes are seconds from now."""
     now = int(time.time())
     claims = {"iss": lms.tool.client_id, "sub": lms.tool.client_id, "aud": lms.token_url,
@@ -165,7 +153,7 @@ def assertion(lms, key, **changes) -> str:
         if claims.get(name) is not None:
             claims[name] += now
     claims = {k: v for k, v in claims.items() if v is not None}
-    return lms.sign(claims, key=key)
+    return lms.sign(claims, key=lti_key)
 
 
 def ask_token(lms, client_assertion, **changes) -> requests.Response:
@@ -176,8 +164,8 @@ def ask_token(lms, client_assertion, **changes) -> requests.Response:
     return requests.post(lms.token_url, data=form, timeout=5)
 
 
-def test_a_good_assertion_gets_a_bearer_token(lms, key):
-    answer = ask_token(lms, assertion(lms, key))
+def test_a_good_assertion_gets_a_bearer_token(lms, lti_key):
+    answer = ask_token(lms, assertion(lms, lti_key))
     assert answer.status_code == 200
     body = answer.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == lms.token_lifetime
@@ -194,38 +182,38 @@ def test_a_good_assertion_gets_a_bearer_token(lms, key):
     ({"iat": 3600, "exp": 3900}, "issued in the future"),
     ({"exp": 86400}, "valid for too long"),
 ])
-def test_a_bad_assertion_is_refused(lms, key, change, reason):
-    answer = ask_token(lms, assertion(lms, key, **change))
+def test_a_bad_assertion_is_refused(lms, lti_key, change, reason):
+    answer = ask_token(lms, assertion(lms, lti_key, **change))
     assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
     assert reason in answer.json()["error_description"]
 
 
-def test_an_assertion_signed_by_another_key_or_tampered_is_refused(lms, key):
+def test_an_assertion_signed_by_another_key_or_tampered_is_refused(lms, lti_key):
     stranger = jwk.JWK.generate(kty="RSA", size=2048)
     assert ask_token(lms, assertion(lms, stranger)).status_code == 401
-    header, payload, signature = assertion(lms, key).split(".")
+    header, payload, signature = assertion(lms, lti_key).split(".")
     flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
     assert ask_token(lms, ".".join([header, payload, flipped])).status_code == 401
-    claims = json.loads(jwt.JWT(jwt=assertion(lms, key), key=key).claims)
+    claims = json.loads(jwt.JWT(jwt=assertion(lms, lti_key), key=lti_key).claims)
     unsigned = ".".join(base64url_encode(json.dumps(part))
                         for part in ({"alg": "none", "typ": "JWT"}, claims))
     assert ask_token(lms, unsigned + ".").status_code == 401
     assert ask_token(lms, "not-a-jwt").status_code == 401
 
 
-def test_an_assertion_is_accepted_once(lms, key):
-    once = assertion(lms, key)
+def test_an_assertion_is_accepted_once(lms, lti_key):
+    once = assertion(lms, lti_key)
     assert ask_token(lms, once).status_code == 200
     again = ask_token(lms, once)
     assert again.status_code == 401 and "replayed" in again.json()["error_description"]
 
 
-def test_the_grant_and_the_scopes_are_checked(lms, key):
-    assert ask_token(lms, assertion(lms, key), grant_type="password").json()["error"] == (
+def test_the_grant_and_the_scopes_are_checked(lms, lti_key):
+    assert ask_token(lms, assertion(lms, lti_key), grant_type="password").json()["error"] == (
         "unsupported_grant_type")
-    answer = ask_token(lms, assertion(lms, key), scope="https://example/other-scope")
+    answer = ask_token(lms, assertion(lms, lti_key), scope="https://example/other-scope")
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_scope"
-    some = ask_token(lms, assertion(lms, key), scope=spec.SCOPE_SCORE + " https://example/x")
+    some = ask_token(lms, assertion(lms, lti_key), scope=spec.SCOPE_SCORE + " https://example/x")
     assert some.json()["scope"] == spec.SCOPE_SCORE
 
 
@@ -251,47 +239,43 @@ class _JwksServer(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/{keys.JWKS_PATH}"
 
 
-def test_the_tool_key_is_read_from_its_jwks_url(key):
-    server = _JwksServer(keys.jwks_json(key))
-    lms = F.start_lms(tool=F.registration(jwks_url=server.url))
-    try:
-        assert LtiClient(F.platform_of(lms), key).token()
+def test_the_tool_key_is_read_from_its_jwks_url(lti_key):
+    server = _JwksServer(keys.jwks_json(lti_key))
+    with F.start_lms(tool=F.registration(jwks_url=server.url)) as lms:
+        assert LtiClient(F.platform_of(lms), lti_key).token()
         stranger = jwk.JWK.generate(kty="RSA", size=2048)
         error = ask_token(lms, assertion(lms, stranger)).json()["error_description"]
         assert "client assertion refused" in error
         server.shutdown()
         server.server_close()
-        error = ask_token(lms, assertion(lms, key)).json()["error_description"]
+        error = ask_token(lms, assertion(lms, lti_key)).json()["error_description"]
         assert "cannot read the tool's JWKS" in error
-    finally:
-        lms.stop()
 
 
 # --- the services -------------------------------------------------------------------------
 
-def bearer(lms, key, scope: str | None = None) -> dict:
+def bearer(lms, lti_key, scope: str | None = None) -> dict:
     scope = scope or " ".join(spec.TOOL_SCOPES)
-    token = ask_token(lms, assertion(lms, key), scope=scope).json()["access_token"]
+    token = ask_token(lms, assertion(lms, lti_key), scope=scope).json()["access_token"]
     return {"Authorization": "Bearer " + token}
 
 
-def test_services_need_a_valid_token_with_the_right_scope(lms, key):
+def test_services_need_a_valid_token_with_the_right_scope(lms, lti_key):
     url = lms.memberships_url(F.CONTEXT)
     assert requests.get(url, timeout=5).status_code == 401
     assert requests.get(url, headers={"Authorization": "Bearer nope"}, timeout=5).json()[
         "error"] == "invalid_token"
-    scores_only = bearer(lms, key, spec.SCOPE_SCORE)
+    scores_only = bearer(lms, lti_key, spec.SCOPE_SCORE)
     answer = requests.get(url, headers=scores_only, timeout=5)
     assert answer.status_code == 403 and answer.json()["error"] == "insufficient_scope"
-    answer = requests.get(url, headers=bearer(lms, key), timeout=5)
+    answer = requests.get(url, headers=bearer(lms, lti_key), timeout=5)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"] == spec.MEDIA_MEMBERSHIPS
 
 
-def test_nrps_pages_carry_a_next_link_until_the_last(key):
-    lms = F.start_lms(key, page_size=2)
-    try:
-        auth, url, seen = bearer(lms, key), lms.memberships_url(F.CONTEXT), []
+def test_nrps_pages_carry_a_next_link_until_the_last(lti_key):
+    with F.start_lms(lti_key, page_size=2) as lms:
+        auth, url, seen = bearer(lms, lti_key), lms.memberships_url(F.CONTEXT), []
         while url:
             answer = requests.get(url, headers=auth, timeout=5)
             seen += [m["user_id"] for m in answer.json()["members"]]
@@ -300,13 +284,11 @@ def test_nrps_pages_carry_a_next_link_until_the_last(key):
         staff = requests.get(lms.memberships_url(F.CONTEXT), headers=auth, timeout=5,
                              params={"role": roles.LTI_INSTRUCTOR}).json()["members"]
         assert [m["user_id"] for m in staff] == ["teacher"]
-    finally:
-        lms.stop()
 
 
 @pytest.fixture
-def scores(lms, key):
-    auth = bearer(lms, key)
+def scores(lms, lti_key):
+    auth = bearer(lms, lti_key)
     item = requests.post(lms.lineitems_url(F.CONTEXT), headers=auth, timeout=5,
                          json={"scoreMaximum": 10, "label": "rnn_cell"}).json()
 
@@ -347,8 +329,8 @@ def test_a_pending_score_needs_no_points(lms, scores):
     assert lms.posts(scores.item["id"], "s1") == 1
 
 
-def test_a_bad_line_item_is_refused(lms, key):
-    auth, url = bearer(lms, key), lms.lineitems_url(F.CONTEXT)
+def test_a_bad_line_item_is_refused(lms, lti_key):
+    auth, url = bearer(lms, lti_key), lms.lineitems_url(F.CONTEXT)
     for body, reason in [({"label": "x"}, "scoreMaximum"), ({"scoreMaximum": 0, "label": "x"},
                          "scoreMaximum"), ({"scoreMaximum": 5}, "label")]:
         answer = requests.post(url, json=body, headers=auth, timeout=5)

@@ -166,7 +166,7 @@ class TestLMS:
         self._loop = None
 
     def __enter__(self):
-        return self.start()
+        return self if self._loop is not None else self.start()
 
     def __exit__(self, *exc):
         self.stop()
