@@ -1,7 +1,7 @@
 """The roster from the LMS and grades back to it, against the project's test LMS.
 
-The test LMS (``tools/lms/testlms.py``, through :mod:`lmsfixture`) runs for real on a
-free loopback port, with the tool registered under a key made for this module; the
+The test LMS (``tools/lms/testlms.py``, the ``lms`` fixture of :mod:`lmsfixture`) runs
+for real on a free loopback port, with the tool registered under its key; the
 course is the fixture course of :mod:`nbfixtures` (one assignment, 4 points) with
 ``c.LtiPlatform`` pointing at that LMS.  Most tests drive the service's LMS work in this
 process (:class:`autograder.service.lms.Lms`, one pass at a time) on grades written
@@ -35,7 +35,6 @@ import nbfixtures as fx  # noqa: E402
 
 from autograder import roles  # noqa: E402
 from autograder.course import Course  # noqa: E402
-from autograder.lti import keys  # noqa: E402
 from autograder.service import passback as P  # noqa: E402
 from autograder.service.journal import Journal  # noqa: E402
 from autograder.service.lms import Lms, LmsOptions  # noqa: E402
@@ -49,11 +48,6 @@ TIMEOUT = 1.0  # seconds each LMS call may take, in these tests
 
 
 @pytest.fixture(scope="module")
-def tool_key(tmp_path_factory):
-    return keys.generate(tmp_path_factory.mktemp("lti") / "tool-key.pem")
-
-
-@pytest.fixture(scope="module")
 def template(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
@@ -62,17 +56,11 @@ def template(tmp_path_factory):
                               config_extra="c.Execute.timeout = 5\n")
 
 
-@pytest.fixture
-def lms(tool_key):
-    server = LF.start_lms(tool_key)
-    server.add_user(BAD_ID, "Mallory Formula", "m@lms.example.org")
-    server.enroll(LF.CONTEXT, BAD_ID, roles.LTI_LEARNER)
-    yield server
-    server.stop()
-
-
 def registered(course: Path, lms, tool_key, course_id: str, *, timeout: float = TIMEOUT):
-    """Register ``lms`` in the course's nbgrader_config.py and give it the tool's key."""
+    """Register ``lms`` in the course's nbgrader_config.py and give it the tool's key; a
+    learner whose LMS user id is no student id joins the LMS course."""
+    lms.add_user(BAD_ID, "Mallory Formula", "m@lms.example.org")
+    lms.enroll(LF.CONTEXT, BAD_ID, roles.LTI_LEARNER)
     config = lms.platform_config()
     config.update(contexts={LF.CONTEXT: course_id}, timeout=timeout)
     with open(course / "nbgrader_config.py", "a") as fh:
@@ -84,12 +72,12 @@ def registered(course: Path, lms, tool_key, course_id: str, *, timeout: float = 
 
 
 @pytest.fixture
-def course(template, lms, tool_key, tmp_path, monkeypatch):
+def course(template, lms, lti_key, tmp_path, monkeypatch):
     for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
         monkeypatch.delenv(var)
     path = tmp_path / "course"
     shutil.copytree(template, path)
-    registered(path, lms, tool_key, Course(path).course_id)
+    registered(path, lms, lti_key, Course(path).course_id)
     return path
 
 
@@ -108,10 +96,12 @@ def link(course, caplog):
 
 
 def record_grade(course: Path, student: str, score: float, *, manual: bool = False,
+                 penalty: float | None = None,
                  timestamp: str = "2026-01-10 12:00:00.000000 UTC") -> None:
     """``student``'s submission scored ``score`` in the gradebook: by the grader (its
-    auto scores and its row in ``rnn_course_grading``, a new grading each time), or by a
-    person in the formgrader (``manual``: manual scores, no new grading)."""
+    auto scores, its late ``penalty`` and its row in ``rnn_course_grading``, a new
+    grading each time), or by a person in the formgrader (``manual``: manual scores, no
+    new grading)."""
     from nbgrader.api import Gradebook, MissingEntry
     from sqlalchemy import delete, insert
     from sqlalchemy.exc import SAWarning
@@ -128,6 +118,8 @@ def record_grade(course: Path, student: str, score: float, *, manual: bool = Fal
             sub = gb.add_submission(A, student, timestamp=timestamp)
         left = score
         for nb in sub.notebooks:
+            if not manual:
+                nb.late_submission_penalty = penalty
             for grade in nb.grades:
                 points = min(left, grade.max_score)
                 left -= points
@@ -250,7 +242,7 @@ def test_a_roster_that_cannot_be_read_changes_nothing(course, lms, link, caplog)
 def test_each_graded_version_is_posted_once(course, lms, link):
     one = link()
     record_grade(course, "s1", 3)
-    record_grade(course, "s2", 4)
+    record_grade(course, "s2", 4, penalty=1.5)  # late: 4 - 1.5, as the feedback says
     record_grade(course, "outsider", 2)  # a hub account the LMS does not know
     assert one.step() == 2
     item = lms.item_of(LF.CONTEXT, A)
@@ -264,7 +256,9 @@ def test_each_graded_version_is_posted_once(course, lms, link):
     assert link().step() == 0  # nor by a restarted service
     assert [lms.posts(item["id"], s) for s in ("s1", "s2")] == [1, 1]
     assert len(lms.items(LF.CONTEXT)) == 1  # found again, never created twice
-    assert sorted(rows(course)) == [("s1", "posted", 3, 1, ""), ("s2", "posted", 4, 1, "")]
+    assert lms.grade(item["id"], "s2")["scoreGiven"] == 2.5
+    assert fx.gradebook_scores(course)["s2"]["penalty"] == 1.5
+    assert sorted(rows(course)) == [("s1", "posted", 3, 1, ""), ("s2", "posted", 2.5, 1, "")]
 
 
 def test_regrade_and_manual_grade_post_again(course, lms, link):
@@ -400,13 +394,13 @@ def test_after_due_grades_wait_for_the_due_date(course, lms, link):
 # the service, killed while posting
 # --------------------------------------------------------------------------- #
 @pytest.mark.slow
-def test_sigkill_while_posting_then_restart_posts_exactly_once(template, lms, tool_key):
+def test_sigkill_while_posting_then_restart_posts_exactly_once(template, lms, lti_key):
     from test_serve import Served
 
     hub = eh.make_hub(lambda path: shutil.copytree(template, path))
     try:
         course = hub["course"]
-        registered(course, lms, tool_key, hub["course_id"], timeout=60)
+        registered(course, lms, lti_key, hub["course_id"], timeout=60)
         inbound = eh.inbound(hub)
         inbound.mkdir(parents=True)
         inbound.chmod(0o2733)

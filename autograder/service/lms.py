@@ -51,9 +51,14 @@ class LmsOptions:
 def platform_of(course):
     """The course's LMS registration (:class:`autograder.lti.LtiPlatform`), or None when
     LTI is off or no LMS context maps to this course."""
+    from traitlets import TraitError
+
     from autograder.lti import LtiPlatform
 
-    platform = LtiPlatform(config=course.config)
+    try:
+        platform = LtiPlatform(config=course.config)
+    except TraitError as exc:
+        raise UsageError(f"nbgrader_config.py: c.LtiPlatform: {first_line(exc)}") from None
     if not platform.enabled or not platform.contexts_of(course.course_id):
         return None
     return platform
@@ -143,10 +148,16 @@ def lms_main(course_dir: str, opts: LmsOptions) -> None:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
-    course = Course(course_dir)
-    journal = Journal(course.db_url)
+    journal = None
     try:
+        course = Course(course_dir)
+        journal = Journal(course.db_url)
         lms = Lms(course, journal.engine, opts)
+    except Exception as exc:  # a key gone since the start...: one line, started again later
+        event("lms", f"cannot start: {first_line(exc)}")
+        logging.shutdown()
+        os._exit(1)
+    try:
         event("lms", f"roster and grades with {lms.platform.issuer} "
                      f"(context {', '.join(lms.contexts)}), pid {os.getpid()}")
         while not stopping:

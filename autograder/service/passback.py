@@ -127,33 +127,53 @@ def one_line(text: str) -> str:
 # what the gradebook holds
 # --------------------------------------------------------------------------- #
 def graded(course) -> list[Graded]:
-    """Every submission of the gradebook that has a grade to pass back (one query).
+    """Every submission of the gradebook that has a grade to pass back.
 
     A submission has one when our grader recorded it (``graded``), or when no cell of
     it waits for a person (graded otherwise: by hand, by ``nbgrader autograde``).
+    Its raw score and late penalty are nbgrader's own sums (``Grade.score`` over its
+    cells, ``late_submission_penalty`` over its notebooks), read with a few grouped
+    queries rather than nbgrader's per-submission subqueries (seconds for a class).
     """
-    from nbgrader.api import Assignment, Gradebook, SubmittedAssignment
+    from nbgrader.api import (
+        Assignment,
+        Grade,
+        Gradebook,
+        SubmittedAssignment,
+        SubmittedNotebook,
+    )
+    from sqlalchemy import func
 
     from autograder.service.rounds import due_dates
 
+    sn = SubmittedNotebook
     with Gradebook(course.db_url, course.course_id) as gb:
         ensure_tables(gb.engine)
+        grades = (select(sn.assignment_id.label("sid"), func.sum(Grade.score).label("raw"),
+                         func.max(Grade.needs_manual_grade).label("manual"))
+                  .join(Grade, Grade.notebook_id == sn.id).group_by(sn.assignment_id)
+                  .subquery())
+        penalties = (select(sn.assignment_id.label("sid"),
+                            func.sum(sn.late_submission_penalty).label("penalty"))
+                     .group_by(sn.assignment_id).subquery())
+        sa = SubmittedAssignment
         rows = gb.db.execute(
-            select(SubmittedAssignment.id, Assignment.name, SubmittedAssignment.student_id,
-                   SubmittedAssignment.timestamp, SubmittedAssignment.score,
-                   SubmittedAssignment.late_submission_penalty, SubmittedAssignment.max_score,
-                   SubmittedAssignment.needs_manual_grade, GRADING.c.status,
+            select(sa.id, Assignment.name, sa.student_id, sa.timestamp, grades.c.raw,
+                   grades.c.manual, penalties.c.penalty, GRADING.c.status,
                    GRADING.c.graded_at)
-            .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id)
-            .outerjoin(GRADING, GRADING.c.submission_id == SubmittedAssignment.id)).all()
+            .join(Assignment, Assignment.id == sa.assignment_id)
+            .outerjoin(grades, grades.c.sid == sa.id)
+            .outerjoin(penalties, penalties.c.sid == sa.id)
+            .outerjoin(GRADING, GRADING.c.submission_id == sa.id)).all()
+        maxima = {a.name: points(a.max_score) for a in gb.assignments}
     rows = [r for r in rows if r.name in course.assignments
-            and (r.status == "graded" or not r.needs_manual_grade)]
+            and (r.status == "graded" or not r.manual)]
     held = [(r.name, r.student_id) for r in rows if course.feedback_policy(r.name) == AFTER_DUE]
     dues = due_dates(course, held) if held else {}
     out = []
     for r in rows:
-        score, max_score = total(r.score, r.late_submission_penalty), points(r.max_score)
-        grading = PENDING_MANUAL if r.needs_manual_grade else FULLY_GRADED
+        score, max_score = total(r.raw or 0.0, r.penalty), maxima[r.name]
+        grading = PENDING_MANUAL if r.manual else FULLY_GRADED
         key = "|".join(str(v) for v in (r.id, r.timestamp, r.graded_at, score, max_score,
                                         grading))
         out.append(Graded(r.student_id, r.name, hashlib.sha256(key.encode()).hexdigest()[:32],
@@ -238,7 +258,10 @@ def post_due(engine, posters: dict, users: dict, stop=lambda: False) -> int:
             _set(engine, row.id, next_try=utcnow() + timedelta(seconds=MAX_DELAY),
                  last_error="not in the LMS's roster")
             continue
-        done += poster.post(row, user_id)
+        outcome = poster.post(row, user_id)
+        if outcome is None:
+            break  # the LMS is down or slow: the others wait for the next pass
+        done += outcome
     return done
 
 
@@ -263,32 +286,25 @@ class Poster:
         self.tag = tag
         self.retry = retry
         self._items: dict[str, str] = {}  # assignment -> its line item's URL
-        self._max: dict[str, float] | None = None
 
-    def max_score(self, assignment: str) -> float:
-        from nbgrader.api import Gradebook
-
-        if self._max is None:
-            with Gradebook(self.course.db_url, self.course.course_id) as gb:
-                self._max = {a.name: points(a.max_score) for a in gb.assignments}
-        return self._max.get(assignment, 0.0)
-
-    def line_item(self, assignment: str) -> str:
-        """The URL of ``assignment``'s line item: found by its resourceId, or created."""
+    def line_item(self, assignment: str, maximum: float) -> str:
+        """The URL of ``assignment``'s line item: found by its resourceId (and tag), or
+        created with ``maximum`` (the assignment's)."""
         if assignment not in self._items:
             item = self.client.line_item(self.lineitems_url, assignment, assignment,
-                                         self.max_score(assignment), self.tag)
+                                         maximum, self.tag)
             self._items[assignment] = item["id"]
         return self._items[assignment]
 
-    def post(self, row, user_id: str) -> bool:
+    def post(self, row, user_id: str) -> bool | None:
         """Try ``row`` once (after reading the LMS's result when an earlier try may have
-        reached it); True when the LMS now holds it."""
+        reached it): True when the LMS now holds it, False when not (refused, or to try
+        again at once), None after a failure that may pass (tried again later)."""
         from autograder.lti.client import LtiError
 
         who = f"{row.student_id} {row.assignment} {row.score:g}/{row.max_score:g}"
         try:
-            url = self.line_item(row.assignment)
+            url = self.line_item(row.assignment, row.max_score)
             if row.attempts > 0 and self.holds(url, user_id, row):
                 _set(self.engine, row.id, state=POSTED, posted_at=utcnow(), last_error="")
                 event("lms", f"{who}: the LMS already holds it (an earlier try reached it): "
@@ -317,7 +333,7 @@ class Poster:
             _set(self.engine, row.id, state=PENDING, attempts=attempts,
                  next_try=utcnow() + timedelta(seconds=wait), last_error=one_line(exc))
             event("lms", f"{who}: not posted ({one_line(exc)}); trying again in {wait:g} s")
-            return False
+            return None
         _set(self.engine, row.id, state=POSTED, posted_at=utcnow(), last_error="")
         event("lms", f"{who}: posted to the LMS")
         return True
