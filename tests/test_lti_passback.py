@@ -236,6 +236,29 @@ def test_a_roster_that_cannot_be_read_changes_nothing(course, lms, link, caplog)
     assert [state[s] for s in STUDENTS] == ["active"] * len(STUDENTS)  # nobody "left"
 
 
+def test_a_student_graded_before_the_roster_knew_them_has_it_read_again(course, lms, link,
+                                                                      monkeypatch):
+    from autograder.service import lms as L
+
+    monkeypatch.setattr(L, "ROSTER_EARLY", 0.0)
+    one = link(roster_every=3600)
+    assert one.step() == 0  # the roster, read at start
+
+    def reads():
+        return lms.requests.count(("memberships", "GET"))
+
+    assert reads() == 1
+    lms.add_user("s4", "Katherine Johnson", "s4@lms.example.org")  # enrolled since
+    lms.enroll(LF.CONTEXT, "s4", roles.LTI_LEARNER)
+    record_grade(course, "s4", 4)
+    assert one.step() == 1 and reads() == 2
+    assert lms.posts(item_id(lms), "s4") == 1
+    record_grade(course, "outsider", 1)  # never in the LMS: the roster is read once for it
+    for _ in range(3):
+        assert one.step() == 0
+    assert reads() == 3
+
+
 # --------------------------------------------------------------------------- #
 # grades
 # --------------------------------------------------------------------------- #
@@ -338,11 +361,29 @@ def test_a_refusal_is_flagged_with_the_lms_reason_not_retried(course, lms, link,
     assert "closed for grading" in html and "Grades in the LMS" in html
     assert xhtml_escape(BAD_ID) in html and BAD_ID not in html  # skipped: shown, escaped
     assert S.lms_text({"state": "refused", "reason": "closed"}) == "refused (closed)"
+    assert S.lms_text({"state": "pending", "next_try": "T", "reason": "503"}) == (
+        "pending (next try T; 503)")
 
     # a new graded version is tried; --retry-failed puts the refused one back too
     lms.heal()
     assert P.retry_refused(Journal(Course(course).db_url).engine) == 1
     assert one.step() == 1 and lms.posts(item_id(lms), "s1") == 1
+
+
+def test_without_an_lms_the_status_says_not_configured(template, tmp_path, monkeypatch):
+    from autograder.service import status as S
+    from autograder.service.app import Options, Service
+
+    for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
+        monkeypatch.delenv(var)
+    path = tmp_path / "course"
+    shutil.copytree(template, path)
+    service = Service(Options(course_dir=str(path)), lms=LmsOptions())
+    assert service.lms is None  # no c.LtiPlatform: no LMS process
+    data = S.status(service)
+    assert data["lms"] == {"configured": False, "roster": None, "grades": []}
+    assert S.lms_of(data["lms"], "s1", A, set()) == {"state": "not configured"}
+    assert "not configured" in S.page(data, "api/status")
 
 
 def test_a_deleted_line_item_is_created_again(course, lms, link, caplog):

@@ -32,6 +32,8 @@ from autograder.service import roster as R
 from autograder.service.rounds import event, first_line
 
 log = logging.getLogger("autograder.serve")
+ROSTER_EARLY = 60.0
+"""Seconds: a graded student the roster does not know has it read again, at most this often."""
 NRPS_URL, LINEITEMS_URL = "context_memberships_url", "lineitems"
 """The keys of a context's entry in ``c.LtiPlatform.services``."""
 
@@ -107,6 +109,8 @@ class Lms:
                                       tag=course.course_id, retry=opts.retry)
                         for ctx in self.contexts}
         self._roster_next = 0.0
+        self._roster_read = -ROSTER_EARLY  # when it was last read (monotonic)
+        self._asked: set[str] = set()  # graded students not in the roster, read again for
 
     def sync_roster(self) -> R.Synced | None:
         """Read every context's members and sync the gradebook; None when one could not be
@@ -114,6 +118,7 @@ class Lms:
         from autograder.lti.client import LtiError
 
         self._roster_next = time.monotonic() + self.opts.roster_every
+        self._roster_read = time.monotonic()
         members = []
         for ctx in self.contexts:
             try:
@@ -133,7 +138,15 @@ class Lms:
         if time.monotonic() >= self._roster_next:
             self.sync_roster()
         users = R.lms_users(self.engine)
-        P.scan(self.course, self.engine, users)
+        unknown: set[str] = set()
+        P.scan(self.course, self.engine, users, unknown)
+        # a student graded before the roster had them (enrolled since it was read): read it
+        # again now rather than at its next time, once per such student
+        if unknown - self._asked and time.monotonic() - self._roster_read >= ROSTER_EARLY:
+            self._asked |= unknown
+            if self.sync_roster() is not None:
+                users = R.lms_users(self.engine)
+                P.scan(self.course, self.engine, users)
         return P.post_due(self.engine, self.posters, users, stop)
 
 

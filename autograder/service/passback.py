@@ -194,15 +194,18 @@ def latest(engine) -> dict[tuple[str, str], object]:
     return {(r.student_id, r.assignment): r for r in rows}
 
 
-def scan(course, engine, students) -> int:
+def scan(course, engine, students, unknown: set | None = None) -> int:
     """A row for each new graded version of a student the LMS knows (``students``: their
-    ids); older open or refused rows of the same grade are superseded.  How many rows."""
+    ids); older open or refused rows of the same grade are superseded.  How many rows.
+    The graded students it does not know are added to ``unknown``."""
     have = latest(engine)
     now = utcnow()
     added = 0
     with engine.begin() as conn:
         for g in graded(course):
             if g.student not in students:
+                if unknown is not None:
+                    unknown.add(g.student)
                 continue
             old = have.get((g.student, g.assignment))
             due = g.due if g.due is not None and g.due > now else None
