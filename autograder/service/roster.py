@@ -89,6 +89,7 @@ def sync(course, members, engine) -> Synced:
     # one writer in at a time, and nbgrader commits each student as it goes
     with Gradebook(course.db_url, course.course_id) as gb:
         conn = gb.db
+        people = {p.id: p for p in gb.students}
         for context, member in members:
             uid = member.get("user_id") if isinstance(member, dict) else None
             if not isinstance(uid, str) or not uid or uid in seen:
@@ -123,7 +124,10 @@ def sync(course, members, engine) -> Synced:
                 names = {k: _text(member.get(m), 128) for k, m in (
                     ("first_name", "given_name"), ("last_name", "family_name"),
                     ("email", "email")) if isinstance(member.get(m), str)}
-                gb.update_or_create_student(student, lms_user_id=uid, **names)
+                names["lms_user_id"] = uid
+                person = people.get(student)
+                if person is None or any(getattr(person, k) != v for k, v in names.items()):
+                    gb.update_or_create_student(student, **names)  # new, or changed
                 values.update(state=ACTIVE, student_id=student, note="", left_at=None)
                 if old is None or old.state != ACTIVE:
                     event("roster", f"{student} enrolled"
