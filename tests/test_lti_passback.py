@@ -402,16 +402,25 @@ def test_a_deleted_line_item_is_created_again(course, lms, link, caplog):
     assert any("line item is gone" in m for m in caplog.messages)
 
 
+@pytest.mark.parametrize("lost", ["killed", "5xx", "timeout"])
 def test_a_post_whose_outcome_was_lost_is_read_back_not_posted_again(course, lms, link,
-                                                                     caplog):
-    """The LMS accepted the score but the service died before writing it down: the row
-    says ``sending``; the next pass reads the LMS's result and posts nothing."""
+                                                                     caplog, lost):
+    """The LMS accepted the score but the service never learnt it: it died before writing
+    it down (the row says ``sending``), or the LMS's answer was lost (a 5xx, a timeout,
+    after the score was recorded).  The next try reads the LMS's result, posts nothing."""
     record_grade(course, "s1", 3)
-    assert link().step() == 1
-    execute(course, "UPDATE rnn_course_passback SET state = 'sending'")
-    assert link().step() == 1  # the LMS holds it
+    one = link()
+    if lost == "killed":
+        assert one.step() == 1
+        execute(course, "UPDATE rnn_course_passback SET state = 'sending'")
+        one = link()  # a new service
+    else:
+        lms.fail("scores", applied=True, **({"status": 503} if lost == "5xx" else
+                                            {"hang": True}))
+        assert one.step() == 0 and rows(course)[0][1] == "pending"
     assert lms.posts(item_id(lms), "s1") == 1
-    assert [r[1] for r in rows(course)] == ["posted"]
+    wait_until(lambda: rows(course)[0][1] == "posted", 10, "the read-back", step=one.step)
+    assert lms.posts(item_id(lms), "s1") == 1  # never posted again
     assert ("results", "GET") in lms.requests
     assert any("already holds it" in m for m in caplog.messages)
 
@@ -435,7 +444,11 @@ def test_after_due_grades_wait_for_the_due_date(course, lms, link):
 # the service, killed while posting
 # --------------------------------------------------------------------------- #
 @pytest.mark.slow
-def test_sigkill_while_posting_then_restart_posts_exactly_once(template, lms, lti_key):
+@pytest.mark.parametrize("applied", [False, True], ids=["held", "recorded-then-held"])
+def test_sigkill_while_posting_then_restart_posts_exactly_once(template, lms, lti_key,
+                                                               applied):
+    """The LMS holds the score's post (``applied``: after recording it) and the service is
+    killed; restarted, it reads the LMS's result back and the LMS counts one post."""
     from test_serve import Served
 
     hub = eh.make_hub(lambda path: shutil.copytree(template, path))
@@ -445,13 +458,13 @@ def test_sigkill_while_posting_then_restart_posts_exactly_once(template, lms, lt
         inbound = eh.inbound(hub)
         inbound.mkdir(parents=True)
         inbound.chmod(0o2733)
-        lms.fail("scores", hang=True, times=None)  # the LMS holds every score post
+        lms.fail("scores", hang=True, applied=applied, times=None)  # it holds every post
         eh.drop_submission(hub, "s1", fx.student_notebook(course))
         served = Served(hub, "--workers", "1", "--lms-poll", "0.2", "--lms-retry", "0.5")
         served.wait_for(lambda: ("scores", "POST") in lms.requests, 120, "the score's post")
         assert [r[1] for r in rows(course)] == ["sending"]
         served.kill()  # SIGKILL, the whole process group, while the LMS holds the post
-        assert lms.item_of(LF.CONTEXT, A) is not None and lms.posts(item_id(lms), "s1") == 0
+        assert lms.posts(item_id(lms), "s1") == (1 if applied else 0)
 
         lms.heal()
         again = Served(hub, "--workers", "1", "--lms-poll", "0.2", "--lms-retry", "0.5")
@@ -466,7 +479,8 @@ def test_sigkill_while_posting_then_restart_posts_exactly_once(template, lms, lt
         assert "posted" in again.page()
         assert again.stop(signal.SIGTERM) == 0
         log = again.log()
-        assert re.search(r"^\S+Z lms +s1 rnn_cell 4/4: posted to the LMS", log, re.M), log
+        said = "the LMS already holds it" if applied else "posted to the LMS"
+        assert re.search(rf"^\S+Z lms +s1 rnn_cell 4/4: {said}", log, re.M), log
         assert "Traceback" not in log
     finally:
         shutil.rmtree(hub["base"], ignore_errors=True)

@@ -68,28 +68,18 @@ def platform_of(course):
 
 def check(course) -> None:
     """One-line UsageErrors for an LMS registration the service cannot use."""
+    from autograder.lti.client import LtiClient
+
     platform = platform_of(course)
     if platform is None:
         return
-    platform.check()
+    LtiClient.for_course(course)  # the registration complete, the key readable
     for context in platform.contexts_of(course.course_id):
         urls = platform.services.get(context) or {}
         missing = [k for k in (NRPS_URL, LINEITEMS_URL) if not urls.get(k)]
         if missing:
             raise UsageError(f"c.LtiPlatform.services[{context!r}] lacks {', '.join(missing)}: "
                              "the LMS context's roster and line items URLs (docs/lms.md)")
-    _key(course, platform)
-
-
-def _key(course, platform):
-    from autograder.lti import keys
-
-    path = platform.key_path(course.root)
-    try:
-        return keys.load(path)
-    except Exception as exc:
-        raise UsageError(f"cannot read the tool's key {path}: {first_line(exc)} (make it with "
-                         "python -m autograder lti keys)") from None
 
 
 class Lms:
@@ -103,7 +93,7 @@ class Lms:
         self.opts = opts
         self.platform = platform_of(course)
         self.contexts = self.platform.contexts_of(course.course_id)
-        self.client = client or LtiClient(self.platform, _key(course, self.platform))
+        self.client = client or LtiClient.for_course(course)
         self.posters = {ctx: P.Poster(course, engine, self.client,
                                       self.platform.services[ctx][LINEITEMS_URL],
                                       tag=course.course_id, retry=opts.retry)
