@@ -277,10 +277,11 @@ def test_the_reason_is_one_short_line():
 
 
 def test_service_urls_keep_the_query():
-    assert service_url("https://moodle/x/lineitems/5/lineitem?type_id=3", "scores") == (
+    moodle = "https://moodle/x/lineitems/5/lineitem?type_id=3"
+    assert service_url(moodle, spec.SCORES_SUFFIX) == (
         "https://moodle/x/lineitems/5/lineitem/scores?type_id=3")
-    assert service_url("https://canvas/api/lti/courses/1/line_items/7", "results") == (
-        "https://canvas/api/lti/courses/1/line_items/7/results")
+    canvas = "https://canvas/api/lti/courses/1/line_items/7"
+    assert service_url(canvas, spec.RESULTS_SUFFIX) == canvas + "/results"
 
 
 def test_a_launch_and_the_roster_name_each_person_alike(lms, client):

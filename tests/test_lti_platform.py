@@ -281,7 +281,7 @@ def scores(lms, lti_key):
                  "timestamp": "2026-12-01T10:00:00+00:00"}
         score.update(changes)
         score = {k: v for k, v in score.items() if v is not None}
-        return requests.post(item["id"] + "/scores", data=json.dumps(score), timeout=5,
+        return requests.post(item["id"] + spec.SCORES_SUFFIX, data=json.dumps(score), timeout=5,
                              headers={**auth, "Content-Type": media})
 
     post.item = item

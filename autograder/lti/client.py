@@ -75,10 +75,11 @@ def reason_of(response: requests.Response) -> str:
     return reason if len(reason) <= REASON_MAX else reason[:REASON_MAX - 3] + "..."
 
 
-def service_url(url: str, leaf: str) -> str:
-    """``url`` + ``/leaf``, before its query (Moodle's line item ids carry ``?type_id=``)."""
+def service_url(url: str, suffix: str) -> str:
+    """``url`` + ``suffix`` in its path, before its query (Moodle's line items carry
+    ``?type_id=``)."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + leaf))
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
 
 
 def isotime(when: datetime | None = None) -> str:
@@ -295,12 +296,12 @@ class LtiClient:
                  "timestamp": isotime(timestamp)}
         if comment:
             score["comment"] = comment
-        self.call("POST", service_url(lineitem_url, "scores"), "LTI score post",
+        self.call("POST", service_url(lineitem_url, spec.SCORES_SUFFIX), "LTI score post",
                   content_type=spec.MEDIA_SCORE, body=score)
 
     def results(self, lineitem_url: str, user_id: str | None = None) -> list[dict]:
         """The line item's results (``userId``, ``resultScore``, ``resultMaximum``...)."""
-        url = service_url(lineitem_url, "results")
+        url = service_url(lineitem_url, spec.RESULTS_SUFFIX)
         if user_id:
             url = requests.Request("GET", url, params={"user_id": user_id}).prepare().url
         return list(self._pages(url, "LTI results request", spec.MEDIA_RESULTS, None))

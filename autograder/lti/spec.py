@@ -45,6 +45,10 @@ GRANT_CLIENT_CREDENTIALS = "client_credentials"
 ASSERTION_JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SIGNING_ALG = "RS256"
 
+# AGS: a line item's services are its URL's path with these appended
+SCORES_SUFFIX = "/scores"
+RESULTS_SUFFIX = "/results"
+
 # a score's fields (AGS 2.0, "Score publish service")
 ACTIVITY_PROGRESS = ("Initialized", "Started", "InProgress", "Submitted", "Completed")
 GRADING_PROGRESS = ("FullyGraded", "Pending", "PendingManual", "Failed", "NotReady")

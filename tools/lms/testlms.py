@@ -394,8 +394,8 @@ class TestLMS:
             (ctx + r"/names_and_roles", MembershipsHandler, args),
             (ctx + r"/line_items", LineItemsHandler, args),
             (ctx + r"/line_items/(\d+)", LineItemHandler, args),
-            (ctx + r"/line_items/(\d+)/scores", ScoresHandler, args),
-            (ctx + r"/line_items/(\d+)/results", ResultsHandler, args),
+            (ctx + r"/line_items/(\d+)" + spec.SCORES_SUFFIX, ScoresHandler, args),
+            (ctx + r"/line_items/(\d+)" + spec.RESULTS_SUFFIX, ResultsHandler, args),
         ])
 
 
@@ -900,7 +900,7 @@ class ResultsHandler(ServiceHandler):
         user = self.get_argument("user_id", None)
         with self.lms.lock:
             item = self.item(context_id, number)
-            results = [{"id": f"{item['id']}/results/{uid}", "scoreOf": item["id"],
+            results = [{"id": f"{item['id']}{spec.RESULTS_SUFFIX}/{uid}", "scoreOf": item["id"],
                         "userId": uid, "resultScore": s.get("scoreGiven"),
                         "resultMaximum": s.get("scoreMaximum"), "timestamp": s["timestamp"],
                         **({"comment": s["comment"]} if s.get("comment") else {})}
