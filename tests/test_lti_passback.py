@@ -274,6 +274,7 @@ def test_each_graded_version_is_posted_once(course, lms, link):
     score = lms.grade(item["id"], "s1")
     assert (score["scoreGiven"], score["scoreMaximum"]) == (3, MAX)
     assert (score["gradingProgress"], score["activityProgress"]) == ("FullyGraded", "Submitted")
+    assert score["submission"]["submittedAt"].startswith("2026-01-10T12:00:00")  # submitted
     for _ in range(3):
         assert one.step() == 0  # nothing new: nothing posted
     assert link().step() == 0  # nor by a restarted service
@@ -384,6 +385,27 @@ def test_without_an_lms_the_status_says_not_configured(template, tmp_path, monke
     assert data["lms"] == {"configured": False, "roster": None, "grades": []}
     assert S.lms_of(data["lms"], "s1", A, set()) == {"state": "not configured"}
     assert "not configured" in S.page(data, "api/status")
+
+
+@pytest.mark.parametrize("case", ["no key", "no services", "bad setting"])
+def test_a_registration_serve_cannot_use_is_one_line(course, case):
+    from autograder.errors import UsageError
+    from autograder.service.app import Options, Service
+
+    if case == "no key":
+        (course / ".lti" / "tool-key.pem").unlink()
+    elif case == "no services":
+        with open(course / "nbgrader_config.py", "a") as fh:
+            fh.write("\nc.LtiPlatform.services = {}\n")
+    else:
+        with open(course / "nbgrader_config.py", "a") as fh:
+            fh.write("\nc.LtiPlatform.timeout = 'soon'\n")
+    with pytest.raises(UsageError) as err:
+        Service(Options(course_dir=str(course), unsafe_no_sandbox=True),
+                lms=LmsOptions()).check()
+    message = str(err.value)
+    assert "\n" not in message and {"no key": "lti keys", "no services": "lacks",
+                                     "bad setting": "LtiPlatform"}[case] in message, message
 
 
 def test_a_deleted_line_item_is_created_again(course, lms, link, caplog):

@@ -32,9 +32,10 @@ seconds (at most :data:`MAX_DELAY`); a refusal is flagged at once.  A line item
 deleted in the LMS (404 on its scores) is looked up again, created anew, and the score
 posted there.
 
-The score's ``timestamp`` is when this version was found (the same at every attempt,
-later for each newer version: an LMS keeps the latest, so a late arrival of an older
-post never overwrites a newer one); ``activityProgress`` is ``Completed`` once the
+The score's ``timestamp`` is when it is sent (later for each newer version: an LMS
+keeps the latest, and Canvas refuses a timestamp older than its own last update of the
+result), its ``submission.submittedAt`` (and Canvas's extension of it) the submission's
+own time; ``activityProgress`` is ``Completed`` once the
 assignment's due date has passed, else ``Submitted``; ``gradingProgress`` is
 ``FullyGraded``, or ``PendingManual`` while a cell waits for a person.  An assignment
 whose feedback waits for the due date (``c.RnnCourse.feedback_release = "after_due"``)
@@ -315,7 +316,7 @@ class Poster:
                 return True
             _set(self.engine, row.id, state=SENDING, attempts=row.attempts + 1)
             self.client.post_score(url, user_id, row.score, row.max_score,
-                                   timestamp=row.created_at,
+                                   timestamp=utcnow(), submitted_at=row.submitted_at,
                                    activity_progress=self.activity(row),
                                    grading_progress=row.grading)
         except LtiError as exc:
