@@ -85,14 +85,16 @@ def course(template, lms, lti_key, tmp_path, monkeypatch):
 def link(course, caplog):
     """The service's LMS work on ``course``, one pass at a time (:meth:`Lms.step`)."""
     caplog.set_level(logging.INFO, logger="autograder.serve")
-    journal = Journal(Course(course).db_url)
+    journals = []
 
     def make(roster_every: float = 0.0):
-        return Lms(Course(course), journal.engine,
+        journals.append(Journal(Course(course).db_url))  # where the gradebook is now
+        return Lms(Course(course), journals[-1].engine,
                    LmsOptions(poll=0.1, roster_every=roster_every, retry=RETRY))
 
     yield make
-    journal.close()
+    for journal in journals:
+        journal.close()
 
 
 def record_grade(course: Path, student: str, score: float, *, manual: bool = False,
@@ -285,7 +287,8 @@ def test_each_graded_version_is_posted_once(course, lms, link):
     assert sorted(rows(course)) == [("s1", "posted", 3, 1, ""), ("s2", "posted", 2.5, 1, "")]
 
 
-def test_regrade_and_manual_grade_post_again(course, lms, link):
+def test_regrade_and_manual_grade_post_again(course, lms, link, gradebook_db):
+    gradebook_db(course)  # the gradebook, roster and journal on SQLite, then on PostgreSQL
     one = link()
     record_grade(course, "s1", 2)
     assert one.step() == 1

@@ -118,7 +118,7 @@ class Lms:
                                 f"{min(self.opts.roster_every, P.MAX_DELAY):g} s")
                 return None
             members += [(ctx, m) for m in got]
-        done = R.sync(self.course, members, self.engine)
+        done = R.sync(self.course, members)
         event("roster", f"{done.members} member(s) in the LMS: {len(done.added)} enrolled, "
                         f"{len(done.left)} left, {len(done.skipped)} skipped")
         return done

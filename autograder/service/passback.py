@@ -143,7 +143,7 @@ def graded(course) -> list[Graded]:
         SubmittedAssignment,
         SubmittedNotebook,
     )
-    from sqlalchemy import func
+    from sqlalchemy import case, func
 
     from autograder.service.rounds import due_dates
 
@@ -151,7 +151,8 @@ def graded(course) -> list[Graded]:
     with Gradebook(course.db_url, course.course_id) as gb:
         ensure_tables(gb.engine)
         grades = (select(sn.assignment_id.label("sid"), func.sum(Grade.score).label("raw"),
-                         func.max(Grade.needs_manual_grade).label("manual"))
+                         # max of a boolean: PostgreSQL has none, so of 0 and 1
+                         func.max(case((Grade.needs_manual_grade, 1), else_=0)).label("manual"))
                   .join(Grade, Grade.notebook_id == sn.id).group_by(sn.assignment_id)
                   .subquery())
         penalties = (select(sn.assignment_id.label("sid"),

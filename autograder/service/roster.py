@@ -71,24 +71,23 @@ def _text(value, limit: int = TEXT_CHARS) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-def sync(course, members, engine) -> Synced:
+def sync(course, members) -> Synced:
     """Bring the gradebook of ``course`` and the roster table in step with ``members``:
     ``(context_id, member)`` pairs, each member an NRPS dict (``user_id``, ``status``,
     ``roles``, ``given_name``, ``family_name``, ``name``, ``email``) of that LMS context;
     what changed.  Give it the whole roster: whoever is not in it has left."""
     from nbgrader.api import Gradebook
 
-    ensure_tables(engine)
     now = utcnow()
     done = Synced(members=len(members))
-    with engine.connect() as conn:
-        rows = {r.user_id: r for r in conn.execute(select(ROSTER)).all()}
     seen: set[str] = set()
     names: dict[str, str] = {}  # user name -> the LMS user it was given to
     # one connection (nbgrader's session) for the students and our table: SQLite lets
     # one writer in at a time, and nbgrader commits each student as it goes
     with Gradebook(course.db_url, course.course_id) as gb:
+        ensure_tables(gb.engine)
         conn = gb.db
+        rows = {r.user_id: r for r in conn.execute(select(ROSTER)).all()}
         people = {p.id: p for p in gb.students}
         for context, member in members:
             uid = member.get("user_id") if isinstance(member, dict) else None
