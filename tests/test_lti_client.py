@@ -283,14 +283,3 @@ def test_service_urls_keep_the_query():
     canvas = "https://canvas/api/lti/courses/1/line_items/7"
     assert service_url(canvas, spec.RESULTS_SUFFIX) == canvas + "/results"
 
-
-def test_a_launch_and_the_roster_name_each_person_alike(lms, client):
-    platform = client.platform
-    for field in ("user_id", "email"):
-        platform.username_from = field
-        from_roster = [platform.username(m)
-                       for m in client.members(lms.memberships_url(F.CONTEXT))]
-        from_launch = [platform.username(lms.id_token_claims(p[0], F.CONTEXT,
-                                                             f"{F.CONTEXT}-link", "n"))
-                       for p in F.PEOPLE]
-        assert from_roster == from_launch and None not in from_roster

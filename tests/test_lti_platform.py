@@ -9,12 +9,15 @@ tests of the tool's LTI code are worth what this platform refuses.
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import re
+import ssl
 import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -233,6 +236,46 @@ def test_the_tool_key_is_read_from_its_jwks_url(lti_key):
         server.stop()
         error = ask_token(lms, assertion(lms, lti_key)).json()["error_description"]
         assert "cannot read the tool's JWKS" in error
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key (as `make hub`'s HTTPS)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_an_https_tool_with_its_own_certificate_needs_its_ca(lti_key, tmp_path):
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = F.testlms.ThreadedServer(
+        lambda: tornado.web.Application([web.jwks_route("/", lti_key)]), ssl_context=context)
+    with server:
+        url = f"https://127.0.0.1:{server.port}/{keys.JWKS_PATH}"
+        with F.start_lms(tool=F.registration(jwks_url=url), ca_certs=str(cert)) as lms:
+            assert LtiClient(F.platform_of(lms), lti_key).token()
+        with F.start_lms(tool=F.registration(jwks_url=url)) as lms:
+            error = ask_token(lms, assertion(lms, lti_key)).json()["error_description"]
+            assert "cannot read the tool's JWKS" in error and "CERTIFICATE_VERIFY_FAILED" in error
 
 
 # --- the services -------------------------------------------------------------------------

@@ -75,8 +75,9 @@ JWKS_PATH = "/lti/security/jwks"
 class ThreadedServer:
     """A tornado application served on loopback in a thread with its own event loop."""
 
-    def __init__(self, make_app, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, make_app, host: str = "127.0.0.1", port: int = 0, ssl_context=None):
         self.make_app, self.host, self.port = make_app, host, port
+        self.ssl_context = ssl_context  # an ssl.SSLContext: served over HTTPS
         self.stopping: asyncio.Event | None = None  # set when it stops: hanging requests end
         self._loop = self._server = self._thread = None
 
@@ -89,7 +90,8 @@ class ThreadedServer:
             asyncio.set_event_loop(asyncio.new_event_loop())
             self._loop = tornado.ioloop.IOLoop.current()
             self.stopping = asyncio.Event()
-            self._server = tornado.httpserver.HTTPServer(self.make_app())
+            self._server = tornado.httpserver.HTTPServer(self.make_app(),
+                                                         ssl_options=self.ssl_context)
             self._server.add_sockets(sockets)
             self._loop.add_callback(ready.set)
             self._loop.start()
@@ -157,12 +159,14 @@ class TestLMS:
 
     def __init__(self, tool: ToolRegistration | None = None, host: str = "127.0.0.1",
                  port: int = 0, public_host: str | None = None, page_size: int = 50,
-                 token_lifetime: int = 3600, key: jwk.JWK | None = None):
+                 token_lifetime: int = 3600, key: jwk.JWK | None = None,
+                 ca_certs: str | None = None):
         self.tool = tool or ToolRegistration()
         self.host, self.port = host, port
         self.public_host = public_host or host
         self.page_size = page_size
         self.token_lifetime = token_lifetime
+        self.ca_certs = ca_certs  # the CA (PEM) of an HTTPS tool's JWKS URL, if not the system's
         self.key = key or jwk.JWK.generate(kty="RSA", size=2048)  # the platform's
         self.kid = self.key.thumbprint()
         self.lock = threading.RLock()
@@ -704,8 +708,8 @@ class TokenHandler(Handler):
         if not tool.jwks_url:
             self.refuse(401, "invalid_client", "the tool has no key registered")
         try:
-            response = await tornado.httpclient.AsyncHTTPClient().fetch(tool.jwks_url,
-                                                                        request_timeout=5)
+            response = await tornado.httpclient.AsyncHTTPClient().fetch(
+                tool.jwks_url, request_timeout=5, ca_certs=self.lms.ca_certs)
             keyset.import_keyset(response.body)
         except Exception as exc:  # noqa: BLE001 - any failure: the tool's keys are unknown
             self.refuse(401, "invalid_client", f"cannot read the tool's JWKS: {exc}")
@@ -942,6 +946,8 @@ def main(argv=None) -> int:
     parser.add_argument("--client-id", default=ToolRegistration.client_id)
     parser.add_argument("--deployment-id", default=ToolRegistration.deployment_id)
     parser.add_argument("--context-id", default="rnn-101")
+    parser.add_argument("--ca-certs", help="the CA certificate (PEM) of an HTTPS tool whose "
+                        "certificate is its own (make hub's self-signed one)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
@@ -954,7 +960,7 @@ def main(argv=None) -> int:
         target_link_uri=args.target_link_uri or tool_url + "/hub",
         jwks_url=args.tool_jwks_url or
         f"{tool_url}/services/{roles.grading_service(args.course)}/{keys.JWKS_PATH}")
-    lms = TestLMS(tool, host=args.host, port=args.port)
+    lms = TestLMS(tool, host=args.host, port=args.port, ca_certs=args.ca_certs)
     sample_class(lms, args.context_id)
     lms.start()
     config = lms.platform_config()
