@@ -289,13 +289,19 @@ class LtiClient:
     def post_score(self, lineitem_url: str, user_id: str, score_given: float,
                    score_maximum: float, timestamp: datetime | None = None,
                    activity_progress: str = "Completed",
-                   grading_progress: str = "FullyGraded", comment: str | None = None) -> None:
-        """Post one score of one user to a line item (AGS ``scores``)."""
+                   grading_progress: str = "FullyGraded", comment: str | None = None,
+                   submitted_at: datetime | None = None) -> None:
+        """Post one score of one user to a line item (AGS ``scores``); ``submitted_at``: when
+        the student submitted (AGS's ``submission.submittedAt``, and Canvas's extension,
+        whose late policy reads it)."""
         score = {"userId": user_id, "scoreGiven": score_given, "scoreMaximum": score_maximum,
                  "activityProgress": activity_progress, "gradingProgress": grading_progress,
                  "timestamp": isotime(timestamp)}
         if comment:
             score["comment"] = comment
+        if submitted_at is not None:
+            score[spec.SCORE_SUBMISSION] = {"submittedAt": isotime(submitted_at)}
+            score[spec.CANVAS_SUBMISSION] = {"submitted_at": isotime(submitted_at)}
         self.call("POST", service_url(lineitem_url, spec.SCORES_SUFFIX), "LTI score post",
                   content_type=spec.MEDIA_SCORE, body=score)
 

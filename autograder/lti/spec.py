@@ -50,6 +50,8 @@ SCORES_SUFFIX = "/scores"
 RESULTS_SUFFIX = "/results"
 
 # a score's fields (AGS 2.0, "Score publish service")
+SCORE_SUBMISSION = "submission"  # {"submittedAt": ISO 8601}: when the student submitted
+CANVAS_SUBMISSION = "https://canvas.instructure.com/lti/submission"  # Canvas's: {"submitted_at"}
 ACTIVITY_PROGRESS = ("Initialized", "Started", "InProgress", "Submitted", "Completed")
 GRADING_PROGRESS = ("FullyGraded", "Pending", "PendingManual", "Failed", "NotReady")
 MEMBER_STATUS = ("Active", "Inactive", "Deleted")
