@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ import shutil
 import signal
 import sys
 import time
+import urllib.request
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -35,6 +37,7 @@ import nbfixtures as fx  # noqa: E402
 
 from autograder import roles  # noqa: E402
 from autograder.course import Course  # noqa: E402
+from autograder.lti import keys  # noqa: E402
 from autograder.service import passback as P  # noqa: E402
 from autograder.service.journal import Journal  # noqa: E402
 from autograder.service.lms import Lms, LmsOptions  # noqa: E402
@@ -502,6 +505,9 @@ def test_sigkill_while_posting_then_restart_posts_exactly_once(template, lms, lt
         student = {r["student"]: r for r in again.api()["students"]}["s1"]
         assert student["lms"]["state"] == "posted"
         assert "posted" in again.page()
+        # the tool's public key, where the LMS reads it (keys.JWKS_PATH), without login
+        with urllib.request.urlopen(f"http://127.0.0.1:{again.port}/{keys.JWKS_PATH}") as r:
+            assert json.loads(r.read()) == json.loads(keys.jwks_json(lti_key))
         assert again.stop(signal.SIGTERM) == 0
         log = again.log()
         said = "the LMS already holds it" if applied else "posted to the LMS"

@@ -325,6 +325,13 @@ def make_app(service, *, hub: bool):
     handlers += class_handlers(prefix, Handler, authenticated, service)  # class/<assignment>
     if hub:
         handlers.append((prefix + "oauth_callback", HubOAuthCallbackHandler))
+    if getattr(service, "lms", None) is not None:  # the tool's public key, for the LMS
+        from autograder.lti import keys
+        from autograder.lti.web import jwks_route
+        from autograder.service.lms import platform_of
+
+        platform = platform_of(service.course)
+        handlers.append(jwks_route(prefix, keys.load(platform.key_path(service.course.root))))
     settings = {"cookie_secret": os.urandom(32), "log_function": lambda handler: None}
     return web.Application(handlers, **settings)
 
