@@ -130,3 +130,19 @@ def test_the_service_keeps_the_queue_and_says_it_once(course, caplog):
     finish(1)  # a round that crashed otherwise still counts an attempt
     assert [r.attempts for r in service.journal.rows(ids=ids)] == [1] * 3
     service.journal.close()
+
+
+def test_on_dask_the_service_needs_no_sandbox_of_its_own(course, monkeypatch):
+    """The kernels run in the workers' sandboxes: a coordinator without bubblewrap (a hub's
+    pod) may grade on dask, never locally."""
+    import autograder.sandbox as sandbox
+    from autograder.errors import UsageError
+
+    monkeypatch.setattr(sandbox, "sandbox_available", lambda: (False, "no bwrap here"))
+    local = app.Service(Options(course_dir=str(course)))
+    with pytest.raises(UsageError, match="no sandbox: no bwrap here"):
+        local.check()
+    on_dask = app.Service(Options(course_dir=str(course), scheduler="tcp://127.0.0.1:1"))
+    with pytest.raises(UsageError) as refused:  # it gets further: to the exchange's folder
+        on_dask.check()
+    assert str(refused.value).startswith("no inbound folder"), refused.value

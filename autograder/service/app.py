@@ -144,7 +144,7 @@ class Service:
 
         if self.opts.workers is not None and self.opts.workers < 1:
             raise UsageError("--workers must be at least 1")
-        if not self.opts.unsafe_no_sandbox:
+        if not self.opts.unsafe_no_sandbox and self.opts.scheduler is None:  # else: the workers'
             _require_sandbox()
         _require_oracles(self.course.assignments)
         path = _sqlite_path(self.course.db_url)
