@@ -184,8 +184,9 @@ def _graded_lines(log: str) -> dict:
 
 
 # --------------------------------------------------------------------------- #
-def test_workers_see_no_course_and_grade_as_the_local_pool(cluster, hub, template,
-                                                           local_scores):
+def test_workers_see_no_course_and_grade_as_the_local_pool(local_scores, cluster, hub,
+                                                           template):
+    # (local_scores first: its process pool forks before any dask client thread runs here)
     course = hub["course"]
     (course / MARKER).write_text("the course folder")
     paths = [str(course / MARKER), str(course / "gradebook.db"),
