@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -220,8 +221,8 @@ def test_workers_see_no_course_and_grade_as_the_local_pool(local_scores, cluster
 
 
 def test_a_worker_killed_mid_job_loses_nothing_and_grades_nothing_twice(
-        cluster, hub, template, local_scores):
-    from autograder.pipeline.coordinator.assignment import grade_assignment
+        local_scores, cluster, hub, template, monkeypatch):
+    from autograder.pipeline.coordinator import assignment as coordinator
 
     course = hub["course"]
     students = ["ada", "bob", "sly"]
@@ -244,17 +245,29 @@ def test_a_worker_killed_mid_job_loses_nothing_and_grades_nothing_twice(
     watcher = threading.Thread(target=kill_the_slow_ones_worker, daemon=True)
     watcher.start()
     calls: dict = {}
+    graded_by: dict = {}  # student -> the workers ("host:pid") of the results recorded
+    record_batch = coordinator.record_batch
+
+    def spy(items, **kw):
+        for result, _ in items:
+            graded_by.setdefault(result.student, []).append(result.worker)
+        return record_batch(items, **kw)
 
     def on_result(item):
         calls[item.student] = calls.get(item.student, 0) + 1
 
-    report = grade_assignment(course, A, scheduler=cluster.address, progress=False,
-                              on_result=on_result)
+    monkeypatch.setattr(coordinator, "record_batch", spy)
+    report = coordinator.grade_assignment(course, A, scheduler=cluster.address,
+                                          progress=False, on_result=on_result)
     watcher.join(5)
     try:
         assert len(killed) == 1, "the slow submission's sleep was never seen on a worker"
         assert cluster.workers[killed[0]].poll() is not None
         assert calls == dict.fromkeys(students, 1)
+        # the killed job was run again, on the other worker, and recorded once
+        [survivor] = [n for n in cluster.names if n != killed[0]]
+        assert graded_by["sly"] == [f"{socket.gethostname()}:{cluster.workers[survivor].pid}"]
+        assert {s: len(w) for s, w in graded_by.items()} == dict.fromkeys(students, 1)
         assert [r.status for r in report.results] == ["graded"] * len(students)
         assert submission_rows(course) == dict.fromkeys(students, 1)
         recorded = _recorded(course)
