@@ -106,14 +106,13 @@ class Cluster:
             "--death-timeout", "120"])
 
     def restart_workers(self) -> None:
-        """New workers for those gone (a worker stops when it loses its scheduler), as a
-        Deployment's pods are restarted."""
-        for name, proc in self.workers.items():
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.kill(proc)
+        """New workers for the old ones, which stop when they lose their scheduler (as a
+        Deployment's pods are restarted); an old one still finishing is killed."""
+        old = dict(self.workers)
+        for name in old:
             self.start_worker(name)
+        for proc in old.values():
+            self.kill(proc)
 
     def start(self) -> Cluster:
         self.start_scheduler()
