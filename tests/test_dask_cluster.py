@@ -4,8 +4,8 @@ A ``dask scheduler`` and two ``dask worker`` processes run, each in a mount name
 its own (:mod:`dask_namespaces`: a private ``/tmp``, the repository and the courses
 hidden, only the Python environment and the grader's code bound back, read-only), with
 bubblewrap sandboxing each student kernel inside.  A small class of real ``rnn_cell``
-submissions (the solutions, two planted bugs of ``tests/planted.py``, a half-done
-notebook) is graded through it, and:
+submissions (the solutions, two planted bugs of ``tests/planted.py``, the solutions with
+a last cell that runs ``sleep``) is graded through it, and:
 
 * a task run on each worker looks for a marker file in the course folder, and for the
   repository's own course files, and finds neither;
