@@ -89,9 +89,8 @@ class Served:
     def __init__(self, hub, *args):
         self.hub = hub
         self.log_path = hub["base"] / f"serve-{time.monotonic_ns()}.log"
-        cmd = [sys.executable, "-c", CLI, str(Path(fx.__file__).parent), "serve",
-               "--course-dir", str(hub["course"]), "--bind", "127.0.0.1:0", "--poll", "0.3",
-               *args]
+        cmd = [*self.program(), "serve", "--course-dir", str(hub["course"]),
+               "--bind", "127.0.0.1:0", "--poll", "0.3", *args]
         if UNSAFE:
             cmd.append("--unsafe-no-sandbox")
         self.log_file = open(self.log_path, "w")
@@ -100,6 +99,11 @@ class Served:
                                      start_new_session=True)
         self.port = None
         self.wait_for(lambda: self._port() is not None, 60, "the status page")
+
+    @staticmethod
+    def program() -> list[str]:
+        """``python -m autograder``, with the fixture checks registered."""
+        return [sys.executable, "-c", CLI, str(Path(fx.__file__).parent)]
 
     def log(self) -> str:
         return self.log_path.read_text()

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from autograder.course import Course, student_id_problem
-from autograder.errors import UsageError
+from autograder.errors import SchedulerUnavailable, UsageError
 from autograder.pipeline.coordinator.runner import die_with_parent
 from autograder.pipeline.scoring import parse_timestamp
 from autograder.pipeline.worker.precheck import TIMESTAMP_FILE
@@ -54,6 +54,10 @@ UNFINISHED_GRACE = 120.0
 INTERRUPT_AGAIN = 1.0  # seconds between two interrupts of a round until it stops
 RELEASE_RETRY = 60.0  # seconds between two tries to hand out an assignment that opened
 LMS_RESTART = 10.0  # seconds before the LMS process is started again after it ended
+SCHEDULER_EXIT = 4
+"""A round's exit status when the dask scheduler could not be reached or went away."""
+SCHEDULER_RETRY = 5.0
+"""Seconds between two rounds while the dask scheduler is unreachable."""
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -109,6 +113,10 @@ def _round_main(opts: Options, assignment: str, grade_ids, release_ids, follow) 
         signal.setitimer(signal.ITIMER_REAL, 0)
         event("interrupted", f"{assignment}: what was recorded is kept")
         os._exit(3)
+    except SchedulerUnavailable as exc:  # the service says it, once (finish_round)
+        log.debug("round: %s", exc)
+        logging.shutdown()
+        os._exit(SCHEDULER_EXIT)
     except BaseException as exc:  # noqa: BLE001 - a round's crash is one line, never the service's
         event("round-error", f"{assignment}: {first_line(exc)}")
         log.debug("round error", exc_info=True)
@@ -147,6 +155,8 @@ class Service:
         self._known: set[str] = set()
         self._wake = None
         self._held_next = 0.0
+        self._scheduler_down = False  # the last round could not reach the dask scheduler
+        self._rounds_after = 0.0  # monotonic time before which no round starts
 
     # ----------------------------------------------------------------- start-up
     def check(self) -> None:
@@ -158,7 +168,7 @@ class Service:
 
         if self.opts.workers is not None and self.opts.workers < 1:
             raise UsageError("--workers must be at least 1")
-        if not self.opts.unsafe_no_sandbox:
+        if not self.opts.unsafe_no_sandbox and self.opts.scheduler is None:  # else: the workers'
             _require_sandbox()
         _require_oracles(self.course.assignments)
         path = _sqlite_path(self.course.db_url)
@@ -342,11 +352,21 @@ class Service:
         self.rounds += 1
 
     def finish_round(self) -> None:
-        proc, assignment = self.round[:2]
+        proc, assignment, graded = self.round[:3]
         left = self.round_rows()
         proc.join()
         self.round = None
         code = proc.exitcode
+        if code == SCHEDULER_EXIT:  # not the submissions' fault: no attempt counted
+            self._rounds_after = time.monotonic() + SCHEDULER_RETRY
+            if not self._scheduler_down:
+                self._scheduler_down = True
+                event("scheduler", f"the dask scheduler {self.opts.scheduler} is unreachable "
+                                   f"or went away: {len(left)} submission(s) stay in the "
+                                   f"queue; trying again every {SCHEDULER_RETRY:g} s")
+            return
+        if code == 0 and graded:  # it reached the scheduler: a later loss is said again
+            self._scheduler_down = False
         if code == 0 or (self.stopping and code in (3, -signal.SIGKILL, -signal.SIGTERM)):
             return
         self.crashed_rounds += 1
@@ -433,7 +453,8 @@ class Service:
                     self.keep_lms()
                 if self.round is not None and not self.round[0].is_alive():
                     self.finish_round()
-                work = self.next_round() if self.round is None else None
+                work = (self.next_round() if self.round is None
+                        and time.monotonic() >= self._rounds_after else None)
             except Exception as exc:  # the database went away...: say so, try again
                 event("warning", f"{first_line(exc)}; trying again in {self.poll:g} s")
                 work = None

@@ -71,15 +71,14 @@ def grade_assignment(course_dir, assignment, *, workers=None, scheduler=None, st
     course.check_assignment(assignment)
     if workers is not None and workers < 1:
         raise UsageError("--workers must be at least 1")
-    if not unsafe_no_sandbox:
-        _require_sandbox()
-        if scheduler is None:
-            # the local workers' warm-up waits for this (a sandboxed interpreter builds
-            # matplotlib's font list): started now, it runs while the run is set up
-            from autograder.sandbox import prebuild_font_list
+    if not unsafe_no_sandbox and scheduler is None:  # on dask, the workers' sandboxes run
+        _require_sandbox()                           # the kernels: the coordinator needs none
+        # the local workers' warm-up waits for this (a sandboxed interpreter builds
+        # matplotlib's font list): started now, it runs while the run is set up
+        from autograder.sandbox import prebuild_font_list
 
-            threading.Thread(target=prebuild_font_list, args=(course.config,),
-                             daemon=True).start()
+        threading.Thread(target=prebuild_font_list, args=(course.config,),
+                         daemon=True).start()
     _require_oracles(course.assignments)
     run = _Run(course, assignment, students, force=force, unsafe=unsafe_no_sandbox,
                on_result=on_result, follow=follow)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -17,7 +18,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from autograder.errors import UsageError
+from autograder.errors import SchedulerUnavailable
 from autograder.pipeline.flags import GRADER_ERROR
 from autograder.pipeline.types import GradeResult
 
@@ -54,8 +55,9 @@ class Runner:
 
                 self.client = Client(self.scheduler, timeout="20s")
             except Exception as exc:
-                raise UsageError(f"cannot connect to the dask scheduler {self.scheduler}: "
-                                 f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
+                raise SchedulerUnavailable(
+                    f"cannot connect to the dask scheduler {self.scheduler}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
             self.executor = self.client.get_executor(pure=False)
             self._warm_dask_workers()
             threads = sum(self.client.nthreads().values()) or 1
@@ -97,7 +99,14 @@ class Runner:
         """Stop the executor: after a complete run, wait for the workers to exit."""
         if self.client is not None:
             self.executor.shutdown(wait=wait)  # without waiting, dask cancels what is left
-            self.client.close()
+            quiet = logging.getLogger("distributed.client")
+            level = quiet.level
+            if self.client.status != "running":  # its reconnection loop, cancelled by close,
+                quiet.setLevel(logging.CRITICAL)  # logs a traceback: SchedulerUnavailable says it
+            try:
+                self.client.close()
+            finally:
+                quiet.setLevel(level)
             self.client = None
         elif self.executor is not None:
             self.executor.shutdown(wait=wait, cancel_futures=not wait)
@@ -122,6 +131,12 @@ class Runner:
         :func:`_deadline` seconds (the sandbox's own wall clock failed) counts
         as a dead worker: a local pool is killed and its jobs retried as
         above; on dask the job ends with ``grader_error``.
+
+        On dask, a worker that dies mid-job is the scheduler's business: it runs the
+        job again on another worker, and its one result comes back here.  The
+        scheduler itself going away cancels every job in flight (dask's client
+        does): what finished is yielded, then :class:`SchedulerUnavailable` is
+        raised, and the jobs in flight are neither recorded nor counted as errors.
         """
         from autograder.pipeline.worker.submission import grade_submission
 
@@ -134,6 +149,9 @@ class Runner:
 
         def submit(student, job, alone):
             nonlocal submitted
+            if self.client is not None and self.client.status != "running":
+                raise SchedulerUnavailable(f"lost the dask scheduler {self.scheduler}: "
+                                           f"{len(in_flight) + 1} submission(s) not graded")
             submitted += 1
             warm_next = self._warm_next(submitted, total) and not alone
             fut = self.executor.submit(grade_submission,
@@ -166,7 +184,11 @@ class Runner:
                                return_when=FIRST_COMPLETED)
                 broken = False
                 batch = []
+                lost = 0
                 for fut in done:
+                    if self.scheduler and fut.cancelled():  # only dask's client cancels:
+                        lost += 1                           # it lost the scheduler
+                        continue
                     student, job, alone, _ = in_flight.pop(fut)
                     try:
                         result = fut.result()
@@ -202,6 +224,10 @@ class Runner:
                     self._new_pool()
                 if batch:
                     yield batch
+                if lost:
+                    raise SchedulerUnavailable(
+                        f"lost the dask scheduler {self.scheduler} mid-run: {len(in_flight)} "
+                        "submission(s) in flight not graded (what finished is recorded)")
             self.close(wait=True)
         finally:
             self.close()
