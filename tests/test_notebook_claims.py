@@ -233,23 +233,73 @@ def test_clipping_explosion_plot_claims(executed):
     assert 1e-4 <= ratio[1.0] < 1e-3
 
 
+# the lines of demos.clipping.run_summary: a run that overflowed, and one that ran to the end
+OVERFLOWED = re.compile(
+    r"(.+?): first gradient norm (\S+), largest finite (\S+); loss (\S+) at step (\d+), then loss "
+    r"(\S+) and gradient norm (\S+): overflow at step (\d+), training stopped(?:; "
+    r"\|\|Wh\|\| (\S+) -> (\S+))?$", re.M)
+FINISHED = re.compile(
+    r"(.+?): first gradient norm (\S+), largest (\S+); held-out loss (\S+) -> (\S+) \(best "
+    r"constant answer (\S+)\) after (\d+) steps(?:; \|\|Wh\|\| (\S+) -> (\S+))?$", re.M)
+
+
+def _runs(stdout: str) -> dict[str, dict[str, float]]:
+    """name -> numbers of every run_summary line printed."""
+    runs = {}
+    for m in OVERFLOWED.finditer(stdout):
+        runs[m[1]] = dict(zip(("first", "largest", "last_loss", "last_step", "stop_loss",
+                               "stop_norm", "step", "wh_before", "wh_after"),
+                              (float(v) if v else None for v in m.groups()[1:]), strict=True))
+        runs[m[1]]["overflow"] = True
+    for m in FINISHED.finditer(stdout):
+        runs[m[1]] = dict(zip(("first", "largest", "start", "end", "constant", "steps",
+                               "wh_before", "wh_after"),
+                              (float(v) if v else None for v in m.groups()[1:]), strict=True))
+        runs[m[1]]["overflow"] = False
+    return runs
+
+
 @slow
-def test_clipping_training_explodes_without_clipping_only(executed):
+def test_clipping_training_overflows_without_clipping_and_learns_with_it(executed):
     nb = executed["clipping"]
-    runs = {name: (float(acc), float(first), float(median), float(before), float(after))
-            for name, acc, first, median, before, after in re.findall(
-                r"(no clipping|clipping)\s*: final accuracy (\d+)%, first gradient norm (\S+), "
-                r"median (\S+); \|\|Wh\|\| (\S+) -> (\S+)", _stdout(nb, "clipping_train"))}
-    acc, first, median, before, after = runs["no clipping"]
-    c_acc, c_first, _, c_before, c_after = runs["clipping"]
-    assert first == c_first >= 100 * 1.0  # more than a hundred times the threshold of 1
-    assert after >= 3 * before  # ||Wh|| grows several times over
-    assert acc / 100 <= 0.25 + NEAR_CHANCE  # never recovers: accuracy at chance (4 countries)
-    assert median <= 10  # its gradient norm drops to the order of 1
-    assert c_acc / 100 >= SUCCESS  # the clipped run is the only one that learns
-    assert c_after <= 1.2 * c_before  # ||Wh|| hardly moves
+    runs = _runs(_stdout(nb, "clipping_train"))
+    bad, good, healthy = runs["no clipping"], runs["clipping"], runs["Wh = Q, no clipping"]
     text = _text(nb, "clipping_train_read")
-    assert "more than a hundred times the threshold" in text and "several times over" in text
+    assert bad["overflow"] and not good["overflow"] and not healthy["overflow"]
+    # same start; "almost 40 times the threshold" of 1
+    assert bad["first"] == good["first"] and 30 <= good["first"] <= 40
+    assert "almost 40 times the threshold" in text
+    # without clipping: the gradient norm overflows "around step 230", the loss above 10^300
+    assert bad["stop_norm"] == np.inf or np.isnan(bad["stop_norm"])
+    assert bad["step"] == bad["last_step"] + 1
+    quoted = int(_quoted(r"around step (\d+)", text))
+    assert abs(bad["step"] - quoted) <= 0.1 * quoted, (bad["step"], quoted)
+    assert bad["last_loss"] > 1e300 and bad["largest"] > 1e150
+    assert "with the loss itself above $10^{300}$" in text
+    assert bad["wh_after"] >= 1e6 * bad["wh_before"]  # "more than a million-fold"
+    assert "more than a million-fold" in text
+    # with clipping: Wh hardly moves, the held-out loss falls to "about a third" of 0.167
+    assert good["wh_after"] <= 1.2 * good["wh_before"]
+    assert good["constant"] == pytest.approx(1 / 6, abs=1e-3) and "0.167" in text
+    assert 0.25 <= good["end"] / good["constant"] <= 0.45 and good["end"] < good["start"]
+    assert "about a third of the 0.167 of the best constant answer" in text
+    # Wh = Q at the same learning rate, no clipping: no overflow, and it learns
+    assert healthy["end"] <= 0.5 * healthy["constant"] and healthy["first"] < good["first"]
+    assert "it does not overflow and it learns" in text
+
+
+@slow
+def test_clipping_widget_thresholds(executed):
+    nb = executed["clipping"]
+    runs = _runs(_stdout(nb, "clipping_widget"))
+    text = _text(nb, "clipping_train_read")
+    assert "`max_norm` = 0.01 and 100" in text
+    large, small = runs["max_norm = 100"], runs["max_norm = 0.01"]
+    # 100: never overflows, but the loss ends far above the best constant answer's
+    assert not large["overflow"] and large["end"] >= 10 * large["constant"]
+    # 0.01: steps of lr * max_norm = 0.0009, the loss still about the best constant answer's
+    assert not small["overflow"] and 0.5 <= small["end"] / small["constant"] <= 2
+    assert "= 0.0009" in text and "0.09" in _text(nb, "clipping_train_md")
 
 
 @slow

@@ -64,12 +64,64 @@ def plot_gradient_by_distance(norms, ax=None, title=None):
     return ax
 
 
-def plot_runs(runs, max_norm=None, axes=None, title=None):
-    """Loss and gradient norm of training runs, side by side.
+def run_summary(label, hist, best_constant=None):
+    """One line on how a training run went: its overflow, or where its loss ended.
+
+    Inputs:
+    - label: name of the run
+    - hist: a :class:`rnn_course.training.History`
+    - best_constant: optional loss of the best constant answer (the task's
+      ``baseline_loss``), quoted beside the held-out loss
+
+    Returns:
+    - str: ``"<label>: first gradient norm G, ..."``.  A run that stopped on a
+      non-finite loss or gradient norm (``hist.diverged``) gives its largest
+      finite gradient norm, the loss of the step before the last, the loss and
+      gradient norm of the last step and ``overflow at step K``; any other run
+      its largest gradient norm and its first and last held-out loss
+    """
+    norms = np.array(hist.grad_norm, dtype=float)
+    losses = np.array(hist.loss, dtype=float)
+    head = f"{label}: first gradient norm {norms[0]:.3g}"
+    if hist.diverged:
+        finite = np.isfinite(losses) & np.isfinite(norms)
+        largest = f"{norms[finite].max():.3g}" if finite.any() else "none"
+        before = f"loss {losses[-2]:.3g} at step {hist.steps - 1}, then " if hist.steps > 1 else ""
+        return (f"{head}, largest finite {largest}; {before}loss {losses[-1]:.3g} and gradient "
+                f"norm {norms[-1]:.3g}: overflow at step {hist.steps}, training stopped")
+    line = (f"{head}, largest {norms.max():.3g}; held-out loss {hist.eval_loss[0]:.3g} -> "
+            f"{hist.eval_loss[-1]:.3g}")
+    if best_constant is not None:
+        line += f" (best constant answer {best_constant:.3g})"
+    return f"{line} after {hist.steps} steps"
+
+
+def _log10(values):
+    """log10 of positive values (NaN elsewhere, which matplotlib leaves out)."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(values > 0, np.log10(values), np.nan)
+
+
+def _powers_of_ten(ax):
+    """Label a panel that plots log10 values with 10^k: a log axis near 1e308 breaks the ticks."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"$10^{{{v:g}}}$"))
+
+
+def plot_runs(runs, max_norm=None, best_constant=None, axes=None, title=None):
+    """Loss and gradient norm of training runs, side by side, both on a log scale.
+
+    A run that stopped on an overflow (``History.diverged``) ends at that step:
+    a cross marks its last finite value on each panel, a dotted line the step.
 
     Inputs:
     - runs: dict label -> :class:`rnn_course.training.History`
     - max_norm: optional threshold drawn as a horizontal line on the norm panel
+    - best_constant: optional loss of the best constant answer (the task's
+      ``baseline_loss``), drawn as a horizontal line on the loss panel
     - axes: optional pair of matplotlib axes
     - title: optional figure title
     """
@@ -83,21 +135,29 @@ def plot_runs(runs, max_norm=None, axes=None, title=None):
     colors = ["tab:gray", "tab:blue", "tab:orange", "tab:green"]
     for n, (label, hist) in enumerate(runs.items()):
         color = colors[n % len(colors)]
-        acc = hist.final_accuracy
-        shown = f"{label} (accuracy {acc:.0%})" if acc is not None else label
-        if hist.diverged:
-            shown += ", diverged"
         steps = np.arange(1, len(hist.loss) + 1)
-        ax_loss.plot(steps, hist.loss, color=color, lw=1, label=shown)
-        ax_norm.semilogy(steps, hist.grad_norm, color=color, lw=1, label=label)
-    first = next(iter(runs.values()))
-    ax_loss.axhline(np.log(1.0 / first.chance), color="k", ls=":", lw=1,
-                    label="chance (loss ln K)")
+        if hist.diverged:
+            shown = f"{label}: overflow at step {hist.steps}"
+        else:
+            shown = f"{label} (held-out loss {hist.eval_loss[-1]:.2g})"
+        ax_loss.plot(steps, _log10(hist.loss), color=color, lw=1, label=shown)
+        ax_norm.plot(steps, _log10(hist.grad_norm), color=color, lw=1, label=label)
+        if hist.diverged:
+            for ax, values in ((ax_loss, _log10(hist.loss)), (ax_norm, _log10(hist.grad_norm))):
+                last = np.flatnonzero(np.isfinite(values))[-1]  # the last finite value
+                ax.plot(last + 1, values[last], "x", color="tab:red", ms=10, mew=2)
+                ax.axvline(hist.steps, color="tab:red", ls=":", lw=1)
+    if best_constant is not None:
+        ax_loss.axhline(np.log10(best_constant), color="k", ls=":", lw=1,
+                        label=f"best constant answer ({best_constant:.3g})")
+    for ax in axes:
+        _powers_of_ten(ax)
     ax_loss.set_xlabel("training step")
     ax_loss.set_ylabel("training loss")
     ax_loss.legend(fontsize="small")
     if max_norm is not None:
-        ax_norm.axhline(max_norm, color="tab:red", ls="--", lw=1, label=f"max_norm = {max_norm:g}")
+        ax_norm.axhline(np.log10(max_norm), color="tab:red", ls="--", lw=1,
+                        label=f"max_norm = {max_norm:g}")
     ax_norm.set_xlabel("training step")
     ax_norm.set_ylabel("global gradient norm (before clipping)")
     ax_norm.legend(fontsize="small")
@@ -107,18 +167,21 @@ def plot_runs(runs, max_norm=None, axes=None, title=None):
     return axes
 
 
-def threshold_widget(train_run, baseline, default=1.0, low=0.01, high=100.0,
-                     static=(1.0, 30.0)):
+def threshold_widget(train_run, baseline, best_constant=None, default=1.0, low=0.01,
+                     high=100.0, static=(1.0, 30.0)):
     """A max_norm slider over one training run: same data, initialisation and optimiser.
 
     Inputs:
     - train_run: function ``max_norm -> History`` (max_norm None = no clipping);
       it is called once per new threshold and its results are cached
     - baseline: the History of the unclipped run, drawn in grey for comparison
+    - best_constant: optional loss of the best constant answer (see :func:`plot_runs`)
     - default, low, high: the slider (log scale)
     - static: thresholds drawn when there is no front end to move the slider
 
-    Returns the ipywidgets object, or None when drawn statically.
+    Each drawing also prints the run's :func:`run_summary`.
+
+    Returns None (see :func:`rnn_course.widgets.slider_plot`).
     """
     import matplotlib.pyplot as plt
 
@@ -128,8 +191,10 @@ def threshold_widget(train_run, baseline, default=1.0, low=0.01, high=100.0,
         key = float(f"{max_norm:.3g}")
         if key not in cache:
             cache[key] = train_run(key)
-        plot_runs({"no clipping": baseline, f"max_norm = {key:g}": cache[key]},
-                  max_norm=key, axes=plt.subplots(1, 2, figsize=(12, 4))[1],
+        label = f"max_norm = {key:g}"
+        print(run_summary(label, cache[key], best_constant))
+        plot_runs({"no clipping": baseline, label: cache[key]}, max_norm=key,
+                  best_constant=best_constant, axes=plt.subplots(1, 2, figsize=(12, 4))[1],
                   title=f"Clipping the global gradient norm at {key:g}")
 
     return slider_plot(draw, static_values=[{"max_norm": v} for v in static],
