@@ -40,6 +40,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbfixtures as fx  # noqa: E402
 from postgres_cluster import free_port  # noqa: E402
+from test_serve import CLI, UNSAFE, Served  # noqa: E402  (the service, as test_serve runs it)
 
 from autograder.roles import grading_service, staff_group, student_group  # noqa: E402
 from rnn_exchange.plugin import factory_config  # noqa: E402
@@ -61,10 +62,6 @@ CONFIG_EXTRA = (
     f"c.HttpExchangeService.max_submissions = {BURST}\n"
     "c.HttpExchangeService.rate_window = 600\n"
 )
-# the service, with the fixture course's checks registered (rounds are forked: they inherit)
-CLI = ("import sys; sys.path.insert(0, sys.argv[1]); import nbfixtures; "
-       "nbfixtures.install_fixture_checks()\n"
-       "from autograder.cli import main; sys.exit(main(sys.argv[2:]))")
 HUB_CONFIG = """
 import json, os
 from jupyterhub.proxy import Proxy
@@ -97,12 +94,6 @@ c.JupyterHub.load_roles = [
     {"name": "exchange-groups", "services": [s["service"]], "scopes": ["read:users:groups"]},
 ]
 """
-
-
-def _sandboxed() -> bool:
-    from autograder.sandbox import sandbox_available
-
-    return sandbox_available()[0]
 
 
 # --------------------------------------------------------------------------- #
@@ -175,7 +166,7 @@ class Hub:
         self.log.close()
 
 
-class Service:
+class Service(Served):
     """``python -m autograder serve`` as the hub's service, with the exchange over HTTP."""
 
     def __init__(self, base: Path, course: Path, hub: Hub):
@@ -199,34 +190,11 @@ class Service:
         self.log_file = open(self.log_path, "w")
         cmd = [sys.executable, "-c", CLI, str(Path(fx.__file__).parent), "serve",
                "--course-dir", str(self.course), "--poll", "0.3"]
-        if not _sandboxed():
+        if UNSAFE:
             cmd.append("--unsafe-no-sandbox")
         self.proc = subprocess.Popen(cmd, cwd=self.course, env=self.env, stdout=self.log_file,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_for(lambda: " status " in self.log(), 60, "the service to listen")
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_for(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert self.proc.poll() is None, f"the service exited waiting for {what}:\n{self.log()}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.log()}"
-            time.sleep(0.2)
-
-    def kill(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-        self.log_file.close()
-
-    def stop(self):
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self.log_file.close()
 
 
 def fx_env() -> dict:
@@ -241,9 +209,7 @@ def fx_env() -> dict:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("http-exchange")
-    with pytest.MonkeyPatch.context() as mp:
-        for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
-            mp.delenv(var)
+    with fx.without_course_env():
         course = fx.make_course(base / "course", config_extra=CONFIG_EXTRA)
     hub = Hub(base)
     try:
@@ -258,7 +224,7 @@ def world(tmp_path_factory):
         run_exchange(world, "ReleaseAssignment", staff, course, course_root=course)
         yield world
     finally:
-        service.stop()
+        service.stop(timeout=60)
         hub.stop()
 
 
@@ -338,6 +304,44 @@ def incoming(world) -> list[str]:
     return sorted(p.name for p in (world["service"].private / COURSE / ".incoming").iterdir())
 
 
+def folder_exchange_shapes(base: Path) -> dict:
+    """The keys of nbgrader's own ExchangeList records (the folder exchange), released and
+    submitted: what the Assignments tab reads."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.default import ExchangeList
+    from traitlets.config import Config
+
+    root, cache = base / "root", base / "cache"
+    (root / COURSE / "outbound" / A).mkdir(parents=True)
+    (root / COURSE / "outbound" / A / f"{A}.ipynb").write_text("{}")
+    entry = cache / COURSE / f"someone+{A}+2026-01-10 12:00:00.000000 UTC"
+    entry.mkdir(parents=True)
+    (entry / f"{A}.ipynb").write_text("{}")
+    config = Config()
+    config.Exchange.root, config.Exchange.cache = str(root), str(cache)
+    config.Exchange.assignment_dir = str(base)
+    config.CourseDirectory.course_id = COURSE
+    shapes = {}
+    for cached in (False, True):
+        config.ExchangeList.cached = cached
+        [record] = ExchangeList(coursedir=CourseDirectory(config=config),
+                                authenticator=Authenticator(config=config),
+                                config=config).start()
+        shapes[cached] = record_shape(record)
+    return shapes
+
+
+def record_shape(record: dict) -> dict:
+    """A list record's keys, and its notebooks' and submissions' keys, recursively."""
+    shape = {"keys": sorted(record)}
+    if record.get("notebooks"):
+        shape["notebooks"] = sorted(record["notebooks"][0])
+    if record.get("submissions"):
+        shape["submissions"] = record_shape(record["submissions"][0])
+    return shape
+
+
 # --------------------------------------------------------------------------- #
 # the round trip
 # --------------------------------------------------------------------------- #
@@ -353,6 +357,8 @@ def test_round_trip_release_list_fetch_submit_grade_feedback(world, tmp_path):
     assert [(r["course_id"], r["assignment_id"], r["status"]) for r in listed] == \
         [(COURSE, A, "released")]
     assert [nb["notebook_id"] for nb in listed[0]["notebooks"]] == [A]
+    nbgraders = folder_exchange_shapes(tmp_path / "folder-exchange")
+    assert record_shape(listed[0]) == nbgraders[False]  # what the Assignments tab reads
     # no course given (the Assignments tab's course list): every course listed in the
     # config that the caller is in, nothing of the others
     every = run_exchange(world, "List", token, home, course="",
@@ -374,6 +380,7 @@ def test_round_trip_release_list_fetch_submit_grade_feedback(world, tmp_path):
     [sub] = group["submissions"]
     assert (group["student_id"], sub["has_exchange_feedback"], sub["has_local_feedback"]) == \
         ("alice", True, False)
+    assert record_shape(group) == nbgraders[True]
 
     run_exchange(world, "FetchFeedback", token, home)
     feedback = home / A / "feedback" / sub["timestamp"] / f"{A}.html"
@@ -439,6 +446,9 @@ def test_a_student_calling_instructor_endpoints_gets_403(world):
         status, data = call(world, method, path, token, body)
         assert status == 403, (path, status)
         assert "only the instructors and TAs" in data["error"]
+    # a service's token is no user's: nobody of any course
+    status, data = call(world, "GET", "assignments", world["hub"].admin_token)
+    assert (status, data) == (403, {"error": "only hub users may use the exchange"})
 
 
 def test_a_token_that_is_missing_wrong_expired_or_revoked_gets_401(world):
