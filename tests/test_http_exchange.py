@@ -410,6 +410,49 @@ def test_round_trip_release_list_fetch_submit_grade_feedback(world, tmp_path):
     assert feedback.read_text() == "<p>looked at by hand</p>"
 
 
+STUDENT_CONFIG = """
+from rnn_exchange.plugin import factory_config
+
+c = get_config()  # noqa: F821
+for key, cls in factory_config().items():
+    setattr(c.ExchangeFactory, key, cls)
+c.CourseDirectory.course_id = ""
+"""
+
+
+def test_the_assignments_tab_lists_fetches_and_submits_through_the_plugin(world, tmp_path,
+                                                                         monkeypatch):
+    """nbgrader's own server extension (what the Assignments tab calls), configured as
+    docs/exchange.md says: a student's nbgrader_config.py, the service's URL and the
+    courses in the environment, the server's hub token."""
+    from nbgrader.server_extensions.assignment_list.handlers import AssignmentList
+
+    token = world["hub"].user("lena", student_group(COURSE))
+    home = tmp_path / "lena"
+    (home / "config").mkdir(parents=True)
+    (home / "nbgrader_config.py").write_text(STUDENT_CONFIG)
+    for var, value in {"RNN_EXCHANGE_URL": world["service"].template,
+                       "RNN_EXCHANGE_COURSES": f"{OTHER},{COURSE}",
+                       "JUPYTERHUB_API_TOKEN": token, "JUPYTER_CONFIG_DIR": str(home / "config"),
+                       "JUPYTER_CONFIG_PATH": str(home / "config")}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.chdir(home)  # a single-user server runs in its root folder: nbgrader relies on it
+    tab = AssignmentList()
+    tab.root_dir = str(home)
+    assert tab.list_courses() == {"success": True, "value": [COURSE]}
+    assert tab.fetch_assignment(COURSE, A) == {"success": True}
+    nbformat.write(fx.student_notebook(world["course"]), home / A / f"{A}.ipynb")
+    assert tab.submit_assignment(COURSE, A) == {"success": True}
+    listed = tab.list_assignments(course_id=COURSE)
+    assert listed["success"], listed
+    [fetched, submitted] = listed["value"]
+    assert (fetched["status"], fetched["path"]) == ("fetched", A)  # relative to the root
+    assert [nb["path"] for nb in fetched["notebooks"]] == [f"{A}/{A}.ipynb"]
+    assert (submitted["status"], submitted["student_id"], len(submitted["submissions"])) == \
+        ("submitted", "lena", 1)
+    assert [r[0] for r in rows(world, "lena")] == ["lena"]
+
+
 # --------------------------------------------------------------------------- #
 # who may do what
 # --------------------------------------------------------------------------- #
