@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -42,6 +43,7 @@ import nbfixtures as fx  # noqa: E402
 from postgres_cluster import free_port  # noqa: E402
 from test_serve import CLI, UNSAFE, Served  # noqa: E402  (the service, as test_serve runs it)
 
+from autograder.pipeline.scoring import parse_timestamp  # noqa: E402
 from autograder.roles import grading_service, staff_group, student_group  # noqa: E402
 from rnn_exchange.plugin import factory_config  # noqa: E402
 from rnn_exchange.protocol import API, pack  # noqa: E402
@@ -519,10 +521,20 @@ def test_a_student_cannot_submit_as_another(world):
     hub = world["hub"]
     mallory = hub.user("mallory", student_group(COURSE))
     hub.user("victim", student_group(COURSE))
-    # a forged name: in the query, a header, the archive's folders -- it is mallory's
+    # a forged name (in the query, a header), a forged time and secret (in the archive):
+    # it is mallory's, at the service's time, with the service's secret
+    forged = {"timestamp.txt": b"2020-01-01 00:00:00.000000 UTC",
+              "submission_secret.txt": b"known"}
     status, data = call(world, "POST", submit_path(extra="&student_id=victim&student=victim"),
-                        mallory, archive(world), headers={"X-Forwarded-User": "victim"})
+                        mallory, archive(world, extra_files=forged),
+                        headers={"X-Forwarded-User": "victim"})
     assert status == 200 and data["student_id"] == "mallory"
+    [entry] = inbound(world, "mallory")
+    stored = world["service"].private / COURSE / "inbound" / entry
+    assert (stored / "timestamp.txt").read_text() == data["timestamp"]
+    age = datetime.now(timezone.utc).replace(tzinfo=None) - parse_timestamp(data["timestamp"])
+    assert abs(age.total_seconds()) < 120  # the service's clock, not 2020
+    assert (stored / "submission_secret.txt").read_text() != "known"
     # another's token: the hub will not give mallory one of victim's
     assert hub.call("POST", "/users/victim/tokens", {"note": "x"}, token=mallory)[0] == 403
     assert [r[0] for r in rows(world, "victim")] == []
