@@ -355,7 +355,10 @@ class ExchangeFetchFeedback(abc.ExchangeFetchFeedback, HttpExchange):
                             f"feedback/{urllib.parse.quote(assignment)}")
         dest = os.path.abspath(os.path.join(self.local_dir(course, assignment), "feedback"))
         for item in data["feedback"]:
-            if name_problem("notebook", item["notebook_id"]) or "/" in item["timestamp"]:
+            stamp = item["timestamp"]
+            if (name_problem("notebook", item["notebook_id"]) or "/" in stamp or "\\" in stamp
+                    or stamp.strip(".") == ""):
+                self.log.error("Skipping feedback with an unsafe name: %r", item)
                 continue
             folder = os.path.join(dest, item["timestamp"])
             os.makedirs(folder, exist_ok=True)
