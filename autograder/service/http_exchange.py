@@ -110,7 +110,7 @@ def private_root_problem(root: Path) -> str | None:
     if st.st_uid != os.geteuid():
         return f"{root} is not owned by the grading service's account"
     if st.st_mode & 0o077:
-        return (f"{root} is mode {st.st_mode & 0o777:o}: the HTTP exchange's folder must be "
+        return (f"{root} is mode {st.st_mode & 0o7777:o}: the HTTP exchange's folder must be "
                 "private to the grader account (0700)")
     return None
 
