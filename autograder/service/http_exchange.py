@@ -182,11 +182,13 @@ class Exchange:
         if model.get("kind", "user") != "user":
             raise refused(403, "only hub users may use the exchange")
         name = model["name"]
+        from urllib.parse import quote
+
         from jupyterhub.utils import url_path_join
 
-        try:
+        try:  # with the service's own token (it needs read:users:groups)
             user = await self.hub_auth._api_request(
-                "GET", url_path_join(self.hub_auth.api_url, "users", name))
+                "GET", url_path_join(self.hub_auth.api_url, "users", quote(name, safe="")))
         except Exception as exc:
             raise refused(503, f"the hub cannot say {name}'s groups now "
                                f"({first_line(exc)})") from None
