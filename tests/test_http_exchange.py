@@ -682,6 +682,21 @@ def test_the_private_storage_must_be_the_graders_alone(world, tmp_path, monkeypa
     assert (fresh / COURSE / "inbound").stat().st_mode & 0o777 == 0o700
 
 
+def test_the_graders_own_nbgrader_release_goes_into_the_private_folder(world, tmp_path):
+    """The formgrader and ``serve --release-on-open`` (the grader account, the course's
+    configuration) release with nbgrader's own classes into the private folder."""
+    private = world["service"].private
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "release_assignment", A, "--force",
+                           "--log-level=ERROR"], cwd=world["course"], env=world["service"].env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (private / COURSE / "outbound" / A / f"{A}.ipynb").is_file()
+    assert private.stat().st_mode & 0o777 == 0o700  # still the grader's alone
+    token = world["hub"].user("nora", student_group(COURSE))
+    run_exchange(world, "FetchAssignment", token, tmp_path)
+    assert (tmp_path / A / f"{A}.ipynb").is_file()
+
+
 def test_archives_with_links_or_escaping_paths_are_400(world):
     token = world["hub"].user("kim", student_group(COURSE))
 
