@@ -93,6 +93,9 @@ def run(args) -> int:
                       lms=None if args.no_lms else LmsOptions(
                           poll=args.lms_poll, roster_every=args.lms_roster_every,
                           retry=args.lms_retry))
+    if service.http is not None and not hub:
+        raise UsageError("c.HttpExchangeService.enabled: the exchange over HTTP authenticates "
+                         "callers with the hub; run the service under JupyterHub")
     service.check()
     service.lock()
     sockets = []
@@ -119,7 +122,8 @@ def run(args) -> int:
         if address is not None:
             from tornado.httpserver import HTTPServer
 
-            server = HTTPServer(make_app(service, hub=hub))
+            # a small body for every page; the exchange's uploads raise their own limit
+            server = HTTPServer(make_app(service, hub=hub), max_body_size=1 << 20)
             server.add_sockets(sockets)
             port = sockets[0].getsockname()[1]
             host = f"[{address[0]}]" if ":" in address[0] else address[0]

@@ -39,7 +39,7 @@ from autograder.course import Course, student_id_problem
 from autograder.errors import SchedulerUnavailable, UsageError
 from autograder.pipeline.coordinator.runner import die_with_parent
 from autograder.pipeline.scoring import parse_timestamp
-from autograder.pipeline.worker.precheck import TIMESTAMP_FILE
+from autograder.pipeline.worker.precheck import SECRET_FILE, TIMESTAMP_FILE
 from autograder.service import journal as J
 from autograder.service import lms as L
 from autograder.service.rounds import Options, event, first_line, run_round
@@ -47,7 +47,7 @@ from autograder.service.rounds import Options, event, first_line, run_round
 log = logging.getLogger("autograder.serve")
 LOCK_NAME = ".autograder-serve.lock"
 HELD_EVERY = 10.0  # seconds between two readings of the held feedback's due dates
-WRITTEN_LAST = (TIMESTAMP_FILE, "submission_secret.txt")
+WRITTEN_LAST = (TIMESTAMP_FILE, SECRET_FILE)
 """What ``nbgrader submit`` writes into an inbound entry after copying the notebooks."""
 UNFINISHED_GRACE = 120.0
 """Seconds after which an entry still without :data:`WRITTEN_LAST` is taken as it is."""
@@ -138,6 +138,11 @@ class Service:
         self.policies = {a: self.course.feedback_policy(a) for a in self.course.assignments}
         self.inbound = inbound_folder(self.course)
         self.journal = J.Journal(self.course.db_url)
+        self.http = None  # the exchange over HTTP, when the course chooses it
+        from autograder.service.http_exchange import Exchange, HttpExchangeService
+
+        if HttpExchangeService(config=self.course.config).enabled:
+            self.http = Exchange(self)
         self.retry_failed = retry_failed
         self.release_on_open = release_on_open
         self._release_tried: dict[str, float] = {}
@@ -185,6 +190,8 @@ class Service:
         self.course.schedule  # noqa: B018  (validated: a UsageError in one line)
         if self.lms is not None:
             L.check(self.course)
+        if self.http is not None:
+            self.http.prepare_storage()  # private to this account, or a UsageError
         if not self.inbound.is_dir():
             raise UsageError(f"no inbound folder {self.inbound}: release an assignment of "
                              f"course {self.course.course_id!r} to the exchange first "
@@ -285,6 +292,12 @@ class Service:
                 queued += 1
                 event("queued", f"{student} {assignment} ({stamp})")
         return queued
+
+    def journalled(self, name: str) -> None:
+        """An entry the HTTP exchange has just journalled: known, and a round may start now."""
+        self._known.add(name)
+        if self._wake is not None:
+            self._wake.set()
 
     def _written(self, name: str) -> bool:
         """Whether ``nbgrader submit`` has finished the entry ``name``.
@@ -440,6 +453,9 @@ class Service:
                 n = retry_refused(self.journal.engine)
                 if n:
                     event("retry", f"{n} grade(s) refused by the LMS to post again")
+        if self.http is not None:  # submissions come over HTTP, straight into the journal
+            self.http.recover()
+            event("exchange", f"over HTTP; private storage {self.http.root}")
         event("watching", f"{self.inbound} every {self.poll:g} s; feedback: "
                           + ", ".join(f"{a} {p}" for a, p in self.policies.items()))
         self._wake = asyncio.Event()
@@ -449,7 +465,8 @@ class Service:
                 if time.monotonic() - scanned >= self.poll:  # also while a round runs:
                     scanned = time.monotonic()              # it takes what arrives
                     self.release_opened()
-                    self.scan()
+                    if self.http is None:
+                        self.scan()
                     self.keep_lms()
                 if self.round is not None and not self.round[0].is_alive():
                     self.finish_round()
@@ -471,6 +488,8 @@ class Service:
             await asyncio.wait_for(self._wake.wait(), seconds)
         except asyncio.TimeoutError:
             pass
+        if not self.stopping:
+            self._wake.clear()
 
     def stop(self, signame: str) -> None:
         if not self.stopping:

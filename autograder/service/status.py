@@ -323,6 +323,10 @@ def make_app(service, *, hub: bool):
 
     handlers = [(prefix, PageHandler), (prefix + "api/status", ApiHandler)]
     handlers += class_handlers(prefix, Handler, authenticated, service)  # class/<assignment>
+    if getattr(service, "http", None) is not None:  # the exchange over HTTP: token auth
+        from autograder.service.http_exchange import handlers as exchange_handlers
+
+        handlers += exchange_handlers(prefix, service.http)
     if hub:
         handlers.append((prefix + "oauth_callback", HubOAuthCallbackHandler))
     if getattr(service, "lms", None) is not None:  # the tool's public key, for the LMS
