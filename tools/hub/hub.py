@@ -1,6 +1,6 @@
 """A real JupyterHub serving this course on 127.0.0.1: ``make hub``.
 
-    python tools/hub/hub.py up [--state DIR]      # set up, start, print, wait for Ctrl-C
+    python tools/hub/hub.py up [--state DIR] [--exchange file|http]   # set up, start, wait
 
 Run as root (it makes Unix accounts and runs servers as them).  What it sets
 up, each step idempotent (``make hub`` twice works):
@@ -11,16 +11,19 @@ up, each step idempotent (``make hub`` twice works):
   ``rnn_course`` alone is put on its path (``<shared>/lib``): students import it,
   and never see ``autograder/`` (whose ``reference.py`` holds the solutions);
 - ``<shared>/proxy``: configurable-http-proxy from npm (tools/hub/package.json);
-- the accounts: instructors, the grader service account, demo students, with
-  fresh random passwords, homes mode 0700;
-- ``<state>/course``: a copy of this checkout owned by the grader, mode 0700,
-  with the assignments open by ``c.RnnCourse.schedule`` released to
-  ``<state>/exchange`` (mode 1777); the grading service releases each later one
-  when it opens (``serve --release-on-open``);
+- the accounts: each course's staff (instructors, TAs), students and grader
+  account, with fresh random passwords, homes mode 0700;
+- for each course of ``Settings.courses`` (:class:`HubCourse`; `make hub`:
+  two, from this repository's assignments), ``<state>/courses/<id>``: a copy
+  of this checkout owned by its grader, mode 0700, with the assignments open by
+  ``c.RnnCourse.schedule`` handed out (with the file exchange, to
+  ``<state>/exchange``, mode 1777); its grading service releases each later
+  one when it opens (``serve --release-on-open``);
 - ``<state>/hub``: tools/hub/jupyterhub_config.py and the settings.json it reads;
-  the hub runs two services as the grader account: the formgrader
-  (``/services/rnn-course/``) and the grading service ``python -m autograder
-  serve`` (``/services/rnn-course-grader/``).
+  the hub runs two services per course as its grader account: the formgrader
+  (``/services/<id>/``) and the grading service ``python -m autograder serve``
+  (``/services/<id>-grader/``); the groups ``nbgrader-<id>`` and
+  ``formgrade-<id>`` (autograder/roles.py) say who is in which course.
 
 The same functions set up and stop the hub of tests/test_hub.py (other
 accounts, another state folder, free ports).  It runs with the checkout's
