@@ -59,8 +59,9 @@ WIDGETS_ASSIGNMENT = "bptt"
 SHOTS = REPO / "build" / "hub-test"
 PREFIX = "rnnt-"
 STUDENT, ONLY_A, INSTRUCTOR = f"{PREFIX}student", f"{PREFIX}student-a", f"{PREFIX}instructor"
-# the exchange the browser flow goes through (tools/hub/hub.py's EXCHANGES)
-EXCHANGE = "file"
+# the exchange the browser flow goes through (tools/hub/hub.py's EXCHANGES): over HTTP, no
+# folder shared with students' servers (tests/test_hub_setup.py: the file exchange's set-up)
+EXCHANGE = "http"
 TIMEOUT_MS = 60_000
 # running every cell of a notebook in the browser, on a loaded 2-core machine
 RUN_TIMEOUT_S = 150
@@ -537,3 +538,20 @@ def test_a_student_reads_no_solution_anywhere_the_hub_put_or_used_them(hub):
         [runuser, "-u", student, "--", "find", str(st.state), str(st.shared), "-readable",
          "(", *names, ")"], capture_output=True, text=True)
     assert found.stdout.strip() == "", found.stdout
+
+
+def test_no_exchange_folder_is_shared_with_students_servers(hub):
+    """Over HTTP (EXCHANGE) no exchange folder exists for students' servers to mount: each
+    course's grader has its own (mode 0700), which a student cannot even list."""
+    running, _ = hub
+    st = running.st
+    assert st.exchange == "http" and not st.exchange_root.exists()
+    runuser = hubtools.tool("runuser")
+    for course in st.courses:
+        root = st.exchange_of(course)
+        info = os.stat(root)
+        assert (info.st_uid, info.st_mode & 0o777) == (pwd.getpwnam(course.grader).pw_uid, 0o700)
+        assert (root / course.id / "outbound" / ASSIGNMENT).is_dir()  # released there
+        probe = subprocess.run([runuser, "-u", STUDENT, "--", "ls", str(root)],
+                               capture_output=True, text=True)
+        assert probe.returncode != 0 and "Permission denied" in probe.stderr, course.id

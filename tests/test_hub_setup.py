@@ -301,16 +301,31 @@ def test_each_course_has_its_groups_roles_services_and_nothing_of_the_other(tmp_
             role_of = "formgrader" if name == course.id else "grading_service"
             assert service["url"] == f"http://127.0.0.1:{course.ports[role_of]}"
     # no role lets students in: only staff groups hold roles, besides the servers' own
-    assert set(by_name) == {"server", roles.staff_group("course-a"), roles.staff_group("course-b")}
+    assert [r["name"] for r in c.JupyterHub.load_roles if "groups" in r] \
+        == [roles.staff_group("course-a"), roles.staff_group("course-b")]
     env = c.Spawner.environment
     assert "RNN_COURSE_ID" not in env  # users' servers list every course of their groups
-    assert env["RNN_HUB_EXCHANGE"] == exchange
+    service_env = {n: services[n]["environment"] for n in services}
     if exchange == "file":
-        assert env["RNN_COURSE_EXCHANGE"] == str(st.exchange_root)
-    else:  # no folder of the state named to any server: nothing to mount
-        envs = [env, *(x["environment"] for x in services.values())]
-        assert not [(k, v) for e in envs for k, v in e.items()
-                    if str(st.exchange_root) in v or k == "RNN_COURSE_EXCHANGE"]
+        assert "RNN_COURSE_EXCHANGE_MODE" not in env
+        assert {e["RNN_COURSE_EXCHANGE"] for e in [env, *service_env.values()]} \
+            == {str(st.exchange_root)}
+        assert not [r for r in c.JupyterHub.load_roles if "services" in r]
+    else:  # users' servers are told of no folder; each grader serves one of its own
+        assert env["RNN_COURSE_EXCHANGE_MODE"] == "http" and "RNN_COURSE_EXCHANGE" not in env
+        assert not [v for v in env.values() if v.startswith(str(st.state))
+                    and not v.startswith(str(st.jupyter_config))]
+        assert env["RNN_EXCHANGE_URL"].format(course_id="course-b") \
+            == f"{st.url}/services/{roles.grading_service('course-b')}/"
+        assert env["RNN_EXCHANGE_COURSES"] == "course-a,course-b"
+        for course in (a, b):
+            for name in (course.id, course.grading_service):
+                assert service_env[name]["RNN_COURSE_EXCHANGE"] == str(st.exchange_of(course))
+            # the grading service reads its callers' groups, and may do nothing more
+            assert by_name[course.grading_service] == {
+                "name": course.grading_service, "services": [course.grading_service],
+                "scopes": ["read:users:groups"]}
+        assert st.exchange_of(a) != st.exchange_of(b)
 
 
 @pytest.mark.parametrize("exchange", hubtools.EXCHANGES)
@@ -329,6 +344,8 @@ def test_the_file_exchange_folder_exists_only_when_configured(tmp_path, exchange
 def test_servers_read_their_courses_from_the_hub_and_services_their_own(tmp_path, monkeypatch):
     from nbgrader.auth import Authenticator, JupyterHubAuthPlugin
 
+    from rnn_exchange.plugin import factory_config
+
     st = _two_courses(tmp_path)
     user = _nbgrader_config(hubtools.server_env(st), monkeypatch)
     assert "course_id" not in user.CourseDirectory  # every course of the user's groups
@@ -340,6 +357,11 @@ def test_servers_read_their_courses_from_the_hub_and_services_their_own(tmp_path
     assert "plugin_class" not in service.Authenticator
     http = _nbgrader_config(hubtools.server_env(_two_courses(tmp_path, "http")), monkeypatch)
     assert "root" not in http.Exchange
+    assert {trait: http.ExchangeFactory[trait] for trait in factory_config()} == factory_config()
+    assert http.HttpExchange.path_includes_course is True
+    assert isinstance(Authenticator(config=http).plugin, JupyterHubAuthPlugin)
+    service = _nbgrader_config(hubtools.course_env(st, st.courses[0]), monkeypatch)
+    assert "ExchangeFactory" not in service  # a course's own services: its folder's config
 
 
 def _fake_hub_api(groups: dict[str, list[str]]):

@@ -71,6 +71,9 @@ COURSE_PORTS = ("formgrader", "grading_service")
 # nbgrader's shared folder (mode 1777, in every server); "http" is the grading
 # service's exchange over HTTP (no folder shared with students' servers).
 EXCHANGES = ("file", "http")
+# What students' servers import from the checkout (never autograder/: it holds the solutions):
+# the course's package, and the HTTP exchange's nbgrader plugin.
+STUDENT_PACKAGES = ("rnn_course", "rnn_exchange")
 # nbgrader's lab extensions: all on once installed; students keep only the Assignments tab.
 INSTRUCTOR_LAB_EXTENSIONS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
                              "@jupyter/nbgrader:course-list")
@@ -171,6 +174,19 @@ class Settings:
         """The file exchange's folder (mode 1777; only with ``exchange == "file"``)."""
         return self.state / "exchange"
 
+    def exchange_of(self, course: HubCourse) -> Path:
+        """The exchange root ``course``'s grader releases to: the shared folder of the file
+        exchange, or with "http" a folder of its grader's own (mode 0700) that its grading
+        service serves."""
+        if self.exchange == "file":
+            return self.exchange_root
+        return self.state / "exchanges" / course.id
+
+    @property
+    def exchange_url(self) -> str:
+        """The HTTP exchange's URL, through the hub, with ``{course_id}`` in it."""
+        return f"{self.url}/services/{roles.grading_service('{course_id}')}/"
+
     @property
     def jupyter_config(self) -> Path:
         return self.state / "etc" / "jupyter"
@@ -242,7 +258,8 @@ def requirements(repo: Path = REPO) -> list[str]:
 
 
 def ensure_venv(st: Settings) -> None:
-    """The hub venv: Debian's python, the course's dependencies, rnn_course on its path."""
+    """The hub venv: Debian's python, the course's dependencies, STUDENT_PACKAGES on its
+    path."""
     if not os.access(BASE_PYTHON, os.X_OK):
         raise HubError(f"{BASE_PYTHON} is missing: the hub venv needs a system Python that every "
                        "account can run (apt-get install python3-venv)")
@@ -262,12 +279,13 @@ def ensure_venv(st: Settings) -> None:
              "--display-name", "Python 3 (rnn-course)"], "ipykernel install")
         _student_extensions(st)
         stamp.write_text(digest)
-    # rnn_course for the students' kernels (refreshed every time: it follows the checkout)
-    target = st.lib / "rnn_course"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(st.repo / "rnn_course", target,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # what students' servers import (refreshed every time: it follows the checkout)
+    for package in STUDENT_PACKAGES:
+        target = st.lib / package
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(st.repo / package, target,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     _chmod_tree_readable(st.lib)
     site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                "locate site-packages").strip()
@@ -325,21 +343,34 @@ def home_of(user: str) -> Path:
 
 def server_env(st: Settings) -> dict[str, str]:
     """What every server of the hub (users' and the services') has in its environment:
-    the hub's jupyter config folder (its nbgrader_config.py) and the exchange setting."""
+    the hub's jupyter config folder (its nbgrader_config.py) and the exchange: the file
+    exchange's folder, or the HTTP exchange's URL and the hub's courses (no folder)."""
     env = {"PATH": f"{st.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-           "JUPYTER_CONFIG_PATH": str(st.jupyter_config), "RNN_HUB_EXCHANGE": st.exchange}
-    if st.exchange == "file":  # with "http", no server is told of a folder
+           "JUPYTER_CONFIG_PATH": str(st.jupyter_config)}
+    if st.exchange == "file":
         env["RNN_COURSE_EXCHANGE"] = str(st.exchange_root)
+    else:  # read by rnn_exchange.plugin (c.HttpExchange) and the course's nbgrader_config.py
+        env.update(RNN_COURSE_EXCHANGE_MODE="http", RNN_EXCHANGE_URL=st.exchange_url,
+                   RNN_EXCHANGE_COURSES=",".join(c.id for c in st.courses))
     return env
 
 
 def course_env(st: Settings, course: HubCourse) -> dict[str, str]:
     """The environment of a course's grader: its services and the set-up's commands.
 
-    The course id (read by the course folder's nbgrader_config.py) and the
-    course folder on the path (the course's exchange plugins are in it).
+    The course id (read by the course folder's nbgrader_config.py), its
+    exchange root, and the course folder on the path (the course's exchange
+    plugins are in it).
     """
-    return {**server_env(st), "RNN_COURSE_ID": course.id, "PYTHONPATH": str(st.course_dir(course))}
+    return {**server_env(st), "RNN_COURSE_ID": course.id,
+            "RNN_COURSE_EXCHANGE": str(st.exchange_of(course)),
+            "PYTHONPATH": str(st.course_dir(course))}
+
+
+def service_scopes(st: Settings) -> list[str]:
+    """What a grading service may ask the hub: with "http", the groups of its callers
+    (who is a student or staff of its course)."""
+    return ["read:users:groups"] if st.exchange == "http" else []
 
 
 def user_env(st: Settings, user: str, **extra: str) -> dict[str, str]:
@@ -489,6 +520,14 @@ def release(st: Settings, course: HubCourse) -> list[str]:
     if not wanted:
         raise HubError("no assignment is open yet (c.RnnCourse.schedule in nbgrader_config.py)")
     folder = st.course_dir(course)
+    if st.exchange == "http":  # the grader's own exchange root, served by its grading service
+        root = st.exchange_of(course)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(root.parent, 0o755)
+        root.mkdir(exist_ok=True)
+        grader = pwd.getpwnam(course.grader)
+        os.chown(root, grader.pw_uid, grader.pw_gid)
+        os.chmod(root, 0o700)
     # what earlier runs released (both steps done) in this state folder, and from which
     # source: an assignment whose source notebook changed since is released again
     done_file = st.state / f"released-{course.id}.json"
@@ -504,14 +543,17 @@ def release(st: Settings, course: HubCourse) -> list[str]:
         run(["python", "-m", "autograder", "release", *todo], "python -m autograder release",
             user=course.grader, env=env, cwd=folder)
     for name in todo:
-        again = name in done or (st.exchange == "file" and (
-            st.exchange_root / course.id / "outbound" / name).is_dir())
+        again = name in done or (st.exchange_of(course) / course.id / "outbound" / name).is_dir()
         log(f"{course.id}: nbgrader release_assignment {name}"
             f"{' --force (its source changed)' if again else ''} ...")
         run(["nbgrader", "release_assignment", name, *(["--force"] if again else [])],
             f"nbgrader release_assignment {name}", user=course.grader, env=env, cwd=folder)
         done[name] = digests[name]
         done_file.write_text(json.dumps(done, indent=1, sort_keys=True))
+    if st.exchange == "http":
+        # nbgrader's release_assignment makes its exchange root 0777 (ensure_root); the
+        # grading service refuses to serve a root that is not its grader's alone
+        os.chmod(st.exchange_of(course), 0o700)
     return wanted
 
 
@@ -540,7 +582,8 @@ def hub_settings(st: Settings) -> dict:
             "formgrader": {"name": c.id, "port": c.ports["formgrader"]},
             # the service hands out each later assignment when it opens (c.RnnCourse.schedule)
             "grading_service": {"name": c.grading_service, "port": c.ports["grading_service"],
-                                "args": ["--release-on-open", *st.serve_args]},
+                                "args": ["--release-on-open", *st.serve_args],
+                                "scopes": service_scopes(st)},
         } for c in st.courses],
     }
 

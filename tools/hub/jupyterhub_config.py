@@ -61,6 +61,9 @@ for course in s["courses"]:
                                       for name in (formgrader["name"], grading["name"])
                                       for verb in ("access", "read")]],
     })
+    if grading["scopes"]:  # the HTTP exchange: it reads its callers' groups
+        c.JupyterHub.load_roles.append(
+            {"name": grading["name"], "services": [grading["name"]], "scopes": grading["scopes"]})
     # The course folder is its grader account's: both services run there, with the
     # course's nbgrader_config.py (its course id from RNN_COURSE_ID).
     grader = {"user": course["grader"], "cwd": course["dir"], "oauth_no_confirm": True}
