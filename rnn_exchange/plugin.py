@@ -24,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -40,6 +39,7 @@ from rnn_exchange.protocol import (
     members,
     name_problem,
     pack,
+    replace_folder,
     write_files,
 )
 
@@ -176,18 +176,7 @@ def _replace_folder(dest: str, files: dict[str, bytes]) -> None:
     """``dest`` made of ``files``: written beside it, then renamed into place."""
     parent = os.path.dirname(os.path.abspath(dest))
     os.makedirs(parent, exist_ok=True)
-    partial = os.path.join(parent, f".{os.path.basename(dest)}.{secrets.token_hex(4)}.partial")
-    os.mkdir(partial)
-    try:
-        write_files(partial, files, mode=0o644)
-        if os.path.isdir(dest):
-            old = partial + ".old"
-            os.rename(dest, old)
-            shutil.rmtree(old)
-        os.rename(partial, dest)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    replace_folder(dest, files, scratch=parent, mode=0o644)
 
 
 def _md5(path: str) -> str:
