@@ -61,6 +61,17 @@ def factory_config() -> dict[str, str]:
     return {key: f"{__name__}.{cls}" for key, cls in FACTORY.items()}
 
 
+def configure(c, environ=None) -> bool:
+    """In a server's ``nbgrader_config.py``: the HTTP exchange's classes when
+    ``RNN_EXCHANGE_URL`` is set (students' and instructors' servers), nothing otherwise
+    (the grader account's, which uses its private folder); whether it set them."""
+    if not (os.environ if environ is None else environ).get("RNN_EXCHANGE_URL"):
+        return False
+    for key, cls in factory_config().items():
+        setattr(c.ExchangeFactory, key, cls)
+    return True
+
+
 class HttpExchange(abc.Exchange):
     """What every class of the HTTP exchange shares (``c.HttpExchange``)."""
 
@@ -355,7 +366,10 @@ class ExchangeFetchFeedback(abc.ExchangeFetchFeedback, HttpExchange):
                             f"feedback/{urllib.parse.quote(assignment)}")
         dest = os.path.abspath(os.path.join(self.local_dir(course, assignment), "feedback"))
         for item in data["feedback"]:
-            if name_problem("notebook", item["notebook_id"]) or "/" in item["timestamp"]:
+            stamp = item["timestamp"]
+            if (name_problem("notebook", item["notebook_id"]) or "/" in stamp or "\\" in stamp
+                    or stamp.strip(".") == ""):
+                self.log.error("Skipping feedback with an unsafe name: %r", item)
                 continue
             folder = os.path.join(dest, item["timestamp"])
             os.makedirs(folder, exist_ok=True)

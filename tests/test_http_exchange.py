@@ -45,7 +45,7 @@ from test_serve import CLI, UNSAFE, Served  # noqa: E402  (the service, as test_
 
 from autograder.pipeline.scoring import parse_timestamp  # noqa: E402
 from autograder.roles import grading_service, staff_group, student_group  # noqa: E402
-from rnn_exchange.plugin import factory_config  # noqa: E402
+from rnn_exchange.plugin import configure, factory_config  # noqa: E402
 from rnn_exchange.protocol import API, pack  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("http_exchange")]
@@ -413,13 +413,22 @@ def test_round_trip_release_list_fetch_submit_grade_feedback(world, tmp_path):
 
 
 STUDENT_CONFIG = """
-from rnn_exchange.plugin import factory_config
+from rnn_exchange.plugin import configure
 
 c = get_config()  # noqa: F821
-for key, cls in factory_config().items():
-    setattr(c.ExchangeFactory, key, cls)
+configure(c)  # the plugin's classes, since RNN_EXCHANGE_URL is set
 c.CourseDirectory.course_id = ""
 """
+
+
+def test_configure_sets_the_plugin_only_where_the_service_is_named():
+    from traitlets.config import Config
+
+    grader, student = Config(), Config()
+    assert configure(grader, {}) is False and "ExchangeFactory" not in grader
+    assert configure(student, {"RNN_EXCHANGE_URL": "http://x/{course_id}/"}) is True
+    assert dict(student.ExchangeFactory) == factory_config()
+    assert student.ExchangeFactory.submit == "rnn_exchange.plugin.ExchangeSubmit"
 
 
 def test_the_assignments_tab_lists_fetches_and_submits_through_the_plugin(world, tmp_path,
@@ -543,7 +552,7 @@ def test_a_student_cannot_submit_as_another(world):
 
 
 def test_a_replayed_submit_request_is_refused(world):
-    token = world["hub"].user("erin", student_group(COURSE))
+    token = world["hub"].user("erin@uni.example", student_group(COURSE))  # a name to quote
     body = archive(world)
     path = submit_path()
     assert call(world, "POST", path, token, body)[0] == 200
@@ -556,7 +565,8 @@ def test_a_replayed_submit_request_is_refused(world):
     assert status == 400 and "a replay, or a wrong clock" in data["error"]
     status, _ = call(world, "POST", f"submissions/{A}", token, body)  # no nonce at all
     assert status == 400
-    assert len(rows(world, "erin")) == 1 and len(inbound(world, "erin")) == 1
+    assert len(rows(world, "erin@uni.example")) == 1
+    assert len(inbound(world, "erin@uni.example")) == 1
 
 
 def test_too_large_or_too_many_files_is_413_and_nothing_recorded(world):
@@ -650,6 +660,41 @@ def test_a_service_killed_mid_upload_leaves_nothing_half_recorded(world):
     # and the service goes on taking submissions
     assert call(world, "POST", submit_path(), token, body)[0] == 200
     assert len(rows(world, "ivan")) == 1
+
+
+def test_the_private_storage_must_be_the_graders_alone(world, tmp_path, monkeypatch):
+    from autograder.errors import UsageError
+    from autograder.service.app import Service as GradingService
+    from autograder.service.rounds import Options
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o1777)  # nbgrader's folder exchange, as an administrator makes it
+    for var, value in dict(world["service"].env, RNN_COURSE_EXCHANGE=str(shared)).items():
+        monkeypatch.setenv(var, value)
+    service = GradingService(Options(course_dir=str(world["course"])))
+    with pytest.raises(UsageError, match=r"mode 1777: .* private to the grader account \(0700\)"):
+        service.check()
+    fresh = tmp_path / "fresh" / "exchange"  # made by the service, 0700
+    monkeypatch.setenv("RNN_COURSE_EXCHANGE", str(fresh))
+    GradingService(Options(course_dir=str(world["course"]))).http.prepare_storage()
+    assert fresh.stat().st_mode & 0o777 == 0o700
+    assert (fresh / COURSE / "inbound").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_graders_own_nbgrader_release_goes_into_the_private_folder(world, tmp_path):
+    """The formgrader and ``serve --release-on-open`` (the grader account, the course's
+    configuration) release with nbgrader's own classes into the private folder."""
+    private = world["service"].private
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "release_assignment", A, "--force",
+                           "--log-level=ERROR"], cwd=world["course"], env=world["service"].env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (private / COURSE / "outbound" / A / f"{A}.ipynb").is_file()
+    assert private.stat().st_mode & 0o777 == 0o700  # still the grader's alone
+    token = world["hub"].user("nora", student_group(COURSE))
+    run_exchange(world, "FetchAssignment", token, tmp_path)
+    assert (tmp_path / A / f"{A}.ipynb").is_file()
 
 
 def test_archives_with_links_or_escaping_paths_are_400(world):

@@ -110,7 +110,7 @@ def private_root_problem(root: Path) -> str | None:
     if st.st_uid != os.geteuid():
         return f"{root} is not owned by the grading service's account"
     if st.st_mode & 0o077:
-        return (f"{root} is mode {st.st_mode & 0o777:o}: the HTTP exchange's folder must be "
+        return (f"{root} is mode {st.st_mode & 0o7777:o}: the HTTP exchange's folder must be "
                 "private to the grader account (0700)")
     return None
 
@@ -182,11 +182,13 @@ class Exchange:
         if model.get("kind", "user") != "user":
             raise refused(403, "only hub users may use the exchange")
         name = model["name"]
+        from urllib.parse import quote
+
         from jupyterhub.utils import url_path_join
 
-        try:
+        try:  # with the service's own token (it needs read:users:groups)
             user = await self.hub_auth._api_request(
-                "GET", url_path_join(self.hub_auth.api_url, "users", name))
+                "GET", url_path_join(self.hub_auth.api_url, "users", quote(name, safe="")))
         except Exception as exc:
             raise refused(503, f"the hub cannot say {name}'s groups now "
                                f"({first_line(exc)})") from None
