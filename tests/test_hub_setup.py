@@ -257,7 +257,7 @@ def _nbgrader_config(env: dict, monkeypatch):
     """The hub's nbgrader_config.py as a server with environment ``env`` reads it."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    for var in [v for v in os.environ if v.startswith(("RNN_COURSE_", "RNN_HUB_"))]:
+    for var in [v for v in os.environ if v.startswith(("RNN_COURSE_", "RNN_EXCHANGE_"))]:
         monkeypatch.delenv(var)
     for var, value in env.items():
         monkeypatch.setenv(var, value)
@@ -307,20 +307,23 @@ def test_each_course_has_its_groups_roles_services_and_nothing_of_the_other(tmp_
     assert "RNN_COURSE_ID" not in env  # users' servers list every course of their groups
     service_env = {n: services[n]["environment"] for n in services}
     if exchange == "file":
-        assert "RNN_COURSE_EXCHANGE_MODE" not in env
+        assert not [e for e in [env, *service_env.values()] if "RNN_COURSE_EXCHANGE_MODE" in e
+                    or "RNN_EXCHANGE_URL" in e]
         assert {e["RNN_COURSE_EXCHANGE"] for e in [env, *service_env.values()]} \
             == {str(st.exchange_root)}
         assert not [r for r in c.JupyterHub.load_roles if "services" in r]
     else:  # users' servers are told of no folder; each grader serves one of its own
-        assert env["RNN_COURSE_EXCHANGE_MODE"] == "http" and "RNN_COURSE_EXCHANGE" not in env
+        assert "RNN_COURSE_EXCHANGE" not in env and "RNN_COURSE_EXCHANGE_MODE" not in env
         assert not [v for v in env.values() if v.startswith(str(st.state))
                     and not v.startswith(str(st.jupyter_config))]
         assert env["RNN_EXCHANGE_URL"].format(course_id="course-b") \
             == f"{st.url}/services/{roles.grading_service('course-b')}/"
         assert env["RNN_EXCHANGE_COURSES"] == "course-a,course-b"
         for course in (a, b):
-            for name in (course.id, course.grading_service):
+            for name in (course.id, course.grading_service):  # the service's side
                 assert service_env[name]["RNN_COURSE_EXCHANGE"] == str(st.exchange_of(course))
+                assert service_env[name]["RNN_COURSE_EXCHANGE_MODE"] == "http"
+                assert "RNN_EXCHANGE_URL" not in service_env[name]
             # the grading service reads its callers' groups, and may do nothing more
             assert by_name[course.grading_service] == {
                 "name": course.grading_service, "services": [course.grading_service],
@@ -347,7 +350,7 @@ def test_servers_read_their_courses_from_the_hub_and_services_their_own(tmp_path
     from rnn_exchange.plugin import factory_config
 
     st = _two_courses(tmp_path)
-    user = _nbgrader_config(hubtools.server_env(st), monkeypatch)
+    user = _nbgrader_config(hubtools.users_env(st), monkeypatch)
     assert "course_id" not in user.CourseDirectory  # every course of the user's groups
     assert isinstance(Authenticator(config=user).plugin, JupyterHubAuthPlugin)
     assert user.Exchange.path_includes_course is True  # courses share assignment names
@@ -355,13 +358,15 @@ def test_servers_read_their_courses_from_the_hub_and_services_their_own(tmp_path
     service = _nbgrader_config(hubtools.course_env(st, st.courses[1]), monkeypatch)
     assert service.CourseDirectory.course_id == "course-b"
     assert "plugin_class" not in service.Authenticator
-    http = _nbgrader_config(hubtools.server_env(_two_courses(tmp_path, "http")), monkeypatch)
+    http = _nbgrader_config(hubtools.users_env(_two_courses(tmp_path, "http")), monkeypatch)
     assert "root" not in http.Exchange
     assert {trait: http.ExchangeFactory[trait] for trait in factory_config()} == factory_config()
     assert http.HttpExchange.path_includes_course is True
     assert isinstance(Authenticator(config=http).plugin, JupyterHubAuthPlugin)
-    service = _nbgrader_config(hubtools.course_env(st, st.courses[0]), monkeypatch)
+    http_st = _two_courses(tmp_path, "http")
+    service = _nbgrader_config(hubtools.course_env(http_st, http_st.courses[0]), monkeypatch)
     assert "ExchangeFactory" not in service  # a course's own services: its folder's config
+    assert service.Exchange.root == str(http_st.exchange_of(http_st.courses[0]))
 
 
 def _fake_hub_api(groups: dict[str, list[str]]):
@@ -423,7 +428,7 @@ def test_the_file_exchange_lists_and_fetches_only_the_users_courses(tmp_path, mo
             monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{api.server_port}")
             monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "token-of-" + user)
             monkeypatch.setenv("JUPYTERHUB_USER", user)
-            config = _nbgrader_config(hubtools.server_env(st), monkeypatch)
+            config = _nbgrader_config(hubtools.users_env(st), monkeypatch)
             config.Exchange.assignment_dir = str(home)
             mine = [c.id for c in st.courses if user in c.students]
             listed = _exchange_app(config, "List").start()

@@ -344,14 +344,21 @@ def home_of(user: str) -> Path:
 
 def server_env(st: Settings) -> dict[str, str]:
     """What every server of the hub (users' and the services') has in its environment:
-    the hub's jupyter config folder (its nbgrader_config.py) and the exchange: the file
-    exchange's folder, or the HTTP exchange's URL and the hub's courses (no folder)."""
+    the hub's jupyter config folder (its nbgrader_config.py), and the file exchange's
+    folder when the hub uses it."""
     env = {"PATH": f"{st.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
            "JUPYTER_CONFIG_PATH": str(st.jupyter_config)}
     if st.exchange == "file":
         env["RNN_COURSE_EXCHANGE"] = str(st.exchange_root)
-    else:  # read by rnn_exchange.plugin (c.HttpExchange) and the course's nbgrader_config.py
-        env.update(RNN_COURSE_EXCHANGE_MODE="http", RNN_EXCHANGE_URL=st.exchange_url,
+    return env
+
+
+def users_env(st: Settings) -> dict[str, str]:
+    """The environment of users' servers (students, staff): with "http", the exchange's
+    URL and the hub's courses (rnn_exchange.plugin.configure reads them), no folder."""
+    env = server_env(st)
+    if st.exchange == "http":
+        env.update(RNN_EXCHANGE_URL=st.exchange_url,
                    RNN_EXCHANGE_COURSES=",".join(c.id for c in st.courses))
     return env
 
@@ -363,9 +370,12 @@ def course_env(st: Settings, course: HubCourse) -> dict[str, str]:
     exchange root, and the course folder on the path (the course's exchange
     plugins are in it).
     """
-    return {**server_env(st), "RNN_COURSE_ID": course.id,
-            "RNN_COURSE_EXCHANGE": str(st.exchange_of(course)),
-            "PYTHONPATH": str(st.course_dir(course))}
+    env = {**server_env(st), "RNN_COURSE_ID": course.id,
+           "RNN_COURSE_EXCHANGE": str(st.exchange_of(course)),
+           "PYTHONPATH": str(st.course_dir(course))}
+    if st.exchange == "http":  # the course's nbgrader_config.py: its service serves it
+        env["RNN_COURSE_EXCHANGE_MODE"] = "http"
+    return env
 
 
 def service_scopes(st: Settings) -> list[str]:
@@ -551,10 +561,6 @@ def release(st: Settings, course: HubCourse) -> list[str]:
             f"nbgrader release_assignment {name}", user=course.grader, env=env, cwd=folder)
         done[name] = digests[name]
         done_file.write_text(json.dumps(done, indent=1, sort_keys=True))
-    if st.exchange == "http":
-        # nbgrader's release_assignment makes its exchange root 0777 (ensure_root); the
-        # grading service refuses to serve a root that is not its grader's alone
-        os.chmod(st.exchange_of(course), 0o700)
     return wanted
 
 
@@ -572,7 +578,7 @@ def hub_settings(st: Settings) -> dict:
     logs in, every server's environment, and each course's groups, accounts and services."""
     return {
         "venv": str(st.venv), "proxy": str(st.proxy), "hub_dir": str(st.hub_dir),
-        "ports": st.ports, "users": [*st.staff, *st.students], "server_env": server_env(st),
+        "ports": st.ports, "users": [*st.staff, *st.students], "users_env": users_env(st),
         "courses": [{
             "id": c.id,
             "staff_group": roles.staff_group(c.id), "staff": c.staff,

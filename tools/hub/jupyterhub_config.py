@@ -39,7 +39,7 @@ c.Authenticator.allowed_users = set(s["users"])
 c.JupyterHub.spawner_class = "localprocess"
 c.Spawner.cmd = [singleuser]
 c.Spawner.default_url = "/lab"
-c.Spawner.environment = dict(s["server_env"])
+c.Spawner.environment = dict(s["users_env"])
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 
