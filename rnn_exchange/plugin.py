@@ -72,6 +72,39 @@ def configure(c, environ=None) -> bool:
     return True
 
 
+def run(kind: str, *, service_url: str, token: str, assignment_dir, course: str,
+        assignment: str = "", course_root=None, config=None):
+    """One exchange action as nbgrader's apps run it, from a program (tests, bench.rush).
+
+    ``kind`` is an ``ExchangeFactory`` class name (``List``, ``FetchAssignment``,
+    ``Submit``, ``FetchFeedback``, ``ReleaseAssignment``, ``Collect``,
+    ``ReleaseFeedback``); ``config``, more traitlets configuration (merged last).
+    Returns what ``start()`` returns (a list of records for ``List``); a refusal
+    raises nbgrader's ExchangeError with the service's one line.
+    """
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange import ExchangeFactory
+    from traitlets.config import Config
+
+    cfg = Config()
+    for key, value in factory_config().items():
+        setattr(cfg.ExchangeFactory, key, value)
+    cfg.HttpExchange.service_url = service_url
+    cfg.HttpExchange.api_token = token
+    cfg.Exchange.assignment_dir = os.fspath(assignment_dir)
+    cfg.CourseDirectory.course_id = course
+    cfg.CourseDirectory.assignment_id = assignment
+    if course_root is not None:
+        cfg.CourseDirectory.root = os.fspath(course_root)
+    if config is not None:
+        cfg.merge(config)
+    exchange = getattr(ExchangeFactory(config=cfg), kind)(
+        coursedir=CourseDirectory(config=cfg), authenticator=Authenticator(config=cfg),
+        config=cfg)
+    return exchange.start()
+
+
 class HttpExchange(abc.Exchange):
     """What every class of the HTTP exchange shares (``c.HttpExchange``)."""
 

@@ -45,7 +45,7 @@ from test_serve import CLI, UNSAFE, Served  # noqa: E402  (the service, as test_
 
 from autograder.pipeline.scoring import parse_timestamp  # noqa: E402
 from autograder.roles import grading_service, staff_group, student_group  # noqa: E402
-from rnn_exchange.plugin import configure, factory_config  # noqa: E402
+from rnn_exchange.plugin import configure, factory_config, run  # noqa: E402
 from rnn_exchange.protocol import API, pack  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("http_exchange")]
@@ -232,30 +232,16 @@ def world(tmp_path_factory):
 
 def run_exchange(world, kind: str, token: str, workdir: Path, *, course: str = COURSE,
                  assignment: str = A, course_root: Path | None = None, **traits):
-    """One of the plugin's classes, made and started as nbgrader's apps do."""
-    from nbgrader.auth import Authenticator
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.exchange import ExchangeFactory
+    """One of the plugin's classes, made and started as nbgrader's apps do
+    (:func:`rnn_exchange.plugin.run`); ``Section__trait=value`` adds configuration."""
     from traitlets.config import Config
 
     config = Config()
-    for key, value in factory_config().items():
-        setattr(config.ExchangeFactory, key, value)
-    config.HttpExchange.service_url = world["service"].template
-    config.HttpExchange.api_token = token
-    config.Exchange.assignment_dir = str(workdir)
-    config.CourseDirectory.course_id = course
-    config.CourseDirectory.assignment_id = assignment
-    if course_root is not None:
-        config.CourseDirectory.root = str(course_root)
     for name, value in traits.items():
         section, _, trait = name.partition("__")
         setattr(getattr(config, section), trait, value)
-    coursedir = CourseDirectory(config=config)
-    factory = ExchangeFactory(config=config)
-    exchange = getattr(factory, kind)(coursedir=coursedir,
-                                      authenticator=Authenticator(config=config), config=config)
-    return exchange.start()
+    return run(kind, service_url=world["service"].template, token=token, assignment_dir=workdir,
+               course=course, assignment=assignment, course_root=course_root, config=config)
 
 
 def call(world, method: str, path: str, token: str | None, body: bytes | None = None,
