@@ -58,6 +58,10 @@ ASSIGNMENT = "rnn_cell"
 WIDGETS_ASSIGNMENT = "bptt"
 SHOTS = REPO / "build" / "hub-test"
 PREFIX = "rnnt-"
+STUDENT, ONLY_A, INSTRUCTOR = f"{PREFIX}student", f"{PREFIX}student-a", f"{PREFIX}instructor"
+# the exchange the browser flow goes through (tools/hub/hub.py's EXCHANGES): over HTTP, no
+# folder shared with students' servers (tests/test_hub_setup.py: the file exchange's set-up)
+EXCHANGE = "http"
 TIMEOUT_MS = 60_000
 # running every cell of a notebook in the browser, on a loaded 2-core machine
 RUN_TIMEOUT_S = 150
@@ -87,11 +91,21 @@ def hub():
         pytest.fail(f"{CHROMIUM} is missing (tools/install-system-deps.sh installs chromium)",
                     pytrace=False)
     state = Path(tempfile.mkdtemp(prefix="rnn-hub-test-", dir="/tmp"))
+    course_a, course_b = (c.id for c in hubtools.default_courses())
     st = hubtools.Settings(
         state=state,
-        instructors=[f"{PREFIX}instructor"], grader=f"{PREFIX}grader",
-        students=[f"{PREFIX}student"], ports=hubtools.free_ports(),
-        release=[ASSIGNMENT, WIDGETS_ASSIGNMENT],
+        courses=[
+            # the student of both courses (STUDENT) works in A; ONLY_A is in A only
+            hubtools.HubCourse(course_a, grader=f"{PREFIX}grader", staff=[INSTRUCTOR],
+                               students=[STUDENT, ONLY_A],
+                               ports=hubtools.free_ports(hubtools.COURSE_PORTS),
+                               release=[ASSIGNMENT, WIDGETS_ASSIGNMENT]),
+            hubtools.HubCourse(course_b, grader=f"{PREFIX}grader-b", staff=[],
+                               students=[STUDENT],
+                               ports=hubtools.free_ports(hubtools.COURSE_PORTS),
+                               release=[ASSIGNMENT]),
+        ],
+        ports=hubtools.free_ports(), exchange=EXCHANGE,
         # bptt ships rnn_cell's rnn_forward: it opens once rnn_cell is due (the schedule)
         now=Course().schedule[WIDGETS_ASSIGNMENT].opens)
     for user in st.accounts:  # fresh homes: nothing fetched or configured before
@@ -210,9 +224,15 @@ def fetch(page, assignment: str) -> None:
     page.locator("#fetched_assignments_list > .list_item", has_text=assignment).wait_for()
 
 
-def fill_in(ctx, url: str, user: str, assignment: str, extra=()):
+def notebook_path(course, assignment: str) -> str:
+    """Where a fetched notebook is in the student's home: under its course's folder
+    (the hub's c.Exchange.path_includes_course: two courses share assignment names)."""
+    return f"{course.id}/{assignment}/{assignment}.ipynb"
+
+
+def fill_in(ctx, url: str, user: str, course, assignment: str, extra=()):
     """The fetched notebook with the instructor's solutions typed in (and ``extra`` cells)."""
-    path = f"{assignment}/{assignment}.ipynb"
+    path = notebook_path(course, assignment)
     release_nb = get_notebook(ctx, url, user, path)
     filled = fill_solutions(release_nb, nbformat.read(
         REPO / "source" / assignment / f"{assignment}.ipynb", as_version=4))
@@ -222,7 +242,8 @@ def fill_in(ctx, url: str, user: str, assignment: str, extra=()):
     return filled
 
 
-def open_and_run_all(page, url: str, user: str, assignment: str, nb, tries: int = 3) -> None:
+def open_and_run_all(page, url: str, user: str, course, assignment: str, nb,
+                     tries: int = 3) -> None:
     """Open the notebook in JupyterLab, Run > Run All Cells, wait for every prompt.
 
     ``?reset`` opens the notebook alone: without it JupyterLab restores the last
@@ -231,7 +252,7 @@ def open_and_run_all(page, url: str, user: str, assignment: str, nb, tries: int 
     ``[ ]``). The notebook is clicked first, so that it is the current one; and
     if no cell has started after a while a person asks again, and so does this.
     """
-    page.goto(f"{url}/user/{user}/lab/tree/{assignment}/{assignment}.ipynb?reset")
+    page.goto(f"{url}/user/{user}/lab/tree/{notebook_path(course, assignment)}?reset")
     panel = PANEL
     # the full count: a one-cell placeholder shows before the notebook loads
     expect(page.locator(f"{panel} .jp-Cell")).to_have_count(len(nb.cells), timeout=TIMEOUT_MS)
@@ -280,6 +301,20 @@ def wait_released(ictx, service: str, student: str, since: float) -> dict:
         time.sleep(1)
 
 
+def listed(ctx, url: str, user: str, what: str, course_id: str | None = None, ok: bool = True):
+    """The ``value`` of the student's Assignments tab's ``courses`` or ``assignments`` call
+    (nbgrader's assignment_list server extension), or None when it failed and ``ok`` is
+    False (a course the student is not in, over the HTTP exchange)."""
+    r = ctx.request.get(f"{url}/user/{user}/{what}",
+                        params={"course_id": course_id} if course_id else None)
+    assert r.ok, r.text()
+    answer = r.json()
+    if not answer["success"] and not ok:
+        return None
+    assert answer["success"], answer
+    return answer["value"]
+
+
 def step(times: dict, name: str, since: float) -> None:
     times[name] = time.monotonic() - since
     print(f"[hub test] {name}: {times[name]:.1f} s", flush=True)
@@ -299,7 +334,7 @@ def test_a_student_submits_in_the_browser_and_everyone_sees_the_grade(hub):
 
     running, passwords = hub
     st, url = running.st, running.url
-    student, instructor = st.students[0], st.instructors[0]
+    student, instructor = STUDENT, INSTRUCTOR
     times = {}
     t0 = time.monotonic()
     with sync_playwright() as p:
@@ -316,6 +351,7 @@ def test_a_student_submits_in_the_browser_and_everyone_sees_the_grade(hub):
 
 
 def _flow(browser, st, url, passwords, student, instructor, times, t0):
+    course_a, course_b = st.courses
     # 1. the student: log in, fetch, fill in, run, submit
     ctx, page = login(browser, url, student, passwords[student])
     step(times, "student login", t0)
@@ -336,8 +372,8 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
 
     # the widgets render live, and a slider redraws its plot (rnn_cell has none: bptt)
     t = time.monotonic()
-    nb = fill_in(ctx, url, student, WIDGETS_ASSIGNMENT)
-    open_and_run_all(page, url, student, WIDGETS_ASSIGNMENT, nb)
+    nb = fill_in(ctx, url, student, course_a, WIDGETS_ASSIGNMENT)
+    open_and_run_all(page, url, student, course_a, WIDGETS_ASSIGNMENT, nb)
     interact = page.locator(".jp-OutputArea .widget-interact").first
     slider = interact.locator(".widget-slider").first
     slider.wait_for()
@@ -362,8 +398,8 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
 
     t = time.monotonic()
     # a cell of the student's own whose outputs attack whoever views them (issue 11)
-    nb = fill_in(ctx, url, student, ASSIGNMENT, extra=[ATTACK_CELL])
-    open_and_run_all(page, url, student, ASSIGNMENT, nb)
+    nb = fill_in(ctx, url, student, course_a, ASSIGNMENT, extra=[ATTACK_CELL])
+    open_and_run_all(page, url, student, course_a, ASSIGNMENT, nb)
     step(times, "rnn_cell: fill, run", t)
     shot(page, "06-notebook-run")
     save(page)
@@ -379,9 +415,11 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     ictx, ipage = login(browser, url, instructor, passwords[instructor])
     ipage.click('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Nbgrader")')
     ipage.click('#jp-mainmenu-nbgrader li[data-command="nbgrader:open-course-list"]')
-    ipage.locator(".lm-DockPanel a", has_text="rnn-course").first.wait_for()
+    links = ipage.locator(".lm-DockPanel a", has_text=course_a.id)
+    links.first.wait_for()
     shot(ipage, "07b-instructor-course-list")
-    service = f"{url}/services/{hubtools.GRADING_SERVICE}"
+    assert links.all_inner_texts() == [course_a.id]  # not course B's: not its staff
+    service = f"{url}/services/{course_a.grading_service}"
     ipage.goto(f"{service}/")
     ipage.locator("#summary").wait_for()
     row = wait_released(ictx, service, student, submitted_at)
@@ -407,6 +445,12 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     shot(ipage, "08b-class-view")
     denied = ctx.request.get(f"{service}/class/{ASSIGNMENT}")
     assert denied.status == 403, (denied.status, denied.text()[:300])
+    # course A's instructor reaches nothing of course B: its status page, its formgrader
+    for page_of_b in (f"services/{course_b.grading_service}/api/status",
+                      f"services/{course_b.grading_service}/",
+                      f"services/{course_b.id}/formgrader"):
+        denied = ictx.request.get(f"{url}/{page_of_b}")
+        assert denied.status == 403, (page_of_b, denied.status, denied.text()[:300])
 
     # 3. the student fetches the feedback and reads the score
     page.reload()
@@ -422,8 +466,30 @@ def _flow(browser, st, url, passwords, student, instructor, times, t0):
     text = viewer.locator("body").inner_text()
     shot(page, "10-feedback")
 
+    # the student of both courses picks course B in the Assignments tab: its rnn_cell
+    t = time.monotonic()
+    assert listed(ctx, url, student, "courses") == [course_a.id, course_b.id]
+    open_assignment_list(page)
+    page.click("#course_list_dropdown")
+    page.locator("#course_list li a", has_text=re.compile(f"^{course_b.id}$")).click()
+    page.locator("#released_assignments_list > .list_item", has_text=ASSIGNMENT).wait_for()
+    shot(page, "10b-assignments-of-course-b")
+    # a student of course A only sees nothing of B, and cannot fetch from it
+    actx, apage = login(browser, url, ONLY_A, passwords[ONLY_A])
+    assert listed(actx, url, ONLY_A, "courses") == [course_a.id]
+    assert [a["assignment_id"] for a in listed(actx, url, ONLY_A, "assignments",
+                                               course_a.id)] == sorted(course_a.release)
+    assert listed(actx, url, ONLY_A, "assignments", course_b.id, ok=False) in ([], None)
+    actx.request.post(f"{url}/user/{ONLY_A}/assignments/fetch", headers={
+        "X-XSRFToken": xsrf(actx)}, form={"course_id": course_b.id, "assignment_id": ASSIGNMENT})
+    assert listed(actx, url, ONLY_A, "assignments", course_b.id, ok=False) in ([], None)
+    home = actx.request.get(f"{url}/user/{ONLY_A}/api/contents/")
+    assert course_b.id not in {f["name"] for f in home.json()["content"]}, home.text()
+    actx.close()
+    step(times, "two courses: B listed, nothing of B for A's student", t)
+
     # 4. the instructor: the formgrader (own tab) shows the grade
-    fg = f"{url}/services/rnn-course/formgrader"
+    fg = f"{url}/services/{course_a.id}/formgrader"
     r = ictx.request.get(f"{fg}/api/submitted_notebooks/{ASSIGNMENT}/{ASSIGNMENT}")
     assert r.ok, r.text()
     (sub,) = r.json()
@@ -458,9 +524,9 @@ def test_a_student_reads_no_solution_anywhere_the_hub_put_or_used_them(hub):
     ``source/`` or ``autograder/reference.py`` (hub.protect_checkout, copy_course)."""
     running, _ = hub
     st = running.st
-    student = st.students[0]
+    student = STUDENT
     runuser = hubtools.tool("runuser")
-    for root in (st.repo, st.course):
+    for root in (st.repo, *map(st.course_dir, st.courses)):
         for rel in (f"source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb", "autograder/reference.py"):
             probe = subprocess.run([runuser, "-u", student, "--", "cat", str(root / rel)],
                                    capture_output=True, text=True)
@@ -472,3 +538,20 @@ def test_a_student_reads_no_solution_anywhere_the_hub_put_or_used_them(hub):
         [runuser, "-u", student, "--", "find", str(st.state), str(st.shared), "-readable",
          "(", *names, ")"], capture_output=True, text=True)
     assert found.stdout.strip() == "", found.stdout
+
+
+def test_no_exchange_folder_is_shared_with_students_servers(hub):
+    """Over HTTP (EXCHANGE) no exchange folder exists for students' servers to mount: each
+    course's grader has its own (mode 0700), which a student cannot even list."""
+    running, _ = hub
+    st = running.st
+    assert st.exchange == "http" and not st.exchange_root.exists()
+    runuser = hubtools.tool("runuser")
+    for course in st.courses:
+        root = st.exchange_of(course)
+        info = os.stat(root)
+        assert (info.st_uid, info.st_mode & 0o777) == (pwd.getpwnam(course.grader).pw_uid, 0o700)
+        assert (root / course.id / "outbound" / ASSIGNMENT).is_dir()  # released there
+        probe = subprocess.run([runuser, "-u", STUDENT, "--", "ls", str(root)],
+                               capture_output=True, text=True)
+        assert probe.returncode != 0 and "Permission denied" in probe.stderr, course.id

@@ -9,6 +9,7 @@ systemd sends), leaving no process and no bound port.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -105,7 +106,7 @@ def test_private_checkout_or_closed_parent_is_left_alone(open_dir, capsys):
     hubtools.protect_checkout(hubtools.Settings(repo=repo))
     assert stat.S_IMODE(os.stat(repo).st_mode) == 0o755
     open_dir.chmod(0o755)
-    hubtools.protect_checkout(hubtools.Settings(repo=repo, students=[]))  # nobody to hide it from
+    hubtools.protect_checkout(hubtools.Settings(repo=repo, courses=[]))  # nobody to hide it from
     assert stat.S_IMODE(os.stat(repo).st_mode) == 0o755
     assert capsys.readouterr().out == ""
 
@@ -149,7 +150,7 @@ sys.path.insert(0, sys.argv[1])
 import hub
 state, fake, hub_port, proxy_port = Path(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 hub.pids_of = lambda uids: []  # the hub's accounts: none here, only its process tree
-st = hub.Settings(state=state, instructors=[], grader="root", students=[],
+st = hub.Settings(state=state, courses=[],
                   ports={"hub": int(hub_port), "proxy_api": int(proxy_port)})
 def start(st):
     proc = subprocess.Popen([sys.executable, "-c", fake, str(state / "pids"), hub_port,
@@ -159,7 +160,7 @@ def start(st):
         time.sleep(0.05)
     h.track()
     return h
-hub.prepare = lambda st: ({"student": "pw"}, ["rnn_cell"])
+hub.prepare = lambda st: ({"student": "pw"}, {"rnn-course": ["rnn_cell"]})
 hub.start = start
 sys.exit(hub.up(st))
 """
@@ -208,8 +209,9 @@ def test_an_account_name_that_is_no_student_id_is_refused_before_any_set_up(tmp_
     """Hub user names become student ids (folders, exchange names, CSV cells)."""
     if os.geteuid() != 0:
         pytest.fail("make hub runs as root", pytrace=False)
-    st = hubtools.Settings(state=tmp_path / "state", shared=tmp_path / "shared",
-                           students=["student1", "=1+2"])
+    st = hubtools.Settings(state=tmp_path / "state", shared=tmp_path / "shared", courses=[
+        hubtools.HubCourse("c", grader="grader-c", staff=[], students=["student1", "=1+2"],
+                           ports={})])
     with pytest.raises(hubtools.HubError, match="account '=1\\+2' is not a student id") as exc:
         hubtools.prepare(st)
     assert "\n" not in str(exc.value)
@@ -221,10 +223,225 @@ def test_a_release_not_open_yet_is_refused_in_one_line(tmp_path):
     from autograder.course import Course
 
     schedule = Course(REPO).schedule
-    st = hubtools.Settings(release=["rnn_cell", "bptt"], now=schedule["bptt"].opens)
-    assert hubtools.open_assignments(st) == ["rnn_cell", "bptt"]
+    st = hubtools.Settings(now=schedule["bptt"].opens)
+    assert hubtools.open_assignments(st, ["rnn_cell", "bptt"]) == ["rnn_cell", "bptt"]
     st.now = schedule["bptt"].opens - timedelta(seconds=1)
     with pytest.raises(hubtools.HubError, match="bptt opens at .* not released before"):
-        hubtools.open_assignments(st)
-    st.release = None
+        hubtools.open_assignments(st, ["rnn_cell", "bptt"])
     assert hubtools.open_assignments(st) == ["rnn_cell"]
+
+
+# --------------------------------------------------------------------------- the configuration
+def _two_courses(tmp_path: Path, exchange: str = "file") -> hubtools.Settings:
+    """Two courses as `make hub` runs them: a student in both, a TA of both (no hub started;
+    the graders are accounts every machine has)."""
+    return hubtools.Settings(
+        state=tmp_path / "state", shared=tmp_path / "shared", exchange=exchange, courses=[
+            hubtools.HubCourse("course-a", grader="nobody", staff=["inst-a", "ta"],
+                               students=["s-both", "s-a"],
+                               ports={"formgrader": 20001, "grading_service": 20002}),
+            hubtools.HubCourse("course-b", grader="daemon", staff=["inst-b", "ta"],
+                               students=["s-both"],
+                               ports={"formgrader": 20003, "grading_service": 20004})])
+
+
+def _hub_config(st: hubtools.Settings):
+    """tools/hub/jupyterhub_config.py as JupyterHub loads it, with the settings.json written."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    path = hubtools.write_config(st)
+    return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+
+
+def _nbgrader_config(env: dict, monkeypatch):
+    """The hub's nbgrader_config.py as a server with environment ``env`` reads it."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    for var in [v for v in os.environ if v.startswith(("RNN_COURSE_", "RNN_EXCHANGE_"))]:
+        monkeypatch.delenv(var)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    return PyFileConfigLoader("nbgrader_config.py", path=str(hubtools.HERE)).load_config()
+
+
+@pytest.mark.parametrize("exchange", hubtools.EXCHANGES)
+def test_each_course_has_its_groups_roles_services_and_nothing_of_the_other(tmp_path, exchange):
+    from jupyterhub.scopes import _check_scopes_exist
+
+    from autograder import roles
+
+    st = _two_courses(tmp_path, exchange)
+    c = _hub_config(st)
+    a, b = st.courses
+    assert c.Authenticator.allowed_users == {"inst-a", "inst-b", "ta", "s-both", "s-a"}
+    assert c.JupyterHub.load_groups == {
+        roles.staff_group("course-a"): {"users": ["inst-a", "ta"]},
+        roles.student_group("course-a"): {"users": ["s-both", "s-a"]},
+        roles.staff_group("course-b"): {"users": ["inst-b", "ta"]},
+        roles.student_group("course-b"): {"users": ["s-both"]},
+    }
+    by_name = {r["name"]: r for r in c.JupyterHub.load_roles}
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"course-a", roles.grading_service("course-a"),
+                             "course-b", roles.grading_service("course-b")}
+    assert len({s["url"] for s in services.values()}) == 4
+    for course, other in ((a, b), (a, b)[::-1]):
+        role = by_name[roles.staff_group(course.id)]
+        assert role["groups"] == [roles.staff_group(course.id)]
+        _check_scopes_exist(role["scopes"])  # JupyterHub's own check of each scope
+        mine = {course.id, course.grading_service}
+        assert {f"access:services!service={n}" for n in mine} <= set(role["scopes"])
+        assert not [s for s in role["scopes"] if s.endswith(("=" + other.id,
+                                                             "=" + other.grading_service))]
+        for name in mine:  # both services: the course's grader, folder and course id
+            service = services[name]
+            assert service["user"] == course.grader
+            assert service["cwd"] == str(st.course_dir(course))
+            assert service["environment"]["RNN_COURSE_ID"] == course.id
+            role_of = "formgrader" if name == course.id else "grading_service"
+            assert service["url"] == f"http://127.0.0.1:{course.ports[role_of]}"
+    # no role lets students in: only staff groups hold roles, besides the servers' own
+    assert [r["name"] for r in c.JupyterHub.load_roles if "groups" in r] \
+        == [roles.staff_group("course-a"), roles.staff_group("course-b")]
+    env = c.Spawner.environment
+    assert "RNN_COURSE_ID" not in env  # users' servers list every course of their groups
+    service_env = {n: services[n]["environment"] for n in services}
+    if exchange == "file":
+        assert not [e for e in [env, *service_env.values()] if "RNN_COURSE_EXCHANGE_MODE" in e
+                    or "RNN_EXCHANGE_URL" in e]
+        assert {e["RNN_COURSE_EXCHANGE"] for e in [env, *service_env.values()]} \
+            == {str(st.exchange_root)}
+        assert not [r for r in c.JupyterHub.load_roles if "services" in r]
+    else:  # users' servers are told of no folder; each grader serves one of its own
+        assert "RNN_COURSE_EXCHANGE" not in env and "RNN_COURSE_EXCHANGE_MODE" not in env
+        assert not [v for v in env.values() if v.startswith(str(st.state))
+                    and not v.startswith(str(st.jupyter_config))]
+        assert env["RNN_EXCHANGE_URL"].format(course_id="course-b") \
+            == f"{st.url}/services/{roles.grading_service('course-b')}/"
+        assert env["RNN_EXCHANGE_COURSES"] == "course-a,course-b"
+        for course in (a, b):
+            for name in (course.id, course.grading_service):  # the service's side
+                assert service_env[name]["RNN_COURSE_EXCHANGE"] == str(st.exchange_of(course))
+                assert service_env[name]["RNN_COURSE_EXCHANGE_MODE"] == "http"
+                assert "RNN_EXCHANGE_URL" not in service_env[name]
+            # the grading service reads its callers' groups, and may do nothing more
+            assert by_name[course.grading_service] == {
+                "name": course.grading_service, "services": [course.grading_service],
+                "scopes": ["read:users:groups"]}
+        assert st.exchange_of(a) != st.exchange_of(b)
+
+
+@pytest.mark.parametrize("exchange", hubtools.EXCHANGES)
+def test_the_file_exchange_folder_exists_only_when_configured(tmp_path, exchange):
+    st = _two_courses(tmp_path, exchange)
+    hubtools.ensure_server_config(st)
+    assert (st.jupyter_config / "nbgrader_config.py").is_file()
+    if exchange == "file":
+        assert stat.S_IMODE(os.stat(st.exchange_root).st_mode) == 0o1777
+    else:
+        assert not st.exchange_root.exists()
+    with pytest.raises(hubtools.HubError, match="exchange 'nfs': one of file, http"):
+        hubtools.ensure_server_config(dataclasses.replace(st, exchange="nfs"))
+
+
+def test_servers_read_their_courses_from_the_hub_and_services_their_own(tmp_path, monkeypatch):
+    from nbgrader.auth import Authenticator, JupyterHubAuthPlugin
+
+    from rnn_exchange.plugin import factory_config
+
+    st = _two_courses(tmp_path)
+    user = _nbgrader_config(hubtools.users_env(st), monkeypatch)
+    assert "course_id" not in user.CourseDirectory  # every course of the user's groups
+    assert isinstance(Authenticator(config=user).plugin, JupyterHubAuthPlugin)
+    assert user.Exchange.path_includes_course is True  # courses share assignment names
+    assert user.Exchange.root == str(st.exchange_root)
+    service = _nbgrader_config(hubtools.course_env(st, st.courses[1]), monkeypatch)
+    assert service.CourseDirectory.course_id == "course-b"
+    assert "plugin_class" not in service.Authenticator
+    http = _nbgrader_config(hubtools.users_env(_two_courses(tmp_path, "http")), monkeypatch)
+    assert "root" not in http.Exchange
+    assert {trait: http.ExchangeFactory[trait] for trait in factory_config()} == factory_config()
+    assert http.HttpExchange.path_includes_course is True
+    assert isinstance(Authenticator(config=http).plugin, JupyterHubAuthPlugin)
+    http_st = _two_courses(tmp_path, "http")
+    service = _nbgrader_config(hubtools.course_env(http_st, http_st.courses[0]), monkeypatch)
+    assert "ExchangeFactory" not in service  # a course's own services: its folder's config
+    assert service.Exchange.root == str(http_st.exchange_of(http_st.courses[0]))
+
+
+def _fake_hub_api(groups: dict[str, list[str]]):
+    """The one hub API call of nbgrader's JupyterHub auth plugin: GET /users/<name>."""
+    import http.server
+    import json
+    import threading
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            name = self.path.rsplit("/", 1)[-1]
+            ok = self.path.startswith("/users/") and name in groups
+            body = json.dumps({"name": name, "groups": groups.get(name, [])}).encode()
+            self.send_response(200 if ok else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _exchange_app(config, kind: str, course_id: str = "", assignment_id: str = ""):
+    """nbgrader's exchange class ``kind`` (List, FetchAssignment, ...) as a server runs it."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange import ExchangeFactory
+
+    config.CourseDirectory.course_id = course_id
+    config.CourseDirectory.assignment_id = assignment_id
+    return getattr(ExchangeFactory(config=config), kind)(
+        coursedir=CourseDirectory(config=config), authenticator=Authenticator(config=config),
+        config=config)
+
+
+def test_the_file_exchange_lists_and_fetches_only_the_users_courses(tmp_path, monkeypatch):
+    """The file exchange as the hub configures users' servers: each lists and fetches the
+    courses of its hub groups (nbgrader's JupyterHub auth plugin), into a folder per course."""
+    from nbgrader.exchange import ExchangeError
+
+    from autograder import roles
+
+    st = _two_courses(tmp_path)
+    a, b = st.courses
+    for course in (a, b):  # what `nbgrader release_assignment rnn_cell` leaves
+        out = st.exchange_root / course.id / "outbound" / "rnn_cell"
+        out.mkdir(parents=True)
+        (out / "rnn_cell.ipynb").write_text(f'{{"course": "{course.id}"}}')
+    groups = {u: [roles.student_group(c.id) for c in st.courses if u in c.students]
+              for u in st.students}
+    api = _fake_hub_api(groups)
+    try:
+        for user in st.students:
+            home = tmp_path / user
+            home.mkdir()
+            monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{api.server_port}")
+            monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "token-of-" + user)
+            monkeypatch.setenv("JUPYTERHUB_USER", user)
+            config = _nbgrader_config(hubtools.users_env(st), monkeypatch)
+            config.Exchange.assignment_dir = str(home)
+            mine = [c.id for c in st.courses if user in c.students]
+            listed = _exchange_app(config, "List").start()
+            assert sorted(x["course_id"] for x in listed) == mine, user
+            for course in st.courses:
+                fetch = _exchange_app(config, "FetchAssignment", course.id, "rnn_cell")
+                if course.id in mine:
+                    fetch.start()
+                    got = home / course.id / "rnn_cell" / "rnn_cell.ipynb"
+                    assert course.id in got.read_text()
+                else:
+                    with pytest.raises(ExchangeError):
+                        fetch.start()
+            assert sorted(p.name for p in home.iterdir()) == mine
+    finally:
+        api.shutdown()

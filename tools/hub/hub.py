@@ -1,6 +1,6 @@
 """A real JupyterHub serving this course on 127.0.0.1: ``make hub``.
 
-    python tools/hub/hub.py up [--state DIR]      # set up, start, print, wait for Ctrl-C
+    python tools/hub/hub.py up [--state DIR] [--exchange file|http]   # set up, start, wait
 
 Run as root (it makes Unix accounts and runs servers as them).  What it sets
 up, each step idempotent (``make hub`` twice works):
@@ -12,16 +12,19 @@ up, each step idempotent (``make hub`` twice works):
   students import them, and never see ``autograder/`` (whose ``reference.py`` holds
   the solutions);
 - ``<shared>/proxy``: configurable-http-proxy from npm (tools/hub/package.json);
-- the accounts: instructors, the grader service account, demo students, with
-  fresh random passwords, homes mode 0700;
-- ``<state>/course``: a copy of this checkout owned by the grader, mode 0700,
-  with the assignments open by ``c.RnnCourse.schedule`` released to
-  ``<state>/exchange`` (mode 1777); the grading service releases each later one
-  when it opens (``serve --release-on-open``);
+- the accounts: each course's staff (instructors, TAs), students and grader
+  account, with fresh random passwords, homes mode 0700;
+- for each course of ``Settings.courses`` (:class:`HubCourse`; `make hub`:
+  two, from this repository's assignments), ``<state>/courses/<id>``: a copy
+  of this checkout owned by its grader, mode 0700, with the assignments open by
+  ``c.RnnCourse.schedule`` handed out (with the file exchange, to
+  ``<state>/exchange``, mode 1777); its grading service releases each later
+  one when it opens (``serve --release-on-open``);
 - ``<state>/hub``: tools/hub/jupyterhub_config.py and the settings.json it reads;
-  the hub runs two services as the grader account: the formgrader
-  (``/services/rnn-course/``) and the grading service ``python -m autograder
-  serve`` (``/services/rnn-course-grader/``).
+  the hub runs two services per course as its grader account: the formgrader
+  (``/services/<id>/``) and the grading service ``python -m autograder serve``
+  (``/services/<id>-grader/``); the groups ``nbgrader-<id>`` and
+  ``formgrade-<id>`` (autograder/roles.py) say who is in which course.
 
 The same functions set up and stop the hub of tests/test_hub.py (other
 accounts, another state folder, free ports).  It runs with the checkout's
@@ -32,6 +35,7 @@ and imports nothing of the hub's venv.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import hashlib
@@ -54,13 +58,20 @@ import tomllib
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO))
+from autograder import roles  # noqa: E402  (the names of groups and services)
+
 # The Python the hub venv is built from: Debian's, world-readable (not pyenv's under /root).
 BASE_PYTHON = "/usr/bin/python3"
 SHARED = Path(os.environ.get("RNN_HUB_SHARED", "/srv/rnn-course-hub"))
 STATE = Path(os.environ.get("RNN_HUB_STATE", "/srv/rnn-course-hub"))
-DEFAULT_PORTS = {"hub": 18000, "proxy_api": 18001, "hub_api": 18081,
-                 "formgrader": 19999, "grading_service": 19998}
-GRADING_SERVICE = "rnn-course-grader"  # autograder.roles.grading_service("rnn-course")
+# The hub's own ports; each course has its formgrader's and grading service's (COURSE_PORTS).
+HUB_PORTS = {"hub": 18000, "proxy_api": 18001, "hub_api": 18081}
+COURSE_PORTS = ("formgrader", "grading_service")
+# How students' servers and the grading services exchange assignments: "file" is
+# nbgrader's shared folder (mode 1777, in every server); "http" is the grading
+# service's exchange over HTTP (no folder shared with students' servers).
+EXCHANGES = ("file", "http")
 # nbgrader's lab extensions: all on once installed; students keep only the Assignments tab.
 INSTRUCTOR_LAB_EXTENSIONS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
                              "@jupyter/nbgrader:course-list")
@@ -91,23 +102,56 @@ def tool(name: str) -> str:
 
 
 @dataclasses.dataclass
+class HubCourse:
+    """One course of the hub: its id, grader account, people and ports (its one home).
+
+    Its staff (instructors and teaching assistants) and students are hub groups
+    named by :mod:`autograder.roles`; its formgrader service is named like the
+    course and its grading service :func:`autograder.roles.grading_service`.
+    """
+
+    id: str
+    grader: str
+    staff: list[str]
+    students: list[str]
+    ports: dict[str, int]  # a port for each of COURSE_PORTS
+    # assignments to release (None: every one open by c.RnnCourse.schedule); each must be open
+    release: list[str] | None = None
+
+    @property
+    def grading_service(self) -> str:
+        return roles.grading_service(self.id)
+
+
+def default_courses() -> list[HubCourse]:
+    """`make hub`'s two courses, made from this repository's assignments.
+
+    student3 is enrolled in both; ta1 is a teaching assistant of both.
+    """
+    return [
+        HubCourse("rnn-course", grader="grader-rnn-course", staff=["instructor1", "ta1"],
+                  students=["student1", "student2", "student3"],
+                  ports={"formgrader": 19999, "grading_service": 19998}),
+        HubCourse("rnn-course-b", grader="grader-rnn-course-b", staff=["instructor2", "ta1"],
+                  students=["student3", "student4"],
+                  ports={"formgrader": 19997, "grading_service": 19996}),
+    ]
+
+
+@dataclasses.dataclass
 class Settings:
-    """Where a hub lives, its accounts and ports."""
+    """Where a hub lives, its courses, accounts and ports."""
 
     state: Path = STATE
     shared: Path = SHARED
     repo: Path = REPO
-    instructors: list[str] = dataclasses.field(default_factory=lambda: ["instructor1"])
-    grader: str = "grader-rnn-course"
-    students: list[str] = dataclasses.field(
-        default_factory=lambda: ["student1", "student2", "student3"])
-    ports: dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PORTS))
-    # assignments to release (None: every one open by c.RnnCourse.schedule); each must be open
-    release: list[str] | None = None
+    courses: list[HubCourse] = dataclasses.field(default_factory=default_courses)
+    ports: dict[str, int] = dataclasses.field(default_factory=lambda: dict(HUB_PORTS))
     # the time the schedule is read at (naive UTC; None: now): tests open later assignments
     now: dt.datetime | None = None
-    # arguments of `python -m autograder serve`, the grading service
+    # arguments of `python -m autograder serve`, the grading services
     serve_args: list[str] = dataclasses.field(default_factory=list)
+    exchange: str = "file"  # one of EXCHANGES
 
     @property
     def venv(self) -> Path:
@@ -121,13 +165,27 @@ class Settings:
     def proxy(self) -> Path:
         return self.shared / "proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
 
-    @property
-    def course(self) -> Path:
-        return self.state / "course"
+    def course_dir(self, course: HubCourse) -> Path:
+        """The grader's copy of the course folder (mode 0700)."""
+        return self.state / "courses" / course.id
 
     @property
-    def exchange(self) -> Path:
+    def exchange_root(self) -> Path:
+        """The file exchange's folder (mode 1777; only with ``exchange == "file"``)."""
         return self.state / "exchange"
+
+    def exchange_of(self, course: HubCourse) -> Path:
+        """The exchange root ``course``'s grader releases to: the shared folder of the file
+        exchange, or with "http" a folder of its grader's own (mode 0700) that its grading
+        service serves."""
+        if self.exchange == "file":
+            return self.exchange_root
+        return self.state / "exchanges" / course.id
+
+    @property
+    def exchange_url(self) -> str:
+        """The HTTP exchange's URL, through the hub, with ``{course_id}`` in it."""
+        return f"{self.url}/services/{roles.grading_service('{course_id}')}/"
 
     @property
     def jupyter_config(self) -> Path:
@@ -142,8 +200,27 @@ class Settings:
         return f"http://127.0.0.1:{self.ports['hub']}"
 
     @property
+    def staff(self) -> list[str]:
+        """Every course's instructors and teaching assistants, once each."""
+        return list(dict.fromkeys(u for c in self.courses for u in c.staff))
+
+    @property
+    def students(self) -> list[str]:
+        """Every course's students, once each."""
+        return list(dict.fromkeys(u for c in self.courses for u in c.students))
+
+    @property
+    def graders(self) -> list[str]:
+        return [c.grader for c in self.courses]
+
+    @property
     def accounts(self) -> list[str]:
-        return [*self.instructors, self.grader, *self.students]
+        return list(dict.fromkeys([*self.staff, *self.graders, *self.students]))
+
+    def all_ports(self) -> dict[str, int]:
+        """Every port of the hub, as ``role`` or ``course role`` -> port."""
+        return {**self.ports, **{f"{c.id} {role}": port for c in self.courses
+                                 for role, port in c.ports.items()}}
 
 
 def log(msg: str) -> None:
@@ -181,7 +258,8 @@ def requirements(repo: Path = REPO) -> list[str]:
 
 
 def ensure_venv(st: Settings) -> None:
-    """The hub venv: Debian's python, the course's dependencies, rnn_course on its path."""
+    """The hub venv: Debian's python, the course's dependencies, STUDENT_PACKAGES on its
+    path."""
     if not os.access(BASE_PYTHON, os.X_OK):
         raise HubError(f"{BASE_PYTHON} is missing: the hub venv needs a system Python that every "
                        "account can run (apt-get install python3-venv)")
@@ -264,11 +342,51 @@ def home_of(user: str) -> Path:
     return Path(pwd.getpwnam(user).pw_dir)
 
 
+def server_env(st: Settings) -> dict[str, str]:
+    """What every server of the hub (users' and the services') has in its environment:
+    the hub's jupyter config folder (its nbgrader_config.py), and the file exchange's
+    folder when the hub uses it."""
+    env = {"PATH": f"{st.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+           "JUPYTER_CONFIG_PATH": str(st.jupyter_config)}
+    if st.exchange == "file":
+        env["RNN_COURSE_EXCHANGE"] = str(st.exchange_root)
+    return env
+
+
+def users_env(st: Settings) -> dict[str, str]:
+    """The environment of users' servers (students, staff): with "http", the exchange's
+    URL and the hub's courses (rnn_exchange.plugin.configure reads them), no folder."""
+    env = server_env(st)
+    if st.exchange == "http":
+        env.update(RNN_EXCHANGE_URL=st.exchange_url,
+                   RNN_EXCHANGE_COURSES=",".join(c.id for c in st.courses))
+    return env
+
+
+def course_env(st: Settings, course: HubCourse) -> dict[str, str]:
+    """The environment of a course's grader: its services and the set-up's commands.
+
+    The course id (read by the course folder's nbgrader_config.py), its
+    exchange root, and the course folder on the path (the course's exchange
+    plugins are in it).
+    """
+    env = {**server_env(st), "RNN_COURSE_ID": course.id,
+           "RNN_COURSE_EXCHANGE": str(st.exchange_of(course)),
+           "PYTHONPATH": str(st.course_dir(course))}
+    if st.exchange == "http":  # the course's nbgrader_config.py: its service serves it
+        env["RNN_COURSE_EXCHANGE_MODE"] = "http"
+    return env
+
+
+def service_scopes(st: Settings) -> list[str]:
+    """What a grading service may ask the hub: with "http", the groups of its callers
+    (who is a student or staff of its course)."""
+    return ["read:users:groups"] if st.exchange == "http" else []
+
+
 def user_env(st: Settings, user: str, **extra: str) -> dict[str, str]:
-    return {"HOME": str(home_of(user)), "USER": user, "LANG": "C.UTF-8",
-            "PATH": f"{st.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-            "JUPYTER_CONFIG_PATH": str(st.jupyter_config),
-            "RNN_COURSE_EXCHANGE": str(st.exchange), **extra}
+    return {"HOME": str(home_of(user)), "USER": user, "LANG": "C.UTF-8", **server_env(st),
+            **extra}
 
 
 def ensure_accounts(st: Settings) -> dict[str, str]:
@@ -281,21 +399,22 @@ def ensure_accounts(st: Settings) -> dict[str, str]:
             run([tool("useradd"), "--create-home", "--shell", "/bin/bash", user], f"useradd {user}")
         os.chmod(home_of(user), 0o700)  # Debian's useradd makes homes world-readable
         passwords[user] = secrets.token_urlsafe(9)
-    logins = {u: p for u, p in passwords.items() if u != st.grader}  # the grader never logs in
+    # the graders never log in
+    logins = {u: p for u, p in passwords.items() if u not in st.graders}
     run([tool("chpasswd")], "chpasswd", input="".join(f"{u}:{p}\n" for u, p in passwords.items()))
     _jupyter_user_config(st)
     return logins
 
 
 def _jupyter_user_config(st: Settings) -> None:
-    """~/.jupyter of the grader (formgrader, course list) and instructors (course list).
+    """~/.jupyter of the graders (formgrader, course list) and the staff (course list).
 
     Copied from tools/hub/jupyter/<role>/: the server extensions written by hand
     (`jupyter server extension enable --user` cannot find nbgrader's), the lab
     extensions as `jupyter labextension enable --level=user` writes them.
     """
-    roles = {st.grader: "grader", **{u: "instructor" for u in st.instructors}}
-    for user, role in roles.items():
+    kinds = {**{u: "instructor" for u in st.staff}, **{g: "grader" for g in st.graders}}
+    for user, role in kinds.items():
         entry = pwd.getpwnam(user)
         config = Path(entry.pw_dir) / ".jupyter"
         shutil.copytree(HERE / "jupyter" / role, config, dirs_exist_ok=True)
@@ -336,39 +455,41 @@ def protect_checkout(st: Settings) -> None:
         "the solutions)")
 
 
-def copy_course(st: Settings) -> None:
-    """This checkout's files (tracked and not ignored) into the grader's course folder."""
+def copy_course(st: Settings, course: HubCourse) -> None:
+    """This checkout's files (tracked and not ignored) into the course's grader's folder."""
     listing = subprocess.run([tool("git"), "-C", str(st.repo), "ls-files", "-z", "--cached",
                               "--others", "--exclude-standard"], capture_output=True, text=True)
     if listing.returncode != 0:
         raise HubError(f"{st.repo} is not a git checkout: `make hub` copies the course's "
                        "tracked files")
-    st.state.mkdir(parents=True, exist_ok=True)
-    os.chmod(st.state, 0o755)
-    st.course.mkdir(exist_ok=True)
-    os.chmod(st.course, 0o700)  # before a file is copied in: source/ holds the solutions
+    folder = st.course_dir(course)
+    for parent in (st.state, folder.parent):
+        parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(parent, 0o755)
+    folder.mkdir(exist_ok=True)
+    os.chmod(folder, 0o700)  # before a file is copied in: source/ holds the solutions
     for rel in filter(None, listing.stdout.split("\0")):
         src = st.repo / rel
         if src.is_file():
-            dst = st.course / rel
+            dst = folder / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-    grader = pwd.getpwnam(st.grader)
-    for root, dirs, files in os.walk(st.course):
+    grader = pwd.getpwnam(course.grader)
+    for root, dirs, files in os.walk(folder):
         for name in [*dirs, *files]:
             os.lchown(os.path.join(root, name), grader.pw_uid, grader.pw_gid)
-    os.chown(st.course, grader.pw_uid, grader.pw_gid)
-    os.chmod(st.course, 0o700)  # source/ holds the solutions
+    os.chown(folder, grader.pw_uid, grader.pw_gid)
+    os.chmod(folder, 0o700)  # source/ holds the solutions
 
 
-def open_assignments(st: Settings) -> list[str]:
+def open_assignments(st: Settings, release: list[str] | None = None) -> list[str]:
     """The assignments to hand out: open at ``st.now`` by ``c.RnnCourse.schedule`` (the
     schedule validated: each opens once the previous one is due), in course order.
 
-    An assignment named in ``st.release`` that is not open yet is a HubError: a later
-    notebook ships working versions of earlier graded functions.
+    ``release`` (a course's, None: every open one): an assignment named there that is
+    not open yet is a HubError: a later notebook ships working versions of earlier
+    graded functions.
     """
-    sys.path.insert(0, str(st.repo))
     from autograder.course import Course
     from autograder.errors import UsageError
 
@@ -376,89 +497,117 @@ def open_assignments(st: Settings) -> list[str]:
     try:
         schedule = course.schedule
         opened = course.open_assignments(st.now)
-        for name in st.release or ():
+        for name in release or ():
             course.check_assignment(name)
     except UsageError as exc:
         raise HubError(str(exc)) from None
-    if st.release is None:
+    if release is None:
         return opened
-    for name in st.release:
+    for name in release:
         if name not in opened:
             raise HubError(f"{name} opens at {schedule[name].opens} UTC "
                            "(c.RnnCourse.schedule): not released before")
-    return [a for a in opened if a in st.release]
+    return [a for a in opened if a in release]
 
 
-def ensure_exchange_and_release(st: Settings) -> list[str]:
-    """The exchange (mode 1777) with every wanted assignment released by the grader."""
-    st.exchange.mkdir(parents=True, exist_ok=True)
-    os.chmod(st.exchange, 0o1777)
+def ensure_server_config(st: Settings) -> None:
+    """nbgrader's configuration of every server (tools/hub/nbgrader_config.py), and the
+    file exchange's folder (mode 1777) when the hub uses it."""
+    if st.exchange not in EXCHANGES:
+        raise HubError(f"exchange {st.exchange!r}: one of {', '.join(EXCHANGES)}")
+    if st.exchange == "file":
+        st.exchange_root.mkdir(parents=True, exist_ok=True)
+        os.chmod(st.exchange_root, 0o1777)
     st.jupyter_config.mkdir(parents=True, exist_ok=True)
     os.chmod(st.state / "etc", 0o755)
     os.chmod(st.jupyter_config, 0o755)
     shutil.copy(HERE / "nbgrader_config.py", st.jupyter_config / "nbgrader_config.py")
     os.chmod(st.jupyter_config / "nbgrader_config.py", 0o644)
-    wanted = open_assignments(st)
+
+
+def release(st: Settings, course: HubCourse) -> list[str]:
+    """Every wanted assignment of ``course`` built and handed out by its grader."""
+    wanted = open_assignments(st, course.release)
     if not wanted:
         raise HubError("no assignment is open yet (c.RnnCourse.schedule in nbgrader_config.py)")
-    course_id = "rnn-course"
+    folder = st.course_dir(course)
+    if st.exchange == "http":  # the grader's own exchange root, served by its grading service
+        root = st.exchange_of(course)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(root.parent, 0o755)
+        root.mkdir(exist_ok=True)
+        grader = pwd.getpwnam(course.grader)
+        os.chown(root, grader.pw_uid, grader.pw_gid)
+        os.chmod(root, 0o700)
     # what earlier runs released (both steps done) in this state folder, and from which
     # source: an assignment whose source notebook changed since is released again
-    done_file = st.state / "released.json"
+    done_file = st.state / f"released-{course.id}.json"
     done = json.loads(done_file.read_text()) if done_file.is_file() else {}
-    if not isinstance(done, dict):  # the list an earlier version wrote: sources unknown
-        done = {}
-    digests = {a: source_digest(st, a) for a in wanted}
+    if not isinstance(done, dict) or done.get("exchange") != st.exchange:
+        done = {"exchange": st.exchange}  # another exchange: nothing of it handed out yet
+    digests = {a: source_digest(folder, a) for a in wanted}
     todo = [a for a in wanted if done.get(a) != digests[a]]
-    env = user_env(st, st.grader, PYTHONPATH=str(st.course))
+    env = user_env(st, course.grader, **course_env(st, course))
     if todo:
         # release/ rebuilt and checked for leaks, the gradebook told of the assignments
-        log(f"python -m autograder release {' '.join(todo)} ...")
+        log(f"{course.id}: python -m autograder release {' '.join(todo)} ...")
         run(["python", "-m", "autograder", "release", *todo], "python -m autograder release",
-            user=st.grader, env=env, cwd=st.course)
+            user=course.grader, env=env, cwd=folder)
     for name in todo:
-        again = (st.exchange / course_id / "outbound" / name).is_dir()
-        log(f"nbgrader release_assignment {name}{' --force (its source changed)' if again else ''}"
-            " ...")
+        again = name in done or (st.exchange_of(course) / course.id / "outbound" / name).is_dir()
+        log(f"{course.id}: nbgrader release_assignment {name}"
+            f"{' --force (its source changed)' if again else ''} ...")
         run(["nbgrader", "release_assignment", name, *(["--force"] if again else [])],
-            f"nbgrader release_assignment {name}", user=st.grader, env=env, cwd=st.course)
+            f"nbgrader release_assignment {name}", user=course.grader, env=env, cwd=folder)
         done[name] = digests[name]
         done_file.write_text(json.dumps(done, indent=1, sort_keys=True))
     return wanted
 
 
-def source_digest(st: Settings, assignment: str) -> str:
-    """sha256 of the course copy's source notebook of ``assignment`` ("" when it is missing)."""
-    path = st.course / "source" / assignment / f"{assignment}.ipynb"
+def source_digest(folder: Path, assignment: str) -> str:
+    """sha256 of a course folder's source notebook of ``assignment`` ("" when it is missing)."""
+    path = folder / "source" / assignment / f"{assignment}.ipynb"
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
 # --------------------------------------------------------------------------- #
 # the hub's configuration, start and stop
 # --------------------------------------------------------------------------- #
+def hub_settings(st: Settings) -> dict:
+    """What tools/hub/jupyterhub_config.py reads (``settings.json``): paths, ports, who
+    logs in, every server's environment, and each course's groups, accounts and services."""
+    return {
+        "venv": str(st.venv), "proxy": str(st.proxy), "hub_dir": str(st.hub_dir),
+        "ports": st.ports, "users": [*st.staff, *st.students], "users_env": users_env(st),
+        "courses": [{
+            "id": c.id,
+            "staff_group": roles.staff_group(c.id), "staff": c.staff,
+            "student_group": roles.student_group(c.id), "students": c.students,
+            "grader": c.grader, "grader_home": str(home_of(c.grader)),
+            "dir": str(st.course_dir(c)), "env": course_env(st, c),
+            # nbgrader's formgrader, named like the course (its course list links there)
+            "formgrader": {"name": c.id, "port": c.ports["formgrader"]},
+            # the service hands out each later assignment when it opens (c.RnnCourse.schedule)
+            "grading_service": {"name": c.grading_service, "port": c.ports["grading_service"],
+                                "args": ["--release-on-open", *st.serve_args],
+                                "scopes": service_scopes(st)},
+        } for c in st.courses],
+    }
+
+
 def write_config(st: Settings) -> Path:
     st.hub_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(st.hub_dir, 0o700)  # cookie secret, hub database
-    settings = {
-        "venv": str(st.venv), "proxy": str(st.proxy), "course": str(st.course),
-        "exchange": str(st.exchange), "jupyter_config": str(st.jupyter_config),
-        "hub_dir": str(st.hub_dir), "course_id": "rnn-course", "ports": st.ports,
-        "instructors": st.instructors, "students": st.students, "grader": st.grader,
-        "grader_home": str(home_of(st.grader)),
-        # the service hands out each later assignment when it opens (c.RnnCourse.schedule)
-        "grading_service": {"name": GRADING_SERVICE,
-                            "args": ["--release-on-open", *st.serve_args]},
-    }
-    (st.hub_dir / "settings.json").write_text(json.dumps(settings, indent=2))
+    (st.hub_dir / "settings.json").write_text(json.dumps(hub_settings(st), indent=2))
     shutil.copy(HERE / "jupyterhub_config.py", st.hub_dir / "jupyterhub_config.py")
     return st.hub_dir / "jupyterhub_config.py"
 
 
-def prepare(st: Settings) -> tuple[dict[str, str], list[str]]:
-    """Every set-up step; the accounts' passwords (the grader's left out), the released."""
+def prepare(st: Settings) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Every set-up step; the accounts' passwords (the graders' left out), and what each
+    course released."""
     if os.geteuid() != 0:
         raise HubError("run as root: the hub makes Unix accounts and runs servers as them")
-    sys.path.insert(0, str(st.repo))
     from autograder.course import student_id_problem
 
     for user in st.accounts:  # a user name becomes a student id: folders, CSV cells
@@ -472,11 +621,17 @@ def prepare(st: Settings) -> tuple[dict[str, str], list[str]]:
     log(f"software ready ({time.monotonic() - t:.1f} s)")
     t = time.monotonic()
     passwords = ensure_accounts(st)
-    copy_course(st)
-    log(f"accounts and course copy ready ({time.monotonic() - t:.1f} s)")
+    for course in st.courses:
+        copy_course(st, course)
+    log(f"accounts and course copies ready ({time.monotonic() - t:.1f} s)")
+    ensure_server_config(st)
     t = time.monotonic()
-    released = ensure_exchange_and_release(st)
-    log(f"released: {', '.join(released)} ({time.monotonic() - t:.1f} s)")
+    # each course by its own grader, in its own folder: side by side
+    with concurrent.futures.ThreadPoolExecutor(max(1, len(st.courses))) as pool:
+        jobs = {c.id: pool.submit(release, st, c) for c in st.courses}
+    released = {course: job.result() for course, job in jobs.items()}
+    said = "; ".join(f"{course} {' '.join(names)}" for course, names in released.items())
+    log(f"released: {said} ({time.monotonic() - t:.1f} s)")
     write_config(st)
     return passwords, released
 
@@ -491,10 +646,10 @@ def port_free(port: int) -> bool:
     return True
 
 
-def free_ports() -> dict[str, int]:
-    """A free port on 127.0.0.1 for each of DEFAULT_PORTS' roles (tests)."""
+def free_ports(roles=tuple(HUB_PORTS)) -> dict[str, int]:
+    """A free port on 127.0.0.1 for each of ``roles`` (tests: the hub's, or COURSE_PORTS)."""
     socks, ports = [], {}
-    for role in DEFAULT_PORTS:
+    for role in roles:
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         socks.append(s)
@@ -613,9 +768,9 @@ class Hub:
         if self.proc.poll() is None:
             self.track()
         uids = {pwd.getpwnam(u).pw_uid for u in self.st.accounts}
-        grader_uid = pwd.getpwnam(self.st.grader).pw_uid
+        grader_uids = {pwd.getpwnam(g).pw_uid for g in self.st.graders}
         # The services' servers ignore the hub's shutdown for 30 s: stop them first.
-        services = [p for p in self._ours(uids) if uid_of(p) == grader_uid]
+        services = [p for p in self._ours(uids) if uid_of(p) in grader_uids]
         _signal(services, signal.SIGTERM)
         _wait_gone(services, 10)
         if self.proc.poll() is None:
@@ -637,12 +792,13 @@ class Hub:
 
     def bound_ports(self) -> list[str]:
         """The hub's ports still in use on 127.0.0.1, as ``role port``."""
-        return [f"{role} {port}" for role, port in self.st.ports.items() if not port_free(port)]
+        return [f"{role} {port}" for role, port in self.st.all_ports().items()
+                if not port_free(port)]
 
 
 def start(st: Settings, timeout: float = 90) -> Hub:
     """Start jupyterhub (its own session: Ctrl-C reaches only us) and wait for its login page."""
-    for role, port in st.ports.items():
+    for role, port in st.all_ports().items():
         if not port_free(port):
             raise HubError(f"port {port} ({role}) on 127.0.0.1 is in use: is another hub "
                            "running? (stop it, or free the port)")
@@ -680,25 +836,36 @@ def _wait_ready(hub: Hub, timeout: float) -> Hub:
                    f"{hub.log_tail()}")
 
 
-def banner(st: Settings, passwords: dict[str, str], released: list[str]) -> str:
+def what_of(st: Settings, user: str) -> str:
+    """``user``'s part in each course, e.g. "staff of rnn-course, student of rnn-course-b"."""
+    return ", ".join(f"{'staff' if user in c.staff else 'student'} of {c.id}"
+                     for c in st.courses if user in c.staff or user in c.students)
+
+
+def banner(st: Settings, passwords: dict[str, str], released: dict[str, list[str]]) -> str:
     width = max(len(u) for u in passwords)
-    rows = "\n".join(f"    {u:<{width}}  {passwords[u]}  "
-                     f"({'instructor' if u in st.instructors else 'student'})" for u in passwords)
+    rows = "\n".join(f"    {u:<{width}}  {passwords[u]}  ({what_of(st, u)})" for u in passwords)
+    courses = "\n".join(
+        f"  {c.id}: released {', '.join(released.get(c.id, []))}; formgrader "
+        f"{st.url}/services/{c.id}/formgrader\n    grading service "
+        f"(python -m autograder serve, as {c.grader}): {st.url}/services/{c.grading_service}/"
+        for c in st.courses)
     return f"""
-  JupyterHub for rnn-course: {st.url}/   (127.0.0.1 only)
+  JupyterHub for {', '.join(c.id for c in st.courses)}: {st.url}/   (127.0.0.1 only)
 
   Accounts (passwords are new each time `make hub` starts):
 {rows}
 
-  A student: log in, menu Nbgrader > Assignment List, Fetch {released[0]}, open it, work,
-    Submit; later, Fetch Feedback in the same list.
-  An instructor: log in, Nbgrader > Course List > rnn-course, or open the formgrader in a tab:
-    {st.url}/services/rnn-course/formgrader
-  The grading service (python -m autograder serve, as {st.grader}) grades each submission
-    as it arrives and releases its feedback; its status page, for instructors:
-    {st.url}/services/{GRADING_SERVICE}/
+{courses}
 
-  State: {st.state} (course copy, exchange, hub log {st.hub_dir}/jupyterhub.log)
+  A student: log in, menu Nbgrader > Assignment List, pick the course, Fetch an assignment,
+    open it, work, Submit; later, Fetch Feedback in the same list.
+  Staff (instructors, TAs): log in, Nbgrader > Course List, or open a course's formgrader in
+    a tab; its grading service grades each submission as it arrives and releases its
+    feedback; its status page is for that course's staff only.
+
+  Exchange: {st.exchange}.  State: {st.state} (course copies, hub log
+    {st.hub_dir}/jupyterhub.log)
   Ctrl-C stops the hub, its services and every server it started.
 """
 
@@ -756,9 +923,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="set up, start the hub and wait for Ctrl-C")
     p_up.add_argument("--state", type=Path, default=STATE,
-                      help=f"folder of the course copy, exchange and hub state ({STATE})")
+                      help=f"folder of the course copies, exchange and hub state ({STATE})")
+    p_up.add_argument("--exchange", choices=EXCHANGES, default=Settings.exchange,
+                      help="how servers exchange assignments: nbgrader's shared folder (file) "
+                      "or the grading services over HTTP (http); default %(default)s")
     args = parser.parse_args(argv)
-    st = Settings(state=args.state)
+    st = Settings(state=args.state, exchange=args.exchange)
     return up(st)
 
 

@@ -14,15 +14,7 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "settings.jso
     s = json.load(f)
 
 venv_bin = os.path.join(s["venv"], "bin")
-path = f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"
-# What every server (students', instructors', the services') needs to find the
-# exchange, the course id and the hub's jupyter config folder (nbgrader_config.py).
-common_env = {
-    "PATH": path,
-    "JUPYTER_CONFIG_PATH": s["jupyter_config"],
-    "RNN_COURSE_EXCHANGE": s["exchange"],
-    "RNN_COURSE_ID": s["course_id"],
-}
+singleuser = os.path.join(venv_bin, "jupyterhub-singleuser")
 
 # --- network: 127.0.0.1 only -------------------------------------------------
 c.JupyterHub.bind_url = f"http://127.0.0.1:{s['ports']['hub']}"
@@ -38,59 +30,53 @@ c.JupyterHub.cookie_secret_file = os.path.join(s["hub_dir"], "jupyterhub_cookie_
 
 # --- who logs in: local Unix accounts, by password (PAM) -------------------------
 c.JupyterHub.authenticator_class = "pam"
-c.Authenticator.allowed_users = set(s["instructors"]) | set(s["students"])
+c.Authenticator.allowed_users = set(s["users"])
 
 # --- their servers: JupyterLab as their own Unix user ----------------------------
+# Every server finds the hub's nbgrader_config.py (JUPYTER_CONFIG_PATH) and the
+# exchange setting in its environment; a user's server is in no course of its own:
+# nbgrader lists every course of the user's hub groups.
 c.JupyterHub.spawner_class = "localprocess"
-c.Spawner.cmd = [os.path.join(venv_bin, "jupyterhub-singleuser")]
+c.Spawner.cmd = [singleuser]
 c.Spawner.default_url = "/lab"
-c.Spawner.environment = dict(common_env)
+c.Spawner.environment = dict(s["users_env"])
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 
-# --- instructors: the formgrader service, through a group -----------------------
-group = f"formgrade-{s['course_id']}"  # nbgrader's course list wants this prefix
-c.JupyterHub.load_groups = {group: {"users": s["instructors"]}}
-instructor_scopes = [
-    f"access:services!service={s['course_id']}",
-    "list:services",
-    f"read:services!service={s['course_id']}",
-]
-if s.get("grading_service"):  # its status page, for instructors
-    instructor_scopes += [
-        f"access:services!service={s['grading_service']['name']}",
-        f"read:services!service={s['grading_service']['name']}",
-    ]
+# --- the courses: groups, roles and services, the same for each -------------------
+# nbgrader-<course>: its students (nbgrader's JupyterHub auth plugin reads them);
+# formgrade-<course>: its instructors and TAs, who alone reach its two services.
+c.JupyterHub.load_groups = {}
 c.JupyterHub.load_roles = [
-    {"name": group, "groups": [group], "scopes": instructor_scopes},
-    {"name": "server", "scopes": ["inherit"]},  # the course list needs to see services
+    {"name": "server", "scopes": ["inherit"]},  # the course list and auth plugin read the hub
 ]
-
-# The course directory is the grader account's: its services run there with the
-# course's nbgrader_config.py (which names autograder's collect plugin: PYTHONPATH).
-grader_env = dict(common_env, PYTHONPATH=s["course"], HOME=s["grader_home"])
-c.JupyterHub.services = [
-    {
+c.JupyterHub.services = []
+for course in s["courses"]:
+    formgrader, grading = course["formgrader"], course["grading_service"]
+    c.JupyterHub.load_groups[course["staff_group"]] = {"users": course["staff"]}
+    c.JupyterHub.load_groups[course["student_group"]] = {"users": course["students"]}
+    c.JupyterHub.load_roles.append({
+        "name": course["staff_group"], "groups": [course["staff_group"]],
+        "scopes": ["list:services", *[f"{verb}:services!service={name}"
+                                      for name in (formgrader["name"], grading["name"])
+                                      for verb in ("access", "read")]],
+    })
+    if grading["scopes"]:  # the HTTP exchange: it reads its callers' groups
+        c.JupyterHub.load_roles.append(
+            {"name": grading["name"], "services": [grading["name"]], "scopes": grading["scopes"]})
+    # The course folder is its grader account's: both services run there, with the
+    # course's nbgrader_config.py (its course id from RNN_COURSE_ID).
+    grader = {"user": course["grader"], "cwd": course["dir"], "oauth_no_confirm": True}
+    env = dict(course["env"], HOME=course["grader_home"])
+    c.JupyterHub.services += [
         # nbgrader's formgrader: a single-user server as the grader account, named
         # like the course (the course list links /services/<course id>/)
-        "name": s["course_id"],
-        "url": f"http://127.0.0.1:{s['ports']['formgrader']}",
-        "command": [os.path.join(venv_bin, "jupyterhub-singleuser")],
-        "user": s["grader"],
-        "cwd": s["course"],
-        "oauth_no_confirm": True,
-        "environment": dict(grader_env, JUPYTERHUB_DEFAULT_URL="/lab"),
-    },
-]
-if s.get("grading_service"):
-    g = s["grading_service"]
-    c.JupyterHub.services.append({
+        {"name": formgrader["name"], "url": f"http://127.0.0.1:{formgrader['port']}",
+         "command": [singleuser], "environment": dict(env, JUPYTERHUB_DEFAULT_URL="/lab"),
+         **grader},
         # python -m autograder serve: collects, grades and releases feedback
-        "name": g["name"],
-        "url": f"http://127.0.0.1:{s['ports']['grading_service']}",
-        "command": [os.path.join(venv_bin, "python"), "-m", "autograder", "serve", *g["args"]],
-        "user": s["grader"],
-        "cwd": s["course"],
-        "oauth_no_confirm": True,
-        "environment": dict(grader_env, **g.get("environment", {})),
-    })
+        {"name": grading["name"], "url": f"http://127.0.0.1:{grading['port']}",
+         "command": [os.path.join(venv_bin, "python"), "-m", "autograder", "serve",
+                     *grading["args"]],
+         "environment": env, **grader},
+    ]
