@@ -51,6 +51,9 @@ from pathlib import Path
 
 import tomllib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lti  # noqa: E402  (tools/hub/lti.py)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 # The Python the hub venv is built from: Debian's, world-readable (not pyenv's under /root).
@@ -105,6 +108,9 @@ class Settings:
     now: dt.datetime | None = None
     # arguments of `python -m autograder serve`, the grading service
     serve_args: list[str] = dataclasses.field(default_factory=list)
+    # "password" (PAM) or "lti" (an LMS's LTI 1.3 launch, over HTTPS: tools/hub/lti.py)
+    login: str = "password"
+    lti: dict | None = None  # settings.json's "lti" entry (lti.prepare)
 
     @property
     def venv(self) -> Path:
@@ -136,7 +142,8 @@ class Settings:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['hub']}"
+        scheme = "https" if self.login == "lti" else "http"
+        return f"{scheme}://127.0.0.1:{self.ports['hub']}"
 
     @property
     def accounts(self) -> list[str]:
@@ -444,13 +451,16 @@ def write_config(st: Settings) -> Path:
         "grading_service": {"name": GRADING_SERVICE,
                             "args": ["--release-on-open", *st.serve_args]},
     }
+    if st.lti:
+        settings["lti"] = st.lti
     (st.hub_dir / "settings.json").write_text(json.dumps(settings, indent=2))
     shutil.copy(HERE / "jupyterhub_config.py", st.hub_dir / "jupyterhub_config.py")
     return st.hub_dir / "jupyterhub_config.py"
 
 
-def prepare(st: Settings) -> tuple[dict[str, str], list[str]]:
-    """Every set-up step; the accounts' passwords (the grader's left out), the released."""
+def prepare(st: Settings, lti_platform: dict | None = None) -> tuple[dict[str, str], list[str]]:
+    """Every set-up step; the accounts' passwords (the grader's left out), the released.
+    ``lti_platform``: an LMS's registration (the test LMS's) for ``st.login == "lti"``."""
     if os.geteuid() != 0:
         raise HubError("run as root: the hub makes Unix accounts and runs servers as them")
     sys.path.insert(0, str(st.repo))
@@ -468,6 +478,11 @@ def prepare(st: Settings) -> tuple[dict[str, str], list[str]]:
     t = time.monotonic()
     passwords = ensure_accounts(st)
     copy_course(st)
+    if st.login == "lti":
+        try:
+            lti.prepare(st, lti_platform)
+        except lti.LtiError as exc:
+            raise HubError(str(exc)) from None
     log(f"accounts and course copy ready ({time.monotonic() - t:.1f} s)")
     t = time.monotonic()
     released = ensure_exchange_and_release(st)
@@ -665,7 +680,8 @@ def _wait_ready(hub: Hub, timeout: float) -> Hub:
         if proc.poll() is not None:  # what it had started (the proxy, a service) is stopped
             raise HubError(f"jupyterhub exited ({proc.returncode}); its log:\n{hub.log_tail()}")
         try:
-            with urllib.request.urlopen(f"{st.url}/hub/login", timeout=2) as r:
+            context = lti.ssl_context(st.lti["cert"]) if st.lti else None
+            with urllib.request.urlopen(f"{st.url}/hub/login", timeout=2, context=context) as r:
                 if r.status == 200:
                     return hub
         except (urllib.error.URLError, OSError):
@@ -720,14 +736,18 @@ class Stopping:
             signal.signal(sig, self)
 
 
-def up(st: Settings) -> int:
+def up(st: Settings, test_lms: bool = False) -> int:
     stopping = Stopping()
     stopping.install()  # before anything starts: a signal in set-up still cleans up
-    hub = None
+    hub = lms = platform = None
     try:
-        passwords, released = prepare(st)
+        if test_lms:
+            lms, platform = lti.start_test_lms(st, st.url)
+        passwords, released = prepare(st, platform)
         hub = start(st)
         print(banner(st, passwords, released), flush=True)
+        if st.login == "lti":
+            print(lti.banner(st, lms), flush=True)
         while hub.alive():
             hub.track()
             time.sleep(1)
@@ -744,6 +764,9 @@ def up(st: Settings) -> int:
             hub.stop()
         log("stopped")
         return 0
+    finally:
+        if lms is not None:
+            lms.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -752,9 +775,16 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up", help="set up, start the hub and wait for Ctrl-C")
     p_up.add_argument("--state", type=Path, default=STATE,
                       help=f"folder of the course copy, exchange and hub state ({STATE})")
+    p_up.add_argument("--login", choices=lti.LOGINS, default=os.environ.get("HUB_LOGIN",
+                      "password"), help="password (default, $HUB_LOGIN) or lti: an LMS's LTI "
+                      "1.3 launch, c.LtiPlatform of nbgrader_config.py (docs/lms.md)")
+    p_up.add_argument("--with-test-lms", action="store_true",
+                      help="with --login lti: the project's test LMS beside the hub")
     args = parser.parse_args(argv)
-    st = Settings(state=args.state)
-    return up(st)
+    if args.with_test_lms and args.login != "lti":
+        parser.error("--with-test-lms goes with --login lti")
+    st = Settings(state=args.state, login=args.login)
+    return up(st, test_lms=args.with_test_lms)
 
 
 if __name__ == "__main__":

@@ -94,3 +94,7 @@ if s.get("grading_service"):
         "oauth_no_confirm": True,
         "environment": dict(grader_env, **g.get("environment", {})),
     })
+
+if s.get("lti"):  # login by an LMS's LTI 1.3 launch, over HTTPS (tools/hub/lti.py)
+    with open(os.path.join(s["hub_dir"], "jupyterhub_lti_config.py")) as f:
+        exec(compile(f.read(), f.name, "exec"))
