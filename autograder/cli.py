@@ -1,4 +1,4 @@
-"""Command line of the grader: ``python -m autograder {release,grade,serve,demo,report}``.
+"""Command line of the grader: ``python -m autograder {release,grade,serve,demo,report,lti}``.
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
 ``run(args) -> int``.  Errors a person can fix (a missing folder, a wrong
@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "demo": ("autograder.commands.demo", "build, hand out and grade a sample class"),
     "report": ("autograder.commands.report",
                "the class view (named bugs, scores, times) and the similarity report"),
+    "lti": ("autograder.commands.lti", "the tool's LTI 1.3 key pair and its public JWKS"),
 }
 
 

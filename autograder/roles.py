@@ -25,11 +25,14 @@ STAFF_PREFIX = "formgrade-"
 
 # LTI 1.3 role URIs (membership context roles, and their short forms) -> the course role
 _LIS = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+LTI_LEARNER = _LIS + "Learner"
+LTI_INSTRUCTOR = _LIS + "Instructor"
+LTI_TEACHING_ASSISTANT = _LIS + "Instructor#TeachingAssistant"
 LTI_ROLES = {
-    _LIS + "Learner": STUDENT,
-    _LIS + "Instructor": STAFF,
+    LTI_LEARNER: STUDENT,
+    LTI_INSTRUCTOR: STAFF,
     _LIS + "ContentDeveloper": STAFF,
-    _LIS + "Instructor#TeachingAssistant": STAFF,
+    LTI_TEACHING_ASSISTANT: STAFF,
     _LIS + "TeachingAssistant": STAFF,  # (not in the vocabulary, seen in the wild)
     "Learner": STUDENT,
     "Instructor": STAFF,

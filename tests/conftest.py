@@ -86,3 +86,20 @@ def database(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'gradebook.db'}"
     return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture
+def lti_key():
+    """The tool's LTI key (one per test process)."""
+    import lmsfixture
+
+    return lmsfixture.tool_key()
+
+
+@pytest.fixture
+def lms(lti_key):
+    """The project's test LMS, running, with a class and the tool registered (lmsfixture)."""
+    import lmsfixture
+
+    with lmsfixture.start_lms(lti_key) as lms:
+        yield lms
