@@ -11,94 +11,75 @@ tests/test_hub_lti.py.
 from __future__ import annotations
 
 import base64
-import http.server
 import json
-import threading
 import time
 import types
 import urllib.parse
 from http.cookies import SimpleCookie
 from unittest import mock
 
+import lmsfixture
 import pytest
-from jwcrypto import jwk, jwt
+from jwcrypto import jwk
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from tornado.web import Application, HTTPError
 
-from autograder.lti import launch
-from autograder.roles import LTI_ROLES, STAFF, STUDENT, staff_group, student_group
+from autograder.lti import launch, spec
+from autograder.roles import (
+    LTI_INSTRUCTOR,
+    LTI_ROLES,
+    LTI_TEACHING_ASSISTANT,
+    STAFF,
+    STUDENT,
+    staff_group,
+    student_group,
+)
 
-ISSUER = "https://lms.example.edu"
-CLIENT_ID = "rnn-course-tool"
-DEPLOYMENT = "deployment-1"
-CONTEXT = "lms-course-42"
-COURSE = "rnn-course"
 HOST = "127.0.0.1:18000"
 COOKIE_SECRET = "a-cookie-secret-of-the-hub-for-tests-0123456789"
-LEARNER = next(r for r, role in LTI_ROLES.items() if role == STUDENT and r.startswith("http"))
-INSTRUCTOR = next(r for r, role in LTI_ROLES.items() if role == STAFF and r.startswith("http"))
+CONTEXT, COURSE = lmsfixture.CONTEXT, lmsfixture.COURSE
+STUDENT_ID, STAFF_ID = (next(u for u, _, r in lmsfixture.PEOPLE if LTI_ROLES[r] == role)
+                        for role in (STUDENT, STAFF))
+GRADER = "grader-rnn-course"
 
 
 # --------------------------------------------------------------------------- #
-# the platform: its key and JWKS over HTTP
+# the platform: the project's test LMS, its key and JWKS over HTTP
 # --------------------------------------------------------------------------- #
 class Platform:
-    def __init__(self):
-        self.key = jwk.JWK.generate(kty="RSA", size=2048, kid="platform-key-1", alg="RS256",
-                                    use="sig")
-        jwks = {"keys": [json.loads(self.key.export_public())]}
-        body = json.dumps(jwks).encode()
+    """The test LMS's claims and signature, changed on purpose for each bad launch."""
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
+    def __init__(self, lms):
+        self.lms = lms
+        self.link = next(iter(lms.courses[CONTEXT]["links"]))
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.jwks_url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def claims(self, nonce: str, **changes) -> dict:
-        now = int(time.time())
-        claims = {
-            "iss": ISSUER, "aud": CLIENT_ID, "sub": "student1", "iat": now, "exp": now + 300,
-            "nonce": nonce,
-            launch.LTI + "message_type": "LtiResourceLinkRequest",
-            launch.LTI + "version": "1.3.0",
-            launch.DEPLOYMENT_CLAIM: DEPLOYMENT,
-            launch.LTI + "target_link_uri": f"https://{HOST}/hub/",
-            launch.LTI + "resource_link": {"id": "link-1"},
-            launch.ROLES_CLAIM: [LEARNER],
-            launch.CONTEXT_CLAIM: {"id": CONTEXT, "label": "RNN", "title": "RNNs"},
-        }
+    def claims(self, nonce: str, user: str = STUDENT_ID, **changes) -> dict:
+        claims = self.lms.id_token_claims(user, CONTEXT, self.link, nonce)
         claims.update(changes)
         return {k: v for k, v in claims.items() if v is not None}
 
-    def sign(self, claims: dict, key=None, alg: str = "RS256") -> str:
-        key = key or self.key
-        token = jwt.JWT(header={"alg": alg, "kid": key.get("kid")}, claims=claims)
-        token.make_signed_token(key)
-        return token.serialize()
+    def sign(self, claims: dict, key=None, alg: str = "RS256", kid: str | None = None) -> str:
+        key = key or self.lms.key
+        return self.lms.sign(claims, {"alg": alg, "kid": kid or key.thumbprint()}, key)
 
 
 @pytest.fixture(scope="module")
-def platform():
-    p = Platform()
-    yield p
-    p.server.shutdown()
+def lms():
+    with lmsfixture.start_lms(lmsfixture.tool_key()) as lms:
+        yield lms
 
 
 @pytest.fixture
-def auth(platform):
-    return launch.CourseLTIAuthenticator(
-        issuer=ISSUER, client_id={CLIENT_ID}, deployment_id={DEPLOYMENT},
-        authorize_url=f"{ISSUER}/authorize", jwks_endpoint=platform.jwks_url,
-        courses={CONTEXT: COURSE}, reserved_names={"grader-rnn-course"})
+def platform(lms):
+    return Platform(lms)
+
+
+@pytest.fixture
+def auth(lms):
+    config = lmsfixture.platform_of(lms)
+    return launch.CourseLTIAuthenticator(reserved_names={GRADER}, **launch.settings_of(
+        {name: getattr(config, name) for name in ("issuer", "client_id", "deployment_id",
+                                                  "authorize_url", "jwks_url", "contexts")}))
 
 
 # --------------------------------------------------------------------------- #
@@ -120,10 +101,11 @@ def _handler(cls, auth, args: dict, cookie_header: str = ""):
 
 
 def initiate(auth, **extra):
-    """Login initiation: the redirect's query (state, nonce) and the cookies it set."""
+    """Login initiation as the LMS starts it: the redirect's query (state, nonce) and the
+    cookies it set."""
     h = _handler(launch.LaunchLoginHandler, auth,
-                 {"iss": ISSUER, "login_hint": "student1", "target_link_uri": f"https://{HOST}/hub/",
-                  "client_id": CLIENT_ID, **extra})
+                 {"iss": auth.issuer, "login_hint": STUDENT_ID, "client_id": next(iter(
+                     auth.client_id)), "target_link_uri": f"https://{HOST}/hub/", **extra})
     with mock.patch.object(h, "redirect") as redirect:
         h.post()
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(redirect.call_args[0][0]).query))
@@ -166,14 +148,14 @@ def refused(call, status: int | None = None, words: str = "") -> str:
 # --------------------------------------------------------------------------- #
 def test_a_good_launch_passes_and_its_cookies_work_inside_an_iframe(auth, platform):
     query, cookies = initiate(auth)
-    assert query["client_id"] == CLIENT_ID and query["redirect_uri"] == \
+    assert query["client_id"] in auth.client_id and query["redirect_uri"] == \
         f"https://{HOST}/hub/lti13/oauth_callback"
     assert set(cookies) == {"lti13authenticator-state", "lti13authenticator-nonce-state"}
     for morsel in cookies.values():
         assert morsel["samesite"] == "None" and morsel["secure"] and morsel["httponly"], morsel
     claims = callback(auth, platform.sign(platform.claims(query["nonce"])), query["state"],
                       cookies)
-    assert claims["sub"] == "student1"
+    assert claims["sub"] == STUDENT_ID
 
 
 # --------------------------------------------------------------------------- #
@@ -222,7 +204,7 @@ def test_an_old_state_cookie_is_refused(auth, platform):
 @pytest.mark.parametrize("changes, words", [
     ({"aud": "another-tool"}, "Audience"),
     ({"iss": "https://evil.example.edu"}, "issuer"),
-    ({launch.DEPLOYMENT_CLAIM: "deployment-2"}, "deployment id 'deployment-2'"),
+    ({spec.CLAIM_DEPLOYMENT_ID: "deployment-2"}, "deployment id 'deployment-2'"),
     ({"exp": int(time.time()) - 60, "iat": int(time.time()) - 400}, "expired"),
     ({"iat": int(time.time()) + 3600, "exp": int(time.time()) + 7200}, "iat"),
     ({"nbf": int(time.time()) + 3600}, "not yet valid"),
@@ -243,16 +225,16 @@ def test_an_oversized_token_is_refused_before_it_is_decoded(auth, platform):
 
 
 def test_a_wrong_key_kid_signature_or_alg_is_refused(auth, platform):
-    other = jwk.JWK.generate(kty="RSA", size=2048, kid=platform.key.get("kid"))
-    unknown = jwk.JWK.generate(kty="RSA", size=2048, kid="no-such-kid")
-    refused(lambda: launch_with(auth, platform, sign=lambda c: platform.sign(c, key=other)),
+    other = lmsfixture.tool_key()  # another RSA key, under the platform's kid
+    kid = platform.lms.kid
+    refused(lambda: launch_with(auth, platform, sign=lambda c: platform.sign(c, other, kid=kid)),
             400, "Signature verification failed")
-    refused(lambda: launch_with(auth, platform, sign=lambda c: platform.sign(c, key=unknown)),
-            400, "no-such-kid")
+    refused(lambda: launch_with(auth, platform, sign=lambda c: platform.sign(c, other)),
+            400, other.thumbprint())
 
     def tampered(claims):
         head, body, sig = platform.sign(claims).split(".")
-        claims = dict(claims, sub="instructor1")
+        claims = dict(claims, sub=STAFF_ID)
         body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
         return f"{head}.{body}.{sig}"
 
@@ -260,14 +242,14 @@ def test_a_wrong_key_kid_signature_or_alg_is_refused(auth, platform):
 
     def unsigned(claims):
         enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
-        return f"{enc({'alg': 'none', 'kid': platform.key.get('kid')})}.{enc(claims)}."
+        return f"{enc({'alg': 'none', 'kid': platform.lms.kid})}.{enc(claims)}."
 
     refused(lambda: launch_with(auth, platform, sign=unsigned), 400, "alg value is not allowed")
 
     def hs256(claims):  # the public key as an HMAC secret: the classic confusion
         secret = jwk.JWK(kty="oct", k=base64.urlsafe_b64encode(
-            platform.key.export_to_pem()).rstrip(b"=").decode(), kid=platform.key.get("kid"))
-        return platform.sign(claims, key=secret, alg="HS256")
+            platform.lms.key.export_to_pem()).rstrip(b"=").decode())
+        return platform.sign(claims, key=secret, alg="HS256", kid=platform.lms.kid)
 
     refused(lambda: launch_with(auth, platform, sign=hs256), 400, "alg value is not allowed")
 
@@ -281,9 +263,8 @@ def test_a_launch_for_another_deployment_is_refused_at_login_initiation(auth):
 # --------------------------------------------------------------------------- #
 @pytest.fixture
 def accounts():
-    """Local accounts as the OS gives them: student1 and instructor1 people, root a system one."""
-    uids = {"student1": 1501, "instructor1": 1502, "root": 0, "nobody": 65534,
-            "grader-rnn-course": 1503}
+    """Local accounts as the OS gives them: the LMS's people, root and nobody system ones."""
+    uids = {STUDENT_ID: 1501, STAFF_ID: 1502, "root": 0, "nobody": 65534, GRADER: 1503}
 
     def getpwnam(name):
         if name not in uids:
@@ -306,11 +287,11 @@ def model(auth, platform, **changes):
 
 def test_roles_and_context_decide_the_groups(auth, platform, accounts):
     student = model(auth, platform)
-    assert student["name"] == "student1" and student["groups"] == [student_group(COURSE)]
-    staff = model(auth, platform, sub="instructor1", **{launch.ROLES_CLAIM: [INSTRUCTOR]})
-    assert staff["groups"] == [staff_group(COURSE)]
-    ta = model(auth, platform, sub="instructor1", **{launch.ROLES_CLAIM: [
-        "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor#TeachingAssistant"]})
+    assert student["name"] == STUDENT_ID and student["groups"] == [student_group(COURSE)]
+    staff = model(auth, platform, user=STAFF_ID)
+    assert staff["name"] == STAFF_ID and staff["groups"] == [staff_group(COURSE)]
+    assert LTI_INSTRUCTOR in staff["auth_state"][spec.CLAIM_ROLES]
+    ta = model(auth, platform, user=STAFF_ID, **{spec.CLAIM_ROLES: [LTI_TEACHING_ASSISTANT]})
     assert ta["groups"] == [staff_group(COURSE)]
     assert auth.manage_groups and not auth.allow_all
 
@@ -323,12 +304,12 @@ def test_groups_follow_launches_and_keep_other_courses():
 
 
 def test_a_launch_for_another_course_or_an_unknown_role_gets_403(auth, platform, accounts):
-    refused(lambda: model(auth, platform, **{launch.CONTEXT_CLAIM: {"id": "lms-course-7"}}),
+    refused(lambda: model(auth, platform, **{spec.CLAIM_CONTEXT: {"id": "lms-course-7"}}),
             403, "(context 'lms-course-7') is not a course of this hub")
-    refused(lambda: model(auth, platform, **{launch.CONTEXT_CLAIM: None}), 403, "'none'")
-    refused(lambda: model(auth, platform, **{launch.ROLES_CLAIM: [
+    refused(lambda: model(auth, platform, **{spec.CLAIM_CONTEXT: None}), 403, "'none'")
+    refused(lambda: model(auth, platform, **{spec.CLAIM_ROLES: [
         "http://purl.imsglobal.org/vocab/lis/v2/membership#Mentor"]}), 403, "Mentor")
-    refused(lambda: model(auth, platform, **{launch.ROLES_CLAIM: []}), 403, "(none)")
+    refused(lambda: model(auth, platform, **{spec.CLAIM_ROLES: []}), 403, "(none)")
 
 
 @pytest.mark.parametrize("sub, words", [
@@ -338,7 +319,7 @@ def test_a_launch_for_another_course_or_an_unknown_role_gets_403(auth, platform,
     ("=HYPERLINK()", "not a student id"),
     ("root", "system account"),
     ("nobody", "system account"),
-    ("grader-rnn-course", "service account"),
+    (GRADER, "service account"),
     ("student9", "no account on this hub"),
 ])
 def test_an_lms_id_that_is_no_hub_name_gets_a_clear_page(auth, platform, accounts, sub, words):
@@ -346,9 +327,9 @@ def test_an_lms_id_that_is_no_hub_name_gets_a_clear_page(auth, platform, account
 
 
 def test_only_a_course_member_is_admitted(auth):
-    assert auth.check_allowed("student1", {"groups": [student_group(COURSE)]})
-    assert not auth.check_allowed("student1", {"groups": []})
-    assert not auth.check_allowed("student1", None)
+    assert auth.check_allowed(STUDENT_ID, {"groups": [student_group(COURSE)]})
+    assert not auth.check_allowed(STUDENT_ID, {"groups": []})
+    assert not auth.check_allowed(STUDENT_ID, None)
 
 
 def test_once_only_forgets_after_its_time():

@@ -45,12 +45,10 @@ from tornado.web import HTTPError
 from traitlets import Bool, Dict, Set, Unicode, default
 
 from autograder.course import student_id_problem
+from autograder.lti import spec
 from autograder.roles import STAFF_PREFIX, STUDENT_PREFIX, lti_role, staff_group, student_group
 
-LTI = "https://purl.imsglobal.org/spec/lti/claim/"
-DEPLOYMENT_CLAIM = LTI + "deployment_id"
-CONTEXT_CLAIM = LTI + "context"
-ROLES_CLAIM = LTI + "roles"
+CUSTOM_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/custom"
 
 # Limits of a launch.  A real id_token is a few KiB (Canvas and Moodle: 2-6 KiB with
 # their custom, AGS and NRPS claims): 32 KiB leaves room; no single claim over 8 KiB.
@@ -95,7 +93,7 @@ def check_claims(claims: dict, deployment_ids) -> None:
     if not isinstance(sub, str) or not sub.strip():
         raise LaunchRefused(400, "LTI launch refused: the id_token has no 'sub' (the user's id "
                                  "in the LMS)")
-    deployment = claims.get(DEPLOYMENT_CLAIM)
+    deployment = claims.get(spec.CLAIM_DEPLOYMENT_ID)
     if deployment not in deployment_ids:
         raise LaunchRefused(401, f"LTI launch refused: deployment id {str(deployment)[:80]!r} "
                                  "is not this tool's deployment in the LMS")
@@ -124,7 +122,7 @@ def hub_name(claims: dict, key: str) -> str:
     """The hub name of a launch: claim ``key`` (``custom_x``: the custom claim's ``x``)."""
     data = claims
     if key.startswith("custom_"):
-        data, key = claims.get(LTI + "custom") or {}, key[len("custom_"):]
+        data, key = claims.get(CUSTOM_CLAIM) or {}, key[len("custom_"):]
     name = data.get(key) if isinstance(data, dict) else None
     if not isinstance(name, str) or not name:
         raise LaunchRefused(400, f"LTI launch refused: the id_token has no {key!r} claim, the "
@@ -138,7 +136,7 @@ def hub_name(claims: dict, key: str) -> str:
 
 def course_of(claims: dict, courses: dict) -> str:
     """The course of a launch's LTI context (``courses``: context id -> course id)."""
-    context = claims.get(CONTEXT_CLAIM)
+    context = claims.get(spec.CLAIM_CONTEXT)
     context_id = context.get("id") if isinstance(context, dict) else None
     if context_id not in courses:
         shown = str(context_id)[:80] if context_id is not None else "none"
@@ -149,7 +147,7 @@ def course_of(claims: dict, courses: dict) -> str:
 
 def role_of(claims: dict, course: str) -> str:
     """The course role (autograder.roles) of a launch's LTI roles."""
-    roles = claims.get(ROLES_CLAIM)
+    roles = claims.get(spec.CLAIM_ROLES)
     role = lti_role(roles if isinstance(roles, list) else [])
     if role is None:
         raise LaunchRefused(403, f"LTI launch refused: none of the LMS roles "
@@ -187,6 +185,15 @@ def check_account(name: str, reserved) -> None:
                                  "ask the course's instructor to add the class") from None
     if not UID_MIN <= uid < UID_MAX:
         raise LaunchRefused(403, f"LTI launch refused: {name!r} is a system account")
+
+
+def settings_of(platform: dict) -> dict:
+    """CourseLTIAuthenticator's settings from an LMS registration (``c.LtiPlatform``'s values:
+    issuer, client_id, deployment_id, authorize_url, jwks_url, contexts)."""
+    return {"issuer": platform["issuer"], "client_id": {platform["client_id"]},
+            "deployment_id": {platform["deployment_id"]},
+            "authorize_url": platform["authorize_url"], "jwks_endpoint": platform["jwks_url"],
+            "courses": dict(platform["contexts"])}
 
 
 # --------------------------------------------------------------------------- #
@@ -289,8 +296,8 @@ class CourseLTIAuthenticator(LTI13Authenticator):
             "name": name,
             "groups": groups,
             # what a later LTI call may need (kept only with enable_auth_state)
-            "auth_state": {k: v for k, v in claims.items() if k.startswith(LTI)
-                           or k.startswith("https://purl.imsglobal.org/spec/lti-")},
+            "auth_state": {k: v for k, v in claims.items()
+                           if k.startswith("https://purl.imsglobal.org/spec/lti")},
         }
 
     def normalize_username(self, username):

@@ -35,12 +35,10 @@ sys.path.insert(0, lti["lib"])  # a root-owned copy of autograder/: this process
 from autograder.lti.launch import CourseLTIAuthenticator  # noqa: E402
 
 c.JupyterHub.authenticator_class = CourseLTIAuthenticator
-c.CourseLTIAuthenticator.issuer = platform["issuer"]
-c.CourseLTIAuthenticator.client_id = {platform["client_id"]}
-c.CourseLTIAuthenticator.deployment_id = {platform["deployment_id"]}
-c.CourseLTIAuthenticator.authorize_url = platform["authorize_url"]
-c.CourseLTIAuthenticator.jwks_endpoint = platform["jwks_url"]
-c.CourseLTIAuthenticator.courses = platform["contexts"]
+from autograder.lti.launch import settings_of  # noqa: E402
+
+for name, value in settings_of(platform).items():  # the LMS's registration (c.LtiPlatform)
+    setattr(c.CourseLTIAuthenticator, name, value)
 c.CourseLTIAuthenticator.reserved_names = {s["grader"]}
 c.CourseLTIAuthenticator.uri_scheme = "https"
 # admission and groups come from each launch (manage_groups): no list of users here
