@@ -24,8 +24,9 @@ each of these:
   (``manage_groups``): ``nbgrader-<course>`` or ``formgrade-<course>``, the
   groups of other courses kept;
 - only a user with a course group is admitted (:meth:`check_allowed`);
-- the state and nonce cookies are ``SameSite=None; Secure`` (the hub is served
-  over HTTPS when LTI is on: tools/hub/lti.py).
+- the state and nonce cookies are ``SameSite=None; Secure; Partitioned``
+  (:data:`CROSS_SITE_COOKIE`; the hub is served over HTTPS when LTI is on:
+  tools/hub/lti.py).
 
 The hub's process imports this module (jupyterhub_config.py puts a root-owned
 copy of ``autograder.lti`` and ``autograder.roles`` on its path); students'
@@ -59,6 +60,26 @@ MAX_CLAIM_BYTES = 8 * 1024
 STATE_MAX_AGE_S = 600
 # accounts that no launch may become: system accounts (below UID_MIN) and nobody
 UID_MIN, UID_MAX = 1000, 60000
+# The attributes of every cookie of a hub launched in the LMS's iframe (tornado's
+# set_cookie arguments): a cross-site frame, where a browser sends only SameSite=None;
+# Secure cookies, and, where it blocks third-party cookies (Chromium's contexts,
+# Safari, Firefox), only partitioned ones (CHIPS: kept per top-level site, the LMS).
+# Python < 3.14 knows no Partitioned attribute: allow_partitioned_cookies() teaches it.
+CROSS_SITE_COOKIE = {"samesite": "None", "secure": True, "partitioned": True}
+
+
+def allow_partitioned_cookies():
+    """Teach http.cookies (Python < 3.14) the ``Partitioned`` attribute (CHIPS), which
+    tornado's set_cookie then writes for ``partitioned=True``.  Self-contained: the hub
+    runs it, and tools/hub/lti.py copies its source into the users' servers' config."""
+    import http.cookies
+
+    if "partitioned" not in http.cookies.Morsel._reserved:
+        http.cookies.Morsel._reserved["partitioned"] = "Partitioned"
+        http.cookies.Morsel._flags.add("partitioned")
+
+
+allow_partitioned_cookies()
 
 
 class LaunchRefused(HTTPError):
@@ -213,10 +234,9 @@ class LaunchLoginHandler(LTI13LoginInitHandler):
     get = post
 
     def _set_oauth_cookie(self, key: str, value):
-        # the launch happens in the LMS's iframe: a cross-site context, where a cookie
-        # without SameSite=None is not sent back (and Secure is required with it)
+        # the launch happens in the LMS's iframe: a cross-site context (CROSS_SITE_COOKIE)
         self._set_cookie(key, value, expires_days=1, httponly=True, encrypted=True,
-                         samesite="None", secure=True)
+                         **CROSS_SITE_COOKIE)
 
 
 class LaunchCallbackHandler(LTI13CallbackHandler):
@@ -240,7 +260,7 @@ class LaunchCallbackHandler(LTI13CallbackHandler):
 
     def _get_oauth_cookie(self, name: str):
         cookie = self.get_secure_cookie(name, max_age_days=STATE_MAX_AGE_S / 86400)
-        self.clear_cookie(name, samesite="None", secure=True)
+        self.clear_cookie(name, **CROSS_SITE_COOKIE)
         return (cookie or b"").decode("utf8", "replace")
 
     def write_error(self, status_code, **kwargs):

@@ -111,6 +111,7 @@ class Settings:
     # "password" (PAM) or "lti" (an LMS's LTI 1.3 launch, over HTTPS: tools/hub/lti.py)
     login: str = "password"
     lti: dict | None = None  # settings.json's "lti" entry (lti.prepare)
+    lti_tool_jwk: dict | None = None  # the tool's public key (lti.prepare)
 
     @property
     def venv(self) -> Path:
@@ -479,8 +480,11 @@ def prepare(st: Settings, lti_platform: dict | None = None) -> tuple[dict[str, s
     passwords = ensure_accounts(st)
     copy_course(st)
     if st.login == "lti":
+        grader = dict(user=st.grader, env=user_env(st, st.grader, PYTHONPATH=str(st.course)),
+                      cwd=st.course)
         try:
-            lti.prepare(st, lti_platform)
+            st.lti_tool_jwk = lti.prepare(st, lti_platform, lambda argv, what: run(
+                argv, what, **grader))
         except lti.LtiError as exc:
             raise HubError(str(exc)) from None
     log(f"accounts and course copy ready ({time.monotonic() - t:.1f} s)")
@@ -744,6 +748,8 @@ def up(st: Settings, test_lms: bool = False) -> int:
         if test_lms:
             lms, platform = lti.start_test_lms(st, st.url)
         passwords, released = prepare(st, platform)
+        if lms is not None:  # it cannot read the tool's JWKS URL (self-signed HTTPS): pasted
+            lms.tool.public_jwk = st.lti_tool_jwk
         hub = start(st)
         print(banner(st, passwords, released), flush=True)
         if st.login == "lti":

@@ -16,22 +16,26 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "settings.jso
 lti = s["lti"]
 platform = lti["platform"]
 
+sys.path.insert(0, lti["lib"])  # a root-owned copy of autograder/: this process only
+
 # --- HTTPS: the launch runs in the LMS's iframe, where only Secure cookies go --------
 c.JupyterHub.bind_url = f"https://127.0.0.1:{s['ports']['hub']}"
 c.JupyterHub.ssl_cert = lti["cert"]
 c.JupyterHub.ssl_key = lti["key"]
 # every cookie of the hub (and, through JUPYTERHUB_COOKIE_OPTIONS, of the users'
-# servers' hub login) crosses sites: SameSite=None; Secure.  The LMS may frame the hub.
+# servers' hub login) crosses sites: SameSite=None; Secure; Partitioned (CROSS_SITE_COOKIE).
+# The LMS may frame the hub.
 frame = "frame-ancestors 'self' " + " ".join(lti["frame_ancestors"])
+from autograder.lti.launch import CROSS_SITE_COOKIE  # noqa: E402
+
 c.JupyterHub.tornado_settings = {
-    "cookie_options": {"samesite": "None", "secure": True},
+    "cookie_options": dict(CROSS_SITE_COOKIE),
     "headers": {"Content-Security-Policy": frame},
 }
 # users' servers read lti["server_config"] first: the same for their own cookies and pages
 c.Spawner.environment["JUPYTER_CONFIG_PATH"] = f"{lti['server_config']}:{s['jupyter_config']}"
 
 # --- who logs in: an LTI 1.3 launch into a course of this hub --------------------------
-sys.path.insert(0, lti["lib"])  # a root-owned copy of autograder/: this process only
 from autograder.lti.launch import CourseLTIAuthenticator  # noqa: E402
 
 c.JupyterHub.authenticator_class = CourseLTIAuthenticator

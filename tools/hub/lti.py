@@ -17,8 +17,11 @@ What LTI changes on the hub (jupyterhub_lti_config.py reads what
   where only ``SameSite=None; Secure`` cookies are sent; a self-signed
   certificate for 127.0.0.1 is made at set-up (:func:`ensure_certificate`,
   private key mode 0600 in the hub's root-only folder);
-- every cookie of the hub and of the users' servers ``SameSite=None; Secure``,
-  and their pages may be framed by the LMS's origin (``frame-ancestors``);
+- every cookie of the hub and of the users' servers ``SameSite=None; Secure;
+  Partitioned`` (CHIPS: browsers that block third-party cookies keep these, per
+  LMS), and their pages may be framed by the LMS's origin (``frame-ancestors``);
+  the services (formgrader, grading service) are not framed: an instructor
+  opens them in a tab of their own;
 - the hub process (only it) imports ``autograder.lti.launch`` and
   ``autograder.roles`` from a root-owned copy of ``autograder/`` in the hub's
   folder; students' servers never have it on their path.
@@ -26,6 +29,7 @@ What LTI changes on the hub (jupyterhub_lti_config.py reads what
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -33,6 +37,8 @@ import ssl
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from autograder.lti.launch import CROSS_SITE_COOKIE, allow_partitioned_cookies
 
 HERE = Path(__file__).resolve().parent
 LOGINS = ("password", "lti")
@@ -154,11 +160,14 @@ def write_config(st, platform: dict, frame_ancestors: list[str]) -> dict:
     server_config.mkdir(parents=True, exist_ok=True)
     os.chmod(server_config, 0o755)
     csp = "frame-ancestors 'self' " + " ".join(frame_ancestors)
-    (server_config / "jupyter_server_config.json").write_text(json.dumps({"ServerApp": {
-        "tornado_settings": {"headers": {"Content-Security-Policy": csp},
-                             "xsrf_cookie_kwargs": {"samesite": "None", "secure": True}}}},
-        indent=1))
-    os.chmod(server_config / "jupyter_server_config.json", 0o644)
+    settings = {"headers": {"Content-Security-Policy": csp},
+                "xsrf_cookie_kwargs": dict(CROSS_SITE_COOKIE)}
+    config = server_config / "jupyter_server_config.py"
+    config.write_text(
+        '"""Users\' servers of a hub launched from an LMS (written by tools/hub/lti.py)."""\n\n'
+        f"{inspect.getsource(allow_partitioned_cookies)}\n\nallow_partitioned_cookies()\n"
+        f"c = get_config()  # noqa: F821\nc.ServerApp.tornado_settings = {settings!r}\n")
+    os.chmod(config, 0o644)
     shutil.copy(HERE / "jupyterhub_lti_config.py", st.hub_dir / "jupyterhub_lti_config.py")
     return {"platform": platform, "cert": str(cert), "key": str(key), "lib": str(lib),
             "frame_ancestors": frame_ancestors, "server_config": str(server_config)}
@@ -207,16 +216,27 @@ def start_test_lms(st, hub_url: str, context: str = TEST_CONTEXT):
 # --------------------------------------------------------------------------- #
 # hub.py's steps
 # --------------------------------------------------------------------------- #
-def prepare(st, platform: dict | None = None) -> None:
+def prepare(st, platform: dict | None, as_grader) -> dict:
     """After the course copy: the LMS's registration (``platform``: the test LMS's, written
-    into the course copy; else the course's c.LtiPlatform) and the hub's LTI files."""
+    into the course copy; else the course's c.LtiPlatform), the tool's key pair (made once
+    by the grader: ``python -m autograder lti keys``) and the hub's LTI files.
+
+    ``as_grader(argv, what)`` runs a command as the grader in the course copy (hub.run).
+    Returns the tool's public JWK (what an LMS reads from the tool's JWKS URL).
+    """
     if platform is not None:
         configure_course(st.course, platform)
     else:
         platform = platform_of(st.course)
+    out = as_grader(["python", "-m", "autograder", "lti", "keys"], "the tool's LTI key")
+    try:
+        tool_jwk = json.loads(out.split("\n", 1)[1])["keys"][0]
+    except (IndexError, KeyError, ValueError):
+        raise LtiError(f"python -m autograder lti keys printed no JWKS: {out[:200]!r}") from None
     hub_platform = {k: platform[k] for k in ("issuer", "client_id", "deployment_id",
                                              "authorize_url", "jwks_url", "contexts")}
     st.lti = write_config(st, hub_platform, [origin(platform["authorize_url"])])
+    return tool_jwk
 
 
 def banner(st, lms=None) -> str:
