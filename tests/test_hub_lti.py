@@ -108,16 +108,34 @@ def new_context(browser):
     return ctx
 
 
-def launch_in_iframe(browser, lms, user: str):
+# Chrome's default for a normal window: third-party cookies and storage allowed.  Where
+# they are blocked (a Playwright context, like Chrome's Incognito; Safari; Firefox's strict
+# mode), the hub's partitioned cookies still log the student in inside the iframe, but
+# JupyterLab cannot start there: it needs localStorage, which the browser then denies
+# to a third-party frame (docs/lms.md, "Launch": open the tool in a new window).
+NORMAL_WINDOW = {"profile": {"cookie_controls_mode": 0, "block_third_party_cookies": False}}
+
+
+def normal_window(playwright, folder: Path):
+    """A browser with a profile of its own, as a person's Chrome window (NORMAL_WINDOW)."""
+    (folder / "Default").mkdir(parents=True)
+    (folder / "Default" / "Preferences").write_text(json.dumps(NORMAL_WINDOW))
+    ctx = playwright.chromium.launch_persistent_context(
+        str(folder), executable_path=CHROMIUM, headless=True, ignore_https_errors=True,
+        viewport={"width": 1360, "height": 900})
+    ctx.set_default_timeout(TIMEOUT_MS)
+    return ctx
+
+
+def launch_in_iframe(ctx, lms, user: str):
     """The LMS's course page for ``user``, the tool launched in its iframe, JupyterLab there."""
-    ctx = new_context(browser)
     page = ctx.new_page()
     page.goto(lms.frame_url(user, hublti.TEST_CONTEXT))
     page.frame_locator("#tool").locator(MENU).wait_for(timeout=120_000)  # login, spawn, Lab
     frame = page.locator("#tool").element_handle().content_frame()
     assert re.search(rf"/user/{user}/lab", frame.url), frame.url
     assert page.url.startswith(lms.url), page.url  # the LMS's page stays on top
-    return ctx, page, frame
+    return page, frame
 
 
 def launch_in_a_tab(browser, lms, user: str):
@@ -173,24 +191,29 @@ def test_launched_from_the_lms_a_student_submits_and_an_instructor_grades(lti_hu
 
     st, running, lms = lti_hub
     times = {}
+    profile = Path(tempfile.mkdtemp(prefix="rnn-hub-lti-chromium-"))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        window = normal_window(p, profile)
         try:
-            _flow(browser, st, running.url, lms, times)
+            _flow(window, browser, st, running.url, lms, times)
         except BaseException:
-            for i, pg in enumerate(pg for c in browser.contexts for pg in c.pages):
+            pages = [*window.pages, *(pg for c in browser.contexts for pg in c.pages)]
+            for i, pg in enumerate(pages):
                 shot(pg, f"failure-{i}")
             raise
         finally:
+            window.close()
             browser.close()
+            shutil.rmtree(profile, ignore_errors=True)
     print("\nhub lti test timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
 
 
-def _flow(browser, st, url, lms, times):
+def _flow(window, browser, st, url, lms, times):
     student, instructor = st.students[0], st.instructors[0]
     t0 = time.monotonic()
     # 1. the student launches inside the LMS's iframe, fetches and submits
-    ctx, page, frame = launch_in_iframe(browser, lms, student)
+    page, frame = launch_in_iframe(window, lms, student)
     step(times, "student launch in the iframe -> JupyterLab", t0)
     open_assignment_list(frame)
     item = frame.locator("#released_assignments_list > .list_item", has_text=ASSIGNMENT)
@@ -274,10 +297,10 @@ def test_the_running_hub_sets_iframe_cookies_and_refuses_a_replayed_launch(lti_h
     st, running, lms = lti_hub
     student = st.students[0]
     session = requests.Session()
-    session.verify = st.lti["cert"]
+    cert = st.lti["cert"]  # per request: $REQUESTS_CA_BUNDLE would override a session's
     # login initiation, as the LMS's link starts it: to the LMS's authorization endpoint
     start = session.get(lms.login_initiation(student, hublti.TEST_CONTEXT),
-                        allow_redirects=False, timeout=30)
+                        allow_redirects=False, timeout=30, verify=cert)
     assert start.status_code == 302, (start.status_code, start.text[:300])
     set_cookies = start.raw.headers.getlist("Set-Cookie")
     assert len(set_cookies) == 2 and all(
@@ -290,11 +313,11 @@ def test_the_running_hub_sets_iframe_cookies_and_refuses_a_replayed_launch(lti_h
     fields = {k: html.unescape(v) for k, v in fields.items()}
     callback = f"{st.url}{hublti.CALLBACK_PATH}"
     cookies = dict(session.cookies)
-    first = session.post(callback, data=fields, allow_redirects=False, timeout=60)
+    first = session.post(callback, data=fields, allow_redirects=False, timeout=60, verify=cert)
     assert first.status_code == 302, (first.status_code, first.text[:500])
     # the same request again, its cookies put back: refused, nothing logged in
     replay = requests.post(callback, data=fields, cookies=cookies, allow_redirects=False,
-                           verify=st.lti["cert"], timeout=60)
+                           verify=cert, timeout=60)
     assert replay.status_code == 400, (replay.status_code, replay.text[:500])
     assert "used before" in replay.text
     assert not any(c.name.startswith("jupyterhub-hub-login") for c in replay.cookies)
