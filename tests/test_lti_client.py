@@ -7,6 +7,7 @@ listings and keeps a gradebook that counts each accepted score post.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,8 @@ import lmsfixture as F
 import pytest
 from jwcrypto import jwk
 
+from autograder.course import Course
+from autograder.errors import UsageError
 from autograder.lti import spec
 from autograder.lti.client import LtiClient, LtiError, reason_of, service_url
 
@@ -77,6 +80,29 @@ def test_scopes_are_limited_to_the_registered_ones(lti_key):
         assert lms.tokens[client.token()][1] == {spec.SCOPE_MEMBERSHIPS}
         error = refused(client.line_items, lms.lineitems_url(F.CONTEXT))
         assert error.status == 403 and "lineitem" in str(error) and not error.retryable
+
+
+def test_a_course_gets_its_client_from_its_config_and_key(lms, lti_key, tmp_path):
+    config = F.platform_of(lms)
+    lines = ["c = get_config()", "c.RnnCourse.assignments = ['rnn_cell']"]
+    lines += [f"c.LtiPlatform.{name} = {getattr(config, name)!r}"
+              for name in ("issuer", "client_id", "deployment_id", "authorize_url", "token_url",
+                           "jwks_url", "contexts", "services")]
+    (tmp_path / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
+    course = Course(tmp_path)
+    with pytest.raises(UsageError, match="no LTI tool key at"):
+        LtiClient.for_course(course)
+    path = config.key_path(tmp_path)
+    path.parent.mkdir(mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, lti_key.export_to_pem(private_key=True, password=None))
+    os.close(fd)
+    client = LtiClient.for_course(course)
+    urls = client.platform.services[F.CONTEXT]
+    assert len(client.members(urls["context_memberships_url"])) == len(F.PEOPLE)
+    (tmp_path / "nbgrader_config.py").write_text(lines[0] + "\n" + lines[1] + "\n")
+    with pytest.raises(UsageError, match="c.LtiPlatform lacks issuer, client_id"):
+        LtiClient.for_course(Course(tmp_path))
 
 
 # --- NRPS ----------------------------------------------------------------------------
@@ -163,6 +189,12 @@ def test_a_5xx_is_retryable_and_the_post_not_counted(lms, client, item):
     assert lms.posts(item["id"], "s1") == 1
 
 
+def test_too_many_requests_is_retryable(lms, client, item):
+    lms.fail("scores", status=429, reason="Rate limit exceeded")
+    error = refused(client.post_score, item["id"], "s1", 5, 10)
+    assert error.retryable and "answered 429 (Rate limit exceeded)" in str(error)
+
+
 def test_a_hanging_lms_is_a_retryable_timeout(lms, lti_key, item):
     client = LtiClient(F.platform_of(lms), lti_key, timeout=0.3)
     lms.fail("scores", hang=True)
@@ -171,6 +203,21 @@ def test_a_hanging_lms_is_a_retryable_timeout(lms, lti_key, item):
     assert error.retryable and "no answer in 0.3 s (timeout)" in str(error)
     assert time.monotonic() - started < 2
     assert lms.posts(item["id"], "s1") == 0
+
+
+@pytest.mark.parametrize("failure", [{"status": 502}, {"hang": True}])
+def test_a_score_recorded_whose_answer_is_lost_is_retryable_and_visible(lms, lti_key, item,
+                                                                       failure):
+    """The LMS records the score, then its answer is lost: the tool sees a retryable
+    error, and can read back that the LMS has the score before posting it again."""
+    client = LtiClient(F.platform_of(lms), lti_key, timeout=0.3)
+    lms.fail("scores", applied=True, **failure)
+    when = datetime(2026, 12, 2, 8, 30, tzinfo=timezone.utc)
+    error = refused(client.post_score, item["id"], "s1", 6.5, 10, timestamp=when)
+    assert error.retryable
+    assert lms.posts(item["id"], "s1") == 1
+    (result,) = client.results(item["id"], user_id="s1")
+    assert result["resultScore"] == 6.5 and datetime.fromisoformat(result["timestamp"]) == when
 
 
 @pytest.mark.parametrize("endpoint", ["memberships", "lineitems", "results", "token"])
@@ -230,7 +277,20 @@ def test_the_reason_is_one_short_line():
 
 
 def test_service_urls_keep_the_query():
-    assert service_url("https://moodle/x/lineitems/5/lineitem?type_id=3", "scores") == (
+    moodle = "https://moodle/x/lineitems/5/lineitem?type_id=3"
+    assert service_url(moodle, spec.SCORES_SUFFIX) == (
         "https://moodle/x/lineitems/5/lineitem/scores?type_id=3")
-    assert service_url("https://canvas/api/lti/courses/1/line_items/7", "results") == (
-        "https://canvas/api/lti/courses/1/line_items/7/results")
+    canvas = "https://canvas/api/lti/courses/1/line_items/7"
+    assert service_url(canvas, spec.RESULTS_SUFFIX) == canvas + "/results"
+
+
+def test_a_launch_and_the_roster_name_each_person_alike(lms, client):
+    platform = client.platform
+    for field in ("user_id", "email"):
+        platform.username_from = field
+        from_roster = [platform.username(m)
+                       for m in client.members(lms.memberships_url(F.CONTEXT))]
+        from_launch = [platform.username(lms.id_token_claims(p[0], F.CONTEXT,
+                                                             f"{F.CONTEXT}-link", "n"))
+                       for p in F.PEOPLE]
+        assert from_roster == from_launch and None not in from_roster

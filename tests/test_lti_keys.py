@@ -98,6 +98,16 @@ def test_the_platform_is_read_from_the_config(tmp_path):
     assert not LtiPlatform().enabled
 
 
+def test_a_person_is_named_by_the_chosen_field_lower_cased():
+    by_id, by_email = LtiPlatform(), LtiPlatform(username_from="email")
+    member = {"user_id": "A1b2-C3", "email": " Ada@Example.org "}
+    claims = {"sub": "A1b2-C3", "email": "Ada@Example.org"}
+    assert by_id.username(member) == by_id.username(claims) == "a1b2-c3"
+    assert by_email.username(member) == by_email.username(claims) == "ada@example.org"
+    assert by_email.username({"user_id": "x"}) is None
+    assert by_id.username({"user_id": 42}) is None and by_id.username({"sub": " "}) is None
+
+
 def test_the_command_makes_the_key_once_and_prints_the_jwks(tmp_path):
     (tmp_path / "nbgrader_config.py").write_text(
         "c = get_config()\nc.RnnCourse.assignments = [\"rnn_cell\"]\n")

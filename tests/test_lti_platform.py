@@ -9,12 +9,10 @@ tests of the tool's LTI code are worth what this platform refuses.
 from __future__ import annotations
 
 import html
-import http.server
 import json
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,11 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 import lmsfixture as F
 import pytest
 import requests
+import tornado.web
 from jwcrypto import jwk, jwt
-from jwcrypto.common import base64url_encode
 
 from autograder import roles
-from autograder.lti import keys, spec
+from autograder.lti import keys, spec, web
 from autograder.lti.client import LtiClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +65,12 @@ def test_login_initiation_carries_the_hints(lms):
     assert query["iss"] == lms.issuer and query["login_hint"] == "teacher"
     assert query["client_id"] == lms.tool.client_id
     assert query["lti_deployment_id"] == lms.tool.deployment_id
-    assert query["target_link_uri"] == lms.tool.redirect_uris[0]
+    assert query["target_link_uri"] == "http://127.0.0.1:9/"  # the tool's root, by default
+    lms.tool.target_link_uri = "http://127.0.0.1:9/hub/user-redirect/lab"
+    query = parse_qs(urlsplit(lms.login_initiation("teacher", F.CONTEXT)).query)
+    claims = lms.id_token_claims("teacher", F.CONTEXT, f"{F.CONTEXT}-link", "n")
+    assert query["target_link_uri"] == [claims[spec.CLAIM_TARGET_LINK_URI]] == [
+        lms.tool.target_link_uri]
 
 
 def test_a_launch_answers_a_signed_id_token_with_every_claim(lms):
@@ -90,7 +93,7 @@ def test_a_launch_answers_a_signed_id_token_with_every_claim(lms):
     assert claims[spec.CLAIM_CONTEXT]["id"] == F.CONTEXT
     assert claims[spec.CLAIM_CONTEXT]["title"] == "Recurrent neural networks"
     assert claims[spec.CLAIM_RESOURCE_LINK]["id"] == f"{F.CONTEXT}-link"
-    assert claims[spec.CLAIM_TARGET_LINK_URI] == lms.tool.redirect_uris[0]
+    assert claims[spec.CLAIM_TARGET_LINK_URI] == "http://127.0.0.1:9/"
     assert claims[spec.CLAIM_NRPS]["context_memberships_url"] == lms.memberships_url(F.CONTEXT)
     assert claims[spec.CLAIM_AGS]["lineitems"] == lms.lineitems_url(F.CONTEXT)
     assert set(claims[spec.CLAIM_AGS]["scope"]) == set(spec.AGS_SCOPES)
@@ -195,9 +198,7 @@ def test_an_assertion_signed_by_another_key_or_tampered_is_refused(lms, lti_key)
     flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
     assert ask_token(lms, ".".join([header, payload, flipped])).status_code == 401
     claims = json.loads(jwt.JWT(jwt=assertion(lms, lti_key), key=lti_key).claims)
-    unsigned = ".".join(base64url_encode(json.dumps(part))
-                        for part in ({"alg": "none", "typ": "JWT"}, claims))
-    assert ask_token(lms, unsigned + ".").status_code == 401
+    assert ask_token(lms, F.testlms.unsigned_token(claims)).status_code == 401
     assert ask_token(lms, "not-a-jwt").status_code == 401
 
 
@@ -217,37 +218,19 @@ def test_the_grant_and_the_scopes_are_checked(lms, lti_key):
     assert some.json()["scope"] == spec.SCOPE_SCORE
 
 
-class _JwksServer(http.server.ThreadingHTTPServer):
-    """The tool's JWKS on loopback, as the grading service serves it."""
-
-    def __init__(self, document: str):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(document.encode())
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/{keys.JWKS_PATH}"
-
-
 def test_the_tool_key_is_read_from_its_jwks_url(lti_key):
-    server = _JwksServer(keys.jwks_json(lti_key))
-    with F.start_lms(tool=F.registration(jwks_url=server.url)) as lms:
+    """The JWKS as the tool serves it (autograder.lti.web), read by the LMS at each request."""
+    prefix = "/services/rnn-course-grader"
+    server = F.testlms.ThreadedServer(
+        lambda: tornado.web.Application([web.jwks_route(prefix, lti_key)])).start()
+    url = f"http://127.0.0.1:{server.port}{prefix}/{keys.JWKS_PATH}"
+    with F.start_lms(tool=F.registration(jwks_url=url)) as lms:
+        assert requests.get(url, timeout=5).json() == keys.jwks(lti_key)
         assert LtiClient(F.platform_of(lms), lti_key).token()
         stranger = jwk.JWK.generate(kty="RSA", size=2048)
         error = ask_token(lms, assertion(lms, stranger)).json()["error_description"]
         assert "client assertion refused" in error
-        server.shutdown()
-        server.server_close()
+        server.stop()
         error = ask_token(lms, assertion(lms, lti_key)).json()["error_description"]
         assert "cannot read the tool's JWKS" in error
 
@@ -298,7 +281,7 @@ def scores(lms, lti_key):
                  "timestamp": "2026-12-01T10:00:00+00:00"}
         score.update(changes)
         score = {k: v for k, v in score.items() if v is not None}
-        return requests.post(item["id"] + "/scores", data=json.dumps(score), timeout=5,
+        return requests.post(item["id"] + spec.SCORES_SUFFIX, data=json.dumps(score), timeout=5,
                              headers={**auth, "Content-Type": media})
 
     post.item = item
@@ -343,6 +326,8 @@ def test_failure_controls_are_checked(lms):
         lms.fail("nowhere", status=500)
     with pytest.raises(ValueError):
         lms.fail("scores", status=500, hang=True)
+    with pytest.raises(ValueError, match="only with applied=True"):
+        lms.fail("scores", garbage=True)
     lms.fail("jwks", status=500, times=2)
     assert [requests.get(lms.jwks_url, timeout=5).status_code for _ in range(3)] == [
         500, 500, 200]
@@ -353,17 +338,18 @@ def test_failure_controls_are_checked(lms):
 
 
 def test_standalone_it_prints_its_urls():
-    proc = subprocess.Popen([sys.executable, str(REPO / "tools/lms/testlms.py"),
-                             "--tool-url", "http://127.0.0.1:9"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        first = proc.stdout.readline()
-        lines = [first] + [proc.stdout.readline() for _ in range(8)]
-        url = re.match(r"test LMS at (http://127\.0\.0\.1:\d+)/", first)[1]
-        front = requests.get(url + "/", timeout=5).text
-        assert "student1" in front and "instructor1" in front
-        assert f"c.LtiPlatform.token_url = '{url}/login/oauth2/token'" in "".join(lines)
-        assert "http://127.0.0.1:9/hub/lti13/oauth_login?" in html.unescape(front)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    command = [sys.executable, str(REPO / "tools/lms/testlms.py"), "--tool-url",
+               "http://127.0.0.1:9"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True) as proc:
+        try:
+            lines = [proc.stdout.readline() for _ in range(9)]
+            url = re.match(r"test LMS at (http://127\.0\.0\.1:\d+)/", lines[0])[1]
+            front = requests.get(url + "/", timeout=5).text
+            assert "student1" in front and "instructor1" in front
+            assert f"c.LtiPlatform.token_url = '{url}/login/oauth2/token'" in "".join(lines)
+            assert "c.LtiPlatform.contexts = {'rnn-101': 'rnn-course'}" in "".join(lines)
+            assert "http://127.0.0.1:9/hub/lti13/oauth_login?" in html.unescape(front)
+            assert "target_link_uri=http%3A%2F%2F127.0.0.1%3A9%2Fhub&" in html.unescape(front)
+        finally:
+            proc.terminate()

@@ -5,6 +5,7 @@
     python -m autograder serve [--course-dir DIR] [--workers N] [--scheduler ADDR]
         [--bind 127.0.0.1:PORT] [--poll SECONDS] [--grace SECONDS]
         [--max-attempts N] [--retry-failed] [--release-on-open] [--unsafe-no-sandbox]
+        [--lms-poll SECONDS] [--lms-roster-every SECONDS] [--lms-retry SECONDS] [--no-lms]
         [--verbose]
 
 Run in the course directory as the grader account, until SIGTERM or Ctrl-C.
@@ -14,6 +15,9 @@ assignment's ``c.RnnCourse.feedback_release`` (:mod:`autograder.service`).
 One line per event on stderr.  Run by JupyterHub as a service, the status
 page is served at the service's URL for the course's instructors only;
 otherwise ``--bind`` serves it on 127.0.0.1 without authentication.
+With an LMS registered for the course (``c.LtiPlatform`` in nbgrader_config.py,
+docs/lms.md), it also keeps the roster and posts each grade to the LMS
+(:mod:`autograder.service.lms`).
 The work is :mod:`autograder.service.app`; this module reads the command line.
 """
 
@@ -45,6 +49,17 @@ def add_arguments(parser) -> None:
                         help="hand out each assignment (python -m autograder release, nbgrader "
                              "release_assignment) once it opens by c.RnnCourse.schedule, in "
                              "course order (make hub passes it)")
+    lms = parser.add_argument_group("the LMS (when c.LtiPlatform registers one for the course)")
+    lms.add_argument("--lms-poll", type=float, default=2.0, metavar="SECONDS",
+                     help="how often the gradebook is read for new grades to post (default 2)")
+    lms.add_argument("--lms-roster-every", type=float, default=600.0, metavar="SECONDS",
+                     help="how often the LMS's roster is read (default 600)")
+    lms.add_argument("--lms-retry", type=float, default=30.0, metavar="SECONDS",
+                     help="wait before the first retry of a grade the LMS did not take; "
+                          "doubled after each failure, at most an hour (default 30)")
+    lms.add_argument("--no-lms", action="store_true",
+                     help="neither read the roster nor post grades, even with an LMS "
+                          "registered")
     parser.add_argument("--verbose", action="store_true",
                         help="also log tracebacks of crashed rounds")
 
@@ -52,6 +67,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from autograder.errors import UsageError
     from autograder.service.app import Service, setup_logging
+    from autograder.service.lms import LmsOptions
     from autograder.service.rounds import Options, event
     from autograder.service.status import hub_address, in_hub, make_app, parse_bind
 
@@ -59,6 +75,8 @@ def run(args) -> int:
         raise UsageError("--poll must be positive and --grace not negative")
     if args.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
+    if min(args.lms_poll, args.lms_roster_every, args.lms_retry) <= 0:
+        raise UsageError("--lms-poll, --lms-roster-every and --lms-retry must be positive")
     # nbgrader runs `alembic` by name: this environment's bin/ first, as for every nbgrader call
     from autograder.commands.release import nbgrader_env
 
@@ -71,7 +89,10 @@ def run(args) -> int:
     opts = Options(course_dir=args.course_dir, workers=args.workers, scheduler=args.scheduler,
                    unsafe_no_sandbox=args.unsafe_no_sandbox, max_attempts=args.max_attempts)
     service = Service(opts, poll=args.poll, grace=args.grace, retry_failed=args.retry_failed,
-                      release_on_open=args.release_on_open)
+                      release_on_open=args.release_on_open,
+                      lms=None if args.no_lms else LmsOptions(
+                          poll=args.lms_poll, roster_every=args.lms_roster_every,
+                          retry=args.lms_retry))
     service.check()
     service.lock()
     sockets = []

@@ -14,8 +14,9 @@ with the tool's key (:mod:`autograder.lti.keys`):
 
 Every call has a timeout.  Anything that goes wrong is one :class:`LtiError`
 with a one-line message and ``retryable``: True for what may pass if tried
-again later (a timeout, a refused connection, a 5xx, an answer that is not the
-JSON expected), False for a refusal (a 4xx: the platform's reason is kept).
+again later (a timeout, a refused connection, a 5xx, a 408 or 429, an answer
+that is not the JSON expected), False for a refusal (any other 4xx: the
+platform's reason is kept).
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from jwcrypto import jwk, jwt
 
+from autograder.errors import UsageError
 from autograder.lti import keys, spec
 from autograder.lti.config import LtiPlatform
 
 REASON_MAX = 200  # characters of the platform's reason kept in a message
 MAX_PAGES = 1000  # pages followed before a listing is taken for a loop
 ASSERTION_LIFETIME = 300  # seconds a client assertion is valid
+RETRY_LATER = (408, 429)  # the 4xx that say "not now" (timeout, too many requests)
 RENEW_BEFORE = 30.0  # seconds before its expiry a cached token is renewed (at most a tenth
 # of its lifetime)
 
@@ -72,10 +75,11 @@ def reason_of(response: requests.Response) -> str:
     return reason if len(reason) <= REASON_MAX else reason[:REASON_MAX - 3] + "..."
 
 
-def service_url(url: str, leaf: str) -> str:
-    """``url`` + ``/leaf``, before its query (Moodle's line item ids carry ``?type_id=``)."""
+def service_url(url: str, suffix: str) -> str:
+    """``url`` + ``suffix`` in its path, before its query (Moodle's line items carry
+    ``?type_id=``)."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + leaf))
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
 
 
 def isotime(when: datetime | None = None) -> str:
@@ -92,7 +96,7 @@ class LtiClient:
     def __init__(self, platform: LtiPlatform, key: jwk.JWK,
                  session: requests.Session | None = None, timeout: float | None = None):
         if not (platform.client_id and platform.token_url):
-            raise ValueError("the platform's client_id and token_url are needed")
+            raise UsageError("c.LtiPlatform.client_id and token_url are needed to call the LMS")
         self.platform = platform
         self.key = key
         self.timeout = platform.timeout if timeout is None else timeout
@@ -101,6 +105,14 @@ class LtiClient:
         self._token: str | None = None
         self._renew_at = 0.0
         self.tokens_fetched = 0  # how many access tokens were asked for (tests read it)
+
+    @classmethod
+    def for_course(cls, course, **kwargs) -> LtiClient:
+        """The client of a course (:class:`autograder.course.Course`): its ``c.LtiPlatform``,
+        checked, and the tool's key from the course directory (one-line errors)."""
+        platform = LtiPlatform(config=course.config)
+        platform.check()
+        return cls(platform, keys.load(platform.key_path(course.root)), **kwargs)
 
     # --- the access token ------------------------------------------------------------
     def assertion(self) -> str:
@@ -135,7 +147,8 @@ class LtiClient:
         body = self._json(self._send("POST", self.platform.token_url, what, data=form,
                                      headers={"Accept": "application/json"}), what)
         token, lifetime = body.get("access_token"), body.get("expires_in", 3600)
-        if not isinstance(token, str) or not token or not isinstance(lifetime, (int, float)):
+        if not (isinstance(token, str) and token and isinstance(lifetime, (int, float))
+                and lifetime > 0):
             raise LtiError(f"{what} to {self.platform.token_url}: the answer has no access "
                            "token (garbage)", retryable=True)
         self.tokens_fetched += 1
@@ -154,7 +167,7 @@ class LtiClient:
             raise LtiError(f"{what} to {url}: {cause}", retryable=True) from None
         except requests.RequestException as exc:
             raise LtiError(f"{what} to {url}: {type(exc).__name__}", retryable=True) from None
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code in RETRY_LATER:
             raise LtiError(f"{what} to {url}: the LMS answered {response.status_code} "
                            f"({reason_of(response)})", retryable=True,
                            status=response.status_code)
@@ -276,19 +289,25 @@ class LtiClient:
     def post_score(self, lineitem_url: str, user_id: str, score_given: float,
                    score_maximum: float, timestamp: datetime | None = None,
                    activity_progress: str = "Completed",
-                   grading_progress: str = "FullyGraded", comment: str | None = None) -> None:
-        """Post one score of one user to a line item (AGS ``scores``)."""
+                   grading_progress: str = "FullyGraded", comment: str | None = None,
+                   submitted_at: datetime | None = None) -> None:
+        """Post one score of one user to a line item (AGS ``scores``); ``submitted_at``: when
+        the student submitted (AGS's ``submission.submittedAt``, and Canvas's extension,
+        whose late policy reads it)."""
         score = {"userId": user_id, "scoreGiven": score_given, "scoreMaximum": score_maximum,
                  "activityProgress": activity_progress, "gradingProgress": grading_progress,
                  "timestamp": isotime(timestamp)}
         if comment:
             score["comment"] = comment
-        self.call("POST", service_url(lineitem_url, "scores"), "LTI score post",
+        if submitted_at is not None:
+            score[spec.SCORE_SUBMISSION] = {"submittedAt": isotime(submitted_at)}
+            score[spec.CANVAS_SUBMISSION] = {"submitted_at": isotime(submitted_at)}
+        self.call("POST", service_url(lineitem_url, spec.SCORES_SUFFIX), "LTI score post",
                   content_type=spec.MEDIA_SCORE, body=score)
 
     def results(self, lineitem_url: str, user_id: str | None = None) -> list[dict]:
         """The line item's results (``userId``, ``resultScore``, ``resultMaximum``...)."""
-        url = service_url(lineitem_url, "results")
+        url = service_url(lineitem_url, spec.RESULTS_SUFFIX)
         if user_id:
             url = requests.Request("GET", url, params={"user_id": user_id}).prepare().url
         return list(self._pages(url, "LTI results request", spec.MEDIA_RESULTS, None))

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from traitlets import Dict, Float, Unicode
+from traitlets import Dict, Enum, Float, Unicode
 from traitlets.config import Configurable
 
 from autograder.errors import UsageError
 
 KEY_FILE = ".lti/tool-key.pem"
 """The tool's private key, relative to the course directory (git-ignored)."""
+USER_FIELDS = ("user_id", "email")
+"""What may name a person of the LMS on the hub and in the gradebook."""
 
 
 class LtiPlatform(Configurable):
@@ -43,6 +45,11 @@ class LtiPlatform(Configurable):
                     help="LTI context id -> {'context_memberships_url': NRPS URL, "
                     "'lineitems': AGS line items URL}, as the launch's claims give them"
                     ).tag(config=True)
+    username_from = Enum(USER_FIELDS, default_value="user_id",
+                         help="What names an LMS person on the hub and in the gradebook: "
+                         "'user_id' (the LTI user id: a launch's ``sub``, the roster's "
+                         "``user_id``; stable, opaque) or 'email'; lower-cased, as JupyterHub "
+                         "normalizes names").tag(config=True)
     tool_key_file = Unicode(KEY_FILE, help="The tool's private key (made by `python -m "
                             "autograder lti keys`), relative to the course directory"
                             ).tag(config=True)
@@ -62,6 +69,18 @@ class LtiPlatform(Configurable):
     def contexts_of(self, course_id: str) -> list[str]:
         """The LTI contexts that map to an nbgrader course."""
         return [ctx for ctx, course in self.contexts.items() if course == course_id]
+
+    def username(self, person: dict) -> str | None:
+        """The hub user name (and nbgrader student id) of a launch's id_token claims or of a
+        roster member, or None if it has none.  Check it with
+        :func:`autograder.course.student_id_problem` before use."""
+        if self.username_from == "email":
+            value = person.get("email")
+        else:
+            value = person.get("user_id", person.get("sub"))
+        if not isinstance(value, str) or not value.strip():
+            return None
+        return value.strip().lower()
 
     def check(self) -> None:
         """One line naming what a switched-on registration lacks."""

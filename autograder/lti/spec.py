@@ -45,7 +45,13 @@ GRANT_CLIENT_CREDENTIALS = "client_credentials"
 ASSERTION_JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SIGNING_ALG = "RS256"
 
+# AGS: a line item's services are its URL's path with these appended
+SCORES_SUFFIX = "/scores"
+RESULTS_SUFFIX = "/results"
+
 # a score's fields (AGS 2.0, "Score publish service")
+SCORE_SUBMISSION = "submission"  # {"submittedAt": ISO 8601}: when the student submitted
+CANVAS_SUBMISSION = "https://canvas.instructure.com/lti/submission"  # Canvas's: {"submitted_at"}
 ACTIVITY_PROGRESS = ("Initialized", "Started", "InProgress", "Submitted", "Completed")
 GRADING_PROGRESS = ("FullyGraded", "Pending", "PendingManual", "Failed", "NotReady")
 MEMBER_STATUS = ("Active", "Inactive", "Deleted")

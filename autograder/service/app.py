@@ -8,6 +8,10 @@ line in the log and one more attempt for its rows (``max_attempts``, then
 ``failed``); rows retried after a crash go one at a time, so that a
 submission that kills its round cannot take its neighbours with it.
 
+With an LMS configured (``c.LtiPlatform``), a second child process keeps the
+roster and passes the grades back (:mod:`autograder.service.lms`); it is
+started again when it dies, and the main process never waits on it.
+
 A round stays open for the submissions of its assignment that arrive while
 it runs (the main process keeps journaling them), so that a worker never
 waits for the next round's start-up during a rush.
@@ -37,6 +41,7 @@ from autograder.pipeline.coordinator.runner import die_with_parent
 from autograder.pipeline.scoring import parse_timestamp
 from autograder.pipeline.worker.precheck import TIMESTAMP_FILE
 from autograder.service import journal as J
+from autograder.service import lms as L
 from autograder.service.rounds import Options, event, first_line, run_round
 
 log = logging.getLogger("autograder.serve")
@@ -47,6 +52,7 @@ WRITTEN_LAST = (TIMESTAMP_FILE, "submission_secret.txt")
 UNFINISHED_GRACE = 120.0
 """Seconds after which an entry still without :data:`WRITTEN_LAST` is taken as it is."""
 RELEASE_RETRY = 60.0  # seconds between two tries to hand out an assignment that opened
+LMS_RESTART = 10.0  # seconds before the LMS process is started again after it ended
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -102,7 +108,8 @@ class Service:
     """The main process's state: options, journal, the round in flight."""
 
     def __init__(self, opts: Options, *, poll: float = 2.0, grace: float = 30.0,
-                 retry_failed: bool = False, release_on_open: bool = False):
+                 retry_failed: bool = False, release_on_open: bool = False,
+                 lms: L.LmsOptions | None = None):
         self.opts = opts
         self.poll = poll
         self.grace = grace
@@ -114,6 +121,10 @@ class Service:
         self.release_on_open = release_on_open
         self._release_tried: dict[str, float] = {}
         self.started = time.time()
+        # the LMS: its options when one is configured for this course (else None)
+        self.lms = lms if lms is not None and L.platform_of(self.course) is not None else None
+        self.lms_process = None
+        self._lms_next = 0.0
         self.stopping = False
         self.round = None  # (process, assignment, row ids, started)
         self.rounds = 0
@@ -149,6 +160,8 @@ class Service:
             raise UsageError(f"cannot open the gradebook {self.course.db_url}: "
                              f"{first_line(exc)}") from None
         self.course.schedule  # noqa: B018  (validated: a UsageError in one line)
+        if self.lms is not None:
+            L.check(self.course)
         if not self.inbound.is_dir():
             raise UsageError(f"no inbound folder {self.inbound}: release an assignment of "
                              f"course {self.course.course_id!r} to the exchange first "
@@ -349,12 +362,51 @@ class Service:
     def running_ids(self, rows=None) -> list[int]:
         return [r.id for r in self.round_rows(rows)]
 
+    # --------------------------------------------------------------------- lms
+    def keep_lms(self) -> None:
+        """Start the LMS process if the course has an LMS and it is not running."""
+        if self.lms is None or self.stopping:
+            return
+        proc = self.lms_process
+        if proc is not None and proc.is_alive():
+            return
+        if proc is not None:
+            proc.join()
+            code = proc.exitcode
+            how = f"signal {-code}" if code < 0 else f"exit status {code}"
+            event("lms", f"the LMS process ended ({how}); started again in {LMS_RESTART:g} s")
+            self.lms_process = None
+            self._lms_next = time.monotonic() + LMS_RESTART
+        if time.monotonic() < self._lms_next:
+            return
+        ctx = multiprocessing.get_context("fork")
+        self.lms_process = ctx.Process(target=L.lms_main, name="lms",
+                                       args=(self.opts.course_dir, self.lms))
+        self.lms_process.start()
+
+    async def _stop_lms(self) -> None:
+        proc, self.lms_process = self.lms_process, None
+        if proc is None:
+            return
+        proc.terminate()  # it stops between two posts; a post in flight is reconciled later
+        deadline = time.monotonic() + max(self.grace, 1.0)
+        while proc.is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        proc.kill()
+        proc.join()
+
     # -------------------------------------------------------------------- loop
     async def run(self) -> None:
         if self.retry_failed:
             n = self.journal.retry_failed()
             if n:
                 event("retry", f"{n} failed submission(s) back in the queue")
+            if self.lms is not None:
+                from autograder.service.passback import retry_refused
+
+                n = retry_refused(self.journal.engine)
+                if n:
+                    event("retry", f"{n} grade(s) refused by the LMS to post again")
         event("watching", f"{self.inbound} every {self.poll:g} s; feedback: "
                           + ", ".join(f"{a} {p}" for a, p in self.policies.items()))
         self._wake = asyncio.Event()
@@ -365,6 +417,7 @@ class Service:
                     scanned = time.monotonic()              # it takes what arrives
                     self.release_opened()
                     self.scan()
+                    self.keep_lms()
                 if self.round is not None and not self.round[0].is_alive():
                     self.finish_round()
                 work = self.next_round() if self.round is None else None
@@ -376,6 +429,7 @@ class Service:
                 self.start_round(*work)
                 continue
             await self._sleep(0.2 if self.round is not None else self.poll)
+        await self._stop_lms()
         await self._stop_round()
 
     async def _sleep(self, seconds: float) -> None:

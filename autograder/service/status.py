@@ -10,8 +10,11 @@ hub, ``--bind 127.0.0.1:PORT`` serves them without authentication, on the
 loopback interface only.
 
 The page shows the queue, the round running, what is done, the failures,
-each student's latest score and flags, and the throughput; ``api/status``
-returns the same as JSON (:func:`status`).
+each student's latest score and flags, and the throughput; with an LMS
+(:mod:`autograder.service.lms`), whether the LMS has each student's current
+grade (posted, pending with its next try, refused with the LMS's reason) and
+the roster's skipped members; ``api/status`` returns the same as JSON
+(:func:`status`).
 """
 
 from __future__ import annotations
@@ -54,15 +57,73 @@ def _percentile(values, q):
     return round(values[index], 1)
 
 
+NOT_CONFIGURED = "not configured"
+NOT_IN_ROSTER = "not in the LMS roster"
+NOT_YET = "not posted yet"
+
+
+def _lms_row(row) -> dict:
+    return {"student": row.student_id, "assignment": row.assignment, "state": row.state,
+            "score": row.score, "max_score": row.max_score, "grading": row.grading,
+            "attempts": row.attempts,
+            "next_try": _iso(row.next_try) if row.state in ("pending", "sending") else None,
+            "reason": row.last_error, "posted_at": _iso(row.posted_at)}
+
+
+def lms_status(service) -> dict:
+    """The LMS part of :func:`status`: the roster and, per student and assignment, where
+    their latest grade stands in the LMS."""
+    if service.lms is None:
+        return {"configured": False, "roster": None, "grades": []}
+    from autograder.service import passback as P
+    from autograder.service import roster as R
+
+    engine = service.journal.engine
+    members = R.roster_rows(engine)
+    grades = [_lms_row(r) for _, r in sorted(P.latest(engine).items())]
+    by_state = {}
+    for row in members:
+        by_state.setdefault(row.state, []).append(row)
+    return {
+        "configured": True,
+        "roster": {
+            "enrolled": len(by_state.get(R.ACTIVE, [])),
+            "staff": len(by_state.get(R.STAFF_STATE, [])),
+            "left": sorted(r.student_id for r in by_state.get(R.LEFT, [])),
+            "skipped": [{"user_id": r.user_id, "reason": r.note}
+                        for r in by_state.get(R.SKIPPED, [])],
+            "read_at": _iso(max((r.last_seen for r in members), default=None)),
+        },
+        "grades": grades,
+    }
+
+
+def lms_of(lms: dict, student: str, assignment: str, known: set) -> dict:
+    """Where ``student``'s grade of ``assignment`` stands in the LMS (one small dict)."""
+    if not lms["configured"]:
+        return {"state": NOT_CONFIGURED}
+    for row in lms["grades"]:
+        if row["student"] == student and row["assignment"] == assignment:
+            return {k: row[k] for k in ("state", "next_try", "reason", "attempts")}
+    return {"state": NOT_YET if student in known else NOT_IN_ROSTER}
+
+
 def status(service) -> dict:
     """Everything the page shows, as plain data (the JSON of ``api/status``)."""
     rows = service.journal.rows()
+    lms = lms_status(service)
+    known = set()
+    if lms["configured"]:
+        from autograder.service.roster import lms_users
+
+        known = set(lms_users(service.journal.engine))
+    students = []
+    for _, r in sorted(latest_rows(rows).items()):
+        entry = _row(r)
+        entry["lms"] = lms_of(lms, r.student_id, r.assignment, known)
+        students.append(entry)
     running = set(service.running_ids(rows))
     now = J.utcnow()
-    latest: dict[tuple[str, str], object] = {}
-    for row in rows:
-        if row.state in J.DONE or (row.state == J.FAILED):
-            latest[(row.student_id, row.assignment)] = row  # rows come in id order
     graded = [r for r in rows if r.graded_at is not None and r.state in J.DONE]
     waits = [(r.graded_at - r.submitted_at).total_seconds() for r in graded
              if r.submitted_at is not None]
@@ -88,7 +149,8 @@ def status(service) -> dict:
         "done": [_row(r) for r in sorted(graded, key=lambda r: r.graded_at)[-RECENT:]],
         "failures": [_row(r) for r in rows if r.state in (J.FAILED, J.REJECTED)
                      or (r.state in J.PENDING and r.attempts > 0)],
-        "students": [_row(r) for _, r in sorted(latest.items())],
+        "students": students,
+        "lms": lms,
         "throughput": {
             "graded": len(graded),
             "graded_last_hour": len(hour),
@@ -102,23 +164,47 @@ def status(service) -> dict:
     }
 
 
+def latest_rows(rows) -> dict[tuple[str, str], object]:
+    """(student, assignment) -> the latest graded (or failed) journal row."""
+    latest: dict[tuple[str, str], object] = {}
+    for row in rows:
+        if row.state in J.DONE or (row.state == J.FAILED):
+            latest[(row.student_id, row.assignment)] = row  # rows come in id order
+    return latest
+
+
 # --------------------------------------------------------------------------- #
 # HTML
 # --------------------------------------------------------------------------- #
 COLUMNS = ("student", "assignment", "timestamp", "state", "score", "flags", "note")
+LMS_COLUMNS = ("student", "assignment", "state", "score", "grading", "attempts", "next_try",
+               "reason", "posted_at")
 
 
-def _table(title: str, rows: list[dict]) -> str:
-    head = "".join(f"<th>{c}</th>" for c in COLUMNS)
+def lms_text(lms: dict) -> str:
+    """A student's LMS state in a few words: ``posted``, ``pending (next try ...)``..."""
+    state = lms["state"]
+    if state in ("pending", "sending") and lms.get("next_try"):
+        return f"pending (next try {lms['next_try']}" + (
+            f"; {lms['reason']})" if lms.get("reason") else ")")
+    if state == "refused":
+        return f"refused ({lms.get('reason') or 'no reason given'})"
+    return state
+
+
+def _table(title: str, rows: list[dict], columns=COLUMNS) -> str:
+    head = "".join(f"<th>{c}</th>" for c in columns)
     body = []
     for row in rows:
         cells = []
-        for c in COLUMNS:
+        for c in columns:
             value = row.get(c)
             if c == "score":
                 value = "" if row["score"] is None else f"{row['score']:g}/{row['max_score']:g}"
             elif c == "flags":
                 value = " ".join(row["flags"])
+            elif c == "lms":
+                value = lms_text(value)
             cells.append(f"<td>{xhtml_escape(str(value if value is not None else ''))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<h2>{xhtml_escape(title)} ({len(rows)})</h2><table><tr>{head}</tr>"
@@ -145,10 +231,27 @@ def page(data: dict, api_url: str) -> str:
         + _table(f"Running ({running['assignment'] or 'no round'})", running["submissions"])
         + _table("Queue", data["queue"])
         + _table("Failures", data["failures"])
-        + _table("Students (latest grading)", data["students"])
+        + _table("Students (latest grading)", data["students"], (*COLUMNS, "lms"))
+        + _lms_html(data["lms"])
         + _table("Done (latest)", list(reversed(data["done"])))
         + "</body></html>"
     )
+
+
+def _lms_html(lms: dict) -> str:
+    if not lms["configured"]:
+        return "<h2>LMS</h2><p id='lms'>not configured (no c.LtiPlatform for this course)</p>"
+    roster = lms["roster"]
+    skipped = "".join(f"<tr><td>{xhtml_escape(s['user_id'])}</td><td>"
+                      f"{xhtml_escape(s['reason'])}</td></tr>" for s in roster["skipped"])
+    return (f"<h2>LMS</h2><p id='lms'>roster read {roster['read_at'] or 'not yet'}: "
+            f"{roster['enrolled']} enrolled, {len(roster['left'])} left "
+            f"({xhtml_escape(', '.join(roster['left']))}), {roster['staff']} staff, "
+            f"{len(roster['skipped'])} skipped</p>"
+            + (f"<h2>Roster: skipped LMS members ({len(roster['skipped'])})</h2><table>"
+               f"<tr><th>LMS user id</th><th>reason</th></tr>{skipped}</table>"
+               if roster["skipped"] else "")
+            + _table("Grades in the LMS", lms["grades"], LMS_COLUMNS))
 
 
 # --------------------------------------------------------------------------- #

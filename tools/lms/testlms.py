@@ -35,6 +35,7 @@ import asyncio
 import html
 import http.client
 import json
+import logging
 import math
 import secrets
 import sys
@@ -54,10 +55,10 @@ import tornado.ioloop  # noqa: E402
 import tornado.netutil  # noqa: E402
 import tornado.web  # noqa: E402
 from jwcrypto import jwk, jwt  # noqa: E402
-from jwcrypto.common import JWException  # noqa: E402
+from jwcrypto.common import JWException, base64url_encode  # noqa: E402
 
 from autograder import roles  # noqa: E402
-from autograder.lti import spec  # noqa: E402
+from autograder.lti import keys, spec  # noqa: E402
 
 ID_TOKEN_LIFETIME = 300  # seconds
 ASSERTION_MAX_LIFETIME = 3600  # a client assertion valid for longer is refused
@@ -71,6 +72,59 @@ TOKEN_PATH = "/login/oauth2/token"
 JWKS_PATH = "/lti/security/jwks"
 
 
+class ThreadedServer:
+    """A tornado application served on loopback in a thread with its own event loop."""
+
+    def __init__(self, make_app, host: str = "127.0.0.1", port: int = 0):
+        self.make_app, self.host, self.port = make_app, host, port
+        self.stopping: asyncio.Event | None = None  # set when it stops: hanging requests end
+        self._loop = self._server = self._thread = None
+
+    def start(self) -> ThreadedServer:
+        sockets = tornado.netutil.bind_sockets(self.port, self.host)
+        self.port = sockets[0].getsockname()[1]
+        ready = threading.Event()
+
+        def serve():
+            asyncio.set_event_loop(asyncio.new_event_loop())
+            self._loop = tornado.ioloop.IOLoop.current()
+            self.stopping = asyncio.Event()
+            self._server = tornado.httpserver.HTTPServer(self.make_app())
+            self._server.add_sockets(sockets)
+            self._loop.add_callback(ready.set)
+            self._loop.start()
+            self._loop.close(all_fds=True)
+
+        self._thread = threading.Thread(target=serve, name=f"server-{self.port}", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError(f"the server on port {self.port} did not start in 10 s")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+
+        async def shut():
+            self._server.stop()
+            self.stopping.set()
+            try:
+                await asyncio.wait_for(self._server.close_all_connections(), 2)
+            except asyncio.TimeoutError:
+                pass
+            self._loop.stop()
+
+        self._loop.add_callback(shut)
+        self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 @dataclass
 class ToolRegistration:
     """The tool as an LMS administrator registers it (a Canvas developer key, a Moodle tool)."""
@@ -79,7 +133,7 @@ class ToolRegistration:
     deployment_id: str = "deployment-1"
     login_url: str = ""  # the tool's OIDC login initiation URL
     redirect_uris: list[str] = field(default_factory=list)
-    target_link_uri: str = ""  # default: the first redirect URI
+    target_link_uri: str = ""  # where a launch lands (default: the tool's root, TOOL/)
     jwks_url: str = ""  # the tool's JWKS URL, or:
     public_jwk: dict | None = None  # its public key, pasted
     scopes: tuple[str, ...] = spec.TOOL_SCOPES  # what the administrator granted
@@ -91,6 +145,7 @@ class Failure:
     reason: str = ""
     hang: bool = False
     garbage: bool = False
+    applied: bool = False  # the request takes effect, then its answer is lost
     times: int | None = 1  # None: until healed
     seen: int = 0  # requests it answered
 
@@ -120,53 +175,29 @@ class TestLMS:
         self.score_log: list[dict] = []  # every accepted score, in order
         self.tokens: dict[str, tuple[str, frozenset, float]] = {}  # -> client, scopes, expiry
         self.used_jtis: set[str] = set()
-        self.used_nonces: set[str] = set()
         self.failures: dict[str, Failure] = {}
         self.tamper = None  # fn(claims) -> id_token string, used for the next launch only
         self.requests: list[tuple[str, str]] = []  # (endpoint, method) of every request
         self._next_item = 0
-        self._loop = None
-        self._server = None
-        self._thread = None
-        self._stopping = None
+        self._server: ThreadedServer | None = None
 
     # --- life ---------------------------------------------------------------------
     def start(self) -> TestLMS:
-        sockets = tornado.netutil.bind_sockets(self.port, self.host)
-        self.port = sockets[0].getsockname()[1]
-        ready = threading.Event()
-
-        def serve():
-            asyncio.set_event_loop(asyncio.new_event_loop())
-            self._loop = tornado.ioloop.IOLoop.current()
-            self._stopping = asyncio.Event()
-            self._server = tornado.httpserver.HTTPServer(self.app())
-            self._server.add_sockets(sockets)
-            self._loop.add_callback(ready.set)
-            self._loop.start()
-            self._loop.close(all_fds=True)
-
-        self._thread = threading.Thread(target=serve, name=f"test-lms-{self.port}", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._server = ThreadedServer(self.app, self.host, self.port).start()
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
-        if self._loop is None:
-            return
-
-        async def shut():
-            self._stopping.set()
+        if self._server is not None:
             self._server.stop()
-            await asyncio.sleep(0)
-            self._loop.stop()
+            self._server = None
 
-        self._loop.add_callback(shut)
-        self._thread.join(10)
-        self._loop = None
+    @property
+    def _stopping(self) -> asyncio.Event:
+        return self._server.stopping
 
     def __enter__(self):
-        return self if self._loop is not None else self.start()
+        return self if self._server is not None else self.start()
 
     def __exit__(self, *exc):
         self.stop()
@@ -255,15 +286,21 @@ class TestLMS:
 
     # --- test controls -----------------------------------------------------------------
     def fail(self, endpoint: str, *, status: int | None = None, reason: str = "",
-             hang: bool = False, garbage: bool = False, times: int | None = 1) -> None:
+             hang: bool = False, garbage: bool = False, applied: bool = False,
+             times: int | None = 1) -> None:
         """The next ``times`` requests (None: all) to ``endpoint`` misbehave: a ``status``
-        (5xx or 4xx, the ``reason`` in the body), a ``hang``, or 200 with ``garbage``."""
+        (5xx or 4xx, the ``reason`` in the body), a ``hang``, or 200 with ``garbage``;
+        before the request takes effect, or after it if ``applied`` (its answer is lost:
+        a score is recorded and counted, the tool does not know it)."""
         if endpoint not in ENDPOINTS:
             raise ValueError(f"endpoint {endpoint!r} is none of {', '.join(ENDPOINTS)}")
         if [status is not None, hang, garbage].count(True) != 1:
             raise ValueError("one of status, hang, garbage")
+        if garbage and endpoint == "scores" and not applied:
+            raise ValueError("a score post's answer has no body the tool reads: garbage in "
+                             "it is a success, so only with applied=True")
         with self.lock:
-            self.failures[endpoint] = Failure(status, reason, hang, garbage, times)
+            self.failures[endpoint] = Failure(status, reason, hang, garbage, applied, times)
 
     def heal(self, endpoint: str | None = None) -> None:
         with self.lock:
@@ -285,13 +322,12 @@ class TestLMS:
         token.make_signed_token(key)
         return token.serialize()
 
-    def login_initiation(self, user_id: str, context_id: str, link_id: str | None = None,
-                         target_link_uri: str | None = None) -> str:
+    def login_initiation(self, user_id: str, context_id: str, link_id: str | None = None) -> str:
         """The URL that starts a launch: the tool's OIDC login initiation, with its hints."""
         course = self.courses[context_id]
         link_id = link_id or next(iter(course["links"]))
         params = {"iss": self.issuer, "login_hint": user_id,
-                  "target_link_uri": target_link_uri or self._target(),
+                  "target_link_uri": self._target(),
                   "lti_message_hint": f"{context_id} {link_id}",
                   "client_id": self.tool.client_id,
                   "lti_deployment_id": self.tool.deployment_id}
@@ -333,7 +369,9 @@ class TestLMS:
         return claims
 
     def _target(self) -> str:
-        return self.tool.target_link_uri or (self.tool.redirect_uris or [""])[0]
+        if self.tool.target_link_uri:
+            return self.tool.target_link_uri
+        return urlunsplit(urlsplit(self.tool.login_url)._replace(path="/", query=""))
 
     # --- internals --------------------------------------------------------------------
     def _public_item(self, item: dict) -> dict:
@@ -356,9 +394,15 @@ class TestLMS:
             (ctx + r"/names_and_roles", MembershipsHandler, args),
             (ctx + r"/line_items", LineItemsHandler, args),
             (ctx + r"/line_items/(\d+)", LineItemHandler, args),
-            (ctx + r"/line_items/(\d+)/scores", ScoresHandler, args),
-            (ctx + r"/line_items/(\d+)/results", ResultsHandler, args),
+            (ctx + r"/line_items/(\d+)" + spec.SCORES_SUFFIX, ScoresHandler, args),
+            (ctx + r"/line_items/(\d+)" + spec.RESULTS_SUFFIX, ResultsHandler, args),
         ])
+
+
+def unsigned_token(claims: dict, header: dict | None = None) -> str:
+    """An ``alg: none`` JWT of ``claims`` (which jwcrypto will not make): a bad token for tests."""
+    parts = (header or {"alg": "none", "typ": "JWT"}, claims)
+    return ".".join(base64url_encode(json.dumps(part)) for part in parts) + "."
 
 
 def _with_query(url: str, params: dict) -> str:
@@ -384,6 +428,8 @@ class Handler(tornado.web.RequestHandler):
     def check_xsrf_cookie(self):  # an API and a platform's form endpoints: no XSRF cookie
         pass
 
+    late: Failure | None = None  # a failure that answers once the request took effect
+
     async def prepare(self):
         with self.lms.lock:
             self.lms.requests.append((self.endpoint, self.request.method))
@@ -394,19 +440,44 @@ class Handler(tornado.web.RequestHandler):
                     del self.lms.failures[self.endpoint]
         if failure is None:
             return
-        if failure.hang:
-            try:
-                await asyncio.wait_for(self.lms._stopping.wait(), HANG_SECONDS)
-            except asyncio.TimeoutError:
-                pass
+        if failure.applied:
+            self.late = failure
+        elif failure.hang:
+            await self.hang()
             raise tornado.web.Finish()
+        else:
+            self.misbehave(failure)
+
+    async def hang(self) -> None:
+        try:
+            await asyncio.wait_for(self.lms._stopping.wait(), HANG_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+
+    def misbehave(self, failure: Failure):
+        """The failure's answer, in place of the request's."""
+        self.clear()
         self.set_status(200 if failure.garbage else failure.status)
         if failure.garbage:
             self.set_header("Content-Type", "application/json")
-            self.finish('{"members": [{"user_id": "u1", "roles": ')  # cut short
-        else:
-            reason = failure.reason or http.client.responses.get(failure.status, "error")
-            self.finish({"errors": [{"message": reason}]})
+            return self.finish('{"members": [{"user_id": "u1", "roles": ')  # cut short
+        reason = failure.reason or http.client.responses.get(failure.status, "error")
+        return self.finish({"errors": [{"message": reason}]})
+
+    def finish(self, chunk=None):
+        late, self.late = self.late, None
+        if late is None:
+            return super().finish(chunk)
+        if not late.hang:
+            return self.misbehave(late)
+        self._auto_finish = False  # the answer comes when the hang ends, if anyone still waits
+
+        async def answer_later():
+            await self.hang()
+            if not self._finished:
+                super(Handler, self).finish()
+
+        return asyncio.ensure_future(answer_later())
 
     def refuse(self, status: int, error: str, description: str = ""):
         raise Refusal(status, error, description)
@@ -829,7 +900,7 @@ class ResultsHandler(ServiceHandler):
         user = self.get_argument("user_id", None)
         with self.lms.lock:
             item = self.item(context_id, number)
-            results = [{"id": f"{item['id']}/results/{uid}", "scoreOf": item["id"],
+            results = [{"id": f"{item['id']}{spec.RESULTS_SUFFIX}/{uid}", "scoreOf": item["id"],
                         "userId": uid, "resultScore": s.get("scoreGiven"),
                         "resultMaximum": s.get("scoreMaximum"), "timestamp": s["timestamp"],
                         **({"comment": s["comment"]} if s.get("comment") else {})}
@@ -862,20 +933,27 @@ def main(argv=None) -> int:
     parser.add_argument("--redirect-uri", action="append",
                         help="a registered redirect URI (default: "
                         "TOOL_URL/hub/lti13/oauth_callback)")
-    parser.add_argument("--tool-jwks-url", help="the tool's JWKS URL "
-                        "(default: TOOL_URL/services/rnn-course-grader/lti/jwks.json)")
+    parser.add_argument("--target-link-uri", help="where a launch lands (default: TOOL_URL/hub, "
+                        "the hub's home)")
+    parser.add_argument("--course", default="rnn-course",
+                        help="the nbgrader course the LMS course maps to")
+    parser.add_argument("--tool-jwks-url", help="the tool's JWKS URL (default: the course's "
+                        "grading service's, TOOL_URL/services/COURSE-grader/lti/jwks.json)")
     parser.add_argument("--client-id", default=ToolRegistration.client_id)
     parser.add_argument("--deployment-id", default=ToolRegistration.deployment_id)
     parser.add_argument("--context-id", default="rnn-101")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # each request
     tool_url = args.tool_url.rstrip("/")
     tool = ToolRegistration(
         client_id=args.client_id, deployment_id=args.deployment_id,
         login_url=args.login_url or tool_url + "/hub/lti13/oauth_login",
         redirect_uris=args.redirect_uri or [tool_url + "/hub/lti13/oauth_callback"],
-        jwks_url=args.tool_jwks_url or tool_url + "/services/rnn-course-grader/lti/jwks.json")
+        target_link_uri=args.target_link_uri or tool_url + "/hub",
+        jwks_url=args.tool_jwks_url or
+        f"{tool_url}/services/{roles.grading_service(args.course)}/{keys.JWKS_PATH}")
     lms = TestLMS(tool, host=args.host, port=args.port)
     sample_class(lms, args.context_id)
     lms.start()
@@ -884,7 +962,7 @@ def main(argv=None) -> int:
     for name in ("issuer", "client_id", "deployment_id", "authorize_url", "token_url",
                  "jwks_url"):
         print(f"c.LtiPlatform.{name} = {config[name]!r}")
-    print(f"c.LtiPlatform.contexts = {{{args.context_id!r}: 'rnn-course'}}")
+    print(f"c.LtiPlatform.contexts = {{{args.context_id!r}: {args.course!r}}}")
     print(f"c.LtiPlatform.services = {config['services']!r}")
     print(f"registered: login {tool.login_url}, redirect {tool.redirect_uris}, "
           f"tool JWKS {tool.jwks_url}", flush=True)
