@@ -11,9 +11,11 @@ HUB_ARGS=--with-test-lms`` does; Playwright drives Debian's chromium:
    assignment; the student fetches it, and submits it with the solutions in;
 2. the grading service grades it and releases the feedback; the student fetches
    the feedback in the iframe and its score is the service's;
-3. an instructor launched from the same LMS page is in the course's staff group:
-   the formgrader and the grading service's status page open for them; for the
-   student both answer 403;
+3. an instructor launched from the same LMS (the link followed in a tab: the
+   formgrader and the grading service are not framed) is in the course's staff
+   group: the grading service's status page and the formgrader open for them;
+   the LMS's gradebook holds the score the feedback shows (the grading service
+   posted it); for the student both pages answer 403;
 4. at the HTTP level, against the running hub: the login initiation's cookies
    are ``SameSite=None; Secure``, and a replayed launch (the same id_token, state
    and cookies) is refused.
@@ -266,12 +268,39 @@ def _flow(window, browser, st, url, lms, times):
     assert f"Score: {row['score']:.1f} / {row['max_score']:.1f}" in text
     step(times, "feedback fetched", t0)
 
-    # 4. the student may open neither the status page nor the formgrader (in the frame)
+    # 4. the LMS's gradebook holds that score: the grading service posted it (AGS)
+    grade = wait_lms_grade(lms, student, time.monotonic())
+    step(times, "graded -> in the LMS's gradebook", submitted_at)
+    assert (grade["scoreGiven"], grade["scoreMaximum"]) == (row["score"], row["max_score"]), grade
+    assert grade["gradingProgress"] == "FullyGraded", grade
+    lms_page = ictx.new_page()
+    lms_page.goto(f"{lms.url}/gradebook")
+    assert lms_page.locator("td", has_text=student).first.is_visible()
+    assert f"{row['score']:g}" in lms_page.locator("table").first.inner_text()
+    shot(lms_page, "06-lms-gradebook")
+
+    # 5. the student may open neither the status page nor the formgrader (in the frame)
     for denied_url in (f"{service}/api/status", fg):
         answer = frame.goto(denied_url)
         assert answer.status == 403, (denied_url, answer.status, answer.text()[:300])
     shot(page, "05-student-403-formgrader")
     step(times, "whole flow", t0)
+
+
+LMS_TIMEOUT_S = 60  # from the grade recorded to the LMS holding it (the service polls)
+
+
+def wait_lms_grade(lms, student: str, since: float) -> dict:
+    """The LMS's last accepted score of ``student`` for the assignment, once it has one."""
+    while True:
+        item = lms.item_of(hublti.TEST_CONTEXT, ASSIGNMENT)
+        grade = item and lms.grade(item["id"], student)
+        if grade:
+            assert lms.posts(item["id"], student) == 1  # exactly once
+            return grade
+        assert time.monotonic() - since < LMS_TIMEOUT_S, \
+            f"the LMS has no grade after {LMS_TIMEOUT_S} s: {lms.items()}"
+        time.sleep(1)
 
 
 def wait_graded(ipage, service: str, student: str, since: float) -> dict:
@@ -321,3 +350,6 @@ def test_the_running_hub_sets_iframe_cookies_and_refuses_a_replayed_launch(lti_h
     assert replay.status_code == 400, (replay.status_code, replay.text[:500])
     assert "used before" in replay.text
     assert not any(c.name.startswith("jupyterhub-hub-login") for c in replay.cookies)
+    # the tool's public key, where the LMS reads it
+    jwks = requests.get(hublti.registration(st.url)["tool JWKS URL"], verify=cert, timeout=30)
+    assert jwks.json() == {"keys": [st.lti_tool_jwk]}

@@ -330,6 +330,10 @@ def test_an_lms_id_that_is_no_hub_name_gets_a_clear_page(auth, platform, account
     refused(lambda: model(auth, platform, sub=sub), 403, words)
 
 
+def test_the_hub_name_is_the_lms_id_as_the_roster_maps_it(auth, platform, accounts):
+    assert model(auth, platform, sub=STUDENT_ID.upper())["name"] == STUDENT_ID
+
+
 def test_only_a_course_member_is_admitted(auth):
     assert auth.check_allowed(STUDENT_ID, {"groups": [student_group(COURSE)]})
     assert not auth.check_allowed(STUDENT_ID, {"groups": []})

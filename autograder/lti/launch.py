@@ -14,10 +14,10 @@ each of these:
 - ``sub`` is required, and the deployment id is one of ``deployment_id``;
 - each state and each nonce is used once (:class:`OnceOnly`), and a state
   cookie older than :data:`STATE_MAX_AGE_S` is refused;
-- the hub name is a stable claim (``username_key``, ``sub`` by default),
-  a valid student id (:func:`autograder.course.student_id_problem`) and an
-  existing unprivileged local account that is not one of ``reserved_names``
-  (the graders' accounts);
+- the hub name is the stable ``sub`` as :func:`autograder.lti.users.user_name`
+  maps it (the grading service's roster does the same), a valid student id,
+  and an existing unprivileged local account that is not one of
+  ``reserved_names`` (the graders' accounts);
 - the LTI context is a course of ``courses`` (context id -> course id) and the
   LTI roles a course role (:func:`autograder.roles.lti_role`), or the launch is
   refused with a 403 page; the user's groups follow the launch
@@ -39,17 +39,17 @@ import json
 import pwd
 import time
 
+from jupyterhub.handlers import BaseHandler
 from ltiauthenticator.lti13.auth import LTI13Authenticator
 from ltiauthenticator.lti13.error import InvalidAudienceError, ValidationError
 from ltiauthenticator.lti13.handlers import LTI13CallbackHandler, LTI13LoginInitHandler
 from tornado.web import HTTPError
 from traitlets import Bool, Dict, Set, Unicode, default
 
-from autograder.course import student_id_problem
 from autograder.lti import spec
+from autograder.lti.keys import JWKS_PATH
+from autograder.lti.users import user_name
 from autograder.roles import STAFF_PREFIX, STUDENT_PREFIX, lti_role, staff_group, student_group
-
-CUSTOM_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/custom"
 
 # Limits of a launch.  A real id_token is a few KiB (Canvas and Moodle: 2-6 KiB with
 # their custom, AGS and NRPS claims): 32 KiB leaves room; no single claim over 8 KiB.
@@ -139,19 +139,13 @@ class OnceOnly:
         self._seen[key] = now + self.ttl
 
 
-def hub_name(claims: dict, key: str) -> str:
-    """The hub name of a launch: claim ``key`` (``custom_x``: the custom claim's ``x``)."""
-    data = claims
-    if key.startswith("custom_"):
-        data, key = claims.get(CUSTOM_CLAIM) or {}, key[len("custom_"):]
-    name = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(name, str) or not name:
-        raise LaunchRefused(400, f"LTI launch refused: the id_token has no {key!r} claim, the "
-                                 "user's name on this hub")
-    problem = student_id_problem(name)
-    if problem is not None:
-        raise LaunchRefused(403, f"LTI launch refused: the LMS user id {problem}; ask the "
-                                 "course's instructor to set this hub's user name claim")
+def hub_name(claims: dict) -> str:
+    """The hub name of a launch: the LMS's ``sub`` (:func:`autograder.lti.users.user_name`,
+    the mapping the grading service's roster uses too)."""
+    name, why = user_name(claims.get("sub"))
+    if name is None:
+        raise LaunchRefused(403, f"LTI launch refused: {why}; this hub cannot have such a user "
+                                 "(ask the course's instructor)")
     return name
 
 
@@ -271,6 +265,17 @@ class LaunchCallbackHandler(LTI13CallbackHandler):
         return super().write_error(status_code, **kwargs)
 
 
+class ToolJwksHandler(BaseHandler):
+    """The tool's public JWKS, where the LMS reads it (its token endpoint checks the grading
+    service's signed requests against it)."""
+
+    def get(self):
+        if not self.authenticator.tool_jwks:
+            raise HTTPError(404, "no tool key configured")
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps(self.authenticator.tool_jwks))
+
+
 class CourseLTIAuthenticator(LTI13Authenticator):
     """LTI 1.3 login for the course's hub (module docstring)."""
 
@@ -285,9 +290,8 @@ class CourseLTIAuthenticator(LTI13Authenticator):
     reserved_names = Set(Unicode(), config=True,
                          help="Local accounts no launch may log in as (the graders').")
 
-    @default("username_key")
-    def _default_username_key(self):
-        return "sub"  # stable, and present in every launch (the e-mail may change)
+    tool_jwks = Dict(config=True, help="The tool's public JWKS (`python -m autograder lti keys`),"
+                     " served at /hub/" + JWKS_PATH + " for the LMS")
 
     @default("manage_groups")
     def _default_manage_groups(self):
@@ -301,7 +305,7 @@ class CourseLTIAuthenticator(LTI13Authenticator):
 
     async def authenticate(self, handler, data=None):
         claims = data or {}
-        name = self.normalize_username(hub_name(claims, self.username_key))
+        name = hub_name(claims)
         course = course_of(claims, self.courses)
         role = role_of(claims, course)
         check_account(name, self.reserved_names)
@@ -320,8 +324,8 @@ class CourseLTIAuthenticator(LTI13Authenticator):
                            if k.startswith("https://purl.imsglobal.org/spec/lti")},
         }
 
-    def normalize_username(self, username):
-        return username  # the LMS's id as it is: a hub name is the student id
+    def get_handlers(self, app):
+        return [*super().get_handlers(app), ("/" + JWKS_PATH, ToolJwksHandler)]
 
     def check_allowed(self, username, authentication=None):
         groups = (authentication or {}).get("groups") or []

@@ -44,6 +44,7 @@ from autograder.lti.launch import settings_of  # noqa: E402
 for name, value in settings_of(platform).items():  # the LMS's registration (c.LtiPlatform)
     setattr(c.CourseLTIAuthenticator, name, value)
 c.CourseLTIAuthenticator.reserved_names = {s["grader"]}
+c.CourseLTIAuthenticator.tool_jwks = lti["tool_jwks"]  # served at /hub/lti/jwks.json
 c.CourseLTIAuthenticator.uri_scheme = "https"
 # admission and groups come from each launch (manage_groups): no list of users here
 c.Authenticator.allowed_users = set()

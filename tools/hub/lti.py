@@ -38,6 +38,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from autograder.lti.keys import JWKS_PATH
 from autograder.lti.launch import CROSS_SITE_COOKIE, allow_partitioned_cookies
 
 HERE = Path(__file__).resolve().parent
@@ -85,13 +86,12 @@ def platform_of(course_dir: Path) -> dict:
 def registration(hub_url: str) -> dict:
     """What an LMS administrator registers for this hub (docs/lms.md, the banner)."""
     from autograder.lti import spec
-    from autograder.roles import grading_service
 
     return {
         "login initiation URL (OIDC)": hub_url + LOGIN_PATH,
         "redirect URI": hub_url + CALLBACK_PATH,
         "target link URI": hub_url + "/hub/",
-        "tool JWKS URL": f"{hub_url}/services/{grading_service('rnn-course')}/lti/jwks.json",
+        "tool JWKS URL": f"{hub_url}/hub/{JWKS_PATH}",
         "tool configuration (JSON)": hub_url + CONFIG_PATH,
         "scopes": " ".join(spec.TOOL_SCOPES),
     }
@@ -144,7 +144,7 @@ def ssl_context(cert: Path) -> ssl.SSLContext:
 # --------------------------------------------------------------------------- #
 # the hub's configuration
 # --------------------------------------------------------------------------- #
-def write_config(st, platform: dict, frame_ancestors: list[str]) -> dict:
+def write_config(st, platform: dict, frame_ancestors: list[str], tool_jwk: dict) -> dict:
     """The hub's LTI files; returns settings.json's ``lti`` entry."""
     cert, key = ensure_certificate(st.hub_dir)
     # the hub process imports autograder.lti.launch and autograder.roles from a copy
@@ -169,7 +169,8 @@ def write_config(st, platform: dict, frame_ancestors: list[str]) -> dict:
         f"c = get_config()  # noqa: F821\nc.ServerApp.tornado_settings = {settings!r}\n")
     os.chmod(config, 0o644)
     shutil.copy(HERE / "jupyterhub_lti_config.py", st.hub_dir / "jupyterhub_lti_config.py")
-    return {"platform": platform, "cert": str(cert), "key": str(key), "lib": str(lib),
+    return {"platform": platform, "tool_jwks": {"keys": [tool_jwk]},
+            "cert": str(cert), "key": str(key), "lib": str(lib),
             "frame_ancestors": frame_ancestors, "server_config": str(server_config)}
 
 
@@ -235,7 +236,7 @@ def prepare(st, platform: dict | None, as_grader) -> dict:
         raise LtiError(f"python -m autograder lti keys printed no JWKS: {out[:200]!r}") from None
     hub_platform = {k: platform[k] for k in ("issuer", "client_id", "deployment_id",
                                              "authorize_url", "jwks_url", "contexts")}
-    st.lti = write_config(st, hub_platform, [origin(platform["authorize_url"])])
+    st.lti = write_config(st, hub_platform, [origin(platform["authorize_url"])], tool_jwk)
     return tool_jwk
 
 
