@@ -39,7 +39,7 @@ import json
 import pwd
 import time
 
-from jupyterhub.handlers import BaseHandler
+from jwcrypto import jwk
 from ltiauthenticator.lti13.auth import LTI13Authenticator
 from ltiauthenticator.lti13.error import InvalidAudienceError, ValidationError
 from ltiauthenticator.lti13.handlers import LTI13CallbackHandler, LTI13LoginInitHandler
@@ -49,6 +49,7 @@ from traitlets import Bool, Dict, Set, Unicode, default
 from autograder.lti import spec
 from autograder.lti.keys import JWKS_PATH
 from autograder.lti.users import user_name
+from autograder.lti.web import jwks_route
 from autograder.roles import STAFF_PREFIX, STUDENT_PREFIX, lti_role, staff_group, student_group
 
 # Limits of a launch.  A real id_token is a few KiB (Canvas and Moodle: 2-6 KiB with
@@ -265,17 +266,6 @@ class LaunchCallbackHandler(LTI13CallbackHandler):
         return super().write_error(status_code, **kwargs)
 
 
-class ToolJwksHandler(BaseHandler):
-    """The tool's public JWKS, where the LMS reads it (its token endpoint checks the grading
-    service's signed requests against it)."""
-
-    def get(self):
-        if not self.authenticator.tool_jwks:
-            raise HTTPError(404, "no tool key configured")
-        self.set_header("Content-Type", "application/json")
-        self.write(json.dumps(self.authenticator.tool_jwks))
-
-
 class CourseLTIAuthenticator(LTI13Authenticator):
     """LTI 1.3 login for the course's hub (module docstring)."""
 
@@ -325,7 +315,11 @@ class CourseLTIAuthenticator(LTI13Authenticator):
         }
 
     def get_handlers(self, app):
-        return [*super().get_handlers(app), ("/" + JWKS_PATH, ToolJwksHandler)]
+        handlers = super().get_handlers(app)
+        if self.tool_jwks:  # /hub/lti/jwks.json
+            key = jwk.JWK(**self.tool_jwks["keys"][0])
+            handlers.append(jwks_route("", key))
+        return handlers
 
     def check_allowed(self, username, authentication=None):
         groups = (authentication or {}).get("groups") or []
