@@ -785,11 +785,9 @@ def main(argv: list[str] | None = None) -> int:
                       "password"), help="password (default, $HUB_LOGIN) or lti: an LMS's LTI "
                       "1.3 launch, c.LtiPlatform of nbgrader_config.py (docs/lms.md)")
     p_up.add_argument("--with-test-lms", action="store_true",
-                      help="with --login lti: the project's test LMS beside the hub")
+                      help="LTI login from the project's test LMS, run beside the hub")
     args = parser.parse_args(argv)
-    if args.with_test_lms and args.login != "lti":
-        parser.error("--with-test-lms goes with --login lti")
-    st = Settings(state=args.state, login=args.login)
+    st = Settings(state=args.state, login="lti" if args.with_test_lms else args.login)
     return up(st, test_lms=args.with_test_lms)
 
 
