@@ -80,8 +80,8 @@ def lti_hub():
     running = lms = None
     try:
         t = time.monotonic()
-        lms, platform = hublti.start_test_lms(st, st.url)
-        hubtools.prepare(st, platform)
+        lms, st.lti_platform = hublti.start_test_lms(st, st.url)
+        hubtools.prepare(st)
         lms.tool.public_jwk = st.lti_tool_jwk
         print(f"\n[hub lti test] set-up: {time.monotonic() - t:.1f} s", flush=True)
         t = time.monotonic()

@@ -110,6 +110,7 @@ class Settings:
     serve_args: list[str] = dataclasses.field(default_factory=list)
     # "password" (PAM) or "lti" (an LMS's LTI 1.3 launch, over HTTPS: tools/hub/lti.py)
     login: str = "password"
+    lti_platform: dict | None = None  # an LMS's registration (the test LMS's); else c.LtiPlatform
     lti: dict | None = None  # settings.json's "lti" entry (lti.prepare)
     lti_tool_jwk: dict | None = None  # the tool's public key (lti.prepare)
 
@@ -459,9 +460,8 @@ def write_config(st: Settings) -> Path:
     return st.hub_dir / "jupyterhub_config.py"
 
 
-def prepare(st: Settings, lti_platform: dict | None = None) -> tuple[dict[str, str], list[str]]:
-    """Every set-up step; the accounts' passwords (the grader's left out), the released.
-    ``lti_platform``: an LMS's registration (the test LMS's) for ``st.login == "lti"``."""
+def prepare(st: Settings) -> tuple[dict[str, str], list[str]]:
+    """Every set-up step; the accounts' passwords (the grader's left out), the released."""
     if os.geteuid() != 0:
         raise HubError("run as root: the hub makes Unix accounts and runs servers as them")
     sys.path.insert(0, str(st.repo))
@@ -483,7 +483,7 @@ def prepare(st: Settings, lti_platform: dict | None = None) -> tuple[dict[str, s
         grader = dict(user=st.grader, env=user_env(st, st.grader, PYTHONPATH=str(st.course)),
                       cwd=st.course)
         try:
-            st.lti_tool_jwk = lti.prepare(st, lti_platform, lambda argv, what: run(
+            st.lti_tool_jwk = lti.prepare(st, st.lti_platform, lambda argv, what: run(
                 argv, what, **grader))
         except lti.LtiError as exc:
             raise HubError(str(exc)) from None
@@ -743,11 +743,11 @@ class Stopping:
 def up(st: Settings, test_lms: bool = False) -> int:
     stopping = Stopping()
     stopping.install()  # before anything starts: a signal in set-up still cleans up
-    hub = lms = platform = None
+    hub = lms = None
     try:
         if test_lms:
-            lms, platform = lti.start_test_lms(st, st.url)
-        passwords, released = prepare(st, platform)
+            lms, st.lti_platform = lti.start_test_lms(st, st.url)
+        passwords, released = prepare(st)
         if lms is not None:  # it cannot read the tool's JWKS URL (self-signed HTTPS): pasted
             lms.tool.public_jwk = st.lti_tool_jwk
         hub = start(st)
