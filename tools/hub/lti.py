@@ -83,6 +83,23 @@ def platform_of(course_dir: Path) -> dict:
             ("issuer", "client_id", "deployment_id", "authorize_url", "jwks_url", "contexts")}
 
 
+# where the LMS's course pages are, when not at its authorization URL's origin (Canvas
+# Cloud authorizes at sso.canvaslms.com): origins the hub's pages may be framed by
+LMS_ORIGINS_ENV = "RNN_HUB_LMS_ORIGINS"
+
+
+def frame_ancestors(platform: dict) -> list[str]:
+    """The origins that may frame the hub: the LMS's authorization URL's, and $RNN_HUB_LMS_ORIGINS
+    (space-separated, each checked to be an origin)."""
+    origins = [origin(platform["authorize_url"])]
+    for extra in os.environ.get(LMS_ORIGINS_ENV, "").split():
+        if origin(extra) != extra or urlsplit(extra).scheme not in ("http", "https"):
+            raise LtiError(f"${LMS_ORIGINS_ENV}: {extra[:80]!r} is not an origin "
+                           "(https://lms.example.edu, no path)")
+        origins.append(extra)
+    return origins
+
+
 def registration(hub_url: str) -> dict:
     """What an LMS administrator registers for this hub (docs/lms.md, the banner)."""
     from autograder.lti import spec
@@ -236,7 +253,7 @@ def prepare(st, platform: dict | None, as_grader) -> dict:
         raise LtiError(f"python -m autograder lti keys printed no JWKS: {out[:200]!r}") from None
     hub_platform = {k: platform[k] for k in ("issuer", "client_id", "deployment_id",
                                              "authorize_url", "jwks_url", "contexts")}
-    st.lti = write_config(st, hub_platform, [origin(platform["authorize_url"])], tool_jwk)
+    st.lti = write_config(st, hub_platform, frame_ancestors(platform), tool_jwk)
     return tool_jwk
 
 
