@@ -52,3 +52,20 @@ def test_what_make_hub_prints_for_the_lms_administrator():
     doc = (REPO / "docs" / "lms.md").read_text()
     for value in ("/hub/lti13/oauth_login", "/hub/lti13/oauth_callback", "/hub/lti/jwks.json"):
         assert value in doc
+
+
+def test_login_lti_reads_the_courses_lms_registration_or_says_what_is_missing(tmp_path):
+    values = {"issuer": "https://lms.example.edu", "client_id": "tool-1",
+              "deployment_id": "d1", "authorize_url": "https://lms.example.edu/auth",
+              "token_url": "https://lms.example.edu/token",
+              "jwks_url": "https://lms.example.edu/jwks", "contexts": {"ctx-1": "rnn-course"}}
+    config = tmp_path / "nbgrader_config.py"
+    config.write_text("c = get_config()\n")
+    with pytest.raises(hublti.LtiError, match="sets no c.LtiPlatform.issuer"):
+        hublti.platform_of(tmp_path)
+    hublti.configure_course(tmp_path, {k: v for k, v in values.items() if k != "jwks_url"})
+    with pytest.raises(hublti.LtiError, match="lacks jwks_url") as exc:
+        hublti.platform_of(tmp_path)
+    assert "\n" not in str(exc.value)
+    hublti.configure_course(tmp_path, values)
+    assert hublti.platform_of(tmp_path) == {k: v for k, v in values.items() if k != "token_url"}
