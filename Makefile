@@ -54,8 +54,10 @@ clean:
 
 # A real JupyterHub on http://127.0.0.1:18000 serving this course (as root;
 # docs/jupyterhub.md): accounts, the formgrader and grading services; Ctrl-C stops it.
+# LTI 1.3 login from an LMS instead of passwords (docs/lms.md): HUB_LOGIN=lti, and
+# HUB_ARGS=--with-test-lms for the project's test LMS beside it.
 hub: $(STAMP)
-	$(PY) tools/hub/hub.py up
+	$(PY) tools/hub/hub.py up $(HUB_ARGS)
 
 # The browser end-to-end test in that hub alone (also part of `make test`: marked slow).
 hub-test: $(STAMP)

@@ -82,14 +82,19 @@ def _remove_account(user: str) -> None:
     subprocess.run([hubtools.tool("userdel"), "--remove", user], capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def hub():
+def require_root_and_chromium(test_file: str) -> None:
+    """A hub test runs as root (accounts, servers as other users) with Debian's chromium."""
     if os.geteuid() != 0:
-        pytest.fail("tests/test_hub.py runs as root (it makes accounts and runs a hub)",
+        pytest.fail(f"{test_file} runs as root (it makes accounts and runs a hub)",
                     pytrace=False)
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing (tools/install-system-deps.sh installs chromium)",
                     pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def hub():
+    require_root_and_chromium("tests/test_hub.py")
     state = Path(tempfile.mkdtemp(prefix="rnn-hub-test-", dir="/tmp"))
     course_a, course_b = (c.id for c in hubtools.default_courses())
     st = hubtools.Settings(

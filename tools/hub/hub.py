@@ -56,6 +56,9 @@ from pathlib import Path
 
 import tomllib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lti  # noqa: E402  (tools/hub/lti.py)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
@@ -152,6 +155,11 @@ class Settings:
     # arguments of `python -m autograder serve`, the grading services
     serve_args: list[str] = dataclasses.field(default_factory=list)
     exchange: str = "file"  # one of EXCHANGES
+    # "password" (PAM) or "lti" (an LMS's LTI 1.3 launch, over HTTPS: tools/hub/lti.py)
+    login: str = "password"
+    lti_platform: dict | None = None  # an LMS's registration (the test LMS's); else c.LtiPlatform
+    lti: dict | None = None  # settings.json's "lti" entry (lti.prepare)
+    lti_tool_jwk: dict | None = None  # the tool's public key (lti.prepare)
 
     @property
     def venv(self) -> Path:
@@ -197,7 +205,8 @@ class Settings:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['hub']}"
+        scheme = "https" if self.login == "lti" else "http"
+        return f"{scheme}://127.0.0.1:{self.ports['hub']}"
 
     @property
     def staff(self) -> list[str]:
@@ -598,7 +607,10 @@ def hub_settings(st: Settings) -> dict:
 def write_config(st: Settings) -> Path:
     st.hub_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(st.hub_dir, 0o700)  # cookie secret, hub database
-    (st.hub_dir / "settings.json").write_text(json.dumps(hub_settings(st), indent=2))
+    settings = hub_settings(st)
+    if st.lti:
+        settings["lti"] = st.lti
+    (st.hub_dir / "settings.json").write_text(json.dumps(settings, indent=2))
     shutil.copy(HERE / "jupyterhub_config.py", st.hub_dir / "jupyterhub_config.py")
     return st.hub_dir / "jupyterhub_config.py"
 
@@ -623,6 +635,15 @@ def prepare(st: Settings) -> tuple[dict[str, str], dict[str, list[str]]]:
     passwords = ensure_accounts(st)
     for course in st.courses:
         copy_course(st, course)
+    if st.login == "lti":  # the LMS's course is the hub's first course (tools/hub/lti.py)
+        first = st.courses[0]
+        grader = dict(user=first.grader, cwd=st.course_dir(first),
+                      env=user_env(st, first.grader, PYTHONPATH=str(st.course_dir(first))))
+        try:
+            st.lti_tool_jwk = lti.prepare(st, st.lti_platform, lambda argv, what: run(
+                argv, what, **grader))
+        except lti.LtiError as exc:
+            raise HubError(str(exc)) from None
     log(f"accounts and course copies ready ({time.monotonic() - t:.1f} s)")
     ensure_server_config(st)
     t = time.monotonic()
@@ -826,7 +847,8 @@ def _wait_ready(hub: Hub, timeout: float) -> Hub:
         if proc.poll() is not None:  # what it had started (the proxy, a service) is stopped
             raise HubError(f"jupyterhub exited ({proc.returncode}); its log:\n{hub.log_tail()}")
         try:
-            with urllib.request.urlopen(f"{st.url}/hub/login", timeout=2) as r:
+            context = lti.ssl_context(st.lti["cert"]) if st.lti else None
+            with urllib.request.urlopen(f"{st.url}/hub/login", timeout=2, context=context) as r:
                 if r.status == 200:
                     return hub
         except (urllib.error.URLError, OSError):
@@ -892,14 +914,20 @@ class Stopping:
             signal.signal(sig, self)
 
 
-def up(st: Settings) -> int:
+def up(st: Settings, test_lms: bool = False) -> int:
     stopping = Stopping()
     stopping.install()  # before anything starts: a signal in set-up still cleans up
-    hub = None
+    hub = lms = None
     try:
+        if test_lms:
+            lms, st.lti_platform = lti.start_test_lms(st, st.url)
         passwords, released = prepare(st)
+        if lms is not None:  # it cannot read the tool's JWKS URL (self-signed HTTPS): pasted
+            lms.tool.public_jwk = st.lti_tool_jwk
         hub = start(st)
         print(banner(st, passwords, released), flush=True)
+        if st.login == "lti":
+            print(lti.banner(st, lms), flush=True)
         while hub.alive():
             hub.track()
             time.sleep(1)
@@ -916,6 +944,9 @@ def up(st: Settings) -> int:
             hub.stop()
         log("stopped")
         return 0
+    finally:
+        if lms is not None:
+            lms.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -927,9 +958,15 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--exchange", choices=EXCHANGES, default=Settings.exchange,
                       help="how servers exchange assignments: nbgrader's shared folder (file) "
                       "or the grading services over HTTP (http); default %(default)s")
+    p_up.add_argument("--login", choices=lti.LOGINS, default=os.environ.get("HUB_LOGIN",
+                      "password"), help="password (default, $HUB_LOGIN) or lti: an LMS's LTI "
+                      "1.3 launch, c.LtiPlatform of nbgrader_config.py (docs/lms.md)")
+    p_up.add_argument("--with-test-lms", action="store_true",
+                      help="LTI login from the project's test LMS, run beside the hub")
     args = parser.parse_args(argv)
-    st = Settings(state=args.state, exchange=args.exchange)
-    return up(st)
+    st = Settings(state=args.state, exchange=args.exchange,
+                  login="lti" if args.with_test_lms else args.login)
+    return up(st, test_lms=args.with_test_lms)
 
 
 if __name__ == "__main__":

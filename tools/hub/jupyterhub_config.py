@@ -80,3 +80,7 @@ for course in s["courses"]:
                      *grading["args"]],
          "environment": env, **grader},
     ]
+
+if s.get("lti"):  # login by an LMS's LTI 1.3 launch, over HTTPS (tools/hub/lti.py)
+    with open(os.path.join(s["hub_dir"], "jupyterhub_lti_config.py")) as f:
+        exec(compile(f.read(), f.name, "exec"))
