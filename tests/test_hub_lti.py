@@ -49,6 +49,7 @@ from test_hub import (  # noqa: E402
     CHROMIUM,
     TIMEOUT_MS,
     _remove_account,
+    notebook_path,
     require_root_and_chromium,
     wait_released,
 )
@@ -228,7 +229,7 @@ def _flow(window, browser, st, url, lms, times):
     fetched = frame.locator("#fetched_assignments_list > .list_item", has_text=ASSIGNMENT)
     fetched.wait_for()
     shot(page, "01-student-launched-in-the-lms-iframe")
-    path = f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+    path = notebook_path(st.courses[0], ASSIGNMENT)  # <course>/<assignment>/ on this hub
     released = nbformat.from_dict(contents(frame, url, student, path)["content"])
     filled = fill_solutions(released, nbformat.read(
         REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4))
@@ -265,9 +266,10 @@ def _flow(window, browser, st, url, lms, times):
     subitem.locator('button:text("Fetch Feedback")').click()
     subitem.locator('a:text("view feedback")').wait_for()
     shot(page, "02-student-feedback-fetched-in-the-iframe")
-    folder = contents(frame, url, student, f"{ASSIGNMENT}/feedback")["content"]
+    folder = contents(frame, url, student, f"{st.courses[0].id}/{ASSIGNMENT}/feedback")["content"]
     (stamp,) = [x["name"] for x in folder if x["type"] == "directory"]
-    page_html = contents(frame, url, student, f"{ASSIGNMENT}/feedback/{stamp}/{ASSIGNMENT}.html")
+    page_html = contents(frame, url, student,
+                         f"{st.courses[0].id}/{ASSIGNMENT}/feedback/{stamp}/{ASSIGNMENT}.html")
     text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page_html["content"])).split())
     assert f"Score: {row['score']:.1f} / {row['max_score']:.1f}" in text
     step(times, "feedback fetched", t0)
