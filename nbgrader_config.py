@@ -54,6 +54,13 @@ c.CanvasCsvExportPlugin.canvas_assignment_ids = {}
 # --- exchange (JupyterHub) ----------------------------------------------------
 # The folder shared by instructors and students for release/fetch/submit/collect.
 c.Exchange.root = os.environ.get("RNN_COURSE_EXCHANGE", "/srv/nbgrader/exchange")
+# Or (RNN_COURSE_EXCHANGE_MODE=http) the grading service serves the exchange over
+# HTTP (docs/exchange.md): the folder above is then private to the grader account
+# (0700), every entry in it the service's own, and students' servers use the
+# rnn_exchange plugin instead of a shared folder.
+c.HttpExchangeService.enabled = os.environ.get("RNN_COURSE_EXCHANGE_MODE", "folder") == "http"
+if c.HttpExchangeService.enabled:
+    c.ExchangeCollect.check_owner = False
 # `nbgrader collect` that keeps symbolic links as links (the precheck flags them)
 # and skips a submission owned by someone other than the student it names.
 c.ExchangeFactory.collect = "autograder.service.exchange.SafeExchangeCollect"

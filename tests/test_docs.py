@@ -2,7 +2,7 @@
 
 README.md and docs/*.md are read as text: every relative link must reach a file
 (and its anchor, if any) inside the repository; every repository path and every
-``autograder.`` / ``rnn_course.`` name they quote in backticks must exist; and
+``autograder.`` / ``rnn_course.`` / ``rnn_exchange.`` name they quote in backticks must exist; and
 the README stays short enough for a newcomer.
 """
 
@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 README_MAX_LINES = 150
 # Top-level folders of the repository whose files the documentation may name.
-TRACKED = ("autograder", "rnn_course", "tests", "bench", "tools", "docs", "source", "release")
+TRACKED = ("autograder", "rnn_course", "rnn_exchange", "tests", "bench", "tools", "docs", "source",
+           "release")
 PLACEHOLDER = re.compile(r"[<>*{}$\s]|\.\.\.")
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|^\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
@@ -78,7 +79,8 @@ def test_quoted_paths_and_names_exist(doc):
             elif test_name and not re.search(rf"def {re.escape(test_name)}\(",
                                              (REPO / path).read_text()):
                 missing.append(token)
-        elif re.fullmatch(r"(autograder|rnn_course)(\.\w+)+", token) and not _names_exist(token):
+        elif (re.fullmatch(r"(autograder|rnn_course|rnn_exchange)(\.\w+)+", token)
+              and not _names_exist(token)):
             missing.append(token)
     assert missing == [], f"{doc.name} names what the repository lacks: {missing}"
 

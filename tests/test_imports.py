@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("rnn_course",)
+PACKAGES = ("rnn_course", "rnn_exchange")
 
 
 def _module_name(path: Path) -> str:
@@ -82,5 +82,26 @@ def test_the_cycle_finder_finds_a_planted_circle():
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_circle(package):
     graph = import_graph(package)
-    assert graph["rnn_course.experiments"] >= {"rnn_course.data", "rnn_course.training"}
+    if package == "rnn_course":
+        assert graph["rnn_course.experiments"] >= {"rnn_course.data", "rnn_course.training"}
     assert cycles(graph) == []
+
+
+def imported_names(package: str) -> set[str]:
+    """Every module name a file of ``package`` imports (absolute imports, any level)."""
+    names = set()
+    for path in (REPO / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_students_packages_never_import_the_grader(package):
+    """Students' servers have these on their path and never ``autograder/`` (the solutions)."""
+    assert "autograder.roles" in imported_names("autograder/service")  # the finder finds them
+    grader = sorted(n for n in imported_names(package) if n.split(".")[0] == "autograder")
+    assert grader == []

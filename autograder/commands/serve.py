@@ -72,6 +72,9 @@ def run(args) -> int:
                    unsafe_no_sandbox=args.unsafe_no_sandbox, max_attempts=args.max_attempts)
     service = Service(opts, poll=args.poll, grace=args.grace, retry_failed=args.retry_failed,
                       release_on_open=args.release_on_open)
+    if service.http is not None and not hub:
+        raise UsageError("c.HttpExchangeService.enabled: the exchange over HTTP authenticates "
+                         "callers with the hub; run the service under JupyterHub")
     service.check()
     service.lock()
     sockets = []
@@ -98,7 +101,8 @@ def run(args) -> int:
         if address is not None:
             from tornado.httpserver import HTTPServer
 
-            server = HTTPServer(make_app(service, hub=hub))
+            # a small body for every page; the exchange's uploads raise their own limit
+            server = HTTPServer(make_app(service, hub=hub), max_body_size=1 << 20)
             server.add_sockets(sockets)
             port = sockets[0].getsockname()[1]
             host = f"[{address[0]}]" if ":" in address[0] else address[0]

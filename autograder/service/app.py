@@ -110,6 +110,11 @@ class Service:
         self.policies = {a: self.course.feedback_policy(a) for a in self.course.assignments}
         self.inbound = inbound_folder(self.course)
         self.journal = J.Journal(self.course.db_url)
+        self.http = None  # the exchange over HTTP, when the course chooses it
+        from autograder.service.http_exchange import Exchange, HttpExchangeService
+
+        if HttpExchangeService(config=self.course.config).enabled:
+            self.http = Exchange(self)
         self.retry_failed = retry_failed
         self.release_on_open = release_on_open
         self._release_tried: dict[str, float] = {}
@@ -149,6 +154,8 @@ class Service:
             raise UsageError(f"cannot open the gradebook {self.course.db_url}: "
                              f"{first_line(exc)}") from None
         self.course.schedule  # noqa: B018  (validated: a UsageError in one line)
+        if self.http is not None:
+            self.http.prepare_storage()  # private to this account, or a UsageError
         if not self.inbound.is_dir():
             raise UsageError(f"no inbound folder {self.inbound}: release an assignment of "
                              f"course {self.course.course_id!r} to the exchange first "
@@ -249,6 +256,12 @@ class Service:
                 queued += 1
                 event("queued", f"{student} {assignment} ({stamp})")
         return queued
+
+    def journalled(self, name: str) -> None:
+        """An entry the HTTP exchange has just journalled: known, and a round may start now."""
+        self._known.add(name)
+        if self._wake is not None:
+            self._wake.set()
 
     def _written(self, name: str) -> bool:
         """Whether ``nbgrader submit`` has finished the entry ``name``.
@@ -355,6 +368,9 @@ class Service:
             n = self.journal.retry_failed()
             if n:
                 event("retry", f"{n} failed submission(s) back in the queue")
+        if self.http is not None:  # submissions come over HTTP, straight into the journal
+            self.http.recover()
+            event("exchange", f"over HTTP; private storage {self.http.root}")
         event("watching", f"{self.inbound} every {self.poll:g} s; feedback: "
                           + ", ".join(f"{a} {p}" for a, p in self.policies.items()))
         self._wake = asyncio.Event()
@@ -364,7 +380,8 @@ class Service:
                 if time.monotonic() - scanned >= self.poll:  # also while a round runs:
                     scanned = time.monotonic()              # it takes what arrives
                     self.release_opened()
-                    self.scan()
+                    if self.http is None:
+                        self.scan()
                 if self.round is not None and not self.round[0].is_alive():
                     self.finish_round()
                 work = self.next_round() if self.round is None else None
@@ -383,6 +400,8 @@ class Service:
             await asyncio.wait_for(self._wake.wait(), seconds)
         except asyncio.TimeoutError:
             pass
+        if not self.stopping:
+            self._wake.clear()
 
     def stop(self, signame: str) -> None:
         if not self.stopping:

@@ -220,6 +220,10 @@ def make_app(service, *, hub: bool):
 
     handlers = [(prefix, PageHandler), (prefix + "api/status", ApiHandler)]
     handlers += class_handlers(prefix, Handler, authenticated, service)  # class/<assignment>
+    if service.http is not None:  # the exchange over HTTP: its own token authentication
+        from autograder.service.http_exchange import handlers as exchange_handlers
+
+        handlers += exchange_handlers(prefix, service.http)
     if hub:
         handlers.append((prefix + "oauth_callback", HubOAuthCallbackHandler))
     settings = {"cookie_secret": os.urandom(32), "log_function": lambda handler: None}

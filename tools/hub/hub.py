@@ -8,8 +8,9 @@ up, each step idempotent (``make hub`` twice works):
 - ``<shared>/venv``: jupyterhub, jupyterlab, nbgrader and the course's pinned
   dependencies (pyproject.toml), in a venv of Debian's /usr/bin/python3 (a venv
   of a python under a private home would be unusable by the students);
-  ``rnn_course`` alone is put on its path (``<shared>/lib``): students import it,
-  and never see ``autograder/`` (whose ``reference.py`` holds the solutions);
+  ``rnn_course`` and ``rnn_exchange`` alone are put on its path (``<shared>/lib``):
+  students import them, and never see ``autograder/`` (whose ``reference.py`` holds
+  the solutions);
 - ``<shared>/proxy``: configurable-http-proxy from npm (tools/hub/package.json);
 - the accounts: instructors, the grader service account, demo students, with
   fresh random passwords, homes mode 0700;
@@ -69,6 +70,8 @@ INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
 
 # Where system tools are looked for, whatever PATH says: `env -i`, some `su` and cron
 # give a PATH without /usr/sbin, where useradd and chpasswd live.
+# on the students' path (<shared>/lib), and nothing else of the checkout: never autograder/
+STUDENT_PACKAGES = ("rnn_course", "rnn_exchange")
 SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 SYSTEM_PATH = ":".join(SYSTEM_DIRS)
 
@@ -198,12 +201,14 @@ def ensure_venv(st: Settings) -> None:
              "--display-name", "Python 3 (rnn-course)"], "ipykernel install")
         _student_extensions(st)
         stamp.write_text(digest)
-    # rnn_course for the students' kernels (refreshed every time: it follows the checkout)
-    target = st.lib / "rnn_course"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(st.repo / "rnn_course", target,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # rnn_course for the students' kernels, rnn_exchange (the HTTP exchange's nbgrader
+    # plugin) for their servers (refreshed every time: they follow the checkout)
+    for package in STUDENT_PACKAGES:
+        target = st.lib / package
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(st.repo / package, target,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     _chmod_tree_readable(st.lib)
     site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                "locate site-packages").strip()
