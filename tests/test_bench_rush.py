@@ -66,13 +66,14 @@ def test_a_quick_rush_through_the_hub(tmp_path, capsys):
     assert result["graded_once"]["ok"], result["graded_once"]
     assert result["graded"] == n and result["failures"] == 0
     assert 0 < result["median"] <= result["p95"] <= result["worst"]
+    assert result["fetched_s"]["n"] == n and result["fetched_s"]["median"] >= result["median"]
     assert len(result["bins"]) == 5 and sum(b["submitted"] for b in result["bins"]) == n
     per = result["per_submission_cpu_s"]
     assert per["service"] > 0 and per["serial"] > 0 and per["workers"] > 0
     saved = json.loads((tmp_path / "rush.json").read_text())
     assert saved["graded_once"]["ok"] and saved["students"] == n
     out = capsys.readouterr().out
-    assert "submit accepted -> feedback fetched" in out and "Over the window" in out
+    assert "submit accepted -> feedback available" in out and "Over the window" in out
     assert len(re.findall(r"^[0-9.]+-[0-9.]+ s ", out, re.M)) == 5  # one row per bin
 
 
@@ -84,6 +85,7 @@ def test_report_prints_the_window_and_the_cost():
         "clients": 2, "poll_interval_s": 1.0, "wall_s": 55.2, "hub_start_s": 4.1,
         "users_and_tokens_s": 0.4, **{k: v for k, v in rush.summary(waits.values()).items()
                                       if k != "n"},
+        "waits_s": waits, "fetched_s": rush.summary([4.0, 5.0, 7.0, 11.0]),
         "bins": rush.bins(offsets, waits, 60.0, 4),
         "service_side_s": {"graded": rush.summary([2.0, 3.0, 4.0, 8.0]),
                            "released": rush.summary([2.2, 3.1, 4.5, 8.1])},
@@ -100,7 +102,8 @@ def test_report_prints_the_window_and_the_cost():
     }
     text = rush.report(result)
     assert len(re.findall(r"^[0-9.]+-[0-9.]+ s ", text, re.M)) == 4
-    assert "submit accepted -> feedback fetched" in text and "MET" in text
+    assert "submit accepted -> feedback available" in text and "MET" in text
+    assert "fetched (polls every 1 s)" in text
     assert "2 s per submission" in text and "0.5 s per submission serial" in text
     result["p95"] = rush.TARGET_P95 + 1
     assert "MISSED" in rush.report(result)
