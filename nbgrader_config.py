@@ -61,6 +61,8 @@ c.Exchange.root = os.environ.get("RNN_COURSE_EXCHANGE", "/srv/nbgrader/exchange"
 c.HttpExchangeService.enabled = os.environ.get("RNN_COURSE_EXCHANGE_MODE", "folder") == "http"
 if c.HttpExchangeService.enabled:
     c.ExchangeCollect.check_owner = False
+    # nbgrader's own release would make the folder world-writable (0777)
+    c.ExchangeFactory.release_assignment = "autograder.service.exchange.PrivateReleaseAssignment"
 # `nbgrader collect` that keeps symbolic links as links (the precheck flags them)
 # and skips a submission owned by someone other than the student it names.
 c.ExchangeFactory.collect = "autograder.service.exchange.SafeExchangeCollect"

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -40,6 +39,7 @@ from rnn_exchange.protocol import (
     members,
     name_problem,
     pack,
+    replace_folder,
     write_files,
 )
 
@@ -59,6 +59,50 @@ FACTORY = {
 def factory_config() -> dict[str, str]:
     """``{ExchangeFactory trait: class path}``, for a config file or a test."""
     return {key: f"{__name__}.{cls}" for key, cls in FACTORY.items()}
+
+
+def configure(c, environ=None) -> bool:
+    """In a server's ``nbgrader_config.py``: the HTTP exchange's classes when
+    ``RNN_EXCHANGE_URL`` is set (students' and instructors' servers), nothing otherwise
+    (the grader account's, which uses its private folder); whether it set them."""
+    if not (os.environ if environ is None else environ).get("RNN_EXCHANGE_URL"):
+        return False
+    for key, cls in factory_config().items():
+        setattr(c.ExchangeFactory, key, cls)
+    return True
+
+
+def run(kind: str, *, service_url: str, token: str, assignment_dir, course: str,
+        assignment: str = "", course_root=None, config=None):
+    """One exchange action as nbgrader's apps run it, from a program (tests, bench.rush).
+
+    ``kind`` is an ``ExchangeFactory`` class name (``List``, ``FetchAssignment``,
+    ``Submit``, ``FetchFeedback``, ``ReleaseAssignment``, ``Collect``,
+    ``ReleaseFeedback``); ``config``, more traitlets configuration (merged last).
+    Returns what ``start()`` returns (a list of records for ``List``); a refusal
+    raises nbgrader's ExchangeError with the service's one line.
+    """
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange import ExchangeFactory
+    from traitlets.config import Config
+
+    cfg = Config()
+    for key, value in factory_config().items():
+        setattr(cfg.ExchangeFactory, key, value)
+    cfg.HttpExchange.service_url = service_url
+    cfg.HttpExchange.api_token = token
+    cfg.Exchange.assignment_dir = os.fspath(assignment_dir)
+    cfg.CourseDirectory.course_id = course
+    cfg.CourseDirectory.assignment_id = assignment
+    if course_root is not None:
+        cfg.CourseDirectory.root = os.fspath(course_root)
+    if config is not None:
+        cfg.merge(config)
+    exchange = getattr(ExchangeFactory(config=cfg), kind)(
+        coursedir=CourseDirectory(config=cfg), authenticator=Authenticator(config=cfg),
+        config=cfg)
+    return exchange.start()
 
 
 class HttpExchange(abc.Exchange):
@@ -176,18 +220,7 @@ def _replace_folder(dest: str, files: dict[str, bytes]) -> None:
     """``dest`` made of ``files``: written beside it, then renamed into place."""
     parent = os.path.dirname(os.path.abspath(dest))
     os.makedirs(parent, exist_ok=True)
-    partial = os.path.join(parent, f".{os.path.basename(dest)}.{secrets.token_hex(4)}.partial")
-    os.mkdir(partial)
-    try:
-        write_files(partial, files, mode=0o644)
-        if os.path.isdir(dest):
-            old = partial + ".old"
-            os.rename(dest, old)
-            shutil.rmtree(old)
-        os.rename(partial, dest)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    replace_folder(dest, files, scratch=parent, mode=0o644)
 
 
 def _md5(path: str) -> str:
@@ -366,7 +399,10 @@ class ExchangeFetchFeedback(abc.ExchangeFetchFeedback, HttpExchange):
                             f"feedback/{urllib.parse.quote(assignment)}")
         dest = os.path.abspath(os.path.join(self.local_dir(course, assignment), "feedback"))
         for item in data["feedback"]:
-            if name_problem("notebook", item["notebook_id"]) or "/" in item["timestamp"]:
+            stamp = item["timestamp"]
+            if (name_problem("notebook", item["notebook_id"]) or "/" in stamp or "\\" in stamp
+                    or stamp.strip(".") == ""):
+                self.log.error("Skipping feedback with an unsafe name: %r", item)
                 continue
             folder = os.path.join(dest, item["timestamp"])
             os.makedirs(folder, exist_ok=True)

@@ -139,6 +139,27 @@ def write_files(folder, files: dict[str, bytes], mode: int = 0o600) -> None:
             fh.write(content)
 
 
+def replace_folder(dest, files: dict[str, bytes], *, scratch, mode: int = 0o600) -> None:
+    """``dest`` made of ``files``, whole or not at all: written into a new folder under
+    ``scratch`` (same file system), the old ``dest`` moved aside, the new one renamed in."""
+    import secrets
+    import shutil
+
+    partial = os.path.join(os.fspath(scratch), f".{secrets.token_hex(8)}.partial")
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(dest))), exist_ok=True)
+    os.mkdir(partial, 0o700)
+    try:
+        write_files(partial, files, mode)
+        if os.path.isdir(dest):
+            old = partial + ".old"
+            os.rename(dest, old)
+            shutil.rmtree(old)
+        os.rename(partial, dest)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
 def unpack(data: bytes, folder, *, max_files: int, max_bytes: int,
            max_file_bytes: int) -> dict[str, bytes]:
     """:func:`members` written under the empty folder ``folder``; the files."""

@@ -26,7 +26,9 @@ submit plain arrays, which the grader judges with the registered checks.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -164,6 +166,17 @@ def make_course(root: Path, source_nb=None, *, assignment: str = ASSIGNMENT,
     if proc.returncode != 0:
         raise RuntimeError(f"generate_assignment failed:\n{proc.stdout}\n{proc.stderr}")
     return root
+
+
+@contextlib.contextmanager
+def without_course_env():
+    """This process's RNN_COURSE_* settings out of the way (a test course of its own)."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
+            mp.delenv(var)
+        yield mp
 
 
 def alembic_head() -> str:

@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -40,9 +41,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbfixtures as fx  # noqa: E402
 from postgres_cluster import free_port  # noqa: E402
+from test_serve import CLI, UNSAFE, Served  # noqa: E402  (the service, as test_serve runs it)
 
+from autograder.pipeline.scoring import parse_timestamp  # noqa: E402
 from autograder.roles import grading_service, staff_group, student_group  # noqa: E402
-from rnn_exchange.plugin import factory_config  # noqa: E402
+from rnn_exchange.plugin import configure, factory_config, run  # noqa: E402
 from rnn_exchange.protocol import API, pack  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("http_exchange")]
@@ -61,10 +64,6 @@ CONFIG_EXTRA = (
     f"c.HttpExchangeService.max_submissions = {BURST}\n"
     "c.HttpExchangeService.rate_window = 600\n"
 )
-# the service, with the fixture course's checks registered (rounds are forked: they inherit)
-CLI = ("import sys; sys.path.insert(0, sys.argv[1]); import nbfixtures; "
-       "nbfixtures.install_fixture_checks()\n"
-       "from autograder.cli import main; sys.exit(main(sys.argv[2:]))")
 HUB_CONFIG = """
 import json, os
 from jupyterhub.proxy import Proxy
@@ -97,12 +96,6 @@ c.JupyterHub.load_roles = [
     {"name": "exchange-groups", "services": [s["service"]], "scopes": ["read:users:groups"]},
 ]
 """
-
-
-def _sandboxed() -> bool:
-    from autograder.sandbox import sandbox_available
-
-    return sandbox_available()[0]
 
 
 # --------------------------------------------------------------------------- #
@@ -175,7 +168,7 @@ class Hub:
         self.log.close()
 
 
-class Service:
+class Service(Served):
     """``python -m autograder serve`` as the hub's service, with the exchange over HTTP."""
 
     def __init__(self, base: Path, course: Path, hub: Hub):
@@ -199,34 +192,11 @@ class Service:
         self.log_file = open(self.log_path, "w")
         cmd = [sys.executable, "-c", CLI, str(Path(fx.__file__).parent), "serve",
                "--course-dir", str(self.course), "--poll", "0.3"]
-        if not _sandboxed():
+        if UNSAFE:
             cmd.append("--unsafe-no-sandbox")
         self.proc = subprocess.Popen(cmd, cwd=self.course, env=self.env, stdout=self.log_file,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_for(lambda: " status " in self.log(), 60, "the service to listen")
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_for(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert self.proc.poll() is None, f"the service exited waiting for {what}:\n{self.log()}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.log()}"
-            time.sleep(0.2)
-
-    def kill(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-        self.log_file.close()
-
-    def stop(self):
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self.log_file.close()
 
 
 def fx_env() -> dict:
@@ -241,9 +211,7 @@ def fx_env() -> dict:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("http-exchange")
-    with pytest.MonkeyPatch.context() as mp:
-        for var in [v for v in os.environ if v.startswith("RNN_COURSE_")]:
-            mp.delenv(var)
+    with fx.without_course_env():
         course = fx.make_course(base / "course", config_extra=CONFIG_EXTRA)
     hub = Hub(base)
     try:
@@ -258,36 +226,22 @@ def world(tmp_path_factory):
         run_exchange(world, "ReleaseAssignment", staff, course, course_root=course)
         yield world
     finally:
-        service.stop()
+        service.stop(timeout=60)
         hub.stop()
 
 
 def run_exchange(world, kind: str, token: str, workdir: Path, *, course: str = COURSE,
                  assignment: str = A, course_root: Path | None = None, **traits):
-    """One of the plugin's classes, made and started as nbgrader's apps do."""
-    from nbgrader.auth import Authenticator
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.exchange import ExchangeFactory
+    """One of the plugin's classes, made and started as nbgrader's apps do
+    (:func:`rnn_exchange.plugin.run`); ``Section__trait=value`` adds configuration."""
     from traitlets.config import Config
 
     config = Config()
-    for key, value in factory_config().items():
-        setattr(config.ExchangeFactory, key, value)
-    config.HttpExchange.service_url = world["service"].template
-    config.HttpExchange.api_token = token
-    config.Exchange.assignment_dir = str(workdir)
-    config.CourseDirectory.course_id = course
-    config.CourseDirectory.assignment_id = assignment
-    if course_root is not None:
-        config.CourseDirectory.root = str(course_root)
     for name, value in traits.items():
         section, _, trait = name.partition("__")
         setattr(getattr(config, section), trait, value)
-    coursedir = CourseDirectory(config=config)
-    factory = ExchangeFactory(config=config)
-    exchange = getattr(factory, kind)(coursedir=coursedir,
-                                      authenticator=Authenticator(config=config), config=config)
-    return exchange.start()
+    return run(kind, service_url=world["service"].template, token=token, assignment_dir=workdir,
+               course=course, assignment=assignment, course_root=course_root, config=config)
 
 
 def call(world, method: str, path: str, token: str | None, body: bytes | None = None,
@@ -338,6 +292,44 @@ def incoming(world) -> list[str]:
     return sorted(p.name for p in (world["service"].private / COURSE / ".incoming").iterdir())
 
 
+def folder_exchange_shapes(base: Path) -> dict:
+    """The keys of nbgrader's own ExchangeList records (the folder exchange), released and
+    submitted: what the Assignments tab reads."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.default import ExchangeList
+    from traitlets.config import Config
+
+    root, cache = base / "root", base / "cache"
+    (root / COURSE / "outbound" / A).mkdir(parents=True)
+    (root / COURSE / "outbound" / A / f"{A}.ipynb").write_text("{}")
+    entry = cache / COURSE / f"someone+{A}+2026-01-10 12:00:00.000000 UTC"
+    entry.mkdir(parents=True)
+    (entry / f"{A}.ipynb").write_text("{}")
+    config = Config()
+    config.Exchange.root, config.Exchange.cache = str(root), str(cache)
+    config.Exchange.assignment_dir = str(base)
+    config.CourseDirectory.course_id = COURSE
+    shapes = {}
+    for cached in (False, True):
+        config.ExchangeList.cached = cached
+        [record] = ExchangeList(coursedir=CourseDirectory(config=config),
+                                authenticator=Authenticator(config=config),
+                                config=config).start()
+        shapes[cached] = record_shape(record)
+    return shapes
+
+
+def record_shape(record: dict) -> dict:
+    """A list record's keys, and its notebooks' and submissions' keys, recursively."""
+    shape = {"keys": sorted(record)}
+    if record.get("notebooks"):
+        shape["notebooks"] = sorted(record["notebooks"][0])
+    if record.get("submissions"):
+        shape["submissions"] = record_shape(record["submissions"][0])
+    return shape
+
+
 # --------------------------------------------------------------------------- #
 # the round trip
 # --------------------------------------------------------------------------- #
@@ -353,6 +345,8 @@ def test_round_trip_release_list_fetch_submit_grade_feedback(world, tmp_path):
     assert [(r["course_id"], r["assignment_id"], r["status"]) for r in listed] == \
         [(COURSE, A, "released")]
     assert [nb["notebook_id"] for nb in listed[0]["notebooks"]] == [A]
+    nbgraders = folder_exchange_shapes(tmp_path / "folder-exchange")
+    assert record_shape(listed[0]) == nbgraders[False]  # what the Assignments tab reads
     # no course given (the Assignments tab's course list): every course listed in the
     # config that the caller is in, nothing of the others
     every = run_exchange(world, "List", token, home, course="",
@@ -374,6 +368,7 @@ def test_round_trip_release_list_fetch_submit_grade_feedback(world, tmp_path):
     [sub] = group["submissions"]
     assert (group["student_id"], sub["has_exchange_feedback"], sub["has_local_feedback"]) == \
         ("alice", True, False)
+    assert record_shape(group) == nbgraders[True]
 
     run_exchange(world, "FetchFeedback", token, home)
     feedback = home / A / "feedback" / sub["timestamp"] / f"{A}.html"
@@ -401,6 +396,58 @@ def test_round_trip_release_list_fetch_submit_grade_feedback(world, tmp_path):
     assert group["submissions"][0]["feedback_updated"] is True
     run_exchange(world, "FetchFeedback", token, home)
     assert feedback.read_text() == "<p>looked at by hand</p>"
+
+
+STUDENT_CONFIG = """
+from rnn_exchange.plugin import configure
+
+c = get_config()  # noqa: F821
+configure(c)  # the plugin's classes, since RNN_EXCHANGE_URL is set
+c.CourseDirectory.course_id = ""
+"""
+
+
+def test_configure_sets_the_plugin_only_where_the_service_is_named():
+    from traitlets.config import Config
+
+    grader, student = Config(), Config()
+    assert configure(grader, {}) is False and "ExchangeFactory" not in grader
+    assert configure(student, {"RNN_EXCHANGE_URL": "http://x/{course_id}/"}) is True
+    assert dict(student.ExchangeFactory) == factory_config()
+    assert student.ExchangeFactory.submit == "rnn_exchange.plugin.ExchangeSubmit"
+
+
+def test_the_assignments_tab_lists_fetches_and_submits_through_the_plugin(world, tmp_path,
+                                                                         monkeypatch):
+    """nbgrader's own server extension (what the Assignments tab calls), configured as
+    docs/exchange.md says: a student's nbgrader_config.py, the service's URL and the
+    courses in the environment, the server's hub token."""
+    from nbgrader.server_extensions.assignment_list.handlers import AssignmentList
+
+    token = world["hub"].user("lena", student_group(COURSE))
+    home = tmp_path / "lena"
+    (home / "config").mkdir(parents=True)
+    (home / "nbgrader_config.py").write_text(STUDENT_CONFIG)
+    for var, value in {"RNN_EXCHANGE_URL": world["service"].template,
+                       "RNN_EXCHANGE_COURSES": f"{OTHER},{COURSE}",
+                       "JUPYTERHUB_API_TOKEN": token, "JUPYTER_CONFIG_DIR": str(home / "config"),
+                       "JUPYTER_CONFIG_PATH": str(home / "config")}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.chdir(home)  # a single-user server runs in its root folder: nbgrader relies on it
+    tab = AssignmentList()
+    tab.root_dir = str(home)
+    assert tab.list_courses() == {"success": True, "value": [COURSE]}
+    assert tab.fetch_assignment(COURSE, A) == {"success": True}
+    nbformat.write(fx.student_notebook(world["course"]), home / A / f"{A}.ipynb")
+    assert tab.submit_assignment(COURSE, A) == {"success": True}
+    listed = tab.list_assignments(course_id=COURSE)
+    assert listed["success"], listed
+    [fetched, submitted] = listed["value"]
+    assert (fetched["status"], fetched["path"]) == ("fetched", A)  # relative to the root
+    assert [nb["path"] for nb in fetched["notebooks"]] == [f"{A}/{A}.ipynb"]
+    assert (submitted["status"], submitted["student_id"], len(submitted["submissions"])) == \
+        ("submitted", "lena", 1)
+    assert [r[0] for r in rows(world, "lena")] == ["lena"]
 
 
 # --------------------------------------------------------------------------- #
@@ -439,6 +486,9 @@ def test_a_student_calling_instructor_endpoints_gets_403(world):
         status, data = call(world, method, path, token, body)
         assert status == 403, (path, status)
         assert "only the instructors and TAs" in data["error"]
+    # a service's token is no user's: nobody of any course
+    status, data = call(world, "GET", "assignments", world["hub"].admin_token)
+    assert (status, data) == (403, {"error": "only hub users may use the exchange"})
 
 
 def test_a_token_that_is_missing_wrong_expired_or_revoked_gets_401(world):
@@ -466,10 +516,20 @@ def test_a_student_cannot_submit_as_another(world):
     hub = world["hub"]
     mallory = hub.user("mallory", student_group(COURSE))
     hub.user("victim", student_group(COURSE))
-    # a forged name: in the query, a header, the archive's folders -- it is mallory's
+    # a forged name (in the query, a header), a forged time and secret (in the archive):
+    # it is mallory's, at the service's time, with the service's secret
+    forged = {"timestamp.txt": b"2020-01-01 00:00:00.000000 UTC",
+              "submission_secret.txt": b"known"}
     status, data = call(world, "POST", submit_path(extra="&student_id=victim&student=victim"),
-                        mallory, archive(world), headers={"X-Forwarded-User": "victim"})
+                        mallory, archive(world, extra_files=forged),
+                        headers={"X-Forwarded-User": "victim"})
     assert status == 200 and data["student_id"] == "mallory"
+    [entry] = inbound(world, "mallory")
+    stored = world["service"].private / COURSE / "inbound" / entry
+    assert (stored / "timestamp.txt").read_text() == data["timestamp"]
+    age = datetime.now(timezone.utc).replace(tzinfo=None) - parse_timestamp(data["timestamp"])
+    assert abs(age.total_seconds()) < 120  # the service's clock, not 2020
+    assert (stored / "submission_secret.txt").read_text() != "known"
     # another's token: the hub will not give mallory one of victim's
     assert hub.call("POST", "/users/victim/tokens", {"note": "x"}, token=mallory)[0] == 403
     assert [r[0] for r in rows(world, "victim")] == []
@@ -478,7 +538,7 @@ def test_a_student_cannot_submit_as_another(world):
 
 
 def test_a_replayed_submit_request_is_refused(world):
-    token = world["hub"].user("erin", student_group(COURSE))
+    token = world["hub"].user("erin@uni.example", student_group(COURSE))  # a name to quote
     body = archive(world)
     path = submit_path()
     assert call(world, "POST", path, token, body)[0] == 200
@@ -491,7 +551,8 @@ def test_a_replayed_submit_request_is_refused(world):
     assert status == 400 and "a replay, or a wrong clock" in data["error"]
     status, _ = call(world, "POST", f"submissions/{A}", token, body)  # no nonce at all
     assert status == 400
-    assert len(rows(world, "erin")) == 1 and len(inbound(world, "erin")) == 1
+    assert len(rows(world, "erin@uni.example")) == 1
+    assert len(inbound(world, "erin@uni.example")) == 1
 
 
 def test_too_large_or_too_many_files_is_413_and_nothing_recorded(world):
@@ -585,6 +646,41 @@ def test_a_service_killed_mid_upload_leaves_nothing_half_recorded(world):
     # and the service goes on taking submissions
     assert call(world, "POST", submit_path(), token, body)[0] == 200
     assert len(rows(world, "ivan")) == 1
+
+
+def test_the_private_storage_must_be_the_graders_alone(world, tmp_path, monkeypatch):
+    from autograder.errors import UsageError
+    from autograder.service.app import Service as GradingService
+    from autograder.service.rounds import Options
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o1777)  # nbgrader's folder exchange, as an administrator makes it
+    for var, value in dict(world["service"].env, RNN_COURSE_EXCHANGE=str(shared)).items():
+        monkeypatch.setenv(var, value)
+    service = GradingService(Options(course_dir=str(world["course"])))
+    with pytest.raises(UsageError, match=r"mode 1777: .* private to the grader account \(0700\)"):
+        service.check()
+    fresh = tmp_path / "fresh" / "exchange"  # made by the service, 0700
+    monkeypatch.setenv("RNN_COURSE_EXCHANGE", str(fresh))
+    GradingService(Options(course_dir=str(world["course"]))).http.prepare_storage()
+    assert fresh.stat().st_mode & 0o777 == 0o700
+    assert (fresh / COURSE / "inbound").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_graders_own_nbgrader_release_goes_into_the_private_folder(world, tmp_path):
+    """The formgrader and ``serve --release-on-open`` (the grader account, the course's
+    configuration) release with nbgrader's own classes into the private folder."""
+    private = world["service"].private
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "release_assignment", A, "--force",
+                           "--log-level=ERROR"], cwd=world["course"], env=world["service"].env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (private / COURSE / "outbound" / A / f"{A}.ipynb").is_file()
+    assert private.stat().st_mode & 0o777 == 0o700  # still the grader's alone
+    token = world["hub"].user("nora", student_group(COURSE))
+    run_exchange(world, "FetchAssignment", token, tmp_path)
+    assert (tmp_path / A / f"{A}.ipynb").is_file()
 
 
 def test_archives_with_links_or_escaping_paths_are_400(world):

@@ -35,14 +35,14 @@ from autograder.course import Course, student_id_problem
 from autograder.errors import UsageError
 from autograder.pipeline.coordinator.runner import die_with_parent
 from autograder.pipeline.scoring import parse_timestamp
-from autograder.pipeline.worker.precheck import TIMESTAMP_FILE
+from autograder.pipeline.worker.precheck import SECRET_FILE, TIMESTAMP_FILE
 from autograder.service import journal as J
 from autograder.service.rounds import Options, event, first_line, run_round
 
 log = logging.getLogger("autograder.serve")
 LOCK_NAME = ".autograder-serve.lock"
 HELD_EVERY = 10.0  # seconds between two readings of the held feedback's due dates
-WRITTEN_LAST = (TIMESTAMP_FILE, "submission_secret.txt")
+WRITTEN_LAST = (TIMESTAMP_FILE, SECRET_FILE)
 """What ``nbgrader submit`` writes into an inbound entry after copying the notebooks."""
 UNFINISHED_GRACE = 120.0
 """Seconds after which an entry still without :data:`WRITTEN_LAST` is taken as it is."""

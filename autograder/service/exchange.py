@@ -16,6 +16,10 @@ hides the genuine one -- and copies
 each submission into a temporary folder renamed into place once complete.
 nbgrader_config.py installs it with
 ``c.ExchangeFactory.collect = "autograder.service.exchange.SafeExchangeCollect"``.
+
+:class:`PrivateReleaseAssignment` is the grader's ``release_assignment`` when
+the exchange is served over HTTP (docs/exchange.md): it keeps the exchange's
+folder private instead of making it world-writable as nbgrader's does.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from datetime import datetime
 
 from nbgrader.exchange.abc.exchange import ExchangeError
 from nbgrader.exchange.default.collect import ExchangeCollect
+from nbgrader.exchange.default.release_assignment import ExchangeReleaseAssignment
 from nbgrader.utils import ignore_patterns
 from traitlets import Bool
 
@@ -136,3 +141,23 @@ class SafeExchangeCollect(ExchangeCollect):
                 if not os.path.islink(path):
                     total += os.lstat(path).st_size
         return total
+
+
+class PrivateReleaseAssignment(ExchangeReleaseAssignment):
+    """``nbgrader release_assignment`` into the HTTP exchange's private folder.
+
+    nbgrader's own makes the exchange root world-writable (0777) on every
+    release; the HTTP exchange's root must stay the grader account's alone
+    (0700, docs/exchange.md): a missing root is made 0700, an existing one is
+    left as it is (the grading service checks it at start).
+    nbgrader_config.py installs it in HTTP mode.
+    """
+
+    def ensure_root(self):
+        if not os.path.isdir(self.root):
+            try:
+                os.makedirs(self.root, mode=0o700)
+            except OSError as exc:
+                self.fail(f"Could not create {self.root}: {exc.strerror}")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            self.fail(f"Unwritable exchange directory: {self.root}")

@@ -57,22 +57,12 @@ from traitlets.config import LoggingConfigurable
 
 from autograder.course import student_id_problem
 from autograder.errors import UsageError
-from autograder.pipeline.worker.precheck import TIMESTAMP_FILE, Precheck
+from autograder.pipeline.worker.precheck import SECRET_FILE, TIMESTAMP_FILE, Precheck
 from autograder.roles import STAFF, course_roles
 from autograder.service import journal as J
 from autograder.service.rounds import event, first_line
-from rnn_exchange.protocol import (
-    API,
-    ARCHIVE_TYPE,
-    NONCE,
-    ExchangeRefused,
-    members,
-    name_problem,
-    pack,
-    write_files,
-)
+from rnn_exchange import protocol
 
-SECRET_FILE = "submission_secret.txt"  # nbgrader's: names the released feedback files
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"  # nbgrader's Exchange.timestamp_format
 INCOMING = ".incoming"  # unfinished uploads, under <root>/<course>/
 ARCHIVE_SLACK = 64 * 1024  # a gzip'd tar may be a little larger than what it holds
@@ -120,7 +110,7 @@ def private_root_problem(root: Path) -> str | None:
     if st.st_uid != os.geteuid():
         return f"{root} is not owned by the grading service's account"
     if st.st_mode & 0o077:
-        return (f"{root} is mode {st.st_mode & 0o777:o}: the HTTP exchange's folder must be "
+        return (f"{root} is mode {st.st_mode & 0o7777:o}: the HTTP exchange's folder must be "
                 "private to the grader account (0700)")
     return None
 
@@ -192,11 +182,13 @@ class Exchange:
         if model.get("kind", "user") != "user":
             raise refused(403, "only hub users may use the exchange")
         name = model["name"]
+        from urllib.parse import quote
+
         from jupyterhub.utils import url_path_join
 
-        try:
+        try:  # with the service's own token (it needs read:users:groups)
             user = await self.hub_auth._api_request(
-                "GET", url_path_join(self.hub_auth.api_url, "users", name))
+                "GET", url_path_join(self.hub_auth.api_url, "users", quote(name, safe="")))
         except Exception as exc:
             raise refused(503, f"the hub cannot say {name}'s groups now "
                                f"({first_line(exc)})") from None
@@ -211,14 +203,14 @@ class Exchange:
         return Caller(name, role)
 
     def check_course(self, course: str) -> None:
-        problem = name_problem("course", course)
+        problem = protocol.name_problem("course", course)
         if problem:
             raise refused(400, problem)
         if course != self.course_id:
             raise refused(404, f"course {course} is not served here")
 
     def check_assignment(self, assignment: str) -> None:
-        problem = name_problem("assignment", assignment)
+        problem = protocol.name_problem("assignment", assignment)
         if problem:
             raise refused(400, problem)
 
@@ -227,7 +219,7 @@ class Exchange:
         out = []
         outbound = self.course_dir / "outbound"
         for folder in sorted(outbound.iterdir()):
-            if folder.is_dir() and name_problem("assignment", folder.name) is None:
+            if folder.is_dir() and protocol.name_problem("assignment", folder.name) is None:
                 out.append({"assignment_id": folder.name,
                             "notebooks": sorted(p.stem for p in folder.glob("*.ipynb"))})
         return out
@@ -286,10 +278,10 @@ class Exchange:
 
     def unpack(self, body: bytes) -> dict[str, bytes]:
         try:
-            return members(body, max_files=self.precheck.max_files,
+            return protocol.members(body, max_files=self.precheck.max_files,
                            max_bytes=self.precheck.max_submission_bytes,
                            max_file_bytes=self.precheck.max_file_bytes)
-        except ExchangeRefused as exc:
+        except protocol.ExchangeRefused as exc:
             raise refused(exc.status, exc.message) from None
 
     def check_rate(self, student: str) -> None:
@@ -306,7 +298,7 @@ class Exchange:
     def check_fresh(self, student: str, nonce: str, sent_at: str) -> None:
         """A submit request is used once: a nonce already journalled, or a ``sent_at``
         outside ``replay_window``, is a replay (409 / 400)."""
-        if not NONCE.fullmatch(nonce or ""):
+        if not protocol.NONCE.fullmatch(nonce or ""):
             raise refused(400, "a submit request needs a nonce: 16-64 letters, digits, _ -")
         try:
             age = time.time() - float(sent_at)
@@ -328,15 +320,18 @@ class Exchange:
             raise refused(404, f"{assignment} is not an assignment of course {self.course_id}")
         from autograder.pipeline.coordinator.gradebook import CourseGradebook
 
-        expected = CourseGradebook(self.service.course.db_url, self.course_id,
-                                   self.service.course.config).structure(assignment).cell_ids
+        try:
+            expected = CourseGradebook(self.service.course.db_url, self.course_id,
+                                       self.service.course.config).structure(assignment).cell_ids
+        except UsageError as exc:  # released by hand, never generated: not gradable
+            raise refused(404, str(exc)) from None
         stamp, submitted_at = timestamp_now()
         name = f"{student}+{assignment}+{stamp}+{nonce}"
         partial = self.course_dir / INCOMING / secrets.token_hex(8)
         partial.mkdir(mode=0o700)
         try:
             files = {k: v for k, v in files.items() if k not in (TIMESTAMP_FILE, SECRET_FILE)}
-            write_files(partial, {**files, TIMESTAMP_FILE: stamp.encode(),
+            protocol.write_files(partial, {**files, TIMESTAMP_FILE: stamp.encode(),
                                   SECRET_FILE: secrets.token_hex(32).encode()})
             sub = self.precheck.check(partial, student, assignment, expected)
             if all(nb is None for nb in sub.notebooks.values()):
@@ -362,18 +357,7 @@ class Exchange:
         target = self.course_dir / "outbound" / assignment
         if target.exists() and not force:
             raise refused(409, f"{assignment} is already released (force to replace it)")
-        partial = self.course_dir / INCOMING / secrets.token_hex(8)
-        partial.mkdir(mode=0o700)
-        try:
-            write_files(partial, files)
-            if target.exists():
-                old = self.course_dir / INCOMING / secrets.token_hex(8)
-                os.rename(target, old)
-                shutil.rmtree(old)
-            os.rename(partial, target)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
+        protocol.replace_folder(target, files, scratch=self.course_dir / INCOMING)
         event("released", f"{assignment}: handed out over HTTP")
 
     def collect(self, assignment: str) -> bytes:
@@ -392,7 +376,7 @@ class Exchange:
         empty = self.course_dir / INCOMING / secrets.token_hex(8)
         empty.mkdir(mode=0o700)
         try:
-            return pack(empty, extra=extra)
+            return protocol.pack(empty, extra=extra)
         finally:
             empty.rmdir()
 
@@ -404,7 +388,7 @@ class Exchange:
             raise refused(404, f"no submission of {assignment} by {student} at {timestamp}")
         secret = (entry / SECRET_FILE).read_text()
         for notebook, html in notebooks.items():
-            problem = name_problem("notebook", notebook)
+            problem = protocol.name_problem("notebook", notebook)
             if problem:
                 raise refused(400, problem)
             final = self.feedback_path(secret, notebook)
@@ -445,7 +429,7 @@ class Base(web.RequestHandler):
         self.finish(json.dumps(data))
 
     def write_archive(self, data: bytes) -> None:
-        self.set_header("Content-Type", ARCHIVE_TYPE)
+        self.set_header("Content-Type", protocol.ARCHIVE_TYPE)
         self.finish(data)
 
     def write_error(self, status_code, **kwargs):
@@ -504,7 +488,7 @@ class AssignmentsHandler(Base):
 class AssignmentHandler(Base):
     def get(self, course, assignment):
         folder = self.exchange.released_folder(assignment)
-        self.write_archive(pack(folder))
+        self.write_archive(protocol.pack(folder))
 
 
 class SubmitHandler(Upload):
@@ -574,7 +558,7 @@ class ReleaseFeedbackHandler(Upload):
 
 def handlers(prefix: str, exchange: Exchange) -> list:
     """The exchange's routes under the service's ``prefix`` (``.../exchange/v1/<course>/...``)."""
-    base = prefix + API + r"/(?P<course>[^/]+)/"
+    base = prefix + protocol.API + r"/(?P<course>[^/]+)/"
     a = r"(?P<assignment>[^/]+)"
     routes = [
         ("assignments", AssignmentsHandler),

@@ -220,7 +220,7 @@ def make_app(service, *, hub: bool):
 
     handlers = [(prefix, PageHandler), (prefix + "api/status", ApiHandler)]
     handlers += class_handlers(prefix, Handler, authenticated, service)  # class/<assignment>
-    if service.http is not None:  # the exchange over HTTP: its own token authentication
+    if getattr(service, "http", None) is not None:  # the exchange over HTTP: token auth
         from autograder.service.http_exchange import handlers as exchange_handlers
 
         handlers += exchange_handlers(prefix, service.http)

@@ -72,6 +72,7 @@ ALWAYS_SHADOWED = frozenset({
     "IPython", "ipykernel", "ipywidgets", "nbgrader", "scipy", "pandas", "test",
 })
 TIMESTAMP_FILE = "timestamp.txt"
+SECRET_FILE = "submission_secret.txt"  # nbgrader submit's: it names the released feedback
 DEFAULT_IGNORE = (".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback")
 
 
