@@ -263,59 +263,39 @@ class CpuSampler:
 # a student: nbgrader's exchange classes, as their server calls them
 # --------------------------------------------------------------------------- #
 _CLIENT: dict = {}
-_QUIET = logging.getLogger("bench.rush.client")  # "no feedback yet" on every poll: not news
-_QUIET.setLevel(logging.ERROR)
 
 
-def _client_init(config: dict, env: dict) -> None:
-    """A client process: the students' nbgrader configuration and environment."""
+def _client_init(service_url: str, env: dict) -> None:
+    """A client process: where the exchange is, the students' environment."""
     os.environ.update(env)
-    _CLIENT["config"] = config
+    _CLIENT["url"] = service_url
+    # nbgrader's exchange classes log through traitlets' logger: "no feedback yet" on every
+    # poll is not news
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
 
 
-def exchange(kind: str, config: dict, token: str, workdir: str, assignment: str | None,
-             course_root: str | None = None):
-    """nbgrader's exchange class ``kind`` (List, FetchAssignment, ...), made as nbgrader's
-    apps make it: ``config`` (a server's nbgrader configuration), the caller's own hub
-    token, their working folder."""
-    from nbgrader.auth import Authenticator
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.exchange import ExchangeFactory
-    from traitlets.config import Config
+def _exchange(kind: str, student: dict, assignment: str = ""):
+    """One exchange action as the student's server runs it, with their own token."""
+    from rnn_exchange.plugin import run as exchange
 
-    config = Config(json.loads(json.dumps(config)))
-    config.HttpExchange.api_token = token  # what a server has as JUPYTERHUB_API_TOKEN
-    config.Exchange.assignment_dir = workdir
-    config.CourseDirectory.course_id = COURSE_ID
-    if assignment is not None:
-        config.CourseDirectory.assignment_id = assignment
-    if course_root is not None:
-        config.CourseDirectory.root = course_root
-    coursedir = CourseDirectory(config=config)
-    factory = ExchangeFactory(config=config)
-    return getattr(factory, kind)(coursedir=coursedir, authenticator=Authenticator(config=config),
-                                  config=config, log=_QUIET)
-
-
-def _exchange(kind: str, student: dict, assignment: str | None):
-    return exchange(kind, _CLIENT["config"], student["token"], student["home"], assignment)
+    return exchange(kind, service_url=_CLIENT["url"], token=student["token"],
+                    assignment_dir=student["home"], course=COURSE_ID, assignment=assignment)
 
 
 def student_submits(student: dict, notebook: str) -> dict:
     """List, fetch ``rnn_cell``, put ``notebook`` in place, submit; the moments (monotonic)."""
     cpu = time.process_time()
     out = {"start": time.monotonic()}
-    lister = _exchange("List", student, None)
-    released = [a["assignment_id"] for a in lister.start()]
+    released = [a["assignment_id"] for a in _exchange("List", student)]
     if ASSIGNMENT not in released:
         raise RuntimeError(f"{student['name']}: {ASSIGNMENT} is not listed ({released})")
-    _exchange("FetchAssignment", student, ASSIGNMENT).start()
+    _exchange("FetchAssignment", student, ASSIGNMENT)
     path = Path(student["home"]) / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     if not path.is_file():
         raise RuntimeError(f"{student['name']}: fetch left no {path}")
     path.write_text(notebook)
     out["submit"] = time.monotonic()
-    _exchange("Submit", student, ASSIGNMENT).start()
+    _exchange("Submit", student, ASSIGNMENT)
     out["accepted"] = time.monotonic()
     out["accepted_wall"] = time.time()  # the journal's clock: when its feedback is released
     out["cpu"] = time.process_time() - cpu
@@ -325,7 +305,7 @@ def student_submits(student: dict, notebook: str) -> dict:
 def student_polls(student: dict) -> dict:
     """One fetch_feedback; whether the feedback is there now."""
     cpu = time.process_time()
-    _exchange("FetchFeedback", student, ASSIGNMENT).start()
+    _exchange("FetchFeedback", student, ASSIGNMENT)
     found = any((Path(student["home"]) / ASSIGNMENT / "feedback").glob(f"*/{ASSIGNMENT}.html"))
     return {"found": found, "at": time.monotonic(), "cpu": time.process_time() - cpu}
 
@@ -333,14 +313,10 @@ def student_polls(student: dict) -> dict:
 # --------------------------------------------------------------------------- #
 # the course and its exchange
 # --------------------------------------------------------------------------- #
-def server_config(hub_url: str) -> dict:
-    """The nbgrader configuration of a server on the hub (students', instructors'): the HTTP
-    exchange's classes, reaching the course's grading service through the hub's proxy."""
-    from rnn_exchange.plugin import factory_config
-
-    return {"ExchangeFactory": factory_config(),
-            "HttpExchange": {"service_url": f"{hub_url}/services/"
-                                            f"{grading_service('{course_id}')}/"}}
+def service_url(hub_url: str) -> str:
+    """The exchange's URL as servers on the hub are given it (``RNN_EXCHANGE_URL``): the
+    course's grading service, through the hub's proxy."""
+    return f"{hub_url}/services/{grading_service('{course_id}')}/"
 
 
 def prepare_course(base: Path, warm_kernels: bool) -> Path:
@@ -352,19 +328,21 @@ def prepare_course(base: Path, warm_kernels: bool) -> Path:
     return course
 
 
-def release(course: Path, hub: BenchHub, config: dict) -> None:
+def release(course: Path, hub: BenchHub) -> None:
     """Hand ``rnn_cell`` out over HTTP, as an instructor's formgrader would."""
+    from rnn_exchange.plugin import run as exchange
+
     hub.add_users([INSTRUCTOR], groups=[staff_group(COURSE_ID)])
     token = hub.issue_tokens([INSTRUCTOR])[INSTRUCTOR]
-    exchange("ReleaseAssignment", config, token, str(course), ASSIGNMENT,
-             course_root=str(course)).start()
+    exchange("ReleaseAssignment", service_url=service_url(hub.url), token=token,
+             assignment_dir=course, course=COURSE_ID, assignment=ASSIGNMENT, course_root=course)
 
 
 # --------------------------------------------------------------------------- #
 # one rush
 # --------------------------------------------------------------------------- #
 def drive(students: list[dict], notebooks: list[str], window: float, clients: int,
-          poll_interval: float, timeout: float, client_config: dict, client_env: dict,
+          poll_interval: float, timeout: float, url: str, client_env: dict,
           alive, progress: bool = True) -> dict:
     """Each student submits at their moment of the window, then polls until feedback."""
     n = len(students)
@@ -374,7 +352,7 @@ def drive(students: list[dict], notebooks: list[str], window: float, clients: in
     polls: Counter = Counter()
     client_cpu = 0.0
     with ProcessPoolExecutor(clients, initializer=_client_init,
-                             initargs=(client_config, client_env)) as pool:
+                             initargs=(url, client_env)) as pool:
         # warm the clients (imports) before the window opens
         list(pool.map(time.sleep, [0.01] * clients))
         started = time.monotonic()
@@ -483,8 +461,7 @@ def rush(students=500, minutes=10.0, workers=None, scheduler=None, clients=2,
                    RNN_COURSE_EXCHANGE=str(base / "private"), **hub.service_env(name))
         service = Service(course, env, base / "serve.log", f"{hub.url}/services/{name}/",
                           workers, scheduler)
-        config = server_config(hub.url)
-        release(course, hub, config)
+        release(course, hub)
         load_before = loadavg()
         cpu1 = children_cpu()  # hub set-up's children (release) are counted before this
 
@@ -496,7 +473,7 @@ def rush(students=500, minutes=10.0, workers=None, scheduler=None, clients=2,
         own = time.process_time()
         try:
             run = drive(people, notebooks, window, clients, poll_interval, timeout,
-                        config, clean_env(), alive)
+                        service_url(hub.url), clean_env(), alive)
             load_after = loadavg()
             own = time.process_time() - own
             cpu2 = children_cpu()  # + the client processes, now waited for
