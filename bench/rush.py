@@ -166,40 +166,43 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def become_subreaper() -> bool:
-    """Orphans of our descendants come to us (Linux's PR_SET_CHILD_SUBREAPER), so that the CPU
-    of a pool worker or kernel whose parent was killed first is still counted when we reap it."""
+def subreaper(on: bool) -> bool:
+    """Orphans of our descendants come to us (Linux's PR_SET_CHILD_SUBREAPER) while ``on``, so
+    that the CPU of a pool worker or kernel whose parent was killed first is still counted
+    when we reap it; whether it worked."""
     try:
         import ctypes
 
-        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+        return ctypes.CDLL(None, use_errno=True).prctl(36, int(on), 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
 
-def reap_orphans(keep, wait_s: float = 10.0) -> None:
-    """Kill and reap what is left of the service's tree that was handed to us (not ``keep``)."""
-    me, end = os.getpid(), time.monotonic() + wait_s
-    while True:
-        left = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) in keep:
-                continue
+def my_children() -> set[int]:
+    """The processes whose parent is this one (zombies included)."""
+    me, out = os.getpid(), set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        out.add(int(entry))
+            except (OSError, IndexError, ValueError):
                 continue
-            if int(fields[1]) == me:
-                left.append(int(entry))
+    return out
+
+
+def reap_orphans(keep: set[int], wait_s: float = 10.0) -> None:
+    """Reap the service's processes handed to us (our children not in ``keep``: those we had
+    before it started, the hub); any still alive after ``wait_s`` is killed first."""
+    end = time.monotonic() + wait_s
+    while left := my_children() - keep:
         for pid in left:
             try:
                 if os.waitpid(pid, os.WNOHANG)[0] == 0 and time.monotonic() > end:
                     os.kill(pid, signal.SIGKILL)
             except (ChildProcessError, ProcessLookupError):
-                pass
-        if not left:
-            return
+                keep.add(pid)  # not ours to wait for after all
         time.sleep(0.1)
 
 
@@ -434,7 +437,8 @@ def rush(students=500, minutes=10.0, workers=None, scheduler=None, clients=2,
     hub = BenchHub({name: {"url": f"http://127.0.0.1:{port}", "token": secrets.token_hex(32),
                            "scopes": SERVICE_SCOPES}}, base=base / "hub")
     (base / "hub").mkdir()
-    subreaper = become_subreaper()
+    had = my_children()
+    reaping = subreaper(True)
     cpu0 = children_cpu()
     try:
         course = prepare_course(base, warm_kernels)
@@ -485,8 +489,9 @@ def rush(students=500, minutes=10.0, workers=None, scheduler=None, clients=2,
                 os.killpg(service.proc.pid, signal.SIGKILL)  # what is left of its group
             except OSError:
                 pass
-            if subreaper:
-                reap_orphans(keep={hub.proc.pid})
+            if reaping:
+                reap_orphans(keep=had | {hub.proc.pid})
+                subreaper(False)
         cpu3 = children_cpu()  # + the service's whole tree
         log = service.log.read_text()
         if log_copy is not None:
