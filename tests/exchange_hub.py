@@ -1,8 +1,7 @@
 """A one-machine hub in temporary folders: course, nbgrader exchange, a student's home.
 
-Shared by the exchange round trip (``test_exchange``), the grading service
-(``test_serve``) and the deadline-rush benchmark (``bench.rush``).  The
-exchange root is configured the way docs/jupyterhub.md says (the
+Shared by the exchange round trip (``test_exchange``) and the grading service
+(``test_serve``).  The exchange root is configured the way docs/jupyterhub.md says (the
 ``RNN_COURSE_EXCHANGE`` variable read by the course's ``nbgrader_config.py``,
 a course id of its own, a world-writable sticky folder), and the student has
 a home, a working folder and an ``nbgrader_config.py`` of their own.  When
