@@ -36,25 +36,28 @@ KEEP = (Path(sys.prefix), REPO / "autograder", REPO / "rnn_course")
 ISOLATE = r"""
 set -eu
 hide=$1; keep=$2; shift 2
-mount -t tmpfs -o mode=1777,size=2g tmpfs /tmp
-mkdir /tmp/.keep
+# the paths to keep are bound aside first (under /mnt, outside /tmp and the hidden
+# folders): a checkout under /tmp (a fresh clone in mktemp's folder) keeps its .venv
+mount -t tmpfs -o mode=700,size=1m tmpfs /mnt
 IFS=:
 i=0
 for p in $keep; do
-  i=$((i+1)); mkdir "/tmp/.keep/$i"; mount --rbind "$p" "/tmp/.keep/$i"
+  i=$((i+1)); mkdir "/mnt/$i"; mount --rbind "$p" "/mnt/$i"
 done
+mount -t tmpfs -o mode=1777,size=2g tmpfs /tmp
 for h in $hide; do
+  case "$h" in /tmp/*) mkdir -p "$h";; esac  # (in the new /tmp: a checkout under /tmp)
   [ -d "$h" ] && mount -t tmpfs -o mode=755,size=1m tmpfs "$h"
 done
 i=0
 for p in $keep; do
-  i=$((i+1)); mkdir -p "$p"; mount --move "/tmp/.keep/$i" "$p"
+  i=$((i+1)); mkdir -p "$p"; mount --move "/mnt/$i" "$p"
   mount -o remount,bind,ro "$p"
 done
 for h in $hide; do
   [ -d "$h" ] && mount -o remount,ro "$h"
 done
-rm -rf /tmp/.keep
+umount /mnt
 unset IFS
 exec "$@"
 """
