@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,13 +44,6 @@ ADMIN_SCOPES = ["admin:users", "admin:groups", "tokens", "list:services", "read:
 TOKEN_THREADS = 8
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 that the kernel says is free now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class HubAPIError(RuntimeError):
     """A call to the hub's REST API failed: its method, path, status and answer."""
 
@@ -67,7 +59,7 @@ class BenchHub:
     def __init__(self, services: dict[str, dict] | None = None, *, base: Path | None = None):
         self.base = Path(base or tempfile.mkdtemp(prefix="bench-hub-"))
         self.services = dict(services or {})
-        self.ports = {"hub": free_port(), "proxy_api": free_port(), "hub_api": free_port()}
+        self.ports = hubtools.free_ports()  # make hub's: the hub's, its proxy's, its API's
         self.admin_token = secrets.token_hex(32)
         self.proc: subprocess.Popen | None = None
         self.log_path = self.base / "jupyterhub.log"

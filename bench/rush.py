@@ -72,7 +72,7 @@ from bench import (
     verdict,
     write_json,
 )
-from bench.minihub import BenchHub, free_port
+from bench.minihub import BenchHub, hubtools
 
 ASSIGNMENT = "rnn_cell"
 COURSE_ID = "rnn-course-rush"
@@ -433,7 +433,7 @@ def rush(students=500, minutes=10.0, workers=None, scheduler=None, clients=2,
     base = Path(tempfile.mkdtemp(prefix="bench-rush-"))
     base.chmod(0o755)
     name = grading_service(COURSE_ID)
-    port = free_port()
+    port = hubtools.free_ports(("grading_service",))["grading_service"]
     hub = BenchHub({name: {"url": f"http://127.0.0.1:{port}", "token": secrets.token_hex(32),
                            "scopes": SERVICE_SCOPES}}, base=base / "hub")
     (base / "hub").mkdir()

@@ -21,11 +21,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from postgres_cluster import free_port  # the tests' one home of a free port
 
 REPO = Path(__file__).resolve().parents[1]
 KEEP = (Path(sys.prefix), REPO / "autograder", REPO / "rnn_course")
@@ -67,12 +68,6 @@ def isolated(argv: list[str], hide: list[Path], keep=KEEP) -> list[str]:
     """``argv`` run in a mount namespace of its own that hides ``hide`` (see the module)."""
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", ISOLATE, "sh",
             ":".join(map(str, hide)), ":".join(map(str, keep)), *argv]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:
