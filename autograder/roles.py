@@ -53,6 +53,13 @@ def grading_service(course: str) -> str:
     return f"{course}-grader"
 
 
+def exchange_url(hub_url: str, placeholder: str = "{course_id}") -> str:
+    """The HTTP exchange's URL as users' servers are given it (``RNN_EXCHANGE_URL``): a
+    course's grading service through the hub's proxy at ``hub_url``, with ``placeholder``
+    where the exchange plugin puts the course id."""
+    return f"{hub_url.rstrip('/')}/services/{grading_service(placeholder)}/"
+
+
 def course_roles(groups) -> dict[str, str]:
     """``{course: STUDENT or STAFF}`` from a hub user's group names (staff wins over student)."""
     roles: dict[str, str] = {}

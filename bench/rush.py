@@ -60,7 +60,7 @@ from datetime import timezone
 from pathlib import Path
 
 from autograder.pipeline.coordinator.runner import default_workers
-from autograder.roles import grading_service, staff_group, student_group
+from autograder.roles import exchange_url, grading_service, staff_group, student_group
 from bench import (
     RESULTS,
     clean_env,
@@ -319,7 +319,7 @@ def student_polls(student: dict) -> dict:
 def service_url(hub_url: str) -> str:
     """The exchange's URL as servers on the hub are given it (``RNN_EXCHANGE_URL``): the
     course's grading service, through the hub's proxy."""
-    return f"{hub_url}/services/{grading_service('{course_id}')}/"
+    return exchange_url(hub_url)
 
 
 def prepare_course(base: Path, warm_kernels: bool) -> Path:

@@ -44,7 +44,12 @@ from postgres_cluster import free_port  # noqa: E402
 from test_serve import CLI, UNSAFE, Served  # noqa: E402  (the service, as test_serve runs it)
 
 from autograder.pipeline.scoring import parse_timestamp  # noqa: E402
-from autograder.roles import grading_service, staff_group, student_group  # noqa: E402
+from autograder.roles import (  # noqa: E402
+    exchange_url,
+    grading_service,
+    staff_group,
+    student_group,
+)
 from rnn_exchange.plugin import configure, factory_config, run  # noqa: E402
 from rnn_exchange.protocol import API, pack  # noqa: E402
 
@@ -184,7 +189,7 @@ class Service(Served):
                         JUPYTERHUB_CLIENT_ID=f"service-{SERVICE}",
                         JUPYTERHUB_HOST="", JUPYTERHUB_BASE_URL="/")
         self.url = f"http://127.0.0.1:{self.port}/services/{SERVICE}/"
-        self.template = f"http://127.0.0.1:{self.port}/services/{grading_service('{course_id}')}/"
+        self.template = exchange_url(f"http://127.0.0.1:{self.port}")
         self.start()
 
     def start(self):

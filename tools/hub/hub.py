@@ -193,7 +193,7 @@ class Settings:
     @property
     def exchange_url(self) -> str:
         """The HTTP exchange's URL, through the hub, with ``{course_id}`` in it."""
-        return f"{self.url}/services/{roles.grading_service('{course_id}')}/"
+        return roles.exchange_url(self.url)
 
     @property
     def jupyter_config(self) -> Path:

@@ -22,7 +22,7 @@ import os
 import socket
 import sys
 
-from autograder.roles import grading_service, student_group
+from autograder.roles import exchange_url, grading_service, student_group
 
 c = get_config()  # noqa: F821
 
@@ -59,7 +59,7 @@ c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
 # expands {...} in these values: {{course_id}} reaches the server as {course_id}, which the
 # exchange plugin fills in
 c.KubeSpawner.environment = {
-    "RNN_EXCHANGE_URL": f"{proxy}/services/{grading_service('{{course_id}}')}/",
+    "RNN_EXCHANGE_URL": exchange_url(proxy, placeholder="{{course_id}}"),
     "RNN_EXCHANGE_COURSES": course,
 }
 
